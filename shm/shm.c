@@ -1,0 +1,266 @@
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shm.h"
+
+static size_t
+shm_round(size_t n, size_t a)
+{
+	return (n + a - 1) / a * a;
+}
+
+size_t
+shm_table_size(uint32_t nslots)
+{
+	return shm_round(sizeof(struct shm_header), 64) +
+	    (size_t)nslots * sizeof(struct shm_slot);
+}
+
+static void
+shm_set(struct shm_table *t, void *base, size_t size, const char *name)
+{
+	t->hdr = base;
+	t->slots = (struct shm_slot *)((char *)base +
+	    shm_round(sizeof(struct shm_header), 64));
+	t->nslots = t->hdr->nslots;
+	t->size = size;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+}
+
+/*
+ * Create a new table; an object left by a crashed master with the same name
+ * is replaced.  Returns 0, or -1 with errno set.
+ */
+int
+shm_create(struct shm_table *t, const char *name, uint32_t nslots)
+{
+	struct shm_header	*h;
+	size_t			 size;
+	void			*base;
+	int			 fd, saved;
+
+	memset(t, 0, sizeof(*t));
+	if (nslots == 0 || strlen(name) >= sizeof(t->name)) {
+		errno = EINVAL;
+		return -1;
+	}
+	size = shm_table_size(nslots);
+	(void)shm_unlink(name);
+	if ((fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1)
+		return -1;
+	if (ftruncate(fd, (off_t)size) == -1)
+		goto fail;
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED)
+		goto fail;
+	close(fd);
+
+	/* ftruncate zero-fills: every slot starts SHM_FREE. */
+	h = base;
+	h->version = SHM_VERSION;
+	h->header_size = sizeof(struct shm_header);
+	h->slot_size = sizeof(struct shm_slot);
+	h->nslots = nslots;
+	h->total_size = size;
+	atomic_store(&h->master_pid, (int64_t)getpid());
+	/* Magic last: a reader that sees it sees a complete header. */
+	atomic_thread_fence(memory_order_release);
+	h->magic = SHM_MAGIC;
+
+	shm_set(t, base, size, name);
+	t->owner = 1;
+	return 0;
+fail:
+	saved = errno;
+	close(fd);
+	shm_unlink(name);
+	errno = saved;
+	return -1;
+}
+
+/* Returns 0 if the header describes a table this build understands. */
+int
+shm_validate(const struct shm_header *h, size_t mapped)
+{
+	if (mapped < sizeof(*h))
+		return -1;
+	if (h->magic != SHM_MAGIC || h->version != SHM_VERSION)
+		return -1;
+	if (h->header_size != sizeof(struct shm_header) ||
+	    h->slot_size != sizeof(struct shm_slot) || h->nslots == 0)
+		return -1;
+	if (h->total_size != shm_table_size(h->nslots) ||
+	    h->total_size > mapped)
+		return -1;
+	return 0;
+}
+
+int
+shm_attach(struct shm_table *t, const char *name)
+{
+	struct stat	 st;
+	void		*base;
+	int		 fd, saved;
+
+	memset(t, 0, sizeof(*t));
+	if (strlen(name) >= sizeof(t->name)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((fd = shm_open(name, O_RDWR | O_CLOEXEC, 0)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if ((size_t)st.st_size < sizeof(struct shm_header)) {
+		errno = EPROTO;
+		goto fail;
+	}
+	base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+	    MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED)
+		goto fail;
+	close(fd);
+	atomic_thread_fence(memory_order_acquire);
+	if (shm_validate(base, (size_t)st.st_size) == -1) {
+		munmap(base, (size_t)st.st_size);
+		errno = EPROTO;
+		return -1;
+	}
+	shm_set(t, base, (size_t)st.st_size, name);
+	return 0;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+void
+shm_detach(struct shm_table *t)
+{
+	if (t->hdr != NULL)
+		munmap(t->hdr, t->size);
+	t->hdr = NULL;
+	t->slots = NULL;
+	t->nslots = 0;
+}
+
+int
+shm_unlink_table(struct shm_table *t)
+{
+	if (t->name[0] == '\0')
+		return 0;
+	return shm_unlink(t->name);
+}
+
+struct shm_slot *
+shm_slot(struct shm_table *t, uint32_t i)
+{
+	if (i >= t->nslots)
+		return NULL;
+	return &t->slots[i];
+}
+
+/* Clear a slot for reuse, keeping its generation. */
+void
+shm_slot_reset(struct shm_slot *s)
+{
+	uint32_t gen = atomic_load(&s->gen);
+
+	memset((char *)s + offsetof(struct shm_slot, worker), 0,
+	    sizeof(*s) - offsetof(struct shm_slot, worker));
+	atomic_store(&s->gen, gen + 1);
+	atomic_store_explicit(&s->state, SHM_FREE, memory_order_release);
+}
+
+int
+shm_addr_from_sa(struct shm_addr *a, const struct sockaddr *sa)
+{
+	memset(a, 0, sizeof(*a));
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)sa;
+
+		a->family = AF_INET;
+		a->port = ntohs(sin->sin_port);
+		memcpy(a->addr, &sin->sin_addr, 4);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)sa;
+
+		a->family = AF_INET6;
+		a->port = ntohs(sin6->sin6_port);
+		a->scope_id = sin6->sin6_scope_id;
+		memcpy(a->addr, &sin6->sin6_addr, 16);
+		return 0;
+	}
+	return -1;
+}
+
+socklen_t
+shm_addr_to_sa(const struct shm_addr *a, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		struct sockaddr_in *sin = (void *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(a->port);
+		memcpy(&sin->sin_addr, a->addr, 4);
+		return sizeof(*sin);
+	}
+	if (a->family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (void *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(a->port);
+		sin6->sin6_scope_id = a->scope_id;
+		memcpy(&sin6->sin6_addr, a->addr, 16);
+		return sizeof(*sin6);
+	}
+	return 0;
+}
+
+int
+shm_addr_eq_sa(const struct shm_addr *a, const struct sockaddr *sa)
+{
+	if (sa->sa_family != a->family)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)sa;
+
+		return ntohs(sin->sin_port) == a->port &&
+		    memcmp(&sin->sin_addr, a->addr, 4) == 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)sa;
+
+		return ntohs(sin6->sin6_port) == a->port &&
+		    memcmp(&sin6->sin6_addr, a->addr, 16) == 0;
+	}
+	return 0;
+}
+
+/* The address without its port, for display. */
+const char *
+shm_addr_ntop(const struct shm_addr *a, char *buf, size_t len)
+{
+	if (a->family != AF_INET && a->family != AF_INET6) {
+		if (len > 0)
+			buf[0] = '\0';
+		return buf;
+	}
+	if (inet_ntop(a->family, a->addr, buf, (socklen_t)len) == NULL &&
+	    len > 0)
+		buf[0] = '\0';
+	return buf;
+}

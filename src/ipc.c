@@ -1,0 +1,172 @@
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ipc.h"
+
+/* The exact size of a message of this type, or 0 for an unknown type. */
+size_t
+ipc_size(uint16_t type)
+{
+	switch (type) {
+	case IPC_READY:
+	case IPC_ACTIVE:
+	case IPC_REMOVED:
+	case IPC_ADD:
+	case IPC_REMOVE:
+	case IPC_SHUTDOWN:
+	case IPC_SETLOG:
+		return sizeof(struct ipc_hdr);
+	case IPC_ERROR:
+		return sizeof(struct ipc_error);
+	}
+	return 0;
+}
+
+void
+ipc_init(struct ipc_hdr *h, uint16_t type, uint32_t wgen, uint32_t slot,
+    uint32_t slot_gen)
+{
+	memset(h, 0, ipc_size(type) ? ipc_size(type) : sizeof(*h));
+	h->version = IPC_VERSION;
+	h->type = type;
+	h->len = (uint32_t)ipc_size(type);
+	h->wgen = wgen;
+	h->slot = slot;
+	h->slot_gen = slot_gen;
+}
+
+/* Send one message with up to IPC_MAXFDS descriptors.  0 or -1. */
+int
+ipc_send(int sock, const struct ipc_hdr *h, const int *fds, int nfds)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int) * IPC_MAXFDS)];
+	} cm;
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	ssize_t		 n;
+
+	if (nfds < 0 || nfds > IPC_MAXFDS || h->len < sizeof(*h)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = (void *)h;
+	iov.iov_len = h->len;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (nfds > 0) {
+		struct cmsghdr *c;
+
+		memset(&cm, 0, sizeof(cm));
+		msg.msg_control = cm.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+	}
+	do {
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1)
+		return -1;
+	if ((size_t)n != h->len) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Receive one message into buf and any descriptors into fds (*nfds in: room,
+ * out: received).  Returns the message length, 0 at end of file, -1 on error
+ * (EAGAIN when there is nothing to read).  Descriptors that do not fit are
+ * closed.  The message is not validated: call ipc_check.
+ */
+ssize_t
+ipc_recv(int sock, void *buf, size_t len, int *fds, int *nfds)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int) * IPC_MAXFDS)];
+	} cm;
+	struct msghdr	 msg;
+	struct cmsghdr	*c;
+	struct iovec	 iov;
+	ssize_t		 n;
+	int		 room = *nfds, got = 0;
+
+	*nfds = 0;
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = buf;
+	iov.iov_len = len;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	do {
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	} while (n == -1 && errno == EINTR);
+	if (n <= 0)
+		return n;
+	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		size_t	i, cnt;
+		int	fd;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < cnt; i++) {
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			if (got < room)
+				fds[got++] = fd;
+			else
+				close(fd);
+		}
+	}
+	*nfds = got;
+	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return n;
+}
+
+/*
+ * Validate a received message: known type, our version, exact size, and the
+ * descriptor count the type calls for.  0 or -1 (errno EPROTO).
+ */
+int
+ipc_check(const void *buf, size_t n, int nfds)
+{
+	struct ipc_hdr	h;
+	size_t		want;
+
+	if (n < sizeof(h))
+		goto bad;
+	memcpy(&h, buf, sizeof(h));
+	if (h.version != IPC_VERSION)
+		goto bad;
+	if ((want = ipc_size(h.type)) == 0 || h.len != want || n != want)
+		goto bad;
+	if (h.type == IPC_ADD) {
+		if (h.arg == 0 || h.arg > IPC_MAXFDS || (int)h.arg != nfds)
+			goto bad;
+	} else if (nfds != 0)
+		goto bad;
+	if (h.type == IPC_ERROR &&
+	    memchr(((const struct ipc_error *)buf)->reason, '\0',
+	    sizeof(((struct ipc_error *)0)->reason)) == NULL)
+		goto bad;
+	return 0;
+bad:
+	errno = EPROTO;
+	return -1;
+}

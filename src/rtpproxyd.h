@@ -1,0 +1,273 @@
+/*
+ * rtpproxyd: prototypes grouped by the file that defines them.
+ */
+#ifndef RTPPROXYD_H
+#define RTPPROXYD_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/queue.h>
+
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <syslog.h>
+
+#include "ipc.h"
+#include "shm.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR	"/etc"
+#endif
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR	"/run"
+#endif
+#define RTPPROXYD_CONF	SYSCONFDIR "/rtpproxyd.conf"
+
+#define __dead		__attribute__((__noreturn__))
+#define __printflike(a, b) __attribute__((__format__(__printf__, a, b)))
+
+/* gRPC status codes, used by the session layer to say what went wrong. */
+enum rp_code {
+	RP_OK = 0,
+	RP_CANCELLED = 1,
+	RP_UNKNOWN = 2,
+	RP_INVALID_ARGUMENT = 3,
+	RP_NOT_FOUND = 5,
+	RP_ALREADY_EXISTS = 6,
+	RP_RESOURCE_EXHAUSTED = 8,
+	RP_FAILED_PRECONDITION = 9,
+	RP_INTERNAL = 13,
+	RP_UNAVAILABLE = 14,
+};
+
+struct rp_error {
+	enum rp_code	code;
+	char		msg[256];
+};
+
+/* log.c */
+void	log_init(int, int, int, const char *);
+void	log_setlevel(int);
+int	log_getlevel(void);
+void	log_warn(const char *, ...) __printflike(1, 2);
+void	log_warnx(const char *, ...) __printflike(1, 2);
+void	log_notice(const char *, ...) __printflike(1, 2);
+void	log_info(const char *, ...) __printflike(1, 2);
+void	log_debug(const char *, ...) __printflike(1, 2);
+__dead void fatal(const char *, ...) __printflike(1, 2);
+__dead void fatalx(const char *, ...) __printflike(1, 2);
+int	log_level_from_name(const char *);
+const char *log_level_name(int);
+int	log_facility_from_name(const char *);
+
+/* xmalloc.c: control paths only; never returns NULL */
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xreallocarray(void *, size_t, size_t);
+char	*xstrdup(const char *);
+int	 xasprintf(char **, const char *, ...) __printflike(2, 3);
+
+/* util.c */
+int64_t	 now_ms(void);			/* CLOCK_REALTIME, ms */
+int64_t	 mono_ms(void);			/* CLOCK_MONOTONIC, ms */
+int	 set_nonblock(int);
+int	 set_cloexec(int, int);
+int	 parse_ip(const char *, uint16_t, struct sockaddr_storage *,
+	    socklen_t *);
+int	 parse_u32(const char *, uint32_t, uint32_t, uint32_t *);
+int	 utf8_valid(const char *, size_t);
+const char *sa_ntop(const struct sockaddr *, char *, size_t);
+
+/* config.c */
+#define CONF_MAX_LISTEN	8
+
+struct config {
+	char		*listen[CONF_MAX_LISTEN];	/* host:port or unix:/path */
+	int		 nlisten;
+	int		 workers;		/* 0: one per CPU */
+	uint16_t	 port_min;		/* even */
+	uint16_t	 port_max;		/* odd; RTCP of the last pair */
+	uint32_t	 max_sessions;
+	uint32_t	 idle_timeout;		/* s */
+	uint32_t	 setup_timeout;		/* s */
+	uint32_t	 stats_interval;	/* ms; 0: none by default */
+	uint32_t	 event_queue;		/* per subscriber */
+	uint32_t	 shutdown_grace;	/* s */
+	int		 log_level;		/* LOG_ERR .. LOG_DEBUG */
+	int		 log_facility;		/* LOG_DAEMON ... */
+	char		*user;
+	char		*group;
+	char		*pidfile;
+	char		*path;			/* the file it came from */
+};
+
+void	config_defaults(struct config *);
+int	config_load(struct config *, const char *, int, char *, size_t);
+int	config_parse_buf(struct config *, const char *, const char *,
+	    char *, size_t);
+void	config_free(struct config *);
+void	config_dump(const struct config *, FILE *);
+
+/* daemon.c: the Unix daemon chores */
+int	daemon_pidfile_open(const char *, pid_t *, char *, size_t);
+int	daemon_pidfile_write(int);
+void	daemon_pidfile_close(int, const char *);
+int	daemon_detach(int *);
+void	daemon_detach_done(int, int);
+int	daemon_drop_privileges(const char *, const char *, char *, size_t);
+int	daemon_raise_nofile(uint64_t, char *, size_t);
+void	daemon_notify(const char *);
+
+/* session.c: the master's session registry */
+struct session_params {
+	char			id[SHM_ID_MAX];	/* "" = make one */
+	struct sockaddr_storage	listen;		/* port 0 = allocate */
+	struct sockaddr_storage	forward;	/* family 0 = as dest, any */
+	struct sockaddr_storage	dest;
+	int			tcp;
+	int			unidirectional;
+	int			disable_rtcp;
+	uint32_t		idle_timeout_s;	/* 0: configured default */
+	uint32_t		stats_interval_ms;
+};
+
+/* A consistent copy of a slot, for replies and events. */
+struct session_snapshot {
+	uint32_t	slot;
+	uint32_t	slot_gen;
+	uint32_t	state;
+	uint32_t	worker;
+	uint32_t	flags;
+	char		id[SHM_ID_MAX];
+	struct shm_addr	listen, forward, dest, latched;
+	uint32_t	idle_timeout_s;
+	uint32_t	stats_interval_ms;
+	int64_t		created_ms;
+	int64_t		last_activity_ms;
+	char		error[SHM_REASON_MAX];
+	struct session_dirsnap {
+		uint64_t packets_received, packets_sent;
+		uint64_t bytes_received, bytes_sent;
+		uint64_t dropped_invalid, dropped_not_latched;
+		uint64_t dropped_send_error, dropped_rate_limited;
+		uint64_t non_rtp, rtcp_received, rtcp_sent;
+		uint64_t packets_expected;
+		int64_t  packets_lost;
+		double	 loss_rate, jitter_ms, avg_latency_ms, max_latency_ms;
+		int64_t  last_packet_ms;
+		uint32_t ssrc;
+	} dir[2];
+};
+
+/* Event types: numbers match rtpproxy.EventType. */
+enum session_event_type {
+	SEV_CREATED = 1,
+	SEV_STATE_CHANGED = 2,
+	SEV_STATS_UPDATE = 3,
+	SEV_ERROR = 4,
+	SEV_CLOSED = 5,
+};
+
+struct session_event {
+	enum session_event_type	 type;
+	int64_t			 timestamp_ms;
+	uint32_t		 state;
+	uint32_t		 previous_state;
+	const char		*reason;	/* may be NULL */
+	struct session_snapshot	 snap;
+};
+
+struct event_base;
+struct master;
+
+int	session_init(struct master *);
+void	session_shutdown(void);
+int	session_create(const struct session_params *,
+	    struct session_snapshot *, struct rp_error *);
+int	session_destroy(const char *, struct session_snapshot *,
+	    struct rp_error *);
+int	session_get(const char *, struct session_snapshot *,
+	    struct rp_error *);
+int	session_lookup(const char *);		/* slot or -1 */
+void	session_snapshot(uint32_t, struct session_snapshot *);
+uint32_t session_next(uint32_t);		/* in-use slot >= arg, or nslots */
+uint32_t session_count(void);
+void	session_close_all(const char *);
+void	session_worker_ready(int);
+void	session_worker_lost(int);
+void	session_ipc(int, const struct ipc_hdr *);
+void	session_reconfigure(const struct config *);
+
+/* grpcsvc.c: the gRPC service on the master's loop */
+int	grpcsvc_start(struct event_base *, const struct config *);
+void	grpcsvc_publish(const struct session_event *);
+void	grpcsvc_drain(void (*)(void));
+void	grpcsvc_stop(void);
+void	grpcsvc_reconfigure(const struct config *);
+
+/* master.c */
+struct master_worker {
+	int		 id;
+	pid_t		 pid;
+	uint32_t	 gen;
+	int		 sock;			/* -1: not running */
+	int		 ready;
+	uint16_t	 port_lo, port_hi;	/* even .. odd, inclusive */
+	int64_t		 started_ms;
+	int64_t		 respawn_at_ms;
+	int		 fast_deaths;
+	struct event	*ev;
+};
+
+struct master {
+	struct event_base	*base;
+	struct config		*conf;
+	struct shm_table	 shm;
+	struct master_worker	*workers;
+	int			 nworkers;
+	int			 stopping;
+	const char		*self;		/* path to re-exec */
+};
+
+extern struct master *master_self;
+
+int	master_main(struct config *, const char *, int);
+int	master_send(int, const struct ipc_hdr *, const int *, int);
+int	master_worker_of_port(uint16_t);
+
+/* worker.c */
+int	worker_main(int, uint32_t, const char *, int, int, int);
+void	worker_report(uint16_t, uint32_t, uint32_t, int, const char *);
+
+/* relay.c: the packet path, inside a worker */
+struct relay;
+struct relay_sess;
+
+struct relay	*relay_new(struct event_base *, struct shm_table *);
+void		 relay_free(struct relay *);
+int		 relay_add(struct relay *, uint32_t, uint32_t, int *, int);
+void		 relay_remove(struct relay *, uint32_t);
+int		 relay_count(const struct relay *);
+
+/* rtpstat.c: RFC 3550 statistics (pure functions on shm state) */
+#define RTP_HDR_MIN	12
+struct rtp_info {
+	uint8_t		 pt;
+	uint8_t		 marker;
+	uint16_t	 seq;
+	uint32_t	 ts;
+	uint32_t	 ssrc;
+	size_t		 hdrlen;	/* header incl. CSRCs and extension */
+	size_t		 padlen;
+};
+
+int	rtp_parse(const uint8_t *, size_t, struct rtp_info *);
+int	rtcp_check(const uint8_t *, size_t);
+uint32_t rtp_clock_rate(uint8_t);
+void	rtpstat_update(struct shm_dir *, const struct rtp_info *, int64_t);
+double	rtpstat_loss_rate(const struct shm_dir *);
+
+#endif
