@@ -1,1 +1,730 @@
+/*
+ * The master process: configuration, the session table, the gRPC service,
+ * and the supervision of the workers it fork+execs.  Everything runs on one
+ * libevent loop; gRPC's own threads only hand completions to it.
+ */
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
 #include "rtpproxyd.h"
+
+#define MASTER_FAST_DEATH_MS	2000	/* died this soon: throttle */
+#define MASTER_RESPAWN_MAX_MS	30000
+#define MASTER_STOP_WAIT_S	5	/* then SIGKILL the workers */
+
+struct master_msg {
+	TAILQ_ENTRY(master_msg)	 entry;
+	struct ipc_hdr		 hdr;
+	int			 fds[IPC_MAXFDS];
+	int			 nfds;
+};
+
+struct master	*master_self;
+
+static void	master_spawn(struct master_worker *);
+static void	master_worker_closed(struct master_worker *);
+static void	master_check_stopped(void);
+
+static uint32_t	master_gen;	/* increases with every spawn */
+static int	master_foreground;
+
+void
+master_worker_range(int id, uint16_t *lo, uint16_t *hi)
+{
+	struct master	*m = master_self;
+	uint32_t	 pairs, first, last;
+
+	pairs = ((uint32_t)m->conf->port_max - m->conf->port_min + 1) / 2;
+	first = pairs * (uint32_t)id / (uint32_t)m->nworkers;
+	last = pairs * (uint32_t)(id + 1) / (uint32_t)m->nworkers;
+	*lo = (uint16_t)(m->conf->port_min + first * 2);
+	*hi = (uint16_t)(m->conf->port_min + last * 2 - 1);
+}
+
+/* The worker whose range holds port, or -1 outside the range. */
+int
+master_worker_of_port(uint16_t port)
+{
+	struct master	*m = master_self;
+	int		 i;
+
+	if (port < m->conf->port_min || port > m->conf->port_max)
+		return -1;
+	for (i = 0; i < m->nworkers; i++)
+		if (port >= m->workers[i].port_lo &&
+		    port <= m->workers[i].port_hi)
+			return i;
+	return -1;
+}
+
+int
+master_worker_ready(int id)
+{
+	return master_self->workers[id].ready;
+}
+
+static int
+master_flush(struct master_worker *mw)
+{
+	struct master_msg *q;
+
+	while ((q = TAILQ_FIRST(&mw->outq)) != NULL) {
+		if (ipc_send(mw->sock, &q->hdr, q->fds, q->nfds) == -1) {
+			if (errno == EAGAIN || errno == ENOBUFS)
+				break;
+			return -1;
+		}
+		TAILQ_REMOVE(&mw->outq, q, entry);
+		while (q->nfds > 0)
+			close(q->fds[--q->nfds]);
+		free(q);
+	}
+	if (TAILQ_EMPTY(&mw->outq))
+		event_del(mw->wev);
+	else
+		event_add(mw->wev, NULL);
+	return 0;
+}
+
+static void
+master_writable(evutil_socket_t fd, short ev, void *arg)
+{
+	struct master_worker *mw = arg;
+
+	if (master_flush(mw) == -1) {
+		log_warn("worker %d: event socket", mw->id);
+		kill(mw->pid, SIGKILL);
+	}
+}
+
+/*
+ * Send a message to worker id, stamped with its generation.  When the
+ * socket is full the message waits in order, with copies of its
+ * descriptors, so the caller may close its own at once.  -1 if the worker
+ * is not running or not ready.
+ */
+int
+master_send(int id, struct ipc_hdr *h, const int *fds, int nfds)
+{
+	struct master_worker	*mw = &master_self->workers[id];
+	struct master_msg	*q;
+	int			 i;
+
+	if (mw->sock == -1 || !mw->ready)
+		return -1;
+	h->wgen = mw->gen;
+	if (TAILQ_EMPTY(&mw->outq)) {
+		if (ipc_send(mw->sock, h, fds, nfds) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != ENOBUFS) {
+			log_warn("worker %d: send", id);
+			return -1;
+		}
+	}
+	q = xcalloc(1, sizeof(*q));
+	memcpy(&q->hdr, h, sizeof(q->hdr));
+	for (i = 0; i < nfds; i++) {
+		if ((q->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0)) == -1) {
+			log_warn("worker %d: dup", id);
+			while (i > 0)
+				close(q->fds[--i]);
+			free(q);
+			return -1;
+		}
+	}
+	q->nfds = nfds;
+	TAILQ_INSERT_TAIL(&mw->outq, q, entry);
+	event_add(mw->wev, NULL);
+	return 0;
+}
+
+static void
+master_all_ready(void)
+{
+	struct master *m = master_self;
+
+	if (m->started)
+		return;
+	m->started = 1;
+	log_info("all %d workers ready", m->nworkers);
+	daemon_detach_done(m->notify_fd, 1);
+	m->notify_fd = -1;
+	daemon_notify("READY=1");
+}
+
+static void
+master_readable(evutil_socket_t fd, short ev, void *arg)
+{
+	struct master_worker	*mw = arg;
+	union {
+		struct ipc_hdr	h;
+		char		buf[IPC_MAXMSG];
+	} msg;
+	int			 fds[IPC_MAXFDS], nfds, i;
+	ssize_t			 n;
+
+	for (i = 0; i < 256; i++) {
+		nfds = IPC_MAXFDS;
+		n = ipc_recv(fd, msg.buf, sizeof(msg.buf), fds, &nfds);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n == 0) {
+			/* SIGCHLD does the rest. */
+			event_del(mw->ev);
+			return;
+		}
+		if (n == -1 || ipc_check(msg.buf, (size_t)n, nfds) == -1 ||
+		    msg.h.type >= IPC_ADD) {
+			/* Our own peer talks nonsense: a bug; replace it. */
+			log_warnx("worker %d (pid %ld): malformed message, "
+			    "restarting it", mw->id, (long)mw->pid);
+			while (nfds > 0)
+				close(fds[--nfds]);
+			event_del(mw->ev);
+			kill(mw->pid, SIGKILL);
+			return;
+		}
+		if (msg.h.wgen != mw->gen) {
+			log_debug("worker %d: stale message (generation %u, "
+			    "now %u)", mw->id, msg.h.wgen, mw->gen);
+			continue;
+		}
+		if (msg.h.type == IPC_READY) {
+			if (mw->ready)
+				continue;
+			mw->ready = 1;
+			master_self->nready++;
+			log_info("worker %d ready (pid %ld, generation %u, "
+			    "ports %u-%u)", mw->id, (long)mw->pid, mw->gen,
+			    mw->port_lo, mw->port_hi);
+			session_worker_ready(mw->id);
+			if (master_self->nready == master_self->nworkers)
+				master_all_ready();
+			continue;
+		}
+		session_ipc(mw->id, &msg.h);
+	}
+}
+
+static void
+master_respawn_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	master_spawn(arg);
+}
+
+static void
+master_spawn(struct master_worker *mw)
+{
+	struct master	*m = master_self;
+	char		 a_id[16], a_gen[16], a_lvl[16], a_fac[16];
+	char		*argv[9];
+	sigset_t	 all;
+	int		 sv[2], bufsz = 4 * 1024 * 1024;
+	pid_t		 pid;
+
+	if (m->stopping)
+		return;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("worker %d: socketpair", mw->id);
+		goto retry;
+	}
+	/* Session hand-over bursts (a restore) must not block either side. */
+	if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &bufsz,
+	    sizeof(bufsz)) == -1)
+		(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsz,
+		    sizeof(bufsz));
+	mw->gen = ++master_gen;
+	snprintf(a_id, sizeof(a_id), "%d", mw->id);
+	snprintf(a_gen, sizeof(a_gen), "%u", mw->gen);
+	snprintf(a_lvl, sizeof(a_lvl), "%d", log_getlevel());
+	snprintf(a_fac, sizeof(a_fac), "%d", m->conf->log_facility);
+	argv[0] = m->self;
+	argv[1] = (char *)"--worker";
+	argv[2] = a_id;
+	argv[3] = a_gen;
+	argv[4] = m->shm.name;
+	argv[5] = a_lvl;
+	argv[6] = a_fac;
+	argv[7] = (char *)(master_foreground ? "1" : "0");
+	argv[8] = NULL;
+
+	pid = fork();
+	if (pid == -1) {
+		log_warn("worker %d: fork", mw->id);
+		close(sv[0]);
+		close(sv[1]);
+		goto retry;
+	}
+	if (pid == 0) {
+		/* Only async-signal-safe calls until exec: gRPC has threads. */
+		if (sv[1] == IPC_FD) {
+			if (fcntl(IPC_FD, F_SETFD, 0) == -1)
+				_exit(127);
+		} else if (dup2(sv[1], IPC_FD) == -1)
+			_exit(127);
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		execv(m->self, argv);
+		_exit(127);
+	}
+	close(sv[1]);
+	mw->pid = pid;
+	mw->sock = sv[0];
+	mw->ready = 0;
+	mw->started_ms = mono_ms();
+	if (set_nonblock(mw->sock) == -1)
+		fatal("worker %d: nonblock", mw->id);
+	mw->ev = event_new(m->base, mw->sock, EV_READ | EV_PERSIST,
+	    master_readable, mw);
+	mw->wev = event_new(m->base, mw->sock, EV_WRITE, master_writable, mw);
+	if (mw->ev == NULL || mw->wev == NULL)
+		fatalx("worker %d: event_new", mw->id);
+	event_add(mw->ev, NULL);
+	log_debug("worker %d started (pid %ld, generation %u)", mw->id,
+	    (long)pid, mw->gen);
+	return;
+retry:
+	mw->respawn_at_ms = mono_ms() + 1000;
+	{
+		struct timeval tv = { 1, 0 };
+
+		evtimer_add(mw->respawn_ev, &tv);
+	}
+}
+
+static void
+master_worker_closed(struct master_worker *mw)
+{
+	struct master_msg *q;
+
+	if (mw->ready)
+		master_self->nready--;
+	mw->ready = 0;
+	if (mw->ev != NULL) {
+		event_free(mw->ev);
+		event_free(mw->wev);
+		mw->ev = mw->wev = NULL;
+	}
+	while ((q = TAILQ_FIRST(&mw->outq)) != NULL) {
+		TAILQ_REMOVE(&mw->outq, q, entry);
+		while (q->nfds > 0)
+			close(q->fds[--q->nfds]);
+		free(q);
+	}
+	if (mw->sock != -1)
+		close(mw->sock);
+	mw->sock = -1;
+	mw->pid = -1;
+}
+
+static void
+master_reap(evutil_socket_t sig, short ev, void *arg)
+{
+	struct master		*m = master_self;
+	struct master_worker	*mw;
+	struct timeval		 tv;
+	int64_t			 lived, delay;
+	pid_t			 pid;
+	int			 status, i, was_ready;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		mw = NULL;
+		for (i = 0; i < m->nworkers; i++)
+			if (m->workers[i].pid == pid)
+				mw = &m->workers[i];
+		if (mw == NULL)
+			continue;
+		lived = mono_ms() - mw->started_ms;
+		was_ready = mw->ready;
+		if (m->stopping) {
+			log_debug("worker %d (pid %ld) stopped", mw->id,
+			    (long)pid);
+		} else if (WIFSIGNALED(status))
+			log_warnx("worker %d (pid %ld) killed by signal %d",
+			    mw->id, (long)pid, WTERMSIG(status));
+		else
+			log_warnx("worker %d (pid %ld) exited with status %d",
+			    mw->id, (long)pid, WEXITSTATUS(status));
+		master_worker_closed(mw);
+		session_worker_lost(mw->id);
+		if (m->stopping)
+			continue;
+		/*
+		 * A worker that dies young (or before it was ready) more
+		 * than once in a row waits longer each time.
+		 */
+		if (lived < MASTER_FAST_DEATH_MS || !was_ready)
+			mw->fast_deaths++;
+		else
+			mw->fast_deaths = 0;
+		if (mw->fast_deaths <= 1) {
+			master_spawn(mw);
+			continue;
+		}
+		delay = 100LL << (mw->fast_deaths < 10 ? mw->fast_deaths : 10);
+		if (delay > MASTER_RESPAWN_MAX_MS)
+			delay = MASTER_RESPAWN_MAX_MS;
+		log_warnx("worker %d died %d times in a row soon after "
+		    "start; respawning in %lld ms", mw->id, mw->fast_deaths,
+		    (long long)delay);
+		tv.tv_sec = delay / 1000;
+		tv.tv_usec = (delay % 1000) * 1000;
+		evtimer_add(mw->respawn_ev, &tv);
+	}
+	if (m->stopping)
+		master_check_stopped();
+}
+
+static void
+master_check_stopped(void)
+{
+	struct master	*m = master_self;
+	int		 i;
+
+	for (i = 0; i < m->nworkers; i++)
+		if (m->workers[i].pid > 0)
+			return;
+	event_base_loopbreak(m->base);
+}
+
+static void
+master_kill_workers(int sig)
+{
+	struct master	*m = master_self;
+	int		 i;
+
+	for (i = 0; i < m->nworkers; i++)
+		if (m->workers[i].pid > 0)
+			kill(m->workers[i].pid, sig);
+}
+
+static void
+master_stop_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	log_warnx("workers did not stop in %d s; killing them",
+	    MASTER_STOP_WAIT_S);
+	master_kill_workers(SIGKILL);
+}
+
+/* Sessions and gRPC are wound down: stop the workers. */
+static void
+master_grpc_drained(void)
+{
+	struct master	*m = master_self;
+	struct ipc_hdr	 h;
+	struct timeval	 tv = { MASTER_STOP_WAIT_S, 0 };
+	int		 i;
+
+	for (i = 0; i < m->nworkers; i++) {
+		struct master_worker *mw = &m->workers[i];
+
+		if (mw->pid <= 0)
+			continue;
+		ipc_init(&h, IPC_SHUTDOWN, mw->gen, 0, 0);
+		if (mw->sock == -1 || ipc_send(mw->sock, &h, NULL, 0) == -1)
+			kill(mw->pid, SIGTERM);
+	}
+	event_base_once(m->base, -1, EV_TIMEOUT, master_stop_timeout, NULL,
+	    &tv);
+	master_check_stopped();
+}
+
+static void
+master_stop(evutil_socket_t sig, short ev, void *arg)
+{
+	struct master	*m = master_self;
+	int		 i;
+
+	if (m->stopping) {
+		log_notice("received signal %d again: stopping now",
+		    (int)sig);
+		m->stopping = 2;
+		master_kill_workers(SIGKILL);
+		event_base_loopbreak(m->base);
+		return;
+	}
+	log_notice("received signal %d: stopping (again to stop at once)",
+	    (int)sig);
+	daemon_notify("STOPPING=1");
+	m->stopping = 1;
+	for (i = 0; i < m->nworkers; i++)
+		evtimer_del(m->workers[i].respawn_ev);
+	session_close_all("shutdown");
+	grpcsvc_drain(master_grpc_drained);
+}
+
+static int
+master_listen_equal(const struct config *a, const struct config *b)
+{
+	int i;
+
+	if (a->nlisten != b->nlisten)
+		return 0;
+	for (i = 0; i < a->nlisten; i++)
+		if (strcmp(a->listen[i], b->listen[i]) != 0)
+			return 0;
+	return 1;
+}
+
+static int
+master_str_equal(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static void
+master_reload(evutil_socket_t sig, short ev, void *arg)
+{
+	struct master	*m = master_self;
+	struct config	 nc, *c = m->conf;
+	struct ipc_hdr	 h;
+	char		 err[512];
+	int		 i;
+
+	if (m->stopping)
+		return;
+	daemon_notify("RELOADING=1");
+	if (c->path == NULL) {
+		log_notice("SIGHUP: no configuration file to reload");
+		daemon_notify("READY=1");
+		return;
+	}
+	memset(&nc, 0, sizeof(nc));
+	if (config_load(&nc, c->path, 1, err, sizeof(err)) == -1) {
+		log_warnx("reload refused, running configuration kept: %s",
+		    err);
+		daemon_notify("READY=1");
+		return;
+	}
+	if (m->overrides != NULL)
+		m->overrides(&nc);
+
+	if (!master_listen_equal(c, &nc))
+		log_warnx("reload: listen changed: needs a restart");
+	if (nc.workers != c->workers)
+		log_warnx("reload: workers changed: needs a restart");
+	if (nc.port_min != c->port_min || nc.port_max != c->port_max)
+		log_warnx("reload: port-range changed: needs a restart");
+	if (!master_str_equal(nc.shm_name, c->shm_name))
+		log_warnx("reload: shm-name changed: needs a restart");
+	if (!master_str_equal(nc.user, c->user) ||
+	    !master_str_equal(nc.group, c->group))
+		log_warnx("reload: user/group changed: needs a restart");
+	if (!master_str_equal(nc.pidfile, c->pidfile))
+		log_warnx("reload: pidfile changed: needs a restart");
+	if (nc.log_facility != c->log_facility)
+		log_warnx("reload: syslog-facility changed: needs a restart");
+	if (nc.max_sessions > m->shm.nslots) {
+		log_warnx("reload: max-sessions %u exceeds the table sized "
+		    "at start (%u): using %u; restart to grow it",
+		    nc.max_sessions, m->shm.nslots, m->shm.nslots);
+		nc.max_sessions = m->shm.nslots;
+	}
+
+	c->max_sessions = nc.max_sessions;
+	c->idle_timeout = nc.idle_timeout;
+	c->setup_timeout = nc.setup_timeout;
+	c->stats_interval = nc.stats_interval;
+	c->event_queue = nc.event_queue;
+	c->shutdown_grace = nc.shutdown_grace;
+	if (c->log_level != nc.log_level) {
+		c->log_level = nc.log_level;
+		log_setlevel(c->log_level);
+		for (i = 0; i < m->nworkers; i++) {
+			ipc_init(&h, IPC_SETLOG, 0, 0, 0);
+			h.arg = (uint32_t)c->log_level;
+			(void)master_send(i, &h, NULL, 0);
+		}
+	}
+	config_free(&nc);
+	session_reconfigure(c);
+	grpcsvc_reconfigure(c);
+	log_notice("configuration reloaded from %s: max-sessions %u, "
+	    "idle-timeout %u s, setup-timeout %u s, log-level %s",
+	    c->path, c->max_sessions, c->idle_timeout, c->setup_timeout,
+	    log_level_name(c->log_level));
+	daemon_notify("READY=1");
+}
+
+/* Refuse to take over a table whose master still runs. */
+static int
+master_shm_in_use(const char *name, pid_t *owner)
+{
+	struct shm_table t;
+
+	if (shm_attach(&t, name) == -1)
+		return 0;
+	*owner = (pid_t)atomic_load(&t.hdr->master_pid);
+	shm_detach(&t);
+	return *owner > 0 && *owner != getpid() &&
+	    (kill(*owner, 0) == 0 || errno == EPERM);
+}
+
+static void
+master_cleanup(struct master *m)
+{
+	int i;
+
+	for (i = 0; i < m->nworkers; i++) {
+		master_worker_closed(&m->workers[i]);
+		if (m->workers[i].respawn_ev != NULL)
+			event_free(m->workers[i].respawn_ev);
+	}
+	free(m->workers);
+	if (m->shm.hdr != NULL) {
+		if (shm_unlink_table(&m->shm) == -1)
+			log_warn("shm_unlink %s", m->shm.name);
+		shm_detach(&m->shm);
+	}
+	if (m->pidfd != -1)
+		daemon_pidfile_close(m->pidfd, m->conf->pidfile);
+}
+
+int
+master_main(struct config *conf, int foreground,
+    void (*overrides)(struct config *))
+{
+	static struct master	 m;
+	struct event		*ev_term, *ev_int, *ev_hup, *ev_chld;
+	char			 err[512];
+	ssize_t			 n;
+	long			 ncpu;
+	uint64_t		 need;
+	uint32_t		 pairs;
+	pid_t			 other;
+	int			 i, rc = 1;
+
+	memset(&m, 0, sizeof(m));
+	master_self = &m;
+	m.conf = conf;
+	m.notify_fd = -1;
+	m.pidfd = -1;
+	m.overrides = overrides;
+	master_foreground = foreground;
+	log_init(1, conf->log_level, conf->log_facility, "rtpproxyd");
+
+	if ((n = readlink("/proc/self/exe", m.self, sizeof(m.self) - 1)) <= 0)
+		fatal("readlink /proc/self/exe");
+	m.self[n] = '\0';
+
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	m.nworkers = conf->workers > 0 ? conf->workers :
+	    (ncpu > 0 ? (int)ncpu : 1);
+	pairs = ((uint32_t)conf->port_max - conf->port_min + 1) / 2;
+	if (pairs < (uint32_t)m.nworkers * 2)
+		fatalx("port-range %u-%u is too small for %d workers "
+		    "(each needs at least 2 port pairs)", conf->port_min,
+		    conf->port_max, m.nworkers);
+
+	/* Four sockets a session here, plus gRPC, logs and workers. */
+	need = (uint64_t)conf->max_sessions * 4 + (uint64_t)m.nworkers * 4 +
+	    256;
+	if (daemon_raise_nofile(need, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+
+	if (conf->pidfile != NULL &&
+	    (m.pidfd = daemon_pidfile_open(conf->pidfile, &other, err,
+	    sizeof(err))) == -1)
+		fatalx("%s", err);
+	if (master_shm_in_use(conf->shm_name, &other))
+		fatalx("shared memory %s belongs to a running rtpproxyd "
+		    "(pid %ld): is another instance running? (set shm-name)",
+		    conf->shm_name, (long)other);
+
+	if (!foreground) {
+		if (daemon_detach(&m.notify_fd) == -1)
+			fatal("daemon");
+		log_init(0, conf->log_level, conf->log_facility, "rtpproxyd");
+	}
+	if (m.pidfd != -1 && daemon_pidfile_write(m.pidfd) == -1)
+		log_warn("pidfile %s", conf->pidfile);
+
+	signal(SIGPIPE, SIG_IGN);
+	if ((m.base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+
+	/* Bind the API before dropping privileges: its port may be low. */
+	if (grpcsvc_start(m.base, conf) == -1)
+		goto out;
+	if (daemon_drop_privileges(conf->user, conf->group, err,
+	    sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		goto out;
+	}
+
+	if (shm_create(&m.shm, conf->shm_name, conf->max_sessions) == -1) {
+		log_warn("shared memory %s (%u slots)", conf->shm_name,
+		    conf->max_sessions);
+		goto out;
+	}
+	log_debug("session table %s: %u slots of %zu bytes, %zu bytes",
+	    m.shm.name, m.shm.nslots, sizeof(struct shm_slot), m.shm.size);
+
+	m.workers = xcalloc((size_t)m.nworkers, sizeof(*m.workers));
+	for (i = 0; i < m.nworkers; i++) {
+		struct master_worker *mw = &m.workers[i];
+
+		mw->id = i;
+		mw->sock = -1;
+		mw->pid = -1;
+		TAILQ_INIT(&mw->outq);
+		master_worker_range(i, &mw->port_lo, &mw->port_hi);
+		mw->respawn_ev = evtimer_new(m.base, master_respawn_cb, mw);
+	}
+	if (session_init(&m) == -1)
+		goto out;
+
+	ev_term = evsignal_new(m.base, SIGTERM, master_stop, NULL);
+	ev_int = evsignal_new(m.base, SIGINT, master_stop, NULL);
+	ev_hup = evsignal_new(m.base, SIGHUP, master_reload, NULL);
+	ev_chld = evsignal_new(m.base, SIGCHLD, master_reap, NULL);
+	event_add(ev_term, NULL);
+	event_add(ev_int, NULL);
+	event_add(ev_hup, NULL);
+	event_add(ev_chld, NULL);
+
+	for (i = 0; i < m.nworkers; i++)
+		master_spawn(&m.workers[i]);
+	log_info("rtpproxyd %s starting: %d workers, ports %u-%u, "
+	    "max-sessions %u, API on %s%s", PACKAGE_VERSION, m.nworkers,
+	    conf->port_min, conf->port_max, conf->max_sessions,
+	    conf->listen[0], conf->nlisten > 1 ? " (and more)" : "");
+
+	event_base_dispatch(m.base);
+
+	if (m.stopping == 2)
+		master_kill_workers(SIGKILL);
+	/* Reap what is left: a worker must not outlive us. */
+	for (i = 0; i < m.nworkers; i++)
+		if (m.workers[i].pid > 0)
+			waitpid(m.workers[i].pid, NULL, 0);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_hup);
+	event_free(ev_chld);
+	session_shutdown();
+	rc = 0;
+	log_notice("stopped");
+out:
+	grpcsvc_stop();
+	master_cleanup(&m);
+	if (m.base != NULL)
+		event_base_free(m.base);
+	daemon_detach_done(m.notify_fd, rc == 0);
+	return rc;
+}

@@ -100,7 +100,8 @@ struct config {
 	int		 log_facility;		/* LOG_DAEMON ... */
 	char		*user;
 	char		*group;
-	char		*pidfile;
+	char		*pidfile;		/* NULL: none */
+	char		*shm_name;		/* "/rtpproxyd" */
 	char		*path;			/* the file it came from */
 };
 
@@ -200,6 +201,7 @@ void	session_worker_ready(int);
 void	session_worker_lost(int);
 void	session_ipc(int, const struct ipc_hdr *);
 void	session_reconfigure(const struct config *);
+const char *session_state_name(uint32_t);
 
 /* grpcsvc.c: the gRPC service on the master's loop */
 int	grpcsvc_start(struct event_base *, const struct config *);
@@ -209,6 +211,10 @@ void	grpcsvc_stop(void);
 void	grpcsvc_reconfigure(const struct config *);
 
 /* master.c */
+struct event;
+struct master_msg;
+TAILQ_HEAD(master_msgq, master_msg);
+
 struct master_worker {
 	int		 id;
 	pid_t		 pid;
@@ -219,7 +225,11 @@ struct master_worker {
 	int64_t		 started_ms;
 	int64_t		 respawn_at_ms;
 	int		 fast_deaths;
-	struct event	*ev;
+	struct event	*ev;		/* readable event socket */
+	struct event	*wev;		/* writable, while outq is not empty */
+	struct event	*respawn_ev;
+	struct master_msgq outq;	/* waiting for room in the socket */
+	uint32_t	 nsessions;
 };
 
 struct master {
@@ -228,19 +238,29 @@ struct master {
 	struct shm_table	 shm;
 	struct master_worker	*workers;
 	int			 nworkers;
-	int			 stopping;
-	const char		*self;		/* path to re-exec */
+	int			 nready;
+	int			 stopping;	/* 1 graceful, 2 now */
+	int			 started;	/* every worker was ready once */
+	int			 notify_fd;	/* daemon_detach's pipe */
+	int			 pidfd;
+	char			 self[4096];	/* path to re-exec */
+	void			(*overrides)(struct config *);
 };
 
 extern struct master *master_self;
 
-int	master_main(struct config *, const char *, int);
-int	master_send(int, const struct ipc_hdr *, const int *, int);
+int	master_main(struct config *, int, void (*)(struct config *));
+int	master_send(int, struct ipc_hdr *, const int *, int);
+int	master_worker_ready(int);
 int	master_worker_of_port(uint16_t);
+void	master_worker_range(int, uint16_t *, uint16_t *);
 
 /* worker.c */
-int	worker_main(int, uint32_t, const char *, int, int, int);
+int	worker_main(int, char **);
 void	worker_report(uint16_t, uint32_t, uint32_t, int, const char *);
+/* tests replace the event socket with this */
+extern void (*worker_report_hook)(uint16_t, uint32_t, uint32_t, int,
+	    const char *);
 
 /* relay.c: the packet path, inside a worker */
 struct relay;
@@ -266,6 +286,7 @@ struct rtp_info {
 
 int	rtp_parse(const uint8_t *, size_t, struct rtp_info *);
 int	rtcp_check(const uint8_t *, size_t);
+int	srtcp_check(const uint8_t *, size_t);
 uint32_t rtp_clock_rate(uint8_t);
 void	rtpstat_update(struct shm_dir *, const struct rtp_info *, int64_t);
 double	rtpstat_loss_rate(const struct shm_dir *);

@@ -1,1 +1,925 @@
+/*
+ * The master's session registry: ids, slots, ports and sockets, the state
+ * machine, timeouts and events.  The shared-memory slot is the record; this
+ * file keeps only what must not be shared (descriptors, timers, hashing).
+ */
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "rtpproxyd.h"
+
+#define SESSION_SWEEP_MS	250
+
+struct session {
+	int		 in_use;	/* slot taken (maybe still removing) */
+	int		 removing;	/* REMOVE sent, waiting for REMOVED */
+	int		 handed;	/* the current worker relays it */
+	int		 idle_default;	/* follows idle-timeout on reload */
+	int		 worker;
+	int		 fds[IPC_MAXFDS];
+	int		 nfds;
+	uint16_t	 pair[2];	/* port pairs held, as indexes + 1 */
+	uint32_t	 hnext;		/* id hash chain, or UINT32_MAX */
+	struct event	*stats_ev;
+};
+
+static struct {
+	struct master	*m;
+	struct session	*s;		/* one per slot */
+	uint32_t	 nslots;
+	uint32_t	 count;		/* in use and not removing */
+	uint32_t	*hash;		/* bucket -> first slot */
+	uint32_t	 hmask;
+	uint32_t	*freelist;
+	uint32_t	 nfree;
+	uint16_t	*pair_ref;	/* sessions on each port pair */
+	uint32_t	 npairs;
+	uint32_t	*cursor;	/* per worker: next pair to try */
+	struct event	*sweep_ev;
+} sr;
+
+#define NIL	UINT32_MAX
+
+static void	session_free_slot(uint32_t);
+
+static uint32_t
+session_hashfn(const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	while (*id != '\0') {
+		h ^= (unsigned char)*id++;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static void
+session_hash_insert(uint32_t slot)
+{
+	uint32_t b = session_hashfn(sr.m->shm.slots[slot].id) & sr.hmask;
+
+	sr.s[slot].hnext = sr.hash[b];
+	sr.hash[b] = slot;
+}
+
+static void
+session_hash_remove(uint32_t slot)
+{
+	uint32_t *p = &sr.hash[session_hashfn(sr.m->shm.slots[slot].id) &
+	    sr.hmask];
+
+	while (*p != NIL) {
+		if (*p == slot) {
+			*p = sr.s[slot].hnext;
+			sr.s[slot].hnext = NIL;
+			return;
+		}
+		p = &sr.s[*p].hnext;
+	}
+}
+
+int
+session_lookup(const char *id)
+{
+	uint32_t i = sr.hash[session_hashfn(id) & sr.hmask];
+
+	for (; i != NIL; i = sr.s[i].hnext)
+		if (strcmp(sr.m->shm.slots[i].id, id) == 0)
+			return (int)i;
+	return -1;
+}
+
+static struct shm_slot *
+session_slot(uint32_t i)
+{
+	return &sr.m->shm.slots[i];
+}
+
+static uint32_t
+session_state(uint32_t i)
+{
+	return atomic_load_explicit(&session_slot(i)->state,
+	    memory_order_acquire);
+}
+
+static void
+session_set_state(uint32_t i, uint32_t st)
+{
+	atomic_store_explicit(&session_slot(i)->state, st,
+	    memory_order_release);
+}
+
+static void
+session_dirsnap(const struct shm_dir *d, struct session_dirsnap *o)
+{
+	uint64_t n;
+
+#define LD(f) atomic_load_explicit(&d->f, memory_order_relaxed)
+	o->packets_received = LD(packets_received);
+	o->packets_sent = LD(packets_sent);
+	o->bytes_received = LD(bytes_received);
+	o->bytes_sent = LD(bytes_sent);
+	o->dropped_invalid = LD(dropped_invalid);
+	o->dropped_not_latched = LD(dropped_not_latched);
+	o->dropped_send_error = LD(dropped_send_error);
+	o->dropped_rate_limited = LD(dropped_rate_limited);
+	o->non_rtp = LD(non_rtp);
+	o->rtcp_received = LD(rtcp_received);
+	o->rtcp_sent = LD(rtcp_sent);
+	o->packets_expected = LD(packets_expected);
+	o->packets_lost = LD(packets_lost);
+	o->jitter_ms = (double)LD(jitter_ns) / 1e6;
+	n = LD(latency_count);
+	o->avg_latency_ms = n ? (double)LD(latency_sum_ns) / (double)n / 1e6 :
+	    0.0;
+	o->max_latency_ms = (double)LD(latency_max_ns) / 1e6;
+	o->last_packet_ms = LD(last_packet_ms);
+	o->ssrc = LD(ssrc);
+#undef LD
+	o->loss_rate = rtpstat_loss_rate(d);
+}
+
+void
+session_snapshot(uint32_t i, struct session_snapshot *o)
+{
+	struct shm_slot	*s = session_slot(i);
+	int		 d;
+
+	memset(o, 0, sizeof(*o));
+	o->slot = i;
+	o->state = atomic_load_explicit(&s->state, memory_order_acquire);
+	o->slot_gen = atomic_load(&s->gen);
+	o->worker = s->worker;
+	o->flags = s->flags;
+	memcpy(o->id, s->id, sizeof(o->id));
+	o->listen = s->listen;
+	o->forward = s->forward;
+	o->dest = s->dest;
+	if (atomic_load_explicit(&s->latched, memory_order_acquire) & 1)
+		o->latched = s->latch_rtp;
+	o->idle_timeout_s = s->idle_timeout_s;
+	o->stats_interval_ms = s->stats_interval_ms;
+	o->created_ms = s->created_ms;
+	memcpy(o->error, s->error, sizeof(o->error));
+	o->error[sizeof(o->error) - 1] = '\0';
+	o->last_activity_ms = o->created_ms;
+	for (d = 0; d < 2; d++) {
+		session_dirsnap(&s->dir[d], &o->dir[d]);
+		if (o->dir[d].last_packet_ms > o->last_activity_ms)
+			o->last_activity_ms = o->dir[d].last_packet_ms;
+	}
+}
+
+static void
+session_emit(uint32_t i, enum session_event_type type, uint32_t prev,
+    const char *reason)
+{
+	struct session_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = type;
+	ev.timestamp_ms = now_ms();
+	session_snapshot(i, &ev.snap);
+	ev.state = ev.snap.state;
+	ev.previous_state = prev;
+	ev.reason = reason;
+	grpcsvc_publish(&ev);
+}
+
+static void
+session_change(uint32_t i, uint32_t st, enum session_event_type type,
+    const char *reason)
+{
+	uint32_t prev = session_state(i);
+
+	if (prev == st)
+		return;
+	session_set_state(i, st);
+	log_info("session %s: %s -> %s%s%s", session_slot(i)->id,
+	    session_state_name(prev), session_state_name(st),
+	    reason ? ": " : "", reason ? reason : "");
+	session_emit(i, type, prev, reason);
+}
+
+const char *
+session_state_name(uint32_t st)
+{
+	static const char *names[] = { "free", "created", "connecting",
+	    "active", "error", "closed" };
+
+	return st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
+}
+
+/* Hand the session to its worker, if that worker is ready. */
+static void
+session_handover(uint32_t i)
+{
+	struct session	*se = &sr.s[i];
+	struct ipc_hdr	 h;
+
+	if (se->handed || se->removing || !master_worker_ready(se->worker))
+		return;
+	ipc_init(&h, IPC_ADD, 0, i, atomic_load(&session_slot(i)->gen));
+	h.arg = (uint32_t)se->nfds;
+	if (master_send(se->worker, &h, se->fds, se->nfds) == -1)
+		return;
+	se->handed = 1;
+	if (session_state(i) == SHM_CREATED)
+		session_change(i, SHM_CONNECTING, SEV_STATE_CHANGED, NULL);
+}
+
+static void
+session_stats_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	uint32_t i = (uint32_t)(uintptr_t)arg;
+
+	if (sr.s[i].in_use && !sr.s[i].removing)
+		session_emit(i, SEV_STATS_UPDATE, session_state(i), NULL);
+}
+
+static int
+session_err(struct rp_error *e, enum rp_code code, const char *fmt, ...)
+    __printflike(3, 4);
+
+static int
+session_err(struct rp_error *e, enum rp_code code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e != NULL) {
+		e->code = code;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static int
+session_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n >= SHM_ID_MAX)
+		return 0;
+	return strspn(id, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@+-") == n;
+}
+
+static void
+session_make_id(char *buf, size_t len)
+{
+	static const char	hex[] = "0123456789abcdef";
+	unsigned char		r[16];
+	size_t			i;
+
+	do {
+		if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
+			static uint64_t seq;
+
+			memset(r, 0, sizeof(r));
+			snprintf((char *)r, sizeof(r), "%llx",
+			    (unsigned long long)(now_ms() ^ ++seq));
+		}
+		for (i = 0; i < sizeof(r) && 2 * i + 1 < len; i++) {
+			buf[2 * i] = hex[r[i] >> 4];
+			buf[2 * i + 1] = hex[r[i] & 15];
+		}
+		buf[2 * i] = '\0';
+	} while (session_lookup(buf) != -1);
+}
+
+static void
+session_setport(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+static uint16_t
+session_getport(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+static int
+session_is_unspecified(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(
+	    &((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+static int
+session_is_multicast(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		uint32_t a = ntohl(((const struct sockaddr_in *)ss)->
+		    sin_addr.s_addr);
+
+		return IN_MULTICAST(a) || a == INADDR_BROADCAST;
+	}
+	return IN6_IS_ADDR_MULTICAST(
+	    &((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* A bound UDP socket, or -1 with errno. */
+static int
+session_bind(const struct sockaddr_storage *ss)
+{
+	socklen_t	len = ss->ss_family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int		fd, on = 1, saved;
+
+	fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1)
+		return -1;
+	if (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &on, sizeof(on)) == -1)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)ss, len) == -1)
+		goto fail;
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/*
+ * Bind RTP on ss's port and, with rtcp, RTCP on port + 1.  fds[0] RTP,
+ * fds[1] RTCP.  -1 with errno of the failing bind.
+ */
+static int
+session_bind_pair(struct sockaddr_storage *ss, int rtcp, int fds[2])
+{
+	struct sockaddr_storage	r = *ss;
+	int			saved;
+
+	fds[0] = fds[1] = -1;
+	if ((fds[0] = session_bind(ss)) == -1)
+		return -1;
+	if (!rtcp)
+		return 0;
+	session_setport(&r, (uint16_t)(session_getport(ss) + 1));
+	if ((fds[1] = session_bind(&r)) == -1) {
+		saved = errno;
+		close(fds[0]);
+		fds[0] = -1;
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+static uint32_t
+session_pair_of(uint16_t port)
+{
+	return ((uint32_t)port - sr.m->conf->port_min) / 2;
+}
+
+static const char *
+session_bind_reason(int err)
+{
+	switch (err) {
+	case EADDRNOTAVAIL:
+		return "is not an address of this host";
+	case EADDRINUSE:
+		return "is in use";
+	case EACCES:
+		return "is not permitted";
+	default:
+		return strerror(err);
+	}
+}
+
+/*
+ * Bind an endpoint: an explicit port is checked against the range and
+ * bound as asked; port 0 takes the next free pair of the worker's range.
+ */
+static int
+session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
+    int worker, int rtcp, int fds[2], uint16_t *pairref,
+    struct rp_error *err)
+{
+	struct config	*c = sr.m->conf;
+	uint16_t	 port = session_getport(ss), lo, hi;
+	uint32_t	 first, last, n, p, tries;
+	char		 a[INET6_ADDRSTRLEN];
+	int		 e;
+
+	inet_ntop(ss->ss_family, ss->ss_family == AF_INET ?
+	    (void *)&((struct sockaddr_in *)ss)->sin_addr :
+	    (void *)&((struct sockaddr_in6 *)ss)->sin6_addr, a, sizeof(a));
+	if (port != 0) {
+		if (port < c->port_min || port > c->port_max ||
+		    (rtcp && port == c->port_max))
+			return session_err(err, RP_INVALID_ARGUMENT,
+			    "%s.port %u is outside the media port range "
+			    "%u-%u", what, port, c->port_min,
+			    rtcp ? c->port_max - 1 : c->port_max);
+		if (rtcp && (port & 1) != (c->port_min & 1))
+			return session_err(err, RP_INVALID_ARGUMENT,
+			    "%s.port %u must be even: RTCP uses port + 1 "
+			    "(or set disable_rtcp)", what, port);
+		if (session_bind_pair(ss, rtcp, fds) == -1) {
+			e = errno;
+			return session_err(err, e == EADDRINUSE ?
+			    RP_ALREADY_EXISTS : e == EADDRNOTAVAIL ?
+			    RP_INVALID_ARGUMENT : RP_INTERNAL,
+			    "%s %s port %u%s %s", what, a, port,
+			    rtcp ? " (or RTCP on port + 1)" : "",
+			    session_bind_reason(e));
+		}
+		p = session_pair_of(port);
+		sr.pair_ref[p]++;
+		*pairref = (uint16_t)(p + 1);
+		return 0;
+	}
+
+	master_worker_range(worker, &lo, &hi);
+	first = session_pair_of(lo);
+	last = session_pair_of(hi);
+	n = last - first + 1;
+	p = sr.cursor[worker];
+	if (p < first || p > last)
+		p = first;
+	for (tries = 0; tries < n; tries++, p = (p + 1 > last) ? first :
+	    p + 1) {
+		if (sr.pair_ref[p] != 0)
+			continue;
+		session_setport(ss, (uint16_t)(c->port_min + p * 2));
+		if (session_bind_pair(ss, rtcp, fds) == 0) {
+			sr.pair_ref[p]++;
+			*pairref = (uint16_t)(p + 1);
+			sr.cursor[worker] = p + 1 > last ? first : p + 1;
+			return 0;
+		}
+		if (errno != EADDRINUSE) {
+			e = errno;
+			session_setport(ss, 0);
+			return session_err(err, e == EADDRNOTAVAIL ?
+			    RP_INVALID_ARGUMENT : RP_INTERNAL,
+			    "%s address %s %s", what, a,
+			    session_bind_reason(e));
+		}
+	}
+	session_setport(ss, 0);
+	return session_err(err, RP_RESOURCE_EXHAUSTED,
+	    "no free port pair for %s in worker %d's range %u-%u "
+	    "(%u sessions on it)", what, worker, lo, hi,
+	    sr.m->workers[worker].nsessions);
+}
+
+static int
+session_pick_worker(void)
+{
+	uint32_t	best = UINT32_MAX;
+	int		i, w = 0;
+
+	for (i = 0; i < sr.m->nworkers; i++)
+		if (sr.m->workers[i].nsessions < best) {
+			best = sr.m->workers[i].nsessions;
+			w = i;
+		}
+	return w;
+}
+
+static void
+session_release(uint32_t i)
+{
+	struct session	*se = &sr.s[i];
+	int		 k;
+
+	for (k = 0; k < se->nfds; k++)
+		if (se->fds[k] != -1)
+			close(se->fds[k]);
+	se->nfds = 0;
+	for (k = 0; k < 2; k++)
+		if (se->pair[k] != 0) {
+			sr.pair_ref[se->pair[k] - 1]--;
+			se->pair[k] = 0;
+		}
+	if (se->stats_ev != NULL) {
+		event_free(se->stats_ev);
+		se->stats_ev = NULL;
+	}
+}
+
+int
+session_create(const struct session_params *p, struct session_snapshot *out,
+    struct rp_error *err)
+{
+	struct config		*c = sr.m->conf;
+	struct sockaddr_storage	 listen = p->listen, fwd = p->forward;
+	struct shm_slot		*s;
+	struct session		*se;
+	char			 id[SHM_ID_MAX];
+	int			 rtcp = !p->disable_rtcp, lfd[2], ffd[2];
+	int			 w;
+	uint16_t		 lpair = 0, fpair = 0, dport;
+	uint32_t		 i;
+
+	if (sr.m->stopping)
+		return session_err(err, RP_UNAVAILABLE,
+		    "server is shutting down");
+	if (p->tcp)
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "transport TCP is not supported yet: use TRANSPORT_UDP");
+	if (p->id[0] != '\0' && !session_id_ok(p->id))
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "session_id must be 1-%d characters of A-Z a-z 0-9 "
+		    "and ._:@+-", SHM_ID_MAX - 1);
+	if (p->id[0] != '\0' && session_lookup(p->id) != -1)
+		return session_err(err, RP_ALREADY_EXISTS,
+		    "session %s already exists", p->id);
+	if (listen.ss_family != AF_INET && listen.ss_family != AF_INET6)
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "listen.address is required");
+	if (p->dest.ss_family != AF_INET && p->dest.ss_family != AF_INET6)
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "destination.address is required");
+	dport = session_getport(&p->dest);
+	if (dport == 0 || (rtcp && dport == 65535))
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "destination.port %u is not usable%s", dport,
+		    dport ? " with RTCP on port + 1" : "");
+	if (session_is_unspecified(&p->dest) || session_is_multicast(&p->dest))
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "destination.address must be a unicast address");
+	if (fwd.ss_family == 0) {
+		memset(&fwd, 0, sizeof(fwd));
+		fwd.ss_family = p->dest.ss_family;
+	}
+	if (fwd.ss_family != p->dest.ss_family)
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "forward and destination addresses mix IPv4 and IPv6");
+	if (session_is_multicast(&listen) || session_is_multicast(&fwd))
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "listen and forward addresses must be unicast");
+	if (sr.count >= c->max_sessions || sr.nfree == 0)
+		return session_err(err, RP_RESOURCE_EXHAUSTED,
+		    "session limit reached (max-sessions %u)",
+		    c->max_sessions);
+
+	if (session_getport(&listen) != 0) {
+		if ((w = master_worker_of_port(session_getport(&listen))) ==
+		    -1)
+			return session_err(err, RP_INVALID_ARGUMENT,
+			    "listen.port %u is outside the media port range "
+			    "%u-%u", session_getport(&listen), c->port_min,
+			    c->port_max);
+	} else
+		w = session_pick_worker();
+
+	if (session_bind_endpoint("listen", &listen, w, rtcp, lfd, &lpair,
+	    err) == -1)
+		return -1;
+	if (session_bind_endpoint("forward", &fwd, w, rtcp, ffd, &fpair,
+	    err) == -1) {
+		close(lfd[0]);
+		if (lfd[1] != -1)
+			close(lfd[1]);
+		sr.pair_ref[lpair - 1]--;
+		return -1;
+	}
+
+	if (p->id[0] != '\0')
+		snprintf(id, sizeof(id), "%s", p->id);
+	else
+		session_make_id(id, sizeof(id));
+
+	i = sr.freelist[--sr.nfree];
+	se = &sr.s[i];
+	s = session_slot(i);
+	/* A slot's previous tenant is fully gone: see session_free_slot. */
+	s->worker = (uint32_t)w;
+	s->flags = (p->unidirectional ? SHM_F_UNIDIR : 0) |
+	    (rtcp ? 0 : SHM_F_NORTCP);
+	memcpy(s->id, id, sizeof(s->id));
+	shm_addr_from_sa(&s->listen, (struct sockaddr *)&listen);
+	shm_addr_from_sa(&s->forward, (struct sockaddr *)&fwd);
+	shm_addr_from_sa(&s->dest, (const struct sockaddr *)&p->dest);
+	se->idle_default = p->idle_timeout_s == 0;
+	s->idle_timeout_s = p->idle_timeout_s ? p->idle_timeout_s :
+	    c->idle_timeout;
+	s->setup_timeout_s = c->setup_timeout;
+	s->stats_interval_ms = p->stats_interval_ms ? p->stats_interval_ms :
+	    c->stats_interval;
+	s->created_ms = now_ms();
+
+	se->in_use = 1;
+	se->removing = 0;
+	se->handed = 0;
+	se->worker = w;
+	se->fds[0] = lfd[0];
+	se->fds[1] = ffd[0];
+	se->nfds = 2;
+	if (rtcp) {
+		se->fds[2] = lfd[1];
+		se->fds[3] = ffd[1];
+		se->nfds = 4;
+	}
+	se->pair[0] = lpair;
+	se->pair[1] = fpair;
+	if (s->stats_interval_ms > 0) {
+		struct timeval tv;
+
+		tv.tv_sec = s->stats_interval_ms / 1000;
+		tv.tv_usec = (s->stats_interval_ms % 1000) * 1000;
+		se->stats_ev = event_new(sr.m->base, -1, EV_PERSIST,
+		    session_stats_cb, (void *)(uintptr_t)i);
+		event_add(se->stats_ev, &tv);
+	}
+	session_hash_insert(i);
+	sr.count++;
+	sr.m->workers[w].nsessions++;
+	atomic_fetch_add(&sr.m->shm.hdr->sessions_created, 1);
+	session_set_state(i, SHM_CREATED);
+	{
+		char l[64], f[64], d[64];
+
+		log_info("session %s created on worker %d: listen %s, "
+		    "forward %s, destination %s%s%s", id, w,
+		    sa_ntop((struct sockaddr *)&listen, l, sizeof(l)),
+		    sa_ntop((struct sockaddr *)&fwd, f, sizeof(f)),
+		    sa_ntop((const struct sockaddr *)&p->dest, d, sizeof(d)),
+		    p->unidirectional ? ", one-way" : "",
+		    rtcp ? "" : ", no RTCP");
+	}
+	session_emit(i, SEV_CREATED, SHM_FREE, NULL);
+	session_handover(i);
+	if (out != NULL)
+		session_snapshot(i, out);
+	return 0;
+}
+
+/*
+ * Close a session: CLOSED event with its final statistics, the id freed at
+ * once, the slot and ports when its worker has let go of the sockets.
+ */
+static void
+session_close(uint32_t i, const char *reason, struct session_snapshot *out)
+{
+	struct session	*se = &sr.s[i];
+	struct ipc_hdr	 h;
+	uint32_t	 prev = session_state(i);
+
+	if (!se->in_use || se->removing)
+		return;
+	session_set_state(i, SHM_CLOSED);
+	log_info("session %s closed: %s", session_slot(i)->id, reason);
+	session_emit(i, SEV_CLOSED, prev, reason);
+	if (out != NULL)
+		session_snapshot(i, out);
+	session_hash_remove(i);
+	se->removing = 1;
+	sr.count--;
+	atomic_fetch_add(&sr.m->shm.hdr->sessions_closed, 1);
+	/* Our copies of the sockets go now; the worker's on REMOVE. */
+	session_release(i);
+	if (se->handed) {
+		ipc_init(&h, IPC_REMOVE, 0, i,
+		    atomic_load(&session_slot(i)->gen));
+		if (master_send(se->worker, &h, NULL, 0) == 0)
+			return;
+	}
+	session_free_slot(i);
+}
+
+static void
+session_free_slot(uint32_t i)
+{
+	struct session *se = &sr.s[i];
+
+	session_release(i);
+	if (sr.m->workers[se->worker].nsessions > 0)
+		sr.m->workers[se->worker].nsessions--;
+	memset(se, 0, sizeof(*se));
+	se->hnext = NIL;
+	shm_slot_reset(session_slot(i));
+	sr.freelist[sr.nfree++] = i;
+}
+
+int
+session_destroy(const char *id, struct session_snapshot *out,
+    struct rp_error *err)
+{
+	int i;
+
+	if ((i = session_lookup(id)) == -1)
+		return session_err(err, RP_NOT_FOUND, "no session %s", id);
+	session_close((uint32_t)i, "destroyed", out);
+	return 0;
+}
+
+int
+session_get(const char *id, struct session_snapshot *out,
+    struct rp_error *err)
+{
+	int i;
+
+	if ((i = session_lookup(id)) == -1)
+		return session_err(err, RP_NOT_FOUND, "no session %s", id);
+	session_snapshot((uint32_t)i, out);
+	return 0;
+}
+
+uint32_t
+session_next(uint32_t i)
+{
+	for (; i < sr.nslots; i++)
+		if (sr.s[i].in_use && !sr.s[i].removing)
+			return i;
+	return sr.nslots;
+}
+
+uint32_t
+session_count(void)
+{
+	return sr.count;
+}
+
+void
+session_close_all(const char *reason)
+{
+	uint32_t i;
+
+	for (i = session_next(0); i < sr.nslots; i = session_next(i + 1))
+		session_close(i, reason, NULL);
+}
+
+/* A fresh worker: give it every session of its range again. */
+void
+session_worker_ready(int w)
+{
+	uint32_t i;
+
+	for (i = 0; i < sr.nslots; i++)
+		if (sr.s[i].in_use && !sr.s[i].removing &&
+		    sr.s[i].worker == w)
+			session_handover(i);
+}
+
+/* The worker died: its copies of the sockets are gone with it. */
+void
+session_worker_lost(int w)
+{
+	uint32_t i;
+
+	for (i = 0; i < sr.nslots; i++) {
+		if (!sr.s[i].in_use || sr.s[i].worker != w)
+			continue;
+		if (sr.s[i].removing)
+			session_free_slot(i);
+		else
+			sr.s[i].handed = 0;
+	}
+}
+
+void
+session_ipc(int w, const struct ipc_hdr *h)
+{
+	const struct ipc_error	*e = (const struct ipc_error *)h;
+	struct shm_slot		*s;
+	uint32_t		 st;
+
+	if (h->slot >= sr.nslots || !sr.s[h->slot].in_use ||
+	    sr.s[h->slot].worker != w ||
+	    atomic_load(&session_slot(h->slot)->gen) != h->slot_gen) {
+		log_debug("worker %d: message %u for stale slot %u", w,
+		    h->type, h->slot);
+		return;
+	}
+	s = session_slot(h->slot);
+	switch (h->type) {
+	case IPC_REMOVED:
+		if (sr.s[h->slot].removing)
+			session_free_slot(h->slot);
+		break;
+	case IPC_ACTIVE:
+		st = session_state(h->slot);
+		if (!sr.s[h->slot].removing &&
+		    (st == SHM_CREATED || st == SHM_CONNECTING))
+			session_change(h->slot, SHM_ACTIVE, SEV_STATE_CHANGED,
+			    NULL);
+		break;
+	case IPC_ERROR:
+		if (sr.s[h->slot].removing ||
+		    session_state(h->slot) == SHM_ERROR)
+			break;
+		snprintf(s->error, sizeof(s->error), "%s", e->reason);
+		if (!utf8_valid(s->error, strlen(s->error)))
+			snprintf(s->error, sizeof(s->error), "worker error");
+		session_change(h->slot, SHM_ERROR, SEV_ERROR, s->error);
+		break;
+	}
+}
+
+static void
+session_sweep(evutil_socket_t fd, short ev, void *arg)
+{
+	struct shm_slot	*s;
+	int64_t		 now = now_ms(), last, l;
+	uint32_t	 i;
+	int		 d;
+
+	for (i = session_next(0); i < sr.nslots; i = session_next(i + 1)) {
+		s = session_slot(i);
+		last = 0;
+		for (d = 0; d < 2; d++) {
+			l = atomic_load_explicit(&s->dir[d].last_packet_ms,
+			    memory_order_relaxed);
+			if (l > last)
+				last = l;
+		}
+		if (last == 0) {
+			if (now - s->created_ms >=
+			    (int64_t)s->setup_timeout_s * 1000)
+				session_close(i, "setup timeout", NULL);
+		} else if (now - last >= (int64_t)s->idle_timeout_s * 1000)
+			session_close(i, "idle timeout", NULL);
+	}
+}
+
+void
+session_reconfigure(const struct config *c)
+{
+	uint32_t i;
+
+	for (i = session_next(0); i < sr.nslots; i = session_next(i + 1)) {
+		session_slot(i)->setup_timeout_s = c->setup_timeout;
+		if (sr.s[i].idle_default)
+			session_slot(i)->idle_timeout_s = c->idle_timeout;
+	}
+}
+
+int
+session_init(struct master *m)
+{
+	struct timeval	tv = { 0, SESSION_SWEEP_MS * 1000 };
+	uint32_t	i, hsize;
+
+	memset(&sr, 0, sizeof(sr));
+	sr.m = m;
+	sr.nslots = m->shm.nslots;
+	sr.s = xcalloc(sr.nslots, sizeof(*sr.s));
+	for (hsize = 16; hsize < sr.nslots * 2; hsize <<= 1)
+		;
+	sr.hash = xcalloc(hsize, sizeof(*sr.hash));
+	sr.hmask = hsize - 1;
+	for (i = 0; i < hsize; i++)
+		sr.hash[i] = NIL;
+	sr.freelist = xcalloc(sr.nslots, sizeof(*sr.freelist));
+	/* Lowest slots first: listings stay dense. */
+	for (i = 0; i < sr.nslots; i++) {
+		sr.s[i].hnext = NIL;
+		sr.freelist[i] = sr.nslots - 1 - i;
+	}
+	sr.nfree = sr.nslots;
+	sr.npairs = ((uint32_t)m->conf->port_max - m->conf->port_min + 1) / 2;
+	sr.pair_ref = xcalloc(sr.npairs, sizeof(*sr.pair_ref));
+	sr.cursor = xcalloc((size_t)m->nworkers, sizeof(*sr.cursor));
+	sr.sweep_ev = event_new(m->base, -1, EV_PERSIST, session_sweep, NULL);
+	if (sr.sweep_ev == NULL)
+		fatalx("session_init: event_new");
+	event_add(sr.sweep_ev, &tv);
+	return 0;
+}
+
+void
+session_shutdown(void)
+{
+	uint32_t i;
+
+	if (sr.s == NULL)
+		return;
+	for (i = 0; i < sr.nslots; i++)
+		if (sr.s[i].in_use)
+			session_release(i);
+	event_free(sr.sweep_ev);
+	free(sr.s);
+	free(sr.hash);
+	free(sr.freelist);
+	free(sr.pair_ref);
+	free(sr.cursor);
+	memset(&sr, 0, sizeof(sr));
+}

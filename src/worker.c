@@ -1,1 +1,195 @@
+/*
+ * A worker process: fork+exec'd by the master as
+ *	rtpproxyd --worker ID GEN SHMNAME LOGLEVEL FACILITY FOREGROUND
+ * with the event socket at IPC_FD.  It attaches to the session table,
+ * says READY, and relays the sessions the master hands it.  It knows
+ * nothing of gRPC.
+ */
+#include <sys/prctl.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "rtpproxyd.h"
+
+void (*worker_report_hook)(uint16_t, uint32_t, uint32_t, int, const char *);
+
+static struct {
+	int			 id;
+	uint32_t		 gen;
+	struct event_base	*base;
+	struct relay		*relay;
+	struct shm_table	 shm;
+	struct event		*ev_ipc;
+} w;
+
+void
+worker_report(uint16_t type, uint32_t slot, uint32_t slot_gen, int err,
+    const char *reason)
+{
+	struct ipc_error m;
+
+	if (worker_report_hook != NULL) {
+		worker_report_hook(type, slot, slot_gen, err, reason);
+		return;
+	}
+	ipc_init(&m.hdr, type, w.gen, slot, slot_gen);
+	if (type == IPC_ERROR) {
+		m.err = err;
+		snprintf(m.reason, sizeof(m.reason), "%s",
+		    reason != NULL ? reason : "");
+	}
+	/* The socket is non-blocking; the master reads faster than we send. */
+	if (ipc_send(IPC_FD, &m.hdr, NULL, 0) == -1)
+		log_warn("worker %d: report to master", w.id);
+}
+
+static void
+worker_dispatch(const struct ipc_hdr *h, int *fds, int nfds)
+{
+	struct shm_slot	*s;
+
+	switch (h->type) {
+	case IPC_ADD:
+		s = shm_slot(&w.shm, h->slot);
+		if (s == NULL || atomic_load_explicit(&s->gen,
+		    memory_order_acquire) != h->slot_gen) {
+			log_warnx("worker %d: stale add for slot %u", w.id,
+			    h->slot);
+			break;
+		}
+		if (relay_add(w.relay, h->slot, h->slot_gen, fds, nfds) == 0)
+			return;		/* the relay owns the descriptors */
+		worker_report(IPC_ERROR, h->slot, h->slot_gen, errno,
+		    "worker could not relay the session");
+		break;
+	case IPC_REMOVE:
+		relay_remove(w.relay, h->slot);
+		worker_report(IPC_REMOVED, h->slot, h->slot_gen, 0, NULL);
+		break;
+	case IPC_SHUTDOWN:
+		event_base_loopbreak(w.base);
+		break;
+	case IPC_SETLOG:
+		log_setlevel((int)h->arg);
+		break;
+	default:
+		log_warnx("worker %d: unexpected message type %u", w.id,
+		    h->type);
+		break;
+	}
+	while (nfds > 0)
+		close(fds[--nfds]);
+}
+
+static void
+worker_ipc(evutil_socket_t fd, short ev, void *arg)
+{
+	union {
+		struct ipc_hdr	h;
+		char		buf[IPC_MAXMSG];
+	} m;
+	int	fds[IPC_MAXFDS], nfds, i;
+	ssize_t	n;
+
+	for (i = 0; i < 64; i++) {
+		nfds = IPC_MAXFDS;
+		n = ipc_recv(fd, m.buf, sizeof(m.buf), fds, &nfds);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n == 0) {
+			/* The master is gone: nothing left to serve. */
+			log_warnx("worker %d: master went away", w.id);
+			event_base_loopbreak(w.base);
+			return;
+		}
+		if (n == -1 || ipc_check(m.buf, (size_t)n, nfds) == -1 ||
+		    m.h.wgen != w.gen) {
+			log_warnx("worker %d: malformed message from master",
+			    w.id);
+			while (nfds > 0)
+				close(fds[--nfds]);
+			event_base_loopbreak(w.base);
+			return;
+		}
+		worker_dispatch(&m.h, fds, nfds);
+	}
+}
+
+static void
+worker_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	/* The master stops us with IPC_SHUTDOWN; a signal means now. */
+	event_base_loopbreak(w.base);
+}
+
+int
+worker_main(int argc, char **argv)
+{
+	struct event	*ev_term, *ev_int, *ev_hup;
+	struct ipc_hdr	 ready;
+	uint32_t	 v, level, facility, fg;
+
+	if (argc != 8 || parse_u32(argv[2], 0, 1024, &v) == -1 ||
+	    parse_u32(argv[3], 0, UINT32_MAX, &w.gen) == -1 ||
+	    parse_u32(argv[5], 0, LOG_DEBUG, &level) == -1 ||
+	    parse_u32(argv[6], 0, INT32_MAX, &facility) == -1 ||
+	    parse_u32(argv[7], 0, 1, &fg) == -1) {
+		fprintf(stderr, "rtpproxyd: worker mode is started by the "
+		    "master only\n");
+		return 1;
+	}
+	w.id = (int)v;
+	log_init((int)fg, (int)level, (int)facility, "rtpproxyd-worker");
+	/* Die with the master rather than relay for nobody. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+	if (shm_attach(&w.shm, argv[4]) == -1)
+		fatal("worker %d: attach session table %s", w.id, argv[4]);
+	if (set_nonblock(IPC_FD) == -1 || set_cloexec(IPC_FD, 1) == -1)
+		fatal("worker %d: event socket", w.id);
+	if ((w.base = event_base_new()) == NULL)
+		fatalx("worker %d: event_base_new", w.id);
+	if ((w.relay = relay_new(w.base, &w.shm)) == NULL)
+		fatalx("worker %d: relay_new", w.id);
+	w.ev_ipc = event_new(w.base, IPC_FD, EV_READ | EV_PERSIST, worker_ipc,
+	    NULL);
+	ev_term = evsignal_new(w.base, SIGTERM, worker_signal, NULL);
+	ev_int = evsignal_new(w.base, SIGINT, worker_signal, NULL);
+	/* HUP and INT go to the whole process group from a terminal. */
+	ev_hup = evsignal_new(w.base, SIGHUP, worker_signal, NULL);
+	if (w.ev_ipc == NULL || ev_term == NULL || ev_int == NULL ||
+	    ev_hup == NULL)
+		fatalx("worker %d: event_new", w.id);
+	event_add(w.ev_ipc, NULL);
+	event_add(ev_term, NULL);
+	evsignal_del(ev_hup);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+
+	ipc_init(&ready, IPC_READY, w.gen, 0, 0);
+	if (ipc_send(IPC_FD, &ready, NULL, 0) == -1)
+		fatal("worker %d: send ready", w.id);
+	log_debug("worker %d (generation %u) running", w.id, w.gen);
+
+	event_base_dispatch(w.base);
+
+	relay_free(w.relay);
+	event_free(w.ev_ipc);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_hup);
+	event_base_free(w.base);
+	shm_detach(&w.shm);
+	close(IPC_FD);
+	log_debug("worker %d exiting", w.id);
+	return 0;
+}

@@ -1,2 +1,238 @@
+/*
+ * The real rtpproxyd binary as a process tree: workers start and report
+ * ready, a killed worker is respawned, signals stop it cleanly and leave
+ * nothing behind.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void) { puts("0 passed, 0 failed"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct daemon d;
+
+static void
+teardown(void)
+{
+	harness_cleanup(&d);
+}
+
+static int
+shm_exists(const char *name)
+{
+	char		path[128];
+	struct stat	st;
+
+	snprintf(path, sizeof(path), "/dev/shm%s", name);
+	return stat(path, &st) == 0;
+}
+
+static int
+wait_dead(pid_t pid, int ms)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int		waited;
+
+	for (waited = 0; waited < ms * harness_slow(); waited += 10) {
+		if (!harness_alive(pid))
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+static int
+run(const char *cmd, char *out, size_t len)
+{
+	FILE	*f;
+	size_t	 n = 0;
+	int	 st;
+
+	if ((f = popen(cmd, "r")) == NULL)
+		return -1;
+	if (out != NULL) {
+		n = fread(out, 1, len - 1, f);
+		out[n] = '\0';
+	} else {
+		char buf[512];
+
+		while (fread(buf, 1, sizeof(buf), f) > 0)
+			;
+	}
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(test_workers_ready_kill_respawn_stop)
+{
+	pid_t	w0, w1, w1b, master;
+	int	status;
+
+	ck_assert_int_eq(harness_start(&d, 2, NULL), 0);
+	master = d.pid;
+	ck_assert(shm_exists(d.shm));
+	w0 = harness_worker_pid(&d, 0);
+	w1 = harness_worker_pid(&d, 1);
+	ck_assert_int_gt(w0, 0);
+	ck_assert_int_gt(w1, 0);
+	ck_assert(harness_alive(w0) && harness_alive(w1));
+
+	/* SIGKILL a worker: logged, respawned with a new generation. */
+	ck_assert_int_eq(kill(w1, SIGKILL), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "worker 1 ready", 2, 5000), 0);
+	ck_assert_int_eq(harness_log_count(&d, "killed by signal 9"), 1);
+	w1b = harness_worker_pid(&d, 1);
+	ck_assert_int_gt(w1b, 0);
+	ck_assert_int_ne(w1b, w1);
+	ck_assert(harness_alive(w1b));
+	ck_assert(harness_alive(w0));	/* the other one untouched */
+	ck_assert_int_eq(harness_worker_pid(&d, 0), w0);
+
+	/* SIGTERM: workers first, shm unlinked, exit 0, nothing left. */
+	status = harness_stop(&d, 10000);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ck_assert_int_eq(wait_dead(w0, 2000), 0);
+	ck_assert_int_eq(wait_dead(w1b, 2000), 0);
+	ck_assert(!harness_alive(master));
+	ck_assert(!shm_exists(d.shm));
+	ck_assert_int_eq(harness_log_count(&d, "stopped"), 3);
+	ck_assert_int_eq(access(d.pidfile, F_OK), -1);
+}
+END_TEST
+
+START_TEST(test_repeated_kills_are_throttled)
+{
+	pid_t	w;
+	int	i;
+
+	ck_assert_int_eq(harness_start(&d, 1, NULL), 0);
+	/* Kill it as soon as it is back, several times in a row. */
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(harness_wait_log(&d, "worker 0 ready",
+		    i + 1, 10000), 0);
+		w = harness_worker_pid(&d, 0);
+		ck_assert_int_eq(kill(w, SIGKILL), 0);
+		ck_assert_int_eq(wait_dead(w, 2000), 0);
+	}
+	ck_assert_int_eq(harness_wait_log(&d, "died 4 times in a row", 1,
+	    2000), 0);
+	/* It still comes back in the end. */
+	ck_assert_int_eq(harness_wait_log(&d, "worker 0 ready", 5, 10000), 0);
+	ck_assert_int_eq(WEXITSTATUS(harness_stop(&d, 10000)), 0);
+}
+END_TEST
+
+START_TEST(test_sigint_twice_stops_at_once)
+{
+	pid_t	w;
+	int	status;
+
+	ck_assert_int_eq(harness_start(&d, 1, NULL), 0);
+	w = harness_worker_pid(&d, 0);
+	kill(d.pid, SIGINT);
+	kill(d.pid, SIGINT);
+	ck_assert_int_eq(waitpid(d.pid, &status, 0), d.pid);
+	d.pid = -1;
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ck_assert_int_eq(wait_dead(w, 2000), 0);
+	ck_assert(!shm_exists(d.shm));
+}
+END_TEST
+
+START_TEST(test_second_instance_refused)
+{
+	struct daemon	 d2;
+	char		 cmd[512], out[4096];
+	const char	*bin = getenv("RTPPROXYD");
+
+	ck_assert_int_eq(harness_start(&d, 1, NULL), 0);
+	/* Same pidfile and shm name, its own API port. */
+	ck_assert_int_eq(harness_prepare(&d2, 1, NULL), 0);
+	snprintf(cmd, sizeof(cmd), "%s -f -c %s -p %s 2>&1", bin, d2.conf,
+	    d.pidfile);
+	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "is locked by pid") != NULL, "%s", out);
+	/* Same shm name, no pidfile. */
+	snprintf(cmd, sizeof(cmd), "sed -i 's|^shm-name.*|shm-name %s|' %s",
+	    d.shm, d2.conf);
+	ck_assert_int_eq(run(cmd, NULL, 0), 0);
+	snprintf(cmd, sizeof(cmd), "%s -f -c %s -p none 2>&1", bin, d2.conf);
+	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "belongs to a running rtpproxyd") != NULL,
+	    "%s", out);
+	harness_cleanup(&d2);
+	/* The first one is unharmed. */
+	ck_assert(harness_alive(d.pid));
+	ck_assert(shm_exists(d.shm));
+	ck_assert_int_eq(WEXITSTATUS(harness_stop(&d, 10000)), 0);
+}
+END_TEST
+
+START_TEST(test_check_config_flag)
+{
+	char		 cmd[512], out[4096];
+	const char	*bin = getenv("RTPPROXYD");
+	FILE		*f;
+
+	ck_assert_int_eq(harness_prepare(&d, 1, NULL), 0);
+	snprintf(cmd, sizeof(cmd), "%s -n -c %s 2>&1", bin, d.conf);
+	ck_assert_int_eq(run(cmd, out, sizeof(out)), 0);
+	ck_assert_msg(strstr(out, "configuration OK") != NULL, "%s", out);
+
+	f = fopen(d.conf, "a");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "frobnicate yes\n");
+	fclose(f);
+	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, d.conf) != NULL && strstr(out, ":9:") !=
+	    NULL && strstr(out, "frobnicate") != NULL, "%s", out);
+
+	snprintf(cmd, sizeof(cmd), "%s -n -c %s/missing.conf 2>&1", bin,
+	    d.dir);
+	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	snprintf(cmd, sizeof(cmd), "%s -V", bin);
+	ck_assert_int_eq(run(cmd, out, sizeof(out)), 0);
+	ck_assert(strncmp(out, "rtpproxyd ", 10) == 0);
+	snprintf(cmd, sizeof(cmd), "%s -x 2>&1", bin);
+	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert(strstr(out, "usage:") != NULL);
+	/* Worker mode is not for people. */
+	snprintf(cmd, sizeof(cmd), "%s --worker 0 2>&1", bin);
+	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("daemon");
+	TCase	*tc = tcase_create("process");
+	SRunner	*sr;
+	int	 failed;
+
+	if (getenv("RTPPROXYD") == NULL)
+		setenv("RTPPROXYD", "../src/rtpproxyd", 1);
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_set_timeout(tc, 60 * harness_slow());
+	tcase_add_test(tc, test_workers_ready_kill_respawn_stop);
+	tcase_add_test(tc, test_repeated_kills_are_throttled);
+	tcase_add_test(tc, test_sigint_twice_stops_at_once);
+	tcase_add_test(tc, test_second_instance_refused);
+	tcase_add_test(tc, test_check_config_flag);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}

@@ -74,7 +74,7 @@ harness_prepare(struct daemon *d, int workers, const char *extra)
 		return -1;
 	fprintf(f, "# written by the test harness\n"
 	    "listen %s\nworkers %d\nport-range %u %u\nshm-name %s\n"
-	    "pidfile %s\nlog-level debug\n",
+	    "pidfile %s\nlog-level debug\nmax-sessions 2000\n",
 	    d->grpc, workers, d->port_min, d->port_max, d->shm, d->pidfile);
 	if (extra != NULL)
 		fprintf(f, "%s\n", extra);

@@ -7,6 +7,7 @@
 #define RTPPROXYD_HARNESS_H
 
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <stdint.h>
 
 struct daemon {
