@@ -542,7 +542,7 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 		return session_err(err, RP_UNAVAILABLE,
 		    "server is shutting down");
 	if (p->tcp)
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return session_err(err, RP_UNIMPLEMENTED,
 		    "transport TCP is not supported yet: use TRANSPORT_UDP");
 	if (p->id[0] != '\0' && !session_id_ok(p->id))
 		return session_err(err, RP_INVALID_ARGUMENT,

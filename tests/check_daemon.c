@@ -3,10 +3,12 @@
  * ready, a killed worker is respawned, signals stop it cleanly and leave
  * nothing behind.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <check.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -212,6 +214,86 @@ START_TEST(test_check_config_flag)
 }
 END_TEST
 
+static pid_t
+read_pidfile(const char *path)
+{
+	FILE	*f;
+	long	 pid = -1;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = -1;
+	fclose(f);
+	return (pid_t)pid;
+}
+
+/* Without -f: the command returns once the daemon serves; pidfile; TERM. */
+START_TEST(test_daemonize_pidfile_term)
+{
+	char		 cmd[512];
+	const char	*bin = getenv("RTPPROXYD");
+	pid_t		 pid;
+
+	ck_assert_int_eq(harness_prepare(&d, 1, NULL), 0);
+	snprintf(cmd, sizeof(cmd), "%s -c %s", bin, d.conf);
+	ck_assert_int_eq(run(cmd, NULL, 0), 0);
+	/* Ready when the command returned: shm and pidfile are there. */
+	pid = read_pidfile(d.pidfile);
+	ck_assert_int_gt(pid, 1);
+	ck_assert(harness_alive(pid));
+	ck_assert(shm_exists(d.shm));
+	/* Detached: a session leader of its own, cwd is /. */
+	ck_assert_int_eq(getsid(pid), pid);
+	{
+		char link[64], cwd[64];
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/%ld/cwd", (long)pid);
+		n = readlink(link, cwd, sizeof(cwd) - 1);
+		ck_assert_int_gt(n, 0);
+		cwd[n] = '\0';
+		ck_assert_str_eq(cwd, "/");
+	}
+	/* A second start is refused and names the first. */
+	snprintf(cmd, sizeof(cmd), "%s -c %s -l 127.0.0.1:1 2>&1 | "
+	    "grep -q 'locked by pid %ld'", bin, d.conf, (long)pid);
+	ck_assert_int_eq(run(cmd, NULL, 0), 0);
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert_int_eq(wait_dead(pid, 10000), 0);
+	ck_assert_int_eq(access(d.pidfile, F_OK), -1);
+	ck_assert(!shm_exists(d.shm));
+}
+END_TEST
+
+/* A daemon that cannot start says so, and the command fails. */
+START_TEST(test_daemonize_failure_exit_code)
+{
+	char		 cmd[512];
+	const char	*bin = getenv("RTPPROXYD");
+	int		 fd;
+
+	ck_assert_int_eq(harness_prepare(&d, 1, NULL), 0);
+	/* Take its API port first. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	{
+		struct sockaddr_in sin;
+
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons(d.grpc_port);
+		sin.sin_addr.s_addr = htonl(0x7f000001);
+		ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin,
+		    sizeof(sin)), 0);
+		ck_assert_int_eq(listen(fd, 1), 0);
+	}
+	snprintf(cmd, sizeof(cmd), "%s -c %s", bin, d.conf);
+	ck_assert_int_eq(run(cmd, NULL, 0), 1);
+	close(fd);
+	ck_assert(!shm_exists(d.shm));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -229,6 +311,8 @@ main(void)
 	tcase_add_test(tc, test_sigint_twice_stops_at_once);
 	tcase_add_test(tc, test_second_instance_refused);
 	tcase_add_test(tc, test_check_config_flag);
+	tcase_add_test(tc, test_daemonize_pidfile_term);
+	tcase_add_test(tc, test_daemonize_failure_exit_code);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
