@@ -1,2 +1,708 @@
-/* placeholder: being written */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "rtpproxyd.h"
+
+#define CONF_LINE_MAX	1024
+#define CONF_FILE_MAX	(1024 * 1024)
+#define CONF_MAX_ARGS	8
+#define CONF_DEF_LISTEN	"127.0.0.1:50051"
+#define CONF_DEF_PID	RUNSTATEDIR "/rtpproxyd.pid"
+#define CONF_DEF_SHM	"/rtpproxyd"
+
+struct conf_keyword;
+
+struct conf_state {
+	struct config	*conf;
+	const char	*name;
+	unsigned int	 line;
+	char		*err;
+	size_t		 errlen;
+	unsigned int	*seen;			/* line of each keyword */
+	unsigned int	 listen_line[CONF_MAX_LISTEN];
+	int		 listen_given;
+};
+
+typedef int (*conf_fn)(struct conf_state *, const struct conf_keyword *,
+    char **);
+
+struct conf_keyword {
+	const char	*name;
+	int		 nargs;
+	int		 repeat;
+	conf_fn		 fn;
+	size_t		 off;		/* uint32_t field, for conf_u32 */
+	uint32_t	 min, max;
+	const char	*unit;
+};
+
+static int	conf_err(struct conf_state *, const char *, ...)
+		    __printflike(2, 3);
+static int	conf_listen(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_workers(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_ports(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_u32(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_stats(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_level(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_facility(struct conf_state *,
+		    const struct conf_keyword *, char **);
+static int	conf_name(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_pidfile(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_shm(struct conf_state *, const struct conf_keyword *,
+		    char **);
+
+#define OFF(f)	offsetof(struct config, f)
+
+static const struct conf_keyword conf_keywords[] = {
+	{ "listen",		1, 1, conf_listen,	0, 0, 0, NULL },
+	{ "workers",		1, 0, conf_workers,	0, 0, 64, NULL },
+	{ "port-range",		2, 0, conf_ports,	0, 0, 0, NULL },
+	{ "max-sessions",	1, 0, conf_u32,
+	    OFF(max_sessions), 1, 1000000, NULL },
+	{ "idle-timeout",	1, 0, conf_u32,
+	    OFF(idle_timeout), 1, 86400, "seconds" },
+	{ "setup-timeout",	1, 0, conf_u32,
+	    OFF(setup_timeout), 1, 86400, "seconds" },
+	{ "stats-interval",	1, 0, conf_stats,	0, 100, 3600000, "ms" },
+	{ "event-queue",	1, 0, conf_u32,
+	    OFF(event_queue), 16, 1000000, "events" },
+	{ "shutdown-grace",	1, 0, conf_u32,
+	    OFF(shutdown_grace), 0, 3600, "seconds" },
+	{ "log-level",		1, 0, conf_level,	0, 0, 0, NULL },
+	{ "syslog-facility",	1, 0, conf_facility,	0, 0, 0, NULL },
+	{ "user",		1, 0, conf_name,
+	    OFF(user), 0, 0, NULL },
+	{ "group",		1, 0, conf_name,
+	    OFF(group), 0, 0, NULL },
+	{ "pidfile",		1, 0, conf_pidfile,	0, 0, 0, NULL },
+	{ "shm-name",		1, 0, conf_shm,		0, 0, 0, NULL },
+};
+#define NKEYWORDS	(sizeof(conf_keywords) / sizeof(conf_keywords[0]))
+
+/* For config_dump: log.c maps names to numbers, not back. */
+static const char *conf_facilities[] = {
+	"daemon", "user", "local0", "local1", "local2", "local3", "local4",
+	"local5", "local6", "local7",
+};
+
+static int
+conf_err(struct conf_state *st, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	if (st->err == NULL || st->errlen == 0)
+		return -1;
+	n = snprintf(st->err, st->errlen, "%s:%u: ", st->name, st->line);
+	if (n >= 0 && (size_t)n < st->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(st->err + n, st->errlen - n, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static void
+conf_seterr(char *err, size_t errlen, const char *what, const char *why)
+{
+	if (err != NULL && errlen > 0)
+		snprintf(err, errlen, "%s: %s", what, why);
+}
+
+static int
+conf_port(struct conf_state *st, const char *addr, const char *port)
+{
+	uint32_t v;
+
+	if (parse_u32(port, 1, 65535, &v) == -1)
+		return conf_err(st, "listen: \"%s\": port must be 1..65535 "
+		    "(got \"%s\")", addr, port);
+	return 0;
+}
+
+/*
+ * Only literals, localhost and "*": the listener must come up without
+ * DNS, and gRPC would otherwise bind whatever a resolver says today.
+ */
+static int
+conf_listen_check(struct conf_state *st, const char *s)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_un	 sun;
+	char			 host[128];
+	const char		*p, *port;
+	size_t			 n;
+
+	if (strncmp(s, "unix:", 5) == 0) {
+		p = s + 5;
+		if (*p != '/')
+			return conf_err(st, "listen: \"%s\": unix socket path "
+			    "must be absolute", s);
+		if (strlen(p) >= sizeof(sun.sun_path))
+			return conf_err(st, "listen: \"%s\": unix socket path "
+			    "longer than %zu bytes", s,
+			    sizeof(sun.sun_path) - 1);
+		return 0;
+	}
+	if (*s == '[') {
+		if ((p = strchr(s, ']')) == NULL)
+			return conf_err(st, "listen: \"%s\": missing \"]\"", s);
+		if (p[1] == '\0')
+			return conf_err(st, "listen: \"%s\": missing port "
+			    "(expected [IPv6]:PORT)", s);
+		if (p[1] != ':')
+			return conf_err(st, "listen: \"%s\": expected \":\" "
+			    "after \"]\"", s);
+		port = p + 2;
+		n = p - (s + 1);
+		if (n >= sizeof(host))
+			n = sizeof(host) - 1;
+		memcpy(host, s + 1, n);
+		host[n] = '\0';
+		if (parse_ip(host, 0, &ss, NULL) == -1 ||
+		    ss.ss_family != AF_INET6)
+			return conf_err(st, "listen: \"%s\": \"%s\" is not an "
+			    "IPv6 address", s, host);
+		return conf_port(st, s, port);
+	}
+	if ((p = strrchr(s, ':')) == NULL)
+		return conf_err(st, "listen: \"%s\": missing port (expected "
+		    "HOST:PORT, [IPv6]:PORT or unix:/PATH)", s);
+	port = p + 1;
+	n = p - s;
+	if (n >= sizeof(host))
+		n = sizeof(host) - 1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (strchr(host, ':') != NULL)
+		return conf_err(st, "listen: \"%s\": an IPv6 address must be "
+		    "in brackets, as in [::1]:50051", s);
+	if (*host == '\0')
+		return conf_err(st, "listen: \"%s\": missing host (use * for "
+		    "every address)", s);
+	if (strcmp(host, "*") != 0 && strcmp(host, "localhost") != 0 &&
+	    (parse_ip(host, 0, &ss, NULL) == -1 || ss.ss_family != AF_INET))
+		return conf_err(st, "listen: \"%s\": host must be an IPv4 "
+		    "address, [IPv6], localhost or *", s);
+	return conf_port(st, s, port);
+}
+
+static int
+conf_listen(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	struct config	*c = st->conf;
+	int		 i;
+
+	/* The first listen line replaces the default address. */
+	if (!st->listen_given) {
+		for (i = 0; i < c->nlisten; i++) {
+			free(c->listen[i]);
+			c->listen[i] = NULL;
+		}
+		c->nlisten = 0;
+		st->listen_given = 1;
+	}
+	if (conf_listen_check(st, argv[0]) == -1)
+		return -1;
+	for (i = 0; i < c->nlisten; i++)
+		if (strcmp(c->listen[i], argv[0]) == 0)
+			return conf_err(st, "listen: \"%s\" given twice "
+			    "(first on line %u)", argv[0], st->listen_line[i]);
+	if (c->nlisten == CONF_MAX_LISTEN)
+		return conf_err(st, "listen: at most %d addresses",
+		    CONF_MAX_LISTEN);
+	st->listen_line[c->nlisten] = st->line;
+	c->listen[c->nlisten++] = xstrdup(argv[0]);
+	return 0;
+}
+
+static int
+conf_workers(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	uint32_t v;
+
+	if (parse_u32(argv[0], kw->min, kw->max, &v) == -1)
+		return conf_err(st, "workers: must be 0 (one per CPU) or "
+		    "1..%u (got \"%s\")", kw->max, argv[0]);
+	st->conf->workers = (int)v;
+	return 0;
+}
+
+static int
+conf_ports(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	uint32_t lo, hi;
+
+	if (parse_u32(argv[0], 1024, 65535, &lo) == -1)
+		return conf_err(st, "port-range: MIN must be 1024..65535 "
+		    "(got \"%s\")", argv[0]);
+	if (parse_u32(argv[1], 1024, 65535, &hi) == -1)
+		return conf_err(st, "port-range: MAX must be 1024..65535 "
+		    "(got \"%s\")", argv[1]);
+	if (lo >= hi)
+		return conf_err(st, "port-range: MIN must be less than MAX "
+		    "(got %u %u)", lo, hi);
+	/* RTP takes the even port of a pair, RTCP the odd one above. */
+	if (lo % 2 != 0)
+		return conf_err(st, "port-range: MIN must be even (got %u)",
+		    lo);
+	if (hi % 2 != 1)
+		return conf_err(st, "port-range: MAX must be odd (got %u)",
+		    hi);
+	if (hi - lo + 1 < 4)
+		return conf_err(st, "port-range: at least 4 ports needed "
+		    "(got %u)", hi - lo + 1);
+	st->conf->port_min = (uint16_t)lo;
+	st->conf->port_max = (uint16_t)hi;
+	return 0;
+}
+
+static int
+conf_u32(struct conf_state *st, const struct conf_keyword *kw, char **argv)
+{
+	uint32_t v;
+
+	if (parse_u32(argv[0], kw->min, kw->max, &v) == -1)
+		return conf_err(st, "%s: must be %u..%u%s%s (got \"%s\")",
+		    kw->name, kw->min, kw->max, kw->unit ? " " : "",
+		    kw->unit ? kw->unit : "", argv[0]);
+	*(uint32_t *)((char *)st->conf + kw->off) = v;
+	return 0;
+}
+
+static int
+conf_stats(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	uint32_t v = 0;
+
+	if (strcmp(argv[0], "0") != 0 &&
+	    parse_u32(argv[0], kw->min, kw->max, &v) == -1)
+		return conf_err(st, "stats-interval: must be 0 (off) or "
+		    "%u..%u ms (got \"%s\")", kw->min, kw->max, argv[0]);
+	st->conf->stats_interval = v;
+	return 0;
+}
+
+static int
+conf_level(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	int level;
+
+	if ((level = log_level_from_name(argv[0])) == -1)
+		return conf_err(st, "log-level: unknown level \"%s\" (expected "
+		    "error, warning, notice, info or debug)", argv[0]);
+	st->conf->log_level = level;
+	return 0;
+}
+
+static int
+conf_facility(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	int fac;
+
+	if ((fac = log_facility_from_name(argv[0])) == -1)
+		return conf_err(st, "syslog-facility: unknown facility \"%s\" "
+		    "(expected daemon, user or local0..local7)", argv[0]);
+	st->conf->log_facility = fac;
+	return 0;
+}
+
+/* user, group: looked up when privileges are dropped, not here. */
+static int
+conf_name(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	char **p = (char **)((char *)st->conf + kw->off);
+
+	if (*argv[0] == '\0')
+		return conf_err(st, "%s: empty name", kw->name);
+	free(*p);
+	*p = xstrdup(argv[0]);
+	return 0;
+}
+
+static int
+conf_pidfile(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	struct config *c = st->conf;
+
+	if (strcmp(argv[0], "none") != 0 && argv[0][0] != '/')
+		return conf_err(st, "pidfile: must be an absolute path or "
+		    "\"none\" (got \"%s\")", argv[0]);
+	free(c->pidfile);
+	c->pidfile = strcmp(argv[0], "none") == 0 ? NULL : xstrdup(argv[0]);
+	return 0;
+}
+
+/* What shm_open(3) accepts everywhere: one leading slash, no other. */
+static int
+conf_shm(struct conf_state *st, const struct conf_keyword *kw, char **argv)
+{
+	const char	*s = argv[0];
+	size_t		 len = strlen(s), i;
+	int		 ok = s[0] == '/' && len >= 2 && len <= 63;
+
+	for (i = 1; ok && i < len; i++)
+		ok = (s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '.' || s[i] == '_' || s[i] == '-';
+	if (!ok)
+		return conf_err(st, "shm-name: must be \"/\" followed by 1..62 "
+		    "of A-Z a-z 0-9 . _ - (got \"%s\")", s);
+	free(st->conf->shm_name);
+	st->conf->shm_name = xstrdup(s);
+	return 0;
+}
+
+/*
+ * Split one line into words in buf (at least len + 1 bytes).  Blanks
+ * separate words, '#' outside quotes ends the line, and inside "..."
+ * a backslash escapes only '"' and '\'.  Returns the word count, which
+ * may exceed CONF_MAX_ARGS (the extra words are not stored), or -1.
+ */
+static int
+conf_split(struct conf_state *st, const char *s, size_t len, char *buf,
+    char **argv)
+{
+	size_t	 i = 0;
+	char	*o = buf, *start;
+	int	 argc = 0;
+
+	for (;;) {
+		while (i < len && (s[i] == ' ' || s[i] == '\t'))
+			i++;
+		if (i == len || s[i] == '#')
+			break;
+		start = o;
+		if (s[i] == '"') {
+			for (i++;; i++) {
+				if (i == len)
+					return conf_err(st,
+					    "unterminated quoted string");
+				if (s[i] == '"')
+					break;
+				if (s[i] == '\\' && i + 1 < len &&
+				    (s[i + 1] == '"' || s[i + 1] == '\\'))
+					i++;
+				*o++ = s[i];
+			}
+			i++;
+			if (i < len && s[i] != ' ' && s[i] != '\t' &&
+			    s[i] != '#')
+				return conf_err(st, "text after closing quote");
+		} else {
+			for (; i < len && s[i] != ' ' && s[i] != '\t' &&
+			    s[i] != '#'; i++) {
+				if (s[i] == '"')
+					return conf_err(st, "quote inside a "
+					    "word (quote the whole argument)");
+				*o++ = s[i];
+			}
+		}
+		*o++ = '\0';
+		if (argc < CONF_MAX_ARGS)
+			argv[argc] = start;
+		argc++;
+	}
+	return argc;
+}
+
+static int
+conf_line(struct conf_state *st, const char *s, size_t len)
+{
+	const struct conf_keyword	*kw = NULL;
+	char				 buf[CONF_LINE_MAX + 1];
+	char				*argv[CONF_MAX_ARGS];
+	size_t				 i;
+	int				 argc;
+
+	if (len > CONF_LINE_MAX)
+		return conf_err(st, "line too long (more than %d bytes)",
+		    CONF_LINE_MAX);
+	for (i = 0; i < len; i++) {
+		if (s[i] == '\0')
+			return conf_err(st, "NUL byte");
+		if (((unsigned char)s[i] < 0x20 && s[i] != '\t') ||
+		    s[i] == 0x7f)
+			return conf_err(st, "control character 0x%02x",
+			    (unsigned char)s[i]);
+	}
+	if (!utf8_valid(s, len))
+		return conf_err(st, "invalid UTF-8");
+	if ((argc = conf_split(st, s, len, buf, argv)) <= 0)
+		return argc;
+
+	for (i = 0; i < NKEYWORDS; i++)
+		if (strcmp(argv[0], conf_keywords[i].name) == 0) {
+			kw = &conf_keywords[i];
+			break;
+		}
+	if (kw == NULL)
+		return conf_err(st, "unknown keyword \"%s\"", argv[0]);
+	if (st->seen[i] != 0 && !kw->repeat)
+		return conf_err(st, "%s given twice (first on line %u)",
+		    kw->name, st->seen[i]);
+	if (st->seen[i] == 0)
+		st->seen[i] = st->line;
+	if (argc - 1 != kw->nargs)
+		return conf_err(st, "%s: expects %d argument%s", kw->name,
+		    kw->nargs, kw->nargs == 1 ? "" : "s");
+	return kw->fn(st, kw, argv + 1);
+}
+
+static int
+conf_parse(struct config *c, const char *name, const char *text,
+    size_t len, char *err, size_t errlen)
+{
+	struct conf_state	 st;
+	unsigned int		 seen[NKEYWORDS];
+	const char		*p = text, *end = text + len, *nl;
+	size_t			 n;
+	size_t			 i;
+
+	memset(&st, 0, sizeof(st));
+	memset(seen, 0, sizeof(seen));
+	st.conf = c;
+	st.name = name;
+	st.err = err;
+	st.errlen = errlen;
+	st.seen = seen;
+
+	/* Some editors start a UTF-8 file with a byte order mark. */
+	if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+		p += 3;
+	while (p < end) {
+		st.line++;
+		nl = memchr(p, '\n', end - p);
+		n = (nl != NULL ? nl : end) - p;
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (conf_line(&st, p, n) == -1)
+			return -1;
+		p = nl != NULL ? nl + 1 : end;
+	}
+
+	/* A group alone would be silently ignored by the privilege drop. */
+	for (i = 0; i < NKEYWORDS; i++)
+		if (strcmp(conf_keywords[i].name, "group") == 0 &&
+		    seen[i] != 0 && c->user == NULL) {
+			st.line = seen[i];
+			return conf_err(&st, "group: given without user");
+		}
+	return 0;
+}
+
+void
+config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->listen[0] = xstrdup(CONF_DEF_LISTEN);
+	c->nlisten = 1;
+	c->workers = 0;
+	c->port_min = 20000;
+	c->port_max = 39999;
+	c->max_sessions = 4096;
+	c->idle_timeout = 60;
+	c->setup_timeout = 60;
+	c->stats_interval = 0;
+	c->event_queue = 1024;
+	c->shutdown_grace = 5;
+	c->log_level = LOG_INFO;
+	c->log_facility = LOG_DAEMON;
+	c->pidfile = xstrdup(CONF_DEF_PID);
+	c->shm_name = xstrdup(CONF_DEF_SHM);
+}
+
+/*
+ * *c is output only: its old contents are neither read nor freed.  On
+ * error it is left zeroed, so the caller can keep its running config.
+ */
+int
+config_parse_buf(struct config *c, const char *name, const char *text,
+    char *err, size_t errlen)
+{
+	struct config n;
+
+	config_defaults(&n);
+	if (conf_parse(&n, name, text, strlen(text), err, errlen) == -1) {
+		config_free(&n);
+		memset(c, 0, sizeof(*c));
+		return -1;
+	}
+	*c = n;
+	return 0;
+}
+
+int
+config_load(struct config *c, const char *path, int must_exist, char *err,
+    size_t errlen)
+{
+	struct config	 n;
+	struct stat	 sb;
+	char		*buf = NULL;
+	size_t		 len = 0;
+	ssize_t		 r;
+	int		 fd;
+
+	memset(c, 0, sizeof(*c));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+		if (errno == ENOENT && !must_exist) {
+			config_defaults(c);
+			return 0;
+		}
+		conf_seterr(err, errlen, path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1) {
+		conf_seterr(err, errlen, path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		conf_seterr(err, errlen, path, "not a regular file");
+		goto fail;
+	}
+	/* One byte more than allowed, to notice a file that grew. */
+	buf = xmalloc(CONF_FILE_MAX + 1);
+	while (len < CONF_FILE_MAX + 1) {
+		r = read(fd, buf + len, CONF_FILE_MAX + 1 - len);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			conf_seterr(err, errlen, path, strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		len += r;
+	}
+	if (len > CONF_FILE_MAX) {
+		conf_seterr(err, errlen, path, "larger than 1 MiB");
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+
+	config_defaults(&n);
+	if (conf_parse(&n, path, buf, len, err, errlen) == -1) {
+		config_free(&n);
+		goto fail;
+	}
+	free(buf);
+	n.path = xstrdup(path);
+	*c = n;
+	return 0;
+
+fail:
+	free(buf);
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+void
+config_free(struct config *c)
+{
+	int i;
+
+	for (i = 0; i < c->nlisten && i < CONF_MAX_LISTEN; i++)
+		free(c->listen[i]);
+	free(c->user);
+	free(c->group);
+	free(c->pidfile);
+	free(c->shm_name);
+	free(c->path);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Quoted only when the parser would otherwise split or cut the word. */
+static void
+conf_put(FILE *fp, const char *s)
+{
+	const char *p;
+
+	if (*s != '\0' && strpbrk(s, " \t#\"\\") == NULL) {
+		fputs(s, fp);
+		return;
+	}
+	fputc('"', fp);
+	for (p = s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			fputc('\\', fp);
+		fputc(*p, fp);
+	}
+	fputc('"', fp);
+}
+
+static void
+conf_put_kw(FILE *fp, const char *kw, const char *s)
+{
+	fprintf(fp, "%s ", kw);
+	conf_put(fp, s);
+	fputc('\n', fp);
+}
+
+void
+config_dump(const struct config *c, FILE *fp)
+{
+	const char	*fac = NULL;
+	size_t		 i;
+	int		 l;
+
+	for (i = 0; i < sizeof(conf_facilities) / sizeof(conf_facilities[0]);
+	    i++)
+		if (log_facility_from_name(conf_facilities[i]) ==
+		    c->log_facility) {
+			fac = conf_facilities[i];
+			break;
+		}
+
+	fprintf(fp, "# rtpproxyd configuration, from %s\n",
+	    c->path != NULL ? c->path : "built-in defaults");
+	for (l = 0; l < c->nlisten && l < CONF_MAX_LISTEN; l++)
+		conf_put_kw(fp, "listen", c->listen[l]);
+	fprintf(fp, "workers %d\n", c->workers);
+	fprintf(fp, "port-range %u %u\n", c->port_min, c->port_max);
+	fprintf(fp, "max-sessions %u\n", c->max_sessions);
+	fprintf(fp, "idle-timeout %u\n", c->idle_timeout);
+	fprintf(fp, "setup-timeout %u\n", c->setup_timeout);
+	fprintf(fp, "stats-interval %u\n", c->stats_interval);
+	fprintf(fp, "event-queue %u\n", c->event_queue);
+	fprintf(fp, "shutdown-grace %u\n", c->shutdown_grace);
+	fprintf(fp, "log-level %s\n", log_level_name(c->log_level));
+	fprintf(fp, "syslog-facility %s\n", fac != NULL ? fac : "daemon");
+	if (c->user != NULL)
+		conf_put_kw(fp, "user", c->user);
+	else
+		fprintf(fp, "#user (none: stay as started)\n");
+	if (c->group != NULL)
+		conf_put_kw(fp, "group", c->group);
+	conf_put_kw(fp, "pidfile", c->pidfile != NULL ? c->pidfile : "none");
+	conf_put_kw(fp, "shm-name", c->shm_name != NULL ? c->shm_name :
+	    CONF_DEF_SHM);
+}
