@@ -106,7 +106,8 @@ START_TEST(test_workers_ready_kill_respawn_stop)
 	ck_assert_int_eq(wait_dead(w1b, 2000), 0);
 	ck_assert(!harness_alive(master));
 	ck_assert(!shm_exists(d.shm));
-	ck_assert_int_eq(harness_log_count(&d, "stopped"), 3);
+	ck_assert_int_eq(harness_log_count(&d, ") stopped"), 2);
+	ck_assert_int_eq(harness_log_count(&d, "]: stopped"), 1);
 	ck_assert_int_eq(access(d.pidfile, F_OK), -1);
 }
 END_TEST
