@@ -295,6 +295,129 @@ START_TEST(test_daemonize_failure_exit_code)
 }
 END_TEST
 
+/* rtpproxyctl -j create ...; returns the bound listen port or 0. */
+static uint16_t
+ctl_create(const char *id, uint16_t dport)
+{
+	char		 cmd[512], out[8192], *p;
+	const char	*ctl = getenv("RTPPROXYCTL");
+	const char	*key = "\"listen\":{\"address\":\"127.0.0.1\",\"port\":";
+
+	snprintf(cmd, sizeof(cmd), "%s -j -s %s create -i %s -l 127.0.0.1:0 "
+	    "-d 127.0.0.1:%u", ctl, d.grpc, id, dport);
+	if (run(cmd, out, sizeof(out)) != 0 ||
+	    (p = strstr(out, key)) == NULL)
+		return 0;
+	return (uint16_t)strtoul(p + strlen(key), NULL, 10);
+}
+
+static int
+ctl_status(const char *id)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "%s -s %s status %s",
+	    getenv("RTPPROXYCTL"), d.grpc, id);
+	return run(cmd, NULL, 0);
+}
+
+/* Send n RTP packets caller -> listen port; count those that arrive. */
+static int
+relay_n(int caller, int dest, uint16_t lport, int n, uint16_t seq0)
+{
+	unsigned char	pkt[172];
+	int		i, got = 0;
+
+	memset(pkt, 0, sizeof(pkt));
+	pkt[0] = 0x80;
+	for (i = 0; i < n; i++) {
+		pkt[2] = (unsigned char)((seq0 + i) >> 8);
+		pkt[3] = (unsigned char)(seq0 + i);
+		if (harness_send(caller, "127.0.0.1", lport, pkt,
+		    sizeof(pkt)) == -1)
+			return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (harness_recv(dest, pkt, sizeof(pkt), 1000, NULL) > 0)
+			got++;
+	return got;
+}
+
+static void
+append_conf(const char *line)
+{
+	FILE *f = fopen(d.conf, "a");
+
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "%s\n", line);
+	fclose(f);
+}
+
+/*
+ * SIGHUP changes a live setting while a session relays; a broken file is
+ * refused and the daemon runs on with what it had.
+ */
+START_TEST(test_sighup_reload)
+{
+	uint16_t	lport, dport;
+	int		caller, dest;
+
+	ck_assert_int_eq(harness_start(&d, 1, NULL), 0);
+	ck_assert_int_ge(caller = harness_udp(0, NULL), 0);
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	ck_assert_uint_ne(lport = ctl_create("hup-1", dport), 0);
+	ck_assert_int_eq(relay_n(caller, dest, lport, 20, 1), 20);
+
+	append_conf("idle-timeout 2");
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "configuration reloaded", 1,
+	    5000), 0);
+	ck_assert(harness_log_count(&d, "idle-timeout 2 s") >= 1);
+	/* The session lived through it and still relays. */
+	ck_assert_int_eq(ctl_status("hup-1"), 0);
+	ck_assert_int_eq(relay_n(caller, dest, lport, 20, 21), 20);
+	/* The new idle timeout applies to it: silence closes it. */
+	ck_assert_int_eq(harness_wait_log(&d, "session hup-1 closed: idle "
+	    "timeout", 1, 6000), 0);
+	ck_assert_int_eq(ctl_status("hup-1"), 5);
+
+	/* A broken file: refused, logged, the old configuration stays. */
+	ck_assert_uint_ne(lport = ctl_create("hup-2", dport), 0);
+	append_conf("setup-timeout 0");
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "reload refused", 1, 5000), 0);
+	ck_assert(harness_log_count(&d, "setup-timeout: must be 1..86400")
+	    >= 1);
+	ck_assert(harness_alive(d.pid));
+	ck_assert_int_eq(ctl_status("hup-2"), 0);
+	ck_assert_int_eq(relay_n(caller, dest, lport, 10, 1), 10);
+	ck_assert_int_eq(harness_wait_log(&d, "session hup-2 closed: idle "
+	    "timeout", 1, 6000), 0);
+	close(caller);
+	close(dest);
+	ck_assert_int_eq(WEXITSTATUS(harness_stop(&d, 10000)), 0);
+}
+END_TEST
+
+/* A restart-only setting is logged as such and not applied. */
+START_TEST(test_sighup_restart_only)
+{
+	ck_assert_int_eq(harness_start(&d, 1, NULL), 0);
+	{
+		char cmd[512];
+
+		snprintf(cmd, sizeof(cmd), "sed -i 's/^workers .*/workers 3/' "
+		    "%s", d.conf);
+		ck_assert_int_eq(run(cmd, NULL, 0), 0);
+	}
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "workers changed: needs a "
+	    "restart", 1, 5000), 0);
+	ck_assert_int_eq(harness_log_count(&d, "worker 2 "), 0);
+	ck_assert_int_eq(WEXITSTATUS(harness_stop(&d, 10000)), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -314,6 +437,8 @@ main(void)
 	tcase_add_test(tc, test_check_config_flag);
 	tcase_add_test(tc, test_daemonize_pidfile_term);
 	tcase_add_test(tc, test_daemonize_failure_exit_code);
+	tcase_add_test(tc, test_sighup_reload);
+	tcase_add_test(tc, test_sighup_restart_only);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
