@@ -132,7 +132,7 @@ worker_signal(evutil_socket_t sig, short ev, void *arg)
 int
 worker_main(int argc, char **argv)
 {
-	struct event	*ev_term, *ev_int, *ev_hup;
+	struct event	*ev_term;
 	struct ipc_hdr	 ready;
 	uint32_t	 v, level, facility, fg;
 
@@ -163,15 +163,14 @@ worker_main(int argc, char **argv)
 	w.ev_ipc = event_new(w.base, IPC_FD, EV_READ | EV_PERSIST, worker_ipc,
 	    NULL);
 	ev_term = evsignal_new(w.base, SIGTERM, worker_signal, NULL);
-	ev_int = evsignal_new(w.base, SIGINT, worker_signal, NULL);
-	/* HUP and INT go to the whole process group from a terminal. */
-	ev_hup = evsignal_new(w.base, SIGHUP, worker_signal, NULL);
-	if (w.ev_ipc == NULL || ev_term == NULL || ev_int == NULL ||
-	    ev_hup == NULL)
+	if (w.ev_ipc == NULL || ev_term == NULL)
 		fatalx("worker %d: event_new", w.id);
 	event_add(w.ev_ipc, NULL);
 	event_add(ev_term, NULL);
-	evsignal_del(ev_hup);
+	/*
+	 * A terminal sends INT (and HUP) to the whole process group; the
+	 * master decides what they mean and tells us.
+	 */
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 
@@ -185,8 +184,6 @@ worker_main(int argc, char **argv)
 	relay_free(w.relay);
 	event_free(w.ev_ipc);
 	event_free(ev_term);
-	event_free(ev_int);
-	event_free(ev_hup);
 	event_base_free(w.base);
 	shm_detach(&w.shm);
 	close(IPC_FD);
