@@ -580,7 +580,7 @@ master_cleanup(struct master *m)
 {
 	int i;
 
-	for (i = 0; i < m->nworkers; i++) {
+	for (i = 0; m->workers != NULL && i < m->nworkers; i++) {
 		master_worker_closed(&m->workers[i]);
 		if (m->workers[i].respawn_ev != NULL)
 			event_free(m->workers[i].respawn_ev);
