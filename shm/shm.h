@@ -57,7 +57,7 @@ struct shm_rtpsrc {
 	int32_t		transit;	/* last relative transit, ts units */
 	uint32_t	valid;		/* 1 once a source is established */
 	double		jitter;		/* A.8 estimate, ts units */
-	uint64_t	lost_base;	/* loss carried across SSRC changes */
+	int64_t		lost_base;	/* loss carried across SSRC changes */
 	uint64_t	expected_base;
 };
 

@@ -667,7 +667,12 @@ master_main(struct config *conf, int foreground,
 		goto out;
 	}
 
-	if (shm_create(&m.shm, conf->shm_name, conf->max_sessions) == -1) {
+	/*
+	 * Spare slots: a destroyed session's slot is reused only once its
+	 * worker has let go, and a reload may raise max-sessions a little.
+	 */
+	if (shm_create(&m.shm, conf->shm_name, conf->max_sessions +
+	    conf->max_sessions / 8 + 16) == -1) {
 		log_warn("shared memory %s (%u slots)", conf->shm_name,
 		    conf->max_sessions);
 		goto out;

@@ -1,2 +1,764 @@
-/* placeholder: being written */
+/*
+ * The packet path inside a worker: per session, a listen socket that the
+ * caller sends to and a forward socket that media leaves from towards the
+ * destination, for RTP and (on port + 1) RTCP.  Each readable socket is
+ * drained with recvmmsg in batches; the batch is checked, counted and
+ * latched, then sent on from the paired socket with one sendmmsg.
+ *
+ * The packet path allocates nothing, takes no lock and logs nothing in the
+ * normal case: every buffer lives in struct relay, made by relay_new.
+ * Counters are summed per batch and written to the slot with one relaxed
+ * atomic add each; only this worker writes them.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <linux/errqueue.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
 #include "rtpproxyd.h"
+
+#define RELAY_BATCH	32	/* datagrams per recvmmsg / sendmmsg */
+#define RELAY_BUDGET	4	/* batches per wakeup, then let others run */
+#define RELAY_PKTMAX	2048	/* larger datagrams are truncated: invalid */
+#define RELAY_ERRQ_MAX	64	/* error queue entries read per drain */
+#define RELAY_CMSGLEN	128
+
+/* Socket roles; role ^ 1 is the socket a packet leaves from. */
+enum {
+	SK_LISTEN_RTP,
+	SK_FORWARD_RTP,
+	SK_LISTEN_RTCP,
+	SK_FORWARD_RTCP,
+	SK_MAX
+};
+
+#define LATCH_RTP	0x01u
+#define LATCH_RTCP	0x02u
+
+struct relay_sock {
+	struct relay_sess	*sess;
+	struct event		*ev;
+	int			 fd;
+	int			 role;
+};
+
+struct relay_sess {
+	struct relay		*relay;
+	struct shm_slot		*slot;
+	uint32_t		 idx;
+	uint32_t		 gen;
+	int			 unidir;
+	int			 nsock;
+	int			 reported_active;
+	int			 reported_error;
+	struct relay_sock	 sk[SK_MAX];
+	/* where forward media goes: the destination, RTP and RTCP */
+	struct sockaddr_storage	 dest[2];
+	socklen_t		 destlen[2];
+	/*
+	 * Where reverse media goes, copied from the slot's latch: RTP, RTCP,
+	 * and the RTP address with port + 1 for RTCP until RTCP latches.
+	 */
+	struct sockaddr_storage	 latch[3];
+	socklen_t		 latchlen[3];
+};
+
+union relay_cmsg {
+	struct cmsghdr	hdr;
+	char		buf[RELAY_CMSGLEN];
+};
+
+struct relay {
+	struct event_base	 *base;
+	struct shm_table	 *shm;
+	struct relay_sess	**sess;		/* by slot */
+	int			  count;
+
+	struct mmsghdr		  rx[RELAY_BATCH];
+	int			  rx_dirty;	/* headers to reset */
+	struct iovec		  rxiov[RELAY_BATCH];
+	struct sockaddr_storage	  from[RELAY_BATCH];
+	union relay_cmsg	  cmsg[RELAY_BATCH];
+	struct mmsghdr		  tx[RELAY_BATCH];
+	struct iovec		  txiov[RELAY_BATCH];
+	int64_t			  txns[RELAY_BATCH];	/* kernel rx time */
+	uint8_t			  txok[RELAY_BATCH];
+	uint8_t			  buf[RELAY_BATCH][RELAY_PKTMAX];
+
+	uint8_t			  errbuf[256];
+	union relay_cmsg	  errcmsg;
+};
+
+/* What one batch did to one direction, written to the slot at the end. */
+struct relay_tally {
+	uint64_t	received, bytes, invalid, not_latched, non_rtp;
+	uint64_t	sent, bytes_sent, send_error;
+	uint64_t	lat_sum, lat_count, lat_max;
+	int64_t		last_ns;
+};
+
+static int64_t
+relay_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct relay *
+relay_new(struct event_base *base, struct shm_table *shm)
+{
+	struct relay	*r;
+	int		 i;
+
+	r = xcalloc(1, sizeof(*r));
+	r->base = base;
+	r->shm = shm;
+	r->sess = xcalloc(shm->nslots, sizeof(*r->sess));
+	for (i = 0; i < RELAY_BATCH; i++) {
+		r->rxiov[i].iov_base = r->buf[i];
+		r->rxiov[i].iov_len = RELAY_PKTMAX;
+		r->rx[i].msg_hdr.msg_name = &r->from[i];
+		r->rx[i].msg_hdr.msg_iov = &r->rxiov[i];
+		r->rx[i].msg_hdr.msg_iovlen = 1;
+		r->rx[i].msg_hdr.msg_control = &r->cmsg[i];
+		r->rx[i].msg_hdr.msg_controllen = sizeof(r->cmsg[i]);
+		r->rx[i].msg_hdr.msg_namelen = sizeof(r->from[i]);
+		r->tx[i].msg_hdr.msg_iov = &r->txiov[i];
+		r->tx[i].msg_hdr.msg_iovlen = 1;
+	}
+	return r;
+}
+
+void
+relay_free(struct relay *r)
+{
+	uint32_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->shm->nslots && r->count > 0; i++)
+		relay_remove(r, i);
+	free(r->sess);
+	free(r);
+}
+
+int
+relay_count(const struct relay *r)
+{
+	return r->count;
+}
+
+static int
+relay_family(int fd)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return -1;
+	return ss.ss_family;
+}
+
+/*
+ * Socket options for the relay.  Kernel receive timestamps for latency;
+ * extended errors on the forward sockets so that an ICMP error from the
+ * destination can be told apart and reported.  Buffer sizes stay at the
+ * system default: a media relay would rather drop than queue.
+ */
+static int
+relay_sockopts(int fd, int role)
+{
+	socklen_t	len = sizeof(int);
+	int		on = 1, type, family;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1)
+		return -1;
+	if (type != SOCK_DGRAM) {
+		/* TCP media is not relayed here (yet). */
+		errno = EPROTONOSUPPORT;
+		return -1;
+	}
+	if ((family = relay_family(fd)) != AF_INET && family != AF_INET6) {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	if (set_nonblock(fd) == -1)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) == -1)
+		log_warn("relay: SO_TIMESTAMPNS");	/* falls back to now */
+	if (role == SK_FORWARD_RTP || role == SK_FORWARD_RTCP) {
+		if (family == AF_INET6) {
+			if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on,
+			    sizeof(on)) == -1)
+				log_warn("relay: IPV6_RECVERR");
+			/* for IPv4-mapped destinations; may fail if v6only */
+			(void)setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on,
+			    sizeof(on));
+		} else if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on,
+		    sizeof(on)) == -1)
+			log_warn("relay: IP_RECVERR");
+	}
+	return 0;
+}
+
+static socklen_t
+relay_port_plus1(struct sockaddr_storage *dst, const struct sockaddr_storage
+    *src, socklen_t len)
+{
+	memcpy(dst, src, sizeof(*dst));
+	if (dst->ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)dst;
+
+		sin->sin_port = htons((uint16_t)(ntohs(sin->sin_port) + 1));
+	} else if (dst->ss_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)dst;
+
+		sin6->sin6_port = htons((uint16_t)(ntohs(sin6->sin6_port) + 1));
+	}
+	return len;
+}
+
+/* Refresh the session's copies of the slot's latched addresses. */
+static void
+relay_latch_load(struct relay_sess *rs)
+{
+	struct shm_slot	*s = rs->slot;
+	uint32_t	 bits;
+
+	bits = atomic_load_explicit(&s->latched, memory_order_acquire);
+	if (bits & LATCH_RTP) {
+		rs->latchlen[0] = shm_addr_to_sa(&s->latch_rtp, &rs->latch[0]);
+		rs->latchlen[2] = relay_port_plus1(&rs->latch[2],
+		    &rs->latch[0], rs->latchlen[0]);
+	}
+	if (bits & LATCH_RTCP)
+		rs->latchlen[1] = shm_addr_to_sa(&s->latch_rtcp,
+		    &rs->latch[1]);
+}
+
+/*
+ * The caller's address as the slot's latch: the first packet latches, and
+ * later a valid packet from a new address re-latches (symmetric RTP: a NAT
+ * binding changed, or the call moved).
+ */
+static void
+relay_latch(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
+    int relatch)
+{
+	struct shm_slot	*s = rs->slot;
+	struct shm_addr	*a = rtcp ? &s->latch_rtcp : &s->latch_rtp;
+	uint32_t	 bit = rtcp ? LATCH_RTCP : LATCH_RTP;
+	uint32_t	 bits;
+
+	bits = atomic_load_explicit(&s->latched, memory_order_relaxed);
+	if (bits & bit) {
+		if (!relatch || shm_addr_eq_sa(a, sa))
+			return;
+	}
+	if (shm_addr_from_sa(a, sa) == -1)
+		return;
+	atomic_fetch_or_explicit(&s->latched, bit, memory_order_release);
+	relay_latch_load(rs);
+	if (log_getlevel() >= LOG_DEBUG) {
+		char buf[INET6_ADDRSTRLEN + 8];
+
+		log_debug("slot %u: %s latched to %s", rs->idx,
+		    rtcp ? "RTCP" : "RTP", sa_ntop(sa, buf, sizeof(buf)));
+	}
+}
+
+static const char *
+relay_icmp_what(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+		return "port unreachable";
+	case EHOSTUNREACH:
+		return "host unreachable";
+	case ENETUNREACH:
+		return "network unreachable";
+	case EACCES:
+	case EPERM:
+		return "administratively prohibited";
+	case EPROTO:
+		return "parameter problem";
+	default:
+		return strerror(err);
+	}
+}
+
+/* The host part of an IPv4 or IPv6 address; "" for anything else. */
+static const char *
+relay_host(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const void *a;
+
+	if (sa->sa_family == AF_INET)
+		a = &((const struct sockaddr_in *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	else
+		a = NULL;
+	if (a == NULL || inet_ntop(sa->sa_family, a, buf, (socklen_t)len) ==
+	    NULL)
+		buf[0] = '\0';
+	return buf;
+}
+
+/*
+ * Tell the master about the first ICMP error of the session: "ICMP port
+ * unreachable from 192.0.2.1:4000", naming the router too when it is not
+ * the destination that complained.
+ */
+static void
+relay_icmp_report(struct relay_sess *rs, const struct sock_extended_err *ee,
+    size_t eelen, const struct sockaddr *to)
+{
+	const struct sockaddr	*off = SO_EE_OFFENDER(ee);
+	char			 dst[INET6_ADDRSTRLEN + 8];
+	char			 host[INET6_ADDRSTRLEN];
+	char			 ohost[INET6_ADDRSTRLEN];
+	char			 reason[120];
+	int			 err = (int)ee->ee_errno;
+
+	sa_ntop(to, dst, sizeof(dst));
+	relay_host(to, host, sizeof(host));
+	ohost[0] = '\0';
+	if ((off->sa_family == AF_INET &&
+	    eelen >= sizeof(*ee) + sizeof(struct sockaddr_in)) ||
+	    (off->sa_family == AF_INET6 &&
+	    eelen >= sizeof(*ee) + sizeof(struct sockaddr_in6)))
+		relay_host(off, ohost, sizeof(ohost));
+	if (ohost[0] != '\0' && strcmp(ohost, host) != 0)
+		snprintf(reason, sizeof(reason), "ICMP %s from %s for %s",
+		    relay_icmp_what(err), ohost, dst);
+	else
+		snprintf(reason, sizeof(reason), "ICMP %s from %s",
+		    relay_icmp_what(err), dst);
+	log_info("slot %u: %s", rs->idx, reason);
+	worker_report(IPC_ERROR, rs->idx, rs->gen, err, reason);
+}
+
+/*
+ * Read the forward socket's error queue.  The first ICMP error of the
+ * session goes to the master (which puts the session in ERROR and lets the
+ * controller decide); relaying goes on regardless, since the far end may
+ * just be starting up.  Path MTU messages are not errors.
+ */
+static void
+relay_errqueue(struct relay_sess *rs, struct relay_sock *sk)
+{
+	struct relay			*r = rs->relay;
+	const struct sock_extended_err	*ee;
+	struct sockaddr_storage		 to;
+	struct msghdr			 m;
+	struct iovec			 iov;
+	struct cmsghdr			*c;
+	int				 i;
+
+	for (i = 0; i < RELAY_ERRQ_MAX; i++) {
+		memset(&m, 0, sizeof(m));
+		memset(&to, 0, sizeof(to));
+		iov.iov_base = r->errbuf;
+		iov.iov_len = sizeof(r->errbuf);
+		m.msg_name = &to;
+		m.msg_namelen = sizeof(to);
+		m.msg_iov = &iov;
+		m.msg_iovlen = 1;
+		m.msg_control = &r->errcmsg;
+		m.msg_controllen = sizeof(r->errcmsg);
+		if (recvmsg(sk->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) == -1)
+			return;
+		for (c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
+			if (!((c->cmsg_level == IPPROTO_IP &&
+			    c->cmsg_type == IP_RECVERR) ||
+			    (c->cmsg_level == IPPROTO_IPV6 &&
+			    c->cmsg_type == IPV6_RECVERR)) ||
+			    c->cmsg_len < CMSG_LEN(sizeof(*ee)))
+				continue;
+			ee = (const struct sock_extended_err *)CMSG_DATA(c);
+			if ((ee->ee_origin != SO_EE_ORIGIN_ICMP &&
+			    ee->ee_origin != SO_EE_ORIGIN_ICMP6) ||
+			    ee->ee_errno == EMSGSIZE || rs->reported_error)
+				continue;
+			rs->reported_error = 1;
+			relay_icmp_report(rs, ee, c->cmsg_len - CMSG_LEN(0),
+			    (struct sockaddr *)&to);
+		}
+	}
+}
+
+static int
+relay_soft_error(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EHOSTDOWN:
+	case ENETDOWN:
+	case EACCES:
+	case EPERM:
+	case EPROTO:
+	case EMSGSIZE:
+		return 1;
+	}
+	return 0;
+}
+
+/* The kernel's receive timestamp, or fallback if there is none. */
+static int64_t
+relay_rxtime(struct msghdr *m, int64_t *fallback)
+{
+	struct cmsghdr	*c;
+	struct timespec	 ts;
+
+	if (!(m->msg_flags & MSG_CTRUNC))
+		for (c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c))
+			if (c->cmsg_level == SOL_SOCKET &&
+			    c->cmsg_type == SCM_TIMESTAMPNS &&
+			    c->cmsg_len >= CMSG_LEN(sizeof(ts))) {
+				memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+				return (int64_t)ts.tv_sec * 1000000000 +
+				    ts.tv_nsec;
+			}
+	if (*fallback == 0)
+		*fallback = relay_now_ns();
+	return *fallback;
+}
+
+/*
+ * Send r->tx[0 .. ntx - 1] from sk.  An error left on the socket by an
+ * earlier ICMP message fails one send without that datagram being at
+ * fault: read the error queue and try it once more.
+ */
+static void
+relay_send(struct relay_sess *rs, struct relay_sock *sk, int ntx,
+    struct relay_tally *t)
+{
+	struct relay	*r = rs->relay;
+	int64_t		 now, lat;
+	int		 i = 0, j, k, retried = 0;
+
+	memset(r->txok, 0, (size_t)ntx);
+	while (i < ntx) {
+		k = sendmmsg(sk->fd, &r->tx[i], (unsigned int)(ntx - i),
+		    MSG_DONTWAIT);
+		if (k > 0) {
+			for (j = i; j < i + k; j++) {
+				r->txok[j] = 1;
+				t->sent++;
+				t->bytes_sent += r->tx[j].msg_len;
+			}
+			i += k;
+			retried = 0;
+			continue;
+		}
+		if (k == 0)
+			break;
+		if ((errno == EINTR || relay_soft_error(errno)) && !retried) {
+			if (errno != EINTR)
+				relay_errqueue(rs, sk);
+			retried = 1;
+			continue;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == ENOBUFS) {
+			/* Full: the rest of this batch would fail alike. */
+			t->send_error += (uint64_t)(ntx - i);
+			break;
+		}
+		t->send_error++;
+		i++;
+		retried = 0;
+	}
+	if (t->sent == 0)
+		return;
+	/* Latency of what was sent; a failed send has none. */
+	now = relay_now_ns();
+	for (j = 0; j < ntx; j++) {
+		if (!r->txok[j])
+			continue;
+		lat = now - r->txns[j];
+		if (lat < 0)
+			lat = 0;	/* the clock was stepped */
+		t->lat_sum += (uint64_t)lat;
+		t->lat_count++;
+		if ((uint64_t)lat > t->lat_max)
+			t->lat_max = (uint64_t)lat;
+	}
+}
+
+static void
+relay_publish(struct shm_dir *d, int rtcp, const struct relay_tally *t)
+{
+#define ADD(f, v) do {							\
+	if ((v) != 0)							\
+		atomic_fetch_add_explicit(&d->f, (v),			\
+		    memory_order_relaxed);				\
+} while (0)
+	if (rtcp) {
+		ADD(rtcp_received, t->received);
+		ADD(rtcp_sent, t->sent);
+	} else {
+		ADD(packets_received, t->received);
+		ADD(bytes_received, t->bytes);
+		ADD(packets_sent, t->sent);
+		ADD(bytes_sent, t->bytes_sent);
+		ADD(non_rtp, t->non_rtp);
+	}
+	ADD(dropped_invalid, t->invalid);
+	ADD(dropped_not_latched, t->not_latched);
+	ADD(dropped_send_error, t->send_error);
+	ADD(latency_sum_ns, t->lat_sum);
+	ADD(latency_count, t->lat_count);
+#undef ADD
+	if (t->lat_max > atomic_load_explicit(&d->latency_max_ns,
+	    memory_order_relaxed))
+		atomic_store_explicit(&d->latency_max_ns, t->lat_max,
+		    memory_order_relaxed);
+	if (t->last_ns != 0)
+		atomic_store_explicit(&d->last_packet_ms,
+		    t->last_ns / 1000000, memory_order_relaxed);
+}
+
+/*
+ * One received batch r->rx[0 .. n - 1] from sk: check, count, latch, and
+ * queue for sending from the paired socket.
+ *
+ * Reverse packets of a unidirectional session are counted as received
+ * (with RTP statistics, so the operator sees what the destination sends)
+ * and then discarded by policy.  That is the configuration working, not a
+ * fault, so no dropped_* counter moves: on the reverse direction of such a
+ * session packets_received - packets_sent is the discarded media.  RTCP is
+ * discarded alike: a recorder's reports must not reach the caller.
+ */
+static void
+relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
+{
+	struct relay		*r = rs->relay;
+	struct shm_slot		*s = rs->slot;
+	struct relay_sock	*out = &rs->sk[sk->role ^ 1];
+	int			 rtcp = sk->role >= SK_LISTEN_RTCP;
+	int			 rev = sk->role & 1;
+	struct shm_dir		*d = &s->dir[rev ? SHM_DIR_REV : SHM_DIR_FWD];
+	struct relay_tally	 t;
+	struct rtp_info		 ri;
+	struct msghdr		*m;
+	struct sockaddr		*dst = NULL;
+	socklen_t		 dstlen = 0;
+	uint32_t		 bits;
+	int64_t			 ns, fallback = 0;
+	size_t			 len;
+	int			 i, ntx = 0, ok;
+
+	memset(&t, 0, sizeof(t));
+	for (i = 0; i < n; i++) {
+		m = &r->rx[i].msg_hdr;
+		len = r->rx[i].msg_len;
+		ns = relay_rxtime(m, &fallback);
+		if (ns > t.last_ns)
+			t.last_ns = ns;
+		t.received++;
+		t.bytes += len;
+		if (len == 0 || (m->msg_flags & MSG_TRUNC) ||
+		    m->msg_namelen == 0) {
+			t.invalid++;
+			continue;
+		}
+		if (rtcp) {
+			ok = rtcp_check(r->buf[i], len) == 0 ||
+			    srtcp_check(r->buf[i], len) == 0;
+			if (!ok) {
+				t.invalid++;
+				continue;
+			}
+			if (!rev)
+				relay_latch(rs, 1, m->msg_name, 1);
+		} else {
+			ok = rtp_parse(r->buf[i], len, &ri) == 0;
+			if (ok)
+				rtpstat_update(d, &ri, ns);
+			else
+				t.non_rtp++;
+			/*
+			 * Anything may latch first (DTLS or STUN may precede
+			 * RTP), only RTP moves an existing latch.
+			 */
+			if (!rev)
+				relay_latch(rs, 0, m->msg_name, ok);
+		}
+		if (rev && rs->unidir)
+			continue;
+		if (dst == NULL) {
+			if (!rev) {
+				dst = (struct sockaddr *)&rs->dest[rtcp];
+				dstlen = rs->destlen[rtcp];
+			} else {
+				bits = atomic_load_explicit(&s->latched,
+				    memory_order_relaxed);
+				if (rtcp && (bits & LATCH_RTCP)) {
+					dst = (struct sockaddr *)&rs->latch[1];
+					dstlen = rs->latchlen[1];
+				} else if (bits & LATCH_RTP) {
+					dst = (struct sockaddr *)
+					    &rs->latch[rtcp ? 2 : 0];
+					dstlen = rs->latchlen[rtcp ? 2 : 0];
+				}
+			}
+			if (dst == NULL) {
+				t.not_latched++;
+				continue;
+			}
+		}
+		r->txiov[ntx].iov_base = r->buf[i];
+		r->txiov[ntx].iov_len = len;
+		r->tx[ntx].msg_hdr.msg_name = dst;
+		r->tx[ntx].msg_hdr.msg_namelen = dstlen;
+		r->txns[ntx] = ns;
+		ntx++;
+	}
+	if (ntx > 0)
+		relay_send(rs, out, ntx, &t);
+	relay_publish(d, rtcp, &t);
+	if (t.sent > 0 && !rs->reported_active) {
+		rs->reported_active = 1;
+		worker_report(IPC_ACTIVE, rs->idx, rs->gen, 0, NULL);
+	}
+}
+
+static void
+relay_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay_sock	*sk = arg;
+	struct relay_sess	*rs = sk->sess;
+	struct relay		*r = rs->relay;
+	int			 b, i, n;
+
+	for (b = 0; b < RELAY_BUDGET; b++) {
+		/* The kernel changed these in the headers it filled. */
+		for (i = 0; i < r->rx_dirty; i++) {
+			r->rx[i].msg_hdr.msg_namelen = sizeof(r->from[i]);
+			r->rx[i].msg_hdr.msg_controllen = sizeof(r->cmsg[i]);
+		}
+		r->rx_dirty = 0;
+		n = recvmmsg(sk->fd, r->rx, RELAY_BATCH, MSG_DONTWAIT, NULL);
+		if (n > 0)
+			r->rx_dirty = n;
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				/*
+				 * Woken with nothing to read: an error queue
+				 * entry without a pending error.  Drain it
+				 * or the loop spins.
+				 */
+				if (b == 0)
+					relay_errqueue(rs, sk);
+				return;
+			}
+			/* A pending ICMP error, now cleared; or worse. */
+			if (errno != EINTR)
+				relay_errqueue(rs, sk);
+			continue;
+		}
+		if (n > 0)
+			relay_batch(rs, sk, n);
+		if (n < RELAY_BATCH)
+			return;
+	}
+}
+
+/*
+ * Relay slot with the sockets the master bound: [listen RTP, forward RTP]
+ * or [listen RTP, forward RTP, listen RTCP, forward RTCP].  On success the
+ * relay owns the descriptors; on failure (-1, errno set) the caller still
+ * does.  Adding a slot that is already relayed replaces it: the master
+ * restores sessions that way.
+ */
+int
+relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
+{
+	struct shm_slot		*s;
+	struct relay_sess	*rs;
+	struct shm_addr		 rtcp;
+	int			 i, saved;
+
+	if ((s = shm_slot(r->shm, slot)) == NULL || fds == NULL ||
+	    (nfds != 2 && nfds != 4)) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (i = 0; i < nfds; i++)
+		if (relay_sockopts(fds[i], i) == -1) {
+			saved = errno;
+			log_warn("slot %u: socket %d", slot, i);
+			errno = saved;
+			return -1;
+		}
+	if (r->sess[slot] != NULL)
+		relay_remove(r, slot);
+
+	rs = xcalloc(1, sizeof(*rs));
+	rs->relay = r;
+	rs->slot = s;
+	rs->idx = slot;
+	rs->gen = gen;
+	rs->unidir = (s->flags & SHM_F_UNIDIR) != 0;
+	rs->nsock = nfds;
+	rs->destlen[0] = shm_addr_to_sa(&s->dest, &rs->dest[0]);
+	rtcp = s->dest;
+	rtcp.port++;
+	rs->destlen[1] = shm_addr_to_sa(&rtcp, &rs->dest[1]);
+	/* After a worker restart the slot still holds the latch. */
+	relay_latch_load(rs);
+	for (i = 0; i < nfds; i++) {
+		rs->sk[i].sess = rs;
+		rs->sk[i].fd = fds[i];
+		rs->sk[i].role = i;
+		rs->sk[i].ev = event_new(r->base, fds[i], EV_READ | EV_PERSIST,
+		    relay_readable, &rs->sk[i]);
+		if (rs->sk[i].ev == NULL || event_add(rs->sk[i].ev, NULL) == -1)
+			goto fail;
+	}
+	r->sess[slot] = rs;
+	r->count++;
+	return 0;
+fail:
+	for (i = 0; i < nfds; i++)
+		if (rs->sk[i].ev != NULL)
+			event_free(rs->sk[i].ev);
+	free(rs);
+	errno = ENOMEM;
+	return -1;
+}
+
+/* Stop relaying slot and close its sockets; nothing if it is not here. */
+void
+relay_remove(struct relay *r, uint32_t slot)
+{
+	struct relay_sess	*rs;
+	int			 i;
+
+	if (slot >= r->shm->nslots || (rs = r->sess[slot]) == NULL)
+		return;
+	for (i = 0; i < rs->nsock; i++) {
+		event_free(rs->sk[i].ev);
+		close(rs->sk[i].fd);
+	}
+	free(rs);
+	r->sess[slot] = NULL;
+	r->count--;
+}

@@ -39,6 +39,7 @@ enum rp_code {
 	RP_ALREADY_EXISTS = 6,
 	RP_RESOURCE_EXHAUSTED = 8,
 	RP_FAILED_PRECONDITION = 9,
+	RP_UNIMPLEMENTED = 12,
 	RP_INTERNAL = 13,
 	RP_UNAVAILABLE = 14,
 };
@@ -268,6 +269,7 @@ struct relay_sess;
 
 struct relay	*relay_new(struct event_base *, struct shm_table *);
 void		 relay_free(struct relay *);
+/* owns the descriptors on success; on -1 the caller still does */
 int		 relay_add(struct relay *, uint32_t, uint32_t, int *, int);
 void		 relay_remove(struct relay *, uint32_t);
 int		 relay_count(const struct relay *);

@@ -575,6 +575,15 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	if (session_is_multicast(&listen) || session_is_multicast(&fwd))
 		return session_err(err, RP_INVALID_ARGUMENT,
 		    "listen and forward addresses must be unicast");
+	if (p->stats_interval_ms != 0 && (p->stats_interval_ms < 100 ||
+	    p->stats_interval_ms > 3600000))
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "stats_interval_ms %u is out of range: 0 (the default) "
+		    "or 100..3600000", p->stats_interval_ms);
+	if (p->idle_timeout_s > 86400)
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "idle_timeout_s %u is out of range: 0 (the default) "
+		    "or 1..86400", p->idle_timeout_s);
 	if (sr.count >= c->max_sessions || sr.nfree == 0)
 		return session_err(err, RP_RESOURCE_EXHAUSTED,
 		    "session limit reached (max-sessions %u)",

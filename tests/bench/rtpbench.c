@@ -1,1 +1,633 @@
-int main(void) { return 1; }
+/*
+ * rtpbench: load for a running rtpproxyd.  It opens sessions over gRPC,
+ * sends paced RTP from one caller socket per session, receives it at one
+ * destination socket per session, and reports throughput, loss, the
+ * end-to-end latency distribution, and the daemon's CPU time per packet
+ * and memory.  One thread, one epoll loop.  See tests/bench/README.
+ */
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rtpproxyd.h"
+#include "client.h"
+#include "rtpproxy.pb-c.h"
+
+#define M_CREATE	"/rtpproxy.RtpProxy/CreateSession"
+#define M_DESTROY	"/rtpproxy.RtpProxy/DestroySession"
+
+#define HIST_US		100000		/* 1 us buckets up to 100 ms */
+#define RX_BATCH	32
+#define PKT_MAX		1500
+#define STAMP_LEN	12		/* send time (8) + session (4) */
+#define MAX_PIDS	256
+
+struct bsess {
+	int			 caller;	/* sends to the listen port */
+	int			 dest;		/* the destination */
+	struct sockaddr_storage	 listen;
+	socklen_t		 listenlen;
+	char			 id[SHM_ID_MAX];
+	uint16_t		 seq;
+	uint64_t		 sent, received;
+};
+
+struct cpu {
+	int	 n;
+	pid_t	 pid[MAX_PIDS];
+	uint64_t ticks[MAX_PIDS];	/* utime + stime */
+	uint64_t rss_kb[MAX_PIDS];
+};
+
+static volatile sig_atomic_t	 stop;
+static struct bsess		*ss;
+static int			 nsess;
+static uint64_t			 hist[HIST_US + 1];
+static uint64_t			 lat_max_ns, lat_count, misrouted;
+static int			 payload = 160;
+static uint64_t			 px_sent, px_dropped;
+static double			 px_lat_sum, px_lat_max;
+
+static __dead void
+usage(void)
+{
+	fprintf(stderr, "usage: rtpbench [-s host:port] [-n sessions] "
+	    "[-r pps_per_session | 0] [-d seconds]\n"
+	    "                [-b payload_bytes] [-a media_address] "
+	    "[-p daemon_pid]\n");
+	exit(2);
+}
+
+static void
+on_signal(int sig)
+{
+	stop = 1;
+}
+
+static int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ */
+/* the daemon's processes: master and its children, from /proc */
+
+static int
+proc_stat(pid_t pid, uint64_t *ticks)
+{
+	char		 path[64], buf[1024], *p;
+	unsigned long	 ut, st;
+	FILE		*f;
+	int		 ok = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	/* after "pid (comm) ": state ppid pgrp session tty tpgid flags
+	 * minflt cminflt majflt cmajflt utime stime */
+	if (fgets(buf, sizeof(buf), f) != NULL &&
+	    (p = strrchr(buf, ')')) != NULL &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+	    "%lu %lu", &ut, &st) == 2) {
+		*ticks = ut + st;
+		ok = 1;
+	}
+	fclose(f);
+	return ok ? 0 : -1;
+}
+
+static uint64_t
+proc_rss_kb(pid_t pid)
+{
+	char		 path[64], line[256];
+	unsigned long	 kb = 0;
+	FILE		*f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %lu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static pid_t
+proc_ppid(pid_t pid)
+{
+	char	 path[64], buf[1024], *p;
+	long	 ppid = -1;
+	FILE	*f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	if (fgets(buf, sizeof(buf), f) != NULL &&
+	    (p = strrchr(buf, ')')) != NULL)
+		sscanf(p + 2, "%*c %ld", &ppid);
+	fclose(f);
+	return (pid_t)ppid;
+}
+
+/* The master and its children (the workers). */
+static void
+cpu_sample(pid_t master, struct cpu *c)
+{
+	char		 path[64];
+	FILE		*f;
+	DIR		*d;
+	struct dirent	*de;
+	long		 pid;
+	int		 i;
+
+	c->n = 0;
+	if (master <= 0)
+		return;
+	c->pid[c->n++] = master;
+	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children",
+	    (long)master, (long)master);
+	if ((f = fopen(path, "r")) != NULL) {
+		while (c->n < MAX_PIDS && fscanf(f, "%ld", &pid) == 1)
+			c->pid[c->n++] = (pid_t)pid;
+		fclose(f);
+	} else if ((d = opendir("/proc")) != NULL) {
+		/* no CONFIG_PROC_CHILDREN: look at every process */
+		while (c->n < MAX_PIDS && (de = readdir(d)) != NULL)
+			if ((pid = strtol(de->d_name, NULL, 10)) > 0 &&
+			    proc_ppid((pid_t)pid) == master)
+				c->pid[c->n++] = (pid_t)pid;
+		closedir(d);
+	}
+	for (i = 0; i < c->n; i++) {
+		if (proc_stat(c->pid[i], &c->ticks[i]) == -1)
+			c->ticks[i] = 0;
+		c->rss_kb[i] = proc_rss_kb(c->pid[i]);
+	}
+}
+
+/* CPU seconds used between two samples by processes present in both. */
+static double
+cpu_delta(const struct cpu *a, const struct cpu *b, int *gone)
+{
+	uint64_t	t = 0;
+	int		i, j, found;
+
+	*gone = 0;
+	for (i = 0; i < b->n; i++) {
+		for (j = 0, found = 0; j < a->n; j++)
+			if (a->pid[j] == b->pid[i]) {
+				t += b->ticks[i] - a->ticks[j];
+				found = 1;
+			}
+		if (!found)
+			t += b->ticks[i];	/* a worker restarted */
+	}
+	for (j = 0; j < a->n; j++) {
+		for (i = 0, found = 0; i < b->n; i++)
+			if (a->pid[j] == b->pid[i])
+				found = 1;
+		if (!found)
+			(*gone)++;
+	}
+	return (double)t / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ------------------------------------------------------------------ */
+
+static int
+bind_udp(const struct sockaddr_storage *addr, socklen_t len, uint16_t *port)
+{
+	struct sockaddr_storage	a = *addr;
+	socklen_t		alen = len;
+	int			fd, sz = 1 << 20;
+
+	if ((fd = socket(a.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	/* the bench must not be where packets are lost */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	if (bind(fd, (struct sockaddr *)&a, alen) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&a, &alen) == -1) {
+		close(fd);
+		return -1;
+	}
+	if (port != NULL)
+		*port = ntohs(a.ss_family == AF_INET6 ?
+		    ((struct sockaddr_in6 *)&a)->sin6_port :
+		    ((struct sockaddr_in *)&a)->sin_port);
+	return fd;
+}
+
+static int
+create_session(struct rpc_client *c, const char *addr, struct bsess *b,
+    uint16_t dport)
+{
+	Rtpproxy__CreateSessionRequest	 req =
+	    RTPPROXY__CREATE_SESSION_REQUEST__INIT;
+	Rtpproxy__Endpoint		 l = RTPPROXY__ENDPOINT__INIT;
+	Rtpproxy__Endpoint		 f = RTPPROXY__ENDPOINT__INIT;
+	Rtpproxy__Endpoint		 d = RTPPROXY__ENDPOINT__INIT;
+	Rtpproxy__CreateSessionResponse	*resp = NULL;
+	char				 details[256];
+	int				 rc;
+
+	l.address = f.address = d.address = (char *)addr;
+	d.port = dport;
+	req.listen = &l;
+	req.forward = &f;
+	req.destination = &d;
+	req.disable_rtcp = 1;
+	rc = rpc_unary(c, M_CREATE, &req.base,
+	    &rtpproxy__create_session_response__descriptor,
+	    (ProtobufCMessage **)&resp, details, sizeof(details), 10000);
+	if (rc != 0 || resp == NULL || resp->session == NULL ||
+	    resp->session->listen == NULL) {
+		fprintf(stderr, "rtpbench: CreateSession: status %d: %s\n", rc,
+		    details);
+		if (resp != NULL)
+			protobuf_c_message_free_unpacked(&resp->base, NULL);
+		return -1;
+	}
+	snprintf(b->id, sizeof(b->id), "%s", resp->session->session_id);
+	if (parse_ip(addr, (uint16_t)resp->session->listen->port, &b->listen,
+	    &b->listenlen) == -1) {
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		return -1;
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return 0;
+}
+
+static void
+destroy_session(struct rpc_client *c, struct bsess *b)
+{
+	Rtpproxy__DestroySessionRequest	 req =
+	    RTPPROXY__DESTROY_SESSION_REQUEST__INIT;
+	Rtpproxy__DestroySessionResponse *resp = NULL;
+	Rtpproxy__DirectionStats	*st;
+	char				 details[256];
+	int				 rc;
+
+	if (b->id[0] == '\0')
+		return;
+	req.session_id = b->id;
+	rc = rpc_unary(c, M_DESTROY, &req.base,
+	    &rtpproxy__destroy_session_response__descriptor,
+	    (ProtobufCMessage **)&resp, details, sizeof(details), 5000);
+	if (rc != 0)
+		fprintf(stderr, "rtpbench: DestroySession %s: status %d: %s\n",
+		    b->id, rc, details);
+	else if (resp != NULL && resp->session != NULL &&
+	    resp->session->forward_stats != NULL) {
+		/* the daemon's own measure: kernel receive to sent */
+		st = resp->session->forward_stats;
+		px_sent += st->packets_sent;
+		px_lat_sum += st->avg_latency_ms * (double)st->packets_sent;
+		if (st->max_latency_ms > px_lat_max)
+			px_lat_max = st->max_latency_ms;
+		px_dropped += st->packets_dropped;
+	}
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	b->id[0] = '\0';
+}
+
+static int
+send_one(int i)
+{
+	struct bsess	*b = &ss[i];
+	uint8_t		 pkt[PKT_MAX];
+	int64_t		 now = mono_ns();
+	uint32_t	 ts = (uint32_t)b->seq * 160;
+	uint32_t	 ssrc = 0x10000u + (uint32_t)i, idx = (uint32_t)i;
+	size_t		 len = RTP_HDR_MIN + (size_t)payload;
+
+	memset(pkt, 0, len);
+	pkt[0] = 0x80;
+	pkt[1] = 0;
+	pkt[2] = b->seq >> 8;
+	pkt[3] = b->seq & 0xff;
+	pkt[4] = ts >> 24;
+	pkt[5] = ts >> 16;
+	pkt[6] = ts >> 8;
+	pkt[7] = ts & 0xff;
+	pkt[8] = ssrc >> 24;
+	pkt[9] = ssrc >> 16;
+	pkt[10] = ssrc >> 8;
+	pkt[11] = ssrc & 0xff;
+	memcpy(pkt + RTP_HDR_MIN, &now, sizeof(now));
+	memcpy(pkt + RTP_HDR_MIN + sizeof(now), &idx, sizeof(idx));
+	if (sendto(b->caller, pkt, len, 0, (struct sockaddr *)&b->listen,
+	    b->listenlen) != (ssize_t)len)
+		return -1;	/* counted as offered and lost */
+	b->seq++;
+	b->sent++;
+	return 0;
+}
+
+static uint64_t
+drain(int i)
+{
+	static uint8_t		 bufs[RX_BATCH][PKT_MAX];
+	static struct mmsghdr	 mm[RX_BATCH];
+	static struct iovec	 iov[RX_BATCH];
+	struct bsess		*b = &ss[i];
+	uint64_t		 got = 0;
+	int64_t			 now, sent, lat;
+	uint32_t		 idx;
+	int			 k, n;
+
+	for (;;) {
+		for (k = 0; k < RX_BATCH; k++) {
+			iov[k].iov_base = bufs[k];
+			iov[k].iov_len = PKT_MAX;
+			memset(&mm[k].msg_hdr, 0, sizeof(mm[k].msg_hdr));
+			mm[k].msg_hdr.msg_iov = &iov[k];
+			mm[k].msg_hdr.msg_iovlen = 1;
+		}
+		n = recvmmsg(b->dest, mm, RX_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return got;
+		now = mono_ns();
+		for (k = 0; k < n; k++) {
+			if (mm[k].msg_len < RTP_HDR_MIN + STAMP_LEN)
+				continue;
+			memcpy(&sent, bufs[k] + RTP_HDR_MIN, sizeof(sent));
+			memcpy(&idx, bufs[k] + RTP_HDR_MIN + sizeof(sent),
+			    sizeof(idx));
+			if (idx != (uint32_t)i)
+				misrouted++;
+			lat = now - sent;
+			if (lat < 0)
+				lat = 0;
+			if ((uint64_t)lat > lat_max_ns)
+				lat_max_ns = (uint64_t)lat;
+			hist[lat / 1000 < HIST_US ? lat / 1000 : HIST_US]++;
+			lat_count++;
+			b->received++;
+			got++;
+		}
+		if (n < RX_BATCH)
+			return got;
+	}
+}
+
+static double
+percentile(double p)
+{
+	uint64_t	want, acc = 0;
+	int		i;
+
+	if (lat_count == 0)
+		return 0;
+	want = (uint64_t)(p / 100.0 * (double)lat_count);
+	if (want >= lat_count)
+		want = lat_count - 1;
+	for (i = 0; i <= HIST_US; i++) {
+		acc += hist[i];
+		if (acc > want)
+			return i < HIST_US ? i : (double)lat_max_ns / 1000;
+	}
+	return (double)lat_max_ns / 1000;
+}
+
+/* Wait for datagrams up to timeout_ns and account them. */
+static uint64_t
+poll_rx(int ep, int64_t timeout_ns)
+{
+	struct epoll_event	ev[256];
+	struct timespec		ts;
+	uint64_t		got = 0;
+	int			n, k;
+
+	if (timeout_ns < 0)
+		timeout_ns = 0;
+	ts.tv_sec = timeout_ns / 1000000000;
+	ts.tv_nsec = timeout_ns % 1000000000;
+	n = epoll_pwait2(ep, ev, 256, &ts, NULL);
+	for (k = 0; k < n; k++)
+		got += drain((int)ev[k].data.u32);
+	return got;
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char		*server = "127.0.0.1:50051";
+	const char		*addr = "127.0.0.1";
+	struct rpc_client	*c;
+	struct sigaction	 sa;
+	struct sockaddr_storage	 media;
+	struct epoll_event	 ev;
+	struct cpu		 c0, c1;
+	socklen_t		 medialen;
+	uint32_t		 pps = 50, secs = 10, n = 10, v;
+	pid_t			 dpid = 0;
+	int64_t			 t0, t_end, now, next, interval = 0, elapsed;
+	uint64_t		 k = 0, sent = 0, recvd = 0, got;
+	uint64_t		 written_off = 0;
+	uint64_t		 window, rss_master = 0, rss_workers = 0;
+	double			 cpu, wall;
+	int			 ch, ep, i, gone, rc = 0;
+	uint16_t		 dport;
+
+	while ((ch = getopt(argc, argv, "a:b:d:n:p:r:s:")) != -1) {
+		switch (ch) {
+		case 'a':
+			addr = optarg;
+			break;
+		case 'b':
+			if (parse_u32(optarg, STAMP_LEN, PKT_MAX - RTP_HDR_MIN,
+			    &v) == -1)
+				usage();
+			payload = (int)v;
+			break;
+		case 'd':
+			if (parse_u32(optarg, 1, 3600, &secs) == -1)
+				usage();
+			break;
+		case 'n':
+			if (parse_u32(optarg, 1, 100000, &n) == -1)
+				usage();
+			break;
+		case 'p':
+			if (parse_u32(optarg, 1, INT32_MAX, &v) == -1)
+				usage();
+			dpid = (pid_t)v;
+			break;
+		case 'r':
+			if (parse_u32(optarg, 0, 1000000, &pps) == -1)
+				usage();
+			break;
+		case 's':
+			server = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (parse_ip(addr, 0, &media, &medialen) == -1) {
+		fprintf(stderr, "rtpbench: %s: not an IP address\n", addr);
+		return 2;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((c = rpc_client_new(server)) == NULL) {
+		fprintf(stderr, "rtpbench: cannot make a client for %s\n",
+		    server);
+		return 1;
+	}
+	if ((ss = calloc(n, sizeof(*ss))) == NULL ||
+	    (ep = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+		perror("rtpbench");
+		return 1;
+	}
+	for (i = 0; i < (int)n && !stop; i++) {
+		ss[i].caller = bind_udp(&media, medialen, NULL);
+		ss[i].dest = bind_udp(&media, medialen, &dport);
+		if (ss[i].caller == -1 || ss[i].dest == -1) {
+			perror("rtpbench: socket");
+			rc = 1;
+			break;
+		}
+		nsess = i + 1;
+		if (create_session(c, addr, &ss[i], dport) == -1) {
+			rc = 1;
+			break;
+		}
+		ev.events = EPOLLIN;
+		ev.data.u32 = (uint32_t)i;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, ss[i].dest, &ev) == -1) {
+			perror("rtpbench: epoll_ctl");
+			rc = 1;
+			break;
+		}
+	}
+	if (rc != 0 || stop)
+		goto out;
+
+	cpu_sample(dpid, &c0);
+	t0 = mono_ns();
+	t_end = t0 + (int64_t)secs * 1000000000;
+	if (pps > 0)
+		/* between two packets of all sessions together */
+		interval = 1000000000 / ((int64_t)pps * n);
+	/* as fast as possible: a window of packets in flight */
+	window = n * 8 < 256 ? 256 : n * 8;
+	if (window > 8192)
+		window = 8192;
+	next = t0;
+	while (!stop && (now = mono_ns()) < t_end) {
+		if (pps > 0) {
+			/*
+			 * Packet k of all sessions is due at t0 + k * interval,
+			 * round robin over sessions: each session sends every
+			 * 1/pps s, the sessions evenly spread in between.
+			 */
+			for (i = 0; next <= now && i < 256; i++) {
+				/* a failed send is offered and lost */
+				(void)send_one((int)(k % n));
+				sent++;
+				k++;
+				next = t0 + (int64_t)k * interval;
+			}
+			recvd += poll_rx(ep, next - mono_ns());
+		} else {
+			while ((int64_t)(sent - recvd) - (int64_t)written_off <
+			    (int64_t)window) {
+				(void)send_one((int)(k++ % n));
+				sent++;
+			}
+			if ((got = poll_rx(ep, 5000000)) == 0)
+				/* nothing for 5 ms: what is out is lost */
+				written_off = sent - recvd;
+			recvd += got;
+		}
+	}
+	elapsed = mono_ns() - t0;
+	/* late packets: wait for them a little */
+	t_end = mono_ns() + 300000000;
+	while (recvd < sent && (now = mono_ns()) < t_end)
+		recvd += poll_rx(ep, t_end - now);
+	cpu_sample(dpid, &c1);
+
+	wall = (double)elapsed / 1e9;
+	printf("sessions      %d\n", nsess);
+	printf("duration      %.2f s, %d byte payload, %s\n", wall, payload,
+	    pps > 0 ? "paced" : "as fast as possible");
+	printf("offered       %.0f pkt/s (%" PRIu64 " packets%s)\n",
+	    (double)sent / wall, sent, pps > 0 ? "" : ", windowed");
+	printf("delivered     %.0f pkt/s (%" PRIu64 " packets)\n",
+	    (double)recvd / wall, recvd);
+	printf("loss          %.4f %%\n",
+	    sent > 0 ? 100.0 * (double)(sent - (recvd < sent ? recvd : sent)) /
+	    (double)sent : 0.0);
+	if (misrouted > 0)
+		printf("MISROUTED     %" PRIu64 " packets at the wrong "
+		    "destination\n", misrouted);
+	printf("latency (us)  p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  "
+	    "max %.0f\n", percentile(50), percentile(90), percentile(99),
+	    percentile(99.9), (double)lat_max_ns / 1000);
+	if (dpid > 0 && c0.n > 0) {
+		cpu = cpu_delta(&c0, &c1, &gone);
+		for (i = 0; i < c1.n; i++) {
+			if (i == 0)
+				rss_master = c1.rss_kb[i];
+			else
+				rss_workers += c1.rss_kb[i];
+		}
+		printf("daemon CPU    %.2f s over %.2f s (%.1f %% of one CPU), "
+		    "%.2f us per packet relayed\n", cpu, wall,
+		    100.0 * cpu / wall, recvd > 0 ? cpu * 1e6 /
+		    (double)recvd : 0.0);
+		printf("daemon RSS    master %.1f MiB, %d worker%s %.1f MiB "
+		    "(shared table counted in each)\n",
+		    (double)rss_master / 1024, c1.n - 1, c1.n == 2 ? "" : "s",
+		    (double)rss_workers / 1024);
+		if (gone > 0)
+			printf("NOTE          %d daemon process(es) went away "
+			    "during the run\n", gone);
+	}
+out:
+	for (i = 0; i < nsess; i++) {
+		destroy_session(c, &ss[i]);
+		if (ss[i].caller != -1)
+			close(ss[i].caller);
+		if (ss[i].dest != -1)
+			close(ss[i].dest);
+	}
+	if (rc == 0 && px_sent > 0)
+		printf("in-proxy (us) avg %.1f  max %.0f, %" PRIu64 " sent, %"
+		    PRIu64 " dropped (daemon's counters)\n",
+		    px_lat_sum * 1000 / (double)px_sent, px_lat_max * 1000,
+		    px_sent, px_dropped);
+	free(ss);
+	rpc_client_free(c);
+	return rc;
+}
