@@ -102,7 +102,7 @@ struct shm_slot {
 	uint32_t		idle_timeout_s;
 	uint32_t		setup_timeout_s;
 	uint32_t		stats_interval_ms;
-	uint32_t		pad0;
+	uint32_t		clock_rate;	/* dynamic PTs; 0: 8000 */
 	int64_t			created_ms;
 	char			error[SHM_REASON_MAX];
 

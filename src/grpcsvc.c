@@ -920,6 +920,7 @@ gs_check_create(const Rtpproxy__CreateSessionRequest *req,
 	p->disable_rtcp = req->disable_rtcp ? 1 : 0;
 	p->idle_timeout_s = req->idle_timeout_s;
 	p->stats_interval_ms = req->stats_interval_ms;
+	p->clock_rate = req->clock_rate;
 	return 0;
 }
 
@@ -1012,6 +1013,7 @@ gs_info_fill(struct gs_info *gi, const struct session_snapshot *s)
 	i->idle_timeout_s = s->idle_timeout_s;
 	i->worker = s->worker;
 	i->stats_interval_ms = s->stats_interval_ms;
+	i->clock_rate = s->clock_rate;
 	return i;
 }
 

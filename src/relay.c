@@ -590,8 +590,10 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 				relay_latch(rs, 1, m->msg_name, 1);
 		} else {
 			ok = rtp_parse(r->buf[i], len, &ri) == 0;
-			if (ok)
+			if (ok) {
+				ri.dyn_rate = s->clock_rate;
 				rtpstat_update(d, &ri, ns);
+			}
 			else
 				t.non_rtp++;
 			/*

@@ -61,7 +61,7 @@ usage(int code)
 "       rtpproxyctl -h | -V\n"
 "commands:\n"
 "  create [-i id] -l addr[:port] -d addr:port [-f addr[:port]] [-u] [-R]\n"
-"         [-I idle_s] [-S stats_ms] [--tcp]\n"
+"         [-I idle_s] [-S stats_ms] [-C clock_hz] [--tcp]\n"
 "  destroy id\n"
 "  status id\n"
 "  list [--state state] [-n page_size] [-p page_token] [-a]\n"
@@ -290,6 +290,7 @@ json_session(struct json *j, const char *key, const Rtpproxy__SessionInfo *s)
 	json_i64(j, "last_activity_ms", s->last_activity_ms);
 	json_u64(j, "idle_timeout_s", s->idle_timeout_s);
 	json_u64(j, "stats_interval_ms", s->stats_interval_ms);
+	json_u64(j, "clock_rate", s->clock_rate);
 	json_u64(j, "worker", s->worker);
 	json_str(j, "error_message", s->error_message);
 	json_dir(j, "forward_stats", s->forward_stats);
@@ -383,6 +384,8 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 	printf("%-14s %u s\n", "idle timeout", s->idle_timeout_s);
 	if (s->stats_interval_ms > 0)
 		printf("%-14s %u ms\n", "stats every", s->stats_interval_ms);
+	if (s->clock_rate > 0)
+		printf("%-14s %u Hz\n", "clock rate", s->clock_rate);
 	if (!stats)
 		return;
 	printf("\n%-22s %16s %16s\n", "", "forward", "reverse");
@@ -510,6 +513,7 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "stats-interval", required_argument, NULL, 'S' },
 		{ "tcp", no_argument, NULL, 'T' },
+		{ "clock-rate", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 }
 	};
 	Rtpproxy__CreateSessionRequest	 req =
@@ -522,7 +526,7 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 	char				 details[512];
 	int				 ch, rc;
 
-	while ((ch = getopt_long(argc, argv, "i:l:d:f:uRI:S:", longopts,
+	while ((ch = getopt_long(argc, argv, "i:l:d:f:uRI:S:C:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'i':
@@ -551,6 +555,9 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 			break;
 		case 'S':
 			req.stats_interval_ms = parse_num("-S", optarg);
+			break;
+		case 'C':
+			req.clock_rate = parse_num("-C", optarg);
 			break;
 		case 'T':
 			req.transport = RTPPROXY__TRANSPORT__TRANSPORT_TCP;

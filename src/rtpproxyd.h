@@ -134,6 +134,7 @@ struct session_params {
 	int			disable_rtcp;
 	uint32_t		idle_timeout_s;	/* 0: configured default */
 	uint32_t		stats_interval_ms;
+	uint32_t		clock_rate;	/* dynamic PTs; 0: 8000 */
 };
 
 /* A consistent copy of a slot, for replies and events. */
@@ -147,6 +148,7 @@ struct session_snapshot {
 	struct shm_addr	listen, forward, dest, latched;
 	uint32_t	idle_timeout_s;
 	uint32_t	stats_interval_ms;
+	uint32_t	clock_rate;
 	int64_t		created_ms;
 	int64_t		last_activity_ms;
 	char		error[SHM_REASON_MAX];
@@ -284,6 +286,7 @@ struct rtp_info {
 	uint32_t	 ssrc;
 	size_t		 hdrlen;	/* header incl. CSRCs and extension */
 	size_t		 padlen;
+	uint32_t	 dyn_rate;	/* caller's clock for PT 96-127; 0: 8000 */
 };
 
 int	rtp_parse(const uint8_t *, size_t, struct rtp_info *);

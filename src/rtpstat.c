@@ -67,6 +67,7 @@ rtp_parse(const uint8_t *buf, size_t len, struct rtp_info *ri)
 		    (uint32_t)buf[10] << 8 | buf[11];
 		ri->hdrlen = hlen;
 		ri->padlen = padlen;
+		ri->dyn_rate = 0;
 	}
 	return 0;
 }
@@ -256,7 +257,8 @@ arrival_ts(int64_t ns, uint32_t rate)
 static void
 src_jitter(struct shm_rtpsrc *s, const struct rtp_info *ri, int64_t ns)
 {
-	uint32_t	rate = rtp_clock_rate(ri->pt);
+	uint32_t	rate = ri->pt >= 96 && ri->dyn_rate != 0 ? ri->dyn_rate :
+	    rtp_clock_rate(ri->pt);
 	int32_t		transit, d;
 
 	transit = (int32_t)(arrival_ts(ns, rate) - ri->ts);

@@ -169,6 +169,7 @@ session_snapshot(uint32_t i, struct session_snapshot *o)
 		o->latched = s->latch_rtp;
 	o->idle_timeout_s = s->idle_timeout_s;
 	o->stats_interval_ms = s->stats_interval_ms;
+	o->clock_rate = s->clock_rate;
 	o->created_ms = s->created_ms;
 	memcpy(o->error, s->error, sizeof(o->error));
 	o->error[sizeof(o->error) - 1] = '\0';
@@ -580,6 +581,11 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 		return session_err(err, RP_INVALID_ARGUMENT,
 		    "stats_interval_ms %u is out of range: 0 (the default) "
 		    "or 100..3600000", p->stats_interval_ms);
+	if (p->clock_rate != 0 && (p->clock_rate < 1000 ||
+	    p->clock_rate > 1000000))
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "clock_rate %u is out of range: 0 (8000 Hz) or "
+		    "1000..1000000", p->clock_rate);
 	if (p->idle_timeout_s > 86400)
 		return session_err(err, RP_INVALID_ARGUMENT,
 		    "idle_timeout_s %u is out of range: 0 (the default) "
@@ -633,6 +639,7 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	s->setup_timeout_s = c->setup_timeout;
 	s->stats_interval_ms = p->stats_interval_ms ? p->stats_interval_ms :
 	    c->stats_interval;
+	s->clock_rate = p->clock_rate;
 	s->created_ms = now_ms();
 
 	se->in_use = 1;

@@ -308,6 +308,7 @@ struct cs {
 	int		 nortcp;
 	uint32_t	 idle;
 	uint32_t	 stats_ms;
+	uint32_t	 clock_rate;
 };
 
 /* CreateSession; *info is the reply (free with free_info) if OK. */
@@ -348,6 +349,7 @@ create(struct rpc_client *c, const struct cs *a,
 	req.disable_rtcp = a->nortcp;
 	req.idle_timeout_s = a->idle;
 	req.stats_interval_ms = a->stats_ms;
+	req.clock_rate = a->clock_rate;
 	rc = rpc_unary(c, M_CREATE, &req.base,
 	    &rtpproxy__create_session_response__descriptor,
 	    (ProtobufCMessage **)&resp, det, dlen, tms(5000));
@@ -564,7 +566,8 @@ START_TEST(test_create_status_destroy)
 {
 	struct rpc_client		*c = client(&dmain);
 	struct cs			 a = { .id = "csd-1", .laddr = "127.0.0.1",
-	    .daddr = "127.0.0.1", .dport = 5004, .idle = 30 };
+	    .daddr = "127.0.0.1", .dport = 5004, .idle = 30,
+	    .clock_rate = 48000 };
 	Rtpproxy__CreateSessionResponse	*cr;
 	Rtpproxy__SessionInfo		*si;
 	void				*resp;
@@ -585,6 +588,7 @@ START_TEST(test_create_status_destroy)
 	ck_assert_str_eq(si->destination->address, "127.0.0.1");
 	ck_assert_uint_eq(si->destination->port, 5004);
 	ck_assert_uint_eq(si->idle_timeout_s, 30);
+	ck_assert_uint_eq(si->clock_rate, 48000);
 	ck_assert(si->state == RTPPROXY__SESSION_STATE__SESSION_STATE_CREATED ||
 	    si->state == RTPPROXY__SESSION_STATE__SESSION_STATE_CONNECTING);
 	ck_assert_ptr_null(si->latched);
@@ -711,6 +715,18 @@ START_TEST(test_create_invalid_arguments)
 	a = BASE;
 	a.daddr = "0.0.0.0";
 	expect_create_error(c, &a, ST_INVALID_ARGUMENT, "destination.address");
+	a = BASE;
+	a.stats_ms = 5;
+	expect_create_error(c, &a, ST_INVALID_ARGUMENT,
+	    "stats_interval_ms 5 is out of range");
+	a = BASE;
+	a.idle = 100000;
+	expect_create_error(c, &a, ST_INVALID_ARGUMENT,
+	    "idle_timeout_s 100000 is out of range");
+	a = BASE;
+	a.clock_rate = 12;
+	expect_create_error(c, &a, ST_INVALID_ARGUMENT,
+	    "clock_rate 12 is out of range");
 	a = BASE;
 	a.id = "has space";
 	expect_create_error(c, &a, ST_INVALID_ARGUMENT, "session_id must be");

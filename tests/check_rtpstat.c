@@ -51,6 +51,19 @@ feed(uint16_t seq, uint32_t ts, uint32_t ssrc, uint8_t pt, int64_t ns)
 	rtpstat_update(&dir, &ri, ns);
 }
 
+/* Opus-like: PT 111, 20 ms = 960 ticks of a 48 kHz clock. */
+static void
+feed_dyn(uint16_t seq, uint32_t rate, int64_t skew_ns)
+{
+	uint8_t		b[64];
+	struct rtp_info	ri;
+	size_t		n = mkrtp(b, seq, (uint32_t)seq * 960, 0x4d, 111);
+
+	ck_assert_int_eq(rtp_parse(b, n, &ri), 0);
+	ri.dyn_rate = rate;
+	rtpstat_update(&dir, &ri, T0_NS + seq * 20 * MS + skew_ns);
+}
+
 static void
 feed_seq(uint16_t seq)
 {
@@ -630,6 +643,37 @@ START_TEST(random_loss)
 }
 END_TEST
 
+/*
+ * A dynamic payload type at the session's clock rate: perfectly paced
+ * 48 kHz media has no jitter.  Read at the 8000 Hz default the same
+ * stream looks like 100 ms of jitter per packet (960 ticks = 120 ms at
+ * 8 kHz against 20 ms of arrival), converging towards 100 ms.
+ */
+START_TEST(jitter_dynamic_clock_rate)
+{
+	uint16_t i;
+
+	for (i = 0; i < 50; i++)
+		feed_dyn(i, 48000, 0);
+	ck_assert_uint_eq(atomic_load(&dir.jitter_ns), 0);
+
+	memset(&dir, 0, sizeof(dir));
+	for (i = 0; i < 50; i++)
+		feed_dyn(i, 0, 0);
+	ck_assert_uint_gt(atomic_load(&dir.jitter_ns), 90 * MS);
+
+	/*
+	 * Every other packet 1 ms late at 48 kHz: each |D| is 48 ticks, so
+	 * J converges to 48 ticks = 1 ms.
+	 */
+	memset(&dir, 0, sizeof(dir));
+	for (i = 0; i < 400; i++)
+		feed_dyn(i, 48000, (i & 1) ? MS : 0);
+	ck_assert_uint_gt(atomic_load(&dir.jitter_ns), 950 * 1000);
+	ck_assert_uint_lt(atomic_load(&dir.jitter_ns), 1050 * 1000);
+}
+END_TEST
+
 static Suite *
 rtpstat_suite(void)
 {
@@ -659,6 +703,7 @@ rtpstat_suite(void)
 	tcase_add_test(tc, jitter_rate_change);
 	tcase_add_test(tc, loss_rate_clamp);
 	tcase_add_test(tc, random_loss);
+	tcase_add_test(tc, jitter_dynamic_clock_rate);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	return s;
