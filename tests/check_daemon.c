@@ -418,6 +418,78 @@ START_TEST(test_sighup_restart_only)
 }
 END_TEST
 
+static long
+proc_uid(pid_t pid)
+{
+	char	 path[64], line[256];
+	FILE	*f;
+	long	 uid = -1;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "Uid: %ld", &uid) == 1)
+			break;
+	fclose(f);
+	return uid;
+}
+
+/* Started as root with a user: master and workers run as that user. */
+START_TEST(test_privilege_drop)
+{
+	uint16_t	lport, dport;
+	int		caller, dest;
+
+	if (geteuid() != 0) {
+		/* Dropping privileges needs root; this must not pass. */
+		ck_abort_msg("test_privilege_drop must run as root");
+	}
+	ck_assert_int_eq(harness_start(&d, 1, "user nobody"), 0);
+	ck_assert_int_eq(proc_uid(d.pid), 65534);
+	ck_assert_int_eq(proc_uid(harness_worker_pid(&d, 0)), 65534);
+	/* It still does its job as nobody. */
+	ck_assert_int_ge(caller = harness_udp(0, NULL), 0);
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	ck_assert_uint_ne(lport = ctl_create("priv-1", dport), 0);
+	ck_assert_int_eq(relay_n(caller, dest, lport, 5, 1), 5);
+	close(caller);
+	close(dest);
+	ck_assert_int_eq(WEXITSTATUS(harness_stop(&d, 10000)), 0);
+	ck_assert(!shm_exists(d.shm));
+}
+END_TEST
+
+/* A user that cannot be switched to: refuse to run, say why. */
+START_TEST(test_privilege_drop_refused)
+{
+	char		 cmd[512], out[4096];
+	const char	*bin = getenv("RTPPROXYD");
+
+	ck_assert_int_eq(harness_prepare(&d, 1, "user no-such-user-x"), 0);
+	snprintf(cmd, sizeof(cmd), "%s -f -c %s 2>&1", bin, d.conf);
+	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "user \"no-such-user-x\" does not exist")
+	    != NULL, "%s", out);
+	ck_assert(!shm_exists(d.shm));
+}
+END_TEST
+
+/* More sessions than descriptors: refuse, with the numbers. */
+START_TEST(test_nofile_refused)
+{
+	char		 cmd[512], out[4096];
+	const char	*bin = getenv("RTPPROXYD");
+
+	ck_assert_int_eq(harness_prepare(&d, 1, "max-sessions 1000000"), 0);
+	snprintf(cmd, sizeof(cmd), "%s -f -c %s 2>&1", bin, d.conf);
+	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "need 4000260 file descriptors but "
+	    "RLIMIT_NOFILE is") != NULL && strstr(out, "max-sessions") !=
+	    NULL, "%s", out);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -439,6 +511,9 @@ main(void)
 	tcase_add_test(tc, test_daemonize_failure_exit_code);
 	tcase_add_test(tc, test_sighup_reload);
 	tcase_add_test(tc, test_sighup_restart_only);
+	tcase_add_test(tc, test_privilege_drop);
+	tcase_add_test(tc, test_privilege_drop_refused);
+	tcase_add_test(tc, test_nofile_refused);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
