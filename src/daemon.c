@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <pwd.h>
 #include <stddef.h>
@@ -65,6 +66,33 @@ daemon_pidfile_read(int fd)
  * stays held in the child after daemon_detach() forks and the parent
  * exits.  O_CLOEXEC keeps exec'd workers from holding it.
  */
+/* Create the directories above path that are missing (mode 0755). */
+static int
+daemon_mkdirs(const char *path)
+{
+	char	buf[PATH_MAX], *p, *slash, c;
+
+	if (strlen(path) >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(buf, path);
+	if ((slash = strrchr(buf, '/')) == NULL || slash == buf)
+		return 0;
+	*slash = '\0';
+	for (p = buf + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		c = *p;
+		*p = '\0';
+		if (mkdir(buf, 0755) == -1 && errno != EEXIST)
+			return -1;
+		if (c == '\0')
+			return 0;
+		*p = c;
+	}
+}
+
 int
 daemon_pidfile_open(const char *path, pid_t *other, char *err, size_t errlen)
 {
@@ -73,6 +101,15 @@ daemon_pidfile_open(const char *path, pid_t *other, char *err, size_t errlen)
 
 	if (other != NULL)
 		*other = 0;
+	/*
+	 * The run-state directory of a fresh --prefix (/usr/local/var/run)
+	 * does not exist until something makes it.
+	 */
+	if (daemon_mkdirs(path) == -1) {
+		daemon_err(err, errlen, "pidfile %s: cannot create its "
+		    "directory: %s", path, strerror(errno));
+		return -1;
+	}
 	for (tries = 0; tries < 5; tries++) {
 		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
 		    O_NOCTTY, 0644);

@@ -576,10 +576,20 @@ START_TEST(test_pidfile_lock)
 	ck_assert_int_ge(fd, 0);
 	daemon_pidfile_close(fd, p);
 
+	/* A run-state directory that does not exist yet is made. */
 	fd = daemon_pidfile_open(tmp_path("no/such/dir.pid"), &other, buf,
 	    sizeof(buf));
+	ck_assert_int_ge(fd, 0);
+	daemon_pidfile_close(fd, tmp_path("no/such/dir.pid"));
+	ck_assert_int_eq(rmdir(tmp_path("no/such")), 0);
+	ck_assert_int_eq(rmdir(tmp_path("no")), 0);
+	/* One that cannot be made says why. */
+	write_file(tmp_path("plainfile"), "x", 1);
+	fd = daemon_pidfile_open(tmp_path("plainfile/x.pid"), &other, buf,
+	    sizeof(buf));
 	ck_assert_int_eq(fd, -1);
-	ck_assert_ptr_nonnull(strstr(buf, "No such file or directory"));
+	ck_assert_ptr_nonnull(strstr(buf, "Not a directory"));
+	unlink(tmp_path("plainfile"));
 }
 END_TEST
 
