@@ -51,28 +51,6 @@ wait_dead(pid_t pid, int ms)
 	return -1;
 }
 
-static int
-run(const char *cmd, char *out, size_t len)
-{
-	FILE	*f;
-	size_t	 n = 0;
-	int	 st;
-
-	if ((f = popen(cmd, "r")) == NULL)
-		return -1;
-	if (out != NULL) {
-		n = fread(out, 1, len - 1, f);
-		out[n] = '\0';
-	} else {
-		char buf[512];
-
-		while (fread(buf, 1, sizeof(buf), f) > 0)
-			;
-	}
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 START_TEST(test_workers_ready_kill_respawn_stop)
 {
 	pid_t	w0, w1, w1b, master;
@@ -163,14 +141,14 @@ START_TEST(test_second_instance_refused)
 	ck_assert_int_eq(harness_prepare(&d2, 1, NULL), 0);
 	snprintf(cmd, sizeof(cmd), "%s -f -c %s -p %s 2>&1", bin, d2.conf,
 	    d.pidfile);
-	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
 	ck_assert_msg(strstr(out, "is locked by pid") != NULL, "%s", out);
 	/* Same shm name, no pidfile. */
 	snprintf(cmd, sizeof(cmd), "sed -i 's|^shm-name.*|shm-name %s|' %s",
 	    d.shm, d2.conf);
-	ck_assert_int_eq(run(cmd, NULL, 0), 0);
+	ck_assert_int_eq(harness_run(cmd, NULL, 0), 0);
 	snprintf(cmd, sizeof(cmd), "%s -f -c %s -p none 2>&1", bin, d2.conf);
-	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
 	ck_assert_msg(strstr(out, "belongs to a running rtpproxyd") != NULL,
 	    "%s", out);
 	harness_cleanup(&d2);
@@ -189,29 +167,29 @@ START_TEST(test_check_config_flag)
 
 	ck_assert_int_eq(harness_prepare(&d, 1, NULL), 0);
 	snprintf(cmd, sizeof(cmd), "%s -n -c %s 2>&1", bin, d.conf);
-	ck_assert_int_eq(run(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
 	ck_assert_msg(strstr(out, "configuration OK") != NULL, "%s", out);
 
 	f = fopen(d.conf, "a");
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "frobnicate yes\n");
 	fclose(f);
-	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
 	ck_assert_msg(strstr(out, d.conf) != NULL && strstr(out, ":9:") !=
 	    NULL && strstr(out, "frobnicate") != NULL, "%s", out);
 
 	snprintf(cmd, sizeof(cmd), "%s -n -c %s/missing.conf 2>&1", bin,
 	    d.dir);
-	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
 	snprintf(cmd, sizeof(cmd), "%s -V", bin);
-	ck_assert_int_eq(run(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
 	ck_assert(strncmp(out, "rtpproxyd ", 10) == 0);
 	snprintf(cmd, sizeof(cmd), "%s -x 2>&1", bin);
-	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
 	ck_assert(strstr(out, "usage:") != NULL);
 	/* Worker mode is not for people. */
 	snprintf(cmd, sizeof(cmd), "%s --worker 0 2>&1", bin);
-	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
 }
 END_TEST
 
@@ -238,7 +216,7 @@ START_TEST(test_daemonize_pidfile_term)
 
 	ck_assert_int_eq(harness_prepare(&d, 1, NULL), 0);
 	snprintf(cmd, sizeof(cmd), "%s -c %s", bin, d.conf);
-	ck_assert_int_eq(run(cmd, NULL, 0), 0);
+	ck_assert_int_eq(harness_run(cmd, NULL, 0), 0);
 	/* Ready when the command returned: shm and pidfile are there. */
 	pid = read_pidfile(d.pidfile);
 	ck_assert_int_gt(pid, 1);
@@ -259,7 +237,7 @@ START_TEST(test_daemonize_pidfile_term)
 	/* A second start is refused and names the first. */
 	snprintf(cmd, sizeof(cmd), "%s -c %s -l 127.0.0.1:1 2>&1 | "
 	    "grep -q 'locked by pid %ld'", bin, d.conf, (long)pid);
-	ck_assert_int_eq(run(cmd, NULL, 0), 0);
+	ck_assert_int_eq(harness_run(cmd, NULL, 0), 0);
 	ck_assert_int_eq(kill(pid, SIGTERM), 0);
 	ck_assert_int_eq(wait_dead(pid, 10000), 0);
 	ck_assert_int_eq(access(d.pidfile, F_OK), -1);
@@ -289,7 +267,7 @@ START_TEST(test_daemonize_failure_exit_code)
 		ck_assert_int_eq(listen(fd, 1), 0);
 	}
 	snprintf(cmd, sizeof(cmd), "%s -c %s", bin, d.conf);
-	ck_assert_int_eq(run(cmd, NULL, 0), 1);
+	ck_assert_int_eq(harness_run(cmd, NULL, 0), 1);
 	close(fd);
 	ck_assert(!shm_exists(d.shm));
 }
@@ -305,7 +283,7 @@ ctl_create(const char *id, uint16_t dport)
 
 	snprintf(cmd, sizeof(cmd), "%s -j -s %s create -i %s -l 127.0.0.1:0 "
 	    "-d 127.0.0.1:%u", ctl, d.grpc, id, dport);
-	if (run(cmd, out, sizeof(out)) != 0 ||
+	if (harness_run(cmd, out, sizeof(out)) != 0 ||
 	    (p = strstr(out, key)) == NULL)
 		return 0;
 	return (uint16_t)strtoul(p + strlen(key), NULL, 10);
@@ -318,7 +296,7 @@ ctl_status(const char *id)
 
 	snprintf(cmd, sizeof(cmd), "%s -s %s status %s",
 	    getenv("RTPPROXYCTL"), d.grpc, id);
-	return run(cmd, NULL, 0);
+	return harness_run(cmd, NULL, 0);
 }
 
 /* Send n RTP packets caller -> listen port; count those that arrive. */
@@ -408,7 +386,7 @@ START_TEST(test_sighup_restart_only)
 
 		snprintf(cmd, sizeof(cmd), "sed -i 's/^workers .*/workers 3/' "
 		    "%s", d.conf);
-		ck_assert_int_eq(run(cmd, NULL, 0), 0);
+		ck_assert_int_eq(harness_run(cmd, NULL, 0), 0);
 	}
 	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
 	ck_assert_int_eq(harness_wait_log(&d, "workers changed: needs a "
@@ -460,15 +438,25 @@ START_TEST(test_privilege_drop)
 }
 END_TEST
 
+/* Run in the foreground on a config with extra; the exit code, its output. */
+static int
+run_prepared(const char *extra, char *out, size_t len)
+{
+	char cmd[512];
+
+	ck_assert_int_eq(harness_prepare(&d, 1, extra), 0);
+	snprintf(cmd, sizeof(cmd), "%s -f -c %s 2>&1", getenv("RTPPROXYD"),
+	    d.conf);
+	return harness_run(cmd, out, len);
+}
+
 /* A user that cannot be switched to: refuse to run, say why. */
 START_TEST(test_privilege_drop_refused)
 {
-	char		 cmd[512], out[4096];
-	const char	*bin = getenv("RTPPROXYD");
+	char out[4096];
 
-	ck_assert_int_eq(harness_prepare(&d, 1, "user no-such-user-x"), 0);
-	snprintf(cmd, sizeof(cmd), "%s -f -c %s 2>&1", bin, d.conf);
-	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(run_prepared("user no-such-user-x", out, sizeof(out)),
+	    1);
 	ck_assert_msg(strstr(out, "user \"no-such-user-x\" does not exist")
 	    != NULL, "%s", out);
 	ck_assert(!shm_exists(d.shm));
@@ -478,12 +466,10 @@ END_TEST
 /* More sessions than descriptors: refuse, with the numbers. */
 START_TEST(test_nofile_refused)
 {
-	char		 cmd[512], out[4096];
-	const char	*bin = getenv("RTPPROXYD");
+	char out[4096];
 
-	ck_assert_int_eq(harness_prepare(&d, 1, "max-sessions 1000000"), 0);
-	snprintf(cmd, sizeof(cmd), "%s -f -c %s 2>&1", bin, d.conf);
-	ck_assert_int_eq(run(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(run_prepared("max-sessions 1000000", out, sizeof(out)),
+	    1);
 	ck_assert_msg(strstr(out, "need 4000260 file descriptors but "
 	    "RLIMIT_NOFILE is") != NULL && strstr(out, "max-sessions") !=
 	    NULL, "%s", out);
@@ -493,31 +479,17 @@ END_TEST
 int
 main(void)
 {
+	const TTest *const t[] = { test_workers_ready_kill_respawn_stop,
+	    test_repeated_kills_are_throttled, test_sigint_twice_stops_at_once,
+	    test_second_instance_refused, test_check_config_flag,
+	    test_daemonize_pidfile_term, test_daemonize_failure_exit_code,
+	    test_sighup_reload, test_sighup_restart_only, test_privilege_drop,
+	    test_privilege_drop_refused, test_nofile_refused, NULL };
 	Suite	*s = suite_create("daemon");
-	TCase	*tc = tcase_create("process");
-	SRunner	*sr;
-	int	 failed;
 
 	if (getenv("RTPPROXYD") == NULL)
 		setenv("RTPPROXYD", "../src/rtpproxyd", 1);
-	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_set_timeout(tc, 60 * harness_slow());
-	tcase_add_test(tc, test_workers_ready_kill_respawn_stop);
-	tcase_add_test(tc, test_repeated_kills_are_throttled);
-	tcase_add_test(tc, test_sigint_twice_stops_at_once);
-	tcase_add_test(tc, test_second_instance_refused);
-	tcase_add_test(tc, test_check_config_flag);
-	tcase_add_test(tc, test_daemonize_pidfile_term);
-	tcase_add_test(tc, test_daemonize_failure_exit_code);
-	tcase_add_test(tc, test_sighup_reload);
-	tcase_add_test(tc, test_sighup_restart_only);
-	tcase_add_test(tc, test_privilege_drop);
-	tcase_add_test(tc, test_privilege_drop_refused);
-	tcase_add_test(tc, test_nofile_refused);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	tcase_add_checked_fixture(harness_tcase(s, "process", NULL, NULL, 60,
+	    t), NULL, teardown);
+	return harness_run_suite(s);
 }

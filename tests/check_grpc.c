@@ -14,7 +14,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,9 +28,6 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 
-#define M_CREATE	"/rtpproxy.RtpProxy/CreateSession"
-#define M_DESTROY	"/rtpproxy.RtpProxy/DestroySession"
-#define M_STATUS	"/rtpproxy.RtpProxy/GetSessionStatus"
 #define M_LIST		"/rtpproxy.RtpProxy/ListSessions"
 #define M_EVENTS	"/rtpproxy.RtpProxy/StreamSessionEvents"
 #define M_HEALTH	"/grpc.health.v1.Health/Check"
@@ -84,105 +80,12 @@ msleep(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Replace the config line for key (a harness default), or add it. */
-static int
-conf_replace(const char *path, const char *key, const char *line)
-{
-	char	 buf[8192], out[8192], *p, *nl;
-	FILE	*f;
-	size_t	 n, o = 0, klen = strlen(key);
-	int	 found = 0;
-
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	for (p = buf; *p != '\0'; p = nl) {
-		if ((nl = strchr(p, '\n')) != NULL)
-			nl++;
-		else
-			nl = p + strlen(p);
-		if (strncmp(p, key, klen) == 0 && p[klen] == ' ') {
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s\n",
-			    line);
-			found = 1;
-		} else
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "%.*s",
-			    (int)(nl - p), p);
-		if (o >= sizeof(out))
-			return -1;
-	}
-	if (!found)
-		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s\n", line);
-	if (o >= sizeof(out) || (f = fopen(path, "w")) == NULL)
-		return -1;
-	fputs(out, f);
-	return fclose(f) == 0 ? 0 : -1;
-}
-
-/* Start the binary on a prepared directory, as harness_start does. */
-static int
-spawn(struct daemon *d, int wait_ready)
-{
-	const char	*bin = getenv("RTPPROXYD");
-	const char	*wrap = getenv("RTPPROXYD_WRAPPER");
-	char		 want[64];
-	int		 fd;
-
-	if (bin == NULL)
-		bin = "../src/rtpproxyd";
-	if ((d->pid = fork()) == -1)
-		return -1;
-	if (d->pid == 0) {
-		if ((fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644)) ==
-		    -1)
-			_exit(127);
-		dup2(fd, 2);
-		dup2(fd, 1);
-		if (fd > 2)
-			close(fd);
-		if (wrap != NULL && *wrap != '\0')
-			execl(wrap, wrap, bin, "-f", "-c", d->conf,
-			    (char *)NULL);
-		else
-			execl(bin, bin, "-f", "-c", d->conf, (char *)NULL);
-		_exit(127);
-	}
-	if (!wait_ready)
-		return 0;
-	snprintf(want, sizeof(want), "all %d workers ready", d->workers);
-	return harness_wait_log(d, want, 1, tms(15000));
-}
-
-/* Each "key value" line replaces the harness's line for key, or is added. */
-static int
-apply_lines(struct daemon *d, const char *line1, const char *line2)
-{
-	const char	*lines[2] = { line1, line2 };
-	char		 key[64];
-	size_t		 i;
-
-	for (i = 0; i < 2; i++) {
-		if (lines[i] == NULL)
-			continue;
-		snprintf(key, sizeof(key), "%.*s",
-		    (int)strcspn(lines[i], " "), lines[i]);
-		if (conf_replace(d->conf, key, lines[i]) == -1)
-			return -1;
-		if (strcmp(key, "listen") == 0)
-			snprintf(d->grpc, sizeof(d->grpc), "%s",
-			    lines[i] + strlen("listen "));
-	}
-	return 0;
-}
-
 static void
 launch_or_die(struct daemon *d)
 {
 	char cmd[300];
 
-	if (spawn(d, 1) == 0)
+	if (harness_launch(d, 1) == 0)
 		return;
 	fprintf(stderr, "check_grpc: the daemon did not start; its log:\n");
 	snprintf(cmd, sizeof(cmd), "cat '%s' >&2", d->log);
@@ -197,7 +100,8 @@ start_or_die(struct daemon *d, int workers, const char *line1,
     const char *line2)
 {
 	if (harness_prepare(d, workers, NULL) == -1 ||
-	    apply_lines(d, line1, line2) == -1) {
+	    (line1 != NULL && harness_conf_set(d, line1) == -1) ||
+	    (line2 != NULL && harness_conf_set(d, line2) == -1)) {
 		fprintf(stderr, "check_grpc: cannot prepare a daemon\n");
 		harness_cleanup(d);
 		exit(1);
@@ -237,7 +141,7 @@ setup_port(void)
 		exit(1);
 	snprintf(line, sizeof(line), "port-range %u %u", dports.port_min,
 	    dports.port_min + 3);
-	if (apply_lines(&dports, line, NULL) == -1)
+	if (harness_conf_set(&dports, line) == -1)
 		exit(1);
 	launch_or_die(&dports);
 }
@@ -296,77 +200,13 @@ health(struct rpc_client *c, const char *service, int *serving)
 	return rc;
 }
 
-struct cs {
-	const char	*id;
-	const char	*laddr;
-	uint32_t	 lport;
-	const char	*faddr;
-	uint32_t	 fport;
-	const char	*daddr;
-	uint32_t	 dport;
-	int		 transport;
-	int		 nortcp;
-	uint32_t	 idle;
-	uint32_t	 stats_ms;
-	uint32_t	 clock_rate;
-};
-
-/* CreateSession; *info is the reply (free with free_info) if OK. */
-static int
-create(struct rpc_client *c, const struct cs *a,
-    Rtpproxy__CreateSessionResponse **out, char *det, size_t dlen)
-{
-	Rtpproxy__CreateSessionRequest	 req =
-	    RTPPROXY__CREATE_SESSION_REQUEST__INIT;
-	Rtpproxy__Endpoint		 l = RTPPROXY__ENDPOINT__INIT;
-	Rtpproxy__Endpoint		 f = RTPPROXY__ENDPOINT__INIT;
-	Rtpproxy__Endpoint		 d = RTPPROXY__ENDPOINT__INIT;
-	Rtpproxy__CreateSessionResponse	*resp = NULL;
-	char				 dummy[256];
-	int				 rc;
-
-	if (det == NULL) {
-		det = dummy;
-		dlen = sizeof(dummy);
-	}
-	req.session_id = (char *)(a->id != NULL ? a->id : "");
-	if (a->laddr != NULL) {
-		l.address = (char *)a->laddr;
-		l.port = a->lport;
-		req.listen = &l;
-	}
-	if (a->faddr != NULL) {
-		f.address = (char *)a->faddr;
-		f.port = a->fport;
-		req.forward = &f;
-	}
-	if (a->daddr != NULL) {
-		d.address = (char *)a->daddr;
-		d.port = a->dport;
-		req.destination = &d;
-	}
-	req.transport = (Rtpproxy__Transport)a->transport;
-	req.disable_rtcp = a->nortcp;
-	req.idle_timeout_s = a->idle;
-	req.stats_interval_ms = a->stats_ms;
-	req.clock_rate = a->clock_rate;
-	rc = rpc_unary(c, M_CREATE, &req.base,
-	    &rtpproxy__create_session_response__descriptor,
-	    (ProtobufCMessage **)&resp, det, dlen, tms(5000));
-	if (out != NULL)
-		*out = resp;
-	else if (resp != NULL)
-		protobuf_c_message_free_unpacked(&resp->base, NULL);
-	return rc;
-}
-
 static int
 create_simple(struct rpc_client *c, const char *id, uint32_t dp)
 {
-	struct cs a = { .id = id, .laddr = "127.0.0.1", .daddr = "127.0.0.1",
-	    .dport = dp };
+	struct harness_session a = { .id = id, .laddr = "127.0.0.1",
+	    .daddr = "127.0.0.1", .dport = dp };
 
-	return create(c, &a, NULL, NULL, 0);
+	return harness_create(c, &a, NULL, NULL, 0);
 }
 
 /*
@@ -385,43 +225,6 @@ create_retry(struct rpc_client *c, const char *id, uint32_t dp)
 		msleep(20);
 	}
 	return rc;
-}
-
-static int
-by_id(struct rpc_client *c, const char *method, const char *id,
-    Rtpproxy__SessionInfo **info, void **resp, char *det, size_t dlen)
-{
-	Rtpproxy__GetSessionStatusRequest	 req =
-	    RTPPROXY__GET_SESSION_STATUS_REQUEST__INIT;
-	const ProtobufCMessageDescriptor	*rd;
-	ProtobufCMessage			*r = NULL;
-	char					 dummy[256];
-	int					 rc;
-
-	if (det == NULL) {
-		det = dummy;
-		dlen = sizeof(dummy);
-	}
-	/* DestroySessionRequest has the same shape as this one. */
-	req.session_id = (char *)id;
-	rd = strcmp(method, M_DESTROY) == 0 ?
-	    &rtpproxy__destroy_session_response__descriptor :
-	    &rtpproxy__get_session_status_response__descriptor;
-	rc = rpc_unary(c, method, &req.base, rd, &r, det, dlen, tms(5000));
-	if (info != NULL)
-		*info = r != NULL ?
-		    ((Rtpproxy__GetSessionStatusResponse *)r)->session : NULL;
-	if (resp != NULL)
-		*resp = r;
-	else if (r != NULL)
-		protobuf_c_message_free_unpacked(r, NULL);
-	return rc;
-}
-
-static int
-destroy(struct rpc_client *c, const char *id)
-{
-	return by_id(c, M_DESTROY, id, NULL, NULL, NULL, 0);
 }
 
 static void
@@ -565,7 +368,7 @@ END_TEST
 START_TEST(test_create_status_destroy)
 {
 	struct rpc_client		*c = client(&dmain);
-	struct cs			 a = { .id = "csd-1", .laddr = "127.0.0.1",
+	struct harness_session		 a = { .id = "csd-1", .laddr = "127.0.0.1",
 	    .daddr = "127.0.0.1", .dport = 5004, .idle = 30,
 	    .clock_rate = 48000 };
 	Rtpproxy__CreateSessionResponse	*cr;
@@ -574,7 +377,7 @@ START_TEST(test_create_status_destroy)
 	char				 det[256];
 	uint32_t			 lport;
 
-	ck_assert_int_eq(create(c, &a, &cr, det, sizeof(det)), ST_OK);
+	ck_assert_int_eq(harness_create(c, &a, &cr, det, sizeof(det)), ST_OK);
 	si = cr->session;
 	ck_assert_ptr_nonnull(si);
 	ck_assert_str_eq(si->session_id, "csd-1");
@@ -597,22 +400,22 @@ START_TEST(test_create_status_destroy)
 	ck_assert_int_gt(si->created_at_ms, 0);
 	free_msg(cr);
 
-	ck_assert_int_eq(by_id(c, M_STATUS, "csd-1", &si, &resp, det,
+	ck_assert_int_eq(harness_by_id(c, M_STATUS, "csd-1", &si, &resp, det,
 	    sizeof(det)), ST_OK);
 	ck_assert_str_eq(si->session_id, "csd-1");
 	ck_assert_uint_eq(si->listen->port, lport);
 	free_msg(resp);
 
-	ck_assert_int_eq(by_id(c, M_DESTROY, "csd-1", &si, &resp, det,
+	ck_assert_int_eq(harness_by_id(c, M_DESTROY, "csd-1", &si, &resp, det,
 	    sizeof(det)), ST_OK);
 	ck_assert_str_eq(si->session_id, "csd-1");
 	ck_assert_uint_eq(si->listen->port, lport);
 	ck_assert_ptr_nonnull(si->forward_stats);
 	free_msg(resp);
 
-	ck_assert_int_eq(by_id(c, M_STATUS, "csd-1", NULL, NULL, det,
+	ck_assert_int_eq(harness_by_id(c, M_STATUS, "csd-1", NULL, NULL, det,
 	    sizeof(det)), ST_NOT_FOUND);
-	ck_assert_int_eq(by_id(c, M_DESTROY, "csd-1", NULL, NULL, det,
+	ck_assert_int_eq(harness_by_id(c, M_DESTROY, "csd-1", NULL, NULL, det,
 	    sizeof(det)), ST_NOT_FOUND);
 	ck_assert_ptr_nonnull(strstr(det, "csd-1"));
 	rpc_client_free(c);
@@ -622,18 +425,18 @@ END_TEST
 START_TEST(test_create_server_makes_id)
 {
 	struct rpc_client		*c = client(&dmain);
-	struct cs			 a = { .laddr = "127.0.0.1",
+	struct harness_session		 a = { .laddr = "127.0.0.1",
 	    .daddr = "127.0.0.1", .dport = 5004, .nortcp = 1 };
 	Rtpproxy__CreateSessionResponse	*cr;
 	char				 id[64];
 
-	ck_assert_int_eq(create(c, &a, &cr, NULL, 0), ST_OK);
+	ck_assert_int_eq(harness_create(c, &a, &cr, NULL, 0), ST_OK);
 	ck_assert_uint_gt(strlen(cr->session->session_id), 0);
 	ck_assert_uint_lt(strlen(cr->session->session_id), 64);
 	ck_assert(cr->session->disable_rtcp);
 	snprintf(id, sizeof(id), "%s", cr->session->session_id);
 	free_msg(cr);
-	ck_assert_int_eq(destroy(c, id), ST_OK);
+	ck_assert_int_eq(harness_destroy(c, id), ST_OK);
 	rpc_client_free(c);
 }
 END_TEST
@@ -641,27 +444,27 @@ END_TEST
 START_TEST(test_create_ipv6)
 {
 	struct rpc_client		*c = client(&dmain);
-	struct cs			 a = { .id = "v6-1", .laddr = "::1",
+	struct harness_session		 a = { .id = "v6-1", .laddr = "::1",
 	    .daddr = "::1", .dport = 5004 };
 	Rtpproxy__CreateSessionResponse	*cr;
 	char				 det[256];
 
-	ck_assert_int_eq(create(c, &a, &cr, det, sizeof(det)), ST_OK);
+	ck_assert_int_eq(harness_create(c, &a, &cr, det, sizeof(det)), ST_OK);
 	ck_assert_str_eq(cr->session->listen->address, "::1");
 	ck_assert_str_eq(cr->session->forward->address, "::");
 	free_msg(cr);
-	ck_assert_int_eq(destroy(c, "v6-1"), ST_OK);
+	ck_assert_int_eq(harness_destroy(c, "v6-1"), ST_OK);
 	rpc_client_free(c);
 }
 END_TEST
 
 static void
-expect_create_error(struct rpc_client *c, const struct cs *a, int code,
-    const char *msg)
+expect_create_error(struct rpc_client *c, const struct harness_session *a,
+    int code, const char *msg)
 {
 	char det[256];
 
-	ck_assert_int_eq(create(c, a, NULL, det, sizeof(det)), code);
+	ck_assert_int_eq(harness_create(c, a, NULL, det, sizeof(det)), code);
 	if (msg != NULL)
 		ck_assert_msg(strstr(det, msg) != NULL,
 		    "details \"%s\" lack \"%s\"", det, msg);
@@ -670,10 +473,10 @@ expect_create_error(struct rpc_client *c, const struct cs *a, int code,
 START_TEST(test_create_invalid_arguments)
 {
 	struct rpc_client	*c = client(&dmain);
-	struct cs		 a;
+	struct harness_session	 a;
 	char			 longid[80];
 
-#define BASE	(struct cs){ .id = "bad-1", .laddr = "127.0.0.1", \
+#define BASE	(struct harness_session){ .id = "bad-1", .laddr = "127.0.0.1", \
 	    .daddr = "127.0.0.1", .dport = 5004 }
 	a = BASE;
 	a.laddr = "1.2.3";
@@ -738,10 +541,10 @@ START_TEST(test_create_invalid_arguments)
 	longid[63] = '\0';		/* 63 is the most that is allowed */
 	a.id = longid;
 	expect_create_error(c, &a, ST_OK, NULL);
-	ck_assert_int_eq(destroy(c, longid), ST_OK);
+	ck_assert_int_eq(harness_destroy(c, longid), ST_OK);
 	/* Nothing was left behind by the failures. */
-	ck_assert_int_eq(by_id(c, M_STATUS, "bad-1", NULL, NULL, NULL, 0),
-	    ST_NOT_FOUND);
+	ck_assert_int_eq(harness_by_id(c, M_STATUS, "bad-1", NULL, NULL, NULL,
+	    0), ST_NOT_FOUND);
 #undef BASE
 	rpc_client_free(c);
 }
@@ -752,15 +555,15 @@ START_TEST(test_bad_session_ids)
 	struct rpc_client	*c = client(&dmain);
 	char			 det[256];
 
-	ck_assert_int_eq(by_id(c, M_STATUS, "", NULL, NULL, det, sizeof(det)),
-	    ST_INVALID_ARGUMENT);
-	ck_assert_int_eq(by_id(c, M_STATUS, "a/b", NULL, NULL, det,
+	ck_assert_int_eq(harness_by_id(c, M_STATUS, "", NULL, NULL, det,
+	    sizeof(det)), ST_INVALID_ARGUMENT);
+	ck_assert_int_eq(harness_by_id(c, M_STATUS, "a/b", NULL, NULL, det,
 	    sizeof(det)), ST_INVALID_ARGUMENT);
 	ck_assert_ptr_nonnull(strstr(det, "session_id"));
-	ck_assert_int_eq(by_id(c, M_DESTROY, "x\"y", NULL, NULL, det,
+	ck_assert_int_eq(harness_by_id(c, M_DESTROY, "x\"y", NULL, NULL, det,
 	    sizeof(det)), ST_INVALID_ARGUMENT);
-	ck_assert_int_eq(by_id(c, M_STATUS, "no-such-session", NULL, NULL,
-	    det, sizeof(det)), ST_NOT_FOUND);
+	ck_assert_int_eq(harness_by_id(c, M_STATUS, "no-such-session", NULL,
+	    NULL, det, sizeof(det)), ST_NOT_FOUND);
 	rpc_client_free(c);
 }
 END_TEST
@@ -890,24 +693,24 @@ START_TEST(test_already_exists)
 {
 	struct rpc_client		*c = client(&dmain);
 	Rtpproxy__CreateSessionResponse	*cr;
-	struct cs			 a = { .id = "dup-1", .laddr = "127.0.0.1",
+	struct harness_session		 a = { .id = "dup-1", .laddr = "127.0.0.1",
 	    .daddr = "127.0.0.1", .dport = 5004 };
 	struct sockaddr_in		 sin;
 	char				 det[256];
 	uint32_t			 port, p;
 	int				 fd;
 
-	ck_assert_int_eq(create(c, &a, &cr, det, sizeof(det)), ST_OK);
+	ck_assert_int_eq(harness_create(c, &a, &cr, det, sizeof(det)), ST_OK);
 	port = cr->session->listen->port;
 	free_msg(cr);
-	ck_assert_int_eq(create(c, &a, NULL, det, sizeof(det)),
+	ck_assert_int_eq(harness_create(c, &a, NULL, det, sizeof(det)),
 	    ST_ALREADY_EXISTS);
 	ck_assert_ptr_nonnull(strstr(det, "dup-1"));
 
 	/* The port of a live session, asked for explicitly. */
 	a.id = "dup-2";
 	a.lport = port;
-	ck_assert_int_eq(create(c, &a, NULL, det, sizeof(det)),
+	ck_assert_int_eq(harness_create(c, &a, NULL, det, sizeof(det)),
 	    ST_ALREADY_EXISTS);
 
 	/* A port someone else holds, inside the media range. */
@@ -923,10 +726,10 @@ START_TEST(test_already_exists)
 	}
 	ck_assert_uint_gt(p, dmain.port_min);
 	a.lport = p;
-	ck_assert_int_eq(create(c, &a, NULL, det, sizeof(det)),
+	ck_assert_int_eq(harness_create(c, &a, NULL, det, sizeof(det)),
 	    ST_ALREADY_EXISTS);
 	close(fd);
-	ck_assert_int_eq(destroy(c, "dup-1"), ST_OK);
+	ck_assert_int_eq(harness_destroy(c, "dup-1"), ST_OK);
 	rpc_client_free(c);
 }
 END_TEST
@@ -953,14 +756,14 @@ END_TEST
 START_TEST(test_tcp_transport_relayed_error)
 {
 	struct rpc_client	*c = client(&dmain);
-	struct cs		 a = { .id = "tcp-1", .laddr = "127.0.0.1",
+	struct harness_session	 a = { .id = "tcp-1", .laddr = "127.0.0.1",
 	    .daddr = "127.0.0.1", .dport = 5004, .transport = 1 };
 	char			 det[256];
 	int			 rc;
 
-	rc = create(c, &a, NULL, det, sizeof(det));
+	rc = harness_create(c, &a, NULL, det, sizeof(det));
 	if (rc == ST_OK)
-		ck_assert_int_eq(destroy(c, "tcp-1"), ST_OK);
+		ck_assert_int_eq(harness_destroy(c, "tcp-1"), ST_OK);
 	else
 		ck_assert_msg(rc == ST_UNIMPLEMENTED ||
 		    rc == ST_INVALID_ARGUMENT, "TCP: status %d (%s)", rc, det);
@@ -1130,7 +933,7 @@ START_TEST(test_event_lifecycle)
 	struct rpc_stream		*s, *other;
 	Rtpproxy__CreateSessionResponse	*cr;
 	Rtpproxy__SessionEvent		*ev;
-	struct cs			 a = { .id = "ev-1", .laddr = "127.0.0.1",
+	struct harness_session		 a = { .id = "ev-1", .laddr = "127.0.0.1",
 	    .daddr = "127.0.0.1" };
 	uint8_t				 pkt[200];
 	uint16_t			 dport;
@@ -1144,7 +947,7 @@ START_TEST(test_event_lifecycle)
 	a.dport = dport;
 	s = subscribe(c, "ev-1");
 	other = subscribe(c, "someone-else");
-	ck_assert_int_eq(create(c, &a, &cr, NULL, 0), ST_OK);
+	ck_assert_int_eq(harness_create(c, &a, &cr, NULL, 0), ST_OK);
 	lport = cr->session->listen->port;
 	free_msg(cr);
 
@@ -1173,7 +976,7 @@ START_TEST(test_event_lifecycle)
 	ck_assert_ptr_nonnull(ev->session->latched);
 	free_msg(ev);
 
-	ck_assert_int_eq(destroy(c, "ev-1"), ST_OK);
+	ck_assert_int_eq(harness_destroy(c, "ev-1"), ST_OK);
 	ev = wait_event(s, RTPPROXY__EVENT_TYPE__EVENT_TYPE_CLOSED, "ev-1",
 	    5000);
 	ck_assert_ptr_nonnull(ev);
@@ -1235,7 +1038,7 @@ START_TEST(test_stuck_subscriber)
 	struct rpc_client	*c;
 	struct rpc_stream	*s;
 	Rtpproxy__SessionEvent	*ev;
-	struct cs		 a = { .laddr = "127.0.0.1",
+	struct harness_session	 a = { .laddr = "127.0.0.1",
 	    .daddr = "127.0.0.1", .dport = 5004, .stats_ms = 100,
 	    .nortcp = 1 };
 	char			 id[16];
@@ -1267,7 +1070,7 @@ START_TEST(test_stuck_subscriber)
 	for (i = 0; i < 10; i++) {
 		snprintf(id, sizeof(id), "stuck-%d", i);
 		a.id = id;
-		ck_assert_int_eq(create(c, &a, NULL, NULL, 0), ST_OK);
+		ck_assert_int_eq(harness_create(c, &a, NULL, NULL, 0), ST_OK);
 	}
 	/* 100 events a second, read as they come, until the other one has
 	 * fallen behind. */
@@ -1290,7 +1093,7 @@ START_TEST(test_stuck_subscriber)
 	    "fall behind (%d events)", total);
 	for (i = 0; i < 10; i++) {
 		snprintf(id, sizeof(id), "stuck-%d", i);
-		ck_assert_int_eq(destroy(c, id), ST_OK);
+		ck_assert_int_eq(harness_destroy(c, id), ST_OK);
 	}
 	while (closed < 10 && rpc_stream_next(s,
 	    &rtpproxy__session_event__descriptor, (ProtobufCMessage **)&ev,
@@ -1317,17 +1120,17 @@ START_TEST(test_events_missed_counted)
 	struct rpc_client	*c = rpc_client_new_window(dsub.grpc, 1024);
 	struct rpc_stream	*s;
 	Rtpproxy__SessionEvent	*ev;
-	struct cs		 a = { .id = "miss-1", .laddr = "127.0.0.1",
+	struct harness_session	 a = { .id = "miss-1", .laddr = "127.0.0.1",
 	    .daddr = "127.0.0.1", .dport = 5004, .stats_ms = 100,
 	    .nortcp = 1 };
 	uint64_t		 missed = 0;
 	int			 n = 0, rc;
 
 	s = subscribe(c, "miss-1");
-	ck_assert_int_eq(create(c, &a, NULL, NULL, 0), ST_OK);
+	ck_assert_int_eq(harness_create(c, &a, NULL, NULL, 0), ST_OK);
 	/* Read nothing for a while: the window and the queue fill up. */
 	msleep(4000);
-	ck_assert_int_eq(destroy(c, "miss-1"), ST_OK);
+	ck_assert_int_eq(harness_destroy(c, "miss-1"), ST_OK);
 	while ((rc = rpc_stream_next(s, &rtpproxy__session_event__descriptor,
 	    (ProtobufCMessage **)&ev, tms(5000))) == 0) {
 		missed += ev->events_missed;
@@ -1352,7 +1155,7 @@ START_TEST(test_idle_timeout)
 	struct rpc_stream		*s;
 	Rtpproxy__CreateSessionResponse	*cr;
 	Rtpproxy__SessionEvent		*ev;
-	struct cs			 a = { .id = "idle-1",
+	struct harness_session		 a = { .id = "idle-1",
 	    .laddr = "127.0.0.1", .daddr = "127.0.0.1" };
 	uint8_t				 pkt[200];
 	uint16_t			 dport;
@@ -1363,7 +1166,7 @@ START_TEST(test_idle_timeout)
 	cfd = harness_udp(0, NULL);
 	a.dport = dport;
 	s = subscribe(c, "idle-1");
-	ck_assert_int_eq(create(c, &a, &cr, NULL, 0), ST_OK);
+	ck_assert_int_eq(harness_create(c, &a, &cr, NULL, 0), ST_OK);
 	ck_assert_uint_eq(cr->session->idle_timeout_s, 1);
 	ck_assert_int_eq(harness_send(cfd, "127.0.0.1",
 	    (uint16_t)cr->session->listen->port, pkt, rtp(pkt, 7, 99)), 0);
@@ -1375,8 +1178,8 @@ START_TEST(test_idle_timeout)
 	ck_assert_str_eq(ev->reason, "idle timeout");
 	ck_assert_int_ge(mono() - t0, 500);
 	free_msg(ev);
-	ck_assert_int_eq(by_id(c, M_STATUS, "idle-1", NULL, NULL, NULL, 0),
-	    ST_NOT_FOUND);
+	ck_assert_int_eq(harness_by_id(c, M_STATUS, "idle-1", NULL, NULL, NULL,
+	    0), ST_NOT_FOUND);
 	rpc_stream_free(s);
 	close(dfd);
 	close(cfd);
@@ -1392,7 +1195,7 @@ START_TEST(test_relay_both_ways)
 	Rtpproxy__CreateSessionResponse	*cr;
 	Rtpproxy__SessionInfo		*si;
 	struct sockaddr_storage		 from;
-	struct cs			 a = { .id = "relay-1",
+	struct harness_session		 a = { .id = "relay-1",
 	    .laddr = "127.0.0.1", .daddr = "127.0.0.1" };
 	uint8_t				 pkt[200], in[400];
 	uint16_t			 dport, cport;
@@ -1403,7 +1206,7 @@ START_TEST(test_relay_both_ways)
 	dfd = harness_udp(0, &dport);
 	cfd = harness_udp(0, &cport);
 	a.dport = dport;
-	ck_assert_int_eq(create(c, &a, &cr, NULL, 0), ST_OK);
+	ck_assert_int_eq(harness_create(c, &a, &cr, NULL, 0), ST_OK);
 	lport = cr->session->listen->port;
 	fport = cr->session->forward->port;
 	free_msg(cr);
@@ -1427,8 +1230,8 @@ START_TEST(test_relay_both_ways)
 
 	/* The worker counts after it sends: give it a moment. */
 	for (i = 0; i < 100; i++) {
-		ck_assert_int_eq(by_id(c, M_STATUS, "relay-1", &si, &resp,
-		    NULL, 0), ST_OK);
+		ck_assert_int_eq(harness_by_id(c, M_STATUS, "relay-1", &si,
+		    &resp, NULL, 0), ST_OK);
 		if (si->forward_stats->packets_sent == 5 &&
 		    si->reverse_stats->packets_sent == 1)
 			break;
@@ -1444,7 +1247,7 @@ START_TEST(test_relay_both_ways)
 	ck_assert_int_eq(si->state,
 	    RTPPROXY__SESSION_STATE__SESSION_STATE_ACTIVE);
 	free_msg(resp);
-	ck_assert_int_eq(destroy(c, "relay-1"), ST_OK);
+	ck_assert_int_eq(harness_destroy(c, "relay-1"), ST_OK);
 	close(dfd);
 	close(cfd);
 	rpc_client_free(c);
@@ -1457,7 +1260,7 @@ START_TEST(test_max_sessions)
 {
 	struct rpc_client	*c = client(&dlim);
 	char			 det[256], id[16];
-	struct cs		 a = { .laddr = "127.0.0.1",
+	struct harness_session	 a = { .laddr = "127.0.0.1",
 	    .daddr = "127.0.0.1", .dport = 5004 };
 	int			 i;
 
@@ -1466,10 +1269,10 @@ START_TEST(test_max_sessions)
 		ck_assert_int_eq(create_simple(c, id, 5004), ST_OK);
 	}
 	a.id = "max-3";
-	ck_assert_int_eq(create(c, &a, NULL, det, sizeof(det)),
+	ck_assert_int_eq(harness_create(c, &a, NULL, det, sizeof(det)),
 	    ST_RESOURCE_EXHAUSTED);
 	/* A slot freed is a slot to use again. */
-	ck_assert_int_eq(destroy(c, "max-0"), ST_OK);
+	ck_assert_int_eq(harness_destroy(c, "max-0"), ST_OK);
 	ck_assert_int_eq(create_retry(c, "max-3", 5004), ST_OK);
 	rpc_client_free(c);
 }
@@ -1484,7 +1287,7 @@ START_TEST(test_port_range_exhausted)
 	    ST_RESOURCE_EXHAUSTED);
 	ck_assert_int_eq(create_simple(c, "pr-3", 5004),
 	    ST_RESOURCE_EXHAUSTED);
-	ck_assert_int_eq(destroy(c, "pr-1"), ST_OK);
+	ck_assert_int_eq(harness_destroy(c, "pr-1"), ST_OK);
 	ck_assert_int_eq(create_retry(c, "pr-2", 5004), ST_OK);
 	rpc_client_free(c);
 }
@@ -1499,8 +1302,8 @@ START_TEST(test_second_daemon_same_port)
 
 	ck_assert_int_eq(harness_prepare(&two, 1, NULL), 0);
 	snprintf(line, sizeof(line), "listen %s", dlim.grpc);
-	ck_assert_int_eq(conf_replace(two.conf, "listen", line), 0);
-	ck_assert_int_eq(spawn(&two, 0), 0);
+	ck_assert_int_eq(harness_conf_set(&two, line), 0);
+	ck_assert_int_eq(harness_launch(&two, 0), 0);
 	for (i = 0; i < 100 * harness_slow(); i++) {
 		if (waitpid(two.pid, &status, WNOHANG) == two.pid) {
 			two.pid = -1;
@@ -1538,7 +1341,7 @@ START_TEST(test_thousand_sessions_paged)
 	Rtpproxy__ListSessionsResponse	*r;
 	static unsigned char		 seen[1000];
 	char				 id[32], token[128], bad[128], det[256];
-	struct cs			 a = { .laddr = "127.0.0.1",
+	struct harness_session		 a = { .laddr = "127.0.0.1",
 	    .daddr = "127.0.0.1", .dport = 5004, .nortcp = 1 };
 	unsigned			 n;
 	size_t				 i;
@@ -1548,7 +1351,7 @@ START_TEST(test_thousand_sessions_paged)
 	for (k = 0; k < 1000; k++) {
 		snprintf(id, sizeof(id), "bulk-%04d", k);
 		a.id = id;
-		rc = create(c, &a, NULL, det, sizeof(det));
+		rc = harness_create(c, &a, NULL, det, sizeof(det));
 		ck_assert_msg(rc == ST_OK, "create %s: %d %s", id, rc, det);
 	}
 	token[0] = '\0';
@@ -1571,7 +1374,7 @@ START_TEST(test_thousand_sessions_paged)
 		if (pages == 3) {
 			ck_assert_int_eq(create_simple(c, "newcomer", 5004),
 			    ST_OK);
-			ck_assert_int_eq(destroy(c, "newcomer"), ST_OK);
+			ck_assert_int_eq(harness_destroy(c, "newcomer"), ST_OK);
 		}
 		if (pages == 2)
 			snprintf(bad, sizeof(bad), "%s", token);
@@ -1616,8 +1419,8 @@ START_TEST(test_thousand_sessions_paged)
 	t0 = mono();
 	for (k = 0; k < 1000; k++) {
 		snprintf(id, sizeof(id), "bulk-%04d", k);
-		ck_assert_int_eq(by_id(c, M_STATUS, id, NULL, NULL, NULL, 0),
-		    ST_OK);
+		ck_assert_int_eq(harness_by_id(c, M_STATUS, id, NULL, NULL,
+		    NULL, 0), ST_OK);
 	}
 	dt = mono() - t0;
 	fprintf(stderr, "check_grpc: 1000 GetSessionStatus over %s in %lld ms "
@@ -1626,7 +1429,7 @@ START_TEST(test_thousand_sessions_paged)
 
 	for (k = 0; k < 1000; k++) {
 		snprintf(id, sizeof(id), "bulk-%04d", k);
-		ck_assert_int_eq(destroy(c, id), ST_OK);
+		ck_assert_int_eq(harness_destroy(c, id), ST_OK);
 	}
 	rpc_client_free(c);
 }
@@ -1659,7 +1462,7 @@ START_TEST(test_shutdown_ends_streams_then_unavailable)
 	ck_assert_msg(rc == ST_OK || rc == ST_UNAVAILABLE, "status %d", rc);
 	rpc_stream_free(s);
 	/* The drain has begun: no new call is served. */
-	ck_assert_int_eq(by_id(c, M_STATUS, "stop-1", NULL, NULL, det,
+	ck_assert_int_eq(harness_by_id(c, M_STATUS, "stop-1", NULL, NULL, det,
 	    sizeof(det)), ST_UNAVAILABLE);
 	rpc_client_free(c);
 	/* It stops by itself (the runner, its parent, reaps it). */
@@ -1680,28 +1483,11 @@ ctl(const char *args, char *out, size_t len)
 {
 	const char	*bin = getenv("RTPPROXYCTL");
 	char		 cmd[1024];
-	FILE		*f;
-	size_t		 n = 0, r;
-	int		 st;
 
 	if (bin == NULL)
 		bin = "../src/rtpproxyctl";
 	snprintf(cmd, sizeof(cmd), "%s -s %s %s 2>&1", bin, dmain.grpc, args);
-	if ((f = popen(cmd, "r")) == NULL)
-		return -1;
-	while (out != NULL && n + 1 < len &&
-	    (r = fread(out + n, 1, len - 1 - n, f)) > 0)
-		n += r;
-	if (out != NULL)
-		out[n] = '\0';
-	else {
-		char buf[512];
-
-		while (fread(buf, 1, sizeof(buf), f) > 0)
-			;
-	}
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return harness_run(cmd, out, len);
 }
 
 START_TEST(test_rtpproxyctl)
@@ -1806,19 +1592,6 @@ START_TEST(test_rtpproxyctl)
 }
 END_TEST
 
-static void
-tc_add(Suite *s, const char *name, void (*setup)(void),
-    void (*teardown)(void), const TTest *const *tests)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 120 * harness_slow());
-	for (; *tests != NULL; tests++)
-		tcase_add_test(tc, *tests);
-	suite_add_tcase(s, tc);
-}
-
 int
 main(void)
 {
@@ -1842,20 +1615,14 @@ main(void)
 	const TTest *const t_stop[] = {
 	    test_shutdown_ends_streams_then_unavailable, NULL };
 	Suite	*s = suite_create("grpc");
-	SRunner	*sr;
-	int	 failed;
 
 	signal(SIGPIPE, SIG_IGN);
-	tc_add(s, "api", setup_main, teardown_main, t_main);
-	tc_add(s, "limits", setup_lim, teardown_lim, t_lim);
-	tc_add(s, "ports", setup_port, teardown_port, t_port);
-	tc_add(s, "idle", setup_idle, teardown_idle, t_idle);
-	tc_add(s, "subscribers", setup_sub, teardown_sub, t_sub);
-	tc_add(s, "paging", setup_big, teardown_big, t_big);
-	tc_add(s, "shutdown", setup_stop, teardown_stop, t_stop);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	harness_tcase(s, "api", setup_main, teardown_main, 120, t_main);
+	harness_tcase(s, "limits", setup_lim, teardown_lim, 120, t_lim);
+	harness_tcase(s, "ports", setup_port, teardown_port, 120, t_port);
+	harness_tcase(s, "idle", setup_idle, teardown_idle, 120, t_idle);
+	harness_tcase(s, "subscribers", setup_sub, teardown_sub, 120, t_sub);
+	harness_tcase(s, "paging", setup_big, teardown_big, 120, t_big);
+	harness_tcase(s, "shutdown", setup_stop, teardown_stop, 120, t_stop);
+	return harness_run_suite(s);
 }

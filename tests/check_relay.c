@@ -207,38 +207,6 @@ rx_none(int fd, int ms)
 	return rx(fd, b, sizeof(b), ms, NULL) == -1;
 }
 
-static int
-udp_bind(int v6, uint16_t port)
-{
-	struct sockaddr_storage	ss;
-	socklen_t		len;
-	int			fd;
-
-	memset(&ss, 0, sizeof(ss));
-	if (v6) {
-		struct sockaddr_in6 *sin6 = (void *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_addr = in6addr_loopback;
-		sin6->sin6_port = htons(port);
-		len = sizeof(*sin6);
-	} else {
-		struct sockaddr_in *sin = (void *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sin->sin_port = htons(port);
-		len = sizeof(*sin);
-	}
-	if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&ss, len) == -1) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* Two sockets on an even port and the one above; returns the even port. */
 static uint16_t
 udp_pair(int v6, int fd[2])
@@ -250,9 +218,9 @@ udp_pair(int v6, int fd[2])
 		next = (unsigned)getpid() * 2;
 	for (i = 0; i < 2000; i++) {
 		p = 20000 + (next++ * 2) % 12000;
-		if ((fd[0] = udp_bind(v6, (uint16_t)p)) == -1)
+		if ((fd[0] = harness_udp_bind(v6, (uint16_t)p)) == -1)
 			continue;
-		if ((fd[1] = udp_bind(v6, (uint16_t)(p + 1))) == -1) {
+		if ((fd[1] = harness_udp_bind(v6, (uint16_t)(p + 1))) == -1) {
 			close(fd[0]);
 			continue;
 		}
@@ -263,41 +231,12 @@ udp_pair(int v6, int fd[2])
 }
 
 static void
-sa_make(struct sockaddr_storage *ss, socklen_t *len, int v6, uint16_t port)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (v6) {
-		struct sockaddr_in6 *sin6 = (void *)ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_addr = in6addr_loopback;
-		sin6->sin6_port = htons(port);
-		*len = sizeof(*sin6);
-	} else {
-		struct sockaddr_in *sin = (void *)ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sin->sin_port = htons(port);
-		*len = sizeof(*sin);
-	}
-}
-
-static uint16_t
-sa_port(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-}
-
-static void
 tx(int fd, int v6, uint16_t port, const void *buf, size_t len)
 {
 	struct sockaddr_storage	ss;
 	socklen_t		slen;
 
-	sa_make(&ss, &slen, v6, port);
+	harness_sa_loopback(&ss, &slen, v6, port);
 	ck_assert_int_eq(sendto(fd, buf, len, 0, (struct sockaddr *)&ss, slen),
 	    (ssize_t)len);
 }
@@ -355,7 +294,7 @@ shm_addr_loop(struct shm_addr *a, int v6, uint16_t port)
 	struct sockaddr_storage	ss;
 	socklen_t		len;
 
-	sa_make(&ss, &len, v6, port);
+	harness_sa_loopback(&ss, &len, v6, port);
 	ck_assert_int_eq(shm_addr_from_sa(a, (struct sockaddr *)&ss), 0);
 }
 
@@ -372,10 +311,10 @@ dead_port(int v6)
 	for (i = 0; i < 1000; i++) {
 		p = 14000 + ((unsigned)getpid() * 13 + i * 2) % 6000;
 		p &= ~1u;
-		if ((fd = udp_bind(v6, (uint16_t)p)) == -1)
+		if ((fd = harness_udp_bind(v6, (uint16_t)p)) == -1)
 			continue;
 		close(fd);
-		if ((fd = udp_bind(v6, (uint16_t)(p + 1))) == -1)
+		if ((fd = harness_udp_bind(v6, (uint16_t)(p + 1))) == -1)
 			continue;
 		close(fd);
 		return (uint16_t)p;
@@ -458,7 +397,7 @@ both_ways(int v6)
 	    (ssize_t)n);
 	ck_assert_mem_eq(got, b, n);
 	/* it leaves from the forward socket */
-	ck_assert_uint_eq(sa_port(&from), t.fport);
+	ck_assert_uint_eq(harness_sa_port(&from), t.fport);
 	ck_assert_uint_eq(CNT(&t, FWD, packets_received), 1);
 	ck_assert_uint_eq(CNT(&t, FWD, packets_sent), 1);
 	ck_assert_uint_eq(CNT(&t, FWD, bytes_received), n);
@@ -477,7 +416,7 @@ both_ways(int v6)
 	    (ssize_t)n);
 	ck_assert_mem_eq(got, b, n);
 	/* and comes back from the listen socket: symmetric RTP */
-	ck_assert_uint_eq(sa_port(&from), t.lport);
+	ck_assert_uint_eq(harness_sa_port(&from), t.lport);
 	ck_assert_uint_eq(CNT(&t, REV, packets_received), 1);
 	ck_assert_uint_eq(CNT(&t, REV, packets_sent), 1);
 	ck_assert_uint_eq(CNT(&t, REV, ssrc), 0xbeef);
@@ -498,7 +437,7 @@ END_TEST
 
 START_TEST(relay_ipv6)
 {
-	int fd = udp_bind(1, 0);
+	int fd = harness_udp_bind(1, 0);
 
 	if (fd == -1) {
 		fprintf(stderr, "check_relay: no ::1, IPv6 test skipped\n");
@@ -536,7 +475,7 @@ START_TEST(relay_rtcp)
 	tx(t.dest[1], 0, t.fport + 1, b, n);
 	ck_assert_int_eq(rx(t.caller[1], got, sizeof(got), 2000, &from),
 	    (ssize_t)n);
-	ck_assert_uint_eq(sa_port(&from), t.lport + 1);
+	ck_assert_uint_eq(harness_sa_port(&from), t.lport + 1);
 	ck_assert_uint_eq(atomic_load(&s->latched), 1);
 
 	/* caller RTCP from elsewhere latches RTCP, goes to dest port + 1 */
@@ -548,7 +487,7 @@ START_TEST(relay_rtcp)
 		tx(other[1], 0, t.lport + 1, b, n);
 		ck_assert_int_eq(rx(t.dest[1], got, sizeof(got), 2000, &from),
 		    (ssize_t)n);
-		ck_assert_uint_eq(sa_port(&from), t.fport + 1);
+		ck_assert_uint_eq(harness_sa_port(&from), t.fport + 1);
 		ck_assert_uint_eq(atomic_load(&s->latched), 3);
 		ck_assert_uint_eq(s->latch_rtcp.port, op + 1);
 		n = mkrr(b, 0x1111);
@@ -629,7 +568,7 @@ START_TEST(relay_latching)
 	tx(t.dest[0], 0, t.fport, b, n);
 	ck_assert_int_eq(rx(a2[0], got, sizeof(got), 2000, &from),
 	    (ssize_t)n);
-	ck_assert_uint_eq(sa_port(&from), t.lport);
+	ck_assert_uint_eq(harness_sa_port(&from), t.lport);
 	ck_assert(rx_none(t.caller[0], 50));
 
 	/* junk from the old address is relayed but does not move the latch */
@@ -853,7 +792,7 @@ icmp(int v6)
 	ck_assert(idle_cpu(300) < 0.1);
 
 	/* and when the destination comes up, media flows */
-	if ((t.dest[0] = udp_bind(v6, t.dport)) != -1) {
+	if ((t.dest[0] = harness_udp_bind(v6, t.dport)) != -1) {
 		n = mkrtp(b, 100, 0, 1, 20);
 		tx(t.caller[0], v6, t.lport, b, n);
 		ck_assert_int_eq(rx(t.dest[0], got, sizeof(got), 2000, NULL),
@@ -871,7 +810,7 @@ END_TEST
 
 START_TEST(relay_icmp6)
 {
-	int fd = udp_bind(1, 0);
+	int fd = harness_udp_bind(1, 0);
 
 	if (fd == -1)
 		return;
@@ -1074,9 +1013,6 @@ END_TEST
  * test fails in its forked child.
  */
 
-#define M_CREATE	"/rtpproxy.RtpProxy/CreateSession"
-#define M_DESTROY	"/rtpproxy.RtpProxy/DestroySession"
-#define M_STATUS	"/rtpproxy.RtpProxy/GetSessionStatus"
 #define ST_ACTIVE	RTPPROXY__SESSION_STATE__SESSION_STATE_ACTIVE
 #define ST_CLOSED	RTPPROXY__SESSION_STATE__SESSION_STATE_CLOSED
 
@@ -1096,11 +1032,7 @@ static int
 e2e_launch(struct daemon *d, int workers, uint16_t lo, uint16_t hi,
     int nports, const char *extra)
 {
-	const char	*bin = getenv("RTPPROXYD");
-	const char	*wrap = getenv("RTPPROXYD_WRAPPER");
-	char		 line[512], want[64], tmp[256];
-	FILE		*in, *out;
-	int		 fd;
+	char line[64];
 
 	if (harness_prepare(d, workers, extra) == -1)
 		return -1;
@@ -1109,39 +1041,11 @@ e2e_launch(struct daemon *d, int workers, uint16_t lo, uint16_t hi,
 		hi = (uint16_t)(lo + nports - 1);
 	}
 	if (lo != 0) {
-		snprintf(tmp, sizeof(tmp), "%s.new", d->conf);
-		if ((in = fopen(d->conf, "r")) == NULL ||
-		    (out = fopen(tmp, "w")) == NULL)
+		snprintf(line, sizeof(line), "port-range %u %u", lo, hi);
+		if (harness_conf_set(d, line) == -1)
 			return -1;
-		while (fgets(line, sizeof(line), in) != NULL)
-			if (strncmp(line, "port-range ", 11) != 0)
-				fputs(line, out);
-		fprintf(out, "port-range %u %u\n", lo, hi);
-		fclose(in);
-		if (fclose(out) != 0 || rename(tmp, d->conf) == -1)
-			return -1;
-		d->port_min = lo;
-		d->port_max = hi;
 	}
-	if (bin == NULL)
-		bin = "../src/rtpproxyd";
-	if ((d->pid = fork()) == -1)
-		return -1;
-	if (d->pid == 0) {
-		if ((fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND,
-		    0644)) == -1)
-			_exit(127);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (wrap != NULL && *wrap != '\0')
-			execl(wrap, wrap, bin, "-f", "-c", d->conf,
-			    (char *)NULL);
-		else
-			execl(bin, bin, "-f", "-c", d->conf, (char *)NULL);
-		_exit(127);
-	}
-	snprintf(want, sizeof(want), "all %d workers ready", workers);
-	return harness_wait_log(d, want, 1, tms(15000));
+	return harness_launch(d, 1);
 }
 
 static void
@@ -1188,44 +1092,34 @@ e2e_client(void)
 	return c;
 }
 
+/* The session of an OK reply, taken out of it to outlive it; or NULL. */
+static Rtpproxy__SessionInfo *
+take_session(int rc, Rtpproxy__SessionInfo **sp)
+{
+	Rtpproxy__SessionInfo *si = NULL;
+
+	if (rc == 0 && sp != NULL) {
+		si = *sp;
+		*sp = NULL;
+	}
+	return si;
+}
+
 /* CreateSession: listen/forward on laddr:0, destination laddr:dport. */
 static int
 e2e_create(struct rpc_client *c, const char *id, const char *laddr,
     uint16_t dport, int nortcp, Rtpproxy__SessionInfo **info, char *det,
     size_t dlen)
 {
-	Rtpproxy__CreateSessionRequest	 req =
-	    RTPPROXY__CREATE_SESSION_REQUEST__INIT;
-	Rtpproxy__Endpoint		 l = RTPPROXY__ENDPOINT__INIT;
-	Rtpproxy__Endpoint		 f = RTPPROXY__ENDPOINT__INIT;
-	Rtpproxy__Endpoint		 d = RTPPROXY__ENDPOINT__INIT;
+	struct harness_session		 a = { .id = id, .laddr = laddr,
+	    .dport = dport, .nortcp = nortcp };
 	Rtpproxy__CreateSessionResponse	*resp = NULL;
-	char				 none[256];
 	int				 rc;
 
-	if (det == NULL) {
-		det = none;
-		dlen = sizeof(none);
-	}
-	req.session_id = (char *)id;
-	l.address = (char *)laddr;
-	f.address = (char *)(strchr(laddr, ':') ? "::1" : "127.0.0.1");
-	d.address = f.address;
-	d.port = dport;
-	req.listen = &l;
-	req.forward = &f;
-	req.destination = &d;
-	req.disable_rtcp = nortcp;
-	rc = rpc_unary(c, M_CREATE, &req.base,
-	    &rtpproxy__create_session_response__descriptor,
-	    (ProtobufCMessage **)&resp, det, dlen, tms(10000));
-	if (info != NULL) {
-		*info = NULL;
-		if (rc == 0 && resp != NULL && resp->session != NULL) {
-			*info = resp->session;
-			resp->session = NULL;
-		}
-	}
+	a.faddr = a.daddr = strchr(laddr, ':') != NULL ? "::1" : "127.0.0.1";
+	rc = harness_create(c, &a, &resp, det, dlen);
+	if (info != NULL)
+		*info = take_session(rc, resp != NULL ? &resp->session : NULL);
 	if (resp != NULL)
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return rc;
@@ -1234,41 +1128,12 @@ e2e_create(struct rpc_client *c, const char *id, const char *laddr,
 static int
 e2e_status(struct rpc_client *c, const char *id, Rtpproxy__SessionInfo **info)
 {
-	Rtpproxy__GetSessionStatusRequest	 req =
-	    RTPPROXY__GET_SESSION_STATUS_REQUEST__INIT;
 	Rtpproxy__GetSessionStatusResponse	*resp = NULL;
-	char					 det[256];
 	int					 rc;
 
-	req.session_id = (char *)id;
-	rc = rpc_unary(c, M_STATUS, &req.base,
-	    &rtpproxy__get_session_status_response__descriptor,
-	    (ProtobufCMessage **)&resp, det, sizeof(det), tms(5000));
-	if (info != NULL) {
-		*info = NULL;
-		if (rc == 0 && resp != NULL && resp->session != NULL) {
-			*info = resp->session;
-			resp->session = NULL;
-		}
-	}
-	if (resp != NULL)
-		protobuf_c_message_free_unpacked(&resp->base, NULL);
-	return rc;
-}
-
-static int
-e2e_destroy(struct rpc_client *c, const char *id)
-{
-	Rtpproxy__DestroySessionRequest		 req =
-	    RTPPROXY__DESTROY_SESSION_REQUEST__INIT;
-	Rtpproxy__DestroySessionResponse	*resp = NULL;
-	char					 det[256];
-	int					 rc;
-
-	req.session_id = (char *)id;
-	rc = rpc_unary(c, M_DESTROY, &req.base,
-	    &rtpproxy__destroy_session_response__descriptor,
-	    (ProtobufCMessage **)&resp, det, sizeof(det), tms(5000));
+	rc = harness_by_id(c, M_STATUS, id, NULL, (void **)&resp, NULL, 0);
+	if (info != NULL)
+		*info = take_session(rc, resp != NULL ? &resp->session : NULL);
 	if (resp != NULL)
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return rc;
@@ -1306,13 +1171,6 @@ e2e_status_until(struct rpc_client *c, const char *id, uint64_t fwd,
 	}
 }
 
-/* Blocking receive with a deadline, no loop to pump here. */
-static ssize_t
-wait_rx(int fd, void *buf, size_t len, int ms, struct sockaddr_storage *from)
-{
-	return harness_recv(fd, buf, len, ms, from);
-}
-
 START_TEST(e2e_relay_rtcp)
 {
 	struct rpc_client	*c = e2e_client();
@@ -1340,26 +1198,26 @@ START_TEST(e2e_relay_rtcp)
 
 	n = mkrtp(b, 10, 1600, 0xabc, 160);
 	tx(cal[0], 0, lp, b, n);
-	ck_assert_int_eq(wait_rx(dst[0], got, sizeof(got), 3000, &from),
+	ck_assert_int_eq(harness_recv(dst[0], got, sizeof(got), 3000, &from),
 	    (ssize_t)n);
 	ck_assert_mem_eq(got, b, n);
-	ck_assert_uint_eq(sa_port(&from), fp);
+	ck_assert_uint_eq(harness_sa_port(&from), fp);
 	n = mkrtp(b, 20, 3200, 0xdef, 160);
 	tx(dst[0], 0, fp, b, n);
-	ck_assert_int_eq(wait_rx(cal[0], got, sizeof(got), 3000, &from),
+	ck_assert_int_eq(harness_recv(cal[0], got, sizeof(got), 3000, &from),
 	    (ssize_t)n);
-	ck_assert_uint_eq(sa_port(&from), lp);
+	ck_assert_uint_eq(harness_sa_port(&from), lp);
 
 	n = mkrr(b, 0xabc);
 	tx(cal[1], 0, lp + 1, b, n);
-	ck_assert_int_eq(wait_rx(dst[1], got, sizeof(got), 3000, &from),
+	ck_assert_int_eq(harness_recv(dst[1], got, sizeof(got), 3000, &from),
 	    (ssize_t)n);
-	ck_assert_uint_eq(sa_port(&from), fp + 1);
+	ck_assert_uint_eq(harness_sa_port(&from), fp + 1);
 	n = mkrr(b, 0xdef);
 	tx(dst[1], 0, fp + 1, b, n);
-	ck_assert_int_eq(wait_rx(cal[1], got, sizeof(got), 3000, &from),
+	ck_assert_int_eq(harness_recv(cal[1], got, sizeof(got), 3000, &from),
 	    (ssize_t)n);
-	ck_assert_uint_eq(sa_port(&from), lp + 1);
+	ck_assert_uint_eq(harness_sa_port(&from), lp + 1);
 
 	/*
 	 * ACTIVE comes from the worker by message, and the counters are
@@ -1377,7 +1235,7 @@ START_TEST(e2e_relay_rtcp)
 	ck_assert_ptr_nonnull(si->latched);
 	ck_assert_uint_eq(si->latched->port, cport);
 	info_free(si);
-	ck_assert_int_eq(e2e_destroy(c, "relay-rtcp"), 0);
+	ck_assert_int_eq(harness_destroy(c, "relay-rtcp"), 0);
 	ck_assert_int_eq(e2e_status(c, "relay-rtcp", NULL), RP_NOT_FOUND);
 	rpc_client_free(c);
 }
@@ -1420,7 +1278,7 @@ START_TEST(e2e_exhaustion)
 	ck_assert_msg(strstr(det, "port") != NULL, "message: %s", det);
 	ck_assert_int_eq(made, 2);
 	/* a freed session's ports come back */
-	ck_assert_int_eq(e2e_destroy(c, "ex-0"), 0);
+	ck_assert_int_eq(harness_destroy(c, "ex-0"), 0);
 	for (i = 0; i < 50; i++) {
 		if ((rc = e2e_create(c, "ex-again", "127.0.0.1", 5004, 0, NULL,
 		    NULL, 0)) == 0)
@@ -1527,7 +1385,7 @@ START_TEST(e2e_worker_killed)
 	}
 	ck_assert_int_eq(harness_wait_log(&dmn, ready, 2, tms(5000)), 0);
 	ck_assert_int_ne(harness_worker_pid(&dmn, (int)worker), wpid);
-	while (wait_rx(dst[0], got, sizeof(got), 300, NULL) > 0)
+	while (harness_recv(dst[0], got, sizeof(got), 300, NULL) > 0)
 		rcvd++;
 	/* at most what the dead worker held in its hands */
 	ck_assert_msg(rcvd + 32 >= sent, "sent %lu, received %lu",
@@ -1543,9 +1401,9 @@ START_TEST(e2e_worker_killed)
 	/* the latch lived in the table: reverse media needs no new packet */
 	n = mkrtp(b, 1, 1, 0x77, 20);
 	tx(dst[0], 0, fp, b, n);
-	ck_assert_int_eq(wait_rx(cal[0], got, sizeof(got), 3000, NULL),
+	ck_assert_int_eq(harness_recv(cal[0], got, sizeof(got), 3000, NULL),
 	    (ssize_t)n);
-	ck_assert_int_eq(e2e_destroy(c, "kill9"), 0);
+	ck_assert_int_eq(harness_destroy(c, "kill9"), 0);
 	close(cal[0]);
 	close(cal[1]);
 	close(dst[0]);
@@ -1587,20 +1445,20 @@ START_TEST(e2e_thousand)
 		}
 	for (i = 0; i < N; i++)
 		for (k = 0; k < PKTS; k++) {
-			ck_assert_msg(wait_rx(dst[i], got, sizeof(got), 5000,
-			    &from) == (ssize_t)n, "session %d packet %d", i,
-			    k);
+			ck_assert_msg(harness_recv(dst[i], got, sizeof(got),
+			    5000, &from) == (ssize_t)n, "session %d packet %d",
+			    i, k);
 			/* its own session's packet, from its forward port */
 			ck_assert_uint_eq(got[11], i & 0xff);
 			ck_assert_uint_eq(got[10], (i >> 8) & 0xff);
-			ck_assert_uint_eq(sa_port(&from), fp[i]);
+			ck_assert_uint_eq(harness_sa_port(&from), fp[i]);
 		}
 	si = e2e_status_until(c, "many-999", PKTS, 0, 0);
 	ck_assert_uint_eq(si->forward_stats->packets_sent, PKTS);
 	info_free(si);
 	for (i = 0; i < N; i++) {
 		snprintf(id, sizeof(id), "many-%d", i);
-		ck_assert_int_eq(e2e_destroy(c, id), 0);
+		ck_assert_int_eq(harness_destroy(c, id), 0);
 		close(cal[i]);
 		close(dst[i]);
 	}
@@ -1608,67 +1466,27 @@ START_TEST(e2e_thousand)
 }
 END_TEST
 
-static Suite *
-relay_suite(void)
-{
-	Suite	*s = suite_create("relay");
-	TCase	*tc;
-
-	tc = tcase_create("inproc");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60 * harness_slow());
-	tcase_add_test(tc, relay_both_ways);
-	tcase_add_test(tc, relay_ipv6);
-	tcase_add_test(tc, relay_rtcp);
-	tcase_add_test(tc, relay_latching);
-	tcase_add_test(tc, relay_unidirectional);
-	tcase_add_test(tc, relay_sequence);
-	tcase_add_test(tc, relay_malformed);
-	tcase_add_test(tc, relay_icmp);
-	tcase_add_test(tc, relay_icmp6);
-	tcase_add_test(tc, relay_latency);
-	tcase_add_test(tc, relay_takeover);
-	tcase_add_test(tc, relay_add_errors);
-	tcase_add_test(tc, relay_flood);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("daemon");
-	tcase_add_unchecked_fixture(tc, up_main, e2e_down);
-	tcase_set_timeout(tc, 60 * harness_slow());
-	tcase_add_test(tc, e2e_relay_rtcp);
-	tcase_add_test(tc, e2e_bind_error);
-	tcase_add_test(tc, e2e_worker_killed);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("daemon-small");
-	tcase_add_unchecked_fixture(tc, up_small, e2e_down);
-	tcase_set_timeout(tc, 60 * harness_slow());
-	tcase_add_test(tc, e2e_exhaustion);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("daemon-timeouts");
-	tcase_add_unchecked_fixture(tc, up_timeouts, e2e_down);
-	tcase_set_timeout(tc, 60 * harness_slow());
-	tcase_add_test(tc, e2e_timeouts);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("daemon-many");
-	tcase_add_unchecked_fixture(tc, up_many, e2e_down);
-	tcase_set_timeout(tc, 120 * harness_slow());
-	tcase_add_test(tc, e2e_thousand);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(relay_suite());
-	int	 failed;
+	const TTest *const t_inproc[] = { relay_both_ways, relay_ipv6,
+	    relay_rtcp, relay_latching, relay_unidirectional, relay_sequence,
+	    relay_malformed, relay_icmp, relay_icmp6, relay_latency,
+	    relay_takeover, relay_add_errors, relay_flood, NULL };
+	const TTest *const t_main[] = { e2e_relay_rtcp, e2e_bind_error,
+	    e2e_worker_killed, NULL };
+	const TTest *const t_small[] = { e2e_exhaustion, NULL };
+	const TTest *const t_timeouts[] = { e2e_timeouts, NULL };
+	const TTest *const t_many[] = { e2e_thousand, NULL };
+	Suite	*s = suite_create("relay");
 
 	signal(SIGPIPE, SIG_IGN);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	tcase_add_checked_fixture(harness_tcase(s, "inproc", NULL, NULL, 60,
+	    t_inproc), setup, teardown);
+	harness_tcase(s, "daemon", up_main, e2e_down, 60, t_main);
+	harness_tcase(s, "daemon-small", up_small, e2e_down, 60, t_small);
+	harness_tcase(s, "daemon-timeouts", up_timeouts, e2e_down, 60,
+	    t_timeouts);
+	harness_tcase(s, "daemon-many", up_many, e2e_down, 120, t_many);
+	return harness_run_suite(s);
 }

@@ -1,3 +1,4 @@
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -84,8 +85,54 @@ harness_prepare(struct daemon *d, int workers, const char *extra)
 	return fclose(f) == 0 ? 0 : -1;
 }
 
+/* Replace the line for the key of line ("key value"), or add it. */
 int
-harness_start(struct daemon *d, int workers, const char *extra)
+harness_conf_set(struct daemon *d, const char *line)
+{
+	char		 buf[8192], out[8192], *p, *nl;
+	FILE		*f;
+	size_t		 n, o = 0, klen = strcspn(line, " ");
+	unsigned	 lo, hi;
+	int		 found = 0;
+
+	if ((f = fopen(d->conf, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (p = buf; *p != '\0'; p = nl) {
+		if ((nl = strchr(p, '\n')) != NULL)
+			nl++;
+		else
+			nl = p + strlen(p);
+		if (strncmp(p, line, klen) == 0 && p[klen] == ' ') {
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s\n",
+			    line);
+			found = 1;
+		} else
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "%.*s",
+			    (int)(nl - p), p);
+		if (o >= sizeof(out))
+			return -1;
+	}
+	if (!found)
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s\n", line);
+	if (o >= sizeof(out) || (f = fopen(d->conf, "w")) == NULL)
+		return -1;
+	fputs(out, f);
+	if (fclose(f) != 0)
+		return -1;
+	if (strncmp(line, "listen ", 7) == 0)
+		snprintf(d->grpc, sizeof(d->grpc), "%s", line + 7);
+	else if (sscanf(line, "port-range %u %u", &lo, &hi) == 2) {
+		d->port_min = (uint16_t)lo;
+		d->port_max = (uint16_t)hi;
+	}
+	return 0;
+}
+
+int
+harness_launch(struct daemon *d, int wait_ready)
 {
 	const char	*bin = getenv("RTPPROXYD");
 	const char	*wrap = getenv("RTPPROXYD_WRAPPER");
@@ -94,8 +141,6 @@ harness_start(struct daemon *d, int workers, const char *extra)
 
 	if (bin == NULL)
 		bin = "../src/rtpproxyd";
-	if (harness_prepare(d, workers, extra) == -1)
-		return -1;
 	d->pid = fork();
 	if (d->pid == -1)
 		return -1;
@@ -114,8 +159,18 @@ harness_start(struct daemon *d, int workers, const char *extra)
 			execl(bin, bin, "-f", "-c", d->conf, (char *)NULL);
 		_exit(127);
 	}
-	snprintf(want, sizeof(want), "all %d workers ready", workers);
+	if (!wait_ready)
+		return 0;
+	snprintf(want, sizeof(want), "all %d workers ready", d->workers);
 	return harness_wait_log(d, want, 1, 15000 * harness_slow());
+}
+
+int
+harness_start(struct daemon *d, int workers, const char *extra)
+{
+	if (harness_prepare(d, workers, extra) == -1)
+		return -1;
+	return harness_launch(d, 1);
 }
 
 int
@@ -222,10 +277,13 @@ harness_cleanup(struct daemon *d)
 	char cmd[256];
 
 	if (d->pid > 0) {
-		kill(d->pid, SIGKILL);
-		waitpid(d->pid, NULL, 0);
+		/* Gracefully if it will (it removes its table), else kill. */
+		(void)harness_stop(d, 3000);
 		d->pid = -1;
 	}
+	/* A killed daemon cannot remove its table: the name is ours. */
+	if (d->shm[0] != '\0')
+		(void)shm_unlink(d->shm);
 	if (getenv("RTPPROXYD_KEEP") == NULL && d->dir[0] != '\0') {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
 		if (system(cmd) != 0)
@@ -233,37 +291,68 @@ harness_cleanup(struct daemon *d)
 	}
 }
 
+void
+harness_sa_loopback(struct sockaddr_storage *ss, socklen_t *len, int v6,
+    uint16_t port)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (v6) {
+		struct sockaddr_in6 *sin6 = (void *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_loopback;
+		sin6->sin6_port = htons(port);
+		*len = sizeof(*sin6);
+	} else {
+		struct sockaddr_in *sin = (void *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin->sin_port = htons(port);
+		*len = sizeof(*sin);
+	}
+}
+
+uint16_t
+harness_sa_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
 int
-harness_udp(int v6, uint16_t *port)
+harness_udp_bind(int v6, uint16_t port)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
 	int			 fd;
 
-	memset(&ss, 0, sizeof(ss));
-	if (v6) {
-		struct sockaddr_in6 *sin6 = (void *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_addr = in6addr_loopback;
-		len = sizeof(*sin6);
-	} else {
-		struct sockaddr_in *sin = (void *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		len = sizeof(*sin);
-	}
+	harness_sa_loopback(&ss, &len, v6, port);
 	if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
-	if (bind(fd, (struct sockaddr *)&ss, len) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &len) == -1) {
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+harness_udp(int v6, uint16_t *port)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof(ss);
+	int			 fd;
+
+	if ((fd = harness_udp_bind(v6, 0)) == -1)
+		return -1;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1) {
 		close(fd);
 		return -1;
 	}
 	if (port != NULL)
-		*port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-		    ((struct sockaddr_in *)&ss)->sin_port);
+		*port = harness_sa_port(&ss);
 	return fd;
 }
 
@@ -307,4 +396,142 @@ harness_send(int fd, const char *addr, uint16_t port, const void *buf,
 	}
 	return sendto(fd, buf, len, 0, (struct sockaddr *)&ss, slen) ==
 	    (ssize_t)len ? 0 : -1;
+}
+
+int
+harness_run(const char *cmd, char *out, size_t len)
+{
+	FILE	*f;
+	size_t	 n = 0, r;
+	int	 st;
+
+	if ((f = popen(cmd, "r")) == NULL)
+		return -1;
+	while (out != NULL && n + 1 < len &&
+	    (r = fread(out + n, 1, len - 1 - n, f)) > 0)
+		n += r;
+	if (out != NULL)
+		out[n] = '\0';
+	else {
+		char buf[512];
+
+		while (fread(buf, 1, sizeof(buf), f) > 0)
+			;
+	}
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int
+harness_create(struct rpc_client *c, const struct harness_session *a,
+    Rtpproxy__CreateSessionResponse **out, char *det, size_t dlen)
+{
+	Rtpproxy__CreateSessionRequest	 req =
+	    RTPPROXY__CREATE_SESSION_REQUEST__INIT;
+	Rtpproxy__Endpoint		 l = RTPPROXY__ENDPOINT__INIT;
+	Rtpproxy__Endpoint		 f = RTPPROXY__ENDPOINT__INIT;
+	Rtpproxy__Endpoint		 d = RTPPROXY__ENDPOINT__INIT;
+	Rtpproxy__CreateSessionResponse	*resp = NULL;
+	char				 dummy[256];
+	int				 rc;
+
+	if (det == NULL) {
+		det = dummy;
+		dlen = sizeof(dummy);
+	}
+	req.session_id = (char *)(a->id != NULL ? a->id : "");
+	if (a->laddr != NULL) {
+		l.address = (char *)a->laddr;
+		l.port = a->lport;
+		req.listen = &l;
+	}
+	if (a->faddr != NULL) {
+		f.address = (char *)a->faddr;
+		f.port = a->fport;
+		req.forward = &f;
+	}
+	if (a->daddr != NULL) {
+		d.address = (char *)a->daddr;
+		d.port = a->dport;
+		req.destination = &d;
+	}
+	req.transport = (Rtpproxy__Transport)a->transport;
+	req.unidirectional = a->unidirectional;
+	req.disable_rtcp = a->nortcp;
+	req.idle_timeout_s = a->idle;
+	req.stats_interval_ms = a->stats_ms;
+	req.clock_rate = a->clock_rate;
+	rc = rpc_unary(c, M_CREATE, &req.base,
+	    &rtpproxy__create_session_response__descriptor,
+	    (ProtobufCMessage **)&resp, det, dlen, 10000 * harness_slow());
+	if (out != NULL)
+		*out = resp;
+	else if (resp != NULL)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return rc;
+}
+
+int
+harness_by_id(struct rpc_client *c, const char *method, const char *id,
+    Rtpproxy__SessionInfo **info, void **resp, char *det, size_t dlen)
+{
+	Rtpproxy__GetSessionStatusRequest	 req =
+	    RTPPROXY__GET_SESSION_STATUS_REQUEST__INIT;
+	const ProtobufCMessageDescriptor	*rd;
+	ProtobufCMessage			*r = NULL;
+	char					 dummy[256];
+	int					 rc;
+
+	if (det == NULL) {
+		det = dummy;
+		dlen = sizeof(dummy);
+	}
+	/* DestroySessionRequest has the same shape as this one. */
+	req.session_id = (char *)id;
+	rd = strcmp(method, M_DESTROY) == 0 ?
+	    &rtpproxy__destroy_session_response__descriptor :
+	    &rtpproxy__get_session_status_response__descriptor;
+	rc = rpc_unary(c, method, &req.base, rd, &r, det, dlen,
+	    5000 * harness_slow());
+	if (info != NULL)
+		*info = r != NULL ?
+		    ((Rtpproxy__GetSessionStatusResponse *)r)->session : NULL;
+	if (resp != NULL)
+		*resp = r;
+	else if (r != NULL)
+		protobuf_c_message_free_unpacked(r, NULL);
+	return rc;
+}
+
+int
+harness_destroy(struct rpc_client *c, const char *id)
+{
+	return harness_by_id(c, M_DESTROY, id, NULL, NULL, NULL, 0);
+}
+
+TCase *
+harness_tcase(Suite *s, const char *name, void (*setup)(void),
+    void (*teardown)(void), int timeout_s, const TTest *const *tests)
+{
+	TCase *tc = tcase_create(name);
+
+	if (setup != NULL || teardown != NULL)
+		tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, timeout_s * harness_slow());
+	for (; *tests != NULL; tests++)
+		tcase_add_test(tc, *tests);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+int
+harness_run_suite(Suite *s)
+{
+	SRunner	*sr = srunner_create(s);
+	int	 failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
 }

@@ -8,7 +8,15 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <check.h>
 #include <stdint.h>
+
+#include "client.h"
+#include "rtpproxy.pb-c.h"
+
+#define M_CREATE	"/rtpproxy.RtpProxy/CreateSession"
+#define M_DESTROY	"/rtpproxy.RtpProxy/DestroySession"
+#define M_STATUS	"/rtpproxy.RtpProxy/GetSessionStatus"
 
 struct daemon {
 	pid_t		pid;
@@ -27,11 +35,18 @@ struct daemon {
 /*
  * Start `$RTPPROXYD -f -c conf` (prefixed by $RTPPROXYD_WRAPPER if set).
  * extra: further config lines (may be NULL).  Waits until the log says that
- * every worker is ready.  0 or -1.
+ * every worker is ready.  0 or -1.  harness_prepare, then harness_launch.
  */
 int	harness_start(struct daemon *, int workers, const char *extra);
 /* Only prepare dir/conf (for tests that start the binary themselves). */
 int	harness_prepare(struct daemon *, int workers, const char *extra);
+/*
+ * A "key value" config line in place of the one for key, or added.  A
+ * listen or port-range line updates grpc or port_min/port_max.  0 or -1.
+ */
+int	harness_conf_set(struct daemon *, const char *line);
+/* Start the binary on a prepared directory; wait_ready: as harness_start. */
+int	harness_launch(struct daemon *, int wait_ready);
 /* Count of lines in the log containing s; wait until >= n.  0 or -1. */
 int	harness_wait_log(struct daemon *, const char *s, int n, int ms);
 int	harness_log_count(struct daemon *, const char *s);
@@ -45,6 +60,12 @@ void	harness_cleanup(struct daemon *);
 int	harness_slow(void);
 /* A UDP socket bound to 127.0.0.1 (or ::1 if v6) on an ephemeral port. */
 int	harness_udp(int v6, uint16_t *port);
+/* The same on the given port (0: any). */
+int	harness_udp_bind(int v6, uint16_t port);
+/* 127.0.0.1 or ::1, port; and the port of an address. */
+void	harness_sa_loopback(struct sockaddr_storage *, socklen_t *, int v6,
+	    uint16_t port);
+uint16_t harness_sa_port(const struct sockaddr_storage *);
 /* Wait up to ms for a datagram; returns its length or -1. */
 ssize_t	harness_recv(int fd, void *buf, size_t len, int ms,
 	    struct sockaddr_storage *from);
@@ -52,5 +73,50 @@ int	harness_send(int fd, const char *addr, uint16_t port, const void *,
 	    size_t);
 /* Does this pid still exist (and is not a zombie)? */
 int	harness_alive(pid_t);
+/* popen(cmd): its output into out (may be NULL); its exit code or -1. */
+int	harness_run(const char *cmd, char *out, size_t len);
+
+/*
+ * CreateSession over gRPC.  An endpoint is sent when its address is not
+ * NULL; id NULL sends "" (the server makes one).
+ */
+struct harness_session {
+	const char	*id;
+	const char	*laddr;		/* listen */
+	uint32_t	 lport;
+	const char	*faddr;		/* forward */
+	uint32_t	 fport;
+	const char	*daddr;		/* destination */
+	uint32_t	 dport;
+	int		 transport;
+	int		 nortcp;
+	int		 unidirectional;
+	uint32_t	 idle;		/* idle_timeout_s */
+	uint32_t	 stats_ms;	/* stats_interval_ms */
+	uint32_t	 clock_rate;
+};
+/*
+ * The gRPC status; *out is the reply, NULL unless OK (free it with
+ * protobuf_c_message_free_unpacked; out NULL: freed here).  details may be
+ * NULL.  10 s deadline (scaled by harness_slow).
+ */
+int	harness_create(struct rpc_client *, const struct harness_session *,
+	    Rtpproxy__CreateSessionResponse **out, char *details, size_t);
+/*
+ * GetSessionStatus or DestroySession (method M_STATUS, M_DESTROY) of id.
+ * *resp: the reply, as above; *info: its session, NULL unless OK.
+ */
+int	harness_by_id(struct rpc_client *, const char *method, const char *id,
+	    Rtpproxy__SessionInfo **info, void **resp, char *details, size_t);
+int	harness_destroy(struct rpc_client *, const char *id);
+
+/*
+ * A test case added to the suite: these tests (up to NULL), unchecked
+ * fixtures (may be NULL), timeout_s scaled by harness_slow.
+ */
+TCase	*harness_tcase(Suite *, const char *name, void (*setup)(void),
+	    void (*teardown)(void), int timeout_s, const TTest *const *tests);
+/* Run every test (CK_NORMAL); 0 if all passed, otherwise 1. */
+int	harness_run_suite(Suite *);
 
 #endif
