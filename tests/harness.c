@@ -271,6 +271,32 @@ harness_alive(pid_t pid)
 	return alive;
 }
 
+/*
+ * A daemon that detached is no child of ours: find it by its pidfile, in
+ * the test's own directory, so a failed test leaves no process behind.
+ */
+static void
+harness_kill_detached(struct daemon *d)
+{
+	struct timespec	 ts = { 0, 10 * 1000 * 1000 };
+	FILE		*f;
+	long		 pid = -1;
+	int		 i;
+
+	if (d->pidfile[0] == '\0' || (f = fopen(d->pidfile, "r")) == NULL)
+		return;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = -1;
+	fclose(f);
+	if (pid <= 1 || !harness_alive((pid_t)pid))
+		return;
+	kill((pid_t)pid, SIGTERM);
+	for (i = 0; i < 300 && harness_alive((pid_t)pid); i++)
+		nanosleep(&ts, NULL);
+	if (harness_alive((pid_t)pid))
+		kill((pid_t)pid, SIGKILL);
+}
+
 void
 harness_cleanup(struct daemon *d)
 {
@@ -281,6 +307,7 @@ harness_cleanup(struct daemon *d)
 		(void)harness_stop(d, 3000);
 		d->pid = -1;
 	}
+	harness_kill_detached(d);
 	/* A killed daemon cannot remove its table: the name is ours. */
 	if (d->shm[0] != '\0')
 		(void)shm_unlink(d->shm);
