@@ -297,7 +297,6 @@ master_spawn(struct master_worker *mw)
 	    (long)pid, mw->gen);
 	return;
 retry:
-	mw->respawn_at_ms = mono_ms() + 1000;
 	{
 		struct timeval tv = { 1, 0 };
 

@@ -198,7 +198,6 @@ int	session_get(const char *, struct session_snapshot *,
 int	session_lookup(const char *);		/* slot or -1 */
 void	session_snapshot(uint32_t, struct session_snapshot *);
 uint32_t session_next(uint32_t);		/* in-use slot >= arg, or nslots */
-uint32_t session_count(void);
 void	session_close_all(const char *);
 void	session_worker_ready(int);
 void	session_worker_lost(int);
@@ -226,7 +225,6 @@ struct master_worker {
 	int		 ready;
 	uint16_t	 port_lo, port_hi;	/* even .. odd, inclusive */
 	int64_t		 started_ms;
-	int64_t		 respawn_at_ms;
 	int		 fast_deaths;
 	struct event	*ev;		/* readable event socket */
 	struct event	*wev;		/* writable, while outq is not empty */

@@ -768,12 +768,6 @@ session_next(uint32_t i)
 	return sr.nslots;
 }
 
-uint32_t
-session_count(void)
-{
-	return sr.count;
-}
-
 void
 session_close_all(const char *reason)
 {
