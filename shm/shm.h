@@ -71,6 +71,7 @@ struct shm_dir {
 	_Atomic uint64_t	dropped_not_latched;
 	_Atomic uint64_t	dropped_send_error;
 	_Atomic uint64_t	dropped_rate_limited;
+	_Atomic uint64_t	dropped_overflow;	/* socket buffer full */
 	_Atomic uint64_t	non_rtp;
 	_Atomic uint64_t	rtcp_received;
 	_Atomic uint64_t	rtcp_sent;
@@ -109,6 +110,8 @@ struct shm_slot {
 	/* the owning worker writes */
 	_Atomic uint32_t	latched;	/* bit 0: RTP, bit 1: RTCP */
 	uint32_t		pad1;
+	/* the kernel's drop count per socket, as last seen (SO_RXQ_OVFL) */
+	uint32_t		ovfl_seen[4];
 	struct shm_addr		latch_rtp;
 	struct shm_addr		latch_rtcp;
 	struct shm_dir		dir[2];		/* SHM_DIR_FWD, SHM_DIR_REV */

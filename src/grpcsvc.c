@@ -968,8 +968,10 @@ gs_info_dir(Rtpproxy__DirectionStats *d, const struct session_dirsnap *s)
 	d->dropped_not_latched = s->dropped_not_latched;
 	d->dropped_send_error = s->dropped_send_error;
 	d->dropped_rate_limited = s->dropped_rate_limited;
+	d->dropped_overflow = s->dropped_overflow;
 	d->packets_dropped = s->dropped_invalid + s->dropped_not_latched +
-	    s->dropped_send_error + s->dropped_rate_limited;
+	    s->dropped_send_error + s->dropped_rate_limited +
+	    s->dropped_overflow;
 	d->packets_lost = s->packets_lost;
 	d->loss_rate = s->loss_rate;
 	d->jitter_ms = s->jitter_ms;

@@ -103,7 +103,7 @@ struct relay {
 /* What one batch did to one direction, written to the slot at the end. */
 struct relay_tally {
 	uint64_t	received, bytes, invalid, not_latched, non_rtp;
-	uint64_t	sent, bytes_sent, send_error;
+	uint64_t	sent, bytes_sent, send_error, overflow;
 	uint64_t	lat_sum, lat_count, lat_max;
 	int64_t		last_ns;
 };
@@ -199,6 +199,9 @@ relay_sockopts(int fd, int role)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) == -1)
 		log_warn("relay: SO_TIMESTAMPNS");	/* falls back to now */
+	/* Datagrams the kernel drops on a full buffer are counted too. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof(on)) == -1)
+		log_warn("relay: SO_RXQ_OVFL");
 	if (role == SK_FORWARD_RTP || role == SK_FORWARD_RTCP) {
 		if (family == AF_INET6) {
 			if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on,
@@ -419,22 +422,33 @@ relay_soft_error(int err)
 	return 0;
 }
 
-/* The kernel's receive timestamp, or fallback if there is none. */
+/*
+ * The kernel's receive timestamp, or fallback if there is none; and the
+ * socket's drop count when the kernel reports one (*drops untouched
+ * otherwise).
+ */
 static int64_t
-relay_rxtime(struct msghdr *m, int64_t *fallback)
+relay_rxtime(struct msghdr *m, int64_t *fallback, uint32_t *drops)
 {
 	struct cmsghdr	*c;
 	struct timespec	 ts;
+	int64_t		 ns = 0;
 
 	if (!(m->msg_flags & MSG_CTRUNC))
-		for (c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c))
-			if (c->cmsg_level == SOL_SOCKET &&
-			    c->cmsg_type == SCM_TIMESTAMPNS &&
+		for (c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
+			if (c->cmsg_level != SOL_SOCKET)
+				continue;
+			if (c->cmsg_type == SCM_TIMESTAMPNS &&
 			    c->cmsg_len >= CMSG_LEN(sizeof(ts))) {
 				memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-				return (int64_t)ts.tv_sec * 1000000000 +
+				ns = (int64_t)ts.tv_sec * 1000000000 +
 				    ts.tv_nsec;
-			}
+			} else if (c->cmsg_type == SO_RXQ_OVFL &&
+			    c->cmsg_len >= CMSG_LEN(sizeof(*drops)))
+				memcpy(drops, CMSG_DATA(c), sizeof(*drops));
+		}
+	if (ns != 0)
+		return ns;
 	if (*fallback == 0)
 		*fallback = relay_now_ns();
 	return *fallback;
@@ -523,6 +537,7 @@ relay_publish(struct shm_dir *d, int rtcp, const struct relay_tally *t)
 	ADD(dropped_invalid, t->invalid);
 	ADD(dropped_not_latched, t->not_latched);
 	ADD(dropped_send_error, t->send_error);
+	ADD(dropped_overflow, t->overflow);
 	ADD(latency_sum_ns, t->lat_sum);
 	ADD(latency_count, t->lat_count);
 #undef ADD
@@ -563,13 +578,14 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 	uint32_t		 bits;
 	int64_t			 ns, fallback = 0;
 	size_t			 len;
+	uint32_t		 drops = s->ovfl_seen[sk->role];
 	int			 i, ntx = 0, ok;
 
 	memset(&t, 0, sizeof(t));
 	for (i = 0; i < n; i++) {
 		m = &r->rx[i].msg_hdr;
 		len = r->rx[i].msg_len;
-		ns = relay_rxtime(m, &fallback);
+		ns = relay_rxtime(m, &fallback, &drops);
 		if (ns > t.last_ns)
 			t.last_ns = ns;
 		t.received++;
@@ -633,6 +649,9 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 		r->txns[ntx] = ns;
 		ntx++;
 	}
+	/* The kernel's count is cumulative for the socket; wraps are fine. */
+	t.overflow = drops - s->ovfl_seen[sk->role];
+	s->ovfl_seen[sk->role] = drops;
 	if (ntx > 0)
 		relay_send(rs, out, ntx, &t);
 	relay_publish(d, rtcp, &t);

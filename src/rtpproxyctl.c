@@ -261,6 +261,7 @@ json_dir(struct json *j, const char *key, const Rtpproxy__DirectionStats *d)
 	json_u64(j, "dropped_not_latched", d->dropped_not_latched);
 	json_u64(j, "dropped_send_error", d->dropped_send_error);
 	json_u64(j, "dropped_rate_limited", d->dropped_rate_limited);
+	json_u64(j, "dropped_overflow", d->dropped_overflow);
 	json_u64(j, "non_rtp_packets", d->non_rtp_packets);
 	json_u64(j, "rtcp_packets_received", d->rtcp_packets_received);
 	json_u64(j, "rtcp_packets_sent", d->rtcp_packets_sent);
@@ -403,6 +404,7 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 	ROW_U("  not latched", dropped_not_latched);
 	ROW_U("  send error", dropped_send_error);
 	ROW_U("  rate limited", dropped_rate_limited);
+	ROW_U("  buffer full", dropped_overflow);
 	printf("%-22s %16" PRId64 " %16" PRId64 "\n", "packets lost",
 	    f->packets_lost, r->packets_lost);
 	ROW_U("packets expected", packets_expected);

@@ -157,6 +157,7 @@ struct session_snapshot {
 		uint64_t bytes_received, bytes_sent;
 		uint64_t dropped_invalid, dropped_not_latched;
 		uint64_t dropped_send_error, dropped_rate_limited;
+		uint64_t dropped_overflow;
 		uint64_t non_rtp, rtcp_received, rtcp_sent;
 		uint64_t packets_expected;
 		int64_t  packets_lost;

@@ -133,6 +133,7 @@ session_dirsnap(const struct shm_dir *d, struct session_dirsnap *o)
 	o->dropped_not_latched = LD(dropped_not_latched);
 	o->dropped_send_error = LD(dropped_send_error);
 	o->dropped_rate_limited = LD(dropped_rate_limited);
+	o->dropped_overflow = LD(dropped_overflow);
 	o->non_rtp = LD(non_rtp);
 	o->rtcp_received = LD(rtcp_received);
 	o->rtcp_sent = LD(rtcp_sent);

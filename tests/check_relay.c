@@ -941,6 +941,43 @@ START_TEST(relay_add_errors)
 END_TEST
 
 /* 100,000 packets: nothing allocated, nothing lost in the books. */
+/*
+ * A flood faster than the worker drains its socket: what the kernel drops
+ * on the full buffer is counted (SO_RXQ_OVFL), so every datagram sent is
+ * either received or counted as dropped_overflow.
+ */
+START_TEST(relay_overflow)
+{
+	struct tsess	t;
+	uint8_t		b[256];
+	size_t		n;
+	int		i, small = 4096;
+	uint64_t	rcv, ovf;
+
+	tsess_open(&t, 3, 0, 0, 0);
+	ck_assert_int_eq(setsockopt(t.lfd[0], SOL_SOCKET, SO_RCVBUF, &small,
+	    sizeof(small)), 0);
+	for (i = 0; i < 2000; i++) {
+		n = mkrtp(b, (uint16_t)i, 160u * (uint32_t)i, 7, 160);
+		tx(t.caller[0], 0, t.lport, b, n);
+	}
+	pump(100);
+	/* The kernel reports its count with the next datagram it queues. */
+	n = mkrtp(b, 2000, 160u * 2000, 7, 160);
+	tx(t.caller[0], 0, t.lport, b, n);
+	pump(100);
+	rcv = CNT(&t, FWD, packets_received);
+	ovf = CNT(&t, FWD, dropped_overflow);
+	ck_assert_uint_gt(ovf, 0);
+	ck_assert_uint_eq(rcv + ovf, 2001);
+	/* Later datagrams carry the same count: it is not added twice. */
+	tx(t.caller[0], 0, t.lport, b, n);
+	pump(50);
+	ck_assert_uint_eq(CNT(&t, FWD, dropped_overflow), ovf);
+	tsess_close(&t);
+}
+END_TEST
+
 START_TEST(relay_flood)
 {
 	struct tsess	t;
@@ -1472,7 +1509,8 @@ main(void)
 	const TTest *const t_inproc[] = { relay_both_ways, relay_ipv6,
 	    relay_rtcp, relay_latching, relay_unidirectional, relay_sequence,
 	    relay_malformed, relay_icmp, relay_icmp6, relay_latency,
-	    relay_takeover, relay_add_errors, relay_flood, NULL };
+	    relay_takeover, relay_add_errors, relay_flood, relay_overflow,
+	    NULL };
 	const TTest *const t_main[] = { e2e_relay_rtcp, e2e_bind_error,
 	    e2e_worker_killed, NULL };
 	const TTest *const t_small[] = { e2e_exhaustion, NULL };
