@@ -182,6 +182,45 @@ shm_slot_reset(struct shm_slot *s)
 	atomic_store_explicit(&s->state, SHM_FREE, memory_order_release);
 }
 
+/* Fold a finished session's counters into the totals of the gone. */
+void
+shm_totals_add(struct shm_totals *t, const struct shm_dir *d)
+{
+	t->packets_received += SHM_LOAD(&d->packets_received);
+	t->bytes_received += SHM_LOAD(&d->bytes_received);
+	t->packets_sent += SHM_LOAD(&d->packets_sent);
+	t->bytes_sent += SHM_LOAD(&d->bytes_sent);
+	t->dropped_invalid += SHM_LOAD(&d->dropped_invalid);
+	t->dropped_not_latched += SHM_LOAD(&d->dropped_not_latched);
+	t->dropped_send_error += SHM_LOAD(&d->dropped_send_error);
+	t->dropped_rate_limited += SHM_LOAD(&d->dropped_rate_limited);
+	t->dropped_overflow += SHM_LOAD(&d->dropped_overflow);
+	t->dropped_source += SHM_LOAD(&d->dropped_source);
+	t->non_rtp += SHM_LOAD(&d->non_rtp);
+	t->rtcp_received += SHM_LOAD(&d->rtcp_received);
+	t->rtcp_sent += SHM_LOAD(&d->rtcp_sent);
+	t->packets_expected += SHM_LOAD(&d->packets_expected);
+	t->packets_lost += SHM_LOAD(&d->packets_lost);
+	t->latency_sum_ns += SHM_LOAD(&d->latency_sum_ns);
+	t->latency_count += SHM_LOAD(&d->latency_count);
+}
+
+/*
+ * The latency histogram bucket of ns: k for at most 2^k microseconds
+ * (k = 0 .. SHM_LAT_BUCKETS - 2), the last bucket for anything longer.
+ */
+int
+shm_lat_bucket(uint64_t ns)
+{
+	uint64_t	us = (ns + 999) / 1000;
+	int		k;
+
+	if (us <= 1)
+		return 0;
+	k = 64 - __builtin_clzll(us - 1);
+	return k < SHM_LAT_BUCKETS - 1 ? k : SHM_LAT_BUCKETS - 1;
+}
+
 int
 shm_addr_from_sa(struct shm_addr *a, const struct sockaddr *sa)
 {

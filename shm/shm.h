@@ -3,6 +3,13 @@
  * worker exists; workers attach by name.  It holds plain values only (no
  * pointers) and every field has one writer: identity and state are written
  * by the master, statistics and the latch by the worker that owns the slot.
+ *
+ * Because each counter has a single writer, the writer adds with a relaxed
+ * load and store (SHM_ADD), not a locked read-modify-write: readers see
+ * whole 64-bit values either way, and the packet path stays cheap.
+ *
+ * The table outlives a master that dies: a new master attaches it, adopts
+ * the workers listed in the header and carries on (master.c, adopt.c).
  */
 #ifndef RTPPROXYD_SHM_H
 #define RTPPROXYD_SHM_H
@@ -14,9 +21,22 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x52545058u	/* "RTPX" */
-#define SHM_VERSION	1u
+#define SHM_VERSION	2u
 #define SHM_ID_MAX	64		/* session id, NUL included */
 #define SHM_REASON_MAX	128
+#define SHM_MAX_WORKERS	64
+#define SHM_ACL_MAX	512		/* destination rules */
+#define SHM_LOCAL_MAX	128		/* addresses of this host */
+#define SHM_OWN_MAX	16		/* API and metrics ports */
+#define SHM_LAT_BUCKETS	18		/* <= 2^k us, k = 0..16, and more */
+#define SHM_GRPC_METHODS 8
+#define SHM_GRPC_CODES	17
+
+/* A single writer's counter update: no lock prefix on the packet path. */
+#define SHM_ADD(p, v)	atomic_store_explicit((p),			\
+	atomic_load_explicit((p), memory_order_relaxed) + (v),		\
+	memory_order_relaxed)
+#define SHM_LOAD(p)	atomic_load_explicit((p), memory_order_relaxed)
 
 /* Numbers match rtpproxy.SessionState. */
 enum shm_state {
@@ -31,6 +51,20 @@ enum shm_state {
 #define SHM_F_UNIDIR	0x01	/* do not relay destination -> caller */
 #define SHM_F_NORTCP	0x02	/* no RTCP sockets */
 #define SHM_F_TCP	0x04
+#define SHM_F_IDLE_DEF	0x08	/* idle timeout follows the configuration */
+#define SHM_F_SRC_ADDR	0x10	/* reverse media only from the destination */
+#define SHM_F_SRC_PORT	0x20	/* ... and only from its port */
+
+/* Why sessions closed, for monitoring; see session_close_reason(). */
+enum shm_close {
+	SHM_CLOSE_DESTROYED,
+	SHM_CLOSE_IDLE,
+	SHM_CLOSE_SETUP,
+	SHM_CLOSE_SHUTDOWN,
+	SHM_CLOSE_PEER,		/* TCP: both sides closed */
+	SHM_CLOSE_OTHER,
+	SHM_CLOSE_N
+};
 
 /* An address as plain bytes: family AF_INET or AF_INET6, port host order. */
 struct shm_addr {
@@ -43,6 +77,7 @@ struct shm_addr {
 /*
  * RFC 3550 A.1 source state.  Only the owning worker reads or writes it; it
  * lives here so that a respawned worker continues where the dead one was.
+ * Exactly one cache line.
  */
 struct shm_rtpsrc {
 	uint32_t	ssrc;
@@ -61,34 +96,63 @@ struct shm_rtpsrc {
 	uint64_t	expected_base;
 };
 
-/* Statistics for one direction; written by the owning worker. */
+/*
+ * Statistics for one direction; written by the owning worker.  Laid out by
+ * how often they change: the first cache line with every batch, the second
+ * (RTP source state) and third with every RTP packet, the rest rarely.
+ */
 struct shm_dir {
 	_Atomic uint64_t	packets_received;
 	_Atomic uint64_t	bytes_received;
 	_Atomic uint64_t	packets_sent;
 	_Atomic uint64_t	bytes_sent;
-	_Atomic uint64_t	dropped_invalid;
-	_Atomic uint64_t	dropped_not_latched;
-	_Atomic uint64_t	dropped_send_error;
-	_Atomic uint64_t	dropped_rate_limited;
-	_Atomic uint64_t	dropped_overflow;	/* socket buffer full */
-	_Atomic uint64_t	non_rtp;
-	_Atomic uint64_t	rtcp_received;
-	_Atomic uint64_t	rtcp_sent;
-	_Atomic uint64_t	packets_expected;
-	_Atomic int64_t		packets_lost;
-	_Atomic uint64_t	jitter_ns;
 	_Atomic uint64_t	latency_sum_ns;
 	_Atomic uint64_t	latency_count;
 	_Atomic uint64_t	latency_max_ns;
 	_Atomic int64_t		last_packet_ms;	/* wall clock; 0 = never */
+
+	struct shm_rtpsrc	src;
+
+	_Atomic uint64_t	packets_expected;
+	_Atomic int64_t		packets_lost;
+	_Atomic uint64_t	jitter_ns;
 	_Atomic uint32_t	ssrc;
 	uint32_t		pad0;
-	struct shm_rtpsrc	src;
-};
+	_Atomic uint64_t	dropped_invalid;
+	_Atomic uint64_t	dropped_not_latched;
+	_Atomic uint64_t	dropped_send_error;
+	_Atomic uint64_t	dropped_rate_limited;
+
+	_Atomic uint64_t	dropped_overflow;	/* socket buffer full */
+	_Atomic uint64_t	dropped_source;		/* refused sender */
+	_Atomic uint64_t	non_rtp;
+	_Atomic uint64_t	rtcp_received;
+	_Atomic uint64_t	rtcp_sent;
+	uint64_t		pad1[3];
+} __attribute__((aligned(64)));
 
 #define SHM_DIR_FWD	0	/* caller -> destination */
 #define SHM_DIR_REV	1	/* destination -> caller */
+
+/*
+ * A TCP session's stream state, per direction, written by the owning
+ * worker so that a respawned worker goes on parsing where the dead one
+ * stopped.  RFC 4571 frames: a two-octet length, then the packet.
+ */
+struct shm_tcpdir {
+	uint32_t	frame_left;	/* octets left of the current frame */
+	uint32_t	pending;	/* sent on, not yet consumed here */
+	uint8_t		framing;	/* SHM_TCP_FRAMING_* */
+	uint8_t		have;		/* octets of hdr collected */
+	uint8_t		eof;		/* end of stream seen and passed on */
+	uint8_t		pad0;
+	uint8_t		hdr[2 + 12];	/* length and RTP fixed header */
+	uint16_t	pad1;
+};
+
+#define SHM_TCP_FRAMING_UNKNOWN	0
+#define SHM_TCP_FRAMING_RFC4571	1
+#define SHM_TCP_FRAMING_NONE	2
 
 struct shm_slot {
 	/* master writes; release on publish, acquire on read */
@@ -96,25 +160,87 @@ struct shm_slot {
 	_Atomic uint32_t	gen;		/* bumped on every reuse */
 	uint32_t		worker;
 	uint32_t		flags;		/* SHM_F_* */
-	char			id[SHM_ID_MAX];
-	struct shm_addr		listen;		/* bound; RTCP on port + 1 */
-	struct shm_addr		forward;
-	struct shm_addr		dest;
 	uint32_t		idle_timeout_s;
 	uint32_t		setup_timeout_s;
 	uint32_t		stats_interval_ms;
 	uint32_t		clock_rate;	/* dynamic PTs; 0: 8000 */
+	uint32_t		rate_pps;	/* per direction; 0: none */
+	uint32_t		rate_burst_ms;
+	uint64_t		rate_bps;	/* per direction; 0: none */
 	int64_t			created_ms;
+	struct shm_addr		listen;		/* bound; RTCP on port + 1 */
+	struct shm_addr		forward;
+	struct shm_addr		dest;
+	char			id[SHM_ID_MAX];
 	char			error[SHM_REASON_MAX];
 
 	/* the owning worker writes */
 	_Atomic uint32_t	latched;	/* bit 0: RTP, bit 1: RTCP */
-	uint32_t		pad1;
+	_Atomic uint32_t	tcp_up;		/* TCP: bit 0 caller, 1 dest */
 	/* the kernel's drop count per socket, as last seen (SO_RXQ_OVFL) */
 	uint32_t		ovfl_seen[4];
 	struct shm_addr		latch_rtp;
 	struct shm_addr		latch_rtcp;
+	struct shm_tcpdir	tcp[2];
 	struct shm_dir		dir[2];		/* SHM_DIR_FWD, SHM_DIR_REV */
+} __attribute__((aligned(64)));
+
+/* Per-direction totals of the sessions that are gone (master writes). */
+struct shm_totals {
+	uint64_t	packets_received, bytes_received;
+	uint64_t	packets_sent, bytes_sent;
+	uint64_t	dropped_invalid, dropped_not_latched;
+	uint64_t	dropped_send_error, dropped_rate_limited;
+	uint64_t	dropped_overflow, dropped_source;
+	uint64_t	non_rtp, rtcp_received, rtcp_sent;
+	uint64_t	packets_expected;
+	int64_t		packets_lost;
+	uint64_t	latency_sum_ns, latency_count;
+};
+
+/*
+ * A worker as the master knows it, so that a master that takes over can
+ * find and adopt it; and the worker's own counters.
+ */
+struct shm_worker {
+	/* master writes */
+	_Atomic int32_t		pid;		/* 0: none */
+	_Atomic uint32_t	gen;
+	uint16_t		port_lo, port_hi;
+	uint32_t		pad0;
+	_Atomic uint64_t	restarts;
+	/* the worker writes */
+	_Atomic uint64_t	lat_hist[SHM_LAT_BUCKETS];
+	_Atomic uint64_t	lat_sum_ns;
+	_Atomic uint64_t	lat_count;
+} __attribute__((aligned(64)));
+
+/*
+ * Destination rules (acl.c), published by the master with a sequence
+ * lock: seq is odd while it writes; a reader copies and checks that seq
+ * did not move.
+ */
+#define SHM_ACL_ALLOW	1
+#define SHM_ACL_DENY	2
+
+struct shm_acl_rule {
+	uint8_t		family;
+	uint8_t		plen;		/* prefix length */
+	uint8_t		action;		/* SHM_ACL_* */
+	uint8_t		origin;		/* 0: configured, else built in */
+	uint32_t	line;		/* of the configuration file */
+	uint8_t		addr[16];
+};
+
+struct shm_acl {
+	_Atomic uint32_t	seq;
+	uint32_t		nrules;
+	uint32_t		nlocal;
+	uint16_t		port_min, port_max;	/* own media ports */
+	uint16_t		nown;
+	uint16_t		own[SHM_OWN_MAX];	/* own API ports */
+	struct shm_acl_rule	rules[SHM_ACL_MAX];
+	struct shm_addr		local[SHM_LOCAL_MAX];	/* port unused */
 };
 
 struct shm_header {
@@ -126,9 +252,22 @@ struct shm_header {
 	uint32_t	pad0;
 	uint64_t	total_size;
 	_Atomic int64_t	master_pid;
-	/* table-wide counters, for monitoring */
+	/* the running layout, which a master that takes over keeps */
+	uint32_t	nworkers;
+	uint16_t	port_min, port_max;
+	_Atomic uint32_t worker_gen;		/* last generation given */
+	uint32_t	pad1;
+	/* table-wide counters, for monitoring; they survive the master */
 	_Atomic uint64_t sessions_created;
 	_Atomic uint64_t sessions_closed;
+	_Atomic uint64_t closed_by[SHM_CLOSE_N];
+	_Atomic uint64_t master_starts;		/* takeovers included */
+	_Atomic uint64_t grpc_calls[SHM_GRPC_METHODS][SHM_GRPC_CODES];
+	_Atomic uint64_t events_sent;
+	_Atomic uint64_t events_dropped;
+	struct shm_totals closed[2];
+	struct shm_acl	acl;
+	struct shm_worker workers[SHM_MAX_WORKERS];
 };
 
 struct shm_table {
@@ -148,6 +287,8 @@ int	 shm_unlink_table(struct shm_table *);
 int	 shm_validate(const struct shm_header *, size_t);
 struct shm_slot	*shm_slot(struct shm_table *, uint32_t);
 void	 shm_slot_reset(struct shm_slot *);
+void	 shm_totals_add(struct shm_totals *, const struct shm_dir *);
+int	 shm_lat_bucket(uint64_t);
 
 int	 shm_addr_from_sa(struct shm_addr *, const struct sockaddr *);
 socklen_t shm_addr_to_sa(const struct shm_addr *, struct sockaddr_storage *);

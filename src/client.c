@@ -28,6 +28,8 @@ struct rpc_tag {
 struct rpc_client {
 	grpc_channel		*ch;
 	grpc_completion_queue	*cq;
+	grpc_metadata		 auth;		/* "authorization" */
+	size_t			 nmd;		/* 0 or 1 */
 };
 
 struct rpc_stream {
@@ -146,12 +148,14 @@ rpc_call(struct rpc_client *c, const char *method, gpr_timespec deadline)
 }
 
 struct rpc_client *
-rpc_client_new_window(const char *target, int window)
+rpc_client_new_secure(const char *target, const struct rpc_security *sec)
 {
 	struct rpc_client		*c;
 	grpc_channel_credentials	*creds;
-	grpc_arg			 args[6];
+	grpc_ssl_pem_key_cert_pair	 pair;
+	grpc_arg			 args[7];
 	grpc_channel_args		 chargs;
+	char				*bearer;
 	size_t				 n = 0;
 
 	if (target == NULL || *target == '\0')
@@ -174,20 +178,42 @@ rpc_client_new_window(const char *target, int window)
 	args[n].type = GRPC_ARG_INTEGER;
 	args[n].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
 	args[n++].value.integer = 1;
-	if (window > 0) {
+	if (sec != NULL && sec->window > 0) {
 		args[n].type = GRPC_ARG_INTEGER;
 		args[n].key = (char *)GRPC_ARG_HTTP2_BDP_PROBE;
 		args[n++].value.integer = 0;
 		args[n].type = GRPC_ARG_INTEGER;
 		args[n].key = (char *)GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES;
-		args[n++].value.integer = window;
+		args[n++].value.integer = sec->window;
+	}
+	if (sec != NULL && sec->tls && sec->name != NULL) {
+		args[n].type = GRPC_ARG_STRING;
+		args[n].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+		args[n++].value.string = (char *)sec->name;
 	}
 	chargs.num_args = n;
 	chargs.args = args;
-	creds = grpc_insecure_credentials_create();
-	c->ch = grpc_channel_create(target, creds, &chargs);
-	grpc_channel_credentials_release(creds);
+	if (sec != NULL && sec->tls) {
+		pair.private_key = sec->key;
+		pair.cert_chain = sec->cert;
+		creds = grpc_ssl_credentials_create_ex(sec->ca,
+		    sec->cert != NULL && sec->key != NULL ? &pair : NULL, NULL,
+		    NULL);
+	} else
+		creds = grpc_insecure_credentials_create();
+	if (creds != NULL) {
+		c->ch = grpc_channel_create(target, creds, &chargs);
+		grpc_channel_credentials_release(creds);
+	}
 	c->cq = grpc_completion_queue_create_for_next(NULL);
+	if (sec != NULL && sec->token != NULL &&
+	    asprintf(&bearer, "Bearer %s", sec->token) != -1) {
+		c->auth.key = grpc_slice_from_static_string("authorization");
+		c->auth.value = grpc_slice_from_copied_string(bearer);
+		explicit_bzero(bearer, strlen(bearer));
+		free(bearer);
+		c->nmd = 1;
+	}
 	if (c->ch == NULL || c->cq == NULL) {
 		rpc_client_free(c);
 		return NULL;
@@ -196,9 +222,19 @@ rpc_client_new_window(const char *target, int window)
 }
 
 struct rpc_client *
+rpc_client_new_window(const char *target, int window)
+{
+	struct rpc_security sec;
+
+	memset(&sec, 0, sizeof(sec));
+	sec.window = window;
+	return rpc_client_new_secure(target, &sec);
+}
+
+struct rpc_client *
 rpc_client_new(const char *target)
 {
-	return rpc_client_new_window(target, 0);
+	return rpc_client_new_secure(target, NULL);
 }
 
 void
@@ -208,6 +244,8 @@ rpc_client_free(struct rpc_client *c)
 
 	if (c == NULL)
 		return;
+	if (c->nmd > 0)
+		grpc_slice_unref(c->auth.value);
 	if (c->ch != NULL)
 		grpc_channel_destroy(c->ch);
 	if (c->cq != NULL) {
@@ -252,7 +290,9 @@ rpc_unary_raw(struct rpc_client *c, const char *method, const void *req,
 	grpc_metadata_array_init(&md);
 	grpc_metadata_array_init(&trailing);
 	memset(ops, 0, sizeof(ops));
-	ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[n].data.send_initial_metadata.count = c->nmd;
+	ops[n++].data.send_initial_metadata.metadata = &c->auth;
 	if (req != NULL) {
 		out = rpc_buffer(req, reqlen);
 		ops[n].op = GRPC_OP_SEND_MESSAGE;
@@ -369,7 +409,9 @@ rpc_stream_open_raw(struct rpc_client *c, const char *method,
 		s->status_posted = 1;
 
 	memset(ops, 0, sizeof(ops));
-	ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[n].data.send_initial_metadata.count = c->nmd;
+	ops[n++].data.send_initial_metadata.metadata = &c->auth;
 	if (req != NULL) {
 		s->req = rpc_buffer(req, reqlen);
 		ops[n].op = GRPC_OP_SEND_MESSAGE;

@@ -27,6 +27,21 @@ struct rpc_client *rpc_client_new(const char *);
  * per stream instead of one that grows: a slow reader, for tests.
  */
 struct rpc_client *rpc_client_new_window(const char *, int);
+/*
+ * The same with security: TLS when tls is set (ca: PEM of the roots to
+ * trust, NULL: the system's; cert and key: PEM of a client certificate
+ * for servers that require one; name: the name to expect in the
+ * server's certificate instead of the target's host), and a bearer token
+ * sent as "authorization" metadata on every call (NULL: none).
+ */
+struct rpc_security {
+	int		 tls;
+	const char	*ca, *cert, *key, *name;
+	const char	*token;
+	int		 window;	/* as rpc_client_new_window; 0: normal */
+};
+struct rpc_client *rpc_client_new_secure(const char *,
+	    const struct rpc_security *);
 void	 rpc_client_free(struct rpc_client *);
 
 /*

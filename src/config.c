@@ -68,6 +68,18 @@ static int	conf_pidfile(struct conf_state *, const struct conf_keyword *,
 		    char **);
 static int	conf_shm(struct conf_state *, const struct conf_keyword *,
 		    char **);
+static int	conf_rule(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_rsource(struct conf_state *,
+		    const struct conf_keyword *, char **);
+static int	conf_bps(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_file(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_health(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_metrics(struct conf_state *,
+		    const struct conf_keyword *, char **);
 
 #define OFF(f)	offsetof(struct config, f)
 
@@ -94,6 +106,28 @@ static const struct conf_keyword conf_keywords[] = {
 	    OFF(group), 0, 0, NULL },
 	{ "pidfile",		1, 0, conf_pidfile,	0, 0, 0, NULL },
 	{ "shm-name",		1, 0, conf_shm,		0, 0, 0, NULL },
+	{ "allow-destination",	-1, 1, conf_rule,	SHM_ACL_ALLOW, 0, 0,
+	    NULL },
+	{ "deny-destination",	-1, 1, conf_rule,	SHM_ACL_DENY, 0, 0,
+	    NULL },
+	{ "reverse-source",	1, 0, conf_rsource,	0, 0, 0, NULL },
+	{ "rate-limit-pps",	1, 0, conf_u32,
+	    OFF(rate_pps), 0, 10000000, "packets per second" },
+	{ "rate-limit-bps",	1, 0, conf_bps,		0, 0, 0, NULL },
+	{ "rate-limit-burst",	1, 0, conf_u32,
+	    OFF(rate_burst_ms), 10, 60000, "ms" },
+	{ "auth-token-file",	1, 0, conf_file,
+	    OFF(auth_token_file), 0, 0, NULL },
+	{ "auth-health",	1, 0, conf_health,	0, 0, 0, NULL },
+	{ "tls-cert",		1, 0, conf_file,	OFF(tls_cert), 0, 0,
+	    NULL },
+	{ "tls-key",		1, 0, conf_file,	OFF(tls_key), 1, 0,
+	    NULL },
+	{ "tls-client-ca",	1, 0, conf_file,
+	    OFF(tls_client_ca), 2, 0, NULL },
+	{ "metrics-listen",	1, 0, conf_metrics,	0, 0, 0, NULL },
+	{ "orphan-timeout",	1, 0, conf_u32,
+	    OFF(orphan_timeout), 0, 86400, "seconds" },
 };
 #define NKEYWORDS	(sizeof(conf_keywords) / sizeof(conf_keywords[0]))
 
@@ -128,13 +162,14 @@ conf_seterr(char *err, size_t errlen, const char *what, const char *why)
 }
 
 static int
-conf_port(struct conf_state *st, const char *addr, const char *port)
+conf_port(struct conf_state *st, const char *kw, const char *addr,
+    const char *port)
 {
 	uint32_t v;
 
 	if (parse_u32(port, 1, 65535, &v) == -1)
-		return conf_err(st, "listen: \"%s\": port must be 1..65535 "
-		    "(got \"%s\")", addr, port);
+		return conf_err(st, "%s: \"%s\": port must be 1..65535 "
+		    "(got \"%s\")", kw, addr, port);
 	return 0;
 }
 
@@ -143,7 +178,8 @@ conf_port(struct conf_state *st, const char *addr, const char *port)
  * DNS, and gRPC would otherwise bind whatever a resolver says today.
  */
 static int
-conf_listen_check(struct conf_state *st, const char *s)
+conf_listen_check(struct conf_state *st, const char *kw, const char *s,
+    int unix_ok)
 {
 	struct sockaddr_storage	 ss;
 	struct sockaddr_un	 sun;
@@ -152,25 +188,28 @@ conf_listen_check(struct conf_state *st, const char *s)
 	size_t			 n;
 
 	if (strncmp(s, "unix:", 5) == 0) {
+		if (!unix_ok)
+			return conf_err(st, "%s: \"%s\": must be HOST:PORT or "
+			    "[IPv6]:PORT", kw, s);
 		p = s + 5;
 		if (*p != '/')
-			return conf_err(st, "listen: \"%s\": unix socket path "
-			    "must be absolute", s);
+			return conf_err(st, "%s: \"%s\": unix socket path "
+			    "must be absolute", kw, s);
 		if (strlen(p) >= sizeof(sun.sun_path))
-			return conf_err(st, "listen: \"%s\": unix socket path "
-			    "longer than %zu bytes", s,
+			return conf_err(st, "%s: \"%s\": unix socket path "
+			    "longer than %zu bytes", kw, s,
 			    sizeof(sun.sun_path) - 1);
 		return 0;
 	}
 	if (*s == '[') {
 		if ((p = strchr(s, ']')) == NULL)
-			return conf_err(st, "listen: \"%s\": missing \"]\"", s);
+			return conf_err(st, "%s: \"%s\": missing \"]\"", kw, s);
 		if (p[1] == '\0')
-			return conf_err(st, "listen: \"%s\": missing port "
-			    "(expected [IPv6]:PORT)", s);
+			return conf_err(st, "%s: \"%s\": missing port "
+			    "(expected [IPv6]:PORT)", kw, s);
 		if (p[1] != ':')
-			return conf_err(st, "listen: \"%s\": expected \":\" "
-			    "after \"]\"", s);
+			return conf_err(st, "%s: \"%s\": expected \":\" "
+			    "after \"]\"", kw, s);
 		port = p + 2;
 		n = p - (s + 1);
 		if (n >= sizeof(host))
@@ -179,13 +218,13 @@ conf_listen_check(struct conf_state *st, const char *s)
 		host[n] = '\0';
 		if (parse_ip(host, 0, &ss, NULL) == -1 ||
 		    ss.ss_family != AF_INET6)
-			return conf_err(st, "listen: \"%s\": \"%s\" is not an "
-			    "IPv6 address", s, host);
-		return conf_port(st, s, port);
+			return conf_err(st, "%s: \"%s\": \"%s\" is not an "
+			    "IPv6 address", kw, s, host);
+		return conf_port(st, kw, s, port);
 	}
 	if ((p = strrchr(s, ':')) == NULL)
-		return conf_err(st, "listen: \"%s\": missing port (expected "
-		    "HOST:PORT, [IPv6]:PORT or unix:/PATH)", s);
+		return conf_err(st, "%s: \"%s\": missing port (expected "
+		    "HOST:PORT, [IPv6]:PORT or unix:/PATH)", kw, s);
 	port = p + 1;
 	n = p - s;
 	if (n >= sizeof(host))
@@ -193,16 +232,16 @@ conf_listen_check(struct conf_state *st, const char *s)
 	memcpy(host, s, n);
 	host[n] = '\0';
 	if (strchr(host, ':') != NULL)
-		return conf_err(st, "listen: \"%s\": an IPv6 address must be "
-		    "in brackets, as in [::1]:50051", s);
+		return conf_err(st, "%s: \"%s\": an IPv6 address must be "
+		    "in brackets, as in [::1]:50051", kw, s);
 	if (*host == '\0')
-		return conf_err(st, "listen: \"%s\": missing host (use * for "
-		    "every address)", s);
+		return conf_err(st, "%s: \"%s\": missing host (use * for "
+		    "every address)", kw, s);
 	if (strcmp(host, "*") != 0 && strcmp(host, "localhost") != 0 &&
 	    (parse_ip(host, 0, &ss, NULL) == -1 || ss.ss_family != AF_INET))
-		return conf_err(st, "listen: \"%s\": host must be an IPv4 "
-		    "address, [IPv6], localhost or *", s);
-	return conf_port(st, s, port);
+		return conf_err(st, "%s: \"%s\": host must be an IPv4 "
+		    "address, [IPv6], localhost or *", kw, s);
+	return conf_port(st, kw, s, port);
 }
 
 static int
@@ -221,7 +260,7 @@ conf_listen(struct conf_state *st, const struct conf_keyword *kw,
 		c->nlisten = 0;
 		st->listen_given = 1;
 	}
-	if (conf_listen_check(st, argv[0]) == -1)
+	if (conf_listen_check(st, "listen", argv[0], 1) == -1)
 		return -1;
 	for (i = 0; i < c->nlisten; i++)
 		if (strcmp(c->listen[i], argv[0]) == 0)
@@ -380,6 +419,138 @@ conf_shm(struct conf_state *st, const struct conf_keyword *kw, char **argv)
 	return 0;
 }
 
+static int
+conf_rule(struct conf_state *st, const struct conf_keyword *kw, char **argv)
+{
+	struct config		*c = st->conf;
+	struct shm_acl_rule	 r;
+	char			 why[160];
+
+	for (; *argv != NULL; argv++) {
+		if (acl_parse(*argv, &r, why, sizeof(why)) == -1)
+			return conf_err(st, "%s: %s", kw->name, why);
+		if (c->nrules >= CONF_MAX_RULES)
+			return conf_err(st, "%s: more than %d rules in all",
+			    kw->name, CONF_MAX_RULES);
+		r.action = (uint8_t)kw->off;
+		r.line = st->line;
+		c->rules = xreallocarray(c->rules, c->nrules + 1,
+		    sizeof(*c->rules));
+		c->rules[c->nrules++] = r;
+	}
+	return 0;
+}
+
+static const char *conf_rs_names[] = { "any", "address", "address-port" };
+
+const char *
+config_rs_name(int rs)
+{
+	return rs >= 0 && rs <= CONF_RS_ADDRESS_PORT ? conf_rs_names[rs] : "?";
+}
+
+static int
+conf_rsource(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	int i;
+
+	for (i = 0; i <= CONF_RS_ADDRESS_PORT; i++)
+		if (strcmp(argv[0], conf_rs_names[i]) == 0) {
+			st->conf->reverse_source = i;
+			return 0;
+		}
+	return conf_err(st, "reverse-source: expected any, address or "
+	    "address-port (got \"%s\")", argv[0]);
+}
+
+/* Bits per second, with an optional k, M or G (powers of 1000). */
+int
+config_parse_bps(const char *s, uint64_t *out)
+{
+	unsigned long long	 v;
+	uint64_t		 mul = 1;
+	char			*end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (*end == 'k' || *end == 'K')
+		mul = 1000;
+	else if (*end == 'M')
+		mul = 1000000;
+	else if (*end == 'G')
+		mul = 1000000000;
+	if (mul != 1)
+		end++;
+	if (*end != '\0' || v > 100000000000ULL / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static int
+conf_bps(struct conf_state *st, const struct conf_keyword *kw, char **argv)
+{
+	if (config_parse_bps(argv[0], &st->conf->rate_bps) == -1)
+		return conf_err(st, "rate-limit-bps: must be 0 (none) or bits "
+		    "per second up to 100G, with an optional k, M or G (got "
+		    "\"%s\")", argv[0]);
+	return 0;
+}
+
+/* auth-token-file, tls-*: absolute paths, read by config_load_files. */
+static int
+conf_file(struct conf_state *st, const struct conf_keyword *kw, char **argv)
+{
+	struct config	*c = st->conf;
+	char		**p = (char **)((char *)c + kw->off);
+
+	if (argv[0][0] != '/')
+		return conf_err(st, "%s: must be an absolute path (got \"%s\")",
+		    kw->name, argv[0]);
+	free(*p);
+	*p = xstrdup(argv[0]);
+	if (kw->off == OFF(auth_token_file))
+		c->auth_token_line = st->line;
+	else
+		c->tls_line[kw->min] = st->line;
+	return 0;
+}
+
+static int
+conf_health(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	if (strcmp(argv[0], "open") == 0)
+		st->conf->auth_health_open = 1;
+	else if (strcmp(argv[0], "token") == 0)
+		st->conf->auth_health_open = 0;
+	else
+		return conf_err(st, "auth-health: expected open or token (got "
+		    "\"%s\")", argv[0]);
+	return 0;
+}
+
+static int
+conf_metrics(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	if (strcmp(argv[0], "none") == 0) {
+		free(st->conf->metrics_listen);
+		st->conf->metrics_listen = NULL;
+		return 0;
+	}
+	if (conf_listen_check(st, "metrics-listen", argv[0], 0) == -1)
+		return -1;
+	free(st->conf->metrics_listen);
+	st->conf->metrics_listen = xstrdup(argv[0]);
+	return 0;
+}
+
 /*
  * Split one line into words in buf (at least len + 1 bytes).  Blanks
  * separate words, '#' outside quotes ends the line, and inside "..."
@@ -438,7 +609,7 @@ conf_line(struct conf_state *st, const char *s, size_t len)
 {
 	const struct conf_keyword	*kw = NULL;
 	char				 buf[CONF_LINE_MAX + 1];
-	char				*argv[CONF_MAX_ARGS];
+	char				*argv[CONF_MAX_ARGS + 1];
 	size_t				 i;
 	int				 argc;
 
@@ -470,9 +641,13 @@ conf_line(struct conf_state *st, const char *s, size_t len)
 		    kw->name, st->seen[i]);
 	if (st->seen[i] == 0)
 		st->seen[i] = st->line;
-	if (argc - 1 != kw->nargs)
+	if (kw->nargs < 0 && (argc < 2 || argc > CONF_MAX_ARGS))
+		return conf_err(st, "%s: expects 1 to %d arguments", kw->name,
+		    CONF_MAX_ARGS - 1);
+	if (kw->nargs >= 0 && argc - 1 != kw->nargs)
 		return conf_err(st, "%s: expects %d argument%s", kw->name,
 		    kw->nargs, kw->nargs == 1 ? "" : "s");
+	argv[argc] = NULL;
 	return kw->fn(st, kw, argv + 1);
 }
 
@@ -508,6 +683,19 @@ conf_parse(struct config *c, const char *name, const char *text,
 		p = nl != NULL ? nl + 1 : end;
 	}
 
+	/* TLS needs both halves; a client CA only makes sense with them. */
+	if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
+		st.line = c->tls_cert != NULL ? c->tls_line[0] : c->tls_line[1];
+		return conf_err(&st, "%s given without %s", c->tls_cert != NULL ?
+		    "tls-cert" : "tls-key", c->tls_cert != NULL ? "tls-key" :
+		    "tls-cert");
+	}
+	if (c->tls_client_ca != NULL && c->tls_cert == NULL) {
+		st.line = c->tls_line[2];
+		return conf_err(&st, "tls-client-ca given without tls-cert and "
+		    "tls-key");
+	}
+
 	/* A group alone would be silently ignored by the privilege drop. */
 	for (i = 0; i < NKEYWORDS; i++)
 		if (strcmp(conf_keywords[i].name, "group") == 0 &&
@@ -537,6 +725,10 @@ config_defaults(struct config *c)
 	c->log_facility = LOG_DAEMON;
 	c->pidfile = xstrdup(CONF_DEF_PID);
 	c->shm_name = xstrdup(CONF_DEF_SHM);
+	c->reverse_source = CONF_RS_ADDRESS;
+	c->rate_burst_ms = 1000;
+	c->auth_health_open = 1;
+	c->orphan_timeout = 600;
 }
 
 /*
@@ -559,70 +751,266 @@ config_parse_buf(struct config *c, const char *name, const char *text,
 	return 0;
 }
 
+/*
+ * The whole of a regular file, NUL-terminated, into *bufp (from malloc).
+ * 0, -1 with errno (ENOENT and the like, EFBIG), or -1 with
+ * errno 0 when it is not a regular file.
+ */
+static int
+conf_read(const char *path, size_t max, char **bufp, size_t *lenp)
+{
+	struct stat	 sb;
+	char		*buf = NULL;
+	size_t		 len = 0;
+	ssize_t		 r;
+	int		 fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
+		return -1;
+	if (fstat(fd, &sb) == -1)
+		goto fail;
+	if (!S_ISREG(sb.st_mode)) {
+		errno = 0;
+		goto fail;
+	}
+	/* One byte more than allowed, to notice a file that grew. */
+	buf = xmalloc(max + 2);
+	while (len < max + 1) {
+		r = read(fd, buf + len, max + 1 - len);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			goto fail;
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	if (len > max) {
+		errno = EFBIG;
+		goto fail;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+fail:
+	saved = errno;
+	if (buf != NULL) {
+		explicit_bzero(buf, max + 2);
+		free(buf);
+	}
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+static const char *
+conf_read_err(size_t max)
+{
+	static char buf[64];
+
+	if (errno == 0)
+		return "not a regular file";
+	if (errno == EFBIG) {
+		if (max >= 1024 * 1024)
+			snprintf(buf, sizeof(buf), "larger than %zu MiB",
+			    max / (1024 * 1024));
+		else
+			snprintf(buf, sizeof(buf), "larger than %zu KiB",
+			    max / 1024);
+		return buf;
+	}
+	return strerror(errno);
+}
+
 int
 config_load(struct config *c, const char *path, int must_exist, char *err,
     size_t errlen)
 {
 	struct config	 n;
-	struct stat	 sb;
-	char		*buf = NULL;
-	size_t		 len = 0;
-	ssize_t		 r;
-	int		 fd;
+	char		*buf;
+	size_t		 len;
 
 	memset(c, 0, sizeof(*c));
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+	if (conf_read(path, CONF_FILE_MAX, &buf, &len) == -1) {
 		if (errno == ENOENT && !must_exist) {
 			config_defaults(c);
 			return 0;
 		}
-		conf_seterr(err, errlen, path, strerror(errno));
+		conf_seterr(err, errlen, path, conf_read_err(CONF_FILE_MAX));
 		return -1;
 	}
-	if (fstat(fd, &sb) == -1) {
-		conf_seterr(err, errlen, path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		conf_seterr(err, errlen, path, "not a regular file");
-		goto fail;
-	}
-	/* One byte more than allowed, to notice a file that grew. */
-	buf = xmalloc(CONF_FILE_MAX + 1);
-	while (len < CONF_FILE_MAX + 1) {
-		r = read(fd, buf + len, CONF_FILE_MAX + 1 - len);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			conf_seterr(err, errlen, path, strerror(errno));
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		len += r;
-	}
-	if (len > CONF_FILE_MAX) {
-		conf_seterr(err, errlen, path, "larger than 1 MiB");
-		goto fail;
-	}
-	close(fd);
-	fd = -1;
-
 	config_defaults(&n);
 	if (conf_parse(&n, path, buf, len, err, errlen) == -1) {
 		config_free(&n);
-		goto fail;
+		free(buf);
+		return -1;
 	}
 	free(buf);
 	n.path = xstrdup(path);
+	if (config_load_files(&n, err, errlen) == -1) {
+		config_free(&n);
+		return -1;
+	}
 	*c = n;
 	return 0;
+}
 
-fail:
-	free(buf);
-	if (fd != -1)
-		close(fd);
-	return -1;
+#define CONF_SECRET_MAX	(64 * 1024)
+#define CONF_TOKEN_MIN	16
+#define CONF_TOKEN_MAX	4096
+
+/*
+ * The bearer tokens: one per line, blank lines and # comments skipped.
+ * Several let an operator roll a new token out before retiring the old.
+ */
+static int
+conf_tokens(struct config *c, char *text, char *why, size_t whylen)
+{
+	char	*line, *next, *end;
+	size_t	 n, i;
+	int	 lineno = 0;
+
+	for (line = text; line != NULL; line = next) {
+		lineno++;
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		end = line + strlen(line);
+		while (end > line && (end[-1] == '\r' || end[-1] == ' ' ||
+		    end[-1] == '\t'))
+			*--end = '\0';
+		while (*line == ' ' || *line == '\t')
+			line++;
+		if (*line == '\0' || *line == '#')
+			continue;
+		n = strlen(line);
+		for (i = 0; i < n; i++)
+			if ((unsigned char)line[i] < 0x21 ||
+			    (unsigned char)line[i] > 0x7e)
+				break;
+		if (i < n) {
+			snprintf(why, whylen, "line %d: a token is visible "
+			    "ASCII without blanks", lineno);
+			return -1;
+		}
+		if (n > CONF_TOKEN_MAX) {
+			snprintf(why, whylen, "line %d: token longer than %d "
+			    "characters", lineno, CONF_TOKEN_MAX);
+			return -1;
+		}
+		if (n < CONF_TOKEN_MIN) {
+			snprintf(why, whylen, "line %d: token shorter than %d "
+			    "characters", lineno, CONF_TOKEN_MIN);
+			return -1;
+		}
+		if (c->ntokens == CONF_MAX_TOKENS) {
+			snprintf(why, whylen, "more than %d tokens",
+			    CONF_MAX_TOKENS);
+			return -1;
+		}
+		c->tokens = xreallocarray(c->tokens, c->ntokens + 1,
+		    sizeof(*c->tokens));
+		c->tokens[c->ntokens++] = xstrdup(line);
+	}
+	if (c->ntokens == 0) {
+		snprintf(why, whylen, "no token in it");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_pem(const char *text, const char *what)
+{
+	return strstr(text, "-----BEGIN ") != NULL && strstr(text, what) !=
+	    NULL;
+}
+
+/*
+ * Read the files the configuration names (the token file, the TLS
+ * certificate, key and client CA), so that a missing or unreadable one
+ * is an error of the configuration, with its line.  Called by
+ * config_load and on every reload.
+ */
+int
+config_load_files(struct config *c, char *err, size_t errlen)
+{
+	static const char *const kw[3] = { "tls-cert", "tls-key",
+	    "tls-client-ca" };
+	static const char *const pem[3] = { "CERTIFICATE", "PRIVATE KEY",
+	    "CERTIFICATE" };
+	const char	*path[3] = { c->tls_cert, c->tls_key, c->tls_client_ca };
+	const char	*name = c->path != NULL ? c->path : "configuration";
+	struct stat	 sb;
+	char		*buf, why[128];
+	size_t		 len;
+	int		 i;
+
+	config_free_secrets(c);
+	if (c->auth_token_file != NULL) {
+		if (conf_read(c->auth_token_file, CONF_SECRET_MAX, &buf,
+		    &len) == -1) {
+			snprintf(err, errlen, "%s:%u: auth-token-file %s: %s",
+			    name, c->auth_token_line, c->auth_token_file,
+			    conf_read_err(CONF_SECRET_MAX));
+			return -1;
+		}
+		i = conf_tokens(c, buf, why, sizeof(why));
+		explicit_bzero(buf, len);
+		free(buf);
+		if (i == 0 && stat(c->auth_token_file, &sb) == 0 &&
+		    (sb.st_mode & 0077) != 0)
+			log_warnx("auth-token-file %s can be read by others "
+			    "than its owner: chmod 600 it", c->auth_token_file);
+		if (i == -1) {
+			snprintf(err, errlen, "%s:%u: auth-token-file %s: %s",
+			    name, c->auth_token_line, c->auth_token_file, why);
+			config_free_secrets(c);
+			return -1;
+		}
+	}
+	for (i = 0; i < 3; i++) {
+		if (path[i] == NULL)
+			continue;
+		if (conf_read(path[i], CONF_SECRET_MAX, &buf, &len) == -1) {
+			snprintf(err, errlen, "%s:%u: %s %s: %s", name,
+			    c->tls_line[i], kw[i], path[i],
+			    conf_read_err(CONF_SECRET_MAX));
+			config_free_secrets(c);
+			return -1;
+		}
+		c->tls_pem[i] = buf;
+		if (!conf_pem(buf, pem[i])) {
+			snprintf(err, errlen, "%s:%u: %s %s: no PEM %s in it",
+			    name, c->tls_line[i], kw[i], path[i], pem[i]);
+			config_free_secrets(c);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Forget the tokens and PEM texts, wiping them first. */
+void
+config_free_secrets(struct config *c)
+{
+	size_t	i;
+
+	for (i = 0; i < c->ntokens; i++) {
+		explicit_bzero(c->tokens[i], strlen(c->tokens[i]));
+		free(c->tokens[i]);
+	}
+	free(c->tokens);
+	c->tokens = NULL;
+	c->ntokens = 0;
+	for (i = 0; i < 3; i++) {
+		if (c->tls_pem[i] != NULL) {
+			explicit_bzero(c->tls_pem[i], strlen(c->tls_pem[i]));
+			free(c->tls_pem[i]);
+		}
+		c->tls_pem[i] = NULL;
+	}
 }
 
 void
@@ -637,6 +1025,13 @@ config_free(struct config *c)
 	free(c->pidfile);
 	free(c->shm_name);
 	free(c->path);
+	free(c->rules);
+	free(c->auth_token_file);
+	config_free_secrets(c);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_client_ca);
+	free(c->metrics_listen);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -705,4 +1100,28 @@ config_dump(const struct config *c, FILE *fp)
 	conf_put_kw(fp, "pidfile", c->pidfile != NULL ? c->pidfile : "none");
 	conf_put_kw(fp, "shm-name", c->shm_name != NULL ? c->shm_name :
 	    CONF_DEF_SHM);
+	for (i = 0; i < c->nrules; i++) {
+		char r[64];
+
+		fprintf(fp, "%s %s\n", c->rules[i].action == SHM_ACL_ALLOW ?
+		    "allow-destination" : "deny-destination",
+		    acl_rule_str(&c->rules[i], r, sizeof(r)));
+	}
+	fprintf(fp, "reverse-source %s\n", config_rs_name(c->reverse_source));
+	fprintf(fp, "rate-limit-pps %u\n", c->rate_pps);
+	fprintf(fp, "rate-limit-bps %llu\n", (unsigned long long)c->rate_bps);
+	fprintf(fp, "rate-limit-burst %u\n", c->rate_burst_ms);
+	if (c->auth_token_file != NULL)
+		conf_put_kw(fp, "auth-token-file", c->auth_token_file);
+	fprintf(fp, "auth-health %s\n", c->auth_health_open ? "open" :
+	    "token");
+	if (c->tls_cert != NULL)
+		conf_put_kw(fp, "tls-cert", c->tls_cert);
+	if (c->tls_key != NULL)
+		conf_put_kw(fp, "tls-key", c->tls_key);
+	if (c->tls_client_ca != NULL)
+		conf_put_kw(fp, "tls-client-ca", c->tls_client_ca);
+	conf_put_kw(fp, "metrics-listen", c->metrics_listen != NULL ?
+	    c->metrics_listen : "none");
+	fprintf(fp, "orphan-timeout %u\n", c->orphan_timeout);
 }

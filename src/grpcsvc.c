@@ -106,7 +106,7 @@ struct gs_call {
 	grpc_byte_buffer	*pending;	/* an answer waiting to go */
 	grpc_slice		 details;
 	int			 has_details;
-	char			 peer[96];
+	char			 peer[160];
 
 	/* StreamSessionEvents */
 	char			 filter[SHM_ID_MAX];
@@ -190,6 +190,20 @@ struct grpcsvc {
 	uint32_t		 event_queue;
 	uint32_t		 grace;
 	uint8_t			 token_key[16];
+
+	/* bearer tokens; none: no authentication */
+	char			**tokens;
+	size_t			 ntokens;
+	int			 health_open;
+	int64_t			 authlog_sec;	/* rate of refusal logs */
+	int			 authlog_n;
+	uint64_t		 authlog_quiet;
+
+	/* TLS material the certificate fetcher hands to gRPC's threads */
+	pthread_mutex_t		 tls_lock;
+	char			*tls_pem[3];	/* cert, key, client CA */
+	uint64_t		 tls_gen;
+	int			 tls;		/* 0 none, 1 TLS, 2 mTLS */
 };
 
 static struct grpcsvc *svc;
@@ -425,6 +439,31 @@ static void	gs_on_close(void *, int);
 static void	gs_on_send(void *, int);
 static void	gs_on_recv(void *, int);
 
+/* With client certificates, the peer's name is worth logging too. */
+static void
+gs_peer_cn(struct gs_call *c)
+{
+	grpc_auth_context		*ctx;
+	grpc_auth_property_iterator	 it;
+	const grpc_auth_property	*p;
+	char				 cn[64];
+	size_t				 len;
+
+	if ((ctx = grpc_call_auth_context(c->call)) == NULL)
+		return;
+	it = grpc_auth_context_find_properties_by_name(ctx,
+	    GRPC_X509_CN_PROPERTY_NAME);
+	if ((p = grpc_auth_property_iterator_next(&it)) != NULL) {
+		gs_text(cn, sizeof(cn), p->value, p->value_length);
+		for (len = 0; cn[len] != '\0'; len++)
+			if ((unsigned char)cn[len] < 0x20 || cn[len] == 0x7f)
+				cn[len] = '?';
+		len = strlen(c->peer);
+		snprintf(c->peer + len, sizeof(c->peer) - len, " (CN=%s)", cn);
+	}
+	grpc_auth_context_release(ctx);
+}
+
 static struct gs_call *
 gs_call_new(grpc_call *call, const char *method, enum gs_kind kind)
 {
@@ -446,6 +485,8 @@ gs_call_new(grpc_call *call, const char *method, enum gs_kind kind)
 		snprintf(c->peer, sizeof(c->peer), "%s", peer);
 		gpr_free(peer);
 	}
+	if (svc->tls == 2)
+		gs_peer_cn(c);
 	LIST_INSERT_HEAD(&svc->calls, c, entry);
 	svc->ncalls++;
 	return c;
@@ -657,6 +698,75 @@ gs_on_send(void *arg, int ok)
 	gs_call_release(c);
 }
 
+/* --- authentication ----------------------------------------------------- */
+
+/* Equal strings, in a time that depends on the lengths only. */
+static int
+gs_ct_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+	unsigned char	d = alen != blen;
+	size_t		i;
+
+	for (i = 0; i < alen && i < blen; i++)
+		d |= (unsigned char)(a[i] ^ b[i]);
+	return d == 0;
+}
+
+/*
+ * 0 when the call carries "authorization: Bearer TOKEN" with a token of
+ * ours, or none is needed; -1 with why otherwise.
+ */
+static int
+gs_auth(const grpc_metadata_array *md, const char **why)
+{
+	const grpc_metadata	*e;
+	const char		*v;
+	size_t			 i, k, len;
+	int			 ok = 0, seen = 0;
+
+	if (svc->ntokens == 0)
+		return 0;
+	for (i = 0; i < md->count; i++) {
+		e = &md->metadata[i];
+		if (grpc_slice_str_cmp(e->key, "authorization") != 0)
+			continue;
+		seen = 1;
+		v = (const char *)GRPC_SLICE_START_PTR(e->value);
+		len = GRPC_SLICE_LENGTH(e->value);
+		if (len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+			continue;
+		v += 7;
+		len -= 7;
+		for (k = 0; k < svc->ntokens; k++)
+			ok |= gs_ct_equal(v, len, svc->tokens[k],
+			    strlen(svc->tokens[k]));
+	}
+	if (ok)
+		return 0;
+	*why = seen ? "wrong bearer token" : "no bearer token";
+	return -1;
+}
+
+/* Refusals are logged, but a flood of them is summarised. */
+static void
+gs_auth_log(const struct gs_call *c, const char *why)
+{
+	int64_t sec = mono_ms() / 1000;
+
+	if (sec != svc->authlog_sec) {
+		if (svc->authlog_quiet > 0)
+			log_notice("grpc: %llu more unauthenticated calls not "
+			    "logged", (unsigned long long)svc->authlog_quiet);
+		svc->authlog_sec = sec;
+		svc->authlog_n = 0;
+		svc->authlog_quiet = 0;
+	}
+	if (svc->authlog_n++ < 10)
+		log_notice("grpc: %s %s refused: %s", c->peer, c->method, why);
+	else
+		svc->authlog_quiet++;
+}
+
 /* --- requests ----------------------------------------------------------- */
 
 static void
@@ -689,7 +799,11 @@ gs_on_request(void *arg, int ok)
 	struct gs_call		*c;
 	grpc_call		*call = m->call;
 	grpc_byte_buffer	*payload = m->payload;
+	const char		*why = NULL;
+	int			 authed;
 
+	authed = (svc->health_open && m->fn == gs_rpc_health) ||
+	    gs_auth(&m->md, &why) == 0;
 	m->posted = 0;
 	m->call = NULL;
 	m->payload = NULL;
@@ -709,7 +823,10 @@ gs_on_request(void *arg, int ok)
 	c = gs_call_new(call, m->path, m->kind);
 	if (svc->draining)
 		gs_reply(c, GRPC_STATUS_UNAVAILABLE, GS_MSG_SHUTDOWN, NULL);
-	else
+	else if (!authed) {
+		gs_auth_log(c, why);
+		gs_reply(c, GRPC_STATUS_UNAUTHENTICATED, why, NULL);
+	} else
 		m->fn(c, payload);
 	if (payload != NULL)
 		grpc_byte_buffer_destroy(payload);
@@ -745,7 +862,9 @@ gs_on_generic(void *arg, int ok)
 	struct gs_call	*c;
 	grpc_call	*call = svc->gen_call;
 	char		 method[128], msg[160];
+	const char	*why = NULL;
 	size_t		 len, i;
+	int		 authed;
 
 	svc->gen_posted = 0;
 	svc->gen_call = NULL;
@@ -757,6 +876,7 @@ gs_on_generic(void *arg, int ok)
 	for (i = 0; i < len; i++)
 		if (method[i] < 0x20 || method[i] > 0x7e)
 			method[i] = '?';
+	authed = gs_auth(&svc->gen_md, &why) == 0;
 	grpc_call_details_destroy(&svc->gen_details);
 	grpc_metadata_array_destroy(&svc->gen_md);
 	if (!ok || call == NULL) {
@@ -769,7 +889,11 @@ gs_on_generic(void *arg, int ok)
 	c = gs_call_new(call, "(unknown method)", GS_UNKNOWN);
 	if (svc->draining)
 		gs_reply(c, GRPC_STATUS_UNAVAILABLE, GS_MSG_SHUTDOWN, NULL);
-	else {
+	else if (!authed) {
+		/* Whether a method exists is for the authenticated. */
+		gs_auth_log(c, why);
+		gs_reply(c, GRPC_STATUS_UNAUTHENTICATED, why, NULL);
+	} else {
 		snprintf(msg, sizeof(msg), "unknown method %s", method);
 		gs_reply(c, GRPC_STATUS_UNIMPLEMENTED, msg, NULL);
 	}
@@ -921,6 +1045,27 @@ gs_check_create(const Rtpproxy__CreateSessionRequest *req,
 	p->idle_timeout_s = req->idle_timeout_s;
 	p->stats_interval_ms = req->stats_interval_ms;
 	p->clock_rate = req->clock_rate;
+	switch (req->reverse_source) {
+	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_DEFAULT:
+		p->reverse_source = -1;
+		break;
+	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ANY:
+		p->reverse_source = CONF_RS_ANY;
+		break;
+	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ADDRESS:
+		p->reverse_source = CONF_RS_ADDRESS;
+		break;
+	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ADDRESS_PORT:
+		p->reverse_source = CONF_RS_ADDRESS_PORT;
+		break;
+	default:
+		gs_err(err, RP_INVALID_ARGUMENT, "reverse_source %d is not a "
+		    "known ReverseSource (0 DEFAULT, 1 ANY, 2 ADDRESS, "
+		    "3 ADDRESS_PORT)", (int)req->reverse_source);
+		return -1;
+	}
+	p->rate_pps = req->rate_limit_pps;
+	p->rate_bps = req->rate_limit_bps;
 	return 0;
 }
 
@@ -969,9 +1114,10 @@ gs_info_dir(Rtpproxy__DirectionStats *d, const struct session_dirsnap *s)
 	d->dropped_send_error = s->dropped_send_error;
 	d->dropped_rate_limited = s->dropped_rate_limited;
 	d->dropped_overflow = s->dropped_overflow;
+	d->dropped_source = s->dropped_source;
 	d->packets_dropped = s->dropped_invalid + s->dropped_not_latched +
 	    s->dropped_send_error + s->dropped_rate_limited +
-	    s->dropped_overflow;
+	    s->dropped_overflow + s->dropped_source;
 	d->packets_lost = s->packets_lost;
 	d->loss_rate = s->loss_rate;
 	d->jitter_ms = s->jitter_ms;
@@ -1016,6 +1162,13 @@ gs_info_fill(struct gs_info *gi, const struct session_snapshot *s)
 	i->worker = s->worker;
 	i->stats_interval_ms = s->stats_interval_ms;
 	i->clock_rate = s->clock_rate;
+	i->reverse_source = !(s->flags & SHM_F_SRC_ADDR) ?
+	    RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ANY :
+	    (s->flags & SHM_F_SRC_PORT) ?
+	    RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ADDRESS_PORT :
+	    RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ADDRESS;
+	i->rate_limit_pps = s->rate_pps;
+	i->rate_limit_bps = s->rate_bps;
 	return i;
 }
 
@@ -1687,20 +1840,134 @@ grpcsvc_drain(void (*done)(void))
 	gs_check_done();
 }
 
+static void
+gs_free_tokens(void)
+{
+	size_t i;
+
+	for (i = 0; i < svc->ntokens; i++) {
+		explicit_bzero(svc->tokens[i], strlen(svc->tokens[i]));
+		free(svc->tokens[i]);
+	}
+	free(svc->tokens);
+	svc->tokens = NULL;
+	svc->ntokens = 0;
+}
+
+static void
+gs_tls_set(const struct config *conf)
+{
+	int i, changed = 0;
+
+	pthread_mutex_lock(&svc->tls_lock);
+	for (i = 0; i < 3; i++) {
+		if ((svc->tls_pem[i] == NULL) != (conf->tls_pem[i] == NULL) ||
+		    (svc->tls_pem[i] != NULL &&
+		    strcmp(svc->tls_pem[i], conf->tls_pem[i]) != 0))
+			changed = 1;
+	}
+	if (changed) {
+		for (i = 0; i < 3; i++) {
+			if (svc->tls_pem[i] != NULL) {
+				explicit_bzero(svc->tls_pem[i],
+				    strlen(svc->tls_pem[i]));
+				free(svc->tls_pem[i]);
+			}
+			svc->tls_pem[i] = conf->tls_pem[i] != NULL ?
+			    xstrdup(conf->tls_pem[i]) : NULL;
+		}
+		svc->tls_gen++;
+	}
+	pthread_mutex_unlock(&svc->tls_lock);
+	if (changed && svc->server != NULL)
+		log_info("grpc: TLS certificate, key or client CA changed: "
+		    "new connections use them");
+}
+
 void
 grpcsvc_reconfigure(const struct config *conf)
 {
+	size_t	i;
+	int	tls;
+
 	if (svc == NULL)
 		return;
 	svc->event_queue = conf->event_queue > 0 ? conf->event_queue : 1;
 	svc->grace = conf->shutdown_grace;
+	gs_free_tokens();
+	if (conf->ntokens > 0) {
+		svc->tokens = xcalloc(conf->ntokens, sizeof(*svc->tokens));
+		for (i = 0; i < conf->ntokens; i++)
+			svc->tokens[i] = xstrdup(conf->tokens[i]);
+		svc->ntokens = conf->ntokens;
+	}
+	svc->health_open = conf->auth_health_open;
+	tls = conf->tls_pem[0] == NULL ? 0 : conf->tls_pem[2] == NULL ? 1 : 2;
+	if (svc->server != NULL && tls != svc->tls) {
+		log_warnx("reload: TLS %s: needs a restart", tls == 0 ?
+		    "turned off" : svc->tls == 0 ? "turned on" :
+		    "client certificates changed between required and not");
+		return;
+	}
+	svc->tls = tls;
+	if (tls != 0)
+		gs_tls_set(conf);
+}
+
+/*
+ * gRPC asks this, from its own threads, for the certificate to use on each
+ * new connection: what the last configuration (re)load read.
+ */
+static grpc_ssl_certificate_config_reload_status
+gs_tls_fetch(void *arg, grpc_ssl_server_certificate_config **out)
+{
+	static uint64_t				 seen;
+	grpc_ssl_pem_key_cert_pair		 pair;
+	grpc_ssl_certificate_config_reload_status rc;
+
+	pthread_mutex_lock(&svc->tls_lock);
+	if (svc->tls_gen == seen || svc->tls_pem[0] == NULL)
+		rc = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+	else {
+		pair.private_key = svc->tls_pem[1];
+		pair.cert_chain = svc->tls_pem[0];
+		/*
+		 * gRPC 1.51 asserts that a fetched config has root
+		 * certificates even when it asks for no client certificate;
+		 * then they are never used, and the server's own will do.
+		 */
+		*out = grpc_ssl_server_certificate_config_create(
+		    svc->tls_pem[2] != NULL ? svc->tls_pem[2] :
+		    svc->tls_pem[0], &pair, 1);
+		seen = svc->tls_gen;
+		rc = *out != NULL ? GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW :
+		    GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+	}
+	pthread_mutex_unlock(&svc->tls_lock);
+	return rc;
+}
+
+static grpc_server_credentials *
+gs_creds(void)
+{
+	grpc_ssl_server_credentials_options *o;
+
+	if (svc->tls == 0)
+		return grpc_insecure_server_credentials_create();
+	o = grpc_ssl_server_credentials_create_options_using_config_fetcher(
+	    svc->tls == 2 ?
+	    GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY :
+	    GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, gs_tls_fetch, NULL);
+	return o != NULL ? grpc_ssl_server_credentials_create_with_options(o) :
+	    NULL;
 }
 
 /* Take a server apart; the completion-queue thread must not be running. */
 static void
 gs_destroy(void)
 {
-	grpc_event ev;
+	grpc_event	ev;
+	int		i;
 
 	if (svc->cq != NULL) {
 		grpc_completion_queue_shutdown(svc->cq);
@@ -1725,6 +1992,14 @@ gs_destroy(void)
 	if (svc->efd != -1)
 		close(svc->efd);
 	pthread_mutex_destroy(&svc->lock);
+	svc->tls = 0;
+	gs_free_tokens();
+	for (i = 0; i < 3; i++)
+		if (svc->tls_pem[i] != NULL) {
+			explicit_bzero(svc->tls_pem[i], strlen(svc->tls_pem[i]));
+			free(svc->tls_pem[i]);
+		}
+	pthread_mutex_destroy(&svc->tls_lock);
 	free(svc->q);
 	free(svc->work);
 	reflection_free();
@@ -1776,6 +2051,7 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 	svc->base = base;
 	svc->efd = -1;
 	pthread_mutex_init(&svc->lock, NULL);
+	pthread_mutex_init(&svc->tls_lock, NULL);
 	LIST_INIT(&svc->calls);
 	LIST_INIT(&svc->subs);
 	grpcsvc_reconfigure(conf);
@@ -1832,19 +2108,37 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 	}
 	svc->gen_tag.fn = gs_on_generic;
 
-	creds = grpc_insecure_server_credentials_create();
+	if ((creds = gs_creds()) == NULL) {
+		log_warnx("grpc: cannot make TLS credentials");
+		goto fail_server;
+	}
 	for (i = 0; i < conf->nlisten; i++) {
 		addr = gs_listen_addr(conf->listen[i], buf, sizeof(buf));
 		rc = grpc_server_add_http2_port(svc->server, addr, creds);
 		if (rc == 0) {
 			log_warnx("grpc: cannot listen on %s (address in use "
-			    "or not available)", conf->listen[i]);
+			    "or not available%s)", conf->listen[i], svc->tls ?
+			    ", or the TLS certificate and key were refused: "
+			    "see the grpc core messages" : "");
 			grpc_server_credentials_release(creds);
 			goto fail_server;
 		}
-		log_info("grpc: listening on %s", addr);
+		log_info("grpc: listening on %s%s", addr, svc->tls == 2 ?
+		    " (TLS, client certificates required)" : svc->tls ?
+		    " (TLS)" : "");
 	}
 	grpc_server_credentials_release(creds);
+	for (i = 0; svc->ntokens > 0 && svc->tls == 0 && i < conf->nlisten;
+	    i++) {
+		addr = conf->listen[i];
+		if (strncmp(addr, "unix:", 5) != 0 &&
+		    strncmp(addr, "127.", 4) != 0 &&
+		    strncmp(addr, "[::1]:", 6) != 0 &&
+		    strncmp(addr, "localhost:", 10) != 0)
+			log_warnx("grpc: bearer tokens without TLS cross the "
+			    "network in clear text on %s: set tls-cert and "
+			    "tls-key", addr);
+	}
 	grpc_server_start(svc->server);
 
 	/* Signals are the loop's business, never the queue thread's. */

@@ -535,6 +535,31 @@ master_reload(evutil_socket_t sig, short ev, void *arg)
 		nc.max_sessions = m->shm.nslots;
 	}
 
+	if (!master_str_equal(nc.metrics_listen, c->metrics_listen))
+		log_warnx("reload: metrics-listen changed: needs a restart");
+
+	/* Take over what changes live; nc's copies go with config_free. */
+#define MOVE(f) do { typeof(c->f) t_ = c->f; c->f = nc.f; nc.f = t_; } while (0)
+	MOVE(rules);
+	MOVE(nrules);
+	MOVE(auth_token_file);
+	MOVE(auth_token_line);
+	MOVE(tokens);
+	MOVE(ntokens);
+	MOVE(tls_cert);
+	MOVE(tls_key);
+	MOVE(tls_client_ca);
+	for (i = 0; i < 3; i++) {
+		MOVE(tls_pem[i]);
+		MOVE(tls_line[i]);
+	}
+#undef MOVE
+	c->reverse_source = nc.reverse_source;
+	c->rate_pps = nc.rate_pps;
+	c->rate_bps = nc.rate_bps;
+	c->rate_burst_ms = nc.rate_burst_ms;
+	c->auth_health_open = nc.auth_health_open;
+	c->orphan_timeout = nc.orphan_timeout;
 	c->max_sessions = nc.max_sessions;
 	c->idle_timeout = nc.idle_timeout;
 	c->setup_timeout = nc.setup_timeout;

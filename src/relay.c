@@ -53,12 +53,31 @@ struct relay_sock {
 	int			 role;
 };
 
+/*
+ * A token bucket as GCRA: a packet at t conforms unless the theoretical
+ * arrival time tat is more than tau ahead of t; one that conforms moves
+ * tat on by its cost.  Integers only, and no clock read of its own: t is
+ * the packet's receive time.
+ */
+struct relay_bucket {
+	int64_t		 tat_pkt, tat_bit;	/* ns */
+	int64_t		 last;
+};
+
 struct relay_sess {
 	struct relay		*relay;
 	struct shm_slot		*slot;
 	uint32_t		 idx;
 	uint32_t		 gen;
 	int			 unidir;
+	int			 src_addr;	/* reverse only from dest addr */
+	int			 src_port;	/* ... and port */
+	int			 limited;
+	uint32_t		 clock_rate;
+	int64_t			 pkt_ns;	/* 0: no packet rate limit */
+	uint64_t		 byte_ns_q16;	/* 0: no bit rate limit */
+	int64_t			 tau_ns;
+	struct relay_bucket	 bucket[2];	/* per direction */
 	int			 nsock;
 	int			 reported_active;
 	int			 reported_error;
@@ -98,12 +117,17 @@ struct relay {
 
 	uint8_t			  errbuf[256];
 	union relay_cmsg	  errcmsg;
+
+	struct shm_worker	 *wstats;	/* NULL: none */
+	uint64_t		  hist[SHM_LAT_BUCKETS];
+	struct shm_acl		  acl;		/* copy of the published */
 };
 
 /* What one batch did to one direction, written to the slot at the end. */
 struct relay_tally {
 	uint64_t	received, bytes, invalid, not_latched, non_rtp;
 	uint64_t	sent, bytes_sent, send_error, overflow;
+	uint64_t	source, rate_limited;
 	uint64_t	lat_sum, lat_count, lat_max;
 	int64_t		last_ns;
 };
@@ -115,6 +139,14 @@ relay_now_ns(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Where the worker's latency histogram goes (id < 0: nowhere). */
+void
+relay_set_worker(struct relay *r, int id)
+{
+	r->wstats = id >= 0 && id < SHM_MAX_WORKERS ?
+	    &r->shm->hdr->workers[id] : NULL;
 }
 
 struct relay *
@@ -252,12 +284,25 @@ relay_latch_load(struct relay_sess *rs)
 		    &rs->latch[1]);
 }
 
+/* The published destination rules, copied again when they changed. */
+static const struct shm_acl *
+relay_acl(struct relay *r)
+{
+	const struct shm_acl *shared = &r->shm->hdr->acl;
+
+	if (atomic_load_explicit(&shared->seq, memory_order_acquire) !=
+	    atomic_load_explicit(&r->acl.seq, memory_order_relaxed))
+		(void)acl_snapshot(shared, &r->acl);	/* else keep the old */
+	return &r->acl;
+}
+
 /*
  * The caller's address as the slot's latch: the first packet latches, and
  * later a valid packet from a new address re-latches (symmetric RTP: a NAT
- * binding changed, or the call moved).
+ * binding changed, or the call moved).  A sender the destination rules
+ * refuse (reverse media would go to it) is refused here: -1, drop it.
  */
-static void
+static int
 relay_latch(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
     int relatch)
 {
@@ -265,14 +310,25 @@ relay_latch(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 	struct shm_addr	*a = rtcp ? &s->latch_rtcp : &s->latch_rtp;
 	uint32_t	 bit = rtcp ? LATCH_RTCP : LATCH_RTP;
 	uint32_t	 bits;
+	int		 rule;
 
 	bits = atomic_load_explicit(&s->latched, memory_order_relaxed);
-	if (bits & bit) {
-		if (!relatch || shm_addr_eq_sa(a, sa))
-			return;
+	if ((bits & bit) && shm_addr_eq_sa(a, sa))
+		return 0;
+	if (acl_check(relay_acl(rs->relay), sa, &rule) != ACL_ALLOW) {
+		if (log_getlevel() >= LOG_DEBUG) {
+			char buf[INET6_ADDRSTRLEN + 8];
+
+			log_debug("slot %u: sender %s refused by the "
+			    "destination rules", rs->idx,
+			    sa_ntop(sa, buf, sizeof(buf)));
+		}
+		return -1;
 	}
+	if ((bits & bit) && !relatch)
+		return 0;
 	if (shm_addr_from_sa(a, sa) == -1)
-		return;
+		return -1;
 	atomic_fetch_or_explicit(&s->latched, bit, memory_order_release);
 	relay_latch_load(rs);
 	if (log_getlevel() >= LOG_DEBUG) {
@@ -281,6 +337,58 @@ relay_latch(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 		log_debug("slot %u: %s latched to %s", rs->idx,
 		    rtcp ? "RTCP" : "RTP", sa_ntop(sa, buf, sizeof(buf)));
 	}
+	return 0;
+}
+
+/* Reverse media from the destination (and its port, when strict)? */
+static int
+relay_from_dest(const struct relay_sess *rs, int rtcp,
+    const struct sockaddr *sa)
+{
+	const struct sockaddr_storage *d = &rs->dest[rtcp];
+
+	if (sa->sa_family != d->ss_family)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)sa;
+		const struct sockaddr_in *b = (const void *)d;
+
+		return a->sin_addr.s_addr == b->sin_addr.s_addr &&
+		    (!rs->src_port || a->sin_port == b->sin_port);
+	} else {
+		const struct sockaddr_in6 *a = (const void *)sa;
+		const struct sockaddr_in6 *b = (const void *)d;
+
+		return memcmp(&a->sin6_addr, &b->sin6_addr,
+		    sizeof(a->sin6_addr)) == 0 &&
+		    (!rs->src_port || a->sin6_port == b->sin6_port);
+	}
+}
+
+#define NS_PER_S	1000000000LL
+
+/* Does a packet of len octets at ns fit dir's rate limits?  Then count it. */
+static int
+relay_conform(struct relay_sess *rs, int dir, int64_t ns, size_t len)
+{
+	struct relay_bucket	*b = &rs->bucket[dir];
+	int64_t			 cost;
+
+	/* The clock was stepped back: start the buckets afresh. */
+	if (ns < b->last - NS_PER_S)
+		b->tat_pkt = b->tat_bit = ns;
+	b->last = ns;
+	if (rs->pkt_ns != 0 && b->tat_pkt - ns > rs->tau_ns)
+		return 0;
+	if (rs->byte_ns_q16 != 0 && b->tat_bit - ns > rs->tau_ns)
+		return 0;
+	if (rs->pkt_ns != 0)
+		b->tat_pkt = (b->tat_pkt > ns ? b->tat_pkt : ns) + rs->pkt_ns;
+	if (rs->byte_ns_q16 != 0) {
+		cost = (int64_t)(((uint64_t)len * rs->byte_ns_q16) >> 16);
+		b->tat_bit = (b->tat_bit > ns ? b->tat_bit : ns) + cost;
+	}
+	return 1;
 }
 
 static const char *
@@ -513,7 +621,18 @@ relay_send(struct relay_sess *rs, struct relay_sock *sk, int ntx,
 		t->lat_count++;
 		if ((uint64_t)lat > t->lat_max)
 			t->lat_max = (uint64_t)lat;
+		r->hist[shm_lat_bucket((uint64_t)lat)]++;
 	}
+	if (r->wstats != NULL) {
+		for (j = 0; j < SHM_LAT_BUCKETS; j++)
+			if (r->hist[j] != 0) {
+				SHM_ADD(&r->wstats->lat_hist[j], r->hist[j]);
+				r->hist[j] = 0;
+			}
+		SHM_ADD(&r->wstats->lat_sum_ns, t->lat_sum);
+		SHM_ADD(&r->wstats->lat_count, t->lat_count);
+	} else
+		memset(r->hist, 0, sizeof(r->hist));
 }
 
 static void
@@ -521,8 +640,7 @@ relay_publish(struct shm_dir *d, int rtcp, const struct relay_tally *t)
 {
 #define ADD(f, v) do {							\
 	if ((v) != 0)							\
-		atomic_fetch_add_explicit(&d->f, (v),			\
-		    memory_order_relaxed);				\
+		SHM_ADD(&d->f, (v));					\
 } while (0)
 	if (rtcp) {
 		ADD(rtcp_received, t->received);
@@ -538,6 +656,8 @@ relay_publish(struct shm_dir *d, int rtcp, const struct relay_tally *t)
 	ADD(dropped_not_latched, t->not_latched);
 	ADD(dropped_send_error, t->send_error);
 	ADD(dropped_overflow, t->overflow);
+	ADD(dropped_source, t->source);
+	ADD(dropped_rate_limited, t->rate_limited);
 	ADD(latency_sum_ns, t->lat_sum);
 	ADD(latency_count, t->lat_count);
 #undef ADD
@@ -595,6 +715,16 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 			t.invalid++;
 			continue;
 		}
+		/* Before the rate limit: strangers must not use its budget. */
+		if (rev && rs->src_addr && !relay_from_dest(rs, rtcp,
+		    m->msg_name)) {
+			t.source++;
+			continue;
+		}
+		if (rs->limited && !relay_conform(rs, rev, ns, len)) {
+			t.rate_limited++;
+			continue;
+		}
 		if (rtcp) {
 			ok = rtcp_check(r->buf[i], len) == 0 ||
 			    srtcp_check(r->buf[i], len) == 0;
@@ -602,22 +732,25 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 				t.invalid++;
 				continue;
 			}
-			if (!rev)
-				relay_latch(rs, 1, m->msg_name, 1);
+			if (!rev && relay_latch(rs, 1, m->msg_name, 1) == -1) {
+				t.source++;
+				continue;
+			}
 		} else {
 			ok = rtp_parse(r->buf[i], len, &ri) == 0;
-			if (ok) {
-				ri.dyn_rate = s->clock_rate;
-				rtpstat_update(d, &ri, ns);
-			}
-			else
-				t.non_rtp++;
 			/*
 			 * Anything may latch first (DTLS or STUN may precede
 			 * RTP), only RTP moves an existing latch.
 			 */
-			if (!rev)
-				relay_latch(rs, 0, m->msg_name, ok);
+			if (!rev && relay_latch(rs, 0, m->msg_name, ok) == -1) {
+				t.source++;
+				continue;
+			}
+			if (ok) {
+				ri.dyn_rate = rs->clock_rate;
+				rtpstat_update(d, &ri, ns);
+			} else
+				t.non_rtp++;
 		}
 		if (rev && rs->unidir)
 			continue;
@@ -650,8 +783,10 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 		ntx++;
 	}
 	/* The kernel's count is cumulative for the socket; wraps are fine. */
-	t.overflow = drops - s->ovfl_seen[sk->role];
-	s->ovfl_seen[sk->role] = drops;
+	if (drops != s->ovfl_seen[sk->role]) {
+		t.overflow = drops - s->ovfl_seen[sk->role];
+		s->ovfl_seen[sk->role] = drops;
+	}
 	if (ntx > 0)
 		relay_send(rs, out, ntx, &t);
 	relay_publish(d, rtcp, &t);
@@ -738,6 +873,15 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 	rs->idx = slot;
 	rs->gen = gen;
 	rs->unidir = (s->flags & SHM_F_UNIDIR) != 0;
+	rs->src_addr = (s->flags & SHM_F_SRC_ADDR) != 0;
+	rs->src_port = (s->flags & SHM_F_SRC_PORT) != 0;
+	rs->clock_rate = s->clock_rate;
+	rs->tau_ns = (int64_t)s->rate_burst_ms * 1000000;
+	if (s->rate_pps != 0)
+		rs->pkt_ns = NS_PER_S / s->rate_pps;
+	if (s->rate_bps != 0)
+		rs->byte_ns_q16 = ((uint64_t)8 * NS_PER_S << 16) / s->rate_bps;
+	rs->limited = rs->pkt_ns != 0 || rs->byte_ns_q16 != 0;
 	rs->nsock = nfds;
 	rs->destlen[0] = shm_addr_to_sa(&s->dest, &rs->dest[0]);
 	rtcp = s->dest;

@@ -43,6 +43,9 @@ static const char *const event_names[] = {
 	"UNSPECIFIED", "CREATED", "STATE_CHANGED", "STATS_UPDATE", "ERROR",
 	"CLOSED"
 };
+static const char *const rs_names[] = {
+	"default", "any", "address", "address-port"
+};
 static const char *const code_names[] = {
 	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
 	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
@@ -57,18 +60,22 @@ usage(int code)
 	FILE *f = code == 0 ? stdout : stderr;
 
 	fprintf(f,
-"usage: rtpproxyctl [-j] [-s server] [-t seconds] command [options]\n"
+"usage: rtpproxyctl [-j] [-s server] [-t seconds] [--tls] [--ca file]\n"
+"                   [--cert file --key file] [--tls-name name]\n"
+"                   [--token-file file] command [options]\n"
 "       rtpproxyctl -h | -V\n"
 "commands:\n"
 "  create [-i id] -l addr[:port] -d addr:port [-f addr[:port]] [-u] [-R]\n"
 "         [-I idle_s] [-S stats_ms] [-C clock_hz] [--tcp]\n"
+"         [--reverse-source any|address|address-port] [--pps N] [--bps N]\n"
 "  destroy id\n"
 "  status id\n"
 "  list [--state state] [-n page_size] [-p page_token] [-a]\n"
 "  watch [id] [-c count]\n"
 "  health\n"
 "server: host:port, [v6addr]:port or unix:/path "
-"[$RTPPROXYCTL_SERVER or " DEFAULT_SERVER "]\n");
+"[$RTPPROXYCTL_SERVER or " DEFAULT_SERVER "]\n"
+"token file: [$RTPPROXYCTL_TOKEN_FILE]\n");
 	exit(code);
 }
 
@@ -97,6 +104,7 @@ name_of(const char *const *names, size_t n, int v)
 }
 
 #define NAMES(a)	(a), sizeof(a) / sizeof((a)[0])
+#define NAMES_N(a)	(sizeof(a) / sizeof((a)[0]))
 
 static int
 failed(int code, const char *details)
@@ -262,6 +270,7 @@ json_dir(struct json *j, const char *key, const Rtpproxy__DirectionStats *d)
 	json_u64(j, "dropped_send_error", d->dropped_send_error);
 	json_u64(j, "dropped_rate_limited", d->dropped_rate_limited);
 	json_u64(j, "dropped_overflow", d->dropped_overflow);
+	json_u64(j, "dropped_source", d->dropped_source);
 	json_u64(j, "non_rtp_packets", d->non_rtp_packets);
 	json_u64(j, "rtcp_packets_received", d->rtcp_packets_received);
 	json_u64(j, "rtcp_packets_sent", d->rtcp_packets_sent);
@@ -292,6 +301,10 @@ json_session(struct json *j, const char *key, const Rtpproxy__SessionInfo *s)
 	json_u64(j, "idle_timeout_s", s->idle_timeout_s);
 	json_u64(j, "stats_interval_ms", s->stats_interval_ms);
 	json_u64(j, "clock_rate", s->clock_rate);
+	json_str(j, "reverse_source", name_of(NAMES(rs_names),
+	    (int)s->reverse_source));
+	json_u64(j, "rate_limit_pps", s->rate_limit_pps);
+	json_u64(j, "rate_limit_bps", s->rate_limit_bps);
 	json_u64(j, "worker", s->worker);
 	json_str(j, "error_message", s->error_message);
 	json_dir(j, "forward_stats", s->forward_stats);
@@ -387,6 +400,16 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 		printf("%-14s %u ms\n", "stats every", s->stats_interval_ms);
 	if (s->clock_rate > 0)
 		printf("%-14s %u Hz\n", "clock rate", s->clock_rate);
+	printf("%-14s %s\n", "reverse from", name_of(NAMES(rs_names),
+	    (int)s->reverse_source));
+	if (s->rate_limit_pps > 0 || s->rate_limit_bps > 0) {
+		printf("%-14s", "rate limit");
+		if (s->rate_limit_pps > 0)
+			printf(" %u packets/s", s->rate_limit_pps);
+		if (s->rate_limit_bps > 0)
+			printf(" %" PRIu64 " bits/s", s->rate_limit_bps);
+		printf(" per direction\n");
+	}
 	if (!stats)
 		return;
 	printf("\n%-22s %16s %16s\n", "", "forward", "reverse");
@@ -405,6 +428,7 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 	ROW_U("  send error", dropped_send_error);
 	ROW_U("  rate limited", dropped_rate_limited);
 	ROW_U("  buffer full", dropped_overflow);
+	ROW_U("  refused source", dropped_source);
 	printf("%-22s %16" PRId64 " %16" PRId64 "\n", "packets lost",
 	    f->packets_lost, r->packets_lost);
 	ROW_U("packets expected", packets_expected);
@@ -516,6 +540,9 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 		{ "stats-interval", required_argument, NULL, 'S' },
 		{ "tcp", no_argument, NULL, 'T' },
 		{ "clock-rate", required_argument, NULL, 'C' },
+		{ "reverse-source", required_argument, NULL, 'r' },
+		{ "pps", required_argument, NULL, 'P' },
+		{ "bps", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 }
 	};
 	Rtpproxy__CreateSessionRequest	 req =
@@ -526,6 +553,7 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 	Rtpproxy__CreateSessionResponse	*resp;
 	char				 lb[128], db[128], fb[128];
 	char				 details[512];
+	size_t				 i;
 	int				 ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "i:l:d:f:uRI:S:C:", longopts,
@@ -563,6 +591,23 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 			break;
 		case 'T':
 			req.transport = RTPPROXY__TRANSPORT__TRANSPORT_TCP;
+			break;
+		case 'r':
+			for (i = 1; i < NAMES_N(rs_names); i++)
+				if (strcmp(optarg, rs_names[i]) == 0)
+					break;
+			if (i == NAMES_N(rs_names))
+				usagex("--reverse-source: %s is not any, "
+				    "address or address-port", optarg);
+			req.reverse_source = (Rtpproxy__ReverseSource)i;
+			break;
+		case 'P':
+			req.rate_limit_pps = parse_num("--pps", optarg);
+			break;
+		case 'B':
+			if (config_parse_bps(optarg, &req.rate_limit_bps) == -1)
+				usagex("--bps: %s is not a number of bits per "
+				    "second (with k, M or G)", optarg);
 			break;
 		default:
 			usage(EX_USAGE_);
@@ -941,20 +986,109 @@ static const struct {
 	{ "health", cmd_health },
 };
 
+/* A whole file of at most 1 MiB, or exit with what went wrong. */
+static char *
+slurp(const char *opt, const char *path)
+{
+	char	*buf;
+	size_t	 len = 0, n;
+	FILE	*f;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "rtpproxyctl: %s %s: %s\n", opt, path,
+		    strerror(errno));
+		exit(EX_USAGE_);
+	}
+	if ((buf = malloc(1024 * 1024 + 1)) == NULL) {
+		fprintf(stderr, "rtpproxyctl: out of memory\n");
+		exit(1);
+	}
+	while ((n = fread(buf + len, 1, 1024 * 1024 + 1 - len, f)) > 0)
+		len += n;
+	fclose(f);
+	if (len > 1024 * 1024) {
+		fprintf(stderr, "rtpproxyctl: %s %s: larger than 1 MiB\n",
+		    opt, path);
+		exit(EX_USAGE_);
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+/* The first token of a token file (the daemon's format: one per line). */
+static char *
+read_token(const char *path)
+{
+	char	*buf = slurp("--token-file", path), *line, *next, *end;
+
+	for (line = buf; line != NULL; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		line += strspn(line, " \t");
+		end = line + strcspn(line, " \t\r");
+		*end = '\0';
+		if (*line != '\0' && *line != '#') {
+			memmove(buf, line, strlen(line) + 1);
+			return buf;
+		}
+	}
+	fprintf(stderr, "rtpproxyctl: --token-file %s: no token in it\n",
+	    path);
+	exit(EX_USAGE_);
+}
+
 int
 main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "tls", no_argument, NULL, 'L' },
+		{ "ca", required_argument, NULL, 'A' },
+		{ "cert", required_argument, NULL, 'E' },
+		{ "key", required_argument, NULL, 'K' },
+		{ "tls-name", required_argument, NULL, 'N' },
+		{ "token-file", required_argument, NULL, 'k' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct rpc_security	 sec;
 	struct rpc_client	*c;
+	const char		*token_file;
 	uint32_t		 secs;
 	size_t			 i;
 	int			 ch, rc;
 
+	memset(&sec, 0, sizeof(sec));
 	server = getenv("RTPPROXYCTL_SERVER");
 	if (server == NULL || *server == '\0')
 		server = DEFAULT_SERVER;
+	token_file = getenv("RTPPROXYCTL_TOKEN_FILE");
+	if (token_file != NULL && *token_file == '\0')
+		token_file = NULL;
 	/* "+": global options end at the command. */
-	while ((ch = getopt(argc, argv, "+hjs:t:V")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+hjs:t:V", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
+		case 'L':
+			sec.tls = 1;
+			break;
+		case 'A':
+			sec.ca = slurp("--ca", optarg);
+			sec.tls = 1;
+			break;
+		case 'E':
+			sec.cert = slurp("--cert", optarg);
+			sec.tls = 1;
+			break;
+		case 'K':
+			sec.key = slurp("--key", optarg);
+			sec.tls = 1;
+			break;
+		case 'N':
+			sec.name = optarg;
+			sec.tls = 1;
+			break;
+		case 'k':
+			token_file = optarg;
+			break;
 		case 'h':
 			usage(0);
 		case 'j':
@@ -986,7 +1120,11 @@ main(int argc, char **argv)
 	if (i == sizeof(commands) / sizeof(commands[0]))
 		usagex("unknown command %s", argv[0]);
 	cmdname = commands[i].name;
-	if ((c = rpc_client_new(server)) == NULL) {
+	if ((sec.cert == NULL) != (sec.key == NULL))
+		usagex("--cert and --key go together");
+	if (token_file != NULL)
+		sec.token = read_token(token_file);
+	if ((c = rpc_client_new_secure(server, &sec)) == NULL) {
 		fprintf(stderr, "rtpproxyctl: cannot use server %s\n", server);
 		return RP_UNAVAILABLE;
 	}

@@ -37,11 +37,13 @@ enum rp_code {
 	RP_INVALID_ARGUMENT = 3,
 	RP_NOT_FOUND = 5,
 	RP_ALREADY_EXISTS = 6,
+	RP_PERMISSION_DENIED = 7,
 	RP_RESOURCE_EXHAUSTED = 8,
 	RP_FAILED_PRECONDITION = 9,
 	RP_UNIMPLEMENTED = 12,
 	RP_INTERNAL = 13,
 	RP_UNAVAILABLE = 14,
+	RP_UNAUTHENTICATED = 16,
 };
 
 struct rp_error {
@@ -104,13 +106,45 @@ struct config {
 	char		*pidfile;		/* NULL: none */
 	char		*shm_name;		/* "/rtpproxyd" */
 	char		*path;			/* the file it came from */
+
+	/* where media may go: allow-/deny-destination, in file order */
+	struct shm_acl_rule *rules;
+	size_t		 nrules;
+	int		 reverse_source;	/* CONF_RS_* */
+	uint32_t	 rate_pps;		/* per direction; 0: none */
+	uint64_t	 rate_bps;
+	uint32_t	 rate_burst_ms;
+
+	/* the API's security */
+	char		*auth_token_file;
+	unsigned int	 auth_token_line;
+	char		**tokens;		/* from auth-token-file */
+	size_t		 ntokens;
+	int		 auth_health_open;	/* Health/Check without token */
+	char		*tls_cert, *tls_key, *tls_client_ca;
+	unsigned int	 tls_line[3];
+	char		*tls_pem[3];		/* their contents */
+
+	char		*metrics_listen;	/* host:port; NULL: none */
+	uint32_t	 orphan_timeout;	/* s a worker waits for a master */
 };
+
+#define CONF_RS_ANY		0	/* reverse media from anywhere */
+#define CONF_RS_ADDRESS		1	/* only from the destination address */
+#define CONF_RS_ADDRESS_PORT	2	/* ... and its port */
+
+#define CONF_MAX_RULES	(SHM_ACL_MAX - 64)	/* room for built-in ones */
+#define CONF_MAX_TOKENS	16
 
 void	config_defaults(struct config *);
 int	config_load(struct config *, const char *, int, char *, size_t);
 int	config_parse_buf(struct config *, const char *, const char *,
 	    char *, size_t);
 void	config_free(struct config *);
+int	config_load_files(struct config *, char *, size_t);
+void	config_free_secrets(struct config *);
+int	config_parse_bps(const char *, uint64_t *);
+const char *config_rs_name(int);
 void	config_dump(const struct config *, FILE *);
 
 /* daemon.c: the Unix daemon chores */
@@ -122,6 +156,20 @@ void	daemon_detach_done(int, int);
 int	daemon_drop_privileges(const char *, const char *, char *, size_t);
 int	daemon_raise_nofile(uint64_t, char *, size_t);
 void	daemon_notify(const char *);
+
+/* acl.c: where media may go */
+#define ACL_ALLOW	0
+#define ACL_DENY	1
+#define ACL_SELF	2
+
+int	acl_parse(const char *, struct shm_acl_rule *, char *, size_t);
+const char *acl_rule_str(const struct shm_acl_rule *, char *, size_t);
+int	acl_check(const struct shm_acl *, const struct sockaddr *, int *);
+void	acl_explain(const struct shm_acl *, const struct config *,
+	    const struct sockaddr *, int, int, const char *, char *, size_t);
+int	acl_snapshot(const struct shm_acl *, struct shm_acl *);
+void	acl_build(struct shm_acl *, const struct config *);
+void	acl_publish(struct shm_acl *, const struct shm_acl *);
 
 /* session.c: the master's session registry */
 struct session_params {
@@ -135,6 +183,9 @@ struct session_params {
 	uint32_t		idle_timeout_s;	/* 0: configured default */
 	uint32_t		stats_interval_ms;
 	uint32_t		clock_rate;	/* dynamic PTs; 0: 8000 */
+	int			reverse_source;	/* CONF_RS_*; -1: default */
+	uint32_t		rate_pps;	/* 0: the configured default */
+	uint64_t		rate_bps;
 };
 
 /* A consistent copy of a slot, for replies and events. */
@@ -149,6 +200,8 @@ struct session_snapshot {
 	uint32_t	idle_timeout_s;
 	uint32_t	stats_interval_ms;
 	uint32_t	clock_rate;
+	uint32_t	rate_pps;
+	uint64_t	rate_bps;
 	int64_t		created_ms;
 	int64_t		last_activity_ms;
 	char		error[SHM_REASON_MAX];
@@ -157,7 +210,7 @@ struct session_snapshot {
 		uint64_t bytes_received, bytes_sent;
 		uint64_t dropped_invalid, dropped_not_latched;
 		uint64_t dropped_send_error, dropped_rate_limited;
-		uint64_t dropped_overflow;
+		uint64_t dropped_overflow, dropped_source;
 		uint64_t non_rtp, rtcp_received, rtcp_sent;
 		uint64_t packets_expected;
 		int64_t  packets_lost;
@@ -270,6 +323,7 @@ struct relay_sess;
 
 struct relay	*relay_new(struct event_base *, struct shm_table *);
 void		 relay_free(struct relay *);
+void		 relay_set_worker(struct relay *, int);
 /* owns the descriptors on success; on -1 the caller still does */
 int		 relay_add(struct relay *, uint32_t, uint32_t, int *, int);
 void		 relay_remove(struct relay *, uint32_t);

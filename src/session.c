@@ -18,12 +18,12 @@
 #include "rtpproxyd.h"
 
 #define SESSION_SWEEP_MS	250
+#define SESSION_ACL_SWEEPS	40	/* host addresses every 10 s */
 
 struct session {
 	int		 in_use;	/* slot taken (maybe still removing) */
 	int		 removing;	/* REMOVE sent, waiting for REMOVED */
 	int		 handed;	/* the current worker relays it */
-	int		 idle_default;	/* follows idle-timeout on reload */
 	int		 worker;
 	int		 fds[IPC_MAXFDS];
 	int		 nfds;
@@ -45,11 +45,14 @@ static struct {
 	uint32_t	 npairs;
 	uint32_t	*cursor;	/* per worker: next pair to try */
 	struct event	*sweep_ev;
+	unsigned int	 sweeps;
+	struct shm_acl	 acl;		/* what is published, for checks */
 } sr;
 
 #define NIL	UINT32_MAX
 
 static void	session_free_slot(uint32_t);
+static void	session_acl_refresh(const struct config *);
 
 static uint32_t
 session_hashfn(const char *id)
@@ -134,6 +137,7 @@ session_dirsnap(const struct shm_dir *d, struct session_dirsnap *o)
 	o->dropped_send_error = LD(dropped_send_error);
 	o->dropped_rate_limited = LD(dropped_rate_limited);
 	o->dropped_overflow = LD(dropped_overflow);
+	o->dropped_source = LD(dropped_source);
 	o->non_rtp = LD(non_rtp);
 	o->rtcp_received = LD(rtcp_received);
 	o->rtcp_sent = LD(rtcp_sent);
@@ -171,6 +175,8 @@ session_snapshot(uint32_t i, struct session_snapshot *o)
 	o->idle_timeout_s = s->idle_timeout_s;
 	o->stats_interval_ms = s->stats_interval_ms;
 	o->clock_rate = s->clock_rate;
+	o->rate_pps = s->rate_pps;
+	o->rate_bps = s->rate_bps;
 	o->created_ms = s->created_ms;
 	memcpy(o->error, s->error, sizeof(o->error));
 	o->error[sizeof(o->error) - 1] = '\0';
@@ -316,16 +322,6 @@ session_getport(const struct sockaddr_storage *ss)
 	if (ss->ss_family == AF_INET)
 		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
 	return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-}
-
-static int
-session_is_unspecified(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
-		    htonl(INADDR_ANY);
-	return IN6_IS_ADDR_UNSPECIFIED(
-	    &((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
 static int
@@ -536,7 +532,7 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	struct session		*se;
 	char			 id[SHM_ID_MAX];
 	int			 rtcp = !p->disable_rtcp, lfd[2], ffd[2];
-	int			 w;
+	int			 w, verdict, rule, rs;
 	uint16_t		 lpair = 0, fpair = 0, dport;
 	uint32_t		 i;
 
@@ -564,9 +560,16 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 		return session_err(err, RP_INVALID_ARGUMENT,
 		    "destination.port %u is not usable%s", dport,
 		    dport ? " with RTCP on port + 1" : "");
-	if (session_is_unspecified(&p->dest) || session_is_multicast(&p->dest))
-		return session_err(err, RP_INVALID_ARGUMENT,
-		    "destination.address must be a unicast address");
+	if ((verdict = acl_check(&sr.acl, (const struct sockaddr *)&p->dest,
+	    &rule)) != ACL_ALLOW) {
+		char why[256];
+
+		acl_explain(&sr.acl, c, (const struct sockaddr *)&p->dest,
+		    verdict, rule, "destination", why, sizeof(why));
+		log_notice("session %s refused: %s", p->id[0] != '\0' ? p->id :
+		    "(unnamed)", why);
+		return session_err(err, RP_PERMISSION_DENIED, "%s", why);
+	}
 	if (fwd.ss_family == 0) {
 		memset(&fwd, 0, sizeof(fwd));
 		fwd.ss_family = p->dest.ss_family;
@@ -587,6 +590,18 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 		return session_err(err, RP_INVALID_ARGUMENT,
 		    "clock_rate %u is out of range: 0 (8000 Hz) or "
 		    "1000..1000000", p->clock_rate);
+	if (p->reverse_source < -1 || p->reverse_source > CONF_RS_ADDRESS_PORT)
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "reverse_source %d is not a known ReverseSource",
+		    p->reverse_source);
+	if (p->rate_pps > 10000000)
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "rate_limit_pps %u is out of range: 0 (the default) or "
+		    "1..10000000", p->rate_pps);
+	if (p->rate_bps > 100000000000ULL)
+		return session_err(err, RP_INVALID_ARGUMENT,
+		    "rate_limit_bps %llu is out of range: 0 (the default) or "
+		    "up to 100000000000", (unsigned long long)p->rate_bps);
 	if (p->idle_timeout_s > 86400)
 		return session_err(err, RP_INVALID_ARGUMENT,
 		    "idle_timeout_s %u is out of range: 0 (the default) "
@@ -628,13 +643,19 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	s = session_slot(i);
 	/* A slot's previous tenant is fully gone: see session_free_slot. */
 	s->worker = (uint32_t)w;
+	rs = p->reverse_source >= 0 ? p->reverse_source : c->reverse_source;
 	s->flags = (p->unidirectional ? SHM_F_UNIDIR : 0) |
-	    (rtcp ? 0 : SHM_F_NORTCP);
+	    (rtcp ? 0 : SHM_F_NORTCP) |
+	    (p->idle_timeout_s == 0 ? SHM_F_IDLE_DEF : 0) |
+	    (rs != CONF_RS_ANY ? SHM_F_SRC_ADDR : 0) |
+	    (rs == CONF_RS_ADDRESS_PORT ? SHM_F_SRC_PORT : 0);
+	s->rate_pps = p->rate_pps ? p->rate_pps : c->rate_pps;
+	s->rate_bps = p->rate_bps ? p->rate_bps : c->rate_bps;
+	s->rate_burst_ms = c->rate_burst_ms;
 	memcpy(s->id, id, sizeof(s->id));
 	shm_addr_from_sa(&s->listen, (struct sockaddr *)&listen);
 	shm_addr_from_sa(&s->forward, (struct sockaddr *)&fwd);
 	shm_addr_from_sa(&s->dest, (const struct sockaddr *)&p->dest);
-	se->idle_default = p->idle_timeout_s == 0;
 	s->idle_timeout_s = p->idle_timeout_s ? p->idle_timeout_s :
 	    c->idle_timeout;
 	s->setup_timeout_s = c->setup_timeout;
@@ -853,6 +874,10 @@ session_sweep(evutil_socket_t fd, short ev, void *arg)
 	uint32_t	 i;
 	int		 d;
 
+	/* Addresses come and go (DHCP, VRRP): look again now and then. */
+	if (++sr.sweeps % SESSION_ACL_SWEEPS == 0)
+		session_acl_refresh(sr.m->conf);
+
 	for (i = session_next(0); i < sr.nslots; i = session_next(i + 1)) {
 		s = session_slot(i);
 		last = 0;
@@ -871,14 +896,35 @@ session_sweep(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
+/*
+ * Rebuild the destination rules from the configuration and the host's
+ * addresses as they are now; publish them when they changed.
+ */
+static void
+session_acl_refresh(const struct config *c)
+{
+	static struct shm_acl	n;
+
+	acl_build(&n, c);
+	if (sr.acl.nrules == n.nrules && memcmp((char *)&sr.acl +
+	    sizeof(sr.acl.seq), (char *)&n + sizeof(n.seq), sizeof(n) -
+	    sizeof(n.seq)) == 0)
+		return;
+	memcpy(&sr.acl, &n, sizeof(n));
+	acl_publish(&sr.m->shm.hdr->acl, &sr.acl);
+	log_debug("destination rules: %u published, %u addresses of this "
+	    "host", sr.acl.nrules, sr.acl.nlocal);
+}
+
 void
 session_reconfigure(const struct config *c)
 {
 	uint32_t i;
 
+	session_acl_refresh(c);
 	for (i = session_next(0); i < sr.nslots; i = session_next(i + 1)) {
 		session_slot(i)->setup_timeout_s = c->setup_timeout;
-		if (sr.s[i].idle_default)
+		if (session_slot(i)->flags & SHM_F_IDLE_DEF)
 			session_slot(i)->idle_timeout_s = c->idle_timeout;
 	}
 }
@@ -909,6 +955,9 @@ session_init(struct master *m)
 	sr.npairs = ((uint32_t)m->conf->port_max - m->conf->port_min + 1) / 2;
 	sr.pair_ref = xcalloc(sr.npairs, sizeof(*sr.pair_ref));
 	sr.cursor = xcalloc((size_t)m->nworkers, sizeof(*sr.cursor));
+	/* Published before any worker exists; the seq starts even. */
+	sr.acl.nrules = UINT32_MAX;
+	session_acl_refresh(m->conf);
 	sr.sweep_ev = event_new(m->base, -1, EV_PERSIST, session_sweep, NULL);
 	if (sr.sweep_ev == NULL)
 		fatalx("session_init: event_new");

@@ -160,6 +160,7 @@ worker_main(int argc, char **argv)
 		fatalx("worker %d: event_base_new", w.id);
 	if ((w.relay = relay_new(w.base, &w.shm)) == NULL)
 		fatalx("worker %d: relay_new", w.id);
+	relay_set_worker(w.relay, w.id);
 	w.ev_ipc = event_new(w.base, IPC_FD, EV_READ | EV_PERSIST, worker_ipc,
 	    NULL);
 	ev_term = evsignal_new(w.base, SIGTERM, worker_signal, NULL);

@@ -175,7 +175,7 @@ START_TEST(test_check_config_flag)
 	fprintf(f, "frobnicate yes\n");
 	fclose(f);
 	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
-	ck_assert_msg(strstr(out, d.conf) != NULL && strstr(out, ":9:") !=
+	ck_assert_msg(strstr(out, d.conf) != NULL && strstr(out, ":10:") !=
 	    NULL && strstr(out, "frobnicate") != NULL, "%s", out);
 
 	snprintf(cmd, sizeof(cmd), "%s -n -c %s/missing.conf 2>&1", bin,

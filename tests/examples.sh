@@ -125,6 +125,7 @@ port-range $pmin $pmax
 shm-name $shm
 pidfile none
 max-sessions 100
+allow-destination 127.0.0.0/8 ::1
 EOF
 	"$RTPPROXYD" -f -c "$tmp/rtpproxyd.conf" </dev/null >/dev/null \
 	    2>"$log" &

@@ -67,7 +67,8 @@ harness_prepare(struct daemon *d, int workers, const char *extra)
 		return -1;
 	snprintf(d->grpc, sizeof(d->grpc), "127.0.0.1:%u", d->grpc_port);
 	/* A media range of its own per test process: 200 ports from 42000. */
-	base = 42000 + (unsigned)(getpid() * 7 + seq * 211) % 90 * 200;
+	base = HARNESS_MEDIA_MIN + (unsigned)(getpid() * 7 + seq * 211) % 90 *
+	    200;
 	d->port_min = (uint16_t)base;
 	d->port_max = (uint16_t)(base + 199);
 
@@ -80,6 +81,9 @@ harness_prepare(struct daemon *d, int workers, const char *extra)
 	/* Fits the descriptor limit of a CI container; a test may set it. */
 	if (extra == NULL || strstr(extra, "max-sessions") == NULL)
 		fprintf(f, "max-sessions 2000\n");
+	/* The tests' peers are on loopback, which is refused by default. */
+	if (extra == NULL || strstr(extra, HARNESS_NOALLOW) == NULL)
+		fprintf(f, "allow-destination 127.0.0.0/8 ::1\n");
 	if (extra != NULL)
 		fprintf(f, "%s\n", extra);
 	return fclose(f) == 0 ? 0 : -1;
@@ -129,6 +133,17 @@ harness_conf_set(struct daemon *d, const char *line)
 		d->port_max = (uint16_t)hi;
 	}
 	return 0;
+}
+
+int
+harness_conf_add(struct daemon *d, const char *line)
+{
+	FILE *f;
+
+	if ((f = fopen(d->conf, "a")) == NULL)
+		return -1;
+	fprintf(f, "%s\n", line);
+	return fclose(f) == 0 ? 0 : -1;
 }
 
 int
@@ -353,16 +368,50 @@ harness_udp_bind(int v6, uint16_t port)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
-	int			 fd;
+	int			 fd, tries, keep[64], nkeep = 0;
 
 	harness_sa_loopback(&ss, &len, v6, port);
-	if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&ss, len) == -1) {
-		close(fd);
-		return -1;
+	for (tries = 0; tries < 64; tries++) {
+		if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0))
+		    == -1)
+			break;
+		if (bind(fd, (struct sockaddr *)&ss, len) == -1) {
+			close(fd);
+			fd = -1;
+			break;
+		}
+		/*
+		 * An ephemeral port inside the media ranges the harness
+		 * gives daemons would be one of a daemon's own ports, which
+		 * the destination rules refuse: take another (holding the
+		 * refused ones, so the kernel does not hand them out again).
+		 */
+		if (port != 0 || !harness_media_port(harness_fd_port(fd)))
+			break;
+		keep[nkeep++] = fd;
+		fd = -1;
 	}
+	while (nkeep > 0)
+		close(keep[--nkeep]);
 	return fd;
+}
+
+/* Is port inside the media port ranges harness_prepare hands out? */
+int
+harness_media_port(uint16_t port)
+{
+	return port >= HARNESS_MEDIA_MIN && port <= HARNESS_MEDIA_MAX;
+}
+
+uint16_t
+harness_fd_port(int fd)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return 0;
+	return harness_sa_port(&ss);
 }
 
 int
@@ -488,6 +537,9 @@ harness_create(struct rpc_client *c, const struct harness_session *a,
 	req.idle_timeout_s = a->idle;
 	req.stats_interval_ms = a->stats_ms;
 	req.clock_rate = a->clock_rate;
+	req.reverse_source = (Rtpproxy__ReverseSource)a->reverse_source;
+	req.rate_limit_pps = a->rate_pps;
+	req.rate_limit_bps = a->rate_bps;
 	rc = rpc_unary(c, M_CREATE, &req.base,
 	    &rtpproxy__create_session_response__descriptor,
 	    (ProtobufCMessage **)&resp, det, dlen, 10000 * harness_slow());
@@ -561,4 +613,115 @@ harness_run_suite(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? 0 : 1;
+}
+
+int
+harness_udp_addr(const char *addr, uint16_t port, uint16_t *bound)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	int			 fd, tries;
+
+	for (tries = 0; tries < 64; tries++) {
+		memset(&ss, 0, sizeof(ss));
+		if (strchr(addr, ':') != NULL) {
+			struct sockaddr_in6 *sin6 = (void *)&ss;
+
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_port = htons(port);
+			if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) != 1)
+				return -1;
+			len = sizeof(*sin6);
+		} else {
+			struct sockaddr_in *sin = (void *)&ss;
+
+			sin->sin_family = AF_INET;
+			sin->sin_port = htons(port);
+			if (inet_pton(AF_INET, addr, &sin->sin_addr) != 1)
+				return -1;
+			len = sizeof(*sin);
+		}
+		if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) ==
+		    -1)
+			return -1;
+		if (bind(fd, (struct sockaddr *)&ss, len) == -1) {
+			close(fd);
+			return -1;
+		}
+		/* As harness_udp_bind: not one of a daemon's own ports. */
+		if (port != 0 || !harness_media_port(harness_fd_port(fd)))
+			break;
+		close(fd);
+		fd = -1;
+	}
+	if (fd != -1 && bound != NULL)
+		*bound = harness_fd_port(fd);
+	return fd;
+}
+
+size_t
+harness_rtp(uint8_t *b, uint16_t seq, uint32_t ts, uint32_t ssrc,
+    size_t payload)
+{
+	memset(b, 0, 12 + payload);
+	b[0] = 0x80;
+	b[1] = 0;		/* PCMU */
+	b[2] = seq >> 8;
+	b[3] = seq & 0xff;
+	b[4] = ts >> 24;
+	b[5] = ts >> 16;
+	b[6] = ts >> 8;
+	b[7] = ts & 0xff;
+	b[8] = ssrc >> 24;
+	b[9] = ssrc >> 16;
+	b[10] = ssrc >> 8;
+	b[11] = ssrc & 0xff;
+	memset(b + 12, 0xd5, payload);
+	return 12 + payload;
+}
+
+int
+harness_status(struct rpc_client *c, const char *id,
+    Rtpproxy__SessionInfo **info)
+{
+	Rtpproxy__GetSessionStatusResponse	*resp = NULL;
+	int					 rc;
+
+	rc = harness_by_id(c, M_STATUS, id, NULL, (void **)&resp, NULL, 0);
+	if (info != NULL) {
+		*info = NULL;
+		if (rc == 0 && resp != NULL) {
+			*info = resp->session;
+			resp->session = NULL;
+		}
+	}
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return rc;
+}
+
+void
+harness_info_free(Rtpproxy__SessionInfo *i)
+{
+	if (i != NULL)
+		protobuf_c_message_free_unpacked(&i->base, NULL);
+}
+
+int
+harness_reload(struct daemon *d)
+{
+	struct timespec	ts = { 0, 20 * 1000 * 1000 };
+	int		before, waited;
+
+	before = harness_log_count(d, "configuration reloaded") +
+	    harness_log_count(d, "reload refused");
+	if (d->pid <= 0 || kill(d->pid, SIGHUP) == -1)
+		return -1;
+	for (waited = 0; waited < 10000 * harness_slow(); waited += 20) {
+		if (harness_log_count(d, "configuration reloaded") +
+		    harness_log_count(d, "reload refused") > before)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return -1;
 }

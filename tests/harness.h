@@ -45,6 +45,8 @@ int	harness_prepare(struct daemon *, int workers, const char *extra);
  * listen or port-range line updates grpc or port_min/port_max.  0 or -1.
  */
 int	harness_conf_set(struct daemon *, const char *line);
+/* Append a line to the configuration file.  0 or -1. */
+int	harness_conf_add(struct daemon *, const char *line);
 /* Start the binary on a prepared directory; wait_ready: as harness_start. */
 int	harness_launch(struct daemon *, int wait_ready);
 /* Count of lines in the log containing s; wait until >= n.  0 or -1. */
@@ -58,6 +60,14 @@ pid_t	harness_worker_pid(struct daemon *, int id);
 void	harness_cleanup(struct daemon *);
 /* Scale for timeouts when running under valgrind (RTPPROXYD_SLOW). */
 int	harness_slow(void);
+/* Media ranges of harness daemons: 90 ranges of 200 ports. */
+#define HARNESS_MEDIA_MIN	42000
+#define HARNESS_MEDIA_MAX	59999
+/* In extra: do not allow loopback destinations as harness_prepare does. */
+#define HARNESS_NOALLOW		"# no default allow"
+int	harness_media_port(uint16_t);
+uint16_t harness_fd_port(int);
+
 /* A UDP socket bound to 127.0.0.1 (or ::1 if v6) on an ephemeral port. */
 int	harness_udp(int v6, uint16_t *port);
 /* The same on the given port (0: any). */
@@ -71,6 +81,18 @@ ssize_t	harness_recv(int fd, void *buf, size_t len, int ms,
 	    struct sockaddr_storage *from);
 int	harness_send(int fd, const char *addr, uint16_t port, const void *,
 	    size_t);
+/* A UDP socket bound to addr (any loopback address), port 0: any. */
+int	harness_udp_addr(const char *addr, uint16_t port, uint16_t *bound);
+/* An RTP packet (PCMU) with payload bytes of 0xd5; its length. */
+size_t	harness_rtp(uint8_t *, uint16_t seq, uint32_t ts, uint32_t ssrc,
+	    size_t payload);
+/* GetSessionStatus of id: its session (free with harness_info_free). */
+int	harness_status(struct rpc_client *, const char *id,
+	    Rtpproxy__SessionInfo **);
+void	harness_info_free(Rtpproxy__SessionInfo *);
+/* SIGHUP, and wait for the log to say the reload is done (or refused). */
+int	harness_reload(struct daemon *);
+
 /* Does this pid still exist (and is not a zombie)? */
 int	harness_alive(pid_t);
 /* popen(cmd): its output into out (may be NULL); its exit code or -1. */
@@ -94,6 +116,9 @@ struct harness_session {
 	uint32_t	 idle;		/* idle_timeout_s */
 	uint32_t	 stats_ms;	/* stats_interval_ms */
 	uint32_t	 clock_rate;
+	int		 reverse_source;	/* Rtpproxy__ReverseSource */
+	uint32_t	 rate_pps;
+	uint64_t	 rate_bps;
 };
 /*
  * The gRPC status; *out is the reply, NULL unless OK (free it with

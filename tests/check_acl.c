@@ -1,0 +1,360 @@
+/*
+ * The destination rules as pure functions: parsing, the longest prefix
+ * that decides, configured over built-in, the self check, IPv4-mapped
+ * addresses, and the sequence-locked copy a worker takes.
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rtpproxyd.h"
+
+static struct config	conf;
+static struct shm_acl	acl;
+
+static struct sockaddr_storage *
+sa(const char *addr, uint16_t port)
+{
+	static struct sockaddr_storage ss;
+
+	ck_assert_int_eq(parse_ip(addr, port, &ss, NULL), 0);
+	return &ss;
+}
+
+static int
+check(const char *addr, uint16_t port, int *rule)
+{
+	int r;
+
+	return acl_check(&acl, (struct sockaddr *)sa(addr, port),
+	    rule != NULL ? rule : &r);
+}
+
+/* The rules of a configuration text, built as the master builds them. */
+static void
+build(const char *text)
+{
+	char err[256];
+
+	config_free(&conf);
+	ck_assert_msg(config_parse_buf(&conf, "test.conf", text, err,
+	    sizeof(err)) == 0, "%s", err);
+	acl_build(&acl, &conf);
+}
+
+static void
+teardown(void)
+{
+	config_free(&conf);
+}
+
+START_TEST(parse)
+{
+	struct shm_acl_rule	r;
+	char			why[128], buf[64];
+
+	ck_assert_int_eq(acl_parse("10.0.0.0/8", &r, why, sizeof(why)), 0);
+	ck_assert_uint_eq(r.family, AF_INET);
+	ck_assert_uint_eq(r.plen, 8);
+	ck_assert_str_eq(acl_rule_str(&r, buf, sizeof(buf)), "10.0.0.0/8");
+	ck_assert_int_eq(acl_parse("192.0.2.7", &r, why, sizeof(why)), 0);
+	ck_assert_uint_eq(r.plen, 32);
+	ck_assert_int_eq(acl_parse("2001:db8::/32", &r, why, sizeof(why)), 0);
+	ck_assert_uint_eq(r.family, AF_INET6);
+	ck_assert_uint_eq(r.plen, 32);
+	ck_assert_int_eq(acl_parse("::/0", &r, why, sizeof(why)), 0);
+	ck_assert_int_eq(acl_parse("0.0.0.0/0", &r, why, sizeof(why)), 0);
+	ck_assert_int_eq(acl_parse("10.0.0.128/25", &r, why, sizeof(why)), 0);
+
+	ck_assert_int_eq(acl_parse("10.1.2.3/8", &r, why, sizeof(why)), -1);
+	ck_assert_str_eq(why, "\"10.1.2.3/8\" has host bits set after /8");
+	ck_assert_int_eq(acl_parse("10.0.0.0/33", &r, why, sizeof(why)), -1);
+	ck_assert_msg(strstr(why, "0..32") != NULL, "%s", why);
+	ck_assert_int_eq(acl_parse("::/129", &r, why, sizeof(why)), -1);
+	ck_assert_int_eq(acl_parse("10.0.0.0/", &r, why, sizeof(why)), -1);
+	ck_assert_int_eq(acl_parse("10.0.0.0/-1", &r, why, sizeof(why)), -1);
+	ck_assert_int_eq(acl_parse("example.com/8", &r, why, sizeof(why)),
+	    -1);
+	ck_assert_msg(strstr(why, "not an IPv4 or IPv6") != NULL, "%s", why);
+	ck_assert_int_eq(acl_parse("fe80::1%lo", &r, why, sizeof(why)), -1);
+	ck_assert_int_eq(acl_parse("", &r, why, sizeof(why)), -1);
+	ck_assert_int_eq(acl_parse("10.0.0.0/8/8", &r, why, sizeof(why)), -1);
+}
+END_TEST
+
+START_TEST(builtin)
+{
+	int rule;
+
+	build("");
+	ck_assert_int_eq(check("127.0.0.1", 9, &rule), ACL_DENY);
+	ck_assert_uint_ne(acl.rules[rule].origin, 0);
+	ck_assert_int_eq(check("::1", 9, NULL), ACL_DENY);
+	ck_assert_int_eq(check("::ffff:127.0.0.1", 9, NULL), ACL_DENY);
+	ck_assert_int_eq(check("::ffff:192.0.2.1", 9, NULL), ACL_ALLOW);
+	ck_assert_int_eq(check("224.0.0.1", 9, NULL), ACL_DENY);
+	ck_assert_int_eq(check("255.255.255.255", 9, NULL), ACL_DENY);
+	ck_assert_int_eq(check("169.254.169.254", 80, NULL), ACL_DENY);
+	ck_assert_int_eq(check("ff05::2", 9, NULL), ACL_DENY);
+	ck_assert_int_eq(check("fe80::1", 9, NULL), ACL_DENY);
+	ck_assert_int_eq(check("0.0.0.0", 9, NULL), ACL_DENY);
+	ck_assert_int_eq(check("::", 9, NULL), ACL_DENY);
+	ck_assert_int_eq(check("10.1.2.3", 9, NULL), ACL_ALLOW);
+	ck_assert_int_eq(check("8.8.8.8", 9, NULL), ACL_ALLOW);
+	ck_assert_int_eq(check("2001:db8::1", 9, NULL), ACL_ALLOW);
+}
+END_TEST
+
+START_TEST(longest_prefix)
+{
+	int	rule;
+	char	why[256];
+
+	build("deny-destination 10.0.0.0/8\n"
+	    "allow-destination 10.1.0.0/16\n"
+	    "deny-destination 10.1.2.0/24\n"
+	    "allow-destination 127.0.0.1\n"
+	    "allow-destination 0.0.0.0/0\n");
+	ck_assert_int_eq(check("10.9.9.9", 9, NULL), ACL_DENY);
+	ck_assert_int_eq(check("10.1.9.9", 9, NULL), ACL_ALLOW);
+	ck_assert_int_eq(check("10.1.2.9", 9, &rule), ACL_DENY);
+	ck_assert_uint_eq(acl.rules[rule].line, 3);
+	acl_explain(&acl, &conf, (struct sockaddr *)sa("10.1.2.9", 5004),
+	    ACL_DENY, rule, "destination", why, sizeof(why));
+	ck_assert_str_eq(why, "destination 10.1.2.9:5004 is refused by "
+	    "deny-destination 10.1.2.0/24 (configuration:3)");
+	/* 0/0 does not open the longer built-in loopback rule ... */
+	ck_assert_int_eq(check("127.0.0.2", 9, NULL), ACL_DENY);
+	/* ... a host rule does. */
+	ck_assert_int_eq(check("127.0.0.1", 9, NULL), ACL_ALLOW);
+	ck_assert_int_eq(check("192.0.2.1", 9, NULL), ACL_ALLOW);
+
+	/* Same length: configured beats built in, deny beats allow. */
+	build("allow-destination 127.0.0.0/8\n");
+	ck_assert_int_eq(check("127.3.3.3", 9, NULL), ACL_ALLOW);
+	build("allow-destination 192.0.2.0/24\ndeny-destination 192.0.2.0/24\n");
+	ck_assert_int_eq(check("192.0.2.1", 9, NULL), ACL_DENY);
+	build("deny-destination 192.0.2.0/24\nallow-destination 192.0.2.0/24\n");
+	ck_assert_int_eq(check("192.0.2.1", 9, NULL), ACL_DENY);
+
+	/* A strict allow-list. */
+	build("deny-destination 0.0.0.0/0 ::/0\n"
+	    "allow-destination 198.51.100.0/24 2001:db8::/48\n");
+	ck_assert_int_eq(check("198.51.100.20", 9, NULL), ACL_ALLOW);
+	ck_assert_int_eq(check("2001:db8::5", 9, NULL), ACL_ALLOW);
+	ck_assert_int_eq(check("203.0.113.1", 9, NULL), ACL_DENY);
+	ck_assert_int_eq(check("2001:db9::5", 9, NULL), ACL_DENY);
+}
+END_TEST
+
+START_TEST(self)
+{
+	char why[256];
+
+	build("listen 127.0.0.1:50051\nlisten [::1]:50052\n"
+	    "port-range 30000 30099\nallow-destination 127.0.0.0/8 ::1\n"
+	    "metrics-listen 127.0.0.1:9100\n");
+	ck_assert_int_eq(check("127.0.0.1", 30000, NULL), ACL_SELF);
+	ck_assert_int_eq(check("127.0.0.9", 30099, NULL), ACL_SELF);
+	ck_assert_int_eq(check("127.0.0.1", 30100, NULL), ACL_ALLOW);
+	ck_assert_int_eq(check("127.0.0.1", 29999, NULL), ACL_ALLOW);
+	ck_assert_int_eq(check("127.0.0.1", 50051, NULL), ACL_SELF);
+	ck_assert_int_eq(check("127.0.0.1", 50052, NULL), ACL_SELF);
+	ck_assert_int_eq(check("127.0.0.1", 9100, NULL), ACL_SELF);
+	ck_assert_int_eq(check("::1", 30002, NULL), ACL_SELF);
+	ck_assert_int_eq(check("::ffff:127.0.0.1", 30002, NULL), ACL_SELF);
+	/* Another host's port of the same number is not ours. */
+	ck_assert_int_eq(check("192.0.2.1", 30000, NULL), ACL_ALLOW);
+	acl_explain(&acl, &conf, (struct sockaddr *)sa("127.0.0.1", 30000),
+	    ACL_SELF, -1, "destination", why, sizeof(why));
+	ck_assert_msg(strstr(why, "own ports") != NULL, "%s", why);
+	/* The host's own addresses are local too (at least one: lo). */
+	ck_assert_uint_ge(acl.nlocal, 1);
+}
+END_TEST
+
+START_TEST(published)
+{
+	static struct shm_acl	shared, copy;
+
+	build("deny-destination 192.0.2.0/24\n");
+	memset(&shared, 0, sizeof(shared));
+	acl_publish(&shared, &acl);
+	ck_assert_uint_eq(atomic_load(&shared.seq) % 2, 0);
+	ck_assert_uint_eq(atomic_load(&shared.seq), 2);
+	ck_assert_int_eq(acl_snapshot(&shared, &copy), 0);
+	ck_assert_uint_eq(copy.nrules, acl.nrules);
+	ck_assert_int_eq(memcmp(copy.rules, acl.rules, sizeof(acl.rules)), 0);
+	ck_assert_uint_eq(atomic_load(&copy.seq), 2);
+	/* A writer in the middle: the reader gives up rather than tear. */
+	atomic_store(&shared.seq, 3);
+	ck_assert_int_eq(acl_snapshot(&shared, &copy), -1);
+	/* An empty table (never published) allows everything. */
+	memset(&copy, 0, sizeof(copy));
+	ck_assert_int_eq(acl_check(&copy, (struct sockaddr *)sa("127.0.0.1",
+	    9), &(int){ 0 }), ACL_ALLOW);
+}
+END_TEST
+
+START_TEST(config_errors)
+{
+	static const struct {
+		const char *text, *err;
+	} bad[] = {
+		{ "allow-destination\n", "test.conf:1: allow-destination: "
+		    "expects 1 to 7 arguments" },
+		{ "\ndeny-destination 10.0.0.1/8\n", "test.conf:2: "
+		    "deny-destination: \"10.0.0.1/8\" has host bits set after "
+		    "/8" },
+		{ "allow-destination 10.0.0.0/8 nonsense\n", "test.conf:1: "
+		    "allow-destination: \"nonsense\" is not an IPv4 or IPv6 "
+		    "address" },
+		{ "reverse-source strict\n", "test.conf:1: reverse-source: "
+		    "expected any, address or address-port (got \"strict\")" },
+		{ "rate-limit-pps -1\n", "test.conf:1: rate-limit-pps: must be "
+		    "0..10000000 packets per second (got \"-1\")" },
+		{ "rate-limit-bps 3X\n", "test.conf:1: rate-limit-bps: must be "
+		    "0 (none) or bits per second up to 100G, with an optional "
+		    "k, M or G (got \"3X\")" },
+		{ "rate-limit-bps 101G\n", "test.conf:1: rate-limit-bps:" },
+		{ "rate-limit-burst 5\n", "test.conf:1: rate-limit-burst: must "
+		    "be 10..60000 ms (got \"5\")" },
+		{ "auth-token-file tokens\n", "test.conf:1: auth-token-file: "
+		    "must be an absolute path (got \"tokens\")" },
+		{ "auth-health maybe\n", "test.conf:1: auth-health: expected "
+		    "open or token (got \"maybe\")" },
+		{ "tls-cert /a.crt\n", "test.conf:1: tls-cert given without "
+		    "tls-key" },
+		{ "tls-key /a.key\n\n", "test.conf:1: tls-key given without "
+		    "tls-cert" },
+		{ "\ntls-client-ca /ca.crt\n", "test.conf:2: tls-client-ca "
+		    "given without tls-cert and tls-key" },
+		{ "metrics-listen unix:/x\n", "test.conf:1: metrics-listen: "
+		    "\"unix:/x\": must be HOST:PORT or [IPv6]:PORT" },
+		{ "metrics-listen 127.0.0.1\n", "test.conf:1: metrics-listen: "
+		    "\"127.0.0.1\": missing port" },
+		{ "orphan-timeout 86401\n", "test.conf:1: orphan-timeout: must "
+		    "be 0..86400 seconds" },
+	};
+	struct config	c;
+	char		err[512];
+	size_t		i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(config_parse_buf(&c, "test.conf", bad[i].text,
+		    err, sizeof(err)) == -1, "%s: accepted", bad[i].text);
+		ck_assert_msg(strncmp(err, bad[i].err, strlen(bad[i].err)) ==
+		    0, "%s: %s", bad[i].text, err);
+	}
+	ck_assert_int_eq(config_parse_buf(&c, "test.conf",
+	    "rate-limit-bps 2M\nrate-limit-pps 0\nreverse-source any\n"
+	    "auth-health token\n", err, sizeof(err)), 0);
+	ck_assert_uint_eq(c.rate_bps, 2000000);
+	ck_assert_int_eq(c.reverse_source, CONF_RS_ANY);
+	ck_assert_int_eq(c.auth_health_open, 0);
+	config_free(&c);
+	/* The defaults: address, no limit, 1 s of burst, health open. */
+	ck_assert_int_eq(config_parse_buf(&c, "test.conf", "", err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(c.reverse_source, CONF_RS_ADDRESS);
+	ck_assert_uint_eq(c.rate_pps, 0);
+	ck_assert_uint_eq(c.rate_bps, 0);
+	ck_assert_uint_eq(c.rate_burst_ms, 1000);
+	ck_assert_int_eq(c.auth_health_open, 1);
+	config_free(&c);
+}
+END_TEST
+
+/* The files a configuration names are read with it: errors have lines. */
+START_TEST(config_files)
+{
+	char	 dir[] = "/tmp/check_acl.XXXXXX", path[256], text[1024];
+	char	 err[512], want[512];
+	struct config c;
+	FILE	*f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/tokens", dir);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fprintf(f, "# comment\n0123456789abcdef0123\n\nshort\n");
+	fclose(f);
+	snprintf(text, sizeof(text), "workers 1\nauth-token-file %s\n", path);
+	ck_assert_int_eq(config_parse_buf(&c, "t.conf", text, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(config_load_files(&c, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "configuration:2: auth-token-file %s: "
+	    "line 4: token shorter than 16 characters", path);
+	ck_assert_str_eq(err, want);
+	ck_assert_uint_eq(c.ntokens, 0);
+
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fprintf(f, "0123456789abcdef0123\n  fedcba9876543210fedc \r\n");
+	fclose(f);
+	ck_assert_int_eq(config_load_files(&c, err, sizeof(err)), 0);
+	ck_assert_uint_eq(c.ntokens, 2);
+	ck_assert_str_eq(c.tokens[1], "fedcba9876543210fedc");
+	/* Loading again replaces, not adds. */
+	ck_assert_int_eq(config_load_files(&c, err, sizeof(err)), 0);
+	ck_assert_uint_eq(c.ntokens, 2);
+
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fprintf(f, "0123456789abcdef 0123\n");
+	fclose(f);
+	ck_assert_int_eq(config_load_files(&c, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "line 1: a token is visible ASCII without "
+	    "blanks") != NULL, "%s", err);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fclose(f);
+	ck_assert_int_eq(config_load_files(&c, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "no token in it") != NULL, "%s", err);
+	config_free(&c);
+
+	snprintf(text, sizeof(text), "tls-cert %s/none.crt\ntls-key %s\n",
+	    dir, path);
+	ck_assert_int_eq(config_parse_buf(&c, "t.conf", text, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(config_load_files(&c, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "configuration:1: tls-cert %s/none.crt: "
+	    "No such file or directory", dir);
+	ck_assert_str_eq(err, want);
+	config_free(&c);
+	snprintf(text, sizeof(text), "tls-cert %s\ntls-key %s\n", path, path);
+	ck_assert_int_eq(config_parse_buf(&c, "t.conf", text, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(config_load_files(&c, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "no PEM CERTIFICATE in it") != NULL, "%s",
+	    err);
+	config_free(&c);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("acl");
+	TCase	*tc = tcase_create("acl");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_test(tc, parse);
+	tcase_add_test(tc, builtin);
+	tcase_add_test(tc, longest_prefix);
+	tcase_add_test(tc, self);
+	tcase_add_test(tc, published);
+	tcase_add_test(tc, config_errors);
+	tcase_add_test(tc, config_files);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
