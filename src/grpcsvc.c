@@ -49,7 +49,6 @@
 #define GS_TOKEN_LEN		10	/* version, slot, state, mac */
 
 #define GS_MSG_SHUTDOWN		"server is shutting down"
-#define GS_MSG_MALFORMED	"malformed request"
 
 struct gs_tag {
 	void		(*fn)(void *, int);
@@ -279,38 +278,6 @@ gs_on_wake(evutil_socket_t fd, short what, void *arg)
 
 /* --- helpers ------------------------------------------------------------ */
 
-static void
-gs_err(struct rp_error *err, enum rp_code code, const char *fmt, ...)
-    __printflike(3, 4);
-
-static void
-gs_err(struct rp_error *err, enum rp_code code, const char *fmt, ...)
-{
-	va_list ap;
-
-	err->code = code;
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-}
-
-/* Copy at most max bytes of UTF-8 without cutting a character in two. */
-static void
-gs_quote(char *dst, size_t dstlen, const char *src, size_t max)
-{
-	size_t len = strlen(src), n = len;
-
-	if (n > max)
-		n = max;
-	if (n >= dstlen)
-		n = dstlen - 1;
-	if (n < len)
-		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
-			n--;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
 /* Text from the session table for a reply: NUL-terminated, valid UTF-8. */
 static void
 gs_text(char *dst, size_t dstlen, const char *src, size_t srclen)
@@ -355,80 +322,20 @@ gs_bytes(grpc_byte_buffer *bb)
 	return s;
 }
 
-/*
- * protobuf-c does not look inside strings: walk the wire bytes with the
- * descriptor and check every string field, however deeply nested, for
- * valid UTF-8 and for a NUL (which would silently cut the C string short).
- * 0, or -1 with the field's path in err.
- */
-static int
-gs_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *data,
-    size_t len, const char *prefix, int depth, struct rp_error *err)
-{
-	const ProtobufCFieldDescriptor	*f;
-	struct refl_wire		 r = { data, data + len };
-	const uint8_t			*val;
-	size_t				 vlen;
-	uint32_t			 num;
-	char				 path[128];
-	int				 rc, wt;
-
-	if (depth > 16) {
-		gs_err(err, RP_INVALID_ARGUMENT, GS_MSG_MALFORMED);
-		return -1;
-	}
-	while ((rc = reflection_wire_next(&r, &num, &wt, &val, &vlen)) == 1) {
-		if (wt != 2 ||
-		    (f = protobuf_c_message_descriptor_get_field(d, num)) ==
-		    NULL)
-			continue;
-		snprintf(path, sizeof(path), "%s%s%s", prefix,
-		    *prefix ? "." : "", f->name);
-		if (f->type == PROTOBUF_C_TYPE_STRING) {
-			if (!utf8_valid((const char *)val, vlen)) {
-				gs_err(err, RP_INVALID_ARGUMENT,
-				    "%s is not valid UTF-8", path);
-				return -1;
-			}
-			if (memchr(val, '\0', vlen) != NULL) {
-				gs_err(err, RP_INVALID_ARGUMENT,
-				    "%s contains a NUL character", path);
-				return -1;
-			}
-		} else if (f->type == PROTOBUF_C_TYPE_MESSAGE &&
-		    gs_check_strings(f->descriptor, val, vlen, path,
-		    depth + 1, err) == -1)
-			return -1;
-	}
-	if (rc == -1) {
-		gs_err(err, RP_INVALID_ARGUMENT, GS_MSG_MALFORMED);
-		return -1;
-	}
-	return 0;
-}
-
 static ProtobufCMessage *
 gs_decode(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
     struct rp_error *err)
 {
 	ProtobufCMessage	*m;
 	grpc_slice		 s;
-	const uint8_t		*p;
-	size_t			 len;
 
 	if (bb == NULL) {
-		gs_err(err, RP_INVALID_ARGUMENT, GS_MSG_MALFORMED);
+		rp_err(err, RP_INVALID_ARGUMENT, REQUEST_MALFORMED);
 		return NULL;
 	}
 	s = gs_bytes(bb);
-	p = GRPC_SLICE_START_PTR(s);
-	len = GRPC_SLICE_LENGTH(s);
-	if ((m = protobuf_c_message_unpack(d, NULL, len, p)) == NULL)
-		gs_err(err, RP_INVALID_ARGUMENT, GS_MSG_MALFORMED);
-	else if (gs_check_strings(d, p, len, "", 0, err) == -1) {
-		protobuf_c_message_free_unpacked(m, NULL);
-		m = NULL;
-	}
+	m = request_decode(d, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s),
+	    err);
 	grpc_slice_unref(s);
 	return m;
 }
@@ -900,175 +807,6 @@ gs_on_generic(void *arg, int ok)
 	gs_call_release(c);
 }
 
-/* --- validation --------------------------------------------------------- */
-
-static int
-gs_id_char(int ch)
-{
-	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == ':' ||
-	    ch == '@' || ch == '+' || ch == '-';
-}
-
-static int
-gs_check_id(const char *id, int empty_ok, struct rp_error *err)
-{
-	size_t len = strlen(id), i;
-
-	if (!utf8_valid(id, len)) {
-		gs_err(err, RP_INVALID_ARGUMENT,
-		    "session_id is not valid UTF-8");
-		return -1;
-	}
-	if (len == 0 && empty_ok)
-		return 0;
-	if (len == 0) {
-		gs_err(err, RP_INVALID_ARGUMENT, "session_id is required");
-		return -1;
-	}
-	for (i = 0; i < len; i++)
-		if (!gs_id_char((unsigned char)id[i]))
-			break;
-	if (len >= SHM_ID_MAX || i < len) {
-		gs_err(err, RP_INVALID_ARGUMENT, "session_id must be 1 to %d "
-		    "characters of A-Z a-z 0-9 . _ : @ + -", SHM_ID_MAX - 1);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * An Endpoint into a sockaddr.  An absent or empty address leaves family 0
- * (and is an error if required).  0 or -1.
- */
-static int
-gs_endpoint(const Rtpproxy__Endpoint *e, const char *name, int need_addr,
-    int need_port, struct sockaddr_storage *ss, struct rp_error *err)
-{
-	const char	*addr = e != NULL ? e->address : "";
-	uint32_t	 port = e != NULL ? e->port : 0;
-	char		 q[80];
-
-	memset(ss, 0, sizeof(*ss));
-	if (!utf8_valid(addr, strlen(addr))) {
-		gs_err(err, RP_INVALID_ARGUMENT, "%s.address is not valid "
-		    "UTF-8", name);
-		return -1;
-	}
-	if (port > 65535) {
-		gs_err(err, RP_INVALID_ARGUMENT,
-		    "%s.port %u is out of range (0-65535)", name, port);
-		return -1;
-	}
-	if (*addr == '\0') {
-		if (need_addr) {
-			gs_err(err, RP_INVALID_ARGUMENT,
-			    "%s.address is required", name);
-			return -1;
-		}
-	} else if (parse_ip(addr, (uint16_t)port, ss, NULL) == -1) {
-		gs_quote(q, sizeof(q), addr, 64);
-		gs_err(err, RP_INVALID_ARGUMENT,
-		    "%s.address \"%s\" is not an IPv4 or IPv6 address",
-		    name, q);
-		return -1;
-	}
-	if (need_port && port == 0) {
-		gs_err(err, RP_INVALID_ARGUMENT,
-		    "%s.port is required (1-65535)", name);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-gs_is_wildcard(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
-		    htonl(INADDR_ANY);
-	if (ss->ss_family == AF_INET6)
-		return IN6_IS_ADDR_UNSPECIFIED(
-		    &((const struct sockaddr_in6 *)ss)->sin6_addr);
-	return 0;
-}
-
-static int
-gs_check_create(const Rtpproxy__CreateSessionRequest *req,
-    struct session_params *p, struct rp_error *err)
-{
-	memset(p, 0, sizeof(*p));
-	if (gs_check_id(req->session_id, 1, err) == -1)
-		return -1;
-	snprintf(p->id, sizeof(p->id), "%s", req->session_id);
-	if (gs_endpoint(req->listen, "listen", 1, 0, &p->listen, err) == -1 ||
-	    gs_endpoint(req->destination, "destination", 1, 1, &p->dest,
-	    err) == -1 ||
-	    gs_endpoint(req->forward, "forward", 0, 0, &p->forward, err) == -1)
-		return -1;
-	if (gs_is_wildcard(&p->dest)) {
-		gs_err(err, RP_INVALID_ARGUMENT,
-		    "destination.address must not be a wildcard address");
-		return -1;
-	}
-	/* A port without an address: the wildcard of the destination's. */
-	if (p->forward.ss_family == 0 && req->forward != NULL &&
-	    req->forward->port != 0) {
-		p->forward.ss_family = p->dest.ss_family;
-		if (p->dest.ss_family == AF_INET)
-			((struct sockaddr_in *)&p->forward)->sin_port =
-			    htons((uint16_t)req->forward->port);
-		else
-			((struct sockaddr_in6 *)&p->forward)->sin6_port =
-			    htons((uint16_t)req->forward->port);
-	}
-	if (p->listen.ss_family != p->dest.ss_family ||
-	    (p->forward.ss_family != 0 &&
-	    p->forward.ss_family != p->dest.ss_family)) {
-		gs_err(err, RP_INVALID_ARGUMENT,
-		    "listen, forward and destination mix IPv4 and IPv6");
-		return -1;
-	}
-	switch (req->transport) {
-	case RTPPROXY__TRANSPORT__TRANSPORT_UDP:
-		break;
-	case RTPPROXY__TRANSPORT__TRANSPORT_TCP:
-		p->tcp = 1;
-		break;
-	default:
-		gs_err(err, RP_INVALID_ARGUMENT, "transport %d is not a known "
-		    "Transport (0 UDP, 1 TCP)", (int)req->transport);
-		return -1;
-	}
-	p->unidirectional = req->unidirectional ? 1 : 0;
-	p->disable_rtcp = req->disable_rtcp ? 1 : 0;
-	p->idle_timeout_s = req->idle_timeout_s;
-	p->stats_interval_ms = req->stats_interval_ms;
-	p->clock_rate = req->clock_rate;
-	switch (req->reverse_source) {
-	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_DEFAULT:
-		p->reverse_source = -1;
-		break;
-	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ANY:
-		p->reverse_source = CONF_RS_ANY;
-		break;
-	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ADDRESS:
-		p->reverse_source = CONF_RS_ADDRESS;
-		break;
-	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ADDRESS_PORT:
-		p->reverse_source = CONF_RS_ADDRESS_PORT;
-		break;
-	default:
-		gs_err(err, RP_INVALID_ARGUMENT, "reverse_source %d is not a "
-		    "known ReverseSource (0 DEFAULT, 1 ANY, 2 ADDRESS, "
-		    "3 ADDRESS_PORT)", (int)req->reverse_source);
-		return -1;
-	}
-	p->rate_pps = req->rate_limit_pps;
-	p->rate_bps = req->rate_limit_bps;
-	return 0;
-}
-
 /* --- SessionInfo from a snapshot ---------------------------------------- */
 
 #define GS_ADDRLEN	(INET6_ADDRSTRLEN + IF_NAMESIZE + 2)
@@ -1192,7 +930,7 @@ gs_rpc_create(struct gs_call *c, grpc_byte_buffer *bb)
 		gs_reply_err(c, &err);
 		return;
 	}
-	if (gs_check_create(req, &p, &err) == -1 ||
+	if (request_create_params(req, &p, &err) == -1 ||
 	    session_create(&p, &snap, &err) == -1)
 		gs_reply_err(c, &err);
 	else {
@@ -1219,7 +957,7 @@ gs_rpc_destroy(struct gs_call *c, grpc_byte_buffer *bb)
 		gs_reply_err(c, &err);
 		return;
 	}
-	if (gs_check_id(req->session_id, 0, &err) == -1 ||
+	if (request_check_id(req->session_id, 0, &err) == -1 ||
 	    session_destroy(req->session_id, &snap, &err) == -1)
 		gs_reply_err(c, &err);
 	else {
@@ -1246,7 +984,7 @@ gs_rpc_status(struct gs_call *c, grpc_byte_buffer *bb)
 		gs_reply_err(c, &err);
 		return;
 	}
-	if (gs_check_id(req->session_id, 0, &err) == -1 ||
+	if (request_check_id(req->session_id, 0, &err) == -1 ||
 	    session_get(req->session_id, &snap, &err) == -1)
 		gs_reply_err(c, &err);
 	else {
@@ -1376,7 +1114,7 @@ gs_rpc_list(struct gs_call *c, grpc_byte_buffer *bb)
 	}
 	if (req->state < RTPPROXY__SESSION_STATE__SESSION_STATE_UNSPECIFIED ||
 	    req->state > RTPPROXY__SESSION_STATE__SESSION_STATE_CLOSED) {
-		gs_err(&err, RP_INVALID_ARGUMENT, "state %d is not a known "
+		rp_err(&err, RP_INVALID_ARGUMENT, "state %d is not a known "
 		    "SessionState (0-5)", (int)req->state);
 		goto fail;
 	}
@@ -1384,11 +1122,11 @@ gs_rpc_list(struct gs_call *c, grpc_byte_buffer *bb)
 	if (req->page_token[0] != '\0' &&
 	    (gs_token_parse(req->page_token, &start, &tstate) == -1 ||
 	    start > nslots)) {
-		gs_err(&err, RP_INVALID_ARGUMENT, "page_token is not valid");
+		rp_err(&err, RP_INVALID_ARGUMENT, "page_token is not valid");
 		goto fail;
 	}
 	if (req->page_token[0] != '\0' && tstate != (uint32_t)req->state) {
-		gs_err(&err, RP_INVALID_ARGUMENT,
+		rp_err(&err, RP_INVALID_ARGUMENT,
 		    "page_token was made for another state filter");
 		goto fail;
 	}
@@ -1468,7 +1206,7 @@ gs_rpc_events(struct gs_call *c, grpc_byte_buffer *bb)
 		gs_reply_err(c, &err);
 		return;
 	}
-	if (gs_check_id(req->session_id, 1, &err) == -1) {
+	if (request_check_id(req->session_id, 1, &err) == -1) {
 		gs_reply_err(c, &err);
 		goto out;
 	}
@@ -1714,19 +1452,19 @@ gs_on_recv(void *arg, int ok)
 	s = gs_bytes(bb);
 	grpc_byte_buffer_destroy(bb);
 	memset(&err, 0, sizeof(err));
-	rc = gs_check_strings(
+	rc = request_check_strings(
 	    &grpc__reflection__v1__server_reflection_request__descriptor,
 	    GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), "", 0, &err);
 	if (rc == 0 && reflection_answer(c->refl, GRPC_SLICE_START_PTR(s),
 	    GRPC_SLICE_LENGTH(s), &out, &outlen) == -1) {
-		gs_err(&err, RP_INVALID_ARGUMENT, GS_MSG_MALFORMED);
+		rp_err(&err, RP_INVALID_ARGUMENT, REQUEST_MALFORMED);
 		rc = -1;
 	}
 	grpc_slice_unref(s);
 	if (rc == -1) {
 		log_debug("grpc: %s %s: %s", c->peer, c->method, err.msg);
 		gs_finish(c, GRPC_STATUS_INVALID_ARGUMENT, err.msg[0] == 'm' ?
-		    GS_MSG_MALFORMED : "request is not valid UTF-8");
+		    REQUEST_MALFORMED : "request is not valid UTF-8");
 		gs_call_release(c);
 		return;
 	}

@@ -36,4 +36,21 @@ int	reflection_answer(struct refl_stream *, const uint8_t *, size_t,
 size_t	reflection_nfiles(void);
 size_t	reflection_nsymbols(void);
 
+/* request.c: decoding and checking requests */
+#include <protobuf-c/protobuf-c.h>
+
+struct rp_error;
+struct session_params;
+struct Rtpproxy__CreateSessionRequest;
+
+#define REQUEST_MALFORMED	"malformed request"
+
+int	request_check_strings(const ProtobufCMessageDescriptor *,
+	    const uint8_t *, size_t, const char *, int, struct rp_error *);
+ProtobufCMessage *request_decode(const ProtobufCMessageDescriptor *,
+	    const uint8_t *, size_t, struct rp_error *);
+int	request_check_id(const char *, int, struct rp_error *);
+int	request_create_params(const struct Rtpproxy__CreateSessionRequest *,
+	    struct session_params *, struct rp_error *);
+
 #endif

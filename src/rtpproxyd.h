@@ -83,6 +83,8 @@ int	 parse_ip(const char *, uint16_t, struct sockaddr_storage *,
 int	 parse_u32(const char *, uint32_t, uint32_t, uint32_t *);
 int	 utf8_valid(const char *, size_t);
 const char *sa_ntop(const struct sockaddr *, char *, size_t);
+int	 rp_err(struct rp_error *, enum rp_code, const char *, ...)
+	    __printflike(3, 4);
 
 /* config.c */
 #define CONF_MAX_LISTEN	8

@@ -256,24 +256,6 @@ session_stats_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 static int
-session_err(struct rp_error *e, enum rp_code code, const char *fmt, ...)
-    __printflike(3, 4);
-
-static int
-session_err(struct rp_error *e, enum rp_code code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (e != NULL) {
-		e->code = code;
-		va_start(ap, fmt);
-		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
-static int
 session_id_ok(const char *id)
 {
 	size_t n = strlen(id);
@@ -430,17 +412,17 @@ session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
 	if (port != 0) {
 		if (port < c->port_min || port > c->port_max ||
 		    (rtcp && port == c->port_max))
-			return session_err(err, RP_INVALID_ARGUMENT,
+			return rp_err(err, RP_INVALID_ARGUMENT,
 			    "%s.port %u is outside the media port range "
 			    "%u-%u", what, port, c->port_min,
 			    rtcp ? c->port_max - 1 : c->port_max);
 		if (rtcp && (port & 1) != (c->port_min & 1))
-			return session_err(err, RP_INVALID_ARGUMENT,
+			return rp_err(err, RP_INVALID_ARGUMENT,
 			    "%s.port %u must be even: RTCP uses port + 1 "
 			    "(or set disable_rtcp)", what, port);
 		if (session_bind_pair(ss, rtcp, fds) == -1) {
 			e = errno;
-			return session_err(err, e == EADDRINUSE ?
+			return rp_err(err, e == EADDRINUSE ?
 			    RP_ALREADY_EXISTS : e == EADDRNOTAVAIL ?
 			    RP_INVALID_ARGUMENT : RP_INTERNAL,
 			    "%s %s port %u%s %s", what, a, port,
@@ -474,14 +456,14 @@ session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
 		if (errno != EADDRINUSE) {
 			e = errno;
 			session_setport(ss, 0);
-			return session_err(err, e == EADDRNOTAVAIL ?
+			return rp_err(err, e == EADDRNOTAVAIL ?
 			    RP_INVALID_ARGUMENT : RP_INTERNAL,
 			    "%s address %s %s", what, a,
 			    session_bind_reason(e));
 		}
 	}
 	session_setport(ss, 0);
-	return session_err(err, RP_RESOURCE_EXHAUSTED,
+	return rp_err(err, RP_RESOURCE_EXHAUSTED,
 	    "no free port pair for %s in worker %d's range %u-%u "
 	    "(%u sessions on it)", what, worker, lo, hi,
 	    sr.m->workers[worker].nsessions);
@@ -537,27 +519,27 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	uint32_t		 i;
 
 	if (sr.m->stopping)
-		return session_err(err, RP_UNAVAILABLE,
+		return rp_err(err, RP_UNAVAILABLE,
 		    "server is shutting down");
 	if (p->tcp)
-		return session_err(err, RP_UNIMPLEMENTED,
+		return rp_err(err, RP_UNIMPLEMENTED,
 		    "transport TCP is not supported yet: use TRANSPORT_UDP");
 	if (p->id[0] != '\0' && !session_id_ok(p->id))
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "session_id must be 1-%d characters of A-Z a-z 0-9 "
 		    "and ._:@+-", SHM_ID_MAX - 1);
 	if (p->id[0] != '\0' && session_lookup(p->id) != -1)
-		return session_err(err, RP_ALREADY_EXISTS,
+		return rp_err(err, RP_ALREADY_EXISTS,
 		    "session %s already exists", p->id);
 	if (listen.ss_family != AF_INET && listen.ss_family != AF_INET6)
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "listen.address is required");
 	if (p->dest.ss_family != AF_INET && p->dest.ss_family != AF_INET6)
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "destination.address is required");
 	dport = session_getport(&p->dest);
 	if (dport == 0 || (rtcp && dport == 65535))
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "destination.port %u is not usable%s", dport,
 		    dport ? " with RTCP on port + 1" : "");
 	if ((verdict = acl_check(&sr.acl, (const struct sockaddr *)&p->dest,
@@ -568,53 +550,53 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 		    verdict, rule, "destination", why, sizeof(why));
 		log_notice("session %s refused: %s", p->id[0] != '\0' ? p->id :
 		    "(unnamed)", why);
-		return session_err(err, RP_PERMISSION_DENIED, "%s", why);
+		return rp_err(err, RP_PERMISSION_DENIED, "%s", why);
 	}
 	if (fwd.ss_family == 0) {
 		memset(&fwd, 0, sizeof(fwd));
 		fwd.ss_family = p->dest.ss_family;
 	}
 	if (fwd.ss_family != p->dest.ss_family)
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "forward and destination addresses mix IPv4 and IPv6");
 	if (session_is_multicast(&listen) || session_is_multicast(&fwd))
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "listen and forward addresses must be unicast");
 	if (p->stats_interval_ms != 0 && (p->stats_interval_ms < 100 ||
 	    p->stats_interval_ms > 3600000))
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "stats_interval_ms %u is out of range: 0 (the default) "
 		    "or 100..3600000", p->stats_interval_ms);
 	if (p->clock_rate != 0 && (p->clock_rate < 1000 ||
 	    p->clock_rate > 1000000))
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "clock_rate %u is out of range: 0 (8000 Hz) or "
 		    "1000..1000000", p->clock_rate);
 	if (p->reverse_source < -1 || p->reverse_source > CONF_RS_ADDRESS_PORT)
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "reverse_source %d is not a known ReverseSource",
 		    p->reverse_source);
 	if (p->rate_pps > 10000000)
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "rate_limit_pps %u is out of range: 0 (the default) or "
 		    "1..10000000", p->rate_pps);
 	if (p->rate_bps > 100000000000ULL)
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "rate_limit_bps %llu is out of range: 0 (the default) or "
 		    "up to 100000000000", (unsigned long long)p->rate_bps);
 	if (p->idle_timeout_s > 86400)
-		return session_err(err, RP_INVALID_ARGUMENT,
+		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "idle_timeout_s %u is out of range: 0 (the default) "
 		    "or 1..86400", p->idle_timeout_s);
 	if (sr.count >= c->max_sessions || sr.nfree == 0)
-		return session_err(err, RP_RESOURCE_EXHAUSTED,
+		return rp_err(err, RP_RESOURCE_EXHAUSTED,
 		    "session limit reached (max-sessions %u)",
 		    c->max_sessions);
 
 	if (session_getport(&listen) != 0) {
 		if ((w = master_worker_of_port(session_getport(&listen))) ==
 		    -1)
-			return session_err(err, RP_INVALID_ARGUMENT,
+			return rp_err(err, RP_INVALID_ARGUMENT,
 			    "listen.port %u is outside the media port range "
 			    "%u-%u", session_getport(&listen), c->port_min,
 			    c->port_max);
@@ -764,7 +746,7 @@ session_destroy(const char *id, struct session_snapshot *out,
 	int i;
 
 	if ((i = session_lookup(id)) == -1)
-		return session_err(err, RP_NOT_FOUND, "no session %s", id);
+		return rp_err(err, RP_NOT_FOUND, "no session %s", id);
 	session_close((uint32_t)i, "destroyed", out);
 	return 0;
 }
@@ -776,7 +758,7 @@ session_get(const char *id, struct session_snapshot *out,
 	int i;
 
 	if ((i = session_lookup(id)) == -1)
-		return session_err(err, RP_NOT_FOUND, "no session %s", id);
+		return rp_err(err, RP_NOT_FOUND, "no session %s", id);
 	session_snapshot((uint32_t)i, out);
 	return 0;
 }

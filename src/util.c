@@ -1,6 +1,7 @@
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -166,4 +167,19 @@ sa_ntop(const struct sockaddr *sa, char *buf, size_t len)
 	} else
 		snprintf(buf, len, "(family %d)", sa->sa_family);
 	return buf;
+}
+
+/* Fill err (when not NULL) with a status and a message; returns -1. */
+int
+rp_err(struct rp_error *err, enum rp_code code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL) {
+		err->code = code;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return -1;
 }
