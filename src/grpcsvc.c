@@ -89,6 +89,8 @@ struct gs_call {
 	grpc_call		*call;
 	const char		*method;
 	enum gs_kind		 kind;
+	int			 midx;		/* for the call counters */
+	int			 code;		/* the status sent; -1: none */
 	int			 refs;
 	int			 cancelled;	/* RECV_CLOSE_ON_SERVER says so */
 	int			 closed;	/* RECV_CLOSE_ON_SERVER is back */
@@ -381,6 +383,8 @@ gs_call_new(grpc_call *call, const char *method, enum gs_kind kind)
 	c->call = call;
 	c->method = method;
 	c->kind = kind;
+	c->midx = SHM_GRPC_METHODS - 1;
+	c->code = -1;
 	c->refs = 1;			/* the handler's */
 	c->close_tag.fn = gs_on_close;
 	c->close_tag.arg = c;
@@ -434,6 +438,11 @@ gs_call_release(struct gs_call *c)
 	gs_unsubscribe(c);
 	LIST_REMOVE(c, entry);
 	svc->ncalls--;
+	/* Every call is counted once, when it is over. */
+	if (master_self != NULL && master_self->shm.hdr != NULL)
+		atomic_fetch_add_explicit(&master_self->shm.hdr->grpc_calls
+		    [c->midx][c->code >= 0 && c->code < SHM_GRPC_CODES ?
+		    c->code : GRPC_STATUS_CANCELLED], 1, memory_order_relaxed);
 	if (c->out != NULL)
 		grpc_byte_buffer_destroy(c->out);
 	if (c->in != NULL)
@@ -491,6 +500,7 @@ gs_reply(struct gs_call *c, grpc_status_code code, const char *msg,
 	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	ops[n].data.send_status_from_server.status = code;
 	ops[n++].data.send_status_from_server.status_details = &c->details;
+	c->code = (int)code;
 	ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
 	c->status_sent = 1;
@@ -537,6 +547,8 @@ gs_finish(struct gs_call *c, grpc_status_code code, const char *msg)
 	op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	op.data.send_status_from_server.status = code;
 	op.data.send_status_from_server.status_details = &c->details;
+	/* A stream the client cancelled ends CANCELLED, whatever we say. */
+	c->code = c->cancelled ? GRPC_STATUS_CANCELLED : (int)code;
 	if (gs_batch(c, &op, 1, &c->send_tag) == 0)
 		c->sending = 1;
 	else
@@ -728,6 +740,7 @@ gs_on_request(void *arg, int ok)
 	}
 	gs_arm(m);
 	c = gs_call_new(call, m->path, m->kind);
+	c->midx = (int)((m - svc->methods) / GS_DEPTH);
 	if (svc->draining)
 		gs_reply(c, GRPC_STATUS_UNAVAILABLE, GS_MSG_SHUTDOWN, NULL);
 	else if (!authed) {
@@ -1227,6 +1240,18 @@ out:
 	rtpproxy__stream_session_events_request__free_unpacked(req, NULL);
 }
 
+/* The table-wide event counters: one sent, or one dropped. */
+static void
+gs_count_event(int dropped)
+{
+	struct shm_header *h;
+
+	if (master_self == NULL || (h = master_self->shm.hdr) == NULL)
+		return;
+	atomic_fetch_add_explicit(dropped ? &h->events_dropped :
+	    &h->events_sent, 1, memory_order_relaxed);
+}
+
 static void
 gs_ring_push(struct gs_call *c, grpc_slice s)
 {
@@ -1239,6 +1264,7 @@ gs_ring_push(struct gs_call *c, grpc_slice s)
 		c->ring_len--;
 		c->missed++;
 		c->dropped++;
+		gs_count_event(1);
 		if (!c->warned) {
 			c->warned = 1;
 			log_notice("grpc: event subscriber %s is not keeping "
@@ -1311,6 +1337,7 @@ gs_events_pump(struct gs_call *c)
 	}
 	c->sending = 1;
 	c->delivered++;
+	gs_count_event(0);
 }
 
 static int

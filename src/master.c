@@ -38,7 +38,6 @@ static void	master_spawn(struct master_worker *);
 static void	master_worker_closed(struct master_worker *);
 static void	master_check_stopped(void);
 
-static uint32_t	master_gen;	/* increases with every spawn */
 static int	master_foreground;
 
 void
@@ -231,6 +230,7 @@ master_spawn(struct master_worker *mw)
 	struct master	*m = master_self;
 	char		 a_id[16], a_gen[16], a_lvl[16], a_fac[16];
 	char		*argv[9];
+	struct shm_worker *sw;
 	sigset_t	 all;
 	int		 sv[2], bufsz = 4 * 1024 * 1024;
 	pid_t		 pid;
@@ -246,7 +246,7 @@ master_spawn(struct master_worker *mw)
 	    sizeof(bufsz)) == -1)
 		(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsz,
 		    sizeof(bufsz));
-	mw->gen = ++master_gen;
+	mw->gen = atomic_fetch_add(&m->shm.hdr->worker_gen, 1) + 1;
 	snprintf(a_id, sizeof(a_id), "%d", mw->id);
 	snprintf(a_gen, sizeof(a_gen), "%u", mw->gen);
 	snprintf(a_lvl, sizeof(a_lvl), "%d", log_getlevel());
@@ -281,6 +281,14 @@ master_spawn(struct master_worker *mw)
 		_exit(127);
 	}
 	close(sv[1]);
+	/* The table says who the workers are, for a master that takes over. */
+	sw = &m->shm.hdr->workers[mw->id];
+	sw->port_lo = mw->port_lo;
+	sw->port_hi = mw->port_hi;
+	atomic_store(&sw->gen, mw->gen);
+	atomic_store(&sw->pid, (int32_t)pid);
+	if (mw->spawns++ > 0)
+		atomic_fetch_add(&sw->restarts, 1);
 	mw->pid = pid;
 	mw->sock = sv[0];
 	mw->ready = 0;
@@ -327,6 +335,8 @@ master_worker_closed(struct master_worker *mw)
 		close(mw->sock);
 	mw->sock = -1;
 	mw->pid = -1;
+	if (master_self->shm.hdr != NULL)
+		atomic_store(&master_self->shm.hdr->workers[mw->id].pid, 0);
 }
 
 static void
@@ -461,7 +471,7 @@ master_stop(evutil_socket_t sig, short ev, void *arg)
 	m->stopping = 1;
 	for (i = 0; i < m->nworkers; i++)
 		evtimer_del(m->workers[i].respawn_ev);
-	session_close_all("shutdown");
+	session_close_all(SHM_CLOSE_SHUTDOWN);
 	grpcsvc_drain(master_grpc_drained);
 }
 
@@ -703,6 +713,10 @@ master_main(struct config *conf, int foreground,
 	}
 	log_debug("session table %s: %u slots of %zu bytes, %zu bytes",
 	    m.shm.name, m.shm.nslots, sizeof(struct shm_slot), m.shm.size);
+	m.shm.hdr->nworkers = (uint32_t)m.nworkers;
+	m.shm.hdr->port_min = conf->port_min;
+	m.shm.hdr->port_max = conf->port_max;
+	atomic_fetch_add(&m.shm.hdr->master_starts, 1);
 
 	m.workers = xcalloc((size_t)m.nworkers, sizeof(*m.workers));
 	for (i = 0; i < m.nworkers; i++) {

@@ -254,7 +254,8 @@ int	session_get(const char *, struct session_snapshot *,
 int	session_lookup(const char *);		/* slot or -1 */
 void	session_snapshot(uint32_t, struct session_snapshot *);
 uint32_t session_next(uint32_t);		/* in-use slot >= arg, or nslots */
-void	session_close_all(const char *);
+void	session_close_all(enum shm_close);
+const char *session_close_name(enum shm_close);
 void	session_worker_ready(int);
 void	session_worker_lost(int);
 void	session_ipc(int, const struct ipc_hdr *);
@@ -282,6 +283,7 @@ struct master_worker {
 	uint16_t	 port_lo, port_hi;	/* even .. odd, inclusive */
 	int64_t		 started_ms;
 	int		 fast_deaths;
+	uint32_t	 spawns;
 	struct event	*ev;		/* readable event socket */
 	struct event	*wev;		/* writable, while outq is not empty */
 	struct event	*respawn_ev;

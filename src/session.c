@@ -696,12 +696,23 @@ session_create(const struct session_params *p, struct session_snapshot *out,
  * Close a session: CLOSED event with its final statistics, the id freed at
  * once, the slot and ports when its worker has let go of the sockets.
  */
+const char *
+session_close_name(enum shm_close why)
+{
+	static const char *names[SHM_CLOSE_N] = { "destroyed",
+	    "idle timeout", "setup timeout", "shutdown", "closed by peers",
+	    "other" };
+
+	return why < SHM_CLOSE_N ? names[why] : "other";
+}
+
 static void
-session_close(uint32_t i, const char *reason, struct session_snapshot *out)
+session_close(uint32_t i, enum shm_close why, struct session_snapshot *out)
 {
 	struct session	*se = &sr.s[i];
 	struct ipc_hdr	 h;
 	uint32_t	 prev = session_state(i);
+	const char	*reason = session_close_name(why);
 
 	if (!se->in_use || se->removing)
 		return;
@@ -714,6 +725,8 @@ session_close(uint32_t i, const char *reason, struct session_snapshot *out)
 	se->removing = 1;
 	sr.count--;
 	atomic_fetch_add(&sr.m->shm.hdr->sessions_closed, 1);
+	atomic_fetch_add(&sr.m->shm.hdr->closed_by[why < SHM_CLOSE_N ? why :
+	    SHM_CLOSE_OTHER], 1);
 	/* Our copies of the sockets go now; the worker's on REMOVE. */
 	session_release(i);
 	if (se->handed) {
@@ -733,6 +746,9 @@ session_free_slot(uint32_t i)
 	session_release(i);
 	if (sr.m->workers[se->worker].nsessions > 0)
 		sr.m->workers[se->worker].nsessions--;
+	/* What it moved stays in the totals, which never go back. */
+	shm_totals_add(&sr.m->shm.hdr->closed[0], &session_slot(i)->dir[0]);
+	shm_totals_add(&sr.m->shm.hdr->closed[1], &session_slot(i)->dir[1]);
 	memset(se, 0, sizeof(*se));
 	se->hnext = NIL;
 	shm_slot_reset(session_slot(i));
@@ -747,7 +763,7 @@ session_destroy(const char *id, struct session_snapshot *out,
 
 	if ((i = session_lookup(id)) == -1)
 		return rp_err(err, RP_NOT_FOUND, "no session %s", id);
-	session_close((uint32_t)i, "destroyed", out);
+	session_close((uint32_t)i, SHM_CLOSE_DESTROYED, out);
 	return 0;
 }
 
@@ -773,12 +789,12 @@ session_next(uint32_t i)
 }
 
 void
-session_close_all(const char *reason)
+session_close_all(enum shm_close why)
 {
 	uint32_t i;
 
 	for (i = session_next(0); i < sr.nslots; i = session_next(i + 1))
-		session_close(i, reason, NULL);
+		session_close(i, why, NULL);
 }
 
 /* A fresh worker: give it every session of its range again. */
@@ -872,9 +888,9 @@ session_sweep(evutil_socket_t fd, short ev, void *arg)
 		if (last == 0) {
 			if (now - s->created_ms >=
 			    (int64_t)s->setup_timeout_s * 1000)
-				session_close(i, "setup timeout", NULL);
+				session_close(i, SHM_CLOSE_SETUP, NULL);
 		} else if (now - last >= (int64_t)s->idle_timeout_s * 1000)
-			session_close(i, "idle timeout", NULL);
+			session_close(i, SHM_CLOSE_IDLE, NULL);
 	}
 }
 
