@@ -1347,6 +1347,13 @@ gs_sub_wants(const struct gs_call *c, const char *id)
 	    strcmp(c->filter, id) == 0);
 }
 
+/* Streams of events being served now, for monitoring. */
+int
+grpcsvc_subscribers(void)
+{
+	return svc != NULL ? svc->nsubs : 0;
+}
+
 void
 grpcsvc_publish(const struct session_event *ev)
 {

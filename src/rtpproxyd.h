@@ -265,6 +265,7 @@ const char *session_state_name(uint32_t);
 /* grpcsvc.c: the gRPC service on the master's loop */
 int	grpcsvc_start(struct event_base *, const struct config *);
 void	grpcsvc_publish(const struct session_event *);
+int	grpcsvc_subscribers(void);
 void	grpcsvc_drain(void (*)(void));
 void	grpcsvc_stop(void);
 void	grpcsvc_reconfigure(const struct config *);
