@@ -15,6 +15,8 @@ ipc_size(uint16_t type)
 	case IPC_READY:
 	case IPC_ACTIVE:
 	case IPC_REMOVED:
+	case IPC_TCP_ACCEPTED:
+	case IPC_CLOSED:
 	case IPC_ADD:
 	case IPC_REMOVE:
 	case IPC_SHUTDOWN:
@@ -158,6 +160,9 @@ ipc_check(const void *buf, size_t n, int nfds)
 		goto bad;
 	if (h.type == IPC_ADD) {
 		if (h.arg == 0 || h.arg > IPC_MAXFDS || (int)h.arg != nfds)
+			goto bad;
+	} else if (h.type == IPC_TCP_ACCEPTED) {
+		if (nfds != 1)
 			goto bad;
 	} else if (nfds != 0)
 		goto bad;

@@ -22,6 +22,8 @@ enum ipc_type {
 	IPC_ACTIVE,		/* slot relayed its first packet */
 	IPC_ERROR,		/* slot failed; reason */
 	IPC_REMOVED,		/* slot's sockets closed; slot may be reused */
+	IPC_TCP_ACCEPTED,	/* slot accepted its caller; the socket */
+	IPC_CLOSED,		/* slot's TCP streams both ended */
 	/* master -> worker */
 	IPC_ADD = 16,		/* relay slot; its sockets attached */
 	IPC_REMOVE,		/* stop relaying slot */

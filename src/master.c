@@ -214,7 +214,7 @@ master_readable(evutil_socket_t fd, short ev, void *arg)
 				master_all_ready();
 			continue;
 		}
-		session_ipc(mw->id, &msg.h);
+		session_ipc(mw->id, &msg.h, fds, nfds);
 	}
 }
 

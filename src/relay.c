@@ -119,6 +119,7 @@ struct relay {
 	union relay_cmsg	  errcmsg;
 
 	struct shm_worker	 *wstats;	/* NULL: none */
+	struct tcp_relay	 *tcp;
 	uint64_t		  hist[SHM_LAT_BUCKETS];
 	struct shm_acl		  acl;		/* copy of the published */
 };
@@ -159,6 +160,7 @@ relay_new(struct event_base *base, struct shm_table *shm)
 	r->base = base;
 	r->shm = shm;
 	r->sess = xcalloc(shm->nslots, sizeof(*r->sess));
+	r->tcp = tcp_new(r, base, shm);
 	for (i = 0; i < RELAY_BATCH; i++) {
 		r->rxiov[i].iov_base = r->buf[i];
 		r->rxiov[i].iov_len = RELAY_PKTMAX;
@@ -183,6 +185,7 @@ relay_free(struct relay *r)
 		return;
 	for (i = 0; i < r->shm->nslots && r->count > 0; i++)
 		relay_remove(r, i);
+	tcp_free(r->tcp);
 	free(r->sess);
 	free(r);
 }
@@ -190,7 +193,7 @@ relay_free(struct relay *r)
 int
 relay_count(const struct relay *r)
 {
-	return r->count;
+	return r->count + tcp_count(r->tcp);
 }
 
 static int
@@ -285,7 +288,7 @@ relay_latch_load(struct relay_sess *rs)
 }
 
 /* The published destination rules, copied again when they changed. */
-static const struct shm_acl *
+const struct shm_acl *
 relay_acl(struct relay *r)
 {
 	const struct shm_acl *shared = &r->shm->hdr->acl;
@@ -850,8 +853,17 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 	struct shm_slot		*s;
 	struct relay_sess	*rs;
 	struct shm_addr		 rtcp;
-	int			 i, saved;
+	socklen_t		 len = sizeof(int);
+	int			 i, saved, type;
 
+	/* TCP sessions have a relay of their own. */
+	if (slot < r->shm->nslots && fds != NULL && nfds > 0 &&
+	    getsockopt(fds[0], SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	    type == SOCK_STREAM) {
+		if (r->sess[slot] != NULL)
+			relay_remove(r, slot);
+		return tcp_add(r->tcp, slot, gen, fds, nfds);
+	}
 	if ((s = shm_slot(r->shm, slot)) == NULL || fds == NULL ||
 	    (nfds != 2 && nfds != 4)) {
 		errno = EINVAL;
@@ -917,6 +929,8 @@ relay_remove(struct relay *r, uint32_t slot)
 	struct relay_sess	*rs;
 	int			 i;
 
+	if (tcp_remove(r->tcp, slot))
+		return;
 	if (slot >= r->shm->nslots || (rs = r->sess[slot]) == NULL)
 		return;
 	for (i = 0; i < rs->nsock; i++) {

@@ -258,7 +258,7 @@ void	session_close_all(enum shm_close);
 const char *session_close_name(enum shm_close);
 void	session_worker_ready(int);
 void	session_worker_lost(int);
-void	session_ipc(int, const struct ipc_hdr *);
+void	session_ipc(int, const struct ipc_hdr *, int *, int);
 void	session_reconfigure(const struct config *);
 const char *session_state_name(uint32_t);
 
@@ -318,6 +318,7 @@ void	master_worker_range(int, uint16_t *, uint16_t *);
 /* worker.c */
 int	worker_main(int, char **);
 void	worker_report(uint16_t, uint32_t, uint32_t, int, const char *);
+void	worker_send_fd(uint16_t, uint32_t, uint32_t, int);
 /* tests replace the event socket with this */
 extern void (*worker_report_hook)(uint16_t, uint32_t, uint32_t, int,
 	    const char *);
@@ -333,6 +334,20 @@ void		 relay_set_worker(struct relay *, int);
 int		 relay_add(struct relay *, uint32_t, uint32_t, int *, int);
 void		 relay_remove(struct relay *, uint32_t);
 int		 relay_count(const struct relay *);
+const struct shm_acl *relay_acl(struct relay *);
+
+/* tcp.c: TCP sessions, inside a worker */
+struct tcp_relay;
+
+struct tcp_relay *tcp_new(struct relay *, struct event_base *,
+		    struct shm_table *);
+void		 tcp_free(struct tcp_relay *);
+int		 tcp_add(struct tcp_relay *, uint32_t, uint32_t, int *, int);
+int		 tcp_remove(struct tcp_relay *, uint32_t);
+int		 tcp_count(const struct tcp_relay *);
+void		 tcp_frames(struct shm_tcpdir *, struct shm_dir *, uint32_t,
+		    const uint8_t *, size_t, int64_t);
+int64_t		 tcp_pending(int, int, int);
 
 /* rtpstat.c: RFC 3550 statistics (pure functions on shm state) */
 #define RTP_HDR_MIN	12
@@ -348,6 +363,8 @@ struct rtp_info {
 };
 
 int	rtp_parse(const uint8_t *, size_t, struct rtp_info *);
+int	rtp_parse_head(const uint8_t *, size_t, struct rtp_info *);
+int	rtcp_pt(uint8_t);
 int	rtcp_check(const uint8_t *, size_t);
 int	srtcp_check(const uint8_t *, size_t);
 uint32_t rtp_clock_rate(uint8_t);

@@ -73,6 +73,42 @@ rtp_parse(const uint8_t *buf, size_t len, struct rtp_info *ri)
 }
 
 /*
+ * The fixed header of an RTP packet of len octets of which only the first
+ * RTP_HDR_MIN are at hand (a frame of a TCP stream, RFC 4571): 0 and *ri
+ * when they are RTP and the CSRC list fits, -1 otherwise.  The extension
+ * and padding cannot be checked from here.
+ */
+int
+rtp_parse_head(const uint8_t *buf, size_t len, struct rtp_info *ri)
+{
+	size_t hlen;
+
+	if (len < RTP_HDR_MIN || (buf[0] >> 6) != 2 || rtcp_type(buf[1]))
+		return -1;
+	hlen = RTP_HDR_MIN + 4 * (size_t)(buf[0] & 0x0f);
+	if (hlen > len)
+		return -1;
+	ri->marker = buf[1] >> 7;
+	ri->pt = buf[1] & 0x7f;
+	ri->seq = (uint16_t)((buf[2] << 8) | buf[3]);
+	ri->ts = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 |
+	    (uint32_t)buf[6] << 8 | buf[7];
+	ri->ssrc = (uint32_t)buf[8] << 24 | (uint32_t)buf[9] << 16 |
+	    (uint32_t)buf[10] << 8 | buf[11];
+	ri->hdrlen = hlen;
+	ri->padlen = 0;
+	ri->dyn_rate = 0;
+	return 0;
+}
+
+/* Is this the second octet of an RTCP packet (SR .. PSFB)? */
+int
+rtcp_pt(uint8_t b)
+{
+	return rtcp_type(b);
+}
+
+/*
  * 0 for a plausible (compound) RTCP packet: every header is version 2, the
  * first is SR .. PSFB, and the length fields lead exactly to the end.
  */

@@ -18,6 +18,8 @@
 #include "rtpproxyd.h"
 
 #define SESSION_SWEEP_MS	250
+#define SESSION_TCP_CONNECT	1	/* session_bind: for connect() */
+#define SESSION_TCP_LISTEN	2	/* session_bind: listening */
 #define SESSION_ACL_SWEEPS	40	/* host addresses every 10 s */
 
 struct session {
@@ -319,22 +321,31 @@ session_is_multicast(const struct sockaddr_storage *ss)
 	    &((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
-/* A bound UDP socket, or -1 with errno. */
+/*
+ * A bound UDP socket, or for TCP a bound stream socket (listening, with
+ * tcp_listen; otherwise to connect from), or -1 with errno.
+ */
 static int
-session_bind(const struct sockaddr_storage *ss)
+session_bind(const struct sockaddr_storage *ss, int tcp)
 {
 	socklen_t	len = ss->ss_family == AF_INET ?
 	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 	int		fd, on = 1, saved;
 
-	fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
+	fd = socket(ss->ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) |
+	    SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -1;
 	if (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &on, sizeof(on)) == -1)
 		goto fail;
+	/* A port a finished session left in TIME_WAIT is free again. */
+	if (tcp && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+	    sizeof(on)) == -1)
+		goto fail;
 	if (bind(fd, (const struct sockaddr *)ss, len) == -1)
+		goto fail;
+	if (tcp == SESSION_TCP_LISTEN && listen(fd, 8) == -1)
 		goto fail;
 	return fd;
 fail:
@@ -349,18 +360,19 @@ fail:
  * fds[1] RTCP.  -1 with errno of the failing bind.
  */
 static int
-session_bind_pair(struct sockaddr_storage *ss, int rtcp, int fds[2])
+session_bind_pair(struct sockaddr_storage *ss, int rtcp, int tcp,
+    int fds[2])
 {
 	struct sockaddr_storage	r = *ss;
 	int			saved;
 
 	fds[0] = fds[1] = -1;
-	if ((fds[0] = session_bind(ss)) == -1)
+	if ((fds[0] = session_bind(ss, tcp)) == -1)
 		return -1;
 	if (!rtcp)
 		return 0;
 	session_setport(&r, (uint16_t)(session_getport(ss) + 1));
-	if ((fds[1] = session_bind(&r)) == -1) {
+	if ((fds[1] = session_bind(&r, tcp)) == -1) {
 		saved = errno;
 		close(fds[0]);
 		fds[0] = -1;
@@ -397,7 +409,7 @@ session_bind_reason(int err)
  */
 static int
 session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
-    int worker, int rtcp, int fds[2], uint16_t *pairref,
+    int worker, int rtcp, int tcp, int fds[2], uint16_t *pairref,
     struct rp_error *err)
 {
 	struct config	*c = sr.m->conf;
@@ -420,7 +432,7 @@ session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
 			return rp_err(err, RP_INVALID_ARGUMENT,
 			    "%s.port %u must be even: RTCP uses port + 1 "
 			    "(or set disable_rtcp)", what, port);
-		if (session_bind_pair(ss, rtcp, fds) == -1) {
+		if (session_bind_pair(ss, rtcp, tcp, fds) == -1) {
 			e = errno;
 			return rp_err(err, e == EADDRINUSE ?
 			    RP_ALREADY_EXISTS : e == EADDRNOTAVAIL ?
@@ -447,7 +459,7 @@ session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
 		if (sr.pair_ref[p] != 0)
 			continue;
 		session_setport(ss, (uint16_t)(c->port_min + p * 2));
-		if (session_bind_pair(ss, rtcp, fds) == 0) {
+		if (session_bind_pair(ss, rtcp, tcp, fds) == 0) {
 			sr.pair_ref[p]++;
 			*pairref = (uint16_t)(p + 1);
 			sr.cursor[worker] = p + 1 > last ? first : p + 1;
@@ -513,7 +525,9 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	struct shm_slot		*s;
 	struct session		*se;
 	char			 id[SHM_ID_MAX];
-	int			 rtcp = !p->disable_rtcp, lfd[2], ffd[2];
+	/* RFC 4571: RTP and RTCP share the one connection. */
+	int			 rtcp = !p->disable_rtcp && !p->tcp;
+	int			 lfd[2], ffd[2];
 	int			 w, verdict, rule, rs;
 	uint16_t		 lpair = 0, fpair = 0, dport;
 	uint32_t		 i;
@@ -521,9 +535,6 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	if (sr.m->stopping)
 		return rp_err(err, RP_UNAVAILABLE,
 		    "server is shutting down");
-	if (p->tcp)
-		return rp_err(err, RP_UNIMPLEMENTED,
-		    "transport TCP is not supported yet: use TRANSPORT_UDP");
 	if (p->id[0] != '\0' && !session_id_ok(p->id))
 		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "session_id must be 1-%d characters of A-Z a-z 0-9 "
@@ -584,6 +595,11 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "rate_limit_bps %llu is out of range: 0 (the default) or "
 		    "up to 100000000000", (unsigned long long)p->rate_bps);
+	if (p->tcp && (p->unidirectional || p->rate_pps || p->rate_bps))
+		return rp_err(err, RP_INVALID_ARGUMENT, "%s is for UDP "
+		    "sessions: a TCP session relays both streams, and TCP's "
+		    "flow control paces them", p->unidirectional ?
+		    "unidirectional" : "a rate limit");
 	if (p->idle_timeout_s > 86400)
 		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "idle_timeout_s %u is out of range: 0 (the default) "
@@ -603,11 +619,11 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	} else
 		w = session_pick_worker();
 
-	if (session_bind_endpoint("listen", &listen, w, rtcp, lfd, &lpair,
-	    err) == -1)
+	if (session_bind_endpoint("listen", &listen, w, rtcp, p->tcp ?
+	    SESSION_TCP_LISTEN : 0, lfd, &lpair, err) == -1)
 		return -1;
-	if (session_bind_endpoint("forward", &fwd, w, rtcp, ffd, &fpair,
-	    err) == -1) {
+	if (session_bind_endpoint("forward", &fwd, w, rtcp, p->tcp ?
+	    SESSION_TCP_CONNECT : 0, ffd, &fpair, err) == -1) {
 		close(lfd[0]);
 		if (lfd[1] != -1)
 			close(lfd[1]);
@@ -627,12 +643,12 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	s->worker = (uint32_t)w;
 	rs = p->reverse_source >= 0 ? p->reverse_source : c->reverse_source;
 	s->flags = (p->unidirectional ? SHM_F_UNIDIR : 0) |
-	    (rtcp ? 0 : SHM_F_NORTCP) |
+	    (rtcp ? 0 : SHM_F_NORTCP) | (p->tcp ? SHM_F_TCP : 0) |
 	    (p->idle_timeout_s == 0 ? SHM_F_IDLE_DEF : 0) |
 	    (rs != CONF_RS_ANY ? SHM_F_SRC_ADDR : 0) |
 	    (rs == CONF_RS_ADDRESS_PORT ? SHM_F_SRC_PORT : 0);
-	s->rate_pps = p->rate_pps ? p->rate_pps : c->rate_pps;
-	s->rate_bps = p->rate_bps ? p->rate_bps : c->rate_bps;
+	s->rate_pps = p->tcp ? 0 : p->rate_pps ? p->rate_pps : c->rate_pps;
+	s->rate_bps = p->tcp ? 0 : p->rate_bps ? p->rate_bps : c->rate_bps;
 	s->rate_burst_ms = c->rate_burst_ms;
 	memcpy(s->id, id, sizeof(s->id));
 	shm_addr_from_sa(&s->listen, (struct sockaddr *)&listen);
@@ -683,7 +699,7 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 		    sa_ntop((struct sockaddr *)&fwd, f, sizeof(f)),
 		    sa_ntop((const struct sockaddr *)&p->dest, d, sizeof(d)),
 		    p->unidirectional ? ", one-way" : "",
-		    rtcp ? "" : ", no RTCP");
+		    p->tcp ? ", TCP" : rtcp ? "" : ", no RTCP");
 	}
 	session_emit(i, SEV_CREATED, SHM_FREE, NULL);
 	session_handover(i);
@@ -825,11 +841,23 @@ session_worker_lost(int w)
 	}
 }
 
+/* Close our copies of a failed TCP session's connections; keep listening. */
+static void
+session_tcp_drop(uint32_t i)
+{
+	struct session *se = &sr.s[i];
+
+	while (se->nfds > 1)
+		close(se->fds[--se->nfds]);
+}
+
+/* A worker's message; fds (its descriptors) are ours to keep or close. */
 void
-session_ipc(int w, const struct ipc_hdr *h)
+session_ipc(int w, const struct ipc_hdr *h, int *fds, int nfds)
 {
 	const struct ipc_error	*e = (const struct ipc_error *)h;
 	struct shm_slot		*s;
+	struct session		*se;
 	uint32_t		 st;
 
 	if (h->slot >= sr.nslots || !sr.s[h->slot].in_use ||
@@ -837,10 +865,24 @@ session_ipc(int w, const struct ipc_hdr *h)
 	    atomic_load(&session_slot(h->slot)->gen) != h->slot_gen) {
 		log_debug("worker %d: message %u for stale slot %u", w,
 		    h->type, h->slot);
+		while (nfds > 0)
+			close(fds[--nfds]);
 		return;
 	}
 	s = session_slot(h->slot);
+	se = &sr.s[h->slot];
 	switch (h->type) {
+	case IPC_TCP_ACCEPTED:
+		/* Kept for the worker after this one, should it die. */
+		if ((s->flags & SHM_F_TCP) && !se->removing && se->nfds == 2) {
+			se->fds[se->nfds++] = fds[0];
+			nfds = 0;
+		}
+		break;
+	case IPC_CLOSED:
+		if (!se->removing)
+			session_close(h->slot, SHM_CLOSE_PEER, NULL);
+		break;
 	case IPC_REMOVED:
 		if (sr.s[h->slot].removing)
 			session_free_slot(h->slot);
@@ -859,9 +901,13 @@ session_ipc(int w, const struct ipc_hdr *h)
 		snprintf(s->error, sizeof(s->error), "%s", e->reason);
 		if (!utf8_valid(s->error, strlen(s->error)))
 			snprintf(s->error, sizeof(s->error), "worker error");
+		if (s->flags & SHM_F_TCP)
+			session_tcp_drop(h->slot);
 		session_change(h->slot, SHM_ERROR, SEV_ERROR, s->error);
 		break;
 	}
+	while (nfds > 0)
+		close(fds[--nfds]);
 }
 
 static void

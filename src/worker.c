@@ -50,6 +50,21 @@ worker_report(uint16_t type, uint32_t slot, uint32_t slot_gen, int err,
 		log_warn("worker %d: report to master", w.id);
 }
 
+/* A report that hands the master a descriptor (a copy: ours stays). */
+void
+worker_send_fd(uint16_t type, uint32_t slot, uint32_t slot_gen, int fd)
+{
+	struct ipc_hdr h;
+
+	if (worker_report_hook != NULL) {
+		worker_report_hook(type, slot, slot_gen, 0, NULL);
+		return;
+	}
+	ipc_init(&h, type, w.gen, slot, slot_gen);
+	if (ipc_send(IPC_FD, &h, &fd, 1) == -1)
+		log_warn("worker %d: send descriptor to master", w.id);
+}
+
 static void
 worker_dispatch(const struct ipc_hdr *h, int *fds, int nfds)
 {
