@@ -256,7 +256,7 @@ struct shm_header {
 	uint32_t	nworkers;
 	uint16_t	port_min, port_max;
 	_Atomic uint32_t worker_gen;		/* last generation given */
-	uint32_t	pad1;
+	_Atomic uint32_t orphan_timeout;	/* s a worker waits for a master */
 	/* table-wide counters, for monitoring; they survive the master */
 	_Atomic uint64_t sessions_created;
 	_Atomic uint64_t sessions_closed;

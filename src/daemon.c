@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -396,33 +398,97 @@ daemon_raise_nofile(uint64_t need, char *err, size_t errlen)
  * socket systemd names in $NOTIFY_SOCKET; '@' means the abstract
  * namespace.  Nothing to tell when not run by systemd.
  */
-void
-daemon_notify(const char *state)
+/* The service manager's notification socket, if any; 0 or -1. */
+static int
+daemon_notify_addr(struct sockaddr_un *sun, socklen_t *len)
 {
-	struct sockaddr_un	 sun;
-	const char		*path;
-	socklen_t		 len;
-	size_t			 plen;
-	int			 fd;
+	const char	*path;
+	size_t		 plen;
 
 	if ((path = getenv("NOTIFY_SOCKET")) == NULL ||
 	    (path[0] != '/' && path[0] != '@'))
-		return;
+		return -1;
 	plen = strlen(path);
-	if (plen < 2 || plen >= sizeof(sun.sun_path))
-		return;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, plen);
+	if (plen < 2 || plen >= sizeof(sun->sun_path))
+		return -1;
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, plen);
 	if (path[0] == '@') {
-		sun.sun_path[0] = '\0';
-		len = offsetof(struct sockaddr_un, sun_path) + plen;
+		sun->sun_path[0] = '\0';
+		*len = offsetof(struct sockaddr_un, sun_path) + plen;
 	} else
-		len = offsetof(struct sockaddr_un, sun_path) + plen + 1;
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		*len = offsetof(struct sockaddr_un, sun_path) + plen + 1;
+	return 0;
+}
+
+/* sd_notify(3), with a descriptor attached when fd >= 0. */
+static void
+daemon_notify_fd(const char *state, int fd)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct sockaddr_un	 sun;
+	struct msghdr		 msg;
+	struct cmsghdr		*c;
+	struct iovec		 iov;
+	socklen_t		 len;
+	int			 s;
+
+	if (daemon_notify_addr(&sun, &len) == -1)
 		return;
-	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL,
-	    (struct sockaddr *)&sun, len) == -1)
+	if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = (void *)state;
+	iov.iov_len = strlen(state);
+	msg.msg_name = &sun;
+	msg.msg_namelen = len;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (fd >= 0) {
+		memset(&cm, 0, sizeof(cm));
+		msg.msg_control = cm.buf;
+		msg.msg_controllen = sizeof(cm.buf);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	if (sendmsg(s, &msg, MSG_NOSIGNAL) == -1)
 		log_debug("sd_notify %s: %s", state, strerror(errno));
-	close(fd);
+	close(s);
+}
+
+void
+daemon_notify(const char *state)
+{
+	daemon_notify_fd(state, -1);
+}
+
+/*
+ * Wait (up to ms) until the service manager has handled what was sent
+ * before (sd_notify_barrier(3)): it closes the pipe end it was given.
+ */
+void
+daemon_notify_barrier(int ms)
+{
+	struct sockaddr_un	sun;
+	struct pollfd		pfd;
+	socklen_t		len;
+	int			p[2];
+
+	if (daemon_notify_addr(&sun, &len) == -1 ||
+	    pipe2(p, O_CLOEXEC) == -1)
+		return;
+	daemon_notify_fd("BARRIER=1", p[1]);
+	close(p[1]);
+	pfd.fd = p[0];
+	pfd.events = 0;
+	if (poll(&pfd, 1, ms) != 1)
+		log_debug("sd_notify: no barrier answer in %d ms", ms);
+	close(p[0]);
 }

@@ -1844,9 +1844,13 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 	}
 
 	memset(args, 0, sizeof(args));
+	/*
+	 * SO_REUSEPORT lets a new master bind beside the old one it takes
+	 * over from; a second daemon is refused before (takeover_probe).
+	 */
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
-	args[0].value.integer = 0;	/* a second daemon must fail */
+	args[0].value.integer = 1;
 	args[1].type = GRPC_ARG_INTEGER;
 	args[1].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
 	args[1].value.integer = GS_MAX_MESSAGE;

@@ -21,9 +21,14 @@ ipc_size(uint16_t type)
 	case IPC_REMOVE:
 	case IPC_SHUTDOWN:
 	case IPC_SETLOG:
+	case IPC_HELLO:
+	case IPC_TAKE:
+	case IPC_GO:
 		return sizeof(struct ipc_hdr);
 	case IPC_ERROR:
 		return sizeof(struct ipc_error);
+	case IPC_HAVE:
+		return sizeof(struct ipc_have);
 	}
 	return 0;
 }
@@ -158,8 +163,11 @@ ipc_check(const void *buf, size_t n, int nfds)
 		goto bad;
 	if ((want = ipc_size(h.type)) == 0 || h.len != want || n != want)
 		goto bad;
-	if (h.type == IPC_ADD) {
+	if (h.type == IPC_ADD || h.type == IPC_HAVE) {
 		if (h.arg == 0 || h.arg > IPC_MAXFDS || (int)h.arg != nfds)
+			goto bad;
+	} else if (h.type == IPC_GO) {
+		if (h.arg > 1 || (int)h.arg != nfds)
 			goto bad;
 	} else if (h.type == IPC_TCP_ACCEPTED) {
 		if (nfds != 1)
@@ -169,6 +177,10 @@ ipc_check(const void *buf, size_t n, int nfds)
 	if (h.type == IPC_ERROR &&
 	    memchr(((const struct ipc_error *)buf)->reason, '\0',
 	    sizeof(((struct ipc_error *)0)->reason)) == NULL)
+		goto bad;
+	if (h.type == IPC_HAVE &&
+	    memchr(((const struct ipc_have *)buf)->reason, '\0',
+	    sizeof(((struct ipc_have *)0)->reason)) == NULL)
 		goto bad;
 	return 0;
 bad:

@@ -24,11 +24,16 @@ enum ipc_type {
 	IPC_REMOVED,		/* slot's sockets closed; slot may be reused */
 	IPC_TCP_ACCEPTED,	/* slot accepted its caller; the socket */
 	IPC_CLOSED,		/* slot's TCP streams both ended */
+	IPC_HELLO,		/* adopted: slot = id, arg = pid */
+	IPC_HAVE,		/* adopted: relays slot with these sockets */
 	/* master -> worker */
 	IPC_ADD = 16,		/* relay slot; its sockets attached */
 	IPC_REMOVE,		/* stop relaying slot */
 	IPC_SHUTDOWN,		/* exit */
 	IPC_SETLOG,		/* new log level */
+	/* a new master <-> the master it takes over from */
+	IPC_TAKE = 32,		/* new: ready, let go */
+	IPC_GO,			/* old: let go; the pid file, if any */
 };
 
 struct ipc_hdr {
@@ -44,6 +49,17 @@ struct ipc_hdr {
 struct ipc_error {
 	struct ipc_hdr	hdr;
 	int32_t		err;		/* errno, or 0 */
+	char		reason[120];	/* NUL-terminated */
+};
+
+/* IPC_HAVE status bits */
+#define IPC_HAVE_ACTIVE	0x01	/* relayed (UDP) or both legs up (TCP) */
+#define IPC_HAVE_ERROR	0x02	/* failed; reason */
+#define IPC_HAVE_CLOSED	0x04	/* TCP: both streams ended */
+
+struct ipc_have {
+	struct ipc_hdr	hdr;		/* arg: descriptor count */
+	uint32_t	status;		/* IPC_HAVE_* */
 	char		reason[120];	/* NUL-terminated */
 };
 

@@ -18,7 +18,7 @@ static __dead void
 usage(int rc)
 {
 	fprintf(rc ? stderr : stdout,
-	    "usage: rtpproxyd [-fhnVv] [-c file] [-l address] [-p pidfile] "
+	    "usage: rtpproxyd [-fhnrVv] [-c file] [-l address] [-p pidfile] "
 	    "[-u user] [-w workers]\n");
 	exit(rc);
 }
@@ -58,14 +58,18 @@ main(int argc, char **argv)
 {
 	struct config	 conf;
 	const char	*path = RTPPROXYD_CONF;
-	char		 err[1024];
+	char		 err[1024], **args;
 	uint32_t	 n;
-	int		 ch, foreground = 0, check = 0, explicit = 0;
+	int		 ch, foreground = 0, check = 0, explicit = 0, restart = 0;
 
 	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
 		return worker_main(argc, argv);
 
-	while ((ch = getopt(argc, argv, "c:fhl:np:u:Vvw:")) != -1) {
+	/* As given, for a master that takes over (getopt permutes argv). */
+	args = xcalloc((size_t)argc + 1, sizeof(*args));
+	memcpy(args, argv, (size_t)argc * sizeof(*args));
+
+	while ((ch = getopt(argc, argv, "c:fhl:np:ru:Vvw:")) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -84,6 +88,9 @@ main(int argc, char **argv)
 			break;
 		case 'p':
 			ov.pidfile = optarg;
+			break;
+		case 'r':
+			restart = 1;
 			break;
 		case 'u':
 			ov.user = optarg;
@@ -131,6 +138,11 @@ main(int argc, char **argv)
 		free(text);
 		config_free(&t);
 	}
+	if (restart) {
+		n = (uint32_t)master_restart_cmd(conf.pidfile);
+		config_free(&conf);
+		return (int)n;
+	}
 	if (check) {
 		if (conf.path == NULL)
 			printf("%s: not found; built-in defaults are valid\n",
@@ -145,7 +157,8 @@ main(int argc, char **argv)
 	if (conf.path == NULL)
 		fprintf(stderr, "rtpproxyd: %s not found, using built-in "
 		    "defaults\n", path);
-	n = (uint32_t)master_main(&conf, foreground, apply_overrides);
+	n = (uint32_t)master_main(&conf, foreground, apply_overrides, args);
 	config_free(&conf);
+	free(args);
 	return (int)n;
 }

@@ -3,6 +3,7 @@
  * and the supervision of the workers it fork+execs.  Everything runs on one
  * libevent loop; gRPC's own threads only hand completions to it.
  */
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,7 +13,9 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +37,6 @@ struct master_msg {
 
 struct master	*master_self;
 
-static void	master_spawn(struct master_worker *);
 static void	master_worker_closed(struct master_worker *);
 static void	master_check_stopped(void);
 
@@ -150,6 +152,18 @@ master_send(int id, struct ipc_hdr *h, const int *fds, int nfds)
 	return 0;
 }
 
+/* Send now, ready or not (a worker being adopted); 0 or -1. */
+int
+master_send_now(int id, struct ipc_hdr *h)
+{
+	struct master_worker *mw = &master_self->workers[id];
+
+	if (mw->sock == -1)
+		return -1;
+	h->wgen = mw->gen;
+	return ipc_send(mw->sock, h, NULL, 0);
+}
+
 static void
 master_all_ready(void)
 {
@@ -161,7 +175,15 @@ master_all_ready(void)
 	log_info("all %d workers ready", m->nworkers);
 	daemon_detach_done(m->notify_fd, 1);
 	m->notify_fd = -1;
-	daemon_notify("READY=1");
+	if (m->adopting) {
+		char buf[64];
+
+		/* A new main process: NotifyAccess=all lets it say so. */
+		snprintf(buf, sizeof(buf), "MAINPID=%ld\nREADY=1",
+		    (long)getpid());
+		daemon_notify(buf);
+	} else
+		daemon_notify("READY=1");
 }
 
 static void
@@ -181,12 +203,16 @@ master_readable(evutil_socket_t fd, short ev, void *arg)
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n == 0) {
-			/* SIGCHLD does the rest. */
+			/* SIGCHLD (or its pidfd, if adopted) does the rest. */
 			event_del(mw->ev);
 			return;
 		}
 		if (n == -1 || ipc_check(msg.buf, (size_t)n, nfds) == -1 ||
-		    msg.h.type >= IPC_ADD) {
+		    msg.h.type >= IPC_ADD ||
+		    ((msg.h.type == IPC_HELLO || msg.h.type == IPC_HAVE) &&
+		    (!mw->adopted || mw->ready)) ||
+		    (msg.h.type == IPC_HELLO && (msg.h.slot != (uint32_t)mw->id ||
+		    msg.h.arg != (uint32_t)mw->pid))) {
 			/* Our own peer talks nonsense: a bug; replace it. */
 			log_warnx("worker %d (pid %ld): malformed message, "
 			    "restarting it", mw->id, (long)mw->pid);
@@ -201,14 +227,27 @@ master_readable(evutil_socket_t fd, short ev, void *arg)
 			    "now %u)", mw->id, msg.h.wgen, mw->gen);
 			continue;
 		}
+		if (msg.h.type == IPC_HELLO) {
+			log_info("worker %d (pid %ld, generation %u) "
+			    "adopted", mw->id, (long)mw->pid, mw->gen);
+			continue;
+		}
+		if (msg.h.type == IPC_HAVE) {
+			session_have(mw->id, (struct ipc_have *)&msg, fds,
+			    nfds);
+			continue;
+		}
 		if (msg.h.type == IPC_READY) {
 			if (mw->ready)
 				continue;
 			mw->ready = 1;
+			if (mw->adopt_ev != NULL)
+				evtimer_del(mw->adopt_ev);
 			master_self->nready++;
 			log_info("worker %d ready (pid %ld, generation %u, "
-			    "ports %u-%u)", mw->id, (long)mw->pid, mw->gen,
-			    mw->port_lo, mw->port_hi);
+			    "ports %u-%u%s)", mw->id, (long)mw->pid, mw->gen,
+			    mw->port_lo, mw->port_hi, mw->adopted ?
+			    ", adopted" : "");
 			session_worker_ready(mw->id);
 			if (master_self->nready == master_self->nworkers)
 				master_all_ready();
@@ -218,13 +257,58 @@ master_readable(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
+/* Talk to worker mw over sock from now on (spawned, or adopted). */
+void
+master_worker_attach(struct master_worker *mw, int sock)
+{
+	struct master *m = master_self;
+
+	mw->sock = sock;
+	mw->ready = 0;
+	mw->started_ms = mono_ms();
+	if (set_nonblock(mw->sock) == -1)
+		fatal("worker %d: nonblock", mw->id);
+	mw->ev = event_new(m->base, mw->sock, EV_READ | EV_PERSIST,
+	    master_readable, mw);
+	mw->wev = event_new(m->base, mw->sock, EV_WRITE, master_writable, mw);
+	if (mw->ev == NULL || mw->wev == NULL)
+		fatalx("worker %d: event_new", mw->id);
+	event_add(mw->ev, NULL);
+}
+
+/*
+ * Before handing over: what waits for room in the workers' sockets goes
+ * now (up to ms), so that the new master finds the workers up to date.
+ */
+void
+master_flush_all(int ms)
+{
+	struct master		*m = master_self;
+	struct master_worker	*mw;
+	struct pollfd		 pfd;
+	int64_t			 end = mono_ms() + ms;
+	int			 i;
+
+	for (i = 0; i < m->nworkers; i++) {
+		mw = &m->workers[i];
+		while (mw->sock != -1 && !TAILQ_EMPTY(&mw->outq) &&
+		    mono_ms() < end) {
+			if (master_flush(mw) == -1)
+				break;
+			pfd.fd = mw->sock;
+			pfd.events = POLLOUT;
+			(void)poll(&pfd, 1, 50);
+		}
+	}
+}
+
 static void
 master_respawn_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	master_spawn(arg);
 }
 
-static void
+void
 master_spawn(struct master_worker *mw)
 {
 	struct master	*m = master_self;
@@ -290,17 +374,7 @@ master_spawn(struct master_worker *mw)
 	if (mw->spawns++ > 0)
 		atomic_fetch_add(&sw->restarts, 1);
 	mw->pid = pid;
-	mw->sock = sv[0];
-	mw->ready = 0;
-	mw->started_ms = mono_ms();
-	if (set_nonblock(mw->sock) == -1)
-		fatal("worker %d: nonblock", mw->id);
-	mw->ev = event_new(m->base, mw->sock, EV_READ | EV_PERSIST,
-	    master_readable, mw);
-	mw->wev = event_new(m->base, mw->sock, EV_WRITE, master_writable, mw);
-	if (mw->ev == NULL || mw->wev == NULL)
-		fatalx("worker %d: event_new", mw->id);
-	event_add(mw->ev, NULL);
+	master_worker_attach(mw, sv[0]);
 	log_debug("worker %d started (pid %ld, generation %u)", mw->id,
 	    (long)pid, mw->gen);
 	return;
@@ -335,8 +409,67 @@ master_worker_closed(struct master_worker *mw)
 		close(mw->sock);
 	mw->sock = -1;
 	mw->pid = -1;
-	if (master_self->shm.hdr != NULL)
+	if (mw->pid_ev != NULL) {
+		event_free(mw->pid_ev);
+		mw->pid_ev = NULL;
+	}
+	if (mw->pidfd != -1)
+		close(mw->pidfd);
+	mw->pidfd = -1;
+	if (mw->adopt_ev != NULL)
+		evtimer_del(mw->adopt_ev);
+	mw->adopted = 0;
+	if (master_self->shm.hdr != NULL && !master_self->handed_off)
 		atomic_store(&master_self->shm.hdr->workers[mw->id].pid, 0);
+}
+
+/*
+ * A worker is gone (how: "killed by signal 9" and the like): its copies
+ * of the sockets went with it; respawn it, throttled if it keeps dying.
+ */
+void
+master_worker_gone(struct master_worker *mw, const char *how)
+{
+	struct master	*m = master_self;
+	struct timeval	 tv;
+	int64_t		 lived, delay;
+	int		 was_ready;
+
+	lived = mono_ms() - mw->started_ms;
+	was_ready = mw->ready;
+	if (m->stopping)
+		log_debug("worker %d (pid %ld) stopped", mw->id,
+		    (long)mw->pid);
+	else
+		log_warnx("worker %d (pid %ld) %s", mw->id, (long)mw->pid,
+		    how);
+	master_worker_closed(mw);
+	session_worker_lost(mw->id);
+	if (m->stopping) {
+		master_check_stopped();
+		return;
+	}
+	/*
+	 * A worker that dies young (or before it was ready) more than once
+	 * in a row waits longer each time.
+	 */
+	if (lived < MASTER_FAST_DEATH_MS || !was_ready)
+		mw->fast_deaths++;
+	else
+		mw->fast_deaths = 0;
+	if (mw->fast_deaths <= 1) {
+		master_spawn(mw);
+		return;
+	}
+	delay = 100LL << (mw->fast_deaths < 10 ? mw->fast_deaths : 10);
+	if (delay > MASTER_RESPAWN_MAX_MS)
+		delay = MASTER_RESPAWN_MAX_MS;
+	log_warnx("worker %d died %d times in a row soon after start; "
+	    "respawning in %lld ms", mw->id, mw->fast_deaths,
+	    (long long)delay);
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_add(mw->respawn_ev, &tv);
 }
 
 static void
@@ -344,57 +477,31 @@ master_reap(evutil_socket_t sig, short ev, void *arg)
 {
 	struct master		*m = master_self;
 	struct master_worker	*mw;
-	struct timeval		 tv;
-	int64_t			 lived, delay;
+	char			 how[64];
 	pid_t			 pid;
-	int			 status, i, was_ready;
+	int			 status, i;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (WIFSIGNALED(status))
+			snprintf(how, sizeof(how), "killed by signal %d",
+			    WTERMSIG(status));
+		else
+			snprintf(how, sizeof(how), "exited with status %d",
+			    WEXITSTATUS(status));
+		if (pid == m->up_pid) {
+			log_warnx("the new master (pid %ld) %s%s", (long)pid,
+			    how, m->handed_off ? "" :
+			    " before it took over; carrying on");
+			m->up_pid = -1;
+			continue;
+		}
 		mw = NULL;
 		for (i = 0; i < m->nworkers; i++)
 			if (m->workers[i].pid == pid)
 				mw = &m->workers[i];
-		if (mw == NULL)
-			continue;
-		lived = mono_ms() - mw->started_ms;
-		was_ready = mw->ready;
-		if (m->stopping) {
-			log_debug("worker %d (pid %ld) stopped", mw->id,
-			    (long)pid);
-		} else if (WIFSIGNALED(status))
-			log_warnx("worker %d (pid %ld) killed by signal %d",
-			    mw->id, (long)pid, WTERMSIG(status));
-		else
-			log_warnx("worker %d (pid %ld) exited with status %d",
-			    mw->id, (long)pid, WEXITSTATUS(status));
-		master_worker_closed(mw);
-		session_worker_lost(mw->id);
-		if (m->stopping)
-			continue;
-		/*
-		 * A worker that dies young (or before it was ready) more
-		 * than once in a row waits longer each time.
-		 */
-		if (lived < MASTER_FAST_DEATH_MS || !was_ready)
-			mw->fast_deaths++;
-		else
-			mw->fast_deaths = 0;
-		if (mw->fast_deaths <= 1) {
-			master_spawn(mw);
-			continue;
-		}
-		delay = 100LL << (mw->fast_deaths < 10 ? mw->fast_deaths : 10);
-		if (delay > MASTER_RESPAWN_MAX_MS)
-			delay = MASTER_RESPAWN_MAX_MS;
-		log_warnx("worker %d died %d times in a row soon after "
-		    "start; respawning in %lld ms", mw->id, mw->fast_deaths,
-		    (long long)delay);
-		tv.tv_sec = delay / 1000;
-		tv.tv_usec = (delay % 1000) * 1000;
-		evtimer_add(mw->respawn_ev, &tv);
+		if (mw != NULL)
+			master_worker_gone(mw, how);
 	}
-	if (m->stopping)
-		master_check_stopped();
 }
 
 static void
@@ -418,6 +525,41 @@ master_kill_workers(int sig)
 	for (i = 0; i < m->nworkers; i++)
 		if (m->workers[i].pid > 0)
 			kill(m->workers[i].pid, sig);
+}
+
+/* Wait for every worker to be gone: ours by waitpid, adopted by pidfd. */
+static void
+master_wait_workers(void)
+{
+	struct master		*m = master_self;
+	struct master_worker	*mw;
+	struct pollfd		 pfd;
+	int			 i;
+
+	for (i = 0; i < m->nworkers; i++) {
+		mw = &m->workers[i];
+		if (mw->pid <= 0)
+			continue;
+		if (!mw->adopted) {
+			waitpid(mw->pid, NULL, 0);
+			continue;
+		}
+		pfd.fd = mw->pidfd;
+		pfd.events = POLLIN;
+		if (mw->pidfd == -1 || poll(&pfd, 1, MASTER_STOP_WAIT_S *
+		    1000) != 1) {
+			kill(mw->pid, SIGKILL);
+			if (mw->pidfd != -1)
+				(void)poll(&pfd, 1, 1000);
+		}
+	}
+}
+
+/* SIGUSR2: a new master (maybe a new binary) takes over, losing nothing. */
+static void
+master_restart(evutil_socket_t sig, short ev, void *arg)
+{
+	takeover_begin(master_self);
 }
 
 static void
@@ -570,6 +712,7 @@ master_reload(evutil_socket_t sig, short ev, void *arg)
 	c->rate_burst_ms = nc.rate_burst_ms;
 	c->auth_health_open = nc.auth_health_open;
 	c->orphan_timeout = nc.orphan_timeout;
+	atomic_store(&m->shm.hdr->orphan_timeout, c->orphan_timeout);
 	c->max_sessions = nc.max_sessions;
 	c->idle_timeout = nc.idle_timeout;
 	c->setup_timeout = nc.setup_timeout;
@@ -595,18 +738,40 @@ master_reload(evutil_socket_t sig, short ev, void *arg)
 	daemon_notify("READY=1");
 }
 
-/* Refuse to take over a table whose master still runs. */
-static int
-master_shm_in_use(const char *name, pid_t *owner)
-{
-	struct shm_table t;
+#define TABLE_NONE	0	/* no table of that name */
+#define TABLE_LIVE	1	/* its master runs */
+#define TABLE_ORPHANED	2	/* its master is gone: take it over */
+#define TABLE_FOREIGN	3	/* a layout this build cannot read */
 
-	if (shm_attach(&t, name) == -1)
-		return 0;
-	*owner = (pid_t)atomic_load(&t.hdr->master_pid);
-	shm_detach(&t);
-	return *owner > 0 && *owner != getpid() &&
-	    (kill(*owner, 0) == 0 || errno == EPERM);
+/*
+ * What the table of that name is, and its master's pid.  A table of
+ * another layout version is judged by the fields every version shares.
+ */
+static int
+master_table_state(const char *name, pid_t *owner)
+{
+	struct shm_table	 t;
+	struct shm_header	 h;
+	int			 fd, st = TABLE_NONE;
+
+	*owner = 0;
+	if (shm_attach(&t, name) == 0) {
+		*owner = (pid_t)atomic_load(&t.hdr->master_pid);
+		shm_detach(&t);
+		st = TABLE_ORPHANED;
+	} else if (errno == EPROTO &&
+	    (fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0)) != -1) {
+		if (pread(fd, &h, sizeof(h), 0) >=
+		    (ssize_t)offsetof(struct shm_header, nworkers) &&
+		    h.magic == SHM_MAGIC)
+			*owner = (pid_t)h.master_pid;
+		close(fd);
+		st = TABLE_FOREIGN;
+	}
+	if (st != TABLE_NONE && *owner > 0 && *owner != getpid() &&
+	    proc_alive(*owner))
+		st = TABLE_LIVE;
+	return st;
 }
 
 static void
@@ -621,40 +786,92 @@ master_cleanup(struct master *m)
 	}
 	free(m->workers);
 	if (m->shm.hdr != NULL) {
-		if (shm_unlink_table(&m->shm) == -1)
+		if (!m->handed_off && shm_unlink_table(&m->shm) == -1)
 			log_warn("shm_unlink %s", m->shm.name);
 		shm_detach(&m->shm);
 	}
-	if (m->pidfd != -1)
+	/* Handed over, the pid file and its lock are the new master's. */
+	if (m->pidfd != -1 && !m->handed_off)
 		daemon_pidfile_close(m->pidfd, m->conf->pidfile);
+	else if (m->pidfd != -1)
+		close(m->pidfd);
+	if (m->up_ev != NULL)
+		event_free(m->up_ev);
+	if (m->up_timer != NULL)
+		event_free(m->up_timer);
+	if (m->up_sock != -1)
+		close(m->up_sock);
+}
+
+/*
+ * Attach the table a previous master left, and keep its layout: its
+ * workers relay their port ranges, and its slots are sized as they are.
+ */
+static int
+master_attach(struct master *m)
+{
+	struct config		*c = m->conf;
+	struct shm_header	*h;
+
+	if (shm_attach(&m->shm, c->shm_name) == -1) {
+		log_warn("shared memory %s", c->shm_name);
+		return -1;
+	}
+	m->shm.owner = 1;
+	h = m->shm.hdr;
+	if (h->nworkers == 0 || h->nworkers > SHM_MAX_WORKERS ||
+	    h->port_min >= h->port_max) {
+		log_warnx("shared memory %s: no usable layout in it",
+		    c->shm_name);
+		return -1;
+	}
+	if ((int)h->nworkers != m->nworkers || h->port_min != c->port_min ||
+	    h->port_max != c->port_max)
+		log_warnx("taking over: keeping the running %u workers and "
+		    "port-range %u-%u; a change of workers or port-range needs "
+		    "a full restart", h->nworkers, h->port_min, h->port_max);
+	m->nworkers = (int)h->nworkers;
+	c->port_min = h->port_min;
+	c->port_max = h->port_max;
+	if (c->max_sessions > m->shm.nslots)
+		c->max_sessions = m->shm.nslots;
+	atomic_store(&h->master_pid, (int64_t)getpid());
+	return 0;
 }
 
 int
 master_main(struct config *conf, int foreground,
-    void (*overrides)(struct config *))
+    void (*overrides)(struct config *), char **argv)
 {
 	static struct master	 m;
-	struct event		*ev_term, *ev_int, *ev_hup, *ev_chld;
+	struct event		*ev_term, *ev_int, *ev_hup, *ev_chld, *ev_usr2;
 	char			 err[512];
 	ssize_t			 n;
 	long			 ncpu;
 	uint64_t		 need;
 	uint32_t		 pairs;
 	pid_t			 other;
-	int			 i, rc = 1;
+	int			 i, rc = 1, table;
 
 	memset(&m, 0, sizeof(m));
 	master_self = &m;
 	m.conf = conf;
+	m.argv = argv;
 	m.notify_fd = -1;
 	m.pidfd = -1;
+	m.up_pid = -1;
+	m.up_sock = -1;
 	m.overrides = overrides;
+	m.takeover_fd = takeover_from_env();
 	master_foreground = foreground;
 	log_init(1, conf->log_level, conf->log_facility, "rtpproxyd");
 
 	if ((n = readlink("/proc/self/exe", m.self, sizeof(m.self) - 1)) <= 0)
 		fatal("readlink /proc/self/exe");
 	m.self[n] = '\0';
+	/* A binary replaced on disk is "... (deleted)": exec the path. */
+	if (n > 10 && strcmp(m.self + n - 10, " (deleted)") == 0)
+		m.self[n - 10] = '\0';
 
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	m.nworkers = conf->workers > 0 ? conf->workers :
@@ -671,20 +888,38 @@ master_main(struct config *conf, int foreground,
 	if (daemon_raise_nofile(need, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 
-	if (conf->pidfile != NULL &&
+	/* The master we take over from holds the pid file: it hands it over. */
+	if (m.takeover_fd == -1 && conf->pidfile != NULL &&
 	    (m.pidfd = daemon_pidfile_open(conf->pidfile, &other, err,
 	    sizeof(err))) == -1)
 		fatalx("%s", err);
-	if (master_shm_in_use(conf->shm_name, &other))
+	table = master_table_state(conf->shm_name, &other);
+	if (table == TABLE_LIVE && m.takeover_fd == -1)
 		fatalx("shared memory %s belongs to a running rtpproxyd "
 		    "(pid %ld): is another instance running? (set shm-name)",
 		    conf->shm_name, (long)other);
+	if (m.takeover_fd != -1 && (table == TABLE_NONE ||
+	    table == TABLE_FOREIGN))
+		fatalx("cannot take over: shared memory %s %s",
+		    conf->shm_name, table == TABLE_NONE ? "does not exist" :
+		    "has another layout version: stop and start the daemon "
+		    "instead");
+	if (table == TABLE_FOREIGN)
+		log_warnx("shared memory %s has another layout version and its "
+		    "master (pid %ld) is gone: starting afresh, its sessions "
+		    "are lost", conf->shm_name, (long)other);
+	m.adopting = table == TABLE_LIVE || table == TABLE_ORPHANED;
+	if (table == TABLE_ORPHANED)
+		log_notice("shared memory %s was left by a master that is gone "
+		    "(pid %ld): taking over its sessions and workers",
+		    conf->shm_name, (long)other);
 
-	if (!foreground) {
+	if (!foreground && m.takeover_fd == -1) {
 		if (daemon_detach(&m.notify_fd) == -1)
 			fatal("daemon");
 		log_init(0, conf->log_level, conf->log_facility, "rtpproxyd");
-	}
+	} else if (!foreground)
+		log_init(0, conf->log_level, conf->log_facility, "rtpproxyd");
 	if (m.pidfd != -1 && daemon_pidfile_write(m.pidfd) == -1)
 		log_warn("pidfile %s", conf->pidfile);
 
@@ -692,7 +927,17 @@ master_main(struct config *conf, int foreground,
 	if ((m.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 
-	/* Bind the API before dropping privileges: its port may be low. */
+	/*
+	 * Bind the API before dropping privileges: its port may be low.  A
+	 * new master binds beside the one it takes over from (SO_REUSEPORT),
+	 * so that the API never stops listening; otherwise a port in use is
+	 * refused first, so that two daemons never share one.
+	 */
+	if (m.takeover_fd == -1 &&
+	    takeover_probe_listen(conf, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		goto out;
+	}
 	if (grpcsvc_start(m.base, conf) == -1)
 		goto out;
 	if (daemon_drop_privileges(conf->user, conf->group, err,
@@ -700,13 +945,22 @@ master_main(struct config *conf, int foreground,
 		log_warnx("%s", err);
 		goto out;
 	}
+	if (m.takeover_fd != -1 &&
+	    takeover_handshake(&m, err, sizeof(err)) == -1) {
+		log_warnx("cannot take over: %s", err);
+		goto out;
+	}
 
-	/*
-	 * Spare slots: a destroyed session's slot is reused only once its
-	 * worker has let go, and a reload may raise max-sessions a little.
-	 */
-	if (shm_create(&m.shm, conf->shm_name, conf->max_sessions +
+	if (m.adopting) {
+		if (master_attach(&m) == -1)
+			goto out;
+	} else if (shm_create(&m.shm, conf->shm_name, conf->max_sessions +
 	    conf->max_sessions / 8 + 16) == -1) {
+		/*
+		 * Spare slots: a destroyed session's slot is reused only
+		 * once its worker has let go, and a reload may raise
+		 * max-sessions a little.
+		 */
 		log_warn("shared memory %s (%u slots)", conf->shm_name,
 		    conf->max_sessions);
 		goto out;
@@ -716,6 +970,7 @@ master_main(struct config *conf, int foreground,
 	m.shm.hdr->nworkers = (uint32_t)m.nworkers;
 	m.shm.hdr->port_min = conf->port_min;
 	m.shm.hdr->port_max = conf->port_max;
+	atomic_store(&m.shm.hdr->orphan_timeout, conf->orphan_timeout);
 	atomic_fetch_add(&m.shm.hdr->master_starts, 1);
 
 	m.workers = xcalloc((size_t)m.nworkers, sizeof(*m.workers));
@@ -725,41 +980,61 @@ master_main(struct config *conf, int foreground,
 		mw->id = i;
 		mw->sock = -1;
 		mw->pid = -1;
+		mw->pidfd = -1;
 		TAILQ_INIT(&mw->outq);
 		master_worker_range(i, &mw->port_lo, &mw->port_hi);
 		mw->respawn_ev = evtimer_new(m.base, master_respawn_cb, mw);
 	}
 	if (session_init(&m) == -1)
 		goto out;
+	if (m.adopting)
+		session_adopt_table();
 
 	ev_term = evsignal_new(m.base, SIGTERM, master_stop, NULL);
 	ev_int = evsignal_new(m.base, SIGINT, master_stop, NULL);
 	ev_hup = evsignal_new(m.base, SIGHUP, master_reload, NULL);
 	ev_chld = evsignal_new(m.base, SIGCHLD, master_reap, NULL);
+	ev_usr2 = evsignal_new(m.base, SIGUSR2, master_restart, NULL);
 	event_add(ev_term, NULL);
 	event_add(ev_int, NULL);
 	event_add(ev_hup, NULL);
 	event_add(ev_chld, NULL);
+	event_add(ev_usr2, NULL);
 
 	for (i = 0; i < m.nworkers; i++)
-		master_spawn(&m.workers[i]);
-	log_info("rtpproxyd %s starting: %d workers, ports %u-%u, "
-	    "max-sessions %u, API on %s%s", PACKAGE_VERSION, m.nworkers,
-	    conf->port_min, conf->port_max, conf->max_sessions,
-	    conf->listen[0], conf->nlisten > 1 ? " (and more)" : "");
+		if (!m.adopting || takeover_adopt(&m, &m.workers[i]) == -1)
+			master_spawn(&m.workers[i]);
+	log_info("rtpproxyd %s %s: %d workers, ports %u-%u, "
+	    "max-sessions %u, API on %s%s", PACKAGE_VERSION, m.adopting ?
+	    "taking over" : "starting", m.nworkers, conf->port_min,
+	    conf->port_max, conf->max_sessions, conf->listen[0],
+	    conf->nlisten > 1 ? " (and more)" : "");
 
 	event_base_dispatch(m.base);
+	/*
+	 * Stopping already: a signal from now on (a second ^C that came
+	 * late) must not kill us halfway through the clean-up.
+	 */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 
-	if (m.stopping == 2)
-		master_kill_workers(SIGKILL);
-	/* Reap what is left: a worker must not outlive us. */
-	for (i = 0; i < m.nworkers; i++)
-		if (m.workers[i].pid > 0)
-			waitpid(m.workers[i].pid, NULL, 0);
+	if (m.handed_off) {
+		/* The new master has it all: leave workers and table be. */
+		log_notice("handed over to the new master (pid %ld)",
+		    (long)m.up_pid);
+	} else {
+		if (m.stopping == 2)
+			master_kill_workers(SIGKILL);
+		/* Reap what is left: a worker must not outlive us. */
+		master_wait_workers();
+	}
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);
 	event_free(ev_chld);
+	event_free(ev_usr2);
 	session_shutdown();
 	rc = 0;
 	log_notice("stopped");

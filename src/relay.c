@@ -81,6 +81,7 @@ struct relay_sess {
 	int			 nsock;
 	int			 reported_active;
 	int			 reported_error;
+	char			 error[120];	/* what was reported */
 	struct relay_sock	 sk[SK_MAX];
 	/* where forward media goes: the destination, RTP and RTCP */
 	struct sockaddr_storage	 dest[2];
@@ -463,6 +464,7 @@ relay_icmp_report(struct relay_sess *rs, const struct sock_extended_err *ee,
 		snprintf(reason, sizeof(reason), "ICMP %s from %s",
 		    relay_icmp_what(err), dst);
 	log_info("slot %u: %s", rs->idx, reason);
+	snprintf(rs->error, sizeof(rs->error), "%s", reason);
 	worker_report(IPC_ERROR, rs->idx, rs->gen, err, reason);
 }
 
@@ -920,6 +922,29 @@ fail:
 	free(rs);
 	errno = ENOMEM;
 	return -1;
+}
+
+/*
+ * Every session relayed here, with its sockets and what was reported of
+ * it, for a master that adopts this worker.
+ */
+void
+relay_each(struct relay *r, relay_each_fn *fn, void *arg)
+{
+	struct relay_sess	*rs;
+	int			 fds[SK_MAX], i;
+	uint32_t		 slot, st;
+
+	for (slot = 0; slot < r->shm->nslots; slot++) {
+		if ((rs = r->sess[slot]) == NULL)
+			continue;
+		for (i = 0; i < rs->nsock; i++)
+			fds[i] = rs->sk[i].fd;
+		st = (rs->reported_active ? IPC_HAVE_ACTIVE : 0) |
+		    (rs->reported_error ? IPC_HAVE_ERROR : 0);
+		fn(arg, slot, rs->gen, fds, rs->nsock, st, rs->error);
+	}
+	tcp_each(r->tcp, fn, arg);
 }
 
 /* Stop relaying slot and close its sockets; nothing if it is not here. */

@@ -83,6 +83,7 @@ int	 parse_ip(const char *, uint16_t, struct sockaddr_storage *,
 int	 parse_u32(const char *, uint32_t, uint32_t, uint32_t *);
 int	 utf8_valid(const char *, size_t);
 const char *sa_ntop(const struct sockaddr *, char *, size_t);
+int	 proc_alive(pid_t);
 int	 rp_err(struct rp_error *, enum rp_code, const char *, ...)
 	    __printflike(3, 4);
 
@@ -158,6 +159,7 @@ void	daemon_detach_done(int, int);
 int	daemon_drop_privileges(const char *, const char *, char *, size_t);
 int	daemon_raise_nofile(uint64_t, char *, size_t);
 void	daemon_notify(const char *);
+void	daemon_notify_barrier(int);
 
 /* acl.c: where media may go */
 #define ACL_ALLOW	0
@@ -259,6 +261,9 @@ const char *session_close_name(enum shm_close);
 void	session_worker_ready(int);
 void	session_worker_lost(int);
 void	session_ipc(int, const struct ipc_hdr *, int *, int);
+void	session_have(int, const struct ipc_have *, int *, int);
+void	session_adopt_table(void);
+void	session_suspend(void);
 void	session_reconfigure(const struct config *);
 const char *session_state_name(uint32_t);
 
@@ -290,6 +295,11 @@ struct master_worker {
 	struct event	*respawn_ev;
 	struct master_msgq outq;	/* waiting for room in the socket */
 	uint32_t	 nsessions;
+	/* a worker of a previous master, taken over (not our child) */
+	int		 adopted;
+	int		 pidfd;		/* tells when it is gone; or -1 */
+	struct event	*pid_ev;
+	struct event	*adopt_ev;	/* it has this long to say READY */
 };
 
 struct master {
@@ -304,13 +314,36 @@ struct master {
 	int			 notify_fd;	/* daemon_detach's pipe */
 	int			 pidfd;
 	char			 self[4096];	/* path to re-exec */
+	char			**argv;		/* ours, for a new master */
 	void			(*overrides)(struct config *);
+	/* taking over from a running master (SIGUSR2 of that one) */
+	int			 takeover_fd;	/* -1: no */
+	int			 adopting;	/* the table existed */
+	/* handing over to a new master (SIGUSR2 of this one) */
+	pid_t			 up_pid;
+	int			 up_sock;
+	struct event		*up_ev;
+	struct event		*up_timer;
+	int			 handed_off;
 };
 
 extern struct master *master_self;
 
-int	master_main(struct config *, int, void (*)(struct config *));
+int	master_main(struct config *, int, void (*)(struct config *), char **);
 int	master_send(int, struct ipc_hdr *, const int *, int);
+int	master_send_now(int, struct ipc_hdr *);
+void	master_worker_gone(struct master_worker *, const char *);
+void	master_spawn(struct master_worker *);
+void	master_worker_attach(struct master_worker *, int);
+void	master_flush_all(int);
+
+/* takeover.c: a master that takes over from another, without loss */
+int	takeover_from_env(void);
+int	takeover_handshake(struct master *, char *, size_t);
+int	takeover_adopt(struct master *, struct master_worker *);
+void	takeover_begin(struct master *);
+int	takeover_probe_listen(const struct config *, char *, size_t);
+int	master_restart_cmd(const char *);
 int	master_worker_ready(int);
 int	master_worker_of_port(uint16_t);
 void	master_worker_range(int, uint16_t *, uint16_t *);
@@ -319,6 +352,9 @@ void	master_worker_range(int, uint16_t *, uint16_t *);
 int	worker_main(int, char **);
 void	worker_report(uint16_t, uint32_t, uint32_t, int, const char *);
 void	worker_send_fd(uint16_t, uint32_t, uint32_t, int);
+struct sockaddr_un;
+void	worker_adopt_name(struct sockaddr_un *, socklen_t *, const char *,
+	    pid_t);
 /* tests replace the event socket with this */
 extern void (*worker_report_hook)(uint16_t, uint32_t, uint32_t, int,
 	    const char *);
@@ -335,6 +371,9 @@ int		 relay_add(struct relay *, uint32_t, uint32_t, int *, int);
 void		 relay_remove(struct relay *, uint32_t);
 int		 relay_count(const struct relay *);
 const struct shm_acl *relay_acl(struct relay *);
+typedef void	 relay_each_fn(void *, uint32_t, uint32_t, const int *, int,
+		    uint32_t, const char *);
+void		 relay_each(struct relay *, relay_each_fn *, void *);
 
 /* tcp.c: TCP sessions, inside a worker */
 struct tcp_relay;
@@ -345,6 +384,7 @@ void		 tcp_free(struct tcp_relay *);
 int		 tcp_add(struct tcp_relay *, uint32_t, uint32_t, int *, int);
 int		 tcp_remove(struct tcp_relay *, uint32_t);
 int		 tcp_count(const struct tcp_relay *);
+void		 tcp_each(struct tcp_relay *, relay_each_fn *, void *);
 void		 tcp_frames(struct shm_tcpdir *, struct shm_dir *, uint32_t,
 		    const uint8_t *, size_t, int64_t);
 int64_t		 tcp_pending(int, int, int);

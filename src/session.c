@@ -54,6 +54,7 @@ static struct {
 #define NIL	UINT32_MAX
 
 static void	session_free_slot(uint32_t);
+static void	session_restore(uint32_t);
 static void	session_acl_refresh(const struct config *);
 
 static uint32_t
@@ -237,7 +238,8 @@ session_handover(uint32_t i)
 	struct session	*se = &sr.s[i];
 	struct ipc_hdr	 h;
 
-	if (se->handed || se->removing || !master_worker_ready(se->worker))
+	if (se->handed || se->removing || se->nfds == 0 ||
+	    !master_worker_ready(se->worker))
 		return;
 	ipc_init(&h, IPC_ADD, 0, i, atomic_load(&session_slot(i)->gen));
 	h.arg = (uint32_t)se->nfds;
@@ -255,6 +257,24 @@ session_stats_cb(evutil_socket_t fd, short ev, void *arg)
 
 	if (sr.s[i].in_use && !sr.s[i].removing)
 		session_emit(i, SEV_STATS_UPDATE, session_state(i), NULL);
+}
+
+/* The periodic STATS_UPDATE of slot i, if it asked for one. */
+static void
+session_stats_timer(uint32_t i)
+{
+	struct shm_slot	*s = session_slot(i);
+	struct session	*se = &sr.s[i];
+	struct timeval	 tv;
+
+	if (s->stats_interval_ms == 0 || se->stats_ev != NULL)
+		return;
+	tv.tv_sec = s->stats_interval_ms / 1000;
+	tv.tv_usec = (s->stats_interval_ms % 1000) * 1000;
+	se->stats_ev = event_new(sr.m->base, -1, EV_PERSIST, session_stats_cb,
+	    (void *)(uintptr_t)i);
+	if (se->stats_ev != NULL)
+		event_add(se->stats_ev, &tv);
 }
 
 static int
@@ -676,15 +696,7 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	}
 	se->pair[0] = lpair;
 	se->pair[1] = fpair;
-	if (s->stats_interval_ms > 0) {
-		struct timeval tv;
-
-		tv.tv_sec = s->stats_interval_ms / 1000;
-		tv.tv_usec = (s->stats_interval_ms % 1000) * 1000;
-		se->stats_ev = event_new(sr.m->base, -1, EV_PERSIST,
-		    session_stats_cb, (void *)(uintptr_t)i);
-		event_add(se->stats_ev, &tv);
-	}
+	session_stats_timer(i);
 	session_hash_insert(i);
 	sr.count++;
 	sr.m->workers[w].nsessions++;
@@ -813,16 +825,201 @@ session_close_all(enum shm_close why)
 		session_close(i, why, NULL);
 }
 
-/* A fresh worker: give it every session of its range again. */
+/*
+ * A worker is ready (new, or adopted and done telling what it relays):
+ * give it every session of its range that it does not relay, with the
+ * sockets kept here, or with sockets bound again when there are none (a
+ * master that took over from one that died has only what the workers
+ * give it).
+ */
 void
 session_worker_ready(int w)
 {
-	uint32_t i;
+	struct session	*se;
+	uint32_t	 i;
 
-	for (i = 0; i < sr.nslots; i++)
-		if (sr.s[i].in_use && !sr.s[i].removing &&
-		    sr.s[i].worker == w)
-			session_handover(i);
+	for (i = 0; i < sr.nslots; i++) {
+		se = &sr.s[i];
+		if (!se->in_use || se->worker != w || se->handed)
+			continue;
+		if (se->removing) {
+			/* Nobody relays it any more. */
+			session_free_slot(i);
+			continue;
+		}
+		if (se->nfds == 0)
+			session_restore(i);
+		session_handover(i);
+	}
+}
+
+/*
+ * Bind a session's sockets again from its record, for a worker that
+ * does not have them.  A TCP session whose connections were lost with
+ * its worker cannot be restored: it goes to ERROR.
+ */
+static void
+session_restore(uint32_t i)
+{
+	struct shm_slot		*s = session_slot(i);
+	struct session		*se = &sr.s[i];
+	struct sockaddr_storage	 l, f;
+	char			 why[SHM_REASON_MAX];
+	int			 rtcp = !(s->flags & SHM_F_NORTCP);
+	int			 tcp = (s->flags & SHM_F_TCP) != 0;
+	int			 lfd[2], ffd[2], e;
+
+	if (session_state(i) == SHM_ERROR)
+		return;
+	if (tcp && atomic_load(&s->tcp_up) != 0) {
+		snprintf(why, sizeof(why), "its TCP connections were lost "
+		    "with worker %d while no master ran", se->worker);
+		goto fail;
+	}
+	shm_addr_to_sa(&s->listen, &l);
+	shm_addr_to_sa(&s->forward, &f);
+	if (session_bind_pair(&l, rtcp, tcp ? SESSION_TCP_LISTEN : 0,
+	    lfd) == -1) {
+		e = errno;
+		snprintf(why, sizeof(why), "cannot bind its listen port %u "
+		    "again: %s", s->listen.port, session_bind_reason(e));
+		goto fail;
+	}
+	if (session_bind_pair(&f, rtcp, tcp ? SESSION_TCP_CONNECT : 0,
+	    ffd) == -1) {
+		e = errno;
+		close(lfd[0]);
+		if (lfd[1] != -1)
+			close(lfd[1]);
+		snprintf(why, sizeof(why), "cannot bind its forward port %u "
+		    "again: %s", s->forward.port, session_bind_reason(e));
+		goto fail;
+	}
+	se->fds[0] = lfd[0];
+	se->fds[1] = ffd[0];
+	se->nfds = 2;
+	if (rtcp) {
+		se->fds[2] = lfd[1];
+		se->fds[3] = ffd[1];
+		se->nfds = 4;
+	}
+	log_info("session %s: sockets bound again (%s %u, forward %u)",
+	    s->id, tcp ? "TCP" : "UDP", s->listen.port, s->forward.port);
+	return;
+fail:
+	snprintf(s->error, sizeof(s->error), "%s", why);
+	session_change(i, SHM_ERROR, SEV_ERROR, s->error);
+}
+
+/*
+ * An adopted worker relays slot with these sockets: they are our copies
+ * now, and what it reports of the session (while no master listened) is
+ * applied.  A slot we do not know of is taken away from it.
+ */
+void
+session_have(int w, const struct ipc_have *h, int *fds, int nfds)
+{
+	struct shm_slot	*s;
+	struct session	*se;
+	struct ipc_hdr	 rm;
+	uint32_t	 st, i = h->hdr.slot;
+	int		 k;
+
+	if (i >= sr.nslots || !sr.s[i].in_use || sr.s[i].worker != w ||
+	    sr.s[i].handed || atomic_load(&session_slot(i)->gen) !=
+	    h->hdr.slot_gen) {
+		log_warnx("worker %d relays slot %u, which is not its: "
+		    "removing it", w, i);
+		ipc_init(&rm, IPC_REMOVE, 0, i, h->hdr.slot_gen);
+		(void)master_send_now(w, &rm);
+		goto out;
+	}
+	se = &sr.s[i];
+	s = session_slot(i);
+	for (k = 0; k < se->nfds; k++)
+		close(se->fds[k]);
+	for (k = 0; k < nfds; k++)
+		se->fds[k] = fds[k];
+	se->nfds = nfds;
+	nfds = 0;
+	se->handed = 1;
+	if (se->removing) {
+		/* Destroyed before the master went: finish it. */
+		ipc_init(&rm, IPC_REMOVE, 0, i, h->hdr.slot_gen);
+		(void)master_send_now(w, &rm);
+		return;
+	}
+	st = session_state(i);
+	if ((h->status & IPC_HAVE_ACTIVE) &&
+	    (st == SHM_CREATED || st == SHM_CONNECTING))
+		session_change(i, SHM_ACTIVE, SEV_STATE_CHANGED, NULL);
+	if ((h->status & IPC_HAVE_ERROR) && session_state(i) != SHM_ERROR) {
+		snprintf(s->error, sizeof(s->error), "%s", h->reason);
+		if (!utf8_valid(s->error, strlen(s->error)))
+			snprintf(s->error, sizeof(s->error), "worker error");
+		session_change(i, SHM_ERROR, SEV_ERROR, s->error);
+	}
+	if (h->status & IPC_HAVE_CLOSED)
+		session_close(i, SHM_CLOSE_PEER, NULL);
+out:
+	while (nfds > 0)
+		close(fds[--nfds]);
+}
+
+/*
+ * Take over a table a previous master left: every slot in use becomes a
+ * session again (its sockets come from the workers, or are bound again),
+ * CLOSED ones are finished.  The slots' records are not changed.
+ */
+void
+session_adopt_table(void)
+{
+	struct shm_slot	*s;
+	struct session	*se;
+	uint32_t	 i, st, n = 0, closing = 0, p;
+	uint16_t	 port[2];
+	int		 k;
+
+	sr.nfree = 0;
+	for (i = sr.nslots; i-- > 0;) {
+		s = session_slot(i);
+		st = atomic_load(&s->state);
+		if (st == SHM_FREE || st > SHM_CLOSED ||
+		    s->worker >= (uint32_t)sr.m->nworkers) {
+			if (st != SHM_FREE) {
+				log_warnx("slot %u: state %u, worker %u: not a "
+				    "session; freed", i, st, s->worker);
+				shm_slot_reset(s);
+			}
+			sr.freelist[sr.nfree++] = i;
+			continue;
+		}
+		s->id[sizeof(s->id) - 1] = '\0';
+		se = &sr.s[i];
+		se->in_use = 1;
+		se->worker = (int)s->worker;
+		sr.m->workers[se->worker].nsessions++;
+		port[0] = s->listen.port;
+		port[1] = s->forward.port;
+		for (k = 0; k < 2; k++)
+			if (port[k] >= sr.m->conf->port_min &&
+			    port[k] <= sr.m->conf->port_max) {
+				p = session_pair_of(port[k]);
+				sr.pair_ref[p]++;
+				se->pair[k] = (uint16_t)(p + 1);
+			}
+		if (st == SHM_CLOSED) {
+			se->removing = 1;
+			closing++;
+			continue;
+		}
+		session_hash_insert(i);
+		session_stats_timer(i);
+		sr.count++;
+		n++;
+	}
+	log_notice("took over %u sessions (%u closing) from the table", n,
+	    closing);
 }
 
 /* The worker died: its copies of the sockets are gone with it. */
@@ -1007,6 +1204,20 @@ session_init(struct master *m)
 		fatalx("session_init: event_new");
 	event_add(sr.sweep_ev, &tv);
 	return 0;
+}
+
+/* Handing over to a new master: no more timeouts or events from here. */
+void
+session_suspend(void)
+{
+	uint32_t i;
+
+	if (sr.s == NULL)
+		return;
+	event_del(sr.sweep_ev);
+	for (i = 0; i < sr.nslots; i++)
+		if (sr.s[i].stats_ev != NULL)
+			event_del(sr.s[i].stats_ev);
 }
 
 void

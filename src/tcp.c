@@ -74,6 +74,8 @@ struct tcp_sess {
 	struct event		*cev;		/* ffd writable: connected */
 	struct tcp_dir		 dir[2];
 	int			 failed;
+	int			 active;
+	char			 error[120];
 	uint32_t		 clock_rate;
 	struct sockaddr_storage	 dest;
 	socklen_t		 destlen;
@@ -419,6 +421,7 @@ tcp_fail(struct tcp_sess *ts, int caller, int err, const char *what)
 		    err == ECONNRESET ? "reset" : strerror(err),
 		    tcp_side(caller));
 	log_info("slot %u: %s", ts->idx, reason);
+	snprintf(ts->error, sizeof(ts->error), "%s", reason);
 	tcp_events_del(ts);
 	tcp_reset(ts->afd);
 	tcp_reset(ts->ffd);
@@ -432,6 +435,7 @@ tcp_connected(struct tcp_sess *ts)
 	atomic_fetch_or(&ts->slot->tcp_up, UP_DEST);
 	tcp_seen(ts, SHM_DIR_REV, tcp_now_ns());
 	log_debug("slot %u: connected to the destination", ts->idx);
+	ts->active = 1;
 	worker_report(IPC_ACTIVE, ts->idx, ts->gen, 0, NULL);
 	tcp_start(ts);
 }
@@ -660,6 +664,30 @@ tcp_add(struct tcp_relay *tr, uint32_t slot, uint32_t gen, int *fds,
 	if (ts->afd != -1 && !ts->failed)
 		tcp_connect(ts);
 	return 0;
+}
+
+void
+tcp_each(struct tcp_relay *tr, relay_each_fn *fn, void *arg)
+{
+	struct tcp_sess	*ts;
+	uint32_t	 slot, st;
+	int		 fds[3], n;
+
+	for (slot = 0; tr != NULL && slot < tr->shm->nslots; slot++) {
+		if ((ts = tr->sess[slot]) == NULL)
+			continue;
+		n = 0;
+		fds[n++] = ts->lfd;
+		if (ts->ffd != -1) {
+			fds[n++] = ts->ffd;
+			if (ts->afd != -1)
+				fds[n++] = ts->afd;
+		}
+		st = (ts->active ? IPC_HAVE_ACTIVE : 0) |
+		    (ts->failed && ts->error[0] != '\0' ? IPC_HAVE_ERROR : 0) |
+		    (ts->dir[0].done && ts->dir[1].done ? IPC_HAVE_CLOSED : 0);
+		fn(arg, slot, ts->gen, fds, n, st, ts->error);
+	}
 }
 
 /* Stop relaying slot and close its sockets; 0 if it is not TCP here. */

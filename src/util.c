@@ -1,6 +1,7 @@
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -182,4 +183,24 @@ rp_err(struct rp_error *err, enum rp_code code, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -1;
+}
+
+/* Does pid run (not a zombie waiting for a parent that does not reap)? */
+int
+proc_alive(pid_t pid)
+{
+	char	 path[64], buf[512], *p;
+	FILE	*f;
+	int	 alive = 1;
+
+	if (pid <= 0 || (kill(pid, 0) == -1 && errno != EPERM))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 1;
+	if (fgets(buf, sizeof(buf), f) != NULL &&
+	    (p = strrchr(buf, ')')) != NULL && (p[2] == 'Z' || p[2] == 'X'))
+		alive = 0;
+	fclose(f);
+	return alive;
 }

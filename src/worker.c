@@ -5,12 +5,13 @@
  * says READY, and relays the sessions the master hands it.  It knows
  * nothing of gRPC.
  */
-#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,14 @@ static struct {
 	struct relay		*relay;
 	struct shm_table	 shm;
 	struct event		*ev_ipc;
+	/* without a master: relay on, and wait to be adopted */
+	int			 orphan;
+	int			 adopt_fd;
+	struct event		*ev_adopt;
+	struct event		*ev_orphan;
 } w;
+
+static void	worker_ipc(evutil_socket_t, short, void *);
 
 void
 worker_report(uint16_t type, uint32_t slot, uint32_t slot_gen, int err,
@@ -45,9 +53,128 @@ worker_report(uint16_t type, uint32_t slot, uint32_t slot_gen, int err,
 		snprintf(m.reason, sizeof(m.reason), "%s",
 		    reason != NULL ? reason : "");
 	}
+	/* Without a master, what matters is re-told on adoption (IPC_HAVE). */
+	if (w.orphan)
+		return;
 	/* The socket is non-blocking; the master reads faster than we send. */
 	if (ipc_send(IPC_FD, &m.hdr, NULL, 0) == -1)
 		log_warn("worker %d: report to master", w.id);
+}
+
+/*
+ * The name a worker waits under for a master to adopt it: in the
+ * abstract namespace (nothing to clean up), with the table's name and the
+ * pid, which the table's worker list gives a new master.
+ */
+void
+worker_adopt_name(struct sockaddr_un *sun, socklen_t *len,
+    const char *shm_name, pid_t pid)
+{
+	int n;
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1,
+	    "rtpproxyd%s.%ld", shm_name, (long)pid);
+	if (n < 0 || (size_t)n >= sizeof(sun->sun_path) - 1)
+		n = (int)sizeof(sun->sun_path) - 2;
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+	    (size_t)n);
+}
+
+static void
+worker_have(void *arg, uint32_t slot, uint32_t gen, const int *fds, int nfds,
+    uint32_t status, const char *reason)
+{
+	struct ipc_have m;
+
+	ipc_init(&m.hdr, IPC_HAVE, w.gen, slot, gen);
+	m.hdr.arg = (uint32_t)nfds;
+	m.status = status;
+	snprintf(m.reason, sizeof(m.reason), "%s", reason != NULL ? reason :
+	    "");
+	if (ipc_send(IPC_FD, &m.hdr, fds, nfds) == -1)
+		log_warn("worker %d: tell the new master about slot %u", w.id,
+		    slot);
+}
+
+/* A master connects: if it is ours to trust, it is our master now. */
+static void
+worker_adopted(evutil_socket_t fd, short ev, void *arg)
+{
+	struct ucred	cred;
+	struct ipc_hdr	h;
+	socklen_t	len = sizeof(cred);
+	int		c;
+
+	if ((c = accept4(w.adopt_fd, NULL, NULL, SOCK_CLOEXEC)) == -1)
+		return;
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
+	    (cred.uid != getuid() && cred.uid != 0)) {
+		log_warnx("worker %d: refused to be adopted by pid %ld (uid "
+		    "%ld)", w.id, (long)cred.pid, (long)cred.uid);
+		close(c);
+		return;
+	}
+	event_del(w.ev_ipc);
+	if (dup2(c, IPC_FD) == -1) {
+		log_warn("worker %d: dup2", w.id);
+		close(c);
+		event_add(w.ev_ipc, NULL);
+		return;
+	}
+	close(c);
+	if (set_nonblock(IPC_FD) == -1 || set_cloexec(IPC_FD, 1) == -1)
+		log_warn("worker %d: event socket", w.id);
+	event_del(w.ev_adopt);
+	evtimer_del(w.ev_orphan);
+	w.orphan = 0;
+	log_notice("worker %d: adopted by the master with pid %ld, handing "
+	    "over %d sessions", w.id, (long)cred.pid, relay_count(w.relay));
+	ipc_init(&h, IPC_HELLO, w.gen, (uint32_t)w.id, 0);
+	h.arg = (uint32_t)getpid();
+	if (ipc_send(IPC_FD, &h, NULL, 0) == -1)
+		log_warn("worker %d: hello", w.id);
+	relay_each(w.relay, worker_have, NULL);
+	ipc_init(&h, IPC_READY, w.gen, 0, 0);
+	if (ipc_send(IPC_FD, &h, NULL, 0) == -1)
+		log_warn("worker %d: ready", w.id);
+	event_add(w.ev_ipc, NULL);
+}
+
+static void
+worker_orphan_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	log_warnx("worker %d: no master adopted us in time; stopping, "
+	    "%d sessions go", w.id, relay_count(w.relay));
+	event_base_loopbreak(w.base);
+}
+
+/*
+ * The master is gone (killed, or handing over to a new one): keep
+ * relaying, and wait to be adopted; stop after orphan-timeout seconds.
+ */
+static void
+worker_orphaned(void)
+{
+	struct timeval	tv;
+	uint32_t	secs;
+
+	secs = atomic_load(&w.shm.hdr->orphan_timeout);
+	if (w.adopt_fd == -1 || secs == 0) {
+		log_warnx("worker %d: master went away", w.id);
+		event_base_loopbreak(w.base);
+		return;
+	}
+	w.orphan = 1;
+	event_del(w.ev_ipc);
+	event_add(w.ev_adopt, NULL);
+	tv.tv_sec = secs;
+	tv.tv_usec = 0;
+	evtimer_add(w.ev_orphan, &tv);
+	log_warnx("worker %d: master went away; relaying on with %d "
+	    "sessions, waiting up to %u s for a new master", w.id,
+	    relay_count(w.relay), secs);
 }
 
 /* A report that hands the master a descriptor (a copy: ours stays). */
@@ -119,9 +246,7 @@ worker_ipc(evutil_socket_t fd, short ev, void *arg)
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n == 0) {
-			/* The master is gone: nothing left to serve. */
-			log_warnx("worker %d: master went away", w.id);
-			event_base_loopbreak(w.base);
+			worker_orphaned();
 			return;
 		}
 		if (n == -1 || ipc_check(m.buf, (size_t)n, nfds) == -1 ||
@@ -161,9 +286,12 @@ worker_main(int argc, char **argv)
 		return 1;
 	}
 	w.id = (int)v;
+	w.adopt_fd = -1;
 	log_init((int)fg, (int)level, (int)facility, "rtpproxyd-worker");
-	/* Die with the master rather than relay for nobody. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/*
+	 * A worker outlives its master (it waits to be adopted), but one
+	 * whose master died before it even started has nobody to wait for.
+	 */
 	if (getppid() == 1)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
@@ -178,8 +306,28 @@ worker_main(int argc, char **argv)
 	relay_set_worker(w.relay, w.id);
 	w.ev_ipc = event_new(w.base, IPC_FD, EV_READ | EV_PERSIST, worker_ipc,
 	    NULL);
+	{
+		struct sockaddr_un	sun;
+		socklen_t		len;
+
+		worker_adopt_name(&sun, &len, argv[4], getpid());
+		if ((w.adopt_fd = socket(AF_UNIX, SOCK_SEQPACKET |
+		    SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1 ||
+		    bind(w.adopt_fd, (struct sockaddr *)&sun, len) == -1 ||
+		    listen(w.adopt_fd, 2) == -1) {
+			log_warn("worker %d: adoption socket; this worker "
+			    "stops with its master", w.id);
+			if (w.adopt_fd != -1)
+				close(w.adopt_fd);
+			w.adopt_fd = -1;
+		}
+	}
+	w.ev_adopt = event_new(w.base, w.adopt_fd, EV_READ | EV_PERSIST,
+	    worker_adopted, NULL);
+	w.ev_orphan = evtimer_new(w.base, worker_orphan_timeout, NULL);
 	ev_term = evsignal_new(w.base, SIGTERM, worker_signal, NULL);
-	if (w.ev_ipc == NULL || ev_term == NULL)
+	if (w.ev_ipc == NULL || ev_term == NULL || w.ev_adopt == NULL ||
+	    w.ev_orphan == NULL)
 		fatalx("worker %d: event_new", w.id);
 	event_add(w.ev_ipc, NULL);
 	event_add(ev_term, NULL);
@@ -199,6 +347,10 @@ worker_main(int argc, char **argv)
 
 	relay_free(w.relay);
 	event_free(w.ev_ipc);
+	event_free(w.ev_adopt);
+	event_free(w.ev_orphan);
+	if (w.adopt_fd != -1)
+		close(w.adopt_fd);
 	event_free(ev_term);
 	event_base_free(w.base);
 	shm_detach(&w.shm);

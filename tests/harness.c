@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -16,6 +17,30 @@
 #include <unistd.h>
 
 #include "harness.h"
+
+/* An IPv4 or IPv6 literal and a port into ss.  0 or -1. */
+static int
+parse_addr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(addr, ':') != NULL) {
+		struct sockaddr_in6 *sin6 = (void *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		*len = sizeof(*sin6);
+		return inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1 ? 0 :
+		    -1;
+	} else {
+		struct sockaddr_in *sin = (void *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		*len = sizeof(*sin);
+		return inet_pton(AF_INET, addr, &sin->sin_addr) == 1 ? 0 : -1;
+	}
+}
 
 static uint16_t
 free_tcp_port(void)
@@ -312,6 +337,59 @@ harness_kill_detached(struct daemon *d)
 		kill((pid_t)pid, SIGKILL);
 }
 
+/*
+ * Workers of d's table that outlived their master (they wait to be
+ * adopted): found by their command line, "rtpproxyd --worker ID GEN SHM".
+ */
+void
+harness_kill_workers(struct daemon *d, int sig)
+{
+	struct dirent	*de;
+	char		 path[300], buf[1024];
+	size_t		 n, i, arg;
+	FILE		*f;
+	DIR		*dir;
+	long		 pid;
+
+	if (d->shm[0] == '\0' || (dir = opendir("/proc")) == NULL)
+		return;
+	while ((de = readdir(dir)) != NULL) {
+		if ((pid = strtol(de->d_name, NULL, 10)) <= 1)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		for (i = 0, arg = 0; i < n; i += strlen(buf + i) + 1, arg++) {
+			if (arg == 1 && strcmp(buf + i, "--worker") != 0)
+				break;
+			if (arg == 4) {
+				if (strcmp(buf + i, d->shm) == 0)
+					kill((pid_t)pid, sig);
+				break;
+			}
+		}
+	}
+	closedir(dir);
+}
+
+/* The pid in d's pidfile, or -1. */
+pid_t
+harness_pidfile_pid(struct daemon *d)
+{
+	FILE	*f;
+	long	 pid = -1;
+
+	if ((f = fopen(d->pidfile, "r")) == NULL)
+		return -1;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = -1;
+	fclose(f);
+	return (pid_t)pid;
+}
+
 void
 harness_cleanup(struct daemon *d)
 {
@@ -323,6 +401,8 @@ harness_cleanup(struct daemon *d)
 		d->pid = -1;
 	}
 	harness_kill_detached(d);
+	/* Workers wait for a new master when theirs is killed: not here. */
+	harness_kill_workers(d, SIGKILL);
 	/* A killed daemon cannot remove its table: the name is ours. */
 	if (d->shm[0] != '\0')
 		(void)shm_unlink(d->shm);
@@ -368,32 +448,39 @@ harness_udp_bind(int v6, uint16_t port)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
-	int			 fd, tries, keep[64], nkeep = 0;
+	int			 fd;
 
-	harness_sa_loopback(&ss, &len, v6, port);
-	for (tries = 0; tries < 64; tries++) {
+	harness_sa_loopback(&ss, &len, v6, port != 0 ? port :
+	    harness_next_port());
+	for (;;) {
 		if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0))
 		    == -1)
-			break;
-		if (bind(fd, (struct sockaddr *)&ss, len) == -1) {
-			close(fd);
-			fd = -1;
-			break;
-		}
-		/*
-		 * An ephemeral port inside the media ranges the harness
-		 * gives daemons would be one of a daemon's own ports, which
-		 * the destination rules refuse: take another (holding the
-		 * refused ones, so the kernel does not hand them out again).
-		 */
-		if (port != 0 || !harness_media_port(harness_fd_port(fd)))
-			break;
-		keep[nkeep++] = fd;
-		fd = -1;
+			return -1;
+		if (bind(fd, (struct sockaddr *)&ss, len) == 0)
+			return fd;
+		close(fd);
+		/* Port 0 means "any of ours": try the next one. */
+		if (port != 0 || errno != EADDRINUSE)
+			return -1;
+		harness_sa_loopback(&ss, &len, v6, harness_next_port());
 	}
-	while (nkeep > 0)
-		close(keep[--nkeep]);
-	return fd;
+}
+
+/*
+ * The ports the tests' own sockets use when any will do: below the media
+ * ranges of harness daemons and the kernel's choice, so that a test's
+ * peer is never one of a daemon's own ports (which the destination rules
+ * refuse) and never takes a port a daemon is about to bind.
+ */
+uint16_t
+harness_next_port(void)
+{
+	static unsigned next;
+
+	if (next == 0)
+		next = (unsigned)getpid() * 61;
+	return (uint16_t)(HARNESS_PEER_MIN + next++ % (HARNESS_PEER_MAX -
+	    HARNESS_PEER_MIN + 1));
 }
 
 /* Is port inside the media port ranges harness_prepare hands out? */
@@ -622,41 +709,23 @@ harness_udp_addr(const char *addr, uint16_t port, uint16_t *bound)
 	socklen_t		 len;
 	int			 fd, tries;
 
-	for (tries = 0; tries < 64; tries++) {
-		memset(&ss, 0, sizeof(ss));
-		if (strchr(addr, ':') != NULL) {
-			struct sockaddr_in6 *sin6 = (void *)&ss;
-
-			sin6->sin6_family = AF_INET6;
-			sin6->sin6_port = htons(port);
-			if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) != 1)
-				return -1;
-			len = sizeof(*sin6);
-		} else {
-			struct sockaddr_in *sin = (void *)&ss;
-
-			sin->sin_family = AF_INET;
-			sin->sin_port = htons(port);
-			if (inet_pton(AF_INET, addr, &sin->sin_addr) != 1)
-				return -1;
-			len = sizeof(*sin);
-		}
+	for (tries = 0; tries < 1000; tries++) {
+		if (parse_addr(addr, port != 0 ? port : harness_next_port(),
+		    &ss, &len) == -1)
+			return -1;
 		if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) ==
 		    -1)
 			return -1;
-		if (bind(fd, (struct sockaddr *)&ss, len) == -1) {
-			close(fd);
-			return -1;
+		if (bind(fd, (struct sockaddr *)&ss, len) == 0) {
+			if (bound != NULL)
+				*bound = harness_fd_port(fd);
+			return fd;
 		}
-		/* As harness_udp_bind: not one of a daemon's own ports. */
-		if (port != 0 || !harness_media_port(harness_fd_port(fd)))
-			break;
 		close(fd);
-		fd = -1;
+		if (port != 0 || errno != EADDRINUSE)
+			return -1;
 	}
-	if (fd != -1 && bound != NULL)
-		*bound = harness_fd_port(fd);
-	return fd;
+	return -1;
 }
 
 size_t

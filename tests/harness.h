@@ -56,6 +56,9 @@ int	harness_log_count(struct daemon *, const char *s);
 int	harness_stop(struct daemon *, int ms);
 /* The pid of worker id from its latest "worker ID ready" log line. */
 pid_t	harness_worker_pid(struct daemon *, int id);
+/* Signal the workers of d's table, whoever their master is. */
+void	harness_kill_workers(struct daemon *, int);
+pid_t	harness_pidfile_pid(struct daemon *);
 /* Remove the directory; kill anything still running. */
 void	harness_cleanup(struct daemon *);
 /* Scale for timeouts when running under valgrind (RTPPROXYD_SLOW). */
@@ -63,6 +66,10 @@ int	harness_slow(void);
 /* Media ranges of harness daemons: 90 ranges of 200 ports. */
 #define HARNESS_MEDIA_MIN	42000
 #define HARNESS_MEDIA_MAX	59999
+/* The tests' own peer sockets (harness_udp and friends). */
+#define HARNESS_PEER_MIN	33000
+#define HARNESS_PEER_MAX	41999
+uint16_t harness_next_port(void);
 /* In extra: do not allow loopback destinations as harness_prepare does. */
 #define HARNESS_NOALLOW		"# no default allow"
 int	harness_media_port(uint16_t);

@@ -1,0 +1,565 @@
+/*
+ * A master that takes over from another, losing no session.
+ *
+ * The state that matters is not in the master: the sessions are in the
+ * shared table, their sockets are held by the workers, and the workers
+ * keep relaying when their master goes (they wait, orphan-timeout
+ * seconds, to be adopted).  So a master that starts and finds a table
+ * whose master is gone takes it over: it rebuilds its registry from the
+ * slots, connects to each worker listed in the table on that worker's
+ * adoption socket (worker_adopt_name), and gets from it every session it
+ * relays with copies of the sockets.  Sessions nobody relays any more
+ * (their worker died too) get their sockets bound again from the slot.
+ *
+ * On SIGUSR2 the running master starts its successor itself (the binary
+ * at the same path, perhaps a new one) with a socketpair: the new master
+ * binds the API beside the old one (SO_REUSEPORT) and says IPC_TAKE; the
+ * old one finishes its calls, hands over the pid file (IPC_GO), lets go
+ * of its workers and exits; the new one then takes over as above.  If the
+ * new master fails before IPC_TAKE, the old one carries on.
+ */
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "rtpproxyd.h"
+
+#define TAKEOVER_ENV		"RTPPROXYD_TAKEOVER"
+#define TAKEOVER_WAIT_MS	60000	/* for the old master to let go */
+#define TAKEOVER_EXIT_MS	10000	/* for it to exit then */
+#define TAKEOVER_NEW_S		120	/* the new master has this long */
+#define ADOPT_READY_S		10	/* an adopted worker, to tell all */
+
+extern char	**environ;
+
+static pid_t	takeover_old;		/* the master we take over from */
+
+static int
+takeover_pidfd(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Wait up to ms for the process behind pidfd to exit; 0 if it did. */
+static int
+takeover_wait_exit(int pidfd, int ms)
+{
+	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+
+	return poll(&pfd, 1, ms) == 1 ? 0 : -1;
+}
+
+/*
+ * The descriptor of the channel to the master we take over from, when it
+ * started us for that (SIGUSR2); -1 otherwise.  Not inherited further.
+ */
+int
+takeover_from_env(void)
+{
+	const char	*v = getenv(TAKEOVER_ENV);
+	uint32_t	 fd;
+
+	if (v == NULL)
+		return -1;
+	if (parse_u32(v, 3, 65535, &fd) == -1 || fcntl((int)fd, F_GETFD) ==
+	    -1) {
+		unsetenv(TAKEOVER_ENV);
+		return -1;
+	}
+	unsetenv(TAKEOVER_ENV);
+	(void)set_cloexec((int)fd, 1);
+	takeover_old = getppid();
+	return (int)fd;
+}
+
+/*
+ * Refuse a listen address that something already has: the API binds
+ * with SO_REUSEPORT (for a new master to bind beside the old), which on
+ * its own would let a second daemon share the port without a word.
+ */
+static int
+takeover_probe(const struct sockaddr_storage *ss, socklen_t len,
+    const char *what, char *err, size_t errlen)
+{
+	int fd, off = 0, saved;
+
+	if ((fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	if (ss->ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off,
+		    sizeof(off));
+	if (bind(fd, (const struct sockaddr *)ss, len) == -1) {
+		saved = errno;
+		close(fd);
+		if (saved == EADDRINUSE) {
+			snprintf(err, errlen, "%s: address in use (another "
+			    "rtpproxyd, or another program, listens there)",
+			    what);
+			return -1;
+		}
+		return 0;	/* gRPC will say what is wrong */
+	}
+	close(fd);
+	return 0;
+}
+
+static int
+takeover_probe_addr(const char *l, char *err, size_t errlen)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	char			 host[128];
+	const char		*colon;
+	uint32_t		 port;
+	size_t			 n;
+
+	if (strncmp(l, "unix:", 5) == 0 || (colon = strrchr(l, ':')) == NULL ||
+	    parse_u32(colon + 1, 1, 65535, &port) == -1)
+		return 0;
+	n = (size_t)(colon - l);
+	if (n >= sizeof(host))
+		return 0;
+	memcpy(host, l, n);
+	host[n] = '\0';
+	if (strcmp(host, "*") == 0)
+		return parse_ip("::", (uint16_t)port, &ss, &len) == 0 ?
+		    takeover_probe(&ss, len, l, err, errlen) : 0;
+	if (strcmp(host, "localhost") == 0)
+		return (parse_ip("127.0.0.1", (uint16_t)port, &ss, &len) ==
+		    0 && takeover_probe(&ss, len, l, err, errlen) == -1) ||
+		    (parse_ip("::1", (uint16_t)port, &ss, &len) == 0 &&
+		    takeover_probe(&ss, len, l, err, errlen) == -1) ? -1 : 0;
+	if (host[0] == '[' && n > 2) {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	}
+	if (parse_ip(host, (uint16_t)port, &ss, &len) == -1)
+		return 0;
+	return takeover_probe(&ss, len, l, err, errlen);
+}
+
+int
+takeover_probe_listen(const struct config *c, char *err, size_t errlen)
+{
+	int i;
+
+	for (i = 0; i < c->nlisten; i++)
+		if (takeover_probe_addr(c->listen[i], err, errlen) == -1)
+			return -1;
+	if (c->metrics_listen != NULL &&
+	    takeover_probe_addr(c->metrics_listen, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * The new master's side: our API is up beside the old one's; tell it to
+ * let go, take the pid file it hands over, and wait for it to be gone.
+ */
+int
+takeover_handshake(struct master *m, char *err, size_t errlen)
+{
+	union {
+		struct ipc_hdr	h;
+		char		buf[IPC_MAXMSG];
+	} msg;
+	struct pollfd	 pfd = { .fd = m->takeover_fd, .events = POLLIN };
+	struct ipc_hdr	 h;
+	ssize_t		 n;
+	int		 fds[IPC_MAXFDS], nfds = IPC_MAXFDS, pidfd, rc;
+
+	pidfd = takeover_pidfd(takeover_old);
+	ipc_init(&h, IPC_TAKE, 0, 0, 0);
+	if (ipc_send(m->takeover_fd, &h, NULL, 0) == -1) {
+		snprintf(err, errlen, "the old master: %s", strerror(errno));
+		goto fail;
+	}
+	log_info("taking over from the master with pid %ld",
+	    (long)takeover_old);
+	for (;;) {
+		rc = poll(&pfd, 1, TAKEOVER_WAIT_MS);
+		if (rc == -1 && errno == EINTR)
+			continue;
+		if (rc != 1) {
+			snprintf(err, errlen, "the old master did not let go "
+			    "in %d s", TAKEOVER_WAIT_MS / 1000);
+			goto fail;
+		}
+		nfds = IPC_MAXFDS;
+		n = ipc_recv(m->takeover_fd, msg.buf, sizeof(msg.buf), fds,
+		    &nfds);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0 || ipc_check(msg.buf, (size_t)n, nfds) == -1 ||
+		    msg.h.type != IPC_GO) {
+			while (nfds > 0)
+				close(fds[--nfds]);
+			snprintf(err, errlen, "the old master went away "
+			    "without letting go");
+			goto fail;
+		}
+		break;
+	}
+	if (nfds == 1) {
+		m->pidfd = fds[0];
+		if (daemon_pidfile_write(m->pidfd) == -1)
+			log_warn("pidfile %s", m->conf->pidfile);
+	}
+	close(m->takeover_fd);
+	m->takeover_fd = -1;
+	/* Its copies of the sockets must be closed before we bind any. */
+	if (pidfd != -1 && takeover_wait_exit(pidfd, TAKEOVER_EXIT_MS) == -1)
+		log_warnx("the old master (pid %ld) is still there after %d s",
+		    (long)takeover_old, TAKEOVER_EXIT_MS / 1000);
+	if (pidfd != -1)
+		close(pidfd);
+	return 0;
+fail:
+	if (pidfd != -1)
+		close(pidfd);
+	return -1;
+}
+
+/*
+ * Is pid a worker of this table ("rtpproxyd --worker ID GEN SHM ...")?
+ * A pid in the table may have been reused by anything by now.
+ */
+static int
+takeover_is_worker(pid_t pid, const char *shm)
+{
+	char	 path[64], buf[1024];
+	size_t	 n, i, arg = 0;
+	FILE	*f;
+	int	 ok = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (i = 0; i < n; i += strlen(buf + i) + 1, arg++) {
+		if (arg == 1 && strcmp(buf + i, "--worker") != 0)
+			break;
+		if (arg == 4) {
+			ok = strcmp(buf + i, shm) == 0;
+			break;
+		}
+	}
+	return ok;
+}
+
+static void
+takeover_worker_gone(evutil_socket_t fd, short ev, void *arg)
+{
+	master_worker_gone(arg, "is gone (adopted: its exit status is not "
+	    "ours to know)");
+}
+
+static void
+takeover_adopt_late(evutil_socket_t fd, short ev, void *arg)
+{
+	struct master_worker *mw = arg;
+
+	if (mw->ready || mw->pid <= 0)
+		return;
+	log_warnx("worker %d (pid %ld) did not tell its sessions in %d s: "
+	    "replacing it", mw->id, (long)mw->pid, ADOPT_READY_S);
+	kill(mw->pid, SIGKILL);
+}
+
+/*
+ * Adopt the worker the table lists for mw's id, if it is alive and
+ * answers: 0; -1 and the caller spawns a new one (the old one, if it was
+ * there at all, is killed first: its sockets hold the ports).
+ */
+int
+takeover_adopt(struct master *m, struct master_worker *mw)
+{
+	struct shm_worker	*sw = &m->shm.hdr->workers[mw->id];
+	struct sockaddr_un	 sun;
+	struct ucred		 cred;
+	struct timeval		 tv = { ADOPT_READY_S, 0 };
+	socklen_t		 len;
+	pid_t			 pid = (pid_t)atomic_load(&sw->pid);
+	int			 fd = -1, pidfd, tries;
+
+	if (pid <= 0 || !proc_alive(pid) || (pidfd = takeover_pidfd(pid)) == -1)
+		return -1;
+	worker_adopt_name(&sun, &len, m->shm.name, pid);
+	for (tries = 0; tries < 20; tries++) {
+		if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) ==
+		    -1)
+			break;
+		if (connect(fd, (struct sockaddr *)&sun, len) == 0)
+			break;
+		close(fd);
+		fd = -1;
+		if (errno != ECONNREFUSED && errno != EAGAIN)
+			break;
+		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+	}
+	len = sizeof(cred);
+	if (fd == -1 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ==
+	    -1 || cred.pid != pid) {
+		if (fd != -1)
+			close(fd);
+		if (takeover_is_worker(pid, m->shm.name)) {
+			log_warnx("worker %d (pid %ld) cannot be adopted: "
+			    "replacing it", mw->id, (long)pid);
+			kill(pid, SIGKILL);
+			(void)takeover_wait_exit(pidfd, 2000);
+		}
+		close(pidfd);
+		return -1;
+	}
+	mw->pid = pid;
+	mw->gen = atomic_load(&sw->gen);
+	mw->adopted = 1;
+	mw->spawns = 1;
+	mw->pidfd = pidfd;
+	master_worker_attach(mw, fd);
+	mw->pid_ev = event_new(m->base, pidfd, EV_READ, takeover_worker_gone,
+	    mw);
+	if (mw->adopt_ev == NULL)
+		mw->adopt_ev = evtimer_new(m->base, takeover_adopt_late, mw);
+	if (mw->pid_ev == NULL || mw->adopt_ev == NULL)
+		fatalx("worker %d: event_new", mw->id);
+	event_add(mw->pid_ev, NULL);
+	evtimer_add(mw->adopt_ev, &tv);
+	log_info("worker %d (pid %ld, generation %u): adopting it", mw->id,
+	    (long)pid, mw->gen);
+	return 0;
+}
+
+/* --- the old master's side ------------------------------------------- */
+
+/* Everything is wound down: hand over, let go of the workers, exit. */
+static void
+takeover_drained(void)
+{
+	struct master	*m = master_self;
+	struct ipc_hdr	 h;
+	char		 buf[64];
+	int		 i, n = m->pidfd != -1;
+
+	session_suspend();
+	master_flush_all(1000);
+	/*
+	 * The service manager must know the new main process before this
+	 * one exits, or it takes the exit for the service's end.
+	 */
+	snprintf(buf, sizeof(buf), "MAINPID=%ld", (long)m->up_pid);
+	daemon_notify(buf);
+	daemon_notify_barrier(5000);
+	ipc_init(&h, IPC_GO, 0, 0, 0);
+	h.arg = (uint32_t)n;
+	if (ipc_send(m->up_sock, &h, n ? &m->pidfd : NULL, n) == -1) {
+		/* It is gone: nothing handed over, carry on. */
+		log_warn("restart: the new master");
+		return;
+	}
+	m->handed_off = 1;
+	/* The workers notice the end of their socket and wait for it. */
+	for (i = 0; i < m->nworkers; i++) {
+		struct master_worker *mw = &m->workers[i];
+
+		if (mw->ev != NULL)
+			event_del(mw->ev);
+		if (mw->wev != NULL)
+			event_del(mw->wev);
+		if (mw->sock != -1)
+			close(mw->sock);
+		mw->sock = -1;
+	}
+	event_base_loopbreak(m->base);
+}
+
+static void
+takeover_msg(evutil_socket_t fd, short ev, void *arg)
+{
+	struct master	*m = master_self;
+	union {
+		struct ipc_hdr	h;
+		char		buf[IPC_MAXMSG];
+	} msg;
+	int		 fds[IPC_MAXFDS], nfds = IPC_MAXFDS;
+	ssize_t		 n;
+
+	n = ipc_recv(fd, msg.buf, sizeof(msg.buf), fds, &nfds);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	while (nfds > 0)
+		close(fds[--nfds]);
+	event_del(m->up_ev);
+	evtimer_del(m->up_timer);
+	if (n <= 0 || ipc_check(msg.buf, (size_t)n, 0) == -1 ||
+	    msg.h.type != IPC_TAKE) {
+		/* SIGCHLD says how it ended. */
+		log_warnx("restart: the new master (pid %ld) gave up before "
+		    "taking over; carrying on", (long)m->up_pid);
+		close(m->up_sock);
+		m->up_sock = -1;
+		return;
+	}
+	log_notice("restart: the new master (pid %ld) is ready: finishing "
+	    "calls and handing over", (long)m->up_pid);
+	grpcsvc_drain(takeover_drained);
+}
+
+static void
+takeover_too_slow(evutil_socket_t fd, short ev, void *arg)
+{
+	struct master *m = master_self;
+
+	log_warnx("restart: the new master (pid %ld) did not get ready in "
+	    "%d s; stopping it and carrying on", (long)m->up_pid,
+	    TAKEOVER_NEW_S);
+	event_del(m->up_ev);
+	close(m->up_sock);
+	m->up_sock = -1;
+	if (m->up_pid > 0)
+		kill(m->up_pid, SIGKILL);
+}
+
+/* SIGUSR2: start the master that takes over from this one. */
+void
+takeover_begin(struct master *m)
+{
+	struct timeval	 tv = { TAKEOVER_NEW_S, 0 };
+	char		 var[64], **envp;
+	sigset_t	 none;
+	size_t		 n, i, k;
+	int		 sv[2];
+	pid_t		 pid;
+
+	if (m->stopping || m->up_sock != -1 || m->handed_off) {
+		log_notice("SIGUSR2: %s", m->stopping ? "stopping already" :
+		    "a restart is already under way");
+		return;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("restart: socketpair");
+		return;
+	}
+	/* Its environment is ours but for where the channel is. */
+	snprintf(var, sizeof(var), TAKEOVER_ENV "=%d", sv[1]);
+	for (n = 0; environ[n] != NULL; n++)
+		;
+	envp = xcalloc(n + 2, sizeof(*envp));
+	for (i = 0, k = 0; i < n; i++)
+		if (strncmp(environ[i], TAKEOVER_ENV "=",
+		    sizeof(TAKEOVER_ENV)) != 0)
+			envp[k++] = environ[i];
+	envp[k++] = var;
+	envp[k] = NULL;
+	sigemptyset(&none);
+	if ((pid = fork()) == -1) {
+		log_warn("restart: fork");
+		free(envp);
+		close(sv[0]);
+		close(sv[1]);
+		return;
+	}
+	if (pid == 0) {
+		/* Only async-signal-safe calls until exec: gRPC has threads. */
+		if (fcntl(sv[1], F_SETFD, 0) == -1)
+			_exit(127);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execve(m->self, m->argv, envp);
+		_exit(127);
+	}
+	free(envp);
+	close(sv[1]);
+	m->up_pid = pid;
+	m->up_sock = sv[0];
+	if (m->up_ev != NULL)
+		event_free(m->up_ev);
+	m->up_ev = event_new(m->base, m->up_sock, EV_READ | EV_PERSIST,
+	    takeover_msg, NULL);
+	if (m->up_ev == NULL)
+		fatalx("restart: event_new");
+	event_add(m->up_ev, NULL);
+	if (m->up_timer == NULL)
+		m->up_timer = evtimer_new(m->base, takeover_too_slow, NULL);
+	evtimer_add(m->up_timer, &tv);
+	log_notice("SIGUSR2: started a new master (pid %ld, %s) to take over "
+	    "without losing a session", (long)pid, m->self);
+}
+
+/* --- rtpproxyd -r ------------------------------------------------------ */
+
+static pid_t
+takeover_read_pid(const char *path)
+{
+	char	 buf[32];
+	FILE	*f;
+	long	 pid = 0;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) != NULL)
+		pid = strtol(buf, NULL, 10);
+	fclose(f);
+	return pid > 0 ? (pid_t)pid : 0;
+}
+
+/*
+ * rtpproxyd -r: ask the daemon of this pid file to restart its master
+ * (SIGUSR2) and wait until a new master has taken over.  0 or 1.
+ */
+int
+master_restart_cmd(const char *pidfile)
+{
+	pid_t	old, now;
+	int	i;
+
+	if (pidfile == NULL) {
+		fprintf(stderr, "rtpproxyd: -r needs a pid file (pidfile is "
+		    "none)\n");
+		return 1;
+	}
+	if ((old = takeover_read_pid(pidfile)) == 0 || !proc_alive(old)) {
+		fprintf(stderr, "rtpproxyd: %s: no running rtpproxyd\n",
+		    pidfile);
+		return 1;
+	}
+	if (kill(old, SIGUSR2) == -1) {
+		fprintf(stderr, "rtpproxyd: pid %ld: %s\n", (long)old,
+		    strerror(errno));
+		return 1;
+	}
+	for (i = 0; i < (TAKEOVER_WAIT_MS + TAKEOVER_NEW_S * 1000) / 100;
+	    i++) {
+		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+		now = takeover_read_pid(pidfile);
+		if (now != 0 && now != old && proc_alive(now) &&
+		    !proc_alive(old)) {
+			printf("rtpproxyd: master %ld took over from %ld\n",
+			    (long)now, (long)old);
+			return 0;
+		}
+		if (now == old && !proc_alive(old)) {
+			fprintf(stderr, "rtpproxyd: the master (pid %ld) is "
+			    "gone and nobody took over\n", (long)old);
+			return 1;
+		}
+	}
+	fprintf(stderr, "rtpproxyd: no new master took over from pid %ld; "
+	    "see the log\n", (long)old);
+	return 1;
+}

@@ -1,0 +1,673 @@
+/*
+ * A master restart that loses no session, from outside, under load: RTP
+ * flows both ways through many sessions and a TCP transfer runs while the
+ * master is replaced by SIGUSR2 (rtpproxyd -r), or killed with SIGKILL and
+ * started again as systemd's Restart= would.  Every packet must arrive,
+ * the counters carry on, the latches hold, the workers are adopted, not
+ * restarted; a worker that died with its master has its sessions bound
+ * again; a restart that fails leaves the old master running.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "rtpproxyd.h"
+
+#define NSESS		24
+#define PPS		100	/* per session and direction */
+
+static struct daemon	d;
+
+static int64_t
+now_ms_(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+up_extra(const char *extra)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (harness_start(&d, 2, extra) == -1) {
+		fprintf(stderr, "check_takeover: the daemon did not start; "
+		    "log in %s\n", d.log);
+		setenv("RTPPROXYD_KEEP", "1", 1);
+	}
+}
+
+static void up(void) { up_extra(NULL); }
+static void up_orphan(void) { up_extra("orphan-timeout 1"); }
+
+static void
+down(void)
+{
+	harness_cleanup(&d);
+}
+
+static struct rpc_client *
+client(void)
+{
+	struct rpc_client *c;
+
+	ck_assert_ptr_nonnull(c = rpc_client_new(d.grpc));
+	return c;
+}
+
+/* One UDP session and its two peers. */
+struct leg {
+	char		 id[32];
+	int		 caller, dest;
+	uint16_t	 lport, fport;
+	uint64_t	 sent[2], got[2];	/* 0: forward, 1: reverse */
+	uint16_t	 seq[2];
+	int		 latched;		/* send reverse media too */
+};
+
+static struct leg	legs[NSESS];
+
+static void
+legs_open(struct rpc_client *c, int n)
+{
+	struct harness_session		 a = { .laddr = "127.0.0.1",
+	    .daddr = "127.0.0.1", .nortcp = 1 };
+	Rtpproxy__CreateSessionResponse	*resp;
+	char				 det[256];
+	uint16_t			 dport;
+	int				 i;
+
+	for (i = 0; i < n; i++) {
+		struct leg *l = &legs[i];
+
+		memset(l, 0, sizeof(*l));
+		snprintf(l->id, sizeof(l->id), "leg-%d", i);
+		ck_assert_int_ge(l->caller = harness_udp(0, NULL), 0);
+		ck_assert_int_ge(l->dest = harness_udp(0, &dport), 0);
+		a.id = l->id;
+		a.dport = dport;
+		ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) ==
+		    0, "%s", det);
+		l->lport = (uint16_t)resp->session->listen->port;
+		l->fport = (uint16_t)resp->session->forward->port;
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		fcntl(l->caller, F_SETFL, O_NONBLOCK);
+		fcntl(l->dest, F_SETFL, O_NONBLOCK);
+	}
+}
+
+static void
+legs_close(int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		close(legs[i].caller);
+		close(legs[i].dest);
+	}
+}
+
+static void
+drain(int n)
+{
+	uint8_t	b[512];
+	int	i;
+
+	for (i = 0; i < n; i++) {
+		while (recv(legs[i].dest, b, sizeof(b), 0) > 0) {
+			legs[i].got[0]++;
+			legs[i].latched = 1;
+		}
+		while (recv(legs[i].caller, b, sizeof(b), 0) > 0)
+			legs[i].got[1]++;
+	}
+}
+
+/*
+ * Send RTP both ways through n sessions at PPS each for ms (reverse only
+ * once the caller latched), calling event(arg) at half time.
+ */
+static void
+load(int n, int ms, void (*event)(void *), void *arg)
+{
+	uint8_t		 b[200];
+	int64_t		 start = now_ms_(), t, next = start;
+	size_t		 len;
+	int		 i, fired = 0;
+
+	while ((t = now_ms_()) < start + ms) {
+		if (!fired && t >= start + ms / 2 && event != NULL) {
+			event(arg);
+			fired = 1;
+		}
+		if (t >= next) {
+			for (i = 0; i < n; i++) {
+				struct leg *l = &legs[i];
+
+				len = harness_rtp(b, l->seq[0],
+				    l->seq[0] * 160u, 0x1000u + (uint32_t)i,
+				    160);
+				l->seq[0]++;
+				if (harness_send(l->caller, "127.0.0.1",
+				    l->lport, b, len) == 0)
+					l->sent[0]++;
+				if (!l->latched)
+					continue;
+				len = harness_rtp(b, l->seq[1],
+				    l->seq[1] * 160u, 0x2000u + (uint32_t)i,
+				    160);
+				l->seq[1]++;
+				if (harness_send(l->dest, "127.0.0.1",
+				    l->fport, b, len) == 0)
+					l->sent[1]++;
+			}
+			next += 1000 / PPS;
+		}
+		drain(n);
+		usleep(1000);
+	}
+	/* Stragglers. */
+	for (i = 0; i < 30; i++) {
+		usleep(10000);
+		drain(n);
+	}
+}
+
+/* Every packet sent arrived, both ways. */
+static void
+no_loss(int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		ck_assert_msg(legs[i].sent[0] > 0 && legs[i].got[0] ==
+		    legs[i].sent[0], "%s forward: %llu of %llu", legs[i].id,
+		    (unsigned long long)legs[i].got[0],
+		    (unsigned long long)legs[i].sent[0]);
+		ck_assert_msg(legs[i].sent[1] > 0 && legs[i].got[1] ==
+		    legs[i].sent[1], "%s reverse: %llu of %llu", legs[i].id,
+		    (unsigned long long)legs[i].got[1],
+		    (unsigned long long)legs[i].sent[1]);
+	}
+}
+
+/* The daemon's counters agree with what went through. */
+static void
+counters_agree(struct rpc_client *c, int n)
+{
+	Rtpproxy__SessionInfo	*si;
+	int			 i;
+
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(harness_status(c, legs[i].id, &si), 0);
+		ck_assert_uint_eq(si->forward_stats->packets_received,
+		    legs[i].sent[0]);
+		ck_assert_uint_eq(si->forward_stats->packets_sent,
+		    legs[i].got[0]);
+		ck_assert_uint_eq(si->reverse_stats->packets_sent,
+		    legs[i].got[1]);
+		ck_assert_int_eq(si->forward_stats->packets_lost, 0);
+		ck_assert_ptr_nonnull(si->latched);
+		ck_assert_int_eq(si->state,
+		    RTPPROXY__SESSION_STATE__SESSION_STATE_ACTIVE);
+		harness_info_free(si);
+	}
+}
+
+static void
+send_usr2(void *arg)
+{
+	ck_assert_int_eq(kill(*(pid_t *)arg, SIGUSR2), 0);
+}
+
+/* A process that is not our child: gone within 5 s? */
+static int
+gone(pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < 250 && harness_alive(pid); i++)
+		usleep(20000);
+	return !harness_alive(pid);
+}
+
+/* The new master is up: its pid in the pid file, all workers ready. */
+static pid_t
+new_master(pid_t old, int ready_lines)
+{
+	pid_t	now = -1;
+	int	i;
+
+	for (i = 0; i < 500; i++) {
+		now = harness_pidfile_pid(&d);
+		if (now > 0 && now != old && harness_log_count(&d,
+		    "all 2 workers ready") >= ready_lines)
+			break;
+		usleep(20000);
+	}
+	ck_assert_int_ne(now, old);
+	return now;
+}
+
+START_TEST(usr2_under_load)
+{
+	struct rpc_client	*c = client();
+	pid_t			 old = d.pid, w0, w1, now;
+
+	legs_open(c, NSESS);
+	w0 = harness_worker_pid(&d, 0);
+	w1 = harness_worker_pid(&d, 1);
+	load(NSESS, 3000, send_usr2, &old);
+	now = new_master(old, 2);
+	/* The old master handed over and exited. */
+	ck_assert(gone(old));
+	ck_assert_int_eq(harness_log_count(&d, "handed over to the new "
+	    "master"), 1);
+	no_loss(NSESS);
+	/* The same workers relay on: adopted, not replaced. */
+	ck_assert_int_eq(harness_worker_pid(&d, 0), w0);
+	ck_assert_int_eq(harness_worker_pid(&d, 1), w1);
+	ck_assert_int_ge(harness_log_count(&d, "adopted by the master with "
+	    "pid"), 2);
+	rpc_client_free(c);
+	/* The API is the new master's; the counters and latches carry on. */
+	c = client();
+	counters_agree(c, NSESS);
+	load(NSESS, 500, NULL, NULL);
+	no_loss(NSESS);
+	counters_agree(c, NSESS);
+	ck_assert_int_eq(harness_destroy(c, legs[0].id), 0);
+	ck_assert_int_eq(harness_status(c, legs[0].id, NULL), RP_NOT_FOUND);
+	legs_close(NSESS);
+	rpc_client_free(c);
+	(void)now;
+}
+END_TEST
+
+static void
+kill_master(void *arg)
+{
+	struct daemon *dd = arg;
+
+	ck_assert_int_eq(kill(dd->pid, SIGKILL), 0);
+	ck_assert(gone(dd->pid));
+	/* As systemd's Restart= would: the same command again. */
+	ck_assert_int_eq(harness_launch(dd, 0), 0);
+}
+
+START_TEST(kill9_under_load)
+{
+	struct rpc_client	*c = client();
+	pid_t			 w0 = harness_worker_pid(&d, 0), old = d.pid;
+
+	legs_open(c, NSESS);
+	rpc_client_free(c);
+	load(NSESS, 3000, kill_master, &d);
+	(void)new_master(old, 2);
+	/* Relaying never stopped: the workers did not depend on the master. */
+	no_loss(NSESS);
+	ck_assert_int_eq(harness_worker_pid(&d, 0), w0);
+	ck_assert_int_ge(harness_log_count(&d, "was left by a master that is "
+	    "gone"), 1);
+	c = client();
+	counters_agree(c, NSESS);
+	load(NSESS, 500, NULL, NULL);
+	no_loss(NSESS);
+	legs_close(NSESS);
+	rpc_client_free(c);
+}
+END_TEST
+
+/* A TCP transfer across a SIGUSR2 restart: not an octet lost. */
+START_TEST(tcp_across_usr2)
+{
+	struct rpc_client	*c = client();
+	struct harness_session	 a = { .id = "tcp-up", .laddr = "127.0.0.1",
+	    .daddr = "127.0.0.1", .transport = 1 };
+	Rtpproxy__CreateSessionResponse *resp;
+	struct sockaddr_in	 sin;
+	socklen_t		 slen = sizeof(sin);
+	static uint8_t		 buf[65536];
+	uint64_t		 total = 32 << 20, sent = 0, got = 0, k;
+	pid_t			 old = d.pid;
+	int			 l, caller, dest, fired = 0, bad = 0;
+	ssize_t			 n;
+
+	ck_assert_int_ge(l = socket(AF_INET, SOCK_STREAM, 0), 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(harness_next_port());
+	while (bind(l, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+		sin.sin_port = htons(harness_next_port());
+	ck_assert_int_eq(listen(l, 1), 0);
+	getsockname(l, (struct sockaddr *)&sin, &slen);
+	a.dport = ntohs(sin.sin_port);
+	ck_assert_int_eq(harness_create(c, &a, &resp, NULL, 0), 0);
+	sin.sin_port = htons((uint16_t)resp->session->listen->port);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	ck_assert_int_ge(caller = socket(AF_INET, SOCK_STREAM, 0), 0);
+	ck_assert_int_eq(connect(caller, (struct sockaddr *)&sin,
+	    sizeof(sin)), 0);
+	ck_assert_int_ge(dest = accept(l, NULL, NULL), 0);
+	fcntl(caller, F_SETFL, O_NONBLOCK);
+	fcntl(dest, F_SETFL, O_NONBLOCK);
+	while (got < total) {
+		struct pollfd pfd[2] = { { caller, POLLOUT, 0 },
+		    { dest, POLLIN, 0 } };
+
+		if (!fired && got > total / 3) {
+			kill(old, SIGUSR2);
+			fired = 1;
+		}
+		if (sent == total)
+			pfd[0].fd = -1;
+		ck_assert_int_ge(poll(pfd, 2, 10000), 1);
+		if (sent < total && (pfd[0].revents & POLLOUT)) {
+			n = (ssize_t)(total - sent < sizeof(buf) ?
+			    total - sent : sizeof(buf));
+			for (k = 0; k < (uint64_t)n; k++)
+				buf[k] = (uint8_t)((sent + k) * 31 / 7);
+			if ((n = send(caller, buf, (size_t)n, 0)) > 0)
+				sent += (uint64_t)n;
+		}
+		if (pfd[1].revents & POLLIN) {
+			ck_assert_int_gt(n = recv(dest, buf, sizeof(buf), 0),
+			    0);
+			for (k = 0; k < (uint64_t)n; k++)
+				bad += buf[k] != (uint8_t)((got + k) * 31 / 7);
+			got += (uint64_t)n;
+		}
+	}
+	ck_assert_int_eq(bad, 0);
+	ck_assert_int_eq(fired, 1);
+	(void)new_master(old, 2);
+	ck_assert(gone(old));
+	rpc_client_free(c);
+	c = client();
+	ck_assert_int_eq(harness_status(c, "tcp-up", NULL), 0);
+	ck_assert_int_eq(harness_destroy(c, "tcp-up"), 0);
+	close(caller);
+	close(dest);
+	close(l);
+	rpc_client_free(c);
+}
+END_TEST
+
+/*
+ * The master and a worker both die: the worker's sessions are bound
+ * again and relay again (what was sent meanwhile is lost with it); the
+ * other worker's lose nothing.
+ */
+START_TEST(master_and_worker_die)
+{
+	struct rpc_client	*c = client();
+	Rtpproxy__SessionInfo	*si;
+	pid_t			 old = d.pid;
+	int			 i, w0 = 0;
+
+	legs_open(c, 10);
+	rpc_client_free(c);
+	load(10, 400, NULL, NULL);
+	no_loss(10);
+	ck_assert_int_eq(kill(old, SIGKILL), 0);
+	ck_assert(gone(old));
+	ck_assert_int_eq(kill(harness_worker_pid(&d, 0), SIGKILL), 0);
+	usleep(200000);
+	ck_assert_int_eq(harness_launch(&d, 0), 0);
+	(void)new_master(old, 2);
+	ck_assert_int_ge(harness_log_count(&d, "sockets bound again"), 1);
+	c = client();
+	for (i = 0; i < 10; i++) {
+		legs[i].sent[0] = legs[i].got[0] = 0;
+		legs[i].sent[1] = legs[i].got[1] = 0;
+		ck_assert_int_eq(harness_status(c, legs[i].id, &si), 0);
+		w0 += si->worker == 0;
+		/* The latch is in the table: reverse media flows at once. */
+		ck_assert_ptr_nonnull(si->latched);
+		harness_info_free(si);
+	}
+	ck_assert_int_gt(w0, 0);
+	/* Every session relays again, both ways. */
+	load(10, 600, NULL, NULL);
+	no_loss(10);
+	legs_close(10);
+	rpc_client_free(c);
+}
+END_TEST
+
+/* A new master that cannot start leaves the old one running. */
+START_TEST(failed_restart)
+{
+	struct rpc_client	*c = client();
+	FILE			*f;
+	pid_t			 old = d.pid;
+	int			 i;
+
+	legs_open(c, 4);
+	ck_assert_ptr_nonnull(f = fopen(d.conf, "a"));
+	fprintf(f, "this-is-not-a-keyword 1\n");
+	fclose(f);
+	ck_assert_int_eq(kill(old, SIGUSR2), 0);
+	for (i = 0; i < 300 && harness_log_count(&d, "carrying on") == 0;
+	    i++)
+		usleep(20000);
+	ck_assert_int_ge(harness_log_count(&d, "carrying on"), 1);
+	ck_assert_int_eq(harness_pidfile_pid(&d), old);
+	ck_assert(harness_alive(old));
+	load(4, 400, NULL, NULL);
+	no_loss(4);
+	counters_agree(c, 4);
+	legs_close(4);
+	rpc_client_free(c);
+}
+END_TEST
+
+/* rtpproxyd -r: the operator's way to SIGUSR2, waiting for the result. */
+START_TEST(restart_command)
+{
+	struct rpc_client	*c = client();
+	char			 cmd[512], out[512];
+	pid_t			 old = d.pid;
+
+	legs_open(c, 2);
+	rpc_client_free(c);
+	snprintf(cmd, sizeof(cmd), "%s -r -c %s 2>&1", getenv("RTPPROXYD"),
+	    d.conf);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
+	ck_assert_msg(strstr(out, "took over from") != NULL, "%s", out);
+	ck_assert(gone(old));
+	c = client();
+	load(2, 300, NULL, NULL);
+	no_loss(2);
+	ck_assert_int_eq(harness_status(c, legs[1].id, NULL), 0);
+	legs_close(2);
+	rpc_client_free(c);
+}
+END_TEST
+
+/* Workers that no master adopts stop after orphan-timeout. */
+START_TEST(orphans_stop)
+{
+	pid_t	w0 = harness_worker_pid(&d, 0);
+	int	i;
+
+	ck_assert_int_gt(w0, 0);
+	ck_assert_int_eq(kill(d.pid, SIGKILL), 0);
+	for (i = 0; i < 300 && harness_alive(w0); i++)
+		usleep(20000);
+	ck_assert(!harness_alive(w0));
+	ck_assert_int_ge(harness_log_count(&d, "no master adopted us in "
+	    "time"), 1);
+}
+END_TEST
+
+/* --- under a service manager ------------------------------------------ */
+
+static int	notify_fd = -1;
+
+/* A notification socket as systemd's, for the daemons started here. */
+static void
+up_notify(void)
+{
+	struct sockaddr_un	sun;
+	socklen_t		len;
+	char			name[64];
+	int			on = 1;
+
+	snprintf(name, sizeof(name), "@rtpproxyd-test-notify-%ld",
+	    (long)getpid());
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path + 1, name + 1, strlen(name) - 1);
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	    strlen(name));
+	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (notify_fd == -1 || bind(notify_fd, (struct sockaddr *)&sun,
+	    len) == -1 || setsockopt(notify_fd, SOL_SOCKET, SO_PASSCRED, &on,
+	    sizeof(on)) == -1)
+		return;
+	setenv("NOTIFY_SOCKET", name, 1);
+	up();
+	unsetenv("NOTIFY_SOCKET");
+}
+
+static void
+down_notify(void)
+{
+	down();
+	if (notify_fd != -1)
+		close(notify_fd);
+}
+
+/*
+ * The next notification within ms: its text and sender; a barrier's
+ * descriptor is closed, which is how the manager answers one.
+ */
+static int
+notify_next(char *buf, size_t len, pid_t *from, int ms)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		b[CMSG_SPACE(sizeof(struct ucred)) +
+				    CMSG_SPACE(sizeof(int) * 4)];
+	} cm;
+	struct pollfd	 pfd = { .fd = notify_fd, .events = POLLIN };
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	struct cmsghdr	*c;
+	struct ucred	 cred;
+	ssize_t		 n;
+	int		 fd;
+	size_t		 k;
+
+	if (poll(&pfd, 1, ms) != 1)
+		return -1;
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = buf;
+	iov.iov_len = len - 1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.b;
+	msg.msg_controllen = sizeof(cm.b);
+	if ((n = recvmsg(notify_fd, &msg, 0)) < 0)
+		return -1;
+	buf[n] = '\0';
+	*from = 0;
+	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_type == SCM_CREDENTIALS) {
+			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+			*from = cred.pid;
+		} else if (c->cmsg_type == SCM_RIGHTS)
+			for (k = 0; k < (c->cmsg_len - CMSG_LEN(0)) /
+			    sizeof(int); k++) {
+				memcpy(&fd, CMSG_DATA(c) + k * sizeof(int),
+				    sizeof(fd));
+				close(fd);
+			}
+	}
+	return 0;
+}
+
+/* Wait for a notification containing want; its sender. */
+static pid_t
+notify_wait(const char *want, int ms)
+{
+	char	buf[256];
+	pid_t	from;
+	int64_t	end = now_ms_() + ms;
+
+	while (now_ms_() < end)
+		if (notify_next(buf, sizeof(buf), &from,
+		    (int)(end - now_ms_())) == 0 && strstr(buf, want) != NULL)
+			return from;
+	ck_abort_msg("no notification %s", want);
+	return -1;
+}
+
+/*
+ * What systemd (Type=notify, KillMode=process) sees: READY; on SIGUSR2
+ * the main process names its successor (MAINPID) and waits for the
+ * manager to have read it (BARRIER) before it exits; the new one says
+ * READY.  After a SIGKILL and a restart, READY again, from the same
+ * workers.
+ */
+START_TEST(service_manager)
+{
+	pid_t	old = d.pid, now, w0 = harness_worker_pid(&d, 0);
+
+	ck_assert_int_ne(notify_fd, -1);
+	ck_assert_int_eq(notify_wait("READY=1", 5000), old);
+	ck_assert_int_eq(kill(old, SIGUSR2), 0);
+	ck_assert_int_eq(notify_wait("MAINPID=", 10000), old);
+	ck_assert_int_eq(notify_wait("BARRIER=1", 5000), old);
+	now = notify_wait("READY=1", 10000);
+	ck_assert_int_ne(now, old);
+	ck_assert_int_ge(harness_log_count(&d, "handed over to the new "
+	    "master"), 1);
+	ck_assert(gone(old));
+	ck_assert_int_eq(harness_pidfile_pid(&d), now);
+	ck_assert_int_eq(harness_worker_pid(&d, 0), w0);
+}
+END_TEST
+
+int
+main(void)
+{
+	const TTest *const t_usr2[] = { usr2_under_load, NULL };
+	const TTest *const t_kill[] = { kill9_under_load, NULL };
+	const TTest *const t_tcp[] = { tcp_across_usr2, NULL };
+	const TTest *const t_both[] = { master_and_worker_die, NULL };
+	const TTest *const t_fail[] = { failed_restart, NULL };
+	const TTest *const t_cmd[] = { restart_command, NULL };
+	const TTest *const t_orphan[] = { orphans_stop, NULL };
+	const TTest *const t_notify[] = { service_manager, NULL };
+	Suite	*s = suite_create("takeover");
+
+	signal(SIGPIPE, SIG_IGN);
+	harness_tcase(s, "usr2", up, down, 60, t_usr2);
+	harness_tcase(s, "kill9", up, down, 60, t_kill);
+	harness_tcase(s, "tcp", up, down, 60, t_tcp);
+	harness_tcase(s, "both", up, down, 60, t_both);
+	harness_tcase(s, "failed", up, down, 60, t_fail);
+	harness_tcase(s, "command", up, down, 60, t_cmd);
+	harness_tcase(s, "orphans", up_orphan, down, 60, t_orphan);
+	harness_tcase(s, "service-manager", up_notify, down_notify, 60,
+	    t_notify);
+	return harness_run_suite(s);
+}
