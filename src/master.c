@@ -851,7 +851,7 @@ master_main(struct config *conf, int foreground,
 	uint64_t		 need;
 	uint32_t		 pairs;
 	pid_t			 other;
-	int			 i, rc = 1, table;
+	int			 i, rc = 1, table, api;
 
 	memset(&m, 0, sizeof(m));
 	master_self = &m;
@@ -938,16 +938,30 @@ master_main(struct config *conf, int foreground,
 		log_warnx("%s", err);
 		goto out;
 	}
-	if (grpcsvc_start(m.base, conf) == -1)
+	if ((api = grpcsvc_start(m.base, conf)) == -1 && m.takeover_fd == -1)
 		goto out;
 	if (daemon_drop_privileges(conf->user, conf->group, err,
 	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		goto out;
 	}
+	if (api == -1)
+		/*
+		 * SO_REUSEPORT needs the same user on both sockets: an old
+		 * master that bound as root before it switched to `user`
+		 * has to let go of the API first, and this one binds then.
+		 */
+		log_notice("taking over: cannot listen beside the old master "
+		    "(it bound as another user): listening once it lets go");
 	if (m.takeover_fd != -1 &&
 	    takeover_handshake(&m, err, sizeof(err)) == -1) {
 		log_warnx("cannot take over: %s", err);
+		goto out;
+	}
+	if (api == -1 && takeover_listen(&m) == -1) {
+		log_warnx("cannot listen on the API: stopping; start "
+		    "rtpproxyd again to take over the sessions, which the "
+		    "workers relay on meanwhile");
 		goto out;
 	}
 

@@ -263,6 +263,25 @@ takeover_is_worker(pid_t pid, const char *shm)
 	return ok;
 }
 
+/*
+ * Listen on the API once the old master has let go of its addresses
+ * (they are free as soon as its server shut down): up to 5 s.
+ */
+int
+takeover_listen(struct master *m)
+{
+	char	err[256];
+	int	i;
+
+	for (i = 0; i < 50; i++) {
+		if (takeover_probe_listen(m->conf, err, sizeof(err)) == 0)
+			return grpcsvc_start(m->base, m->conf);
+		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+	}
+	log_warnx("%s", err);
+	return -1;
+}
+
 static void
 takeover_worker_gone(evutil_socket_t fd, short ev, void *arg)
 {

@@ -8,6 +8,7 @@
  * again; a restart that fails leaves the old master running.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <arpa/inet.h>
@@ -517,6 +518,46 @@ START_TEST(orphans_stop)
 }
 END_TEST
 
+/*
+ * A daemon that switched to an unprivileged user: its successor starts as
+ * that user, cannot bind beside a socket root bound, and binds once the
+ * old master has let go.  Nothing is lost on the media path.
+ */
+static void
+up_user(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (harness_prepare(&d, 2, "user nobody") == -1)
+		return;
+	/* nobody reads the configuration when it takes over. */
+	chmod(d.dir, 0755);
+	chmod(d.conf, 0644);
+	if (harness_launch(&d, 1) == -1)
+		fprintf(stderr, "check_takeover: the daemon did not start; "
+		    "log in %s\n", d.log);
+}
+
+START_TEST(usr2_as_user)
+{
+	struct rpc_client	*c = client();
+	pid_t			 old = d.pid, w0 = harness_worker_pid(&d, 0);
+
+	legs_open(c, 8);
+	rpc_client_free(c);
+	load(8, 2000, send_usr2, &old);
+	(void)new_master(old, 2);
+	no_loss(8);
+	ck_assert(gone(old));
+	ck_assert_int_ge(harness_log_count(&d, "listening once it lets go"),
+	    1);
+	ck_assert_int_eq(harness_worker_pid(&d, 0), w0);
+	c = client();
+	counters_agree(c, 8);
+	legs_close(8);
+	rpc_client_free(c);
+}
+END_TEST
+
 /* --- under a service manager ------------------------------------------ */
 
 static int	notify_fd = -1;
@@ -657,6 +698,7 @@ main(void)
 	const TTest *const t_cmd[] = { restart_command, NULL };
 	const TTest *const t_orphan[] = { orphans_stop, NULL };
 	const TTest *const t_notify[] = { service_manager, NULL };
+	const TTest *const t_user[] = { usr2_as_user, NULL };
 	Suite	*s = suite_create("takeover");
 
 	signal(SIGPIPE, SIG_IGN);
@@ -669,5 +711,6 @@ main(void)
 	harness_tcase(s, "orphans", up_orphan, down, 60, t_orphan);
 	harness_tcase(s, "service-manager", up_notify, down_notify, 60,
 	    t_notify);
+	harness_tcase(s, "user", up_user, down, 60, t_user);
 	return harness_run_suite(s);
 }
