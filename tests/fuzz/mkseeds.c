@@ -440,6 +440,8 @@ seeds_ipc(void)
 	memset(big, 0, sizeof(big));
 	memcpy(big, &h, sizeof(h));
 	ipc_seed("oversize", 0, IPC_MAXFDS, big, sizeof(big));
+	/* ipc_recv left these open (it returned 0 before looking). */
+	ipc_seed("crash-empty-with-fds", 2, IPC_MAXFDS, big, 0);
 }
 
 /* --- protobuf: a type octet, then the wire bytes ------------------------ */
