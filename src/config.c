@@ -1035,19 +1035,25 @@ config_free(struct config *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* Quoted only when the parser would otherwise split or cut the word. */
+/*
+ * Quoted only when the parser would otherwise split or cut the word, and
+ * a backslash escaped only where the parser would take it for an escape:
+ * then no dumped line is longer than the line the value came from, so
+ * none is over CONF_LINE_MAX.
+ */
 static void
 conf_put(FILE *fp, const char *s)
 {
 	const char *p;
 
-	if (*s != '\0' && strpbrk(s, " \t#\"\\") == NULL) {
+	if (*s != '\0' && strpbrk(s, " \t#\"") == NULL) {
 		fputs(s, fp);
 		return;
 	}
 	fputc('"', fp);
 	for (p = s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
+		if (*p == '"' || (*p == '\\' && (p[1] == '"' ||
+		    p[1] == '\\' || p[1] == '\0')))
 			fputc('\\', fp);
 		fputc(*p, fp);
 	}

@@ -95,7 +95,8 @@ ipc_send(int sock, const struct ipc_hdr *h, const int *fds, int nfds)
  * Receive one message into buf and any descriptors into fds (*nfds in: room,
  * out: received).  Returns the message length, 0 at end of file, -1 on error
  * (EAGAIN when there is nothing to read).  Descriptors that do not fit are
- * closed.  The message is not validated: call ipc_check.
+ * closed, and so are those of a zero-length record, which reads as end of
+ * file.  The message is not validated: call ipc_check.
  */
 ssize_t
 ipc_recv(int sock, void *buf, size_t len, int *fds, int *nfds)
@@ -121,8 +122,11 @@ ipc_recv(int sock, void *buf, size_t len, int *fds, int *nfds)
 	do {
 		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	} while (n == -1 && errno == EINTR);
-	if (n <= 0)
-		return n;
+	if (n == -1)
+		return -1;
+	/* Callers take 0 for end of file and keep no descriptors then. */
+	if (n == 0)
+		room = 0;
 	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
 		size_t	i, cnt;
 		int	fd;
@@ -139,7 +143,7 @@ ipc_recv(int sock, void *buf, size_t len, int *fds, int *nfds)
 		}
 	}
 	*nfds = got;
-	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+	if (n > 0 && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		errno = EMSGSIZE;
 		return -1;
 	}

@@ -214,8 +214,6 @@ src_init_seq(struct shm_rtpsrc *s, uint16_t seq)
 	s->bad_seq = RTP_SEQ_MOD + 1;	/* matches no sequence number */
 	s->cycles = 0;
 	s->received = 0;
-	/* New sequence, new timestamp base likely: no transit to compare. */
-	s->clock_rate = 0;
 }
 
 /* A new SSRC: start over, keeping only the carried totals. */
@@ -298,14 +296,17 @@ src_jitter(struct shm_rtpsrc *s, const struct rtp_info *ri, int64_t ns)
 	int32_t		transit, d;
 
 	transit = (int32_t)(arrival_ts(ns, rate) - ri->ts);
-	if (s->clock_rate != rate) {
+	/*
+	 * clock_rate is the unit of the estimate (0: none yet): when the
+	 * codec changes clock rate, keep the estimate in the new units.
+	 */
+	if (s->clock_rate != 0 && s->clock_rate != rate)
+		s->jitter = s->jitter * rate / s->clock_rate;
+	if (s->received == 1 || s->clock_rate != rate) {
 		/*
-		 * First packet of a sequence, or the codec changed clock rate
-		 * (clock_rate 0 means no transit yet): keep the estimate in
-		 * the new units and take this transit as the reference.
+		 * The first packet of a sequence (a new timestamp base
+		 * likely), or of a new clock: this transit is the reference.
 		 */
-		if (s->clock_rate != 0)
-			s->jitter = s->jitter * rate / s->clock_rate;
 		s->clock_rate = rate;
 	} else {
 		d = (int32_t)((uint32_t)transit - (uint32_t)s->transit);

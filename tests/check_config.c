@@ -527,6 +527,49 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+/*
+ * A dumped line is never longer than the line its value came from, so
+ * the dump of a file with long lines still parses (found by
+ * tests/fuzz/fuzz_config: backslashes used to be quoted and doubled).
+ */
+START_TEST(test_round_trip_long)
+{
+	struct config	c;
+	char		line[1100];
+	size_t		n, i;
+
+	/* 1024 octets: "user " and 1019 backslashes, taken as they are. */
+	memcpy(line, "user ", 5);
+	memset(line + 5, '\\', 1019);
+	memcpy(line + 1024, "\n", 2);
+	parse_ok(&c, line);
+	ck_assert_uint_eq(strlen(c.user), 1019);
+	round_trip(&c);
+	config_free(&c);
+
+	/* Quoted (for the blank), each backslash alone before an "x". */
+	n = 0;
+	memcpy(line, "user \"", 6);
+	n = 6;
+	for (i = 0; i < 508; i++) {
+		line[n++] = '\\';
+		line[n++] = 'x';
+	}
+	memcpy(line + n, " \"\n", 4);
+	ck_assert_uint_eq(n + 2, 1024);
+	parse_ok(&c, line);
+	ck_assert_uint_eq(strlen(c.user), 1017);
+	round_trip(&c);
+	config_free(&c);
+
+	/* Backslashes the parser would read as escapes still are escaped. */
+	parse_ok(&c, "user \"a\\\\ \\\"\\\\\"\n");
+	ck_assert_str_eq(c.user, "a\\ \"\\");
+	round_trip(&c);
+	config_free(&c);
+}
+END_TEST
+
 START_TEST(test_pidfile_lock)
 {
 	const char	*p = tmp_path("rtpproxyd.pid");
@@ -858,6 +901,7 @@ main(void)
 	    sizeof(bad_conf) / sizeof(bad_conf[0]));
 	tcase_add_test(tc, test_error_stops);
 	tcase_add_test(tc, test_round_trip);
+	tcase_add_test(tc, test_round_trip_long);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("files");

@@ -173,6 +173,55 @@ START_TEST(test_recv_eof_and_empty)
 }
 END_TEST
 
+/* The lowest free descriptor number: it moves when one leaks. */
+static int
+lowest_free(void)
+{
+	int fd = dup(0);
+
+	ck_assert_int_ne(fd, -1);
+	close(fd);
+	return fd;
+}
+
+/*
+ * A zero-length record reads as end of file, and callers then close
+ * nothing: descriptors sent with it must not stay open (found by
+ * tests/fuzz/fuzz_ipc, seed corpus/ipc/crash-empty-with-fds).
+ */
+START_TEST(test_recv_empty_with_fds)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int) * 2)];
+	} cm;
+	struct msghdr	 msg;
+	struct cmsghdr	*c;
+	char		 buf[IPC_MAXMSG];
+	int		 fds[IPC_MAXFDS], send_fds[2], n = IPC_MAXFDS, before;
+
+	ck_assert_int_ne(send_fds[0] = open("/dev/null", O_RDONLY), -1);
+	ck_assert_int_ne(send_fds[1] = dup(send_fds[0]), -1);
+	memset(&msg, 0, sizeof(msg));
+	memset(&cm, 0, sizeof(cm));
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(send_fds));
+	memcpy(CMSG_DATA(c), send_fds, sizeof(send_fds));
+	ck_assert_int_eq(sendmsg(sv[0], &msg, 0), 0);
+	close(send_fds[0]);
+	close(send_fds[1]);
+
+	before = lowest_free();
+	ck_assert_int_eq(ipc_recv(sv[1], buf, sizeof(buf), fds, &n), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(lowest_free(), before);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -189,6 +238,7 @@ main(void)
 	tcase_add_test(tc, test_reject_version_type_fds);
 	tcase_add_test(tc, test_recv_truncated);
 	tcase_add_test(tc, test_recv_eof_and_empty);
+	tcase_add_test(tc, test_recv_empty_with_fds);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -601,6 +601,39 @@ START_TEST(jitter_rate_change)
 }
 END_TEST
 
+/*
+ * The sender restarts its sequence with a codec of another clock: the
+ * estimate stays the same duration, in the new units (found by
+ * tests/fuzz/fuzz_rtp, seed corpus/rtp/crash-jitter-units-on-restart:
+ * the restart forgot the estimate's units, and read 90 kHz ticks as
+ * 8 kHz ones).
+ */
+START_TEST(jitter_restart_rate_change)
+{
+	uint64_t	before, j;
+	int		i;
+
+	for (i = 0; i < 8; i++)
+		feed((uint16_t)(100 + i), 3600u * (uint32_t)i, 7, 26,
+		    T0_NS + i * 40 * MS + (i & 1) * 3 * MS);
+	before = atomic_load(&dir.jitter_ns);
+	ck_assert_uint_gt(before, 500000);
+	ck_assert_uint_eq(dir.src.clock_rate, 90000);
+	/* a jump, then in sequence: a restart, now PT 0 at 8000 Hz */
+	feed(30000, 555, 7, 0, T0_NS + 8 * 40 * MS);
+	feed(30001, 715, 7, 0, T0_NS + 8 * 40 * MS + 20 * MS);
+	ck_assert_uint_eq(dir.src.base_seq, 30001);
+	ck_assert_uint_eq(dir.src.clock_rate, 8000);
+	j = atomic_load(&dir.jitter_ns);
+	ck_assert_uint_eq(j / 1000, before / 1000);
+	/* and a perfectly paced packet only lets it decay */
+	feed(30002, 875, 7, 0, T0_NS + 8 * 40 * MS + 40 * MS);
+	j = atomic_load(&dir.jitter_ns);
+	ck_assert_uint_lt(j, before);
+	ck_assert_uint_gt(j, before / 2);
+}
+END_TEST
+
 START_TEST(loss_rate_clamp)
 {
 	ck_assert(rtpstat_loss_rate(&dir) == 0.0);
@@ -701,6 +734,7 @@ rtpstat_suite(void)
 	tcase_add_test(tc, ssrc_change);
 	tcase_add_test(tc, jitter_by_hand);
 	tcase_add_test(tc, jitter_rate_change);
+	tcase_add_test(tc, jitter_restart_rate_change);
 	tcase_add_test(tc, loss_rate_clamp);
 	tcase_add_test(tc, random_loss);
 	tcase_add_test(tc, jitter_dynamic_clock_rate);

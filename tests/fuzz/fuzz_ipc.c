@@ -1,0 +1,238 @@
+/*
+ * The event socket's decoder.
+ *
+ * Input: one octet, then the message.  The octet's low three bits are how
+ * many descriptors come with the message (0..7), the next bits how many
+ * the receiver has room for (0..IPC_MAXFDS).
+ *
+ * 1. ipc_check on the bytes, in an exactly sized buffer, with that
+ *    descriptor count; a message it passes is then read the way its
+ *    receiver reads it (session_ipc in the master, worker_dispatch in a
+ *    worker), so that anything they use that the check does not
+ *    guarantee shows up as a read out of bounds or a failed invariant.
+ * 2. The same bytes and descriptors through a real SOCK_SEQPACKET
+ *    socketpair and ipc_recv: what comes out is what went in, the
+ *    verdict of ipc_check does not change, and no descriptor is left
+ *    open behind the caller's back.
+ * 3. ipc_init of the message's type makes a message ipc_check passes.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rtpproxyd.h"
+#include "fuzz.h"
+
+#define MAX_SEND_FDS	7
+
+static int	sv[2] = { -1, -1 };
+static int	devnull = -1;
+static int	lowest_free = -1;
+
+/* The lowest descriptor number not in use: it moves if one leaked. */
+static int
+fuzz_lowest_free(void)
+{
+	int fd = fcntl(0, F_DUPFD, 0);
+
+	FUZZ_CHECK(fd != -1);
+	close(fd);
+	return fd;
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	int size = 64 * 1024;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == -1 ||
+	    (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		abort();
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	lowest_free = fuzz_lowest_free();
+	return 0;
+}
+
+/* What the master reads of a worker's message (master_readable). */
+static void
+read_as_master(const void *buf, size_t n)
+{
+	const struct ipc_hdr	*h = buf;
+	const struct ipc_error	*e = buf;
+	char			 error[SHM_REASON_MAX];
+	volatile uint32_t	 sink;
+
+	sink = h->wgen + h->slot + h->slot_gen;
+	(void)sink;
+	if (h->type != IPC_ERROR)
+		return;
+	FUZZ_CHECK(n == sizeof(*e));
+	/* session_ipc copies the reason with "%s". */
+	snprintf(error, sizeof(error), "%s", e->reason);
+	FUZZ_CHECK(strlen(error) < sizeof(e->reason));
+	(void)utf8_valid(error, strlen(error));
+}
+
+/* What a worker reads of the master's message (worker_dispatch). */
+static void
+read_as_worker(const struct ipc_hdr *h, const int *fds, int nfds)
+{
+	volatile int	sink = 0;
+	uint32_t	i;
+
+	switch (h->type) {
+	case IPC_ADD:
+		/* relay_add takes h->arg descriptors from fds[]. */
+		FUZZ_CHECK(h->arg >= 1 && h->arg <= IPC_MAXFDS);
+		FUZZ_CHECK((int)h->arg == nfds);
+		for (i = 0; i < h->arg; i++)
+			sink += fds[i];
+		break;
+	case IPC_REMOVE:
+	case IPC_SHUTDOWN:
+		sink += (int)h->slot;
+		break;
+	case IPC_SETLOG:
+		sink += (int)h->arg;
+		break;
+	default:
+		FUZZ_CHECK(!"a type ipc_check passes that no receiver knows");
+	}
+	(void)sink;
+}
+
+/* Through the socket and back; verdict is ipc_check's on the original. */
+static void
+via_socket(const uint8_t *msg, size_t n, int nsend, int room, int verdict)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int) * MAX_SEND_FDS)];
+	} cm;
+	union {
+		struct ipc_hdr	h;
+		char		buf[IPC_MAXMSG];
+	} in;
+	struct msghdr	 mh;
+	struct iovec	 iov;
+	struct cmsghdr	*c;
+	int		 fds[IPC_MAXFDS], got, i;
+	ssize_t		 r;
+
+	memset(&mh, 0, sizeof(mh));
+	iov.iov_base = (void *)msg;
+	iov.iov_len = n;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (nsend > 0) {
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nsend);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nsend);
+		for (i = 0; i < nsend; i++)
+			memcpy(CMSG_DATA(c) + i * sizeof(int), &devnull,
+			    sizeof(int));
+	}
+	if (sendmsg(sv[0], &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)n)
+		return;		/* too big for the socket: nothing sent */
+
+	for (i = 0; i < IPC_MAXFDS; i++)
+		fds[i] = -1;
+	got = room;
+	r = ipc_recv(sv[1], in.buf, sizeof(in.buf), fds, &got);
+	FUZZ_CHECK(got >= 0 && got <= room && got <= nsend);
+	if (n > sizeof(in.buf)) {
+		FUZZ_CHECK(r == -1 && errno == EMSGSIZE);
+	} else if (r > 0) {
+		FUZZ_CHECK((size_t)r == n && memcmp(in.buf, msg, n) == 0);
+		FUZZ_CHECK(got == (nsend < room ? nsend : room));
+		if (got == nsend)
+			FUZZ_CHECK((ipc_check(in.buf, (size_t)r, got) == 0) ==
+			    verdict);
+	} else if (r == -1)
+		FUZZ_CHECK(errno == EMSGSIZE && nsend > IPC_MAXFDS);
+	for (i = 0; i < got; i++) {
+		FUZZ_CHECK(fds[i] >= 0 && fcntl(fds[i], F_GETFD) & FD_CLOEXEC);
+		close(fds[i]);
+	}
+	/* Whatever the receiver did not get must not be left open. */
+	FUZZ_CHECKF(fuzz_lowest_free() == lowest_free,
+	    "a descriptor leaked (%zu octets, %d sent, room %d, got %d, "
+	    "ipc_recv %zd)", n, nsend, room, got, r);
+}
+
+static void
+init_roundtrip(uint16_t type, uint32_t arg)
+{
+	union {
+		struct ipc_hdr		h;
+		struct ipc_error	e;
+	} m;
+	size_t	want = ipc_size(type);
+	int	nfds = 0;
+
+	if (want == 0)
+		return;
+	ipc_init(&m.h, type, 1, 2, 3);
+	FUZZ_CHECK(m.h.len == want && m.h.version == IPC_VERSION);
+	if (type == IPC_ADD) {
+		m.h.arg = 1 + arg % IPC_MAXFDS;
+		nfds = (int)m.h.arg;
+	}
+	FUZZ_CHECK(ipc_check(&m, want, nfds) == 0);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct ipc_hdr	*h;
+	void		*buf;
+	int		*fds;
+	size_t		 n;
+	int		 nsend, room, ok;
+
+	if (size < 1)
+		return 0;
+	nsend = data[0] & 7;
+	room = (data[0] >> 3) % (IPC_MAXFDS + 1);
+	n = size - 1;
+
+	/* Exactly n octets, so that a read past the message is caught. */
+	if ((buf = malloc(n != 0 ? n : 1)) == NULL)
+		abort();
+	memcpy(buf, data + 1, n);
+	if ((fds = malloc(sizeof(int) * (nsend != 0 ? (size_t)nsend : 1))) ==
+	    NULL)
+		abort();
+	memset(fds, 0, sizeof(int) * (nsend != 0 ? (size_t)nsend : 1));
+
+	ok = ipc_check(buf, n, nsend) == 0;
+	if (ok) {
+		h = buf;
+		FUZZ_CHECK(n >= sizeof(*h) && h->version == IPC_VERSION &&
+		    h->len == n && ipc_size(h->type) == n);
+		/* The master drops worker messages of the master's types. */
+		if (h->type < IPC_ADD)
+			read_as_master(buf, n);
+		else
+			read_as_worker(h, fds, nsend);
+	}
+	via_socket(data + 1, n, nsend, room, ok);
+	if (n >= sizeof(*h)) {
+		struct ipc_hdr	hdr;
+
+		memcpy(&hdr, data + 1, sizeof(hdr));
+		init_roundtrip(hdr.type, hdr.arg);
+	}
+	free(fds);
+	free(buf);
+	return 0;
+}
