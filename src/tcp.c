@@ -416,10 +416,13 @@ tcp_fail(struct tcp_sess *ts, int caller, int err, const char *what)
 		snprintf(reason, sizeof(reason), "connection to %s: %s",
 		    sa_ntop((struct sockaddr *)&ts->dest, a, sizeof(a)),
 		    err == ECONNREFUSED ? "refused" : strerror(err));
-	else
-		snprintf(reason, sizeof(reason), "connection %s by %s",
-		    err == ECONNRESET ? "reset" : strerror(err),
+	else if (err == ECONNRESET || err == EPIPE)
+		/* A send after the peer's RST fails with EPIPE. */
+		snprintf(reason, sizeof(reason), "connection reset by %s",
 		    tcp_side(caller));
+	else
+		snprintf(reason, sizeof(reason), "connection with %s failed: "
+		    "%s", tcp_side(caller), strerror(err));
 	log_info("slot %u: %s", ts->idx, reason);
 	snprintf(ts->error, sizeof(ts->error), "%s", reason);
 	tcp_events_del(ts);

@@ -42,23 +42,36 @@ parse_addr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
 	}
 }
 
+/*
+ * A TCP port for a daemon's API: from a range of the harness's own, so
+ * that it is neither a test's peer port nor in a daemon's media range
+ * (either would make a destination the daemon refuses as its own).
+ */
 static uint16_t
 free_tcp_port(void)
 {
+	static unsigned		next;
 	struct sockaddr_in	sin;
-	socklen_t		len = sizeof(sin);
-	int			fd;
+	unsigned		i;
 	uint16_t		port = 0;
+	int			fd, on = 1;
 
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		return 0;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-		port = ntohs(sin.sin_port);
-	close(fd);
+	if (next == 0)
+		next = (unsigned)getpid() * 17;
+	for (i = 0; i < 1000 && port == 0; i++) {
+		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+			return 0;
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+		    sizeof(on));
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin.sin_port = htons((uint16_t)(HARNESS_API_MIN + next++ %
+		    (HARNESS_API_MAX - HARNESS_API_MIN + 1)));
+		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+			port = ntohs(sin.sin_port);
+		close(fd);
+	}
 	return port;
 }
 
@@ -177,7 +190,7 @@ harness_launch(struct daemon *d, int wait_ready)
 	const char	*bin = getenv("RTPPROXYD");
 	const char	*wrap = getenv("RTPPROXYD_WRAPPER");
 	char		 want[64];
-	int		 fd;
+	int		 fd, waited, status;
 
 	if (bin == NULL)
 		bin = "../src/rtpproxyd";
@@ -202,15 +215,45 @@ harness_launch(struct daemon *d, int wait_ready)
 	if (!wait_ready)
 		return 0;
 	snprintf(want, sizeof(want), "all %d workers ready", d->workers);
-	return harness_wait_log(d, want, 1, 15000 * harness_slow());
+	for (waited = 0; waited < 15000 * harness_slow(); waited += 20) {
+		if (harness_log_count(d, want) >= 1)
+			return 0;
+		/* Dead already: no point in waiting. */
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = -1;
+			return -1;
+		}
+		nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
+	}
+	return -1;
 }
 
 int
 harness_start(struct daemon *d, int workers, const char *extra)
 {
+	char	line[64];
+	int	tries;
+
 	if (harness_prepare(d, workers, extra) == -1)
 		return -1;
-	return harness_launch(d, 1);
+	/*
+	 * Another test may take the API port between our look and the
+	 * daemon's bind: then another port, and again.
+	 */
+	for (tries = 0; tries < 5; tries++) {
+		if (harness_launch(d, 1) == 0)
+			return 0;
+		if (d->pid > 0 || harness_log_count(d, "address in use") == 0)
+			return -1;
+		if ((d->grpc_port = free_tcp_port()) == 0)
+			return -1;
+		snprintf(line, sizeof(line), "listen 127.0.0.1:%u",
+		    d->grpc_port);
+		if (harness_conf_set(d, line) == -1)
+			return -1;
+		truncate(d->log, 0);
+	}
+	return -1;
 }
 
 int

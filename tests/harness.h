@@ -69,6 +69,9 @@ int	harness_slow(void);
 /* The tests' own peer sockets (harness_udp and friends). */
 #define HARNESS_PEER_MIN	33000
 #define HARNESS_PEER_MAX	41999
+/* The daemons' API (and metrics) ports. */
+#define HARNESS_API_MIN		60000
+#define HARNESS_API_MAX		60999
 uint16_t harness_next_port(void);
 /* In extra: do not allow loopback destinations as harness_prepare does. */
 #define HARNESS_NOALLOW		"# no default allow"
