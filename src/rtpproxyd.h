@@ -266,6 +266,7 @@ const char *session_state_name(uint32_t);
 int	grpcsvc_start(struct event_base *, const struct config *);
 void	grpcsvc_publish(const struct session_event *);
 int	grpcsvc_subscribers(void);
+const char *grpcsvc_method_path(int);
 void	grpcsvc_drain(void (*)(void));
 void	grpcsvc_stop(void);
 void	grpcsvc_reconfigure(const struct config *);
