@@ -693,7 +693,7 @@ master_main(struct config *conf, int foreground,
 		fatalx("event_base_new");
 
 	/* Bind the API before dropping privileges: its port may be low. */
-	if (grpcsvc_start(m.base, conf) == -1)
+	if (grpcsvc_start(m.base, conf) == -1 || metrics_bind(conf) == -1)
 		goto out;
 	if (daemon_drop_privileges(conf->user, conf->group, err,
 	    sizeof(err)) == -1) {
@@ -729,7 +729,7 @@ master_main(struct config *conf, int foreground,
 		master_worker_range(i, &mw->port_lo, &mw->port_hi);
 		mw->respawn_ev = evtimer_new(m.base, master_respawn_cb, mw);
 	}
-	if (session_init(&m) == -1)
+	if (session_init(&m) == -1 || metrics_start(m.base) == -1)
 		goto out;
 
 	ev_term = evsignal_new(m.base, SIGTERM, master_stop, NULL);
@@ -764,6 +764,7 @@ master_main(struct config *conf, int foreground,
 	rc = 0;
 	log_notice("stopped");
 out:
+	metrics_stop();
 	grpcsvc_stop();
 	master_cleanup(&m);
 	if (m.base != NULL)

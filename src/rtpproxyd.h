@@ -271,6 +271,12 @@ void	grpcsvc_drain(void (*)(void));
 void	grpcsvc_stop(void);
 void	grpcsvc_reconfigure(const struct config *);
 
+/* metrics.c: the Prometheus endpoint, on the master's loop */
+int	metrics_bind(const struct config *);
+int	metrics_start(struct event_base *);
+void	metrics_stop(void);
+int	metrics_fd(void);
+
 /* master.c */
 struct event;
 struct master_msg;
