@@ -1354,6 +1354,16 @@ grpcsvc_subscribers(void)
 	return svc != NULL ? svc->nsubs : 0;
 }
 
+_Static_assert(GS_NMETHODS == SHM_GRPC_METHODS - 1,
+    "the call counters have one row per method and one for unknown ones");
+
+/* The path of row i of the call counters; NULL for unknown methods. */
+const char *
+grpcsvc_method_path(int i)
+{
+	return i >= 0 && i < GS_NMETHODS ? gs_methods[i].path : NULL;
+}
+
 void
 grpcsvc_publish(const struct session_event *ev)
 {

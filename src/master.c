@@ -938,7 +938,10 @@ master_main(struct config *conf, int foreground,
 		log_warnx("%s", err);
 		goto out;
 	}
-	if ((api = grpcsvc_start(m.base, conf)) == -1 && m.takeover_fd == -1)
+	if ((api = grpcsvc_start(m.base, conf)) == 0 &&
+	    (api = metrics_bind(conf)) == -1)
+		grpcsvc_stop();		/* both once the old master let go */
+	if (api == -1 && m.takeover_fd == -1)
 		goto out;
 	if (daemon_drop_privileges(conf->user, conf->group, err,
 	    sizeof(err)) == -1) {
@@ -999,7 +1002,7 @@ master_main(struct config *conf, int foreground,
 		master_worker_range(i, &mw->port_lo, &mw->port_hi);
 		mw->respawn_ev = evtimer_new(m.base, master_respawn_cb, mw);
 	}
-	if (session_init(&m) == -1)
+	if (session_init(&m) == -1 || metrics_start(m.base) == -1)
 		goto out;
 	if (m.adopting)
 		session_adopt_table();
@@ -1053,6 +1056,7 @@ master_main(struct config *conf, int foreground,
 	rc = 0;
 	log_notice("stopped");
 out:
+	metrics_stop();
 	grpcsvc_stop();
 	master_cleanup(&m);
 	if (m.base != NULL)

@@ -271,9 +271,16 @@ const char *session_state_name(uint32_t);
 int	grpcsvc_start(struct event_base *, const struct config *);
 void	grpcsvc_publish(const struct session_event *);
 int	grpcsvc_subscribers(void);
+const char *grpcsvc_method_path(int);
 void	grpcsvc_drain(void (*)(void));
 void	grpcsvc_stop(void);
 void	grpcsvc_reconfigure(const struct config *);
+
+/* metrics.c: the Prometheus endpoint, on the master's loop */
+int	metrics_bind(const struct config *);
+int	metrics_start(struct event_base *);
+void	metrics_stop(void);
+int	metrics_fd(void);
 
 /* master.c */
 struct event;

@@ -118,7 +118,7 @@ takeover_probe(const struct sockaddr_storage *ss, socklen_t len,
 }
 
 static int
-takeover_probe_addr(const char *l, char *err, size_t errlen)
+takeover_probe_addr(const char *kw, const char *l, char *err, size_t errlen)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
@@ -127,6 +127,9 @@ takeover_probe_addr(const char *l, char *err, size_t errlen)
 	uint32_t		 port;
 	size_t			 n;
 
+	char			 what[200];
+
+	snprintf(what, sizeof(what), "%s %s", kw, l);
 	if (strncmp(l, "unix:", 5) == 0 || (colon = strrchr(l, ':')) == NULL ||
 	    parse_u32(colon + 1, 1, 65535, &port) == -1)
 		return 0;
@@ -137,19 +140,19 @@ takeover_probe_addr(const char *l, char *err, size_t errlen)
 	host[n] = '\0';
 	if (strcmp(host, "*") == 0)
 		return parse_ip("::", (uint16_t)port, &ss, &len) == 0 ?
-		    takeover_probe(&ss, len, l, err, errlen) : 0;
+		    takeover_probe(&ss, len, what, err, errlen) : 0;
 	if (strcmp(host, "localhost") == 0)
 		return (parse_ip("127.0.0.1", (uint16_t)port, &ss, &len) ==
-		    0 && takeover_probe(&ss, len, l, err, errlen) == -1) ||
+		    0 && takeover_probe(&ss, len, what, err, errlen) == -1) ||
 		    (parse_ip("::1", (uint16_t)port, &ss, &len) == 0 &&
-		    takeover_probe(&ss, len, l, err, errlen) == -1) ? -1 : 0;
+		    takeover_probe(&ss, len, what, err, errlen) == -1) ? -1 : 0;
 	if (host[0] == '[' && n > 2) {
 		memmove(host, host + 1, n - 2);
 		host[n - 2] = '\0';
 	}
 	if (parse_ip(host, (uint16_t)port, &ss, &len) == -1)
 		return 0;
-	return takeover_probe(&ss, len, l, err, errlen);
+	return takeover_probe(&ss, len, what, err, errlen);
 }
 
 int
@@ -158,10 +161,12 @@ takeover_probe_listen(const struct config *c, char *err, size_t errlen)
 	int i;
 
 	for (i = 0; i < c->nlisten; i++)
-		if (takeover_probe_addr(c->listen[i], err, errlen) == -1)
+		if (takeover_probe_addr("listen", c->listen[i], err, errlen) ==
+		    -1)
 			return -1;
 	if (c->metrics_listen != NULL &&
-	    takeover_probe_addr(c->metrics_listen, err, errlen) == -1)
+	    takeover_probe_addr("metrics-listen", c->metrics_listen, err,
+	    errlen) == -1)
 		return -1;
 	return 0;
 }
@@ -275,7 +280,8 @@ takeover_listen(struct master *m)
 
 	for (i = 0; i < 50; i++) {
 		if (takeover_probe_listen(m->conf, err, sizeof(err)) == 0)
-			return grpcsvc_start(m->base, m->conf);
+			return grpcsvc_start(m->base, m->conf) == 0 &&
+			    metrics_bind(m->conf) == 0 ? 0 : -1;
 		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
 	}
 	log_warnx("%s", err);
@@ -377,6 +383,7 @@ takeover_drained(void)
 	int		 i, n = m->pidfd != -1;
 
 	session_suspend();
+	metrics_stop();
 	master_flush_all(1000);
 	/*
 	 * The service manager must know the new main process before this

@@ -184,8 +184,8 @@ harness_conf_add(struct daemon *d, const char *line)
 	return fclose(f) == 0 ? 0 : -1;
 }
 
-int
-harness_launch(struct daemon *d, int wait_ready)
+static int
+harness_launch1(struct daemon *d, int wait_ready)
 {
 	const char	*bin = getenv("RTPPROXYD");
 	const char	*wrap = getenv("RTPPROXYD_WRAPPER");
@@ -231,17 +231,25 @@ harness_launch(struct daemon *d, int wait_ready)
 int
 harness_start(struct daemon *d, int workers, const char *extra)
 {
+	if (harness_prepare(d, workers, extra) == -1)
+		return -1;
+	return harness_launch(d, 1);
+}
+
+int
+harness_launch(struct daemon *d, int wait_ready)
+{
 	char	line[64];
 	int	tries;
 
-	if (harness_prepare(d, workers, extra) == -1)
-		return -1;
+	if (!wait_ready)
+		return harness_launch1(d, 0);
 	/*
 	 * Another test may take the API port between our look and the
 	 * daemon's bind: then another port, and again.
 	 */
 	for (tries = 0; tries < 5; tries++) {
-		if (harness_launch(d, 1) == 0)
+		if (harness_launch1(d, 1) == 0)
 			return 0;
 		if (d->pid > 0 || harness_log_count(d, "address in use") == 0)
 			return -1;
