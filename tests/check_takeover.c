@@ -53,7 +53,44 @@ up_extra(const char *extra)
 	}
 }
 
-static void up(void) { up_extra(NULL); }
+static uint16_t	mport;
+
+/* With metrics, so that their listener is taken over too. */
+static void
+up(void)
+{
+	char extra[64];
+
+	mport = harness_tcp_port();
+	snprintf(extra, sizeof(extra), "metrics-listen 127.0.0.1:%u", mport);
+	up_extra(extra);
+}
+
+/* The status code of GET /metrics, or -1. */
+static int
+scrape(void)
+{
+	struct sockaddr_in	sin;
+	char			buf[512];
+	ssize_t			n;
+	int			fd, code = -1;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(mport);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    write(fd, "GET /metrics HTTP/1.0\r\n\r\n", 26) == 26 &&
+	    (n = read(fd, buf, sizeof(buf) - 1)) > 12) {
+		buf[n] = '\0';
+		if (strncmp(buf, "HTTP/1.", 7) == 0)
+			code = atoi(buf + 9);
+	}
+	close(fd);
+	return code;
+}
 static void up_orphan(void) { up_extra("orphan-timeout 1"); }
 
 static void
@@ -271,6 +308,7 @@ START_TEST(usr2_under_load)
 	pid_t			 old = d.pid, w0, w1, now;
 
 	legs_open(c, NSESS);
+	ck_assert_int_eq(scrape(), 200);
 	w0 = harness_worker_pid(&d, 0);
 	w1 = harness_worker_pid(&d, 1);
 	load(NSESS, 3000, send_usr2, &old);
@@ -286,7 +324,9 @@ START_TEST(usr2_under_load)
 	ck_assert_int_ge(harness_log_count(&d, "adopted by the master with "
 	    "pid"), 2);
 	rpc_client_free(c);
-	/* The API is the new master's; the counters and latches carry on. */
+	/* The API and the metrics are the new master's. */
+	ck_assert_int_eq(scrape(), 200);
+	/* The counters and latches carry on. */
 	c = client();
 	counters_agree(c, NSESS);
 	load(NSESS, 500, NULL, NULL);

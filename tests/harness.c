@@ -47,8 +47,8 @@ parse_addr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
  * that it is neither a test's peer port nor in a daemon's media range
  * (either would make a destination the daemon refuses as its own).
  */
-static uint16_t
-free_tcp_port(void)
+uint16_t
+harness_tcp_port(void)
 {
 	static unsigned		next;
 	struct sockaddr_in	sin;
@@ -101,7 +101,7 @@ harness_prepare(struct daemon *d, int workers, const char *extra)
 	snprintf(d->pidfile, sizeof(d->pidfile), "%s/rtpproxyd.pid", d->dir);
 	snprintf(d->shm, sizeof(d->shm), "/rtpproxyd-test-%ld-%u",
 	    (long)getpid(), seq++);
-	if ((d->grpc_port = free_tcp_port()) == 0)
+	if ((d->grpc_port = harness_tcp_port()) == 0)
 		return -1;
 	snprintf(d->grpc, sizeof(d->grpc), "127.0.0.1:%u", d->grpc_port);
 	/* A media range of its own per test process: 200 ports from 42000. */
@@ -253,7 +253,7 @@ harness_launch(struct daemon *d, int wait_ready)
 			return 0;
 		if (d->pid > 0 || harness_log_count(d, "address in use") == 0)
 			return -1;
-		if ((d->grpc_port = free_tcp_port()) == 0)
+		if ((d->grpc_port = harness_tcp_port()) == 0)
 			return -1;
 		snprintf(line, sizeof(line), "listen 127.0.0.1:%u",
 		    d->grpc_port);

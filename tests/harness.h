@@ -73,6 +73,8 @@ int	harness_slow(void);
 #define HARNESS_API_MIN		60000
 #define HARNESS_API_MAX		60999
 uint16_t harness_next_port(void);
+/* A free TCP port of the API range, for a daemon's listen or metrics. */
+uint16_t harness_tcp_port(void);
 /* In extra: do not allow loopback destinations as harness_prepare does. */
 #define HARNESS_NOALLOW		"# no default allow"
 int	harness_media_port(uint16_t);
