@@ -241,25 +241,7 @@ tx(int fd, int v6, uint16_t port, const void *buf, size_t len)
 	    (ssize_t)len);
 }
 
-static size_t
-mkrtp(uint8_t *b, uint16_t seq, uint32_t ts, uint32_t ssrc, size_t payload)
-{
-	memset(b, 0, RTP_HDR_MIN + payload);
-	b[0] = 0x80;
-	b[1] = 0;		/* PCMU */
-	b[2] = seq >> 8;
-	b[3] = seq & 0xff;
-	b[4] = ts >> 24;
-	b[5] = ts >> 16;
-	b[6] = ts >> 8;
-	b[7] = ts & 0xff;
-	b[8] = ssrc >> 24;
-	b[9] = ssrc >> 16;
-	b[10] = ssrc >> 8;
-	b[11] = ssrc & 0xff;
-	memset(b + RTP_HDR_MIN, 0xd5, payload);
-	return RTP_HDR_MIN + payload;
-}
+#define mkrtp	harness_rtp	/* PCMU, payload octets of 0xd5 */
 
 /* An RTCP receiver report without report blocks: 8 octets. */
 static size_t

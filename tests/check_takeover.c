@@ -33,14 +33,6 @@
 
 static struct daemon	d;
 
-static int64_t
-now_ms_(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 up_extra(const char *extra)
@@ -184,11 +176,11 @@ static void
 load(int n, int ms, void (*event)(void *), void *arg)
 {
 	uint8_t		 b[200];
-	int64_t		 start = now_ms_(), t, next = start;
+	int64_t		 start = mono_ms(), t, next = start;
 	size_t		 len;
 	int		 i, fired = 0;
 
-	while ((t = now_ms_()) < start + ms) {
+	while ((t = mono_ms()) < start + ms) {
 		if (!fired && t >= start + ms / 2 && event != NULL) {
 			event(arg);
 			fired = 1;
@@ -691,11 +683,11 @@ notify_wait(const char *want, int ms)
 {
 	char	buf[256];
 	pid_t	from;
-	int64_t	end = now_ms_() + ms;
+	int64_t	end = mono_ms() + ms;
 
-	while (now_ms_() < end)
+	while (mono_ms() < end)
 		if (notify_next(buf, sizeof(buf), &from,
-		    (int)(end - now_ms_())) == 0 && strstr(buf, want) != NULL)
+		    (int)(end - mono_ms())) == 0 && strstr(buf, want) != NULL)
 			return from;
 	ck_abort_msg("no notification %s", want);
 	return -1;

@@ -33,14 +33,6 @@
 
 static struct daemon	d;
 
-static int64_t
-mono_ms_(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A listening TCP socket on 127.0.0.1 (or addr), away from media ports. */
 static int
@@ -131,7 +123,7 @@ transfer(struct flow *f, int n, int ms, void (*tick)(void *, uint64_t),
 {
 	static uint8_t	 buf[65536];
 	struct pollfd	 pfd[4];
-	int64_t		 end = mono_ms_() + ms * harness_slow();
+	int64_t		 end = mono_ms() + ms * harness_slow();
 	uint64_t	 done;
 	ssize_t		 k;
 	size_t		 want, j;
@@ -149,7 +141,7 @@ transfer(struct flow *f, int n, int ms, void (*tick)(void *, uint64_t),
 			tick(arg, done);
 		for (i = 0; i < n && f[i].eof; i++)
 			;
-		if (i == n || mono_ms_() > end)
+		if (i == n || mono_ms() > end)
 			return;
 		np = 0;
 		for (i = 0; i < n; i++) {
@@ -257,7 +249,7 @@ static int
 state_becomes(struct rpc_client *c, const char *id, int want)
 {
 	Rtpproxy__SessionInfo	*si;
-	int64_t			 end = mono_ms_() + 5000 * harness_slow();
+	int64_t			 end = mono_ms() + 5000 * harness_slow();
 	int			 st;
 
 	for (;;) {
@@ -265,7 +257,7 @@ state_becomes(struct rpc_client *c, const char *id, int want)
 			return -1;
 		st = si->state;
 		harness_info_free(si);
-		if (st == want || mono_ms_() > end)
+		if (st == want || mono_ms() > end)
 			return st;
 		usleep(10000);
 	}
@@ -504,7 +496,7 @@ START_TEST(slow_reader)
 	before = rss_kb(wpid);
 	nonblock(caller);
 	/* Push until the path is full: the socket buffers, nothing more. */
-	for (end = mono_ms_() + 3000; mono_ms_() < end;) {
+	for (end = mono_ms() + 3000; mono_ms() < end;) {
 		memset(buf, 0, sizeof(buf));
 		for (k = 0; k < (ssize_t)sizeof(buf); k++)
 			buf[k] = pattern(pushed + (uint64_t)k, 5);
@@ -554,10 +546,10 @@ ends_within(int fd, int ms)
 {
 	struct pollfd	pfd = { .fd = fd, .events = POLLIN };
 	uint8_t		b[4096];
-	int64_t		end = mono_ms_() + ms;
+	int64_t		end = mono_ms() + ms;
 	ssize_t		k;
 
-	while (mono_ms_() < end) {
+	while (mono_ms() < end) {
 		if (poll(&pfd, 1, 100) != 1)
 			continue;
 		k = recv(fd, b, sizeof(b), MSG_DONTWAIT);
