@@ -33,7 +33,6 @@
 
 static struct daemon	d;
 
-
 static void
 up_extra(const char *extra)
 {

@@ -33,7 +33,6 @@
 
 static struct daemon	d;
 
-
 /* A listening TCP socket on 127.0.0.1 (or addr), away from media ports. */
 static int
 tcp_listen_on(const char *addr, uint16_t *port)
