@@ -2,8 +2,8 @@
  * rtpbench: what its files share.  rtpbench.c holds main and the original
  * mode (load for a running daemon); gen.c the packet generator of the new
  * modes; target.c starts and stops the relays under test and samples
- * /proc; compare.c the comparison with the reference relay and the flood.
- * See tests/bench/README.
+ * /proc; compare.c the comparison with the reference relay and the flood;
+ * ctlrate.c the control-plane rate.  See tests/bench/README.
  */
 #ifndef RTPBENCH_H
 #define RTPBENCH_H
@@ -27,7 +27,7 @@ extern volatile sig_atomic_t	 bench_stop;	/* ^C or SIGTERM */
 struct bopts {
 	const char	*rtpproxyd;	/* -X */
 	const char	*refrelay;	/* -Y */
-	const char	*server;	/* -s */
+	const char	*server;	/* -s, for -P against a running daemon */
 	const char	*addr;		/* -a */
 	pid_t		 dpid;		/* -p */
 	int		 counts[16];	/* -N */
@@ -40,6 +40,7 @@ struct bopts {
 	double		 rate;		/* -r: fixed total rate, no search */
 	double		 step_s;	/* -t */
 	double		 secs;		/* -d */
+	int		 inflight;	/* -i */
 	int		 burst;		/* -G */
 	int		 tries;		/* -T */
 	const char	*conf[MAX_CONF_LINES];	/* -o */
@@ -153,5 +154,8 @@ int	 gen_nstreams(const struct gen *);
 /* compare.c */
 int	 compare_run(const struct bopts *);
 int	 flood_run(const struct bopts *);
+
+/* ctlrate.c */
+int	 ctlrate_run(const struct bopts *);
 
 #endif

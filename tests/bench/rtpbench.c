@@ -6,7 +6,8 @@
  * and memory.  One thread, one epoll loop.  See tests/bench/README.
  *
  * The other modes start the relays themselves: -C compares rtpproxyd with
- * the reference relay (compare.c), -F floods them.
+ * the reference relay (compare.c), -F floods them, -P measures the
+ * control-plane rate (ctlrate.c).
  */
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -74,7 +75,9 @@ usage(void)
 	    "[-n streams] [-d seconds] [-G burst]\n"
 	    "                [-c cpu] [-o 'key value'] [-b bytes] "
 	    "[-a address]\n"
-	    );
+	    "       rtpbench -P [-X rtpproxyd | -s host:port [-p pid]] "
+	    "[-i in_flight] [-d seconds]\n"
+	    "                [-c cpu] [-o 'key value'] [-a address]\n");
 	exit(2);
 }
 
@@ -536,10 +539,11 @@ main(int argc, char *argv[])
 	o.addr = "127.0.0.1";
 	o.payload = 160;
 	o.step_s = 2;
+	o.inflight = 8;
 	o.burst = 8;
 	o.tries = 4;
 	while ((ch = getopt(argc, argv,
-	    "a:Bb:Cc:d:FG:N:n:o:p:R:r:s:T:t:X:Y:"))
+	    "a:Bb:Cc:d:FG:i:N:n:o:Pp:R:r:s:T:t:X:Y:"))
 	    != -1) {
 		switch (ch) {
 		case 'a':
@@ -556,6 +560,7 @@ main(int argc, char *argv[])
 			break;
 		case 'C':
 		case 'F':
+		case 'P':
 			if (mode != 0 && mode != ch)
 				usage();
 			mode = ch;
@@ -572,6 +577,11 @@ main(int argc, char *argv[])
 			if (parse_u32(optarg, 1, 8, &v) == -1)
 				usage();
 			o.burst = (int)v;
+			break;
+		case 'i':
+			if (parse_u32(optarg, 1, 1024, &v) == -1)
+				usage();
+			o.inflight = (int)v;
 			break;
 		case 'N':
 			if (parse_counts(optarg, &o) == -1)
@@ -649,14 +659,15 @@ main(int argc, char *argv[])
 	    (mode == 'C' && (o.rtpproxyd == NULL || o.refrelay == NULL)) ||
 	    (mode == 'F' && o.rtpproxyd == NULL && o.refrelay == NULL))
 		usage();
-	o.secs = 5;
+	o.secs = mode == 'P' ? 10 : 5;
 	if (dopt != NULL && parse_secs(dopt, 0.1, 3600, &o.secs) == -1)
 		usage();
 	o.sessions = nopt != NULL ? (int)n : 1000;
 	if (mode == 'C' && o.ncounts == 0)
 		parse_counts("20,1000,4000", &o);
 	pick_cpus(&o, relay_cpu);
-	if (bench_pin(o.bench_cpu) == -1) {
+	if ((mode != 'P' || o.rtpproxyd != NULL) &&
+	    bench_pin(o.bench_cpu) == -1) {
 		fprintf(stderr, "rtpbench: cannot pin to CPU %d: %s\n",
 		    o.bench_cpu, strerror(errno));
 		return 1;
@@ -664,8 +675,10 @@ main(int argc, char *argv[])
 	atexit(target_stop_all);
 	if (mode == 'C')
 		rc = compare_run(&o);
-	else
+	else if (mode == 'F')
 		rc = flood_run(&o);
+	else
+		rc = ctlrate_run(&o);
 	target_stop_all();
 	return rc;
 }
