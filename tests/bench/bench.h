@@ -131,6 +131,7 @@ struct step {
 	uint64_t	 late;		/* of those, later than LATE_MS */
 	uint64_t	 bench_drops;	/* our receive buffers overflowed */
 	double		 relay_cpu;	/* s, utime + stime */
+	double		 relay_cpu_main;	/* of that, the master's */
 	double		 bench_cpu;	/* s, ours */
 	double		 relay_busy, relay_steal;	/* its core, 0..1 */
 	double		 bench_busy, bench_steal;	/* ours */

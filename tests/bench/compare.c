@@ -33,7 +33,7 @@ struct ssum {
 	int		disturbed;
 	double		rate, offered, loss, late;
 	double		relay_busy, bench_load, steal;
-	double		cpu_pkt, core_pkt, bench_pkt;
+	double		cpu_pkt, main_pkt, core_pkt, bench_pkt;
 	uint64_t	bench_drops, sent, received;
 };
 
@@ -72,6 +72,8 @@ sum_step(const struct step *s, struct ssum *m)
 	m->steal = s->relay_steal > s->bench_steal ? s->relay_steal :
 	    s->bench_steal;
 	m->cpu_pkt = s->received > 0 ? s->relay_cpu * 1e6 /
+	    (double)s->received : 0;
+	m->main_pkt = s->received > 0 ? s->relay_cpu_main * 1e6 /
 	    (double)s->received : 0;
 	m->core_pkt = s->received_window > 0 ? s->relay_busy * s->secs *
 	    1e6 / (double)s->received_window : 0;
@@ -379,6 +381,8 @@ print_count(const struct bopts *o, int n, const struct sres *ref,
 	printf("%-26s %13.2f us %13.2f us   %.2fx\n", "  CPU per packet",
 	    ref->fixed.cpu_pkt, rp->fixed.cpu_pkt, ref->fixed.cpu_pkt > 0 ?
 	    rp->fixed.cpu_pkt / ref->fixed.cpu_pkt : 0);
+	printf("%-26s %16s %13.2f us   (the rest: the worker)\n",
+	    "    of which the master", "", rp->fixed.main_pkt);
 	printf("%-26s %14.0f %% %14.0f %%\n", "  relay core busy",
 	    100 * ref->fixed.relay_busy, 100 * rp->fixed.relay_busy);
 	printf("%-26s %13.0f us %13.0f us   %+.0f us\n", "  latency p50",

@@ -641,6 +641,9 @@ gen_step(struct gen *g, double rate, double secs, int burst,
 	    (uint64_t)(g->ovfl[1] - g->ovfl0[1]);
 	r->lat = &g->lat;
 	r->relay_cpu = cpu_delta(&c0, &r->after, &gone);
+	if (c0.n > 0 && r->after.n > 0 && c0.pid[0] == r->after.pid[0])
+		r->relay_cpu_main = (double)(r->after.ticks[0] - c0.ticks[0]) /
+		    (double)sysconf(_SC_CLK_TCK);
 	r->bench_cpu = self1 - self0;
 	r->relay_wait = cpu_wait_delta(&c0, &r->after);
 	r->bench_wait = (double)(w1 - w0) / 1e9;
