@@ -24,7 +24,7 @@
 #define LOSS_MAX	0.001
 #define OFFER_MIN	0.98	/* of the rate asked, or the bench fell short */
 #define WAIT_MAX	0.03	/* run-queue wait, of the step: disturbed */
-#define STEAL_MAX	0.10	/* stolen by the hypervisor: disturbed */
+#define STEAL_MAX	0.20	/* stolen by the hypervisor: disturbed */
 #define FOREIGN_MAX	0.05	/* busy while we are idle: not quiet */
 #define QUIET_WAIT_S	120
 
@@ -45,7 +45,7 @@ struct sres {
 	double		 ceiling;	/* the most the bench offered, short */
 	struct ssum	 at_max, at_fail;
 	int		 have_fail;
-	int		 have_fixed;
+	int		 have_fixed, fixed_slices, fixed_tries;
 	struct ssum	 fixed;
 	double		 p50, p90, p99, p999;
 	uint64_t	 rss_kb, rss_workers_kb;
@@ -95,11 +95,11 @@ bench_short(const struct step *s)
 static void
 progress(const char *name, int n, int k, const struct step *s, int pass)
 {
-	fprintf(stderr, "rtpbench: %-9s %5d sessions  step %2d  %8.0f pkt/s "
+	fprintf(stderr, "rtpbench: %-9s %5d sessions  %s %2d  %8.0f pkt/s "
 	    "(burst %d): offered %8.0f, loss %.4f %% (late %.4f %%), relay core %3.0f %% "
 	    "(its own %3.0f %%, waited %.1f %%), bench load %3.0f %% "
-	    "(waited %.1f %%), steal %.0f/%.0f %%%s: %s%s\n", name, n, k,
-	    s->rate, s->burst, s->secs > 0 ? (double)s->sent / s->secs : 0,
+	    "(waited %.1f %%), steal %.0f/%.0f %%%s: %s%s\n", name, n,
+	    k < 0 ? "fixed" : "step ", k < 0 ? -k : k, s->rate, s->burst, s->secs > 0 ? (double)s->sent / s->secs : 0,
 	    100 * step_loss(s),
 	    s->sent ? 100.0 * (double)s->late / (double)s->sent : 0,
 	    100 * s->relay_busy, 100 * s->relay_cpu / s->secs,
@@ -151,18 +151,17 @@ wait_quiet(const struct bopts *o)
 }
 
 /*
- * A step, measured again (after waiting for quiet) when another job had
- * the cores, judged by the run-queue wait of the relay and of rtpbench and
- * by steal.  In the search (confirm) only what failed is measured again:
- * a pass is a pass however disturbed, a failure counts when it happens
- * twice undisturbed, and a short bench once undisturbed.  For the fixed
- * rate, until undisturbed.  At most -T tries; the last one counts, marked
- * disturbed if it was.  -T 1: once, without waiting.
+ * A step of the search, measured again (after waiting for quiet) when it
+ * failed while another job had the cores, judged by the run-queue wait of
+ * the relay and of rtpbench and by steal.  A pass is a pass however
+ * disturbed; a failure counts when it happens twice undisturbed, a short
+ * bench once.  At most -T tries; the last one counts, marked disturbed if
+ * it was.  -T 1: once, without waiting.
  */
 static int
 measure(struct gen *g, double rate, double secs, int burst,
     const struct target *t, const struct bopts *o, int n, int k,
-    int confirm, struct step *s)
+    struct step *s)
 {
 	int try, fails = 0, pass;
 
@@ -174,12 +173,8 @@ measure(struct gen *g, double rate, double secs, int burst,
 		s->disturbed = disturbed(s);
 		pass = step_loss(s) < LOSS_MAX && !bench_short(s);
 		progress(t->name, n, k, s, pass);
-		if (!confirm) {
-			if (!s->disturbed)
-				break;
-		} else if (pass)
-			break;
-		else if (!s->disturbed && (bench_short(s) || ++fails == 2))
+		if (pass || (!s->disturbed && (bench_short(s) ||
+		    ++fails == 2)))
 			break;
 	}
 	return 0;
@@ -215,7 +210,7 @@ search_max(struct gen *g, const struct target *t, const struct bopts *o,
 
 	for (k = 1; k <= MAX_STEPS && mono_ns() < until; k++) {
 		if (measure(g, rate, o->step_s, search_burst(o, rate,
-		    gen_nstreams(g)), t, o, n, k, 1, &s) == -1)
+		    gen_nstreams(g)), t, o, n, k, &s) == -1)
 			return -1;
 		pass = step_loss(&s) < LOSS_MAX && !bench_short(&s);
 		if (pass) {
@@ -251,29 +246,101 @@ search_max(struct gen *g, const struct target *t, const struct bopts *o,
 	return 0;
 }
 
+/* Add slice s to the sum a: counts and times add, shares weigh by time. */
+static void
+step_add(struct step *a, const struct step *s, struct hist *h)
+{
+	int i;
+
+	a->rate = s->rate;
+	a->burst = s->burst;
+	a->disturbed |= s->disturbed;
+	a->sent += s->sent;
+	a->unsent += s->unsent;
+	a->received += s->received;
+	a->received_window += s->received_window;
+	a->late += s->late;
+	a->stale += s->stale;
+	a->bench_drops += s->bench_drops;
+	a->relay_cpu += s->relay_cpu;
+	a->relay_cpu_main += s->relay_cpu_main;
+	a->bench_cpu += s->bench_cpu;
+	a->relay_wait += s->relay_wait;
+	a->bench_wait += s->bench_wait;
+	a->relay_busy = (a->relay_busy * a->secs + s->relay_busy * s->secs) /
+	    (a->secs + s->secs);
+	a->bench_load = (a->bench_load * a->secs + s->bench_load * s->secs) /
+	    (a->secs + s->secs);
+	if (s->relay_steal > a->relay_steal)
+		a->relay_steal = s->relay_steal;
+	if (s->bench_steal > a->bench_steal)
+		a->bench_steal = s->bench_steal;
+	a->secs += s->secs;
+	a->after = s->after;
+	for (i = 0; i < HIST_US; i++)
+		h->b[i] += s->lat->b[i];
+	for (i = 0; i <= HIST_MS; i++)
+		h->ms[i] += s->lat->ms[i];
+	h->n += s->lat->n;
+	if (s->lat->max_ns > h->max_ns)
+		h->max_ns = s->lat->max_ns;
+	a->lat = h;
+}
+
+/*
+ * The fixed rate, packets one by one, -d seconds in slices of about a
+ * second.  A slice in which another job had the cores is measured again
+ * after waiting for quiet (up to -T tries for each slice of -d), so that
+ * a compile that comes and goes costs a slice, not the measurement.
+ */
 static int
 fixed_rate(struct gen *g, const struct target *t, const struct bopts *o,
     double rate, struct sres *r)
 {
-	struct step	s;
-	int		i;
+	struct step	 s, sum;
+	struct hist	*h;
+	double		 slice;
+	int		 i, want, kept = 0, tries = 0, n;
 
-	if (o->tries > 1)
-		wait_quiet(o);
-	if (measure(g, rate, o->secs, 1, t, o, gen_nstreams(g) /
-	    (o->bidir ? 2 : 1), 0, 0, &s) == -1)
-		return -1;
-	sum_step(&s, &r->fixed);
+	want = (int)(o->secs + 0.5);
+	if (want < 1)
+		want = 1;
+	slice = o->secs / want;
+	n = gen_nstreams(g) / (o->bidir ? 2 : 1);
+	h = xcalloc(1, sizeof(*h));
+	memset(&sum, 0, sizeof(sum));
+	while (kept < want && tries < want * o->tries) {
+		if (o->tries > 1 && (tries == 0 || s.disturbed))
+			wait_quiet(o);
+		tries++;
+		if (gen_step(g, rate, slice, 1, t, o, &s) == -1) {
+			free(h);
+			return -1;
+		}
+		s.disturbed = disturbed(&s);
+		progress(t->name, n, -kept - 1, &s, step_loss(&s) < LOSS_MAX &&
+		    !bench_short(&s));
+		/* the last chances are kept, disturbed or not */
+		if (s.disturbed && o->tries > 1 &&
+		    want * o->tries - tries >= want - kept)
+			continue;
+		step_add(&sum, &s, h);
+		kept++;
+	}
+	r->fixed_slices = kept;
+	r->fixed_tries = tries;
+	sum_step(&sum, &r->fixed);
 	r->have_fixed = 1;
-	r->p50 = hist_pct(s.lat, 50);
-	r->p90 = hist_pct(s.lat, 90);
-	r->p99 = hist_pct(s.lat, 99);
-	r->p999 = hist_pct(s.lat, 99.9);
-	r->rss_kb = s.after.n > 0 ? s.after.rss_kb[0] : 0;
+	r->p50 = hist_pct(h, 50);
+	r->p90 = hist_pct(h, 90);
+	r->p99 = hist_pct(h, 99);
+	r->p999 = hist_pct(h, 99.9);
+	r->rss_kb = sum.after.n > 0 ? sum.after.rss_kb[0] : 0;
 	r->rss_workers_kb = 0;
-	for (i = 1; i < s.after.n; i++)
-		r->rss_workers_kb += s.after.rss_kb[i];
-	r->nworkers = s.after.n > 0 ? s.after.n - 1 : 0;
+	for (i = 1; i < sum.after.n; i++)
+		r->rss_workers_kb += sum.after.rss_kb[i];
+	r->nworkers = sum.after.n > 0 ? sum.after.n - 1 : 0;
+	free(h);
 	return 0;
 }
 
@@ -377,7 +444,10 @@ print_count(const struct bopts *o, int n, const struct sres *ref,
 		}
 	}
 	printf("%-26s %16.0f %16.0f   %s\n", "fixed rate, pkt/s", fixed, fixed,
-	    o->rate > 0 ? "(-r)" : "(half the lower max)");
+	    o->rate > 0 ? "(-R)" : "(half the lower max)");
+	printf("%-26s %9d of %-4d %9d of %-4d  (1 s slices kept of measured)\n",
+	    "  slices", ref->fixed_slices, ref->fixed_tries, rp->fixed_slices,
+	    rp->fixed_tries);
 	printf("%-26s %13.2f us %13.2f us   %.2fx\n", "  CPU per packet",
 	    ref->fixed.cpu_pkt, rp->fixed.cpu_pkt, ref->fixed.cpu_pkt > 0 ?
 	    rp->fixed.cpu_pkt / ref->fixed.cpu_pkt : 0);
