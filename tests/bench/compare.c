@@ -660,9 +660,9 @@ flood_one(int kind, const struct bopts *o, struct gen *g, double *pps)
 	printf("offered     %10.0f pkt/s (rtpbench's load %.0f %%)\n",
 	    (double)s.sent / s.secs, 100 * s.bench_load);
 	printf("delivered   %10.0f pkt/s while sending (%.1f %% of offered), "
-	    "relay core %.0f %% busy\n", *pps, s.sent ? 100.0 *
-	    (double)s.received_window / (double)s.sent : 0,
-	    100 * s.relay_busy);
+	    "relay core %.0f %% busy, %.0f %% stolen\n", *pps, s.sent ?
+	    100.0 * (double)s.received_window / (double)s.sent : 0,
+	    100 * s.relay_busy, 100 * s.relay_steal);
 	printf("per stream  min %" PRIu64 "  p10 %" PRIu64 "  median %"
 	    PRIu64 "  max %" PRIu64 " packets delivered; %d of %d got "
 	    "nothing\n", got[0], got[ns / 10], got[ns / 2], got[ns - 1],
