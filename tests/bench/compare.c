@@ -33,7 +33,7 @@ struct ssum {
 	int		disturbed;
 	double		rate, offered, loss, late;
 	double		relay_busy, bench_load, steal;
-	double		cpu_pkt, main_pkt, core_pkt, bench_pkt;
+	double		cpu_pkt, main_pkt, bench_pkt;
 	uint64_t	bench_drops, sent, received;
 };
 
@@ -75,8 +75,6 @@ sum_step(const struct step *s, struct ssum *m)
 	    (double)s->received : 0;
 	m->main_pkt = s->received > 0 ? s->relay_cpu_main * 1e6 /
 	    (double)s->received : 0;
-	m->core_pkt = s->received_window > 0 ? s->relay_busy * s->secs *
-	    1e6 / (double)s->received_window : 0;
 	m->bench_pkt = s->sent > 0 ? s->bench_cpu * 1e6 / (double)s->sent : 0;
 	m->bench_drops = s->bench_drops;
 	m->disturbed = s->disturbed;
