@@ -4,17 +4,22 @@
  * destination socket per session, and reports throughput, loss, the
  * end-to-end latency distribution, and the daemon's CPU time per packet
  * and memory.  One thread, one epoll loop.  See tests/bench/README.
+ *
+ * The other modes start the relays themselves: -C compares rtpproxyd with
+ * the reference relay (compare.c), -F floods them, -P measures the
+ * control-plane rate (ctlrate.c).
  */
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,15 +30,15 @@
 #include "rtpproxyd.h"
 #include "client.h"
 #include "rtpproxy.pb-c.h"
+#include "bench.h"
 
 #define M_CREATE	"/rtpproxy.RtpProxy/CreateSession"
 #define M_DESTROY	"/rtpproxy.RtpProxy/DestroySession"
 
-#define HIST_US		100000		/* 1 us buckets up to 100 ms */
 #define RX_BATCH	32
 #define PKT_MAX		1500
 #define STAMP_LEN	12		/* send time (8) + session (4) */
-#define MAX_PIDS	256
+#define GEN_STAMP_LEN	16		/* the other modes': gen.c */
 
 struct bsess {
 	int			 caller;	/* sends to the listen port */
@@ -45,14 +50,7 @@ struct bsess {
 	uint64_t		 sent, received;
 };
 
-struct cpu {
-	int	 n;
-	pid_t	 pid[MAX_PIDS];
-	uint64_t ticks[MAX_PIDS];	/* utime + stime */
-	uint64_t rss_kb[MAX_PIDS];
-};
-
-static volatile sig_atomic_t	 stop;
+volatile sig_atomic_t		 bench_stop;
 static struct bsess		*ss;
 static int			 nsess;
 static uint64_t			 hist[HIST_US + 1];
@@ -67,147 +65,26 @@ usage(void)
 	fprintf(stderr, "usage: rtpbench [-s host:port] [-n sessions] "
 	    "[-r pps_per_session | 0] [-d seconds]\n"
 	    "                [-b payload_bytes] [-a media_address] "
-	    "[-p daemon_pid]\n");
+	    "[-p daemon_pid]\n"
+	    "       rtpbench -C -X rtpproxyd -Y refrelay [-B] [-N n,n,...] "
+	    "[-R pps] [-t step_s]\n"
+	    "                [-d seconds] [-G burst] [-T tries] [-c cpu] "
+	    "[-o 'key value']\n"
+	    "                [-b bytes] [-a address]\n"
+	    "       rtpbench -F [-X rtpproxyd] [-Y refrelay] [-B] "
+	    "[-n streams] [-d seconds] [-G burst]\n"
+	    "                [-c cpu] [-o 'key value'] [-b bytes] "
+	    "[-a address]\n"
+	    "       rtpbench -P [-X rtpproxyd | -s host:port [-p pid]] "
+	    "[-i in_flight] [-d seconds]\n"
+	    "                [-c cpu] [-o 'key value'] [-a address]\n");
 	exit(2);
 }
 
 static void
 on_signal(int sig)
 {
-	stop = 1;
-}
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* ------------------------------------------------------------------ */
-/* the daemon's processes: master and its children, from /proc */
-
-static int
-proc_stat(pid_t pid, uint64_t *ticks)
-{
-	char		 path[64], buf[1024], *p;
-	unsigned long	 ut, st;
-	FILE		*f;
-	int		 ok = 0;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	/* after "pid (comm) ": state ppid pgrp session tty tpgid flags
-	 * minflt cminflt majflt cmajflt utime stime */
-	if (fgets(buf, sizeof(buf), f) != NULL &&
-	    (p = strrchr(buf, ')')) != NULL &&
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-	    "%lu %lu", &ut, &st) == 2) {
-		*ticks = ut + st;
-		ok = 1;
-	}
-	fclose(f);
-	return ok ? 0 : -1;
-}
-
-static uint64_t
-proc_rss_kb(pid_t pid)
-{
-	char		 path[64], line[256];
-	unsigned long	 kb = 0;
-	FILE		*f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %lu kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
-static pid_t
-proc_ppid(pid_t pid)
-{
-	char	 path[64], buf[1024], *p;
-	long	 ppid = -1;
-	FILE	*f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	if (fgets(buf, sizeof(buf), f) != NULL &&
-	    (p = strrchr(buf, ')')) != NULL)
-		sscanf(p + 2, "%*c %ld", &ppid);
-	fclose(f);
-	return (pid_t)ppid;
-}
-
-/* The master and its children (the workers). */
-static void
-cpu_sample(pid_t master, struct cpu *c)
-{
-	char		 path[64];
-	FILE		*f;
-	DIR		*d;
-	struct dirent	*de;
-	long		 pid;
-	int		 i;
-
-	c->n = 0;
-	if (master <= 0)
-		return;
-	c->pid[c->n++] = master;
-	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children",
-	    (long)master, (long)master);
-	if ((f = fopen(path, "r")) != NULL) {
-		while (c->n < MAX_PIDS && fscanf(f, "%ld", &pid) == 1)
-			c->pid[c->n++] = (pid_t)pid;
-		fclose(f);
-	} else if ((d = opendir("/proc")) != NULL) {
-		/* no CONFIG_PROC_CHILDREN: look at every process */
-		while (c->n < MAX_PIDS && (de = readdir(d)) != NULL)
-			if ((pid = strtol(de->d_name, NULL, 10)) > 0 &&
-			    proc_ppid((pid_t)pid) == master)
-				c->pid[c->n++] = (pid_t)pid;
-		closedir(d);
-	}
-	for (i = 0; i < c->n; i++) {
-		if (proc_stat(c->pid[i], &c->ticks[i]) == -1)
-			c->ticks[i] = 0;
-		c->rss_kb[i] = proc_rss_kb(c->pid[i]);
-	}
-}
-
-/* CPU seconds used between two samples by processes present in both. */
-static double
-cpu_delta(const struct cpu *a, const struct cpu *b, int *gone)
-{
-	uint64_t	t = 0;
-	int		i, j, found;
-
-	*gone = 0;
-	for (i = 0; i < b->n; i++) {
-		for (j = 0, found = 0; j < a->n; j++)
-			if (a->pid[j] == b->pid[i]) {
-				t += b->ticks[i] - a->ticks[j];
-				found = 1;
-			}
-		if (!found)
-			t += b->ticks[i];	/* a worker restarted */
-	}
-	for (j = 0; j < a->n; j++) {
-		for (i = 0, found = 0; i < b->n; i++)
-			if (a->pid[j] == b->pid[i])
-				found = 1;
-		if (!found)
-			(*gone)++;
-	}
-	return (double)t / (double)sysconf(_SC_CLK_TCK);
+	bench_stop = 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -429,74 +306,28 @@ poll_rx(int ep, int64_t timeout_ns)
 	return got;
 }
 
-int
-main(int argc, char *argv[])
+/* The original mode: N sessions through a running daemon. */
+static int
+classic_run(const char *server, const char *addr, uint32_t pps,
+    uint32_t secs, uint32_t n, pid_t dpid)
 {
-	const char		*server = "127.0.0.1:50051";
-	const char		*addr = "127.0.0.1";
 	struct rpc_client	*c;
-	struct sigaction	 sa;
 	struct sockaddr_storage	 media;
 	struct epoll_event	 ev;
 	struct cpu		 c0, c1;
 	socklen_t		 medialen;
-	uint32_t		 pps = 50, secs = 10, n = 10, v;
-	pid_t			 dpid = 0;
 	int64_t			 t0, t_end, now, next, interval = 0, elapsed;
 	uint64_t		 k = 0, sent = 0, recvd = 0, got;
 	uint64_t		 written_off = 0;
 	uint64_t		 window, rss_master = 0, rss_workers = 0;
 	double			 cpu, wall;
-	int			 ch, ep, i, gone, rc = 0;
+	int			 ep, i, gone, rc = 0;
 	uint16_t		 dport;
 
-	while ((ch = getopt(argc, argv, "a:b:d:n:p:r:s:")) != -1) {
-		switch (ch) {
-		case 'a':
-			addr = optarg;
-			break;
-		case 'b':
-			if (parse_u32(optarg, STAMP_LEN, PKT_MAX - RTP_HDR_MIN,
-			    &v) == -1)
-				usage();
-			payload = (int)v;
-			break;
-		case 'd':
-			if (parse_u32(optarg, 1, 3600, &secs) == -1)
-				usage();
-			break;
-		case 'n':
-			if (parse_u32(optarg, 1, 100000, &n) == -1)
-				usage();
-			break;
-		case 'p':
-			if (parse_u32(optarg, 1, INT32_MAX, &v) == -1)
-				usage();
-			dpid = (pid_t)v;
-			break;
-		case 'r':
-			if (parse_u32(optarg, 0, 1000000, &pps) == -1)
-				usage();
-			break;
-		case 's':
-			server = optarg;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
 	if (parse_ip(addr, 0, &media, &medialen) == -1) {
 		fprintf(stderr, "rtpbench: %s: not an IP address\n", addr);
 		return 2;
 	}
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 
 	if ((c = rpc_client_new(server)) == NULL) {
 		fprintf(stderr, "rtpbench: cannot make a client for %s\n",
@@ -508,7 +339,7 @@ main(int argc, char *argv[])
 		perror("rtpbench");
 		return 1;
 	}
-	for (i = 0; i < (int)n && !stop; i++) {
+	for (i = 0; i < (int)n && !bench_stop; i++) {
 		ss[i].caller = bind_udp(&media, medialen, NULL);
 		ss[i].dest = bind_udp(&media, medialen, &dport);
 		if (ss[i].caller == -1 || ss[i].dest == -1) {
@@ -529,7 +360,7 @@ main(int argc, char *argv[])
 			break;
 		}
 	}
-	if (rc != 0 || stop)
+	if (rc != 0 || bench_stop)
 		goto out;
 
 	cpu_sample(dpid, &c0);
@@ -543,7 +374,7 @@ main(int argc, char *argv[])
 	if (window > 8192)
 		window = 8192;
 	next = t0;
-	while (!stop && (now = mono_ns()) < t_end) {
+	while (!bench_stop && (now = mono_ns()) < t_end) {
 		if (pps > 0) {
 			/*
 			 * Packet k of all sessions is due at t0 + k * interval,
@@ -629,5 +460,225 @@ out:
 		    px_sent, px_dropped);
 	free(ss);
 	rpc_client_free(c);
+	return rc;
+}
+
+/* "20,1000,4000" */
+static int
+parse_counts(const char *s, struct bopts *o)
+{
+	char		 buf[256], *p, *q;
+	uint32_t	 v;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	o->ncounts = 0;
+	for (p = strtok_r(buf, ",", &q); p != NULL; p = strtok_r(NULL, ",",
+	    &q)) {
+		if (o->ncounts == (int)(sizeof(o->counts) /
+		    sizeof(o->counts[0])) || parse_u32(p, 1, 11000, &v) == -1)
+			return -1;
+		o->counts[o->ncounts++] = (int)v;
+	}
+	return o->ncounts > 0 ? 0 : -1;
+}
+
+static int
+parse_secs(const char *s, double lo, double hi, double *out)
+{
+	char	*end;
+	double	 v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The relays' core (default 1), and ours: the first other one allowed. */
+static void
+pick_cpus(struct bopts *o, int relay_cpu)
+{
+	cpu_set_t	set;
+	int		i, first = -1;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == -1) {
+		CPU_ZERO(&set);
+		CPU_SET(0, &set);
+	}
+	for (i = 0; i < CPU_SETSIZE && first == -1; i++)
+		if (CPU_ISSET(i, &set))
+			first = i;
+	if (relay_cpu == -1)
+		relay_cpu = CPU_ISSET(1, &set) ? 1 : first;
+	o->relay_cpu = relay_cpu;
+	o->bench_cpu = -1;
+	for (i = 0; i < CPU_SETSIZE && o->bench_cpu == -1; i++)
+		if (i != relay_cpu && CPU_ISSET(i, &set))
+			o->bench_cpu = i;
+	if (o->bench_cpu == -1) {
+		o->bench_cpu = relay_cpu;
+		fprintf(stderr, "rtpbench: one CPU only: the bench and the "
+		    "relays share it, so the figures mean little\n");
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct bopts		 o;
+	struct sigaction	 sa;
+	struct rlimit		 rl;
+	const char		*dopt = NULL, *nopt = NULL, *ropt = NULL;
+	uint32_t		 pps = 50, secs = 10, n = 10, v;
+	int			 ch, mode = 0, relay_cpu = -1, rc;
+
+	memset(&o, 0, sizeof(o));
+	o.server = "127.0.0.1:50051";
+	o.addr = "127.0.0.1";
+	o.payload = 160;
+	o.step_s = 2;
+	o.inflight = 8;
+	o.burst = 8;
+	o.tries = 4;
+	while ((ch = getopt(argc, argv,
+	    "a:Bb:Cc:d:FG:i:N:n:o:Pp:R:r:s:T:t:X:Y:"))
+	    != -1) {
+		switch (ch) {
+		case 'a':
+			o.addr = optarg;
+			break;
+		case 'B':
+			o.bidir = 1;
+			break;
+		case 'b':
+			if (parse_u32(optarg, STAMP_LEN, PKT_MAX - RTP_HDR_MIN,
+			    &v) == -1)
+				usage();
+			o.payload = payload = (int)v;
+			break;
+		case 'C':
+		case 'F':
+		case 'P':
+			if (mode != 0 && mode != ch)
+				usage();
+			mode = ch;
+			break;
+		case 'c':
+			if (parse_u32(optarg, 0, CPU_SETSIZE - 1, &v) == -1)
+				usage();
+			relay_cpu = (int)v;
+			break;
+		case 'd':
+			dopt = optarg;
+			break;
+		case 'G':
+			if (parse_u32(optarg, 1, 8, &v) == -1)
+				usage();
+			o.burst = (int)v;
+			break;
+		case 'i':
+			if (parse_u32(optarg, 1, 1024, &v) == -1)
+				usage();
+			o.inflight = (int)v;
+			break;
+		case 'N':
+			if (parse_counts(optarg, &o) == -1)
+				usage();
+			break;
+		case 'n':
+			nopt = optarg;
+			if (parse_u32(optarg, 1, 100000, &n) == -1)
+				usage();
+			break;
+		case 'o':
+			if (o.nconf == MAX_CONF_LINES)
+				usage();
+			o.conf[o.nconf++] = optarg;
+			break;
+		case 'p':
+			if (parse_u32(optarg, 1, INT32_MAX, &v) == -1)
+				usage();
+			o.dpid = (pid_t)v;
+			break;
+		case 'R':
+			if (parse_secs(optarg, 100, 1e8, &o.rate) == -1)
+				usage();
+			break;
+		case 'r':
+			ropt = optarg;
+			if (parse_u32(optarg, 0, 1000000, &pps) == -1)
+				usage();
+			break;
+		case 's':
+			o.server = optarg;
+			break;
+		case 'T':
+			if (parse_u32(optarg, 1, 10, &v) == -1)
+				usage();
+			o.tries = (int)v;
+			break;
+		case 't':
+			if (parse_secs(optarg, 0.05, 600, &o.step_s) == -1)
+				usage();
+			break;
+		case 'X':
+			o.rtpproxyd = optarg;
+			break;
+		case 'Y':
+			o.refrelay = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* thousands of sockets: as many descriptors as we may have */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+
+	if (mode == 0) {
+		if (dopt != NULL && parse_u32(dopt, 1, 3600, &secs) == -1)
+			usage();
+		return classic_run(o.server, o.addr, pps, secs, n, o.dpid);
+	}
+
+	/* the other modes */
+	if (ropt != NULL || (mode != 'C' && o.rate > 0) ||
+	    o.payload < GEN_STAMP_LEN ||
+	    (mode == 'C' && (o.rtpproxyd == NULL || o.refrelay == NULL)) ||
+	    (mode == 'F' && o.rtpproxyd == NULL && o.refrelay == NULL))
+		usage();
+	o.secs = mode == 'P' ? 10 : 5;
+	if (dopt != NULL && parse_secs(dopt, 0.1, 3600, &o.secs) == -1)
+		usage();
+	o.sessions = nopt != NULL ? (int)n : 1000;
+	if (mode == 'C' && o.ncounts == 0)
+		parse_counts("20,1000,4000", &o);
+	pick_cpus(&o, relay_cpu);
+	if ((mode != 'P' || o.rtpproxyd != NULL) &&
+	    bench_pin(o.bench_cpu) == -1) {
+		fprintf(stderr, "rtpbench: cannot pin to CPU %d: %s\n",
+		    o.bench_cpu, strerror(errno));
+		return 1;
+	}
+	atexit(target_stop_all);
+	if (mode == 'C')
+		rc = compare_run(&o);
+	else if (mode == 'F')
+		rc = flood_run(&o);
+	else
+		rc = ctlrate_run(&o);
+	target_stop_all();
 	return rc;
 }
