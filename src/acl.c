@@ -9,8 +9,9 @@
  * strict allow-list with "deny-destination 0.0.0.0/0 ::/0" and allows.
  *
  * Apart from the rules, the "self" check refuses this daemon's own media
- * and API ports on any address of this host, whatever the rules say:
- * relaying to itself is a loop that amplifies.
+ * ports, and for TCP its API and metrics ports, on any address of this
+ * host, whatever the rules say: relaying to itself is a loop that
+ * amplifies.
  *
  * The master publishes rules, the host's addresses and the own ports into
  * the shared table; the master checks destinations against them and the
@@ -177,11 +178,13 @@ acl_is_local(const struct shm_acl *acl, int family, const uint8_t *addr)
 }
 
 /*
- * May media go to (or, for a latch, come from) sa?  ACL_ALLOW, or
- * ACL_DENY with *rule the deciding rule's index, or ACL_SELF.
+ * May media go to (or, for a latch, come from) sa, over TCP if tcp?
+ * ACL_ALLOW, or ACL_DENY with *rule the deciding rule's index, or
+ * ACL_SELF.  The API and metrics ports are ours for TCP only.
  */
 int
-acl_check(const struct shm_acl *acl, const struct sockaddr *sa, int *rule)
+acl_check(const struct shm_acl *acl, const struct sockaddr *sa, int tcp,
+    int *rule)
 {
 	const struct shm_acl_rule	*r, *best = NULL;
 	uint8_t				 addr[16];
@@ -195,7 +198,7 @@ acl_check(const struct shm_acl *acl, const struct sockaddr *sa, int *rule)
 	if (acl->port_max != 0 && port >= acl->port_min &&
 	    port <= acl->port_max)
 		own = 1;
-	for (i = 0; !own && i < acl->nown && i < SHM_OWN_MAX; i++)
+	for (i = 0; tcp && !own && i < acl->nown && i < SHM_OWN_MAX; i++)
 		own = acl->own[i] == port;
 	if (own && acl_is_local(acl, family, addr))
 		return ACL_SELF;

@@ -319,7 +319,7 @@ relay_latch(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 	bits = atomic_load_explicit(&s->latched, memory_order_relaxed);
 	if ((bits & bit) && shm_addr_eq_sa(a, sa))
 		return 0;
-	if (acl_check(relay_acl(rs->relay), sa, &rule) != ACL_ALLOW) {
+	if (acl_check(relay_acl(rs->relay), sa, 0, &rule) != ACL_ALLOW) {
 		if (log_getlevel() >= LOG_DEBUG) {
 			char buf[INET6_ADDRSTRLEN + 8];
 

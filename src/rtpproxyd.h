@@ -168,7 +168,7 @@ void	daemon_notify_barrier(int);
 
 int	acl_parse(const char *, struct shm_acl_rule *, char *, size_t);
 const char *acl_rule_str(const struct shm_acl_rule *, char *, size_t);
-int	acl_check(const struct shm_acl *, const struct sockaddr *, int *);
+int	acl_check(const struct shm_acl *, const struct sockaddr *, int, int *);
 void	acl_explain(const struct shm_acl *, const struct config *,
 	    const struct sockaddr *, int, int, const char *, char *, size_t);
 int	acl_snapshot(const struct shm_acl *, struct shm_acl *);

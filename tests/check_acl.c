@@ -26,13 +26,22 @@ sa(const char *addr, uint16_t port)
 	return &ss;
 }
 
+/* The verdict on addr:port over TCP (the API ports count). */
 static int
 check(const char *addr, uint16_t port, int *rule)
 {
 	int r;
 
-	return acl_check(&acl, (struct sockaddr *)sa(addr, port),
+	return acl_check(&acl, (struct sockaddr *)sa(addr, port), 1,
 	    rule != NULL ? rule : &r);
+}
+
+static int
+check_udp(const char *addr, uint16_t port)
+{
+	int r;
+
+	return acl_check(&acl, (struct sockaddr *)sa(addr, port), 0, &r);
 }
 
 /* The rules of a configuration text, built as the master builds them. */
@@ -168,6 +177,10 @@ START_TEST(self)
 	ck_assert_int_eq(check("127.0.0.1", 9100, NULL), ACL_SELF);
 	ck_assert_int_eq(check("::1", 30002, NULL), ACL_SELF);
 	ck_assert_int_eq(check("::ffff:127.0.0.1", 30002, NULL), ACL_SELF);
+	/* Over UDP the API's TCP port is somebody else's; the media is ours. */
+	ck_assert_int_eq(check_udp("127.0.0.1", 50051), ACL_ALLOW);
+	ck_assert_int_eq(check_udp("127.0.0.1", 9100), ACL_ALLOW);
+	ck_assert_int_eq(check_udp("127.0.0.1", 30010), ACL_SELF);
 	/* Another host's port of the same number is not ours. */
 	ck_assert_int_eq(check("192.0.2.1", 30000, NULL), ACL_ALLOW);
 	acl_explain(&acl, &conf, (struct sockaddr *)sa("127.0.0.1", 30000),
@@ -197,7 +210,7 @@ START_TEST(published)
 	/* An empty table (never published) allows everything. */
 	memset(&copy, 0, sizeof(copy));
 	ck_assert_int_eq(acl_check(&copy, (struct sockaddr *)sa("127.0.0.1",
-	    9), &(int){ 0 }), ACL_ALLOW);
+	    9), 0, &(int){ 0 }), ACL_ALLOW);
 }
 END_TEST
 

@@ -272,6 +272,16 @@ conf_line_of(const char *s)
 	return n;
 }
 
+static int
+create_tcp_to(struct rpc_client *c, const char *id, uint16_t dport,
+    char *det, size_t len)
+{
+	struct harness_session a = { .id = id, .laddr = "127.0.0.1",
+	    .daddr = "127.0.0.1", .dport = dport, .transport = 1 };
+
+	return harness_create(c, &a, NULL, det, len);
+}
+
 /* --- TLS -------------------------------------------------------------- */
 
 /* A daemon with TLS; with mutual, client certificates required. */
@@ -587,9 +597,13 @@ START_TEST(acl_rules)
 	ck_assert_int_eq(create_to(c, "acl-6", "127.0.0.1", "127.0.0.1",
 	    d.port_min + 10, det, sizeof(det)), RP_PERMISSION_DENIED);
 	ck_assert_msg(strstr(det, "own ports") != NULL, "%s", det);
-	ck_assert_int_eq(create_to(c, "acl-7", "127.0.0.1", "127.0.0.1",
-	    d.grpc_port, det, sizeof(det)), RP_PERMISSION_DENIED);
+	/* The API's port: ours for TCP, somebody else's for UDP. */
+	ck_assert_int_eq(create_tcp_to(c, "acl-7", d.grpc_port, det,
+	    sizeof(det)), RP_PERMISSION_DENIED);
 	ck_assert_msg(strstr(det, "own ports") != NULL, "%s", det);
+	ck_assert_int_eq(create_to(c, "acl-7", "127.0.0.1", "127.0.0.1",
+	    d.grpc_port, det, sizeof(det)), RP_OK);
+	ck_assert_int_eq(harness_destroy(c, "acl-7"), RP_OK);
 	/* A media port number on another host is not ours. */
 	ck_assert_int_eq(create_to(c, "acl-8", "127.0.0.1", "198.51.100.1",
 	    d.port_min + 10, det, sizeof(det)), RP_OK);

@@ -95,7 +95,8 @@ check(const struct shm_acl *acl, const char *addr, const char *port)
 			family = AF_INET6;
 		}
 	}
-	verdict = acl_check(acl, (struct sockaddr *)&ss, &rule);
+	/* Odd ports ask for TCP, even ones for UDP: both paths are fuzzed. */
+	verdict = acl_check(acl, (struct sockaddr *)&ss, (int)(p & 1), &rule);
 	FUZZ_CHECK(verdict == ACL_ALLOW || verdict == ACL_DENY ||
 	    verdict == ACL_SELF);
 	if (verdict != ACL_SELF) {
