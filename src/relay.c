@@ -64,6 +64,13 @@ struct relay_bucket {
 	int64_t		 last;
 };
 
+/* An IPv4 or IPv6 socket address, no bigger than it needs to be. */
+union relay_sa {
+	struct sockaddr		sa;
+	struct sockaddr_in	sin;
+	struct sockaddr_in6	sin6;
+};
+
 struct relay_sess {
 	struct relay		*relay;
 	struct shm_slot		*slot;
@@ -84,14 +91,17 @@ struct relay_sess {
 	char			 error[120];	/* what was reported */
 	struct relay_sock	 sk[SK_MAX];
 	/* where forward media goes: the destination, RTP and RTCP */
-	struct sockaddr_storage	 dest[2];
+	union relay_sa		 dest[2];
 	socklen_t		 destlen[2];
 	/*
 	 * Where reverse media goes, copied from the slot's latch: RTP, RTCP,
 	 * and the RTP address with port + 1 for RTCP until RTCP latches.
 	 */
-	struct sockaddr_storage	 latch[3];
+	union relay_sa		 latch[3];
 	socklen_t		 latchlen[3];
+	uint32_t		 latched;	/* the slot's, as last loaded */
+	/* the slot's ovfl_seen, kept here; written back when it changes */
+	uint32_t		 ovfl[SK_MAX];
 };
 
 union relay_cmsg {
@@ -122,6 +132,7 @@ struct relay {
 	struct shm_worker	 *wstats;	/* NULL: none */
 	struct tcp_relay	 *tcp;
 	uint64_t		  hist[SHM_LAT_BUCKETS];
+	uint32_t		  hist_used;	/* bit k: hist[k] != 0 */
 	struct shm_acl		  acl;		/* copy of the published */
 };
 
@@ -253,21 +264,43 @@ relay_sockopts(int fd, int role)
 	return 0;
 }
 
+/* a as a socket address, with its port moved by plus; its length. */
 static socklen_t
-relay_port_plus1(struct sockaddr_storage *dst, const struct sockaddr_storage
-    *src, socklen_t len)
+relay_sa_set(union relay_sa *u, const struct shm_addr *a, int plus)
 {
-	memcpy(dst, src, sizeof(*dst));
-	if (dst->ss_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)dst;
+	struct sockaddr_storage	ss;
+	socklen_t		len = shm_addr_to_sa(a, &ss);
 
-		sin->sin_port = htons((uint16_t)(ntohs(sin->sin_port) + 1));
-	} else if (dst->ss_family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)dst;
-
-		sin6->sin6_port = htons((uint16_t)(ntohs(sin6->sin6_port) + 1));
-	}
+	memset(u, 0, sizeof(*u));
+	if (len > sizeof(*u))
+		return 0;
+	memcpy(u, &ss, len);
+	if (u->sa.sa_family == AF_INET)
+		u->sin.sin_port = htons((uint16_t)(a->port + plus));
+	else if (u->sa.sa_family == AF_INET6)
+		u->sin6.sin6_port = htons((uint16_t)(a->port + plus));
 	return len;
+}
+
+/* The same address and port (a received source against a latch)? */
+static int
+relay_sa_eq(const union relay_sa *u, const struct sockaddr *sa)
+{
+	if (sa->sa_family != u->sa.sa_family)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *b = (const void *)sa;
+
+		return b->sin_port == u->sin.sin_port &&
+		    b->sin_addr.s_addr == u->sin.sin_addr.s_addr;
+	}
+	{
+		const struct sockaddr_in6 *b = (const void *)sa;
+
+		return b->sin6_port == u->sin6.sin6_port &&
+		    memcmp(&b->sin6_addr, &u->sin6.sin6_addr,
+		    sizeof(b->sin6_addr)) == 0;
+	}
 }
 
 /* Refresh the session's copies of the slot's latched addresses. */
@@ -278,14 +311,14 @@ relay_latch_load(struct relay_sess *rs)
 	uint32_t	 bits;
 
 	bits = atomic_load_explicit(&s->latched, memory_order_acquire);
+	rs->latched = bits;
 	if (bits & LATCH_RTP) {
-		rs->latchlen[0] = shm_addr_to_sa(&s->latch_rtp, &rs->latch[0]);
-		rs->latchlen[2] = relay_port_plus1(&rs->latch[2],
-		    &rs->latch[0], rs->latchlen[0]);
+		rs->latchlen[0] = relay_sa_set(&rs->latch[0], &s->latch_rtp, 0);
+		rs->latchlen[2] = relay_sa_set(&rs->latch[2], &s->latch_rtp, 1);
 	}
 	if (bits & LATCH_RTCP)
-		rs->latchlen[1] = shm_addr_to_sa(&s->latch_rtcp,
-		    &rs->latch[1]);
+		rs->latchlen[1] = relay_sa_set(&rs->latch[1], &s->latch_rtcp,
+		    0);
 }
 
 /* The published destination rules, copied again when they changed. */
@@ -316,8 +349,9 @@ relay_latch(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 	uint32_t	 bits;
 	int		 rule;
 
-	bits = atomic_load_explicit(&s->latched, memory_order_relaxed);
-	if ((bits & bit) && shm_addr_eq_sa(a, sa))
+	/* Only this worker latches: its copy of the bits is the truth. */
+	bits = rs->latched;
+	if ((bits & bit) && relay_sa_eq(&rs->latch[rtcp], sa))
 		return 0;
 	if (acl_check(relay_acl(rs->relay), sa, 0, &rule) != ACL_ALLOW) {
 		if (log_getlevel() >= LOG_DEBUG) {
@@ -349,23 +383,21 @@ static int
 relay_from_dest(const struct relay_sess *rs, int rtcp,
     const struct sockaddr *sa)
 {
-	const struct sockaddr_storage *d = &rs->dest[rtcp];
+	const union relay_sa *d = &rs->dest[rtcp];
 
-	if (sa->sa_family != d->ss_family)
+	if (sa->sa_family != d->sa.sa_family)
 		return 0;
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *a = (const void *)sa;
-		const struct sockaddr_in *b = (const void *)d;
 
-		return a->sin_addr.s_addr == b->sin_addr.s_addr &&
-		    (!rs->src_port || a->sin_port == b->sin_port);
+		return a->sin_addr.s_addr == d->sin.sin_addr.s_addr &&
+		    (!rs->src_port || a->sin_port == d->sin.sin_port);
 	} else {
 		const struct sockaddr_in6 *a = (const void *)sa;
-		const struct sockaddr_in6 *b = (const void *)d;
 
-		return memcmp(&a->sin6_addr, &b->sin6_addr,
+		return memcmp(&a->sin6_addr, &d->sin6.sin6_addr,
 		    sizeof(a->sin6_addr)) == 0 &&
-		    (!rs->src_port || a->sin6_port == b->sin6_port);
+		    (!rs->src_port || a->sin6_port == d->sin6.sin6_port);
 	}
 }
 
@@ -626,18 +658,22 @@ relay_send(struct relay_sess *rs, struct relay_sock *sk, int ntx,
 		t->lat_count++;
 		if ((uint64_t)lat > t->lat_max)
 			t->lat_max = (uint64_t)lat;
-		r->hist[shm_lat_bucket((uint64_t)lat)]++;
+		k = shm_lat_bucket((uint64_t)lat);
+		r->hist[k]++;
+		r->hist_used |= 1u << k;
+	}
+	/* Only the buckets this batch used. */
+	while (r->hist_used != 0) {
+		k = __builtin_ctz(r->hist_used);
+		r->hist_used &= r->hist_used - 1;
+		if (r->wstats != NULL)
+			SHM_ADD(&r->wstats->lat_hist[k], r->hist[k]);
+		r->hist[k] = 0;
 	}
 	if (r->wstats != NULL) {
-		for (j = 0; j < SHM_LAT_BUCKETS; j++)
-			if (r->hist[j] != 0) {
-				SHM_ADD(&r->wstats->lat_hist[j], r->hist[j]);
-				r->hist[j] = 0;
-			}
 		SHM_ADD(&r->wstats->lat_sum_ns, t->lat_sum);
 		SHM_ADD(&r->wstats->lat_count, t->lat_count);
-	} else
-		memset(r->hist, 0, sizeof(r->hist));
+	}
 }
 
 static void
@@ -703,7 +739,7 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 	uint32_t		 bits;
 	int64_t			 ns, fallback = 0;
 	size_t			 len;
-	uint32_t		 drops = s->ovfl_seen[sk->role];
+	uint32_t		 drops = rs->ovfl[sk->role];
 	int			 i, ntx = 0, ok;
 
 	memset(&t, 0, sizeof(t));
@@ -761,11 +797,10 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 			continue;
 		if (dst == NULL) {
 			if (!rev) {
-				dst = (struct sockaddr *)&rs->dest[rtcp];
+				dst = &rs->dest[rtcp].sa;
 				dstlen = rs->destlen[rtcp];
 			} else {
-				bits = atomic_load_explicit(&s->latched,
-				    memory_order_relaxed);
+				bits = rs->latched;
 				if (rtcp && (bits & LATCH_RTCP)) {
 					dst = (struct sockaddr *)&rs->latch[1];
 					dstlen = rs->latchlen[1];
@@ -788,9 +823,9 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 		ntx++;
 	}
 	/* The kernel's count is cumulative for the socket; wraps are fine. */
-	if (drops != s->ovfl_seen[sk->role]) {
-		t.overflow = drops - s->ovfl_seen[sk->role];
-		s->ovfl_seen[sk->role] = drops;
+	if (drops != rs->ovfl[sk->role]) {
+		t.overflow = drops - rs->ovfl[sk->role];
+		rs->ovfl[sk->role] = s->ovfl_seen[sk->role] = drops;
 	}
 	if (ntx > 0)
 		relay_send(rs, out, ntx, &t);
@@ -854,7 +889,6 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 {
 	struct shm_slot		*s;
 	struct relay_sess	*rs;
-	struct shm_addr		 rtcp;
 	socklen_t		 len = sizeof(int);
 	int			 i, saved, type;
 
@@ -897,10 +931,9 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 		rs->byte_ns_q16 = ((uint64_t)8 * NS_PER_S << 16) / s->rate_bps;
 	rs->limited = rs->pkt_ns != 0 || rs->byte_ns_q16 != 0;
 	rs->nsock = nfds;
-	rs->destlen[0] = shm_addr_to_sa(&s->dest, &rs->dest[0]);
-	rtcp = s->dest;
-	rtcp.port++;
-	rs->destlen[1] = shm_addr_to_sa(&rtcp, &rs->dest[1]);
+	rs->destlen[0] = relay_sa_set(&rs->dest[0], &s->dest, 0);
+	rs->destlen[1] = relay_sa_set(&rs->dest[1], &s->dest, 1);
+	memcpy(rs->ovfl, s->ovfl_seen, sizeof(rs->ovfl));
 	/* After a worker restart the slot still holds the latch. */
 	relay_latch_load(rs);
 	for (i = 0; i < nfds; i++) {
