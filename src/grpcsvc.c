@@ -127,7 +127,7 @@ static gs_handler gs_rpc_create, gs_rpc_destroy, gs_rpc_status,
     gs_rpc_list, gs_rpc_events, gs_rpc_health, gs_rpc_reflect;
 
 #define GS_NMETHODS	8
-#define GS_DEPTH	4	/* requests posted per method */
+#define GS_DEPTH	16	/* requests posted per method */
 #define GS_NSLOTS	(GS_NMETHODS * GS_DEPTH)
 
 static const struct {
