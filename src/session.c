@@ -702,7 +702,8 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	sr.m->workers[w].nsessions++;
 	atomic_fetch_add(&sr.m->shm.hdr->sessions_created, 1);
 	session_set_state(i, SHM_CREATED);
-	{
+	/* Not formatted for nothing: thousands of sessions a second. */
+	if (log_getlevel() >= LOG_INFO) {
 		char l[64], f[64], d[64];
 
 		log_info("session %s created on worker %d: listen %s, "
