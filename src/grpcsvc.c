@@ -204,6 +204,7 @@ struct grpcsvc {
 	pthread_mutex_t		 tls_lock;
 	char			*tls_pem[3];	/* cert, key, client CA */
 	uint64_t		 tls_gen;
+	uint64_t		 tls_seen;	/* what gRPC was last given */
 	int			 tls;		/* 0 none, 1 TLS, 2 mTLS */
 };
 
@@ -1703,12 +1704,11 @@ grpcsvc_reconfigure(const struct config *conf)
 static grpc_ssl_certificate_config_reload_status
 gs_tls_fetch(void *arg, grpc_ssl_server_certificate_config **out)
 {
-	static uint64_t				 seen;
 	grpc_ssl_pem_key_cert_pair		 pair;
 	grpc_ssl_certificate_config_reload_status rc;
 
 	pthread_mutex_lock(&svc->tls_lock);
-	if (svc->tls_gen == seen || svc->tls_pem[0] == NULL)
+	if (svc->tls_gen == svc->tls_seen || svc->tls_pem[0] == NULL)
 		rc = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
 	else {
 		pair.private_key = svc->tls_pem[1];
@@ -1721,7 +1721,7 @@ gs_tls_fetch(void *arg, grpc_ssl_server_certificate_config **out)
 		*out = grpc_ssl_server_certificate_config_create(
 		    svc->tls_pem[2] != NULL ? svc->tls_pem[2] :
 		    svc->tls_pem[0], &pair, 1);
-		seen = svc->tls_gen;
+		svc->tls_seen = svc->tls_gen;
 		rc = *out != NULL ? GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW :
 		    GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
 	}
