@@ -14,6 +14,8 @@ static struct {
 	int		 workers;
 } ov = { 0, NULL, NULL, NULL, -1 };
 
+static char	**args;		/* argv, for the master that takes over */
+
 static __dead void
 usage(int rc)
 {
@@ -58,14 +60,17 @@ main(int argc, char **argv)
 {
 	struct config	 conf;
 	const char	*path = RTPPROXYD_CONF;
-	char		 err[1024], **args;
+	char		 err[1024];
 	uint32_t	 n;
 	int		 ch, foreground = 0, check = 0, explicit = 0, restart = 0;
 
 	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
 		return worker_main(argc, argv);
 
-	/* As given, for a master that takes over (getopt permutes argv). */
+	/*
+	 * As given, for a master that takes over (getopt permutes argv);
+	 * kept for the life of the process.
+	 */
 	args = xcalloc((size_t)argc + 1, sizeof(*args));
 	memcpy(args, argv, (size_t)argc * sizeof(*args));
 
@@ -159,6 +164,5 @@ main(int argc, char **argv)
 		    "defaults\n", path);
 	n = (uint32_t)master_main(&conf, foreground, apply_overrides, args);
 	config_free(&conf);
-	free(args);
 	return (int)n;
 }

@@ -783,6 +783,8 @@ master_cleanup(struct master *m)
 		master_worker_closed(&m->workers[i]);
 		if (m->workers[i].respawn_ev != NULL)
 			event_free(m->workers[i].respawn_ev);
+		if (m->workers[i].adopt_ev != NULL)
+			event_free(m->workers[i].adopt_ev);
 	}
 	free(m->workers);
 	if (m->shm.hdr != NULL) {

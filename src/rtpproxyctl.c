@@ -1126,10 +1126,18 @@ main(int argc, char **argv)
 		sec.token = read_token(token_file);
 	if ((c = rpc_client_new_secure(server, &sec)) == NULL) {
 		fprintf(stderr, "rtpproxyctl: cannot use server %s\n", server);
-		return RP_UNAVAILABLE;
+		rc = RP_UNAVAILABLE;
+	} else {
+		optind = 0;	/* glibc: start afresh, permuting again */
+		rc = commands[i].fn(c, argc, argv);
+		rpc_client_free(c);
 	}
-	optind = 0;		/* glibc: start afresh, permuting again */
-	rc = commands[i].fn(c, argc, argv);
-	rpc_client_free(c);
+	free((char *)sec.ca);
+	free((char *)sec.cert);
+	free((char *)sec.key);
+	if (sec.token != NULL) {
+		explicit_bzero((char *)sec.token, strlen(sec.token));
+		free((char *)sec.token);
+	}
 	return rc;
 }

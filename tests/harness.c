@@ -441,6 +441,46 @@ harness_pidfile_pid(struct daemon *d)
 	return (pid_t)pid;
 }
 
+static pid_t	harness_parent;		/* the suite's process */
+static int	harness_reports;	/* sanitizer or valgrind reports */
+
+/*
+ * Did the daemon, its workers or a master after it report memory errors
+ * or leaks (ASan, LSan, UBSan, valgrind) in its log?  Such a run fails,
+ * whatever its tests said.
+ */
+static void
+harness_check_reports(struct daemon *d)
+{
+	static const char *const marks[] = { "ERROR: AddressSanitizer",
+	    "ERROR: LeakSanitizer", "runtime error:", "== Invalid ",
+	    "definitely lost", "indirectly lost", "== Conditional jump",
+	    "== Syscall param", "== Use of uninitialised" };
+	char	 line[2048];
+	FILE	*f;
+	size_t	 i;
+	int	 found = 0;
+
+	if ((f = fopen(d->log, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL)
+		for (i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+			if (strstr(line, marks[i]) != NULL) {
+				if (found++ < 20)
+					fprintf(stderr, "harness: %s: %s",
+					    d->log, line);
+				break;
+			}
+	fclose(f);
+	if (found == 0)
+		return;
+	setenv("RTPPROXYD_KEEP", "1", 1);
+	if (harness_parent != 0 && getpid() != harness_parent)
+		ck_abort_msg("the daemon reported memory errors or leaks; "
+		    "see %s", d->log);
+	harness_reports++;
+}
+
 void
 harness_cleanup(struct daemon *d)
 {
@@ -454,6 +494,7 @@ harness_cleanup(struct daemon *d)
 	harness_kill_detached(d);
 	/* Workers wait for a new master when theirs is killed: not here. */
 	harness_kill_workers(d, SIGKILL);
+	harness_check_reports(d);
 	/* A killed daemon cannot remove its table: the name is ours. */
 	if (d->shm[0] != '\0')
 		(void)shm_unlink(d->shm);
@@ -747,10 +788,14 @@ harness_run_suite(Suite *s)
 	SRunner	*sr = srunner_create(s);
 	int	 failed;
 
+	harness_parent = getpid();
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	if (harness_reports > 0)
+		fprintf(stderr, "harness: %d daemon log(s) with memory errors "
+		    "or leaks: failing\n", harness_reports);
+	return failed == 0 && harness_reports == 0 ? 0 : 1;
 }
 
 int
