@@ -205,6 +205,12 @@ master_readable(evutil_socket_t fd, short ev, void *arg)
 		if (n == 0) {
 			/* SIGCHLD (or its pidfd, if adopted) does the rest. */
 			event_del(mw->ev);
+			if (mw->adopted && mw->pidfd == -1) {
+				/* No pidfd to tell: its socket's end does. */
+				kill(mw->pid, SIGKILL);
+				master_worker_gone(mw, "is gone (adopted: its "
+				    "exit status is not ours to know)");
+			}
 			return;
 		}
 		if (n == -1 || ipc_check(msg.buf, (size_t)n, nfds) == -1 ||
@@ -241,6 +247,7 @@ master_readable(evutil_socket_t fd, short ev, void *arg)
 			if (mw->ready)
 				continue;
 			mw->ready = 1;
+			mw->ready_ms = mono_ms();
 			if (mw->adopt_ev != NULL)
 				evtimer_del(mw->adopt_ev);
 			master_self->nready++;
@@ -266,6 +273,7 @@ master_worker_attach(struct master_worker *mw, int sock)
 	mw->sock = sock;
 	mw->ready = 0;
 	mw->started_ms = mono_ms();
+	mw->ready_ms = 0;
 	if (set_nonblock(mw->sock) == -1)
 		fatal("worker %d: nonblock", mw->id);
 	mw->ev = event_new(m->base, mw->sock, EV_READ | EV_PERSIST,
@@ -435,7 +443,12 @@ master_worker_gone(struct master_worker *mw, const char *how)
 	int64_t		 lived, delay;
 	int		 was_ready;
 
-	lived = mono_ms() - mw->started_ms;
+	/*
+	 * Young is soon after it was ready (or before it ever was): the
+	 * start itself may take long (a loaded host, valgrind).
+	 */
+	lived = mono_ms() - (mw->ready_ms != 0 ? mw->ready_ms :
+	    mw->started_ms);
 	was_ready = mw->ready;
 	if (m->stopping)
 		log_debug("worker %d (pid %ld) stopped", mw->id,
@@ -527,13 +540,12 @@ master_kill_workers(int sig)
 			kill(m->workers[i].pid, sig);
 }
 
-/* Wait for every worker to be gone: ours by waitpid, adopted by pidfd. */
+/* Wait for every worker to be gone: ours by waitpid, adopted otherwise. */
 static void
 master_wait_workers(void)
 {
 	struct master		*m = master_self;
 	struct master_worker	*mw;
-	struct pollfd		 pfd;
 	int			 i;
 
 	for (i = 0; i < m->nworkers; i++) {
@@ -544,13 +556,10 @@ master_wait_workers(void)
 			waitpid(mw->pid, NULL, 0);
 			continue;
 		}
-		pfd.fd = mw->pidfd;
-		pfd.events = POLLIN;
-		if (mw->pidfd == -1 || poll(&pfd, 1, MASTER_STOP_WAIT_S *
-		    1000) != 1) {
+		proc_wait_gone(mw->pid, mw->pidfd, MASTER_STOP_WAIT_S * 1000);
+		if (proc_alive(mw->pid)) {
 			kill(mw->pid, SIGKILL);
-			if (mw->pidfd != -1)
-				(void)poll(&pfd, 1, 1000);
+			proc_wait_gone(mw->pid, mw->pidfd, 1000);
 		}
 	}
 }

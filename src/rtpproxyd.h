@@ -84,6 +84,7 @@ int	 parse_u32(const char *, uint32_t, uint32_t, uint32_t *);
 int	 utf8_valid(const char *, size_t);
 const char *sa_ntop(const struct sockaddr *, char *, size_t);
 int	 proc_alive(pid_t);
+void	 proc_wait_gone(pid_t, int, int);
 int	 rp_err(struct rp_error *, enum rp_code, const char *, ...)
 	    __printflike(3, 4);
 
@@ -295,6 +296,7 @@ struct master_worker {
 	int		 ready;
 	uint16_t	 port_lo, port_hi;	/* even .. odd, inclusive */
 	int64_t		 started_ms;
+	int64_t		 ready_ms;	/* 0: not ready since started */
 	int		 fast_deaths;
 	uint32_t	 spawns;
 	struct event	*ev;		/* readable event socket */

@@ -54,15 +54,6 @@ takeover_pidfd(pid_t pid)
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* Wait up to ms for the process behind pidfd to exit; 0 if it did. */
-static int
-takeover_wait_exit(int pidfd, int ms)
-{
-	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
-
-	return poll(&pfd, 1, ms) == 1 ? 0 : -1;
-}
-
 /*
  * The descriptor of the channel to the master we take over from, when it
  * started us for that (SIGUSR2); -1 otherwise.  Not inherited further.
@@ -227,7 +218,8 @@ takeover_handshake(struct master *m, char *err, size_t errlen)
 	close(m->takeover_fd);
 	m->takeover_fd = -1;
 	/* Its copies of the sockets must be closed before we bind any. */
-	if (pidfd != -1 && takeover_wait_exit(pidfd, TAKEOVER_EXIT_MS) == -1)
+	proc_wait_gone(takeover_old, pidfd, TAKEOVER_EXIT_MS);
+	if (proc_alive(takeover_old))
 		log_warnx("the old master (pid %ld) is still there after %d s",
 		    (long)takeover_old, TAKEOVER_EXIT_MS / 1000);
 	if (pidfd != -1)
@@ -323,8 +315,10 @@ takeover_adopt(struct master *m, struct master_worker *mw)
 	pid_t			 pid = (pid_t)atomic_load(&sw->pid);
 	int			 fd = -1, pidfd, tries;
 
-	if (pid <= 0 || !proc_alive(pid) || (pidfd = takeover_pidfd(pid)) == -1)
+	if (pid <= 0 || !proc_alive(pid))
 		return -1;
+	/* Without pidfds (an old kernel, valgrind), its socket's end tells. */
+	pidfd = takeover_pidfd(pid);
 	worker_adopt_name(&sun, &len, m->shm.name, pid);
 	for (tries = 0; tries < 20; tries++) {
 		if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) ==
@@ -347,9 +341,10 @@ takeover_adopt(struct master *m, struct master_worker *mw)
 			log_warnx("worker %d (pid %ld) cannot be adopted: "
 			    "replacing it", mw->id, (long)pid);
 			kill(pid, SIGKILL);
-			(void)takeover_wait_exit(pidfd, 2000);
+			proc_wait_gone(pid, pidfd, 2000);
 		}
-		close(pidfd);
+		if (pidfd != -1)
+			close(pidfd);
 		return -1;
 	}
 	mw->pid = pid;
@@ -358,13 +353,17 @@ takeover_adopt(struct master *m, struct master_worker *mw)
 	mw->spawns = 1;
 	mw->pidfd = pidfd;
 	master_worker_attach(mw, fd);
-	mw->pid_ev = event_new(m->base, pidfd, EV_READ, takeover_worker_gone,
-	    mw);
+	if (pidfd != -1) {
+		mw->pid_ev = event_new(m->base, pidfd, EV_READ,
+		    takeover_worker_gone, mw);
+		if (mw->pid_ev == NULL)
+			fatalx("worker %d: event_new", mw->id);
+		event_add(mw->pid_ev, NULL);
+	}
 	if (mw->adopt_ev == NULL)
 		mw->adopt_ev = evtimer_new(m->base, takeover_adopt_late, mw);
-	if (mw->pid_ev == NULL || mw->adopt_ev == NULL)
+	if (mw->adopt_ev == NULL)
 		fatalx("worker %d: event_new", mw->id);
-	event_add(mw->pid_ev, NULL);
 	evtimer_add(mw->adopt_ev, &tv);
 	log_info("worker %d (pid %ld, generation %u): adopting it", mw->id,
 	    (long)pid, mw->gen);

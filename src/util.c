@@ -1,6 +1,7 @@
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <errno.h>
@@ -203,4 +204,21 @@ proc_alive(pid_t pid)
 		alive = 0;
 	fclose(f);
 	return alive;
+}
+
+/* Wait up to ms for pid to be gone, by its pidfd if there is one (-1). */
+void
+proc_wait_gone(pid_t pid, int pidfd, int ms)
+{
+	struct pollfd	pfd;
+	int		i;
+
+	if (pidfd != -1) {
+		pfd.fd = pidfd;
+		pfd.events = POLLIN;
+		(void)poll(&pfd, 1, ms);
+		return;
+	}
+	for (i = 0; i < ms / 20 && proc_alive(pid); i++)
+		nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
 }

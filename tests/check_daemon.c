@@ -99,15 +99,16 @@ START_TEST(test_repeated_kills_are_throttled)
 	/* Kill it as soon as it is back, several times in a row. */
 	for (i = 0; i < 4; i++) {
 		ck_assert_int_eq(harness_wait_log(&d, "worker 0 ready",
-		    i + 1, 10000), 0);
+		    i + 1, 10000 * harness_slow()), 0);
 		w = harness_worker_pid(&d, 0);
 		ck_assert_int_eq(kill(w, SIGKILL), 0);
-		ck_assert_int_eq(wait_dead(w, 2000), 0);
+		ck_assert_int_eq(wait_dead(w, 2000 * harness_slow()), 0);
 	}
 	ck_assert_int_eq(harness_wait_log(&d, "died 4 times in a row", 1,
-	    2000), 0);
+	    2000 * harness_slow()), 0);
 	/* It still comes back in the end. */
-	ck_assert_int_eq(harness_wait_log(&d, "worker 0 ready", 5, 10000), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "worker 0 ready", 5,
+	    10000 * harness_slow()), 0);
 	ck_assert_int_eq(WEXITSTATUS(harness_stop(&d, 10000)), 0);
 }
 END_TEST
