@@ -238,8 +238,8 @@ fail:
 static int
 takeover_is_worker(pid_t pid, const char *shm)
 {
-	char	 path[64], buf[1024];
-	size_t	 n, i, arg = 0;
+	char	 path[64], buf[4096];
+	size_t	 n, i, arg = 0, at = 0;
 	FILE	*f;
 	int	 ok = 0;
 
@@ -249,10 +249,11 @@ takeover_is_worker(pid_t pid, const char *shm)
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
+	/* After a wrapper's own arguments (valgrind), if any. */
 	for (i = 0; i < n; i += strlen(buf + i) + 1, arg++) {
-		if (arg == 1 && strcmp(buf + i, "--worker") != 0)
-			break;
-		if (arg == 4) {
+		if (at == 0 && strcmp(buf + i, "--worker") == 0)
+			at = arg;
+		else if (at != 0 && arg == at + 3) {
 			ok = strcmp(buf + i, shm) == 0;
 			break;
 		}

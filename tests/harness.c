@@ -396,8 +396,8 @@ void
 harness_kill_workers(struct daemon *d, int sig)
 {
 	struct dirent	*de;
-	char		 path[300], buf[1024];
-	size_t		 n, i, arg;
+	char		 path[300], buf[4096];
+	size_t		 n, i, arg, at;
 	FILE		*f;
 	DIR		*dir;
 	long		 pid;
@@ -413,10 +413,12 @@ harness_kill_workers(struct daemon *d, int sig)
 		n = fread(buf, 1, sizeof(buf) - 1, f);
 		fclose(f);
 		buf[n] = '\0';
-		for (i = 0, arg = 0; i < n; i += strlen(buf + i) + 1, arg++) {
-			if (arg == 1 && strcmp(buf + i, "--worker") != 0)
-				break;
-			if (arg == 4) {
+		/* "--worker ID GEN SHM", after valgrind's own if wrapped */
+		for (i = 0, arg = 0, at = 0; i < n; i += strlen(buf + i) + 1,
+		    arg++) {
+			if (at == 0 && strcmp(buf + i, "--worker") == 0)
+				at = arg;
+			else if (at != 0 && arg == at + 3) {
 				if (strcmp(buf + i, d->shm) == 0)
 					kill((pid_t)pid, sig);
 				break;
