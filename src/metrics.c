@@ -340,39 +340,40 @@ metrics_double(struct evbuffer *b, double v)
 		evbuffer_add_printf(b, "%.15g\n", v);
 }
 
+/* Heapsort's sift-down of v[root] within v[0 .. n - 1]. */
+static void
+metrics_sift(double *v, size_t root, size_t n)
+{
+	size_t	child;
+	double	t;
+
+	for (; (child = 2 * root + 1) < n; root = child) {
+		if (child + 1 < n && v[child + 1] > v[child])
+			child++;
+		if (v[root] >= v[child])
+			break;
+		t = v[root];
+		v[root] = v[child];
+		v[child] = t;
+	}
+}
+
 /* In place, no allocation: a scrape allocates only its reply. */
 static void
 metrics_sort(double *v, size_t n)
 {
-	size_t	i, root, child, end;
+	size_t	i, end;
 	double	t;
 
 	if (n < 2)
 		return;
-	for (i = n / 2; i-- > 0; ) {
-		for (root = i; (child = 2 * root + 1) < n; root = child) {
-			if (child + 1 < n && v[child + 1] > v[child])
-				child++;
-			if (v[root] >= v[child])
-				break;
-			t = v[root];
-			v[root] = v[child];
-			v[child] = t;
-		}
-	}
+	for (i = n / 2; i-- > 0; )
+		metrics_sift(v, i, n);
 	for (end = n - 1; end > 0; end--) {
 		t = v[0];
 		v[0] = v[end];
 		v[end] = t;
-		for (root = 0; (child = 2 * root + 1) < end; root = child) {
-			if (child + 1 < end && v[child + 1] > v[child])
-				child++;
-			if (v[root] >= v[child])
-				break;
-			t = v[root];
-			v[root] = v[child];
-			v[child] = t;
-		}
+		metrics_sift(v, 0, end);
 	}
 }
 

@@ -984,6 +984,112 @@ START_TEST(relay)
 }
 END_TEST
 
+/*
+ * The loss summary over several sessions, created in an order that is not
+ * their losses' order: its quantiles are nearest-rank over the sessions'
+ * own loss ratios, its sum and count theirs.
+ */
+START_TEST(loss_quantiles)
+{
+	enum { NS = 10 };
+	static const int	 gaps[NS] = { 7, 2, 9, 0, 5, 1, 8, 3, 6, 4 };
+	static const double	 qv[] = { 0.5, 0.9, 0.99 };
+	static const char *const qs[] = { "0.5", "0.9", "0.99" };
+	static struct expo	 e;
+	struct harness_session	 hs = { .laddr = "127.0.0.1",
+	    .daddr = "127.0.0.1", .nortcp = 1 };
+	Rtpproxy__CreateSessionResponse	*resp;
+	Rtpproxy__SessionInfo	*si;
+	struct rpc_client	*rc;
+	uint8_t			 pkt[256], got[256];
+	char			 id[NS][32], lbl[64];
+	double			 ratio[NS], t, sum = 0.0;
+	uint16_t		 lport, dport, seq;
+	size_t			 n, k;
+	int			 caller, dest[NS], i, j, m;
+
+	need_daemon();
+	rc = client();
+	ck_assert_int_ge(caller = harness_udp(0, NULL), 0);
+	for (i = 0; i < NS; i++) {
+		snprintf(id[i], sizeof(id[i]), "m-loss-%d", i);
+		ck_assert_int_ge(dest[i] = harness_udp(0, &dport), 0);
+		hs.id = id[i];
+		hs.dport = dport;
+		ck_assert_int_eq(harness_create(rc, &hs, &resp, NULL, 0),
+		    RP_OK);
+		lport = (uint16_t)resp->session->listen->port;
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		/* 20 packets, and gaps[i] sequence numbers missing. */
+		for (j = 0, seq = 1000; j < 20; j++, seq++) {
+			if (j == 10)
+				seq = (uint16_t)(seq + gaps[i]);
+			n = harness_rtp(pkt, seq, (uint32_t)j * 160,
+			    0x100 + (uint32_t)i, 100);
+			ck_assert_int_eq(harness_send(caller, "127.0.0.1",
+			    lport, pkt, n), 0);
+			ck_assert_int_eq(harness_recv(dest[i], got,
+			    sizeof(got), 3000, NULL), (ssize_t)n);
+		}
+	}
+	/* Each session's own figures, once its worker has published them. */
+	for (i = 0; i < NS; i++) {
+		for (m = 0; m < 100; m++) {
+			ck_assert_int_eq(harness_status(rc, id[i], &si), RP_OK);
+			if (si->forward_stats->packets_received == 20)
+				break;
+			harness_info_free(si);
+			si = NULL;
+			msleep(20);
+		}
+		ck_assert_ptr_nonnull(si);
+		ck_assert_int_eq(si->forward_stats->packets_lost, gaps[i]);
+		ratio[i] = (double)si->forward_stats->packets_lost /
+		    (double)si->forward_stats->packets_expected;
+		harness_info_free(si);
+		sum += ratio[i];
+	}
+	/* Sorted here by insertion, to be independent of the daemon's. */
+	for (i = 1; i < NS; i++)
+		for (j = i; j > 0 && ratio[j - 1] > ratio[j]; j--) {
+			t = ratio[j];
+			ratio[j] = ratio[j - 1];
+			ratio[j - 1] = t;
+		}
+	ck_assert(ratio[0] == 0.0 && ratio[NS - 1] > ratio[NS - 2]);
+
+	scrape_until(&e, "rtpproxyd_rtp_loss_ratio_count", FWD, NS);
+	for (i = 0; i < 3; i++) {
+		k = (size_t)ceil(qv[i] * NS);
+		snprintf(lbl, sizeof(lbl), FWD ",quantile=\"%s\"", qs[i]);
+		t = val(&e, "rtpproxyd_rtp_loss_ratio", lbl);
+		ck_assert_msg(fabs(t - ratio[k - 1]) < 1e-9,
+		    "quantile %s: %.12g, want %.12g", qs[i], t, ratio[k - 1]);
+	}
+	t = val(&e, "rtpproxyd_rtp_loss_ratio_sum", FWD);
+	ck_assert_msg(fabs(t - sum) < 1e-9, "sum %.12g, want %.12g", t, sum);
+	/* Nothing came back: no reverse summary. */
+	ck_assert_uint_eq(ival(&e, "rtpproxyd_rtp_loss_ratio_count", REV), 0);
+	ck_assert(isnan(val(&e, "rtpproxyd_rtp_loss_ratio",
+	    REV ",quantile=\"0.5\"")));
+
+	for (i = 0; i < NS; i++) {
+		ck_assert_int_eq(harness_destroy(rc, id[i]), RP_OK);
+		close(dest[i]);
+	}
+	for (m = 0; m < 100; m++) {
+		scrape(&e);
+		if (ival(&e, "rtpproxyd_sessions", "state=\"active\"") +
+		    ival(&e, "rtpproxyd_sessions", "state=\"closing\"") == 0)
+			break;
+		msleep(20);
+	}
+	ck_assert_uint_eq(ival(&e, "rtpproxyd_rtp_loss_ratio_count", FWD), 0);
+	close(caller);
+	rpc_client_free(rc);
+}
+END_TEST
+
 /* --- gRPC calls and events ------------------------------------------------- */
 
 START_TEST(grpc_calls)
@@ -1442,7 +1548,8 @@ END_TEST
 int
 main(void)
 {
-	const TTest *const t_main[] = { format, relay, grpc_calls,
+	const TTest *const t_main[] = { format, relay, loss_quantiles,
+	    grpc_calls,
 	    keepalive, methods_paths, junk, silent, dribble, cap, reload,
 	    worker_restart, NULL };
 	const TTest *const t_v6[] = { ipv6, NULL };
