@@ -178,12 +178,16 @@ acl_is_local(const struct shm_acl *acl, int family, const uint8_t *addr)
 }
 
 /*
- * May media go to (or, for a latch, come from) sa, over TCP if tcp?
- * ACL_ALLOW, or ACL_DENY with *rule the deciding rule's index, or
- * ACL_SELF.  The API and metrics ports are ours for TCP only.
+ * May media go to (or, for a latch, come from) sa?  what: ACL_UDP,
+ * ACL_TCP or ACL_TCP_PEER.  ACL_ALLOW, or ACL_DENY with *rule the deciding
+ * rule's index, or ACL_SELF.  The API and metrics ports are ours for TCP
+ * only.  A TCP caller gets the rules but not the loop check: its address
+ * cannot be forged, its reverse media goes back on its own connection, and
+ * a local client's ephemeral port may well lie in the media range (a
+ * destination on our own ports is refused when the session is created).
  */
 int
-acl_check(const struct shm_acl *acl, const struct sockaddr *sa, int tcp,
+acl_check(const struct shm_acl *acl, const struct sockaddr *sa, int what,
     int *rule)
 {
 	const struct shm_acl_rule	*r, *best = NULL;
@@ -195,10 +199,11 @@ acl_check(const struct shm_acl *acl, const struct sockaddr *sa, int tcp,
 	*rule = -1;
 	if ((family = acl_key(sa, addr, &port)) == -1)
 		return ACL_DENY;
-	if (acl->port_max != 0 && port >= acl->port_min &&
-	    port <= acl->port_max)
+	if (what != ACL_TCP_PEER && acl->port_max != 0 &&
+	    port >= acl->port_min && port <= acl->port_max)
 		own = 1;
-	for (i = 0; tcp && !own && i < acl->nown && i < SHM_OWN_MAX; i++)
+	for (i = 0; what == ACL_TCP && !own && i < acl->nown &&
+	    i < SHM_OWN_MAX; i++)
 		own = acl->own[i] == port;
 	if (own && acl_is_local(acl, family, addr))
 		return ACL_SELF;

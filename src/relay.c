@@ -353,7 +353,7 @@ relay_latch(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 	bits = rs->latched;
 	if ((bits & bit) && relay_sa_eq(&rs->latch[rtcp], sa))
 		return 0;
-	if (acl_check(relay_acl(rs->relay), sa, 0, &rule) != ACL_ALLOW) {
+	if (acl_check(relay_acl(rs->relay), sa, ACL_UDP, &rule) != ACL_ALLOW) {
 		if (log_getlevel() >= LOG_DEBUG) {
 			char buf[INET6_ADDRSTRLEN + 8];
 

@@ -166,6 +166,10 @@ void	daemon_notify_barrier(int);
 #define ACL_ALLOW	0
 #define ACL_DENY	1
 #define ACL_SELF	2
+/* What acl_check is asked about: */
+#define ACL_UDP		0	/* a UDP destination or sender */
+#define ACL_TCP		1	/* a TCP destination: the API ports too */
+#define ACL_TCP_PEER	2	/* a TCP caller that connected to us */
 
 int	acl_parse(const char *, struct shm_acl_rule *, char *, size_t);
 const char *acl_rule_str(const struct shm_acl_rule *, char *, size_t);

@@ -574,7 +574,7 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 		    "destination.port %u is not usable%s", dport,
 		    dport ? " with RTCP on port + 1" : "");
 	if ((verdict = acl_check(&sr.acl, (const struct sockaddr *)&p->dest,
-	    p->tcp, &rule)) != ACL_ALLOW) {
+	    p->tcp ? ACL_TCP : ACL_UDP, &rule)) != ACL_ALLOW) {
 		char why[256];
 
 		acl_explain(&sr.acl, c, (const struct sockaddr *)&p->dest,

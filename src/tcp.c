@@ -480,7 +480,7 @@ tcp_accept(evutil_socket_t fd, short what, void *arg)
 		}
 		/* Reverse media goes to whoever connected: the same rules. */
 		if (acl_check(relay_acl(ts->tr->relay), (struct sockaddr *)&ss,
-		    1, &rule) != ACL_ALLOW) {
+		    ACL_TCP_PEER, &rule) != ACL_ALLOW) {
 			log_info("slot %u: connection from %s refused by the "
 			    "destination rules", ts->idx,
 			    sa_ntop((struct sockaddr *)&ss, a, sizeof(a)));

@@ -32,7 +32,7 @@ check(const char *addr, uint16_t port, int *rule)
 {
 	int r;
 
-	return acl_check(&acl, (struct sockaddr *)sa(addr, port), 1,
+	return acl_check(&acl, (struct sockaddr *)sa(addr, port), ACL_TCP,
 	    rule != NULL ? rule : &r);
 }
 
@@ -41,7 +41,17 @@ check_udp(const char *addr, uint16_t port)
 {
 	int r;
 
-	return acl_check(&acl, (struct sockaddr *)sa(addr, port), 0, &r);
+	return acl_check(&acl, (struct sockaddr *)sa(addr, port), ACL_UDP, &r);
+}
+
+/* The verdict on a TCP caller that connected from addr:port. */
+static int
+check_peer(const char *addr, uint16_t port)
+{
+	int r;
+
+	return acl_check(&acl, (struct sockaddr *)sa(addr, port),
+	    ACL_TCP_PEER, &r);
 }
 
 /* The rules of a configuration text, built as the master builds them. */
@@ -181,6 +191,14 @@ START_TEST(self)
 	ck_assert_int_eq(check_udp("127.0.0.1", 50051), ACL_ALLOW);
 	ck_assert_int_eq(check_udp("127.0.0.1", 9100), ACL_ALLOW);
 	ck_assert_int_eq(check_udp("127.0.0.1", 30010), ACL_SELF);
+	/*
+	 * A TCP caller's port is the kernel's choice, and may be in the media
+	 * range: no loop (it connected), but the rules still apply.
+	 */
+	ck_assert_int_eq(check_peer("127.0.0.1", 30010), ACL_ALLOW);
+	ck_assert_int_eq(check_peer("127.0.0.1", 50051), ACL_ALLOW);
+	ck_assert_int_eq(check_peer("::1", 30002), ACL_ALLOW);
+	ck_assert_int_eq(check_peer("224.0.0.1", 30010), ACL_DENY);
 	/* Another host's port of the same number is not ours. */
 	ck_assert_int_eq(check("192.0.2.1", 30000, NULL), ACL_ALLOW);
 	acl_explain(&acl, &conf, (struct sockaddr *)sa("127.0.0.1", 30000),

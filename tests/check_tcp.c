@@ -196,11 +196,7 @@ up(const char *extra)
 }
 
 static void up_main(void) { up("deny-destination 127.0.0.2"); }
-/*
- * The setup timeout counts only data, not connections: long enough that a
- * loaded machine dials and accepts well within it, so only idling ends it.
- */
-static void up_idle(void) { up("idle-timeout 1\nsetup-timeout 10"); }
+static void up_idle(void) { up("idle-timeout 1\nsetup-timeout 1"); }
 
 static void
 up_failpoint(void)
@@ -669,6 +665,46 @@ START_TEST(callers)
 }
 END_TEST
 
+/*
+ * A local caller's port is the kernel's choice and may lie in the media
+ * range: it is a caller like any other (not a relay loop).
+ */
+START_TEST(caller_from_media_port)
+{
+	struct rpc_client	*c = client();
+	struct sockaddr_in	 sin;
+	uint8_t			 b[16];
+	uint16_t		 dport, lport, p;
+	int			 l, caller, dest;
+
+	l = tcp_listen_on("127.0.0.1", &dport);
+	lport = create_tcp(c, "tcp-media-port", dport);
+	ck_assert_int_ge(caller = socket(AF_INET, SOCK_STREAM, 0), 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	/* From the top of the range down: the daemon takes ports from below. */
+	for (p = d.port_max; p > d.port_min; p--) {
+		sin.sin_port = htons(p);
+		if (bind(caller, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+			break;
+	}
+	ck_assert_uint_gt(p, d.port_min);
+	sin.sin_port = htons(lport);
+	ck_assert_int_eq(connect(caller, (struct sockaddr *)&sin,
+	    sizeof(sin)), 0);
+	ck_assert_int_ge(dest = accept_within(l, 5000), 0);
+	ck_assert_int_eq(send(caller, "ping", 4, 0), 4);
+	ck_assert_int_eq(harness_recv(dest, b, sizeof(b), 3000, NULL), 4);
+	ck_assert_int_eq(memcmp(b, "ping", 4), 0);
+	ck_assert_int_eq(harness_destroy(c, "tcp-media-port"), 0);
+	close(caller);
+	close(dest);
+	close(l);
+	rpc_client_free(c);
+}
+END_TEST
+
 START_TEST(framed_rtp)
 {
 	struct rpc_client	*c = client();
@@ -872,8 +908,8 @@ main(void)
 {
 	const TTest *const t_own[] = { pending_counts, frames_parsed, NULL };
 	const TTest *const t_main[] = { transfer_both_ways, slow_reader,
-	    resets, refused, callers, framed_rtp, worker_killed,
-	    udp_only_options, NULL };
+	    resets, refused, callers, caller_from_media_port, framed_rtp,
+	    worker_killed, udp_only_options, NULL };
 	const TTest *const t_idle[] = { idle_timeout, NULL };
 	const TTest *const t_fail[] = { worker_dies_in_the_window, NULL };
 	Suite	*s = suite_create("tcp");

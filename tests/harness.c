@@ -184,6 +184,10 @@ harness_conf_add(struct daemon *d, const char *line)
 	return fclose(f) == 0 ? 0 : -1;
 }
 
+static struct daemon	*harness_cur;	/* the daemon launched last */
+static pid_t		 harness_parent; /* the suite's process */
+static int		 harness_reports; /* sanitizer or valgrind reports */
+
 static int
 harness_launch1(struct daemon *d, int wait_ready)
 {
@@ -194,6 +198,7 @@ harness_launch1(struct daemon *d, int wait_ready)
 
 	if (bin == NULL)
 		bin = "../src/rtpproxyd";
+	harness_cur = d;
 	d->pid = fork();
 	if (d->pid == -1)
 		return -1;
@@ -443,8 +448,6 @@ harness_pidfile_pid(struct daemon *d)
 	return (pid_t)pid;
 }
 
-static pid_t	harness_parent;		/* the suite's process */
-static int	harness_reports;	/* sanitizer or valgrind reports */
 
 /*
  * Did the daemon, its workers or a master after it report memory errors
@@ -483,6 +486,26 @@ harness_check_reports(struct daemon *d)
 	harness_reports++;
 }
 
+/* The last lines of the daemon's log, on stderr. */
+static void
+harness_log_tail(const struct daemon *d, int lines)
+{
+	char	 tail[80][512];
+	FILE	*f;
+	int	 n = 0, i;
+
+	if (lines > 80)
+		lines = 80;
+	if ((f = fopen(d->log, "r")) == NULL)
+		return;
+	while (fgets(tail[n % lines], sizeof(tail[0]), f) != NULL)
+		n++;
+	fclose(f);
+	fprintf(stderr, "harness: the end of %s:\n", d->log);
+	for (i = n > lines ? n - lines : 0; i < n; i++)
+		fprintf(stderr, "  | %s", tail[i % lines]);
+}
+
 void
 harness_cleanup(struct daemon *d)
 {
@@ -500,6 +523,12 @@ harness_cleanup(struct daemon *d)
 	/* A killed daemon cannot remove its table: the name is ours. */
 	if (d->shm[0] != '\0')
 		(void)shm_unlink(d->shm);
+	snprintf(cmd, sizeof(cmd), "%s/failed", d->dir);
+	if (d->dir[0] != '\0' && access(cmd, F_OK) == 0) {
+		harness_log_tail(d, 80);
+		fprintf(stderr, "harness: a test failed: kept %s\n", d->dir);
+		return;
+	}
 	if (getenv("RTPPROXYD_KEEP") == NULL && d->dir[0] != '\0') {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
 		if (system(cmd) != 0)
@@ -769,6 +798,50 @@ harness_destroy(struct rpc_client *c, const char *id)
 	return harness_by_id(c, M_DESTROY, id, NULL, NULL, NULL, 0);
 }
 
+/*
+ * Around each test, in its process: the daemon's directory is marked
+ * "failed" when the test starts and unmarked when it passed.  A failed
+ * assertion, a crash or a timeout ends the process in between, and the
+ * teardown then keeps the directory and shows the end of the log: a rare
+ * failure can be told from the daemon's own account of it.
+ */
+static void
+harness_mark(char *path, size_t len)
+{
+	path[0] = '\0';
+	if (harness_cur != NULL && harness_cur->dir[0] != '\0' &&
+	    getpid() != harness_parent)
+		snprintf(path, len, "%s/failed", harness_cur->dir);
+}
+
+static int	harness_marked;		/* this test's process marked it */
+
+static void
+harness_test_start(void)
+{
+	char	 path[256];
+	FILE	*f;
+
+	/* Marked already: an earlier test of the case failed. */
+	harness_mark(path, sizeof(path));
+	if (path[0] == '\0' || access(path, F_OK) == 0)
+		return;
+	if ((f = fopen(path, "w")) != NULL) {
+		fclose(f);
+		harness_marked = 1;
+	}
+}
+
+static void
+harness_test_passed(void)
+{
+	char	path[256];
+
+	harness_mark(path, sizeof(path));
+	if (path[0] != '\0' && harness_marked)
+		(void)unlink(path);
+}
+
 TCase *
 harness_tcase(Suite *s, const char *name, void (*setup)(void),
     void (*teardown)(void), int timeout_s, const TTest *const *tests)
@@ -777,6 +850,7 @@ harness_tcase(Suite *s, const char *name, void (*setup)(void),
 
 	if (setup != NULL || teardown != NULL)
 		tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, harness_test_start, harness_test_passed);
 	tcase_set_timeout(tc, timeout_s * harness_slow());
 	for (; *tests != NULL; tests++)
 		tcase_add_test(tc, *tests);

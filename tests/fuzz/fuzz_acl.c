@@ -76,7 +76,7 @@ check(const struct shm_acl *acl, const char *addr, const char *port)
 	uint8_t			 key[16];
 	uint32_t		 p = 0, k;
 	char			 why[512];
-	int			 verdict, rule, family;
+	int			 verdict, rule, family, what;
 
 	if (parse_ip(addr, 0, &ss, NULL) == -1)
 		return;
@@ -95,10 +95,13 @@ check(const struct shm_acl *acl, const char *addr, const char *port)
 			family = AF_INET6;
 		}
 	}
-	/* Odd ports ask for TCP, even ones for UDP: both paths are fuzzed. */
-	verdict = acl_check(acl, (struct sockaddr *)&ss, (int)(p & 1), &rule);
+	/* The port modulo 3 asks about UDP, TCP or a TCP caller: all fuzzed. */
+	what = (int)(p % 3);
+	verdict = acl_check(acl, (struct sockaddr *)&ss, what, &rule);
 	FUZZ_CHECK(verdict == ACL_ALLOW || verdict == ACL_DENY ||
 	    verdict == ACL_SELF);
+	/* A caller that connected is never taken for a loop. */
+	FUZZ_CHECK(what != ACL_TCP_PEER || verdict != ACL_SELF);
 	if (verdict != ACL_SELF) {
 		FUZZ_CHECK(rule >= -1 && rule < (int)acl->nrules);
 		for (k = 0; k < acl->nrules; k++) {
