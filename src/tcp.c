@@ -331,14 +331,18 @@ tcp_fail(struct tcp_sess *ts, int caller, int err, const char *what)
 	ts->failed = 1;
 	if (what != NULL)
 		snprintf(reason, sizeof(reason), "%s", what);
+	else if (err == ECONNRESET || err == EPIPE)
+		/*
+		 * A send after the peer's RST fails with EPIPE.  A reset that
+		 * comes before the worker saw its connect complete is the
+		 * same: the destination had accepted, then reset.
+		 */
+		snprintf(reason, sizeof(reason), "connection reset by %s",
+		    tcp_side(caller));
 	else if (!caller && !(atomic_load(&ts->slot->tcp_up) & UP_DEST))
 		snprintf(reason, sizeof(reason), "connection to %s: %s",
 		    sa_ntop((struct sockaddr *)&ts->dest, a, sizeof(a)),
 		    err == ECONNREFUSED ? "refused" : strerror(err));
-	else if (err == ECONNRESET || err == EPIPE)
-		/* A send after the peer's RST fails with EPIPE. */
-		snprintf(reason, sizeof(reason), "connection reset by %s",
-		    tcp_side(caller));
 	else
 		snprintf(reason, sizeof(reason), "connection with %s failed: "
 		    "%s", tcp_side(caller), strerror(err));
