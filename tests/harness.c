@@ -450,7 +450,6 @@ harness_pidfile_pid(struct daemon *d)
 	return (pid_t)pid;
 }
 
-
 /*
  * Did the daemon, its workers or a master after it report memory errors
  * or leaks (ASan, LSan, UBSan, valgrind) in its log?  Such a run fails,
@@ -525,6 +524,8 @@ harness_cleanup(struct daemon *d)
 	/* A killed daemon cannot remove its table: the name is ours. */
 	if (d->shm[0] != '\0')
 		(void)shm_unlink(d->shm);
+	if (harness_cur == d)
+		harness_cur = NULL;
 	snprintf(cmd, sizeof(cmd), "%s/failed", d->dir);
 	if (d->dir[0] != '\0' && access(cmd, F_OK) == 0) {
 		harness_log_tail(d, 80);
