@@ -199,14 +199,15 @@ acl_check(const struct shm_acl *acl, const struct sockaddr *sa, int what,
 	*rule = -1;
 	if ((family = acl_key(sa, addr, &port)) == -1)
 		return ACL_DENY;
-	if (what != ACL_TCP_PEER && acl->port_max != 0 &&
-	    port >= acl->port_min && port <= acl->port_max)
-		own = 1;
-	for (i = 0; what == ACL_TCP && !own && i < acl->nown &&
-	    i < SHM_OWN_MAX; i++)
-		own = acl->own[i] == port;
-	if (own && acl_is_local(acl, family, addr))
-		return ACL_SELF;
+	if (what != ACL_TCP_PEER) {
+		own = acl->port_max != 0 && port >= acl->port_min &&
+		    port <= acl->port_max;
+		for (i = 0; what == ACL_TCP && !own && i < acl->nown &&
+		    i < SHM_OWN_MAX; i++)
+			own = acl->own[i] == port;
+		if (own && acl_is_local(acl, family, addr))
+			return ACL_SELF;
+	}
 	if (n > SHM_ACL_MAX)
 		n = SHM_ACL_MAX;
 	for (k = 0; k < n; k++) {

@@ -59,6 +59,20 @@ tcp_listen_on(const char *addr, uint16_t *port)
 	return fd;
 }
 
+/* Connect fd (bound or not) to 127.0.0.1:port; fd. */
+static int
+tcp_connect_fd(int fd, uint16_t port)
+{
+	struct sockaddr_in	sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(port);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
 /* A connection to 127.0.0.1:port from addr (NULL: any). */
 static int
 tcp_dial(const char *from, uint16_t port)
@@ -74,12 +88,7 @@ tcp_dial(const char *from, uint16_t port)
 		ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin,
 		    sizeof(sin)), 0);
 	}
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons(port);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	return fd;
+	return tcp_connect_fd(fd, port);
 }
 
 static int
@@ -690,9 +699,7 @@ START_TEST(caller_from_media_port)
 			break;
 	}
 	ck_assert_uint_gt(p, d.port_min);
-	sin.sin_port = htons(lport);
-	ck_assert_int_eq(connect(caller, (struct sockaddr *)&sin,
-	    sizeof(sin)), 0);
+	tcp_connect_fd(caller, lport);
 	ck_assert_int_ge(dest = accept_within(l, 5000), 0);
 	ck_assert_int_eq(send(caller, "ping", 4, 0), 4);
 	ck_assert_int_eq(harness_recv(dest, b, sizeof(b), 3000, NULL), 4);
