@@ -366,8 +366,13 @@ ctlrate_run(const struct bopts *o)
 		return 2;
 	slots = xcalloc((size_t)o->inflight, sizeof(*slots));
 	if (self) {
+		/*
+		 * Room for the sessions in flight and for those destroyed
+		 * but still closing (until their worker lets go of them),
+		 * which at thousands of pairs a second are more than those.
+		 */
 		if (target_start(&t, T_RTPP, o->rtpproxyd, o,
-		    o->inflight * 2) == -1)
+		    o->inflight * 16) == -1)
 			goto out;
 		server = t.server;
 		pid = t.pid;
