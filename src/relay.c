@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <arpa/inet.h>
 #include <linux/errqueue.h>
 
@@ -33,6 +34,13 @@
 #define RELAY_PKTMAX	2048	/* larger datagrams are truncated: invalid */
 #define RELAY_ERRQ_MAX	64	/* error queue entries read per drain */
 #define RELAY_CMSGLEN	128
+/*
+ * A run of datagrams to one address, all of one size but the last, goes
+ * out as one message that the kernel splits (UDP GSO, UDP_SEGMENT): one
+ * pass through the socket and routing code for the run.  The kernel takes
+ * at most 64 segments and 64 KiB of payload in one.
+ */
+#define RELAY_GSO_BYTES	60000
 
 /* Socket roles; role ^ 1 is the socket a packet leaves from. */
 enum {
@@ -51,6 +59,7 @@ struct relay_sock {
 	struct event		*ev;
 	int			 fd;
 	int			 role;
+	int			 nogso;		/* the kernel refused GSO here */
 };
 
 /*
@@ -109,6 +118,11 @@ union relay_cmsg {
 	char		buf[RELAY_CMSGLEN];
 };
 
+union relay_gso {
+	struct cmsghdr	hdr;
+	char		buf[CMSG_SPACE(sizeof(uint16_t))];
+};
+
 struct relay {
 	struct event_base	 *base;
 	struct shm_table	 *shm;
@@ -120,10 +134,15 @@ struct relay {
 	struct iovec		  rxiov[RELAY_BATCH];
 	struct sockaddr_storage	  from[RELAY_BATCH];
 	union relay_cmsg	  cmsg[RELAY_BATCH];
-	struct mmsghdr		  tx[RELAY_BATCH];
+	/* packets to send, and the messages they go out in */
 	struct iovec		  txiov[RELAY_BATCH];
 	int64_t			  txns[RELAY_BATCH];	/* kernel rx time */
 	uint8_t			  txok[RELAY_BATCH];
+	struct mmsghdr		  tx[RELAY_BATCH];
+	int			  txfirst[RELAY_BATCH + 1]; /* message's first */
+	union relay_gso		  txgso[RELAY_BATCH];
+	int			  gso;		/* the kernel has UDP GSO */
+	uint64_t		  gso_msgs;	/* messages sent with it */
 	uint8_t			  buf[RELAY_BATCH][RELAY_PKTMAX];
 
 	uint8_t			  errbuf[256];
@@ -162,6 +181,24 @@ relay_set_worker(struct relay *r, int id)
 	    &r->shm->hdr->workers[id] : NULL;
 }
 
+/*
+ * Does the kernel know UDP_SEGMENT (Linux 4.18)?  One that does not would
+ * ignore the control message and send a run as one datagram, so ask
+ * before using it.
+ */
+static int
+relay_gso_probe(void)
+{
+	socklen_t	len = sizeof(int);
+	int		fd, v, ok;
+
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	ok = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &len) == 0;
+	close(fd);
+	return ok;
+}
+
 struct relay *
 relay_new(struct event_base *base, struct shm_table *shm)
 {
@@ -182,10 +219,25 @@ relay_new(struct event_base *base, struct shm_table *shm)
 		r->rx[i].msg_hdr.msg_control = &r->cmsg[i];
 		r->rx[i].msg_hdr.msg_controllen = sizeof(r->cmsg[i]);
 		r->rx[i].msg_hdr.msg_namelen = sizeof(r->from[i]);
-		r->tx[i].msg_hdr.msg_iov = &r->txiov[i];
-		r->tx[i].msg_hdr.msg_iovlen = 1;
+		r->txgso[i].hdr.cmsg_level = SOL_UDP;
+		r->txgso[i].hdr.cmsg_type = UDP_SEGMENT;
+		r->txgso[i].hdr.cmsg_len = CMSG_LEN(sizeof(uint16_t));
 	}
+	r->gso = relay_gso_probe();
 	return r;
+}
+
+/* Test hooks: send without GSO (on = 0), and how often it was used. */
+void
+relay_set_gso(struct relay *r, int on)
+{
+	r->gso = on && relay_gso_probe();
+}
+
+uint64_t
+relay_gso_count(const struct relay *r)
+{
+	return r->gso_msgs;
 }
 
 void
@@ -600,48 +652,115 @@ relay_rxtime(struct msghdr *m, int64_t *fallback, uint32_t *drops)
 }
 
 /*
- * Send r->tx[0 .. ntx - 1] from sk.  An error left on the socket by an
- * earlier ICMP message fails one send without that datagram being at
- * fault: read the error queue and try it once more.
+ * The messages that r->txiov[from .. ntx - 1] go out in, from r->tx[0] on:
+ * with gso a run of datagrams of one size (the last of a run may be
+ * shorter) is one message, else each datagram is one.  Message m holds
+ * datagrams r->txfirst[m] .. r->txfirst[m + 1] - 1.  Returns how many.
+ */
+static int
+relay_msgs(struct relay *r, int from, int ntx, struct sockaddr *dst,
+    socklen_t dstlen, int gso)
+{
+	struct msghdr	*h;
+	uint16_t	 seg;
+	size_t		 len, total;
+	int		 m = 0, i = from, j;
+
+	while (i < ntx) {
+		len = r->txiov[i].iov_len;
+		total = len;
+		j = i + 1;
+		if (gso)
+			while (j < ntx && r->txiov[j].iov_len <= len &&
+			    total + r->txiov[j].iov_len <= RELAY_GSO_BYTES) {
+				total += r->txiov[j].iov_len;
+				if (r->txiov[j++].iov_len < len)
+					break;	/* a shorter one ends it */
+			}
+		h = &r->tx[m].msg_hdr;
+		h->msg_name = dst;
+		h->msg_namelen = dstlen;
+		h->msg_iov = &r->txiov[i];
+		h->msg_iovlen = (size_t)(j - i);
+		h->msg_flags = 0;
+		if (j - i > 1) {
+			seg = (uint16_t)len;
+			memcpy(CMSG_DATA(&r->txgso[m].hdr), &seg, sizeof(seg));
+			h->msg_control = &r->txgso[m];
+			h->msg_controllen = sizeof(r->txgso[m]);
+		} else {
+			h->msg_control = NULL;
+			h->msg_controllen = 0;
+		}
+		r->txfirst[m++] = i;
+		i = j;
+	}
+	r->txfirst[m] = ntx;
+	return m;
+}
+
+/*
+ * Send the datagrams r->txiov[0 .. ntx - 1] from sk to dst.  An error left
+ * on the socket by an earlier ICMP message fails one send without that
+ * datagram being at fault: read the error queue and try it once more.  A
+ * socket whose route cannot take GSO (no checksum offload, IPsec, a
+ * datagram over the MTU) sends datagram by datagram from then on.
  */
 static void
 relay_send(struct relay_sess *rs, struct relay_sock *sk, int ntx,
-    struct relay_tally *t)
+    struct sockaddr *dst, socklen_t dstlen, struct relay_tally *t)
 {
 	struct relay	*r = rs->relay;
 	int64_t		 now, lat;
-	int		 i = 0, j, k, retried = 0;
+	int		 j, k, m = 0, nmsg, retried = 0, err;
 
 	memset(r->txok, 0, (size_t)ntx);
-	while (i < ntx) {
-		k = sendmmsg(sk->fd, &r->tx[i], (unsigned int)(ntx - i),
+	nmsg = relay_msgs(r, 0, ntx, dst, dstlen, r->gso && !sk->nogso);
+	while (m < nmsg) {
+		k = sendmmsg(sk->fd, &r->tx[m], (unsigned int)(nmsg - m),
 		    MSG_DONTWAIT);
 		if (k > 0) {
-			for (j = i; j < i + k; j++) {
-				r->txok[j] = 1;
-				t->sent++;
-				t->bytes_sent += r->tx[j].msg_len;
+			for (; k > 0; k--, m++) {
+				for (j = r->txfirst[m]; j < r->txfirst[m + 1];
+				    j++)
+					r->txok[j] = 1;
+				t->sent += (uint64_t)(r->txfirst[m + 1] -
+				    r->txfirst[m]);
+				t->bytes_sent += r->tx[m].msg_len;
+				if (r->tx[m].msg_hdr.msg_iovlen > 1)
+					r->gso_msgs++;
 			}
-			i += k;
 			retried = 0;
 			continue;
 		}
 		if (k == 0)
 			break;
-		if ((errno == EINTR || relay_soft_error(errno)) && !retried) {
-			if (errno != EINTR)
+		err = errno;
+		if (r->tx[m].msg_hdr.msg_iovlen > 1 && (err == EINVAL ||
+		    err == EIO || err == EMSGSIZE || err == EOPNOTSUPP ||
+		    err == ENOPROTOOPT)) {
+			sk->nogso = 1;
+			log_debug("slot %u: no UDP GSO on socket %d (%s)",
+			    rs->idx, sk->role, strerror(err));
+			nmsg = relay_msgs(r, r->txfirst[m], ntx, dst, dstlen,
+			    0);
+			m = 0;
+			continue;
+		}
+		if ((err == EINTR || relay_soft_error(err)) && !retried) {
+			if (err != EINTR)
 				relay_errqueue(rs, sk);
 			retried = 1;
 			continue;
 		}
-		if (errno == EAGAIN || errno == EWOULDBLOCK ||
-		    errno == ENOBUFS) {
+		if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
 			/* Full: the rest of this batch would fail alike. */
-			t->send_error += (uint64_t)(ntx - i);
+			t->send_error += (uint64_t)(ntx - r->txfirst[m]);
 			break;
 		}
-		t->send_error++;
-		i++;
+		t->send_error += (uint64_t)(r->txfirst[m + 1] -
+		    r->txfirst[m]);
+		m++;
 		retried = 0;
 	}
 	if (t->sent == 0)
@@ -817,8 +936,6 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 		}
 		r->txiov[ntx].iov_base = r->buf[i];
 		r->txiov[ntx].iov_len = len;
-		r->tx[ntx].msg_hdr.msg_name = dst;
-		r->tx[ntx].msg_hdr.msg_namelen = dstlen;
 		r->txns[ntx] = ns;
 		ntx++;
 	}
@@ -828,7 +945,7 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 		rs->ovfl[sk->role] = s->ovfl_seen[sk->role] = drops;
 	}
 	if (ntx > 0)
-		relay_send(rs, out, ntx, &t);
+		relay_send(rs, out, ntx, dst, dstlen, &t);
 	relay_publish(d, rtcp, &t);
 	if (t.sent > 0 && !rs->reported_active) {
 		rs->reported_active = 1;

@@ -380,6 +380,8 @@ struct relay_sess;
 struct relay	*relay_new(struct event_base *, struct shm_table *);
 void		 relay_free(struct relay *);
 void		 relay_set_worker(struct relay *, int);
+void		 relay_set_gso(struct relay *, int);
+uint64_t	 relay_gso_count(const struct relay *);
 /* owns the descriptors on success; on -1 the caller still does */
 int		 relay_add(struct relay *, uint32_t, uint32_t, int *, int);
 void		 relay_remove(struct relay *, uint32_t);
