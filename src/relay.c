@@ -1,9 +1,11 @@
 /*
  * The packet path inside a worker: per session, a listen socket that the
  * caller sends to and a forward socket that media leaves from towards the
- * destination, for RTP and (on port + 1) RTCP.  Each readable socket is
- * drained with recvmmsg in batches; the batch is checked, counted and
- * latched, then sent on from the paired socket with one sendmmsg.
+ * destination, for RTP and (on port + 1) RTCP.  The sockets are in an
+ * epoll set of the relay's own, one descriptor in the worker's libevent
+ * loop.  Each readable socket is drained with recvmmsg in batches; the
+ * batch is checked, counted and latched, then sent on from the paired
+ * socket with one sendmmsg, runs of one size as UDP GSO messages.
  *
  * The packet path allocates nothing, takes no lock and logs nothing in the
  * normal case: every buffer lives in struct relay, made by relay_new.
@@ -11,6 +13,7 @@
  * atomic add each; only this worker writes them.
  */
 #include <sys/types.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -31,6 +34,7 @@
 
 #define RELAY_BATCH	32	/* datagrams per recvmmsg / sendmmsg */
 #define RELAY_BUDGET	4	/* batches per wakeup, then let others run */
+#define RELAY_EVENTS	256	/* ready sockets per epoll_wait */
 #define RELAY_PKTMAX	2048	/* larger datagrams are truncated: invalid */
 #define RELAY_ERRQ_MAX	64	/* error queue entries read per drain */
 #define RELAY_CMSGLEN	128
@@ -56,10 +60,9 @@ enum {
 
 struct relay_sock {
 	struct relay_sess	*sess;
-	struct event		*ev;
 	int			 fd;
-	int			 role;
-	int			 nogso;		/* the kernel refused GSO here */
+	uint8_t			 role;
+	uint8_t			 nogso;		/* the kernel refused GSO here */
 };
 
 /*
@@ -80,25 +83,30 @@ union relay_sa {
 	struct sockaddr_in6	sin6;
 };
 
+/*
+ * Laid out for the packet path: a packet touches the first line, the one
+ * with all four sockets, and the two with its addresses (destinations,
+ * latches); what only errors and rate limits need comes last.  With
+ * thousands of sessions none of it is in the cache when a packet comes.
+ */
 struct relay_sess {
 	struct relay		*relay;
 	struct shm_slot		*slot;
 	uint32_t		 idx;
 	uint32_t		 gen;
-	int			 unidir;
-	int			 src_addr;	/* reverse only from dest addr */
-	int			 src_port;	/* ... and port */
-	int			 limited;
+	uint8_t			 unidir;
+	uint8_t			 src_addr;	/* reverse only from dest addr */
+	uint8_t			 src_port;	/* ... and port */
+	uint8_t			 limited;
+	uint8_t			 reported_active;
+	uint8_t			 reported_error;
+	uint8_t			 nsock;
 	uint32_t		 clock_rate;
-	int64_t			 pkt_ns;	/* 0: no packet rate limit */
-	uint64_t		 byte_ns_q16;	/* 0: no bit rate limit */
-	int64_t			 tau_ns;
-	struct relay_bucket	 bucket[2];	/* per direction */
-	int			 nsock;
-	int			 reported_active;
-	int			 reported_error;
-	char			 error[120];	/* what was reported */
-	struct relay_sock	 sk[SK_MAX];
+	uint32_t		 latched;	/* the slot's, as last loaded */
+	/* the slot's ovfl_seen, kept here; written back when it changes */
+	uint32_t		 ovfl[SK_MAX];
+
+	_Alignas(64) struct relay_sock sk[SK_MAX];
 	/* where forward media goes: the destination, RTP and RTCP */
 	union relay_sa		 dest[2];
 	socklen_t		 destlen[2];
@@ -108,10 +116,13 @@ struct relay_sess {
 	 */
 	union relay_sa		 latch[3];
 	socklen_t		 latchlen[3];
-	uint32_t		 latched;	/* the slot's, as last loaded */
-	/* the slot's ovfl_seen, kept here; written back when it changes */
-	uint32_t		 ovfl[SK_MAX];
-};
+
+	int64_t			 pkt_ns;	/* 0: no packet rate limit */
+	uint64_t		 byte_ns_q16;	/* 0: no bit rate limit */
+	int64_t			 tau_ns;
+	struct relay_bucket	 bucket[2];	/* per direction */
+	char			 error[120];	/* what was reported */
+} __attribute__((aligned(64)));
 
 union relay_cmsg {
 	struct cmsghdr	hdr;
@@ -128,6 +139,16 @@ struct relay {
 	struct shm_table	 *shm;
 	struct relay_sess	**sess;		/* by slot */
 	int			  count;
+
+	/*
+	 * The UDP sockets are in an epoll set of the relay's own, which the
+	 * libevent loop watches as one descriptor: a ready socket costs one
+	 * entry in r->evs, no libevent event, and the next one's state can
+	 * be fetched while this one's system calls run.
+	 */
+	int			  epfd;
+	struct event		 *ev_poll;
+	struct epoll_event	  evs[RELAY_EVENTS];
 
 	struct mmsghdr		  rx[RELAY_BATCH];
 	int			  rx_dirty;	/* headers to reset */
@@ -181,6 +202,8 @@ relay_set_worker(struct relay *r, int id)
 	    &r->shm->hdr->workers[id] : NULL;
 }
 
+static void	relay_poll(evutil_socket_t, short, void *);
+
 /*
  * Does the kernel know UDP_SEGMENT (Linux 4.18)?  One that does not would
  * ignore the control message and send a run as one datagram, so ask
@@ -224,6 +247,19 @@ relay_new(struct event_base *base, struct shm_table *shm)
 		r->txgso[i].hdr.cmsg_len = CMSG_LEN(sizeof(uint16_t));
 	}
 	r->gso = relay_gso_probe();
+	if ((r->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
+	    (r->ev_poll = event_new(base, r->epfd, EV_READ | EV_PERSIST,
+	    relay_poll, r)) == NULL || event_add(r->ev_poll, NULL) == -1) {
+		log_warn("relay: epoll");
+		if (r->ev_poll != NULL)
+			event_free(r->ev_poll);
+		if (r->epfd != -1)
+			close(r->epfd);
+		tcp_free(r->tcp);
+		free(r->sess);
+		free(r);
+		return NULL;
+	}
 	return r;
 }
 
@@ -250,6 +286,8 @@ relay_free(struct relay *r)
 	for (i = 0; i < r->shm->nslots && r->count > 0; i++)
 		relay_remove(r, i);
 	tcp_free(r->tcp);
+	event_free(r->ev_poll);
+	close(r->epfd);
 	free(r->sess);
 	free(r);
 }
@@ -954,13 +992,22 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 }
 
 static void
-relay_readable(evutil_socket_t fd, short what, void *arg)
+relay_readable(struct relay_sock *sk)
 {
-	struct relay_sock	*sk = arg;
 	struct relay_sess	*rs = sk->sess;
 	struct relay		*r = rs->relay;
+	const char		*d = (const char *)&rs->slot->dir[sk->role & 1];
 	int			 b, i, n;
 
+	/*
+	 * What the batch will touch, fetched while the kernel copies it in:
+	 * the direction's counters and RTP state, the addresses.
+	 */
+	__builtin_prefetch(d, 1);
+	__builtin_prefetch(d + 64, 1);
+	__builtin_prefetch(d + 128, 1);
+	__builtin_prefetch(&rs->dest[0]);
+	__builtin_prefetch(&rs->latch[0]);
 	for (b = 0; b < RELAY_BUDGET; b++) {
 		/* The kernel changed these in the headers it filled. */
 		for (i = 0; i < r->rx_dirty; i++) {
@@ -994,6 +1041,47 @@ relay_readable(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* A ready socket's epoll data: its slot and role. */
+#define RELAY_EVDATA(slot, role)	((uint64_t)(slot) << 2 | (uint64_t)(role))
+
+static struct relay_sock *
+relay_evsock(struct relay *r, uint64_t data)
+{
+	struct relay_sess	*rs;
+	uint64_t		 slot = data >> 2;
+
+	if (slot >= r->shm->nslots || (rs = r->sess[slot]) == NULL ||
+	    (int)(data & 3) >= rs->nsock)
+		return NULL;
+	return &rs->sk[data & 3];
+}
+
+/*
+ * The relay's sockets that are ready, at most RELAY_EVENTS of them; the
+ * rest wait for the next turn, after the loop's other events.
+ */
+static void
+relay_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay		*r = arg;
+	struct relay_sock	*sk, *next;
+	int			 i, n;
+
+	n = epoll_wait(r->epfd, r->evs, RELAY_EVENTS, 0);
+	next = n > 0 ? relay_evsock(r, r->evs[0].data.u64) : NULL;
+	for (i = 0; i < n; i++) {
+		sk = next;
+		next = i + 1 < n ? relay_evsock(r, r->evs[i + 1].data.u64) :
+		    NULL;
+		if (next != NULL) {
+			__builtin_prefetch(next->sess);
+			__builtin_prefetch(next);
+		}
+		if (sk != NULL)
+			relay_readable(sk);
+	}
+}
+
 /*
  * Relay slot with the sockets the master bound: [listen RTP, forward RTP]
  * or [listen RTP, forward RTP, listen RTCP, forward RTCP].  On success the
@@ -1006,6 +1094,7 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 {
 	struct shm_slot		*s;
 	struct relay_sess	*rs;
+	struct epoll_event	 ev;
 	socklen_t		 len = sizeof(int);
 	int			 i, saved, type;
 
@@ -1032,7 +1121,12 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 	if (r->sess[slot] != NULL)
 		relay_remove(r, slot);
 
-	rs = xcalloc(1, sizeof(*rs));
+	if (posix_memalign((void **)&rs, _Alignof(struct relay_sess),
+	    sizeof(*rs)) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	memset(rs, 0, sizeof(*rs));
 	rs->relay = r;
 	rs->slot = s;
 	rs->idx = slot;
@@ -1047,7 +1141,7 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 	if (s->rate_bps != 0)
 		rs->byte_ns_q16 = ((uint64_t)8 * NS_PER_S << 16) / s->rate_bps;
 	rs->limited = rs->pkt_ns != 0 || rs->byte_ns_q16 != 0;
-	rs->nsock = nfds;
+	rs->nsock = (uint8_t)nfds;
 	rs->destlen[0] = relay_sa_set(&rs->dest[0], &s->dest, 0);
 	rs->destlen[1] = relay_sa_set(&rs->dest[1], &s->dest, 1);
 	memcpy(rs->ovfl, s->ovfl_seen, sizeof(rs->ovfl));
@@ -1056,21 +1150,23 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 	for (i = 0; i < nfds; i++) {
 		rs->sk[i].sess = rs;
 		rs->sk[i].fd = fds[i];
-		rs->sk[i].role = i;
-		rs->sk[i].ev = event_new(r->base, fds[i], EV_READ | EV_PERSIST,
-		    relay_readable, &rs->sk[i]);
-		if (rs->sk[i].ev == NULL || event_add(rs->sk[i].ev, NULL) == -1)
+		rs->sk[i].role = (uint8_t)i;
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.u64 = RELAY_EVDATA(slot, i);
+		if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fds[i], &ev) == -1)
 			goto fail;
 	}
 	r->sess[slot] = rs;
 	r->count++;
 	return 0;
 fail:
-	for (i = 0; i < nfds; i++)
-		if (rs->sk[i].ev != NULL)
-			event_free(rs->sk[i].ev);
+	saved = errno;
+	log_warn("slot %u: epoll_ctl", slot);
+	while (--i >= 0)
+		(void)epoll_ctl(r->epfd, EPOLL_CTL_DEL, fds[i], NULL);
 	free(rs);
-	errno = ENOMEM;
+	errno = saved;
 	return -1;
 }
 
@@ -1109,7 +1205,11 @@ relay_remove(struct relay *r, uint32_t slot)
 	if (slot >= r->shm->nslots || (rs = r->sess[slot]) == NULL)
 		return;
 	for (i = 0; i < rs->nsock; i++) {
-		event_free(rs->sk[i].ev);
+		/*
+		 * Not left to close: the master holds a copy of the socket,
+		 * so it would stay in the set.
+		 */
+		(void)epoll_ctl(r->epfd, EPOLL_CTL_DEL, rs->sk[i].fd, NULL);
 		close(rs->sk[i].fd);
 	}
 	free(rs);
