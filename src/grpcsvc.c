@@ -45,8 +45,6 @@
 #define GS_PAGE_MAX		1000
 #define GS_MAX_SUBSCRIBERS	1024
 #define GS_STOP_WAIT_MS		5000
-#define GS_TOKEN_VERSION	1
-#define GS_TOKEN_LEN		10	/* version, slot, state, mac */
 
 #define GS_MSG_SHUTDOWN		"server is shutting down"
 
@@ -190,7 +188,7 @@ struct grpcsvc {
 	int			 ncalls, nsubs;
 	uint32_t		 event_queue;
 	uint32_t		 grace;
-	uint8_t			 token_key[16];
+	uint8_t			 token_key[REQUEST_TOKEN_KEYLEN];
 
 	/* bearer tokens; none: no authentication */
 	char			**tokens;
@@ -1008,103 +1006,6 @@ gs_rpc_status(struct gs_call *c, grpc_byte_buffer *bb)
 	rtpproxy__get_session_status_request__free_unpacked(req, NULL);
 }
 
-/*
- * Page tokens: the slot where the next page starts and the state filter,
- * with a MAC keyed per process, in base64url.  Slots are stable, so a
- * session that exists for the whole listing is seen exactly once however
- * others come and go.
- */
-static const char gs_b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static uint32_t
-gs_token_mac(const uint8_t *p, size_t n)
-{
-	uint64_t	h = 0xcbf29ce484222325ULL;
-	size_t		i;
-
-	for (i = 0; i < sizeof(svc->token_key); i++) {
-		h ^= svc->token_key[i];
-		h *= 0x100000001b3ULL;
-	}
-	for (i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	h ^= h >> 29;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 32;
-	return (uint32_t)h;
-}
-
-static void
-gs_token_make(uint32_t slot, uint32_t state, char *out, size_t outlen)
-{
-	uint8_t		b[GS_TOKEN_LEN];
-	uint32_t	mac, acc = 0;
-	size_t		i, o = 0;
-	int		bits = 0;
-
-	b[0] = GS_TOKEN_VERSION;
-	b[1] = slot & 0xff;
-	b[2] = (slot >> 8) & 0xff;
-	b[3] = (slot >> 16) & 0xff;
-	b[4] = (slot >> 24) & 0xff;
-	b[5] = (uint8_t)state;
-	mac = gs_token_mac(b, 6);
-	b[6] = mac & 0xff;
-	b[7] = (mac >> 8) & 0xff;
-	b[8] = (mac >> 16) & 0xff;
-	b[9] = (mac >> 24) & 0xff;
-	for (i = 0; i < sizeof(b); i++) {
-		acc = (acc << 8) | b[i];
-		bits += 8;
-		while (bits >= 6 && o + 1 < outlen) {
-			bits -= 6;
-			out[o++] = gs_b64[(acc >> bits) & 0x3f];
-		}
-	}
-	if (bits > 0 && o + 1 < outlen)
-		out[o++] = gs_b64[(acc << (6 - bits)) & 0x3f];
-	out[o] = '\0';
-}
-
-static int
-gs_token_parse(const char *tok, uint32_t *slot, uint32_t *state)
-{
-	uint8_t		 b[GS_TOKEN_LEN];
-	uint32_t	 acc = 0, mac;
-	size_t		 n = 0;
-	int		 bits = 0;
-	const char	*p, *q;
-
-	if (strlen(tok) != (GS_TOKEN_LEN * 8 + 5) / 6)
-		return -1;
-	for (p = tok; *p != '\0'; p++) {
-		if ((q = strchr(gs_b64, *p)) == NULL)
-			return -1;
-		acc = (acc << 6) | (uint32_t)(q - gs_b64);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n == sizeof(b))
-				return -1;
-			b[n++] = (acc >> bits) & 0xff;
-		}
-	}
-	if (n != sizeof(b) || (acc & ((1u << bits) - 1)) != 0 ||
-	    b[0] != GS_TOKEN_VERSION)
-		return -1;
-	mac = (uint32_t)b[6] | (uint32_t)b[7] << 8 | (uint32_t)b[8] << 16 |
-	    (uint32_t)b[9] << 24;
-	if (mac != gs_token_mac(b, 6))
-		return -1;
-	*slot = (uint32_t)b[1] | (uint32_t)b[2] << 8 | (uint32_t)b[3] << 16 |
-	    (uint32_t)b[4] << 24;
-	*state = b[5];
-	return 0;
-}
-
 static void
 gs_rpc_list(struct gs_call *c, grpc_byte_buffer *bb)
 {
@@ -1117,7 +1018,7 @@ gs_rpc_list(struct gs_call *c, grpc_byte_buffer *bb)
 	struct rp_error			 err;
 	uint32_t			 page, start = 0, tstate, nslots, i;
 	size_t				 n = 0;
-	char				 token[32] = "";
+	char				 token[REQUEST_TOKEN_MAX] = "";
 
 	memset(&err, 0, sizeof(err));
 	req = (Rtpproxy__ListSessionsRequest *)gs_decode(bb,
@@ -1134,7 +1035,8 @@ gs_rpc_list(struct gs_call *c, grpc_byte_buffer *bb)
 	}
 	nslots = master_self != NULL ? master_self->shm.nslots : 0;
 	if (req->page_token[0] != '\0' &&
-	    (gs_token_parse(req->page_token, &start, &tstate) == -1 ||
+	    (request_token_parse(svc->token_key, req->page_token, &start,
+	    &tstate) == -1 ||
 	    start > nslots)) {
 		rp_err(&err, RP_INVALID_ARGUMENT, "page_token is not valid");
 		goto fail;
@@ -1155,8 +1057,8 @@ gs_rpc_list(struct gs_call *c, grpc_byte_buffer *bb)
 		    snap.state != (uint32_t)req->state))
 			continue;
 		if (n == page) {
-			gs_token_make(i, (uint32_t)req->state, token,
-			    sizeof(token));
+			request_token_make(svc->token_key, i,
+			    (uint32_t)req->state, token, sizeof(token));
 			break;
 		}
 		ptrs[n] = gs_info_fill(&gis[n], &snap);

@@ -53,4 +53,12 @@ int	request_check_id(const char *, int, struct rp_error *);
 int	request_create_params(const struct Rtpproxy__CreateSessionRequest *,
 	    struct session_params *, struct rp_error *);
 
+/* ListSessions page tokens, keyed per process. */
+#define REQUEST_TOKEN_KEYLEN	16
+#define REQUEST_TOKEN_MAX	32	/* a token's buffer, NUL included */
+void	request_token_make(const uint8_t *, uint32_t, uint32_t, char *,
+	    size_t);
+int	request_token_parse(const uint8_t *, const char *, uint32_t *,
+	    uint32_t *);
+
 #endif

@@ -271,3 +271,106 @@ request_decode(const ProtobufCMessageDescriptor *d, const uint8_t *p,
 	}
 	return m;
 }
+
+/*
+ * Page tokens: the slot where the next page starts and the state filter,
+ * with a MAC keyed per process, in base64url.  Slots are stable, so a
+ * session that exists for the whole listing is seen exactly once however
+ * others come and go.  They come back from the client: anything but a
+ * token this process made is refused.
+ */
+#define REQ_TOKEN_VERSION	1
+#define REQ_TOKEN_LEN		10	/* version, slot, state, mac */
+
+static const char req_b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static uint32_t
+req_token_mac(const uint8_t *key, const uint8_t *p, size_t n)
+{
+	uint64_t	h = 0xcbf29ce484222325ULL;
+	size_t		i;
+
+	for (i = 0; i < REQUEST_TOKEN_KEYLEN; i++) {
+		h ^= key[i];
+		h *= 0x100000001b3ULL;
+	}
+	for (i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 32;
+	return (uint32_t)h;
+}
+
+void
+request_token_make(const uint8_t *key, uint32_t slot, uint32_t state,
+    char *out, size_t outlen)
+{
+	uint8_t		b[REQ_TOKEN_LEN];
+	uint32_t	mac, acc = 0;
+	size_t		i, o = 0;
+	int		bits = 0;
+
+	b[0] = REQ_TOKEN_VERSION;
+	b[1] = slot & 0xff;
+	b[2] = (slot >> 8) & 0xff;
+	b[3] = (slot >> 16) & 0xff;
+	b[4] = (slot >> 24) & 0xff;
+	b[5] = (uint8_t)state;
+	mac = req_token_mac(key, b, 6);
+	b[6] = mac & 0xff;
+	b[7] = (mac >> 8) & 0xff;
+	b[8] = (mac >> 16) & 0xff;
+	b[9] = (mac >> 24) & 0xff;
+	for (i = 0; i < sizeof(b); i++) {
+		acc = (acc << 8) | b[i];
+		bits += 8;
+		while (bits >= 6 && o + 1 < outlen) {
+			bits -= 6;
+			out[o++] = req_b64[(acc >> bits) & 0x3f];
+		}
+	}
+	if (bits > 0 && o + 1 < outlen)
+		out[o++] = req_b64[(acc << (6 - bits)) & 0x3f];
+	out[o] = '\0';
+}
+
+int
+request_token_parse(const uint8_t *key, const char *tok, uint32_t *slot,
+    uint32_t *state)
+{
+	uint8_t		 b[REQ_TOKEN_LEN];
+	uint32_t	 acc = 0, mac;
+	size_t		 n = 0;
+	int		 bits = 0;
+	const char	*p, *q;
+
+	if (strlen(tok) != (REQ_TOKEN_LEN * 8 + 5) / 6)
+		return -1;
+	for (p = tok; *p != '\0'; p++) {
+		if ((q = strchr(req_b64, *p)) == NULL)
+			return -1;
+		acc = (acc << 6) | (uint32_t)(q - req_b64);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n == sizeof(b))
+				return -1;
+			b[n++] = (acc >> bits) & 0xff;
+		}
+	}
+	if (n != sizeof(b) || (acc & ((1u << bits) - 1)) != 0 ||
+	    b[0] != REQ_TOKEN_VERSION)
+		return -1;
+	mac = (uint32_t)b[6] | (uint32_t)b[7] << 8 | (uint32_t)b[8] << 16 |
+	    (uint32_t)b[9] << 24;
+	if (mac != req_token_mac(key, b, 6))
+		return -1;
+	*slot = (uint32_t)b[1] | (uint32_t)b[2] << 8 | (uint32_t)b[3] << 16 |
+	    (uint32_t)b[4] << 24;
+	*state = b[5];
+	return 0;
+}

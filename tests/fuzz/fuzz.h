@@ -11,6 +11,9 @@
 #include <stdlib.h>
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/* The page token key of fuzz_request, and of the seeds mkseeds makes. */
+#define FUZZ_TOKEN_KEY	((const uint8_t *)"fuzz-page-token")	/* 16 */
 int	LLVMFuzzerInitialize(int *, char ***);
 
 #define FUZZ_CHECK(cond) do {						\

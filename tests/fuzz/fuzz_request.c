@@ -1,6 +1,7 @@
 /*
  * The API's request validation: request_decode, request_check_id and
- * request_create_params, as the gRPC service calls them.
+ * request_create_params, as the gRPC service calls them; and the
+ * ListSessions page tokens (request_token_parse, request_token_make).
  *
  * Input: one octet that picks the request type (its value modulo 6:
  * CreateSession, DestroySession, GetSessionStatus, ListSessions,
@@ -103,6 +104,32 @@ check_create(const Rtpproxy__CreateSessionRequest *req)
 	    p.rate_bps == req->rate_limit_bps);
 }
 
+/*
+ * A page token comes back from the client: only one made with the key
+ * parses, and it is the token made again from what it holds; what is made
+ * parses back.
+ */
+static void
+check_token(const Rtpproxy__ListSessionsRequest *req)
+{
+	char		again[REQUEST_TOKEN_MAX];
+	uint32_t	slot, state, st = (uint32_t)req->state & 0xff;
+
+	if (request_token_parse(FUZZ_TOKEN_KEY, req->page_token, &slot,
+	    &state) == 0) {
+		FUZZ_CHECK(state <= 0xff);
+		request_token_make(FUZZ_TOKEN_KEY, slot, state, again,
+		    sizeof(again));
+		FUZZ_CHECKF(strcmp(again, req->page_token) == 0, "%s",
+		    req->page_token);
+	}
+	request_token_make(FUZZ_TOKEN_KEY, req->page_size, st, again,
+	    sizeof(again));
+	FUZZ_CHECK(strlen(again) < sizeof(again) - 1);
+	FUZZ_CHECK(request_token_parse(FUZZ_TOKEN_KEY, again, &slot,
+	    &state) == 0 && slot == req->page_size && state == st);
+}
+
 static void
 check_fields(const ProtobufCMessageDescriptor *d, const ProtobufCMessage *m)
 {
@@ -114,6 +141,8 @@ check_fields(const ProtobufCMessageDescriptor *d, const ProtobufCMessage *m)
 	else if (d == &rtpproxy__get_session_status_request__descriptor)
 		check_id(((const Rtpproxy__GetSessionStatusRequest *)m)->
 		    session_id, 0);
+	else if (d == &rtpproxy__list_sessions_request__descriptor)
+		check_token((const Rtpproxy__ListSessionsRequest *)m);
 	else if (d == &rtpproxy__stream_session_events_request__descriptor)
 		check_id(((const Rtpproxy__StreamSessionEventsRequest *)m)->
 		    session_id, 1);

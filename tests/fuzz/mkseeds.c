@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "rtpproxyd.h"
+#include "grpcsvc.h"
+#include "fuzz.h"
 #include "rtpproxy.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
@@ -487,6 +489,7 @@ seeds_request(void)
 	    RTPPROXY__GET_SESSION_STATUS_REQUEST__INIT;
 	Rtpproxy__ListSessionsRequest		ls =
 	    RTPPROXY__LIST_SESSIONS_REQUEST__INIT;
+	char					token[REQUEST_TOKEN_MAX];
 	Rtpproxy__StreamSessionEventsRequest	ev =
 	    RTPPROXY__STREAM_SESSION_EVENTS_REQUEST__INIT;
 	Grpc__Health__V1__HealthCheckRequest	hc =
@@ -593,6 +596,12 @@ seeds_request(void)
 	ls.page_size = 10;
 	ls.page_token = S("12.3.abcdef");
 	pb_seed("request", "list-page", T_LIST, &ls.base, 0);
+	request_token_make(FUZZ_TOKEN_KEY, 4242, ls.state, token,
+	    sizeof(token));
+	ls.page_token = token;
+	pb_seed("request", "list-valid-token", T_LIST, &ls.base, 0);
+	token[3] ^= 1;
+	pb_seed("request", "list-token-bad-mac", T_LIST, &ls.base, 0);
 	ls.state = 42;
 	ls.page_token = S("");
 	pb_seed("request", "list-unknown-state", T_LIST, &ls.base, 0);
