@@ -139,6 +139,33 @@ tcp_state(int fd, struct tcp_info *ti)
  * consumed from src are those received less those still queued, less
  * its FIN if one came.  -1 if the kernel does not say.
  */
+/*
+ * A counter and a queue length of fd that go together: what arrives (or
+ * is acknowledged) between reading the two moves one and not the other,
+ * and a caller's first octets arriving just then would be taken for
+ * octets sent before, and dropped.  Read the counter on both sides of the
+ * queue length until it has not moved; nothing else reads from or writes
+ * to the socket meanwhile.
+ */
+static int
+tcp_counted(int fd, unsigned long req, struct tcp_info *ti, int *q)
+{
+	struct tcp_info	again;
+	int		tries;
+
+	for (tries = 0; tries < 100; tries++) {
+		if (tcp_state(fd, ti) == -1 || ioctl(fd, req, q) == -1 ||
+		    tcp_state(fd, &again) == -1)
+			return -1;
+		if (again.tcpi_bytes_received == ti->tcpi_bytes_received &&
+		    again.tcpi_bytes_acked == ti->tcpi_bytes_acked &&
+		    again.tcpi_state == ti->tcpi_state)
+			return 0;
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
 int64_t
 tcp_pending(int src, int dst, int dst_connected_out)
 {
@@ -146,9 +173,8 @@ tcp_pending(int src, int dst, int dst_connected_out)
 	int		inq = 0, outq = 0;
 	int64_t		written, consumed;
 
-	if (tcp_state(src, &si) == -1 || tcp_state(dst, &di) == -1 ||
-	    ioctl(src, SIOCINQ, &inq) == -1 ||
-	    ioctl(dst, SIOCOUTQ, &outq) == -1)
+	if (tcp_counted(src, SIOCINQ, &si, &inq) == -1 ||
+	    tcp_counted(dst, SIOCOUTQ, &di, &outq) == -1)
 		return -1;
 	written = (int64_t)di.tcpi_bytes_acked + outq;
 	if (dst_connected_out && written > 0)

@@ -337,6 +337,44 @@ START_TEST(pending_counts)
 }
 END_TEST
 
+/*
+ * Octets that arrive while the counters are read are not octets a dead
+ * worker sent on: whatever the moment, nothing is pending while nothing
+ * was sent.  (Read apart, the received count and the queue length once
+ * said otherwise, and a session's first octets were dropped.)
+ */
+START_TEST(pending_while_arriving)
+{
+	uint8_t	buf[8] = "arriving";
+	int64_t	p;
+	pid_t	pid;
+	int	c1, a1, c2, f2, st, i, calls = 0;
+
+	tcp_pair(&c1, &a1);
+	tcp_pair(&f2, &c2);
+	usleep(20000);
+	if ((pid = fork()) == 0) {
+		for (i = 0; i < 3000; i++) {
+			(void)send(c1, buf, sizeof(buf), MSG_DONTWAIT);
+			usleep(30);
+		}
+		_exit(0);
+	}
+	ck_assert_int_gt(pid, 0);
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		p = tcp_pending(a1, f2, 1);
+		ck_assert_msg(p == 0, "call %d: %lld octets pending, none sent",
+		    calls, (long long)p);
+		calls++;
+	}
+	ck_assert_int_gt(calls, 100);
+	close(c1);
+	close(a1);
+	close(c2);
+	close(f2);
+}
+END_TEST
+
 /* RTP of PCMU: seq, ts, ssrc; payload octets of filler. */
 static size_t
 frame(uint8_t *b, uint16_t seq, uint32_t ssrc, size_t payload)
@@ -913,7 +951,8 @@ END_TEST
 int
 main(void)
 {
-	const TTest *const t_own[] = { pending_counts, frames_parsed, NULL };
+	const TTest *const t_own[] = { pending_counts, pending_while_arriving,
+	    frames_parsed, NULL };
 	const TTest *const t_main[] = { transfer_both_ways, slow_reader,
 	    resets, refused, callers, caller_from_media_port, framed_rtp,
 	    worker_killed, udp_only_options, NULL };
