@@ -545,6 +545,12 @@ print_summary(const struct bopts *o, const struct sres *ref,
 		fp = hi_p / lo_p;
 	printf("CPU per packet, highest / lowest over the session counts: "
 	    "reference %.2fx, rtpproxyd %.2fx\n", fr, fp);
+	/* What rtpproxyd adds: the part that is its own, not the kernel's. */
+	printf("rtpproxyd's CPU per packet over the reference's:");
+	for (i = 0; i < o->ncounts; i++)
+		printf(" %+.2f us at %d%s", rp[i].fixed.cpu_pkt -
+		    ref[i].fixed.cpu_pkt, o->counts[i],
+		    i + 1 < o->ncounts ? "," : " sessions\n");
 	printf("targets: max pkt/s >= 0.90x: %s (worst %.2fx%s); "
 	    "CPU/packet <= 1.15x: %s (worst %.2fx); p50 <= +20 us: %s "
 	    "(worst %+.0f us); flat CPU/packet (here: within 15 %%): %s "
