@@ -1064,20 +1064,24 @@ static void
 relay_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay		*r = arg;
-	struct relay_sock	*sk, *next;
+	struct relay_sess	*nrs;
+	struct relay_sock	*sk;
+	uint64_t		 slot;
 	int			 i, n;
 
 	n = epoll_wait(r->epfd, r->evs, RELAY_EVENTS, 0);
-	next = n > 0 ? relay_evsock(r, r->evs[0].data.u64) : NULL;
 	for (i = 0; i < n; i++) {
-		sk = next;
-		next = i + 1 < n ? relay_evsock(r, r->evs[i + 1].data.u64) :
-		    NULL;
-		if (next != NULL) {
-			__builtin_prefetch(next->sess);
-			__builtin_prefetch(next);
+		/*
+		 * The next one's session and sockets, on their way while this
+		 * one's system calls run: addresses only, nothing read from
+		 * them here, or the miss would be taken now.
+		 */
+		if (i + 1 < n && (slot = r->evs[i + 1].data.u64 >> 2) <
+		    r->shm->nslots && (nrs = r->sess[slot]) != NULL) {
+			__builtin_prefetch(nrs);
+			__builtin_prefetch(&nrs->sk[0]);
 		}
-		if (sk != NULL)
+		if ((sk = relay_evsock(r, r->evs[i].data.u64)) != NULL)
 			relay_readable(sk);
 	}
 }
