@@ -1043,17 +1043,19 @@ relay_readable(struct relay_sock *sk)
 
 /* A ready socket's epoll data: its slot and role. */
 #define RELAY_EVDATA(slot, role)	((uint64_t)(slot) << 2 | (uint64_t)(role))
+#define RELAY_EVSLOT(data)		((data) >> 2)
+#define RELAY_EVROLE(data)		((int)((data) & 3))
 
 static struct relay_sock *
 relay_evsock(struct relay *r, uint64_t data)
 {
 	struct relay_sess	*rs;
-	uint64_t		 slot = data >> 2;
+	uint64_t		 slot = RELAY_EVSLOT(data);
 
 	if (slot >= r->shm->nslots || (rs = r->sess[slot]) == NULL ||
-	    (int)(data & 3) >= rs->nsock)
+	    RELAY_EVROLE(data) >= rs->nsock)
 		return NULL;
-	return &rs->sk[data & 3];
+	return &rs->sk[RELAY_EVROLE(data)];
 }
 
 /*
@@ -1076,7 +1078,7 @@ relay_poll(evutil_socket_t fd, short what, void *arg)
 		 * one's system calls run: addresses only, nothing read from
 		 * them here, or the miss would be taken now.
 		 */
-		if (i + 1 < n && (slot = r->evs[i + 1].data.u64 >> 2) <
+		if (i + 1 < n && (slot = RELAY_EVSLOT(r->evs[i + 1].data.u64)) <
 		    r->shm->nslots && (nrs = r->sess[slot]) != NULL) {
 			__builtin_prefetch(nrs);
 			__builtin_prefetch(&nrs->sk[0]);

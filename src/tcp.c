@@ -132,14 +132,6 @@ tcp_state(int fd, struct tcp_info *ti)
 }
 
 /*
- * Octets sent to dst but not consumed from src: what a worker that died
- * between the two had in hand.  From the kernel's counters: the octets
- * written to dst are those acknowledged plus those still queued, less
- * its SYN if dst connected out and its FIN if it sent one; the octets
- * consumed from src are those received less those still queued, less
- * its FIN if one came.  -1 if the kernel does not say.
- */
-/*
  * A counter and a queue length of fd that go together: what arrives (or
  * is acknowledged) between reading the two moves one and not the other,
  * and a caller's first octets arriving just then would be taken for
@@ -166,6 +158,14 @@ tcp_counted(int fd, unsigned long req, struct tcp_info *ti, int *q)
 	return -1;
 }
 
+/*
+ * Octets sent to dst but not consumed from src: what a worker that died
+ * between the two had in hand.  From the kernel's counters: the octets
+ * written to dst are those acknowledged plus those still queued, less
+ * its SYN if dst connected out and its FIN if it sent one; the octets
+ * consumed from src are those received less those still queued, less
+ * its FIN if one came.  -1 if the kernel does not say.
+ */
 int64_t
 tcp_pending(int src, int dst, int dst_connected_out)
 {

@@ -969,22 +969,24 @@ END_TEST
  * that change, runs longer than one message may carry.
  */
 static size_t
-gso_len(int i)
+gso_packet(uint8_t *b, int i)
 {
 	static const size_t len[] = { 172, 172, 172, 172, 172, 172, 172, 172,
 	    172, 172, 52, 312, 312, 312, 312, 312, 312, 100, 100, 100, 172,
 	    1400, 13, 13, 172 };
-	int n = (int)(sizeof(len) / sizeof(len[0]));
-
+	int	n = (int)(sizeof(len) / sizeof(len[0]));
 	/* then two batches of 2000 octets: over one GSO message's bytes */
-	return i < n ? len[i] : 2000;
+	size_t	l = i < n ? len[i] : 2000;
+
+	mkrtp(b, (uint16_t)(100 + i), 160u * (uint32_t)i, 0x6502, l - 12);
+	memset(b + 12, i & 0xff, l - 12);
+	return l;
 }
 
 #define GSO_SENT	(25 + 64)
 
 static void
-gso_burst(struct tsess *t, int from, uint16_t to, int recv_fd, int v6,
-    uint64_t *bytes)
+gso_burst(int from, uint16_t to, int recv_fd, int v6, uint64_t *bytes)
 {
 	uint8_t	b[2048], got[2048];
 	size_t	n;
@@ -995,25 +997,18 @@ gso_burst(struct tsess *t, int from, uint16_t to, int recv_fd, int v6,
 	    sizeof(big));
 	*bytes = 0;
 	for (i = 0; i < GSO_SENT; i++) {
-		n = gso_len(i);
-		mkrtp(b, (uint16_t)(100 + i), 160u * (uint32_t)i, 0x6502,
-		    n - 12);
-		memset(b + 12, i & 0xff, n - 12);
+		n = gso_packet(b, i);
 		tx(from, v6, to, b, n);
 		*bytes += n;
 	}
 	for (i = 0; i < GSO_SENT; i++) {
 		k = rx(recv_fd, got, sizeof(got), 2000, NULL);
-		n = gso_len(i);
-		mkrtp(b, (uint16_t)(100 + i), 160u * (uint32_t)i, 0x6502,
-		    n - 12);
-		memset(b + 12, i & 0xff, n - 12);
+		n = gso_packet(b, i);
 		ck_assert_msg(k == (ssize_t)n, "datagram %d: %zd octets, "
 		    "sent %zu", i, k, n);
 		ck_assert_mem_eq(got, b, n);
 	}
 	ck_assert(rx_none(recv_fd, 50));
-	(void)t;
 }
 
 /*
@@ -1049,10 +1044,10 @@ gso_both_ways(uint32_t slot, int v6, int gso)
 	ck_assert_int_eq(rx(t.dest[0], got, sizeof(got), 2000, NULL),
 	    (ssize_t)n);
 
-	gso_burst(&t, t.caller[0], t.lport, t.dest[0], v6, &bytes);
+	gso_burst(t.caller[0], t.lport, t.dest[0], v6, &bytes);
 	ck_assert_uint_eq(CNT(&t, FWD, packets_sent), 1 + GSO_SENT);
 	ck_assert_uint_eq(CNT(&t, FWD, bytes_sent), n + bytes);
-	gso_burst(&t, t.dest[0], t.fport, t.caller[0], v6, &bytes);
+	gso_burst(t.dest[0], t.fport, t.caller[0], v6, &bytes);
 	ck_assert_uint_eq(CNT(&t, REV, packets_sent), GSO_SENT);
 	ck_assert_uint_eq(CNT(&t, REV, bytes_sent), bytes);
 	ck_assert_uint_eq(CNT(&t, FWD, dropped_overflow) +
