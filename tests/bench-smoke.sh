@@ -16,6 +16,7 @@ top_builddir=${top_builddir:-.}
 RTPPROXYD=${RTPPROXYD:-$top_builddir/src/rtpproxyd}
 RTPBENCH=${RTPBENCH:-$top_builddir/tests/bench/rtpbench}
 REFRELAY=${REFRELAY:-$top_builddir/tests/bench/refrelay}
+URINGRELAY=${URINGRELAY:-$top_builddir/tests/bench/uringrelay}
 
 pass=0
 fail=0
@@ -42,9 +43,10 @@ show() {
 	return 0
 }
 
-for b in "$RTPPROXYD" "$RTPBENCH" "$REFRELAY"; do
+for b in "$RTPPROXYD" "$RTPBENCH" "$REFRELAY" "$URINGRELAY"; do
 	if ! [ -x "$b" ]; then
-		nok "$b: not built"
+		nok "$b: not built (for uringrelay: apt-get install" \
+		    "liburing-dev, then configure again)"
 		finish
 	fi
 done
@@ -55,20 +57,22 @@ for t in timeout awk; do
 	fi
 done
 ref_exe=$(cd "$(dirname "$REFRELAY")" && pwd)/$(basename "$REFRELAY")
+uring_exe=$(cd "$(dirname "$URINGRELAY")" && pwd)/$(basename "$URINGRELAY")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rtpproxyd-bench-smoke.XXXXXX") || {
 	nok "mktemp"
 	finish
 }
 
-# Processes rtpbench left: a daemon reading a configuration in $tmp, or our
-# reference relay.  Their pids, one a line.
+# Processes rtpbench left: a daemon reading a configuration in $tmp, or one
+# of our reference relays.  Their pids, one a line.
 leftovers() {
 	for d in /proc/[0-9]*; do
 		p=${d#/proc/}
 		[ "$p" = "$$" ] && continue
 		if tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q "$tmp/" ||
-		    [ "$(readlink "$d/exe" 2>/dev/null)" = "$ref_exe" ]; then
+		    [ "$(readlink "$d/exe" 2>/dev/null)" = "$ref_exe" ] ||
+		    [ "$(readlink "$d/exe" 2>/dev/null)" = "$uring_exe" ]; then
 			echo "$p"
 		fi
 	done
@@ -170,6 +174,22 @@ if bench compare -C -X "$RTPPROXYD" -Y "$REFRELAY" -N 20 -t 0.25 -d 0.5 \
 		ok "compare: targets line"
 	else
 		nok "compare: no targets line"
+	fi
+fi
+
+# --- the io_uring reference relays too: a fixed rate, 20 sessions ---------
+# Without a search, so the rate is known: every packet must come through.
+if bench uring -C -X "$RTPPROXYD" -Y "$URINGRELAY" -N 20 -R 20000 -d 1 \
+    -T 1; then
+	out=$tmp/uring.out
+	positive "uringrelay: CPU per packet" \
+	    "$(field "$out" '^  CPU per packet' 4)"
+	loss=$(field "$out" '^  loss' 2)
+	if [ "$loss" = 0.0000 ]; then
+		ok "uringrelay: every packet relayed"
+	else
+		nok "uringrelay: loss \"$loss\" %"
+		show "$out"
 	fi
 fi
 

@@ -50,6 +50,8 @@ struct sres {
 	double		 p50, p90, p99, p999;
 	uint64_t	 rss_kb, rss_workers_kb;
 	int		 nworkers;
+	double		*pair;		/* rtpproxyd's: each pair's CPU ratio */
+	int		 npairs;
 };
 
 /* Rates are kept to round hundreds. */
@@ -80,6 +82,18 @@ sum_step(const struct step *s, struct ssum *m)
 	m->disturbed = s->disturbed;
 	m->sent = s->sent;
 	m->received = s->received;
+}
+
+/* The median of rtpproxyd's pair ratios, sorted; 0 without any. */
+static double
+pair_median(const struct sres *rp)
+{
+	int n = rp->npairs;
+
+	if (n == 0)
+		return 0;
+	return n % 2 ? rp->pair[n / 2] :
+	    (rp->pair[n / 2 - 1] + rp->pair[n / 2]) / 2;
 }
 
 /* The bench could not offer what was asked, or lost some itself. */
@@ -285,61 +299,125 @@ step_add(struct step *a, const struct step *s, struct hist *h)
 	a->lat = h;
 }
 
+/* One relay's slices at the fixed rate, summed. */
+struct fixed {
+	struct sres	*r;
+	struct step	 sum;
+	struct hist	*h;
+	int		 kept;
+};
+
+/* One slice of about a second at the fixed rate, packets one by one. */
+static int
+fixed_slice(struct gen *g, const struct target *t, const struct bopts *o,
+    double rate, double slice, struct fixed *f, struct step *s)
+{
+	int n = gen_nstreams(g) / (o->bidir ? 2 : 1);
+
+	if (gen_step(g, rate, slice, 1, t, o, s) == -1)
+		return -1;
+	s->disturbed = disturbed(s);
+	progress(t->name, n, -f->kept - 1, s, step_loss(s) < LOSS_MAX &&
+	    !bench_short(s));
+	return 0;
+}
+
+static void
+fixed_end(struct fixed *f, int tries)
+{
+	struct sres	*r = f->r;
+	int		 i;
+
+	r->fixed_slices = f->kept;
+	r->fixed_tries = tries;
+	sum_step(&f->sum, &r->fixed);
+	r->have_fixed = 1;
+	r->p50 = hist_pct(f->h, 50);
+	r->p90 = hist_pct(f->h, 90);
+	r->p99 = hist_pct(f->h, 99);
+	r->p999 = hist_pct(f->h, 99.9);
+	r->rss_kb = f->sum.after.n > 0 ? f->sum.after.rss_kb[0] : 0;
+	r->rss_workers_kb = 0;
+	for (i = 1; i < f->sum.after.n; i++)
+		r->rss_workers_kb += f->sum.after.rss_kb[i];
+	r->nworkers = f->sum.after.n > 0 ? f->sum.after.n - 1 : 0;
+	free(f->h);
+	f->h = NULL;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
- * The fixed rate, packets one by one, -d seconds in slices of about a
- * second.  A slice in which another job had the cores is measured again
- * after waiting for quiet (up to -T tries for each slice of -d), so that
- * a compile that comes and goes costs a slice, not the measurement.
+ * The fixed rate on both relays, both up at once, in pairs of slices of
+ * about a second: one to each relay, the order alternating from pair to
+ * pair.  Whatever drifts on the machine (a neighbour on the host, the
+ * frequency) then weighs on both alike, where one run after the other
+ * would put it into the ratio.  A pair in which another job had the cores
+ * is measured again after waiting for quiet (up to -T tries for each pair
+ * of -d), so that a compile that comes and goes costs a pair, not the
+ * measurement.  Each pair's ratio of CPU per packet goes to rp->pair[].
  */
 static int
-fixed_rate(struct gen *g, const struct target *t, const struct bopts *o,
-    double rate, struct sres *r)
+fixed_pairs(struct gen *gref, const struct target *tref, struct gen *grp,
+    const struct target *trp, const struct bopts *o, double rate,
+    struct sres *ref, struct sres *rp)
 {
-	struct step	 s, sum;
-	struct hist	*h;
-	double		 slice;
-	int		 i, want, kept = 0, tries = 0, n;
+	struct fixed	 f[2];
+	struct step	 s[2];
+	double		 slice, a, b;
+	int		 want, tries = 0, i, j, rc = -1, dist = 0;
 
 	want = (int)(o->secs + 0.5);
 	if (want < 1)
 		want = 1;
 	slice = o->secs / want;
-	n = gen_nstreams(g) / (o->bidir ? 2 : 1);
-	h = xcalloc(1, sizeof(*h));
-	memset(&sum, 0, sizeof(sum));
-	while (kept < want && tries < want * o->tries) {
-		if (o->tries > 1 && (tries == 0 || s.disturbed))
+	memset(f, 0, sizeof(f));
+	f[0].r = ref;
+	f[1].r = rp;
+	f[0].h = xcalloc(1, sizeof(*f[0].h));
+	f[1].h = xcalloc(1, sizeof(*f[1].h));
+	rp->pair = xcalloc((size_t)want, sizeof(*rp->pair));
+	while (f[0].kept < want && tries < want * o->tries) {
+		if (o->tries > 1 && (tries == 0 || dist))
 			wait_quiet(o);
 		tries++;
-		if (gen_step(g, rate, slice, 1, t, o, &s) == -1) {
-			free(h);
-			return -1;
+		for (i = 0; i < 2; i++) {
+			/* rtpproxyd first in even pairs, the reference in odd */
+			j = (f[0].kept + i + 1) % 2;
+			if (fixed_slice(j ? grp : gref, j ? trp : tref, o,
+			    rate, slice, &f[j], &s[j]) == -1)
+				goto out;
 		}
-		s.disturbed = disturbed(&s);
-		progress(t->name, n, -kept - 1, &s, step_loss(&s) < LOSS_MAX &&
-		    !bench_short(&s));
+		dist = s[0].disturbed || s[1].disturbed;
 		/* the last chances are kept, disturbed or not */
-		if (s.disturbed && o->tries > 1 &&
-		    want * o->tries - tries >= want - kept)
+		if (dist && o->tries > 1 &&
+		    want * o->tries - tries >= want - f[0].kept)
 			continue;
-		step_add(&sum, &s, h);
-		kept++;
+		a = s[0].received > 0 ? s[0].relay_cpu /
+		    (double)s[0].received : 0;
+		b = s[1].received > 0 ? s[1].relay_cpu /
+		    (double)s[1].received : 0;
+		rp->pair[rp->npairs++] = a > 0 ? b / a : 0;
+		for (i = 0; i < 2; i++) {
+			step_add(&f[i].sum, &s[i], f[i].h);
+			f[i].kept++;
+		}
 	}
-	r->fixed_slices = kept;
-	r->fixed_tries = tries;
-	sum_step(&sum, &r->fixed);
-	r->have_fixed = 1;
-	r->p50 = hist_pct(h, 50);
-	r->p90 = hist_pct(h, 90);
-	r->p99 = hist_pct(h, 99);
-	r->p999 = hist_pct(h, 99.9);
-	r->rss_kb = sum.after.n > 0 ? sum.after.rss_kb[0] : 0;
-	r->rss_workers_kb = 0;
-	for (i = 1; i < sum.after.n; i++)
-		r->rss_workers_kb += sum.after.rss_kb[i];
-	r->nworkers = sum.after.n > 0 ? sum.after.n - 1 : 0;
-	free(h);
-	return 0;
+	qsort(rp->pair, (size_t)rp->npairs, sizeof(*rp->pair), cmp_double);
+	rc = 0;
+out:
+	for (i = 0; i < 2; i++) {
+		if (rc == 0)
+			fixed_end(&f[i], tries);
+		free(f[i].h);
+	}
+	return rc;
 }
 
 /* A relay up with n sessions that all relay. */
@@ -449,6 +527,11 @@ print_count(const struct bopts *o, int n, const struct sres *ref,
 	printf("%-26s %13.2f us %13.2f us   %.2fx\n", "  CPU per packet",
 	    ref->fixed.cpu_pkt, rp->fixed.cpu_pkt, ref->fixed.cpu_pkt > 0 ?
 	    rp->fixed.cpu_pkt / ref->fixed.cpu_pkt : 0);
+	if (rp->npairs > 0)
+		printf("%-26s %16s %16s   %.2fx / %.2fx / %.2fx (%d pairs)\n",
+		    "    each pair of slices", "", "min / median / max",
+		    rp->pair[0], pair_median(rp), rp->pair[rp->npairs - 1],
+		    rp->npairs);
 	printf("%-26s %16s %13.2f us   (the rest: the worker)\n",
 	    "    of which the master", "", rp->fixed.main_pkt);
 	printf("%-26s %14.0f %% %14.0f %%\n", "  relay core busy",
@@ -510,16 +593,17 @@ print_summary(const struct bopts *o, const struct sres *ref,
 	int		 i, bounded = 0;
 
 	printf("\n== summary, rtpproxyd / reference\n");
-	printf("%8s %16s %14s %10s %14s %14s\n", "sessions", "max pkt/s",
-	    "CPU/packet", "p50", "ref CPU/pkt", "rtpp CPU/pkt");
+	printf("%8s %16s %14s %10s %14s %14s %14s\n", "sessions", "max pkt/s",
+	    "CPU/packet", "p50", "ref CPU/pkt", "rtpp CPU/pkt",
+	    "pair median");
 	for (i = 0; i < o->ncounts; i++) {
 		x = ref[i].fixed.cpu_pkt > 0 ? rp[i].fixed.cpu_pkt /
 		    ref[i].fixed.cpu_pkt : 0;
-		printf("%8d %16s %13.2fx %+7.0f us %11.2f us %11.2f us\n",
-		    o->counts[i], o->rate > 0 ? "n/a" :
+		printf("%8d %16s %13.2fx %+7.0f us %11.2f us %11.2f us "
+		    "%13.2fx\n", o->counts[i], o->rate > 0 ? "n/a" :
 		    max_ratio(&ref[i], &rp[i], a, sizeof(a)), x,
 		    rp[i].p50 - ref[i].p50, ref[i].fixed.cpu_pkt,
-		    rp[i].fixed.cpu_pkt);
+		    rp[i].fixed.cpu_pkt, pair_median(&rp[i]));
 		if (o->rate == 0 && ref[i].have_max && rp[i].have_max) {
 			if (!ref[i].relay_failed || !rp[i].relay_failed)
 				bounded++;
@@ -565,36 +649,38 @@ print_summary(const struct bopts *o, const struct sres *ref,
 int
 compare_run(const struct bopts *o)
 {
-	struct target	 t;
-	struct gen	*g;
-	struct bsession	*bs;
+	struct target	 tr, tp;
+	struct gen	*gr, *gp;
+	struct bsession	*br = NULL, *bp = NULL;
 	struct sres	 ref[16], rp[16];
 	double		 fixed;
 	int		 i, n, rc = 1;
 
 	memset(ref, 0, sizeof(ref));
 	memset(rp, 0, sizeof(rp));
-	memset(&t, 0, sizeof(t));
-	if ((g = gen_new(o->addr, o->payload, o->bidir)) == NULL)
-		return 1;
+	memset(&tr, 0, sizeof(tr));
+	memset(&tp, 0, sizeof(tp));
+	/* one generator each, so that both relays can be up at once */
+	gr = gen_new(o->addr, o->payload, o->bidir);
+	gp = gen_new(o->addr, o->payload, o->bidir);
+	if (gr == NULL || gp == NULL)
+		goto out;
 	for (i = 0; i < o->ncounts && !bench_stop; i++) {
 		n = o->counts[i];
-		if ((bs = calloc((size_t)n, sizeof(*bs))) == NULL) {
-			perror("rtpbench");
-			goto out;
-		}
+		br = xcalloc((size_t)n, sizeof(*br));
+		bp = xcalloc((size_t)n, sizeof(*bp));
 		ref[i].name = "reference";
 		rp[i].name = "rtpproxyd";
 		if (o->rate == 0) {
-			if (bring_up(&t, T_REF, o, g, bs, n) == -1 ||
-			    search_max(g, &t, o, n, &ref[i]) == -1)
+			if (bring_up(&tr, T_REF, o, gr, br, n) == -1 ||
+			    search_max(gr, &tr, o, n, &ref[i]) == -1)
 				goto fail;
-			target_stop(&t);
+			target_stop(&tr);
 		}
-		if (bring_up(&t, T_RTPP, o, g, bs, n) == -1)
+		if (bring_up(&tp, T_RTPP, o, gp, bp, n) == -1)
 			goto fail;
 		if (o->rate == 0) {
-			if (search_max(g, &t, o, n, &rp[i]) == -1)
+			if (search_max(gp, &tp, o, n, &rp[i]) == -1)
 				goto fail;
 			fixed = ref[i].max < rp[i].max ? ref[i].max : rp[i].max;
 			fixed = round100(fixed / 2);
@@ -602,19 +688,20 @@ compare_run(const struct bopts *o)
 				fixed = MIN_RATE;
 		} else
 			fixed = o->rate;
-		if (fixed_rate(g, &t, o, fixed, &rp[i]) == -1)
+		if (bring_up(&tr, T_REF, o, gr, br, n) == -1 ||
+		    fixed_pairs(gr, &tr, gp, &tp, o, fixed, &ref[i],
+		    &rp[i]) == -1)
 			goto fail;
-		target_stop(&t);
-		if (bring_up(&t, T_REF, o, g, bs, n) == -1 ||
-		    fixed_rate(g, &t, o, fixed, &ref[i]) == -1)
-			goto fail;
-		target_stop(&t);
-		free(bs);
+		target_stop(&tr);
+		target_stop(&tp);
+		free(br);
+		free(bp);
+		br = bp = NULL;
 		print_count(o, n, &ref[i], &rp[i], fixed);
 		continue;
 fail:
-		free(bs);
-		target_stop(&t);
+		target_stop(&tr);
+		target_stop(&tp);
 		goto out;
 	}
 	if (!bench_stop) {
@@ -622,7 +709,14 @@ fail:
 		rc = 0;
 	}
 out:
-	gen_free(g);
+	free(br);
+	free(bp);
+	for (i = 0; i < o->ncounts; i++)
+		free(rp[i].pair);
+	if (gr != NULL)
+		gen_free(gr);
+	if (gp != NULL)
+		gen_free(gp);
 	return rc;
 }
 

@@ -19,100 +19,27 @@
  * it prints "error: ..." and exits 1.
  */
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "refsess.h"
 
 #define BATCH		32	/* datagrams per recvmmsg / sendmmsg */
 #define BUDGET		4	/* batches per wakeup, then let others run */
 #define PKTMAX		2048
 #define MAXEVENTS	256
 
-struct rsess;
-
-struct rsock {
-	struct rsess	*sess;
-	int		 fd;
-	int		 fwd;		/* 0: listen socket, 1: forward */
-};
-
-struct rsess {
-	struct rsock		 sk[2];
-	struct sockaddr_storage	 dest;
-	struct sockaddr_storage	 latch;
-	socklen_t		 destlen;
-	socklen_t		 latchlen;	/* 0: nothing latched yet */
-};
-
 static volatile sig_atomic_t	 stop;
 static struct mmsghdr		 rx[BATCH], tx[BATCH];
 static struct iovec		 rxiov[BATCH], txiov[BATCH];
 static struct sockaddr_storage	 from[BATCH];
 static uint8_t			 buf[BATCH][PKTMAX];
-
-static void
-on_signal(int sig)
-{
-	stop = 1;
-}
-
-static int
-addr_parse(const char *s, unsigned port, struct sockaddr_storage *ss,
-    socklen_t *len)
-{
-	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (port > 65535)
-		return -1;
-	if (inet_pton(AF_INET, s, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		*len = sizeof(*sin);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*sin6);
-		return 0;
-	}
-	return -1;
-}
-
-/* A nonblocking UDP socket bound to a, its port into *port; -1 on error. */
-static int
-udp_bind(const struct sockaddr_storage *a, socklen_t len, unsigned *port)
-{
-	struct sockaddr_storage	b;
-	socklen_t		blen = sizeof(b);
-	int			fd;
-
-	if ((fd = socket(a->ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	if (bind(fd, (const struct sockaddr *)a, len) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&b, &blen) == -1) {
-		close(fd);
-		return -1;
-	}
-	*port = ntohs(b.ss_family == AF_INET6 ?
-	    ((struct sockaddr_in6 *)&b)->sin6_port :
-	    ((struct sockaddr_in *)&b)->sin_port);
-	return fd;
-}
 
 /*
  * Send tx[0 .. n - 1] from fd.  A full socket drops the rest of the batch;
@@ -174,57 +101,17 @@ relay(struct rsock *sk)
 	}
 }
 
-/* Read the sessions, bind them, add them to ep.  0, or -1 with a message. */
 static int
-read_sessions(int ep)
+add_socket(struct rsock *sk, void *arg)
 {
-	struct epoll_event	 ev;
-	struct rsess		*s;
-	struct sockaddr_storage	 la, fa;
-	socklen_t		 lalen, falen;
-	char			 line[512], laddr[64], daddr[64];
-	unsigned		 lport, fport, dport;
-	int			 lineno = 0, i;
+	struct epoll_event	ev;
+	int			ep = *(int *)arg;
 
-	while (fgets(line, sizeof(line), stdin) != NULL) {
-		lineno++;
-		if (line[0] == '\n' || line[0] == '\0')
-			break;
-		if ((s = calloc(1, sizeof(*s))) == NULL) {
-			printf("error: out of memory\n");
-			return -1;
-		}
-		if (sscanf(line, "%63s %u %u %63s %u", laddr, &lport, &fport,
-		    daddr, &dport) != 5 ||
-		    addr_parse(laddr, lport, &la, &lalen) == -1 ||
-		    addr_parse(laddr, fport, &fa, &falen) == -1 ||
-		    addr_parse(daddr, dport, &s->dest, &s->destlen) == -1 ||
-		    s->dest.ss_family != la.ss_family) {
-			printf("error: line %d: want LISTEN_ADDR LISTEN_PORT "
-			    "FORWARD_PORT DEST_ADDR DEST_PORT, one family\n",
-			    lineno);
-			return -1;
-		}
-		if ((s->sk[0].fd = udp_bind(&la, lalen, &lport)) == -1 ||
-		    (s->sk[1].fd = udp_bind(&fa, falen, &fport)) == -1) {
-			printf("error: line %d: bind: %s\n", lineno,
-			    strerror(errno));
-			return -1;
-		}
-		for (i = 0; i < 2; i++) {
-			s->sk[i].sess = s;
-			s->sk[i].fwd = i;
-			ev.events = EPOLLIN;
-			ev.data.ptr = &s->sk[i];
-			if (epoll_ctl(ep, EPOLL_CTL_ADD, s->sk[i].fd, &ev) ==
-			    -1) {
-				printf("error: epoll_ctl: %s\n",
-				    strerror(errno));
-				return -1;
-			}
-		}
-		printf("ports %u %u\n", lport, fport);
-		fflush(stdout);
+	ev.events = EPOLLIN;
+	ev.data.ptr = sk;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, sk->fd, &ev) == -1) {
+		printf("error: epoll_ctl: %s\n", strerror(errno));
+		return -1;
 	}
 	return 0;
 }
@@ -233,25 +120,13 @@ int
 main(int argc, char *argv[])
 {
 	struct epoll_event	ev[MAXEVENTS];
-	struct sigaction	sa;
-	struct rlimit		rl;
 	int			ep, i, n;
 
 	if (argc != 1) {
 		fprintf(stderr, "usage: refrelay < sessions\n");
 		return 2;
 	}
-	/* two descriptors per session */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;	/* no SA_RESTART: epoll_wait returns */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
+	ref_setup(&stop);
 	for (i = 0; i < BATCH; i++) {
 		rxiov[i].iov_base = buf[i];
 		rxiov[i].iov_len = PKTMAX;
@@ -266,7 +141,7 @@ main(int argc, char *argv[])
 		printf("error: epoll_create1: %s\n", strerror(errno));
 		return 1;
 	}
-	if (read_sessions(ep) == -1)
+	if (ref_read_sessions(add_socket, &ep) == -1)
 		return 1;
 	printf("ready\n");
 	fflush(stdout);
