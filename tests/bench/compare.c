@@ -635,10 +635,10 @@ print_summary(const struct bopts *o, const struct sres *ref,
 		printf(" %+.2f us at %d%s", rp[i].fixed.cpu_pkt -
 		    ref[i].fixed.cpu_pkt, o->counts[i],
 		    i + 1 < o->ncounts ? "," : " sessions\n");
-	printf("targets: max pkt/s >= 0.90x: %s (worst %.2fx%s); "
-	    "CPU/packet <= 1.15x: %s (worst %.2fx); p50 <= +20 us: %s "
+	printf("targets: max pkt/s >= 0.90x: %s (worst %.3fx%s); "
+	    "CPU/packet <= 1.15x: %s (worst %.3fx); p50 <= +20 us: %s "
 	    "(worst %+.0f us); flat CPU/packet (here: within 15 %%): %s "
-	    "(%.2fx)\n",
+	    "(%.3fx)\n",
 	    o->rate > 0 ? "not measured" : worst_max >= 0.9 ? "met" : "MISSED",
 	    o->rate > 0 ? 0 : worst_max, bounded ? ", some bounded by the "
 	    "bench" : "", worst_cpu <= 1.15 ? "met" : "MISSED", worst_cpu,
