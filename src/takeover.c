@@ -81,18 +81,23 @@ takeover_from_env(void)
  * Refuse a listen address that something already has: the API binds
  * with SO_REUSEPORT (for a new master to bind beside the old), which on
  * its own would let a second daemon share the port without a word.
+ * SO_REUSEADDR, as the listeners have: what is left of connections that
+ * the last daemon closed (TIME_WAIT, FIN_WAIT2 while a client such as a
+ * Prometheus scraper keeps its end open) must not count as in use, only
+ * a socket that listens.
  */
 static int
 takeover_probe(const struct sockaddr_storage *ss, socklen_t len,
     const char *what, char *err, size_t errlen)
 {
-	int fd, off = 0, saved;
+	int fd, off = 0, on = 1, saved;
 
 	if ((fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return 0;
 	if (ss->ss_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off,
 		    sizeof(off));
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
 	if (bind(fd, (const struct sockaddr *)ss, len) == -1) {
 		saved = errno;
 		close(fd);

@@ -274,6 +274,109 @@ START_TEST(test_daemonize_failure_exit_code)
 }
 END_TEST
 
+/*
+ * Leave port on 127.0.0.1 as a daemon that closed its connections leaves
+ * it: a connection that the listening side closed first and whose client
+ * still has its end open (FIN_WAIT2 here; a Prometheus scraper keeps its
+ * connection so), and one closed on both sides (TIME_WAIT here).  The
+ * listener is gone.  Returns the client's descriptor, to close later.
+ */
+static int
+linger_port(uint16_t port)
+{
+	struct sockaddr_in	sin;
+	int			l, c[2], a, i, on = 1;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = htonl(0x7f000001);
+	ck_assert_int_ge(l = socket(AF_INET, SOCK_STREAM, 0), 0);
+	ck_assert_int_eq(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on,
+	    sizeof(on)), 0);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(l, 2), 0);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_ge(c[i] = socket(AF_INET, SOCK_STREAM, 0), 0);
+		ck_assert_int_eq(connect(c[i], (struct sockaddr *)&sin,
+		    sizeof(sin)), 0);
+		ck_assert_int_ge(a = accept(l, NULL, NULL), 0);
+		close(a);		/* the listening side first */
+	}
+	usleep(50000);
+	close(c[1]);			/* -> TIME_WAIT on port */
+	close(l);
+	return c[0];			/* FIN_WAIT2 on port while open */
+}
+
+/* GET /metrics on 127.0.0.1:port answers 200. */
+static int
+metrics_ok(uint16_t port)
+{
+	static const char	 req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+	    "Connection: close\r\n\r\n";
+	struct sockaddr_in	 sin;
+	char			 buf[64];
+	ssize_t			 n;
+	int			 fd, ok = 0;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = htonl(0x7f000001);
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return 0;
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1 &&
+	    (n = read(fd, buf, sizeof(buf) - 1)) > 0) {
+		buf[n] = '\0';
+		ok = strncmp(buf, "HTTP/1.1 200", 12) == 0;
+	}
+	close(fd);
+	return ok;
+}
+
+/*
+ * What the last daemon's connections left on the API and metrics ports
+ * is no reason to refuse them: the listeners take SO_REUSEADDR, and so
+ * must the check for another daemon there, or a restart fails for a
+ * minute after a client (a scraper) was connected.
+ */
+START_TEST(test_ports_with_closed_connections)
+{
+	char		 cmd[512], line[64], out[4096];
+	const char	*bin = getenv("RTPPROXYD");
+	uint16_t	 mport;
+	int		 c1, c2;
+	pid_t		 pid;
+
+	ck_assert_int_eq(harness_prepare(&d, 1, NULL), 0);
+	ck_assert_uint_ne(mport = harness_tcp_port(), 0);
+	snprintf(line, sizeof(line), "metrics-listen 127.0.0.1:%u", mport);
+	ck_assert_int_eq(harness_conf_add(&d, line), 0);
+	c1 = linger_port(d.grpc_port);
+	c2 = linger_port(mport);
+	snprintf(cmd, sizeof(cmd), "ss -Htan '( sport = :%u or sport = :%u )' "
+	    "| awk '{ print $1 }' | sort | uniq -c", d.grpc_port, mport);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
+	ck_assert_msg(strstr(out, "FIN-WAIT-2") != NULL &&
+	    strstr(out, "TIME-WAIT") != NULL, "not set up: %s", out);
+	snprintf(cmd, sizeof(cmd), "%s -c %s 2>&1", bin, d.conf);
+	ck_assert_msg(harness_run(cmd, out, sizeof(out)) == 0,
+	    "refused: %s", out);
+	pid = read_pidfile(d.pidfile);
+	ck_assert_int_gt(pid, 1);
+	snprintf(cmd, sizeof(cmd), "%s -s %s health 2>&1",
+	    getenv("RTPPROXYCTL"), d.grpc);
+	ck_assert_msg(harness_run(cmd, out, sizeof(out)) == 0, "%s", out);
+	ck_assert_msg(metrics_ok(mport), "no metrics on port %u", mport);
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert_int_eq(wait_dead(pid, 10000), 0);
+	close(c1);
+	close(c2);
+}
+END_TEST
+
 /* rtpproxyctl -j create ...; returns the bound listen port or 0. */
 static uint16_t
 ctl_create(const char *id, uint16_t dport)
@@ -484,6 +587,7 @@ main(void)
 	    test_repeated_kills_are_throttled, test_sigint_twice_stops_at_once,
 	    test_second_instance_refused, test_check_config_flag,
 	    test_daemonize_pidfile_term, test_daemonize_failure_exit_code,
+	    test_ports_with_closed_connections,
 	    test_sighup_reload, test_sighup_restart_only, test_privilege_drop,
 	    test_privilege_drop_refused, test_nofile_refused, NULL };
 	Suite	*s = suite_create("daemon");
