@@ -862,7 +862,7 @@ master_main(struct config *conf, int foreground,
 	uint64_t		 need;
 	uint32_t		 pairs;
 	pid_t			 other;
-	int			 i, rc = 1, table, api;
+	int			 i, rc = 1, table, api_up, metrics_up;
 
 	memset(&m, 0, sizeof(m));
 	master_self = &m;
@@ -949,17 +949,16 @@ master_main(struct config *conf, int foreground,
 		log_warnx("%s", err);
 		goto out;
 	}
-	if ((api = grpcsvc_start(m.base, conf)) == 0 &&
-	    (api = metrics_bind(conf)) == -1)
-		grpcsvc_stop();		/* both once the old master let go */
-	if (api == -1 && m.takeover_fd == -1)
+	api_up = grpcsvc_start(m.base, conf) == 0;
+	metrics_up = api_up && metrics_bind(conf) == 0;
+	if (!metrics_up && m.takeover_fd == -1)
 		goto out;
 	if (daemon_drop_privileges(conf->user, conf->group, err,
 	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		goto out;
 	}
-	if (api == -1)
+	if (!api_up)
 		/*
 		 * SO_REUSEPORT needs the same user on both sockets: an old
 		 * master that bound as root before it switched to `user`
@@ -968,11 +967,11 @@ master_main(struct config *conf, int foreground,
 		log_notice("taking over: cannot listen beside the old master "
 		    "(it bound as another user): listening once it lets go");
 	if (m.takeover_fd != -1 &&
-	    takeover_handshake(&m, err, sizeof(err)) == -1) {
+	    takeover_handshake(&m, &api_up, err, sizeof(err)) == -1) {
 		log_warnx("cannot take over: %s", err);
 		goto out;
 	}
-	if (api == -1 && takeover_listen(&m) == -1) {
+	if (!metrics_up && takeover_listen(&m, api_up) == -1) {
 		log_warnx("cannot listen on the API: stopping; start "
 		    "rtpproxyd again to take over the sessions, which the "
 		    "workers relay on meanwhile");

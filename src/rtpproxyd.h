@@ -352,9 +352,9 @@ void	master_flush_all(int);
 
 /* takeover.c: a master that takes over from another, without loss */
 int	takeover_from_env(void);
-int	takeover_handshake(struct master *, char *, size_t);
+int	takeover_handshake(struct master *, int *, char *, size_t);
 int	takeover_adopt(struct master *, struct master_worker *);
-int	takeover_listen(struct master *);
+int	takeover_listen(struct master *, int);
 void	takeover_begin(struct master *);
 int	takeover_probe_listen(const struct config *, char *, size_t);
 int	master_restart_cmd(const char *);

@@ -151,8 +151,8 @@ takeover_probe_addr(const char *kw, const char *l, char *err, size_t errlen)
 	return takeover_probe(&ss, len, what, err, errlen);
 }
 
-int
-takeover_probe_listen(const struct config *c, char *err, size_t errlen)
+static int
+takeover_probe_api(const struct config *c, char *err, size_t errlen)
 {
 	int i;
 
@@ -160,19 +160,52 @@ takeover_probe_listen(const struct config *c, char *err, size_t errlen)
 		if (takeover_probe_addr("listen", c->listen[i], err, errlen) ==
 		    -1)
 			return -1;
-	if (c->metrics_listen != NULL &&
-	    takeover_probe_addr("metrics-listen", c->metrics_listen, err,
-	    errlen) == -1)
-		return -1;
 	return 0;
 }
 
+static int
+takeover_probe_metrics(const struct config *c, char *err, size_t errlen)
+{
+	return c->metrics_listen != NULL && takeover_probe_addr(
+	    "metrics-listen", c->metrics_listen, err, errlen) == -1 ? -1 : 0;
+}
+
+int
+takeover_probe_listen(const struct config *c, char *err, size_t errlen)
+{
+	return takeover_probe_api(c, err, errlen) == -1 ||
+	    takeover_probe_metrics(c, err, errlen) == -1 ? -1 : 0;
+}
+
 /*
- * The new master's side: our API is up beside the old one's; tell it to
- * let go, take the pid file it hands over, and wait for it to be gone.
+ * Serve the API once the old master's gRPC listeners are gone: it closes
+ * them when it starts to finish its calls, and its metrics listener only
+ * when it has finished.  Once: a failure is for takeover_listen to tell.
+ */
+static void
+takeover_listen_early(struct master *m, int *api_up, int *tried)
+{
+	char err[256];
+
+	if (*api_up || *tried || takeover_probe_api(m->conf, err,
+	    sizeof(err)) == -1)
+		return;
+	*tried = 1;
+	if (grpcsvc_start(m->base, m->conf) == 0) {
+		*api_up = 1;
+		log_info("taking over: the API listens again; the calls wait "
+		    "for the old master to hand over");
+	}
+}
+
+/*
+ * The new master's side: tell the old one to let go, take the pid file it
+ * hands over, and wait for it to be gone.  *api_up: whether our gRPC
+ * listeners are up (beside the old ones); if not, they are brought up as
+ * soon as the old master's have closed, while it finishes its calls.
  */
 int
-takeover_handshake(struct master *m, char *err, size_t errlen)
+takeover_handshake(struct master *m, int *api_up, char *err, size_t errlen)
 {
 	union {
 		struct ipc_hdr	h;
@@ -181,7 +214,9 @@ takeover_handshake(struct master *m, char *err, size_t errlen)
 	struct pollfd	 pfd = { .fd = m->takeover_fd, .events = POLLIN };
 	struct ipc_hdr	 h;
 	ssize_t		 n;
+	int64_t		 until = mono_ms() + TAKEOVER_WAIT_MS, left;
 	int		 fds[IPC_MAXFDS], nfds = IPC_MAXFDS, pidfd, rc;
+	int		 tried = 0;
 
 	pidfd = takeover_pidfd(takeover_old);
 	ipc_init(&h, IPC_TAKE, 0, 0, 0);
@@ -192,9 +227,18 @@ takeover_handshake(struct master *m, char *err, size_t errlen)
 	log_info("taking over from the master with pid %ld",
 	    (long)takeover_old);
 	for (;;) {
-		rc = poll(&pfd, 1, TAKEOVER_WAIT_MS);
+		left = until - mono_ms();
+		if (left < 0)
+			left = 0;
+		/* Every millisecond while our API waits for the port. */
+		rc = poll(&pfd, 1, *api_up || tried ? (int)left :
+		    left < 1 ? (int)left : 1);
 		if (rc == -1 && errno == EINTR)
 			continue;
+		if (rc == 0 && left > 0) {
+			takeover_listen_early(m, api_up, &tried);
+			continue;
+		}
 		if (rc != 1) {
 			snprintf(err, errlen, "the old master did not let go "
 			    "in %d s", TAKEOVER_WAIT_MS / 1000);
@@ -222,6 +266,8 @@ takeover_handshake(struct master *m, char *err, size_t errlen)
 	}
 	close(m->takeover_fd);
 	m->takeover_fd = -1;
+	/* Its listeners closed when it began to let go; it may be exiting. */
+	takeover_listen_early(m, api_up, &tried);
 	/* Its copies of the sockets must be closed before we bind any. */
 	proc_wait_gone(takeover_old, pidfd, TAKEOVER_EXIT_MS);
 	if (proc_alive(takeover_old))
@@ -267,20 +313,28 @@ takeover_is_worker(pid_t pid, const char *shm)
 }
 
 /*
- * Listen on the API once the old master has let go of its addresses
- * (they are free as soon as its server shut down): up to 5 s.
+ * Listen on what is not up yet once the old master has let go of its
+ * addresses (they are free as soon as its server shut down, the metrics
+ * listener as soon as it finished): up to 5 s.
  */
 int
-takeover_listen(struct master *m)
+takeover_listen(struct master *m, int api_up)
 {
-	char	err[256];
-	int	i;
+	struct timespec	 ts = { 0, 2 * 1000 * 1000 };
+	char		 err[256];
+	int		 i;
 
-	for (i = 0; i < 50; i++) {
-		if (takeover_probe_listen(m->conf, err, sizeof(err)) == 0)
-			return grpcsvc_start(m->base, m->conf) == 0 &&
-			    metrics_bind(m->conf) == 0 ? 0 : -1;
-		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+	for (i = 0; i < 2500; i++) {
+		if (!api_up && takeover_probe_api(m->conf, err,
+		    sizeof(err)) == 0) {
+			if (grpcsvc_start(m->base, m->conf) == -1)
+				return -1;
+			api_up = 1;
+		}
+		if (api_up && takeover_probe_metrics(m->conf, err,
+		    sizeof(err)) == 0)
+			return metrics_bind(m->conf) == 0 ? 0 : -1;
+		nanosleep(&ts, NULL);
 	}
 	log_warnx("%s", err);
 	return -1;

@@ -551,8 +551,9 @@ END_TEST
 
 /*
  * A daemon that switched to an unprivileged user: its successor starts as
- * that user, cannot bind beside a socket root bound, and binds once the
- * old master has let go.  Nothing is lost on the media path.
+ * that user, cannot bind beside a socket root bound, and binds as soon as
+ * the old master has let go, before that one has exited (the API's gRPC
+ * listeners are gone by then).  Nothing is lost on the media path.
  */
 static void
 up_user(void)
@@ -581,6 +582,8 @@ START_TEST(usr2_as_user)
 	ck_assert(gone(old));
 	ck_assert_int_ge(harness_log_count(&d, "listening once it lets go"),
 	    1);
+	ck_assert_int_ge(harness_log_count(&d, "the API listens again; the "
+	    "calls wait for the old master"), 1);
 	ck_assert_int_eq(harness_worker_pid(&d, 0), w0);
 	c = client();
 	counters_agree(c, 8);
