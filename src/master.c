@@ -966,6 +966,12 @@ master_main(struct config *conf, int foreground,
 		 */
 		log_notice("taking over: cannot listen beside the old master "
 		    "(it bound as another user): listening once it lets go");
+	if (m.takeover_fd != -1 && !metrics_up &&
+	    takeover_may_listen(conf, err, sizeof(err)) == -1) {
+		log_warnx("cannot take over: %s: the old master carries on; "
+		    "stop and start the daemon to replace it", err);
+		goto out;
+	}
 	if (m.takeover_fd != -1 &&
 	    takeover_handshake(&m, &api_up, err, sizeof(err)) == -1) {
 		log_warnx("cannot take over: %s", err);

@@ -352,6 +352,7 @@ void	master_flush_all(int);
 
 /* takeover.c: a master that takes over from another, without loss */
 int	takeover_from_env(void);
+int	takeover_may_listen(const struct config *, char *, size_t);
 int	takeover_handshake(struct master *, int *, char *, size_t);
 int	takeover_adopt(struct master *, struct master_worker *);
 int	takeover_listen(struct master *, int);

@@ -19,12 +19,15 @@
  * new master fails before IPC_TAKE, the old one carries on.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <linux/capability.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -175,6 +178,99 @@ takeover_probe_listen(const struct config *c, char *err, size_t errlen)
 {
 	return takeover_probe_api(c, err, errlen) == -1 ||
 	    takeover_probe_metrics(c, err, errlen) == -1 ? -1 : 0;
+}
+
+/* Whether this process has capability cap in effect (/proc/self/status). */
+static int
+takeover_has_cap(int cap)
+{
+	char		 line[256];
+	unsigned long long eff = 0;
+	FILE		*f;
+	int		 found = 0;
+
+	if ((f = fopen("/proc/self/status", "r")) == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = sscanf(line, "CapEff: %llx", &eff) == 1;
+	fclose(f);
+	return found && (eff >> cap & 1);
+}
+
+/* The lowest port anyone may bind (net.ipv4.ip_unprivileged_port_start). */
+static uint32_t
+takeover_unprivileged_port(void)
+{
+	unsigned long	 v;
+	FILE		*f;
+
+	if ((f = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start",
+	    "r")) == NULL)
+		return 1024;
+	if (fscanf(f, "%lu", &v) != 1 || v > 65536)
+		v = 1024;
+	fclose(f);
+	return (uint32_t)v;
+}
+
+/*
+ * May this process, running as user who, bind listen address l (keyword
+ * kw)?  0, or -1 and why.
+ */
+static int
+takeover_may_bind(const char *kw, const char *l, const char *who, char *err,
+    size_t errlen)
+{
+	struct stat	 st, dst;
+	const char	*colon, *dir;
+	char		 path[256];
+	uint32_t	 port;
+
+	if (strncmp(l, "unix:", 5) == 0) {
+		/* Its file is made again here: unlinked, then bound. */
+		snprintf(path, sizeof(path), "%s", l + 5);
+		dir = dirname(path);
+		if (access(dir, W_OK | X_OK) == -1 || (stat(dir, &dst) == 0 &&
+		    (dst.st_mode & S_ISVTX) && dst.st_uid != geteuid() &&
+		    stat(l + 5, &st) == 0 && st.st_uid != geteuid())) {
+			snprintf(err, errlen, "%s %s: user %s may not make a "
+			    "socket in %s", kw, l, who, dir);
+			return -1;
+		}
+		return 0;
+	}
+	if ((colon = strrchr(l, ':')) == NULL ||
+	    parse_u32(colon + 1, 1, 65535, &port) == -1)
+		return 0;	/* grpcsvc_start says what is wrong */
+	if (port < takeover_unprivileged_port() &&
+	    !takeover_has_cap(CAP_NET_BIND_SERVICE)) {
+		snprintf(err, errlen, "%s %s: port %u is privileged and user "
+		    "%s may not bind it", kw, l, port, who);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Whether this master, as the user it runs as now, can listen on every
+ * address once the old master has let go of them.  Asked before the old
+ * one is told to let go, so that it carries on rather than hand over to a
+ * master that then cannot serve the API.
+ */
+int
+takeover_may_listen(const struct config *c, char *err, size_t errlen)
+{
+	const char	*who = c->user != NULL ? c->user : "root";
+	int		 i;
+
+	for (i = 0; i < c->nlisten; i++)
+		if (takeover_may_bind("listen", c->listen[i], who, err,
+		    errlen) == -1)
+			return -1;
+	if (c->metrics_listen != NULL && takeover_may_bind("metrics-listen",
+	    c->metrics_listen, who, err, errlen) == -1)
+		return -1;
+	return 0;
 }
 
 /*

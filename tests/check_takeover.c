@@ -592,6 +592,134 @@ START_TEST(usr2_as_user)
 }
 END_TEST
 
+/*
+ * A successor that would run as an unprivileged user and could not listen
+ * where the old master does (a privileged port, a Unix-domain socket in a
+ * directory only root may write) must not take over: the old master, and
+ * its API, carry on.
+ */
+static void
+up_user_listen(const char *listen)
+{
+	char line[256];
+
+	signal(SIGPIPE, SIG_IGN);
+	if (harness_prepare(&d, 2, "user nobody") == -1)
+		return;
+	chmod(d.dir, 0755);		/* root's, and nobody may read it */
+	chmod(d.conf, 0644);
+	snprintf(line, sizeof(line), "listen %s", listen);
+	if (harness_conf_set(&d, line) == -1)
+		return;
+	snprintf(d.grpc, sizeof(d.grpc), "%s", listen);
+	if (harness_launch(&d, 1) == -1)
+		fprintf(stderr, "check_takeover: the daemon did not start; "
+		    "log in %s\n", d.log);
+}
+
+/* A free TCP port on 127.0.0.1 below 1024, or 0. */
+static uint16_t
+low_port(void)
+{
+	struct sockaddr_in	sin;
+	uint16_t		p;
+	int			fd, ok;
+
+	for (p = 1000; p > 900; p--) {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons(p);
+		sin.sin_addr.s_addr = htonl(0x7f000001);
+		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+			return 0;
+		ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+		close(fd);
+		if (ok)
+			return p;
+	}
+	return 0;
+}
+
+static void
+up_user_low(void)
+{
+	char		listen[64];
+	uint16_t	p = low_port();
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", p);
+	if (p != 0)
+		up_user_listen(listen);
+}
+
+static char	sock_dir[128];
+
+static void
+up_user_unix(void)
+{
+	char listen[192];
+
+	/* A directory of root's that nobody may not write to. */
+	snprintf(sock_dir, sizeof(sock_dir), "/tmp/rtpproxyd-test-run.%ld",
+	    (long)getpid());
+	mkdir(sock_dir, 0755);
+	snprintf(listen, sizeof(listen), "unix:%s/api.sock", sock_dir);
+	up_user_listen(listen);
+}
+
+static void
+down_user_unix(void)
+{
+	char path[192];
+
+	down();
+	snprintf(path, sizeof(path), "%s/api.sock", sock_dir);
+	unlink(path);
+	rmdir(sock_dir);
+}
+
+/* SIGUSR2, the successor refuses for reason, and everything carries on. */
+static void
+usr2_refused(const char *reason)
+{
+	struct rpc_client	*c;
+	pid_t			 old = d.pid;
+	int			 i;
+
+	ck_assert_msg(old > 0, "the daemon did not start; log in %s", d.log);
+	c = client();
+	legs_open(c, 4);
+	ck_assert_int_eq(kill(old, SIGUSR2), 0);
+	for (i = 0; i < 300 && harness_log_count(&d, "carrying on") == 0;
+	    i++)
+		usleep(20000);
+	ck_assert_int_ge(harness_log_count(&d, "carrying on"), 1);
+	ck_assert_int_ge(harness_log_count(&d, reason), 1);
+	ck_assert_int_ge(harness_log_count(&d, "the old master carries on"),
+	    1);
+	ck_assert_int_eq(harness_pidfile_pid(&d), old);
+	ck_assert(harness_alive(old));
+	/* Its API still answers, on a new connection too. */
+	rpc_client_free(c);
+	c = client();
+	load(4, 400, NULL, NULL);
+	no_loss(4);
+	counters_agree(c, 4);
+	legs_close(4);
+	rpc_client_free(c);
+}
+
+START_TEST(usr2_low_port_as_user)
+{
+	usr2_refused("is privileged and user nobody may not bind it");
+}
+END_TEST
+
+START_TEST(usr2_unix_socket_as_user)
+{
+	usr2_refused("user nobody may not make a socket in");
+}
+END_TEST
+
 /* --- under a service manager ------------------------------------------ */
 
 static int	notify_fd = -1;
@@ -733,6 +861,8 @@ main(void)
 	const TTest *const t_orphan[] = { orphans_stop, NULL };
 	const TTest *const t_notify[] = { service_manager, NULL };
 	const TTest *const t_user[] = { usr2_as_user, NULL };
+	const TTest *const t_low[] = { usr2_low_port_as_user, NULL };
+	const TTest *const t_unix[] = { usr2_unix_socket_as_user, NULL };
 	Suite	*s = suite_create("takeover");
 
 	signal(SIGPIPE, SIG_IGN);
@@ -746,5 +876,7 @@ main(void)
 	harness_tcase(s, "service-manager", up_notify, down_notify, 60,
 	    t_notify);
 	harness_tcase(s, "user", up_user, down, 60, t_user);
+	harness_tcase(s, "user-low-port", up_user_low, down, 60, t_low);
+	harness_tcase(s, "user-unix", up_user_unix, down_user_unix, 60, t_unix);
 	return harness_run_suite(s);
 }
