@@ -102,7 +102,8 @@ trap 'exit 1' HUP INT TERM
 # A media port range of its own: 47200-49999 in blocks of 200.
 pmin=$((47200 + ($$ % 14) * 200))
 pmax=$((pmin + 199))
-sock=$tmp/rtpproxyd.sock
+sock=$tmp/rtpproxyd/api.sock
+mkdir -p "$tmp/rtpproxyd"
 log=$tmp/rtpproxyd.log
 
 free_port() {
