@@ -1,5 +1,6 @@
 #include <sys/types.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,8 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include "rtpproxyd.h"
 
@@ -276,9 +280,48 @@ daemon_detach_done(int notify_fd, int ok)
 	close(notify_fd);
 }
 
+/*
+ * This process's capabilities: CAP_NET_BIND_SERVICE alone, in every set
+ * and as an ambient capability, so that it survives the execve of a new
+ * master (SIGUSR2); or none (bind == 0).  0 or -1 (errno set).
+ */
+static int
+daemon_set_caps(int bind)
+{
+	struct __user_cap_header_struct	h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct	d[_LINUX_CAPABILITY_U32S_3];
+	uint32_t			m = CAP_TO_MASK(CAP_NET_BIND_SERVICE);
+	int				i = CAP_TO_INDEX(CAP_NET_BIND_SERVICE);
+
+	memset(d, 0, sizeof(d));
+	if (bind)
+		d[i].effective = d[i].permitted = d[i].inheritable = m;
+	if (!bind && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0,
+	    0) == -1 && errno != EINVAL)
+		return -1;
+	if (syscall(SYS_capset, &h, d) == -1)
+		return -1;
+	if (bind && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
+	    CAP_NET_BIND_SERVICE, 0, 0) == -1)
+		return -1;
+	return 0;
+}
+
+/* For a child that is not a master: no ambient capability across exec. */
+void
+daemon_clear_ambient(void)
+{
+	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+}
+
+/*
+ * Switch to user and group for good.  keep_bind: keep CAP_NET_BIND_SERVICE
+ * (and only that), for a listen address on a privileged port that a new
+ * master, which starts as user, must bind again.
+ */
 int
-daemon_drop_privileges(const char *user, const char *group, char *err,
-    size_t errlen)
+daemon_drop_privileges(const char *user, const char *group, int keep_bind,
+    char *err, size_t errlen)
 {
 	struct passwd	*pw;
 	struct group	*gr;
@@ -326,6 +369,12 @@ daemon_drop_privileges(const char *user, const char *group, char *err,
 			    (long)gid, (long)getegid());
 			return -1;
 		}
+		/* A new master: what its predecessor kept, if still needed. */
+		if (!keep_bind && daemon_set_caps(0) == -1) {
+			daemon_err(err, errlen, "dropping capabilities: %s",
+			    strerror(errno));
+			return -1;
+		}
 		return 0;
 	}
 
@@ -339,10 +388,22 @@ daemon_drop_privileges(const char *user, const char *group, char *err,
 		    strerror(errno));
 		return -1;
 	}
+	if (keep_bind && uid != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1) {
+		daemon_err(err, errlen, "PR_SET_KEEPCAPS: %s", strerror(errno));
+		return -1;
+	}
 	if (setuid(uid) == -1) {
 		daemon_err(err, errlen, "setuid(%ld) for user \"%s\": %s",
 		    (long)uid, user, strerror(errno));
 		return -1;
+	}
+	if (keep_bind && uid != 0) {
+		(void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+		if (daemon_set_caps(1) == -1) {
+			daemon_err(err, errlen, "keeping CAP_NET_BIND_SERVICE "
+			    "as user \"%s\": %s", user, strerror(errno));
+			return -1;
+		}
 	}
 	/* Paranoia: make sure there is no way back. */
 	if (getuid() != uid || geteuid() != uid || getgid() != gid ||

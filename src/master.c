@@ -369,6 +369,7 @@ master_spawn(struct master_worker *mw)
 			_exit(127);
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
+		daemon_clear_ambient();	/* a worker binds nothing low */
 		execv(m->self, argv);
 		_exit(127);
 	}
@@ -862,7 +863,9 @@ master_main(struct config *conf, int foreground,
 	uint64_t		 need;
 	uint32_t		 pairs;
 	pid_t			 other;
+	const char		*low = NULL;
 	int			 i, rc = 1, table, api_up, metrics_up;
+	int			 keep_bind;
 
 	memset(&m, 0, sizeof(m));
 	master_self = &m;
@@ -953,11 +956,15 @@ master_main(struct config *conf, int foreground,
 	metrics_up = api_up && metrics_bind(conf) == 0;
 	if (!metrics_up && m.takeover_fd == -1)
 		goto out;
-	if (daemon_drop_privileges(conf->user, conf->group, err,
+	keep_bind = conf->user != NULL && takeover_privileged(conf, &low);
+	if (daemon_drop_privileges(conf->user, conf->group, keep_bind, err,
 	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		goto out;
 	}
+	if (keep_bind)
+		log_info("running as user %s with CAP_NET_BIND_SERVICE, so that "
+		    "a new master can bind %s again", conf->user, low);
 	if (!api_up)
 		/*
 		 * SO_REUSEPORT needs the same user on both sockets: an old

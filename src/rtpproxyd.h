@@ -157,7 +157,9 @@ int	daemon_pidfile_write(int);
 void	daemon_pidfile_close(int, const char *);
 int	daemon_detach(int *);
 void	daemon_detach_done(int, int);
-int	daemon_drop_privileges(const char *, const char *, char *, size_t);
+int	daemon_drop_privileges(const char *, const char *, int, char *,
+	    size_t);
+void	daemon_clear_ambient(void);
 int	daemon_raise_nofile(uint64_t, char *, size_t);
 void	daemon_notify(const char *);
 void	daemon_notify_barrier(int);
@@ -353,6 +355,7 @@ void	master_flush_all(int);
 /* takeover.c: a master that takes over from another, without loss */
 int	takeover_from_env(void);
 int	takeover_may_listen(const struct config *, char *, size_t);
+int	takeover_privileged(const struct config *, const char **);
 int	takeover_handshake(struct master *, int *, char *, size_t);
 int	takeover_adopt(struct master *, struct master_worker *);
 int	takeover_listen(struct master *, int);

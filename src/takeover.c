@@ -213,6 +213,19 @@ takeover_unprivileged_port(void)
 	return (uint32_t)v;
 }
 
+/* The port of TCP listen address l, or 0. */
+static uint32_t
+takeover_port(const char *l)
+{
+	const char	*colon;
+	uint32_t	 port;
+
+	if (strncmp(l, "unix:", 5) == 0 || (colon = strrchr(l, ':')) == NULL ||
+	    parse_u32(colon + 1, 1, 65535, &port) == -1)
+		return 0;
+	return port;
+}
+
 /*
  * May this process, running as user who, bind listen address l (keyword
  * kw)?  0, or -1 and why.
@@ -222,7 +235,7 @@ takeover_may_bind(const char *kw, const char *l, const char *who, char *err,
     size_t errlen)
 {
 	struct stat	 st, dst;
-	const char	*colon, *dir;
+	const char	*dir;
 	char		 path[256];
 	uint32_t	 port;
 
@@ -239,8 +252,7 @@ takeover_may_bind(const char *kw, const char *l, const char *who, char *err,
 		}
 		return 0;
 	}
-	if ((colon = strrchr(l, ':')) == NULL ||
-	    parse_u32(colon + 1, 1, 65535, &port) == -1)
+	if ((port = takeover_port(l)) == 0)
 		return 0;	/* grpcsvc_start says what is wrong */
 	if (port < takeover_unprivileged_port() &&
 	    !takeover_has_cap(CAP_NET_BIND_SERVICE)) {
@@ -248,6 +260,26 @@ takeover_may_bind(const char *kw, const char *l, const char *who, char *err,
 		    "%s may not bind it", kw, l, port, who);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Whether an API or metrics address is on a privileged port; *which: the
+ * first such address.
+ */
+int
+takeover_privileged(const struct config *c, const char **which)
+{
+	uint32_t	lowest = takeover_unprivileged_port(), p;
+	int		i;
+
+	for (i = 0; i <= c->nlisten; i++) {
+		*which = i < c->nlisten ? c->listen[i] : c->metrics_listen;
+		if (*which != NULL && (p = takeover_port(*which)) != 0 &&
+		    p < lowest)
+			return 1;
+	}
+	*which = NULL;
 	return 0;
 }
 

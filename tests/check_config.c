@@ -830,23 +830,47 @@ START_TEST(test_privileges)
 {
 	char err[256] = "";
 
-	ck_assert_int_eq(daemon_drop_privileges(NULL, NULL, err,
+	ck_assert_int_eq(daemon_drop_privileges(NULL, NULL, 0, err,
 	    sizeof(err)), 0);
-	ck_assert_int_eq(daemon_drop_privileges(NOUSER, NULL, err,
+	ck_assert_int_eq(daemon_drop_privileges(NOUSER, NULL, 0, err,
 	    sizeof(err)), -1);
 	ck_assert_str_eq(err, "user \"" NOUSER "\" does not exist");
 
 	if (getpwnam("nobody") != NULL) {
-		ck_assert_int_eq(daemon_drop_privileges("nobody", NOUSER, err,
-		    sizeof(err)), -1);
+		ck_assert_int_eq(daemon_drop_privileges("nobody", NOUSER, 0,
+		    err, sizeof(err)), -1);
 		ck_assert_str_eq(err, "group \"" NOUSER "\" does not exist");
 	}
 }
 END_TEST
 
-/* A real drop, as root only, in a child of its own whatever CK_FORK says. */
+/* This process's capability set "CapEff" or "CapAmb", or ~0. */
+static unsigned long long
+cap_set(const char *which)
+{
+	char			 line[256];
+	unsigned long long	 v = ~0ULL;
+	size_t			 n = strlen(which);
+	FILE			*f;
+
+	if ((f = fopen("/proc/self/status", "r")) == NULL)
+		return v;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, which, n) == 0 && line[n] == ':' &&
+		    sscanf(line + n + 1, "%llx", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/*
+ * A real drop, as root only, in a child of its own whatever CK_FORK says;
+ * _i: whether CAP_NET_BIND_SERVICE is kept (and only that, and ambient so
+ * that an exec keeps it too).
+ */
 START_TEST(test_privileges_root)
 {
+	unsigned long long	 want = _i ? 1ULL << 10 : 0;
 	struct passwd	*pw;
 	char		 err[256] = "";
 	pid_t		 pid;
@@ -858,7 +882,7 @@ START_TEST(test_privileges_root)
 		gid_t	groups[4];
 		int	bad = 0;
 
-		if (daemon_drop_privileges("nobody", NULL, err,
+		if (daemon_drop_privileges("nobody", NULL, _i, err,
 		    sizeof(err)) == -1) {
 			if (geteuid() != 0 && strstr(err, "must be started as "
 			    "root") != NULL)
@@ -873,6 +897,9 @@ START_TEST(test_privileges_root)
 			bad |= 8;
 		if (setuid(0) != -1)
 			bad |= 16;
+		if (geteuid() != 0 && (cap_set("CapEff") != want ||
+		    cap_set("CapPrm") != want || cap_set("CapAmb") != want))
+			bad |= 32;
 		_exit(bad);
 	}
 	ck_assert_int_gt(pid, 0);
@@ -918,7 +945,7 @@ main(void)
 	tcase_add_test(tc, test_nofile);
 	tcase_add_test(tc, test_notify);
 	tcase_add_test(tc, test_privileges);
-	tcase_add_test(tc, test_privileges_root);
+	tcase_add_loop_test(tc, test_privileges_root, 0, 2);
 	suite_add_tcase(s, tc);
 
 	sr = srunner_create(s);

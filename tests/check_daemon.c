@@ -530,6 +530,10 @@ START_TEST(test_privilege_drop)
 	ck_assert_int_eq(harness_start(&d, 1, "user nobody"), 0);
 	ck_assert_int_eq(proc_uid(d.pid), 65534);
 	ck_assert_int_eq(proc_uid(harness_worker_pid(&d, 0)), 65534);
+	/* No capability left: no privileged port to bind again. */
+	ck_assert_uint_eq(harness_cap_eff(d.pid), 0);
+	ck_assert_uint_eq(harness_cap_eff(harness_worker_pid(&d, 0)), 0);
+	ck_assert_int_eq(harness_log_count(&d, "CAP_NET_BIND_SERVICE"), 0);
 	/* It still does its job as nobody. */
 	ck_assert_int_ge(caller = harness_udp(0, NULL), 0);
 	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);

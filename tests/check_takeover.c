@@ -593,10 +593,10 @@ START_TEST(usr2_as_user)
 END_TEST
 
 /*
- * A successor that would run as an unprivileged user and could not listen
- * where the old master does (a privileged port, a Unix-domain socket in a
- * directory only root may write) must not take over: the old master, and
- * its API, carry on.
+ * Listening as an unprivileged user.  A successor that could not listen
+ * where the old master does (a privileged port it has no capability for,
+ * a Unix-domain socket in a directory only root may write) must not take
+ * over: the old master, and its API, carry on.
  */
 static void
 up_user_listen(const char *listen)
@@ -708,8 +708,55 @@ usr2_refused(const char *reason)
 	rpc_client_free(c);
 }
 
+
+/*
+ * An API port below 1024 and a user: the master keeps CAP_NET_BIND_SERVICE
+ * and nothing else, its workers keep nothing, and a new master (which
+ * starts as that user) binds the port again.
+ */
 START_TEST(usr2_low_port_as_user)
 {
+	struct rpc_client	*c;
+	pid_t			 old = d.pid, now;
+
+	ck_assert_msg(old > 0, "the daemon did not start; log in %s", d.log);
+	ck_assert_uint_eq(harness_cap_eff(old), HARNESS_CAP_BIND);
+	ck_assert_uint_eq(harness_cap_eff(harness_worker_pid(&d, 0)), 0);
+	ck_assert_int_ge(harness_log_count(&d, "with CAP_NET_BIND_SERVICE"),
+	    1);
+	c = client();
+	legs_open(c, 8);
+	rpc_client_free(c);
+	load(8, 2000, send_usr2, &old);
+	now = new_master(old, 2);
+	no_loss(8);
+	ck_assert(gone(old));
+	ck_assert_uint_eq(harness_cap_eff(now), HARNESS_CAP_BIND);
+	ck_assert_uint_eq(harness_cap_eff(harness_worker_pid(&d, 0)), 0);
+	c = client();
+	counters_agree(c, 8);
+	legs_close(8);
+	rpc_client_free(c);
+}
+END_TEST
+
+/*
+ * A privileged port that the configuration gained since the start: the
+ * master did not keep the capability, so its successor could not bind the
+ * port and must not take over.
+ */
+START_TEST(usr2_low_port_added)
+{
+	char		line[64], api[sizeof(d.grpc)];
+	uint16_t	p = low_port();
+
+	ck_assert_uint_ne(p, 0);
+	ck_assert_uint_eq(harness_cap_eff(d.pid), 0);
+	snprintf(api, sizeof(api), "%s", d.grpc);
+	snprintf(line, sizeof(line), "listen 127.0.0.1:%u", p);
+	ck_assert_int_eq(harness_conf_set(&d, line), 0);
+	/* The running master still serves where it started. */
+	snprintf(d.grpc, sizeof(d.grpc), "%s", api);
 	usr2_refused("is privileged and user nobody may not bind it");
 }
 END_TEST
@@ -862,6 +909,7 @@ main(void)
 	const TTest *const t_notify[] = { service_manager, NULL };
 	const TTest *const t_user[] = { usr2_as_user, NULL };
 	const TTest *const t_low[] = { usr2_low_port_as_user, NULL };
+	const TTest *const t_added[] = { usr2_low_port_added, NULL };
 	const TTest *const t_unix[] = { usr2_unix_socket_as_user, NULL };
 	Suite	*s = suite_create("takeover");
 
@@ -877,6 +925,7 @@ main(void)
 	    t_notify);
 	harness_tcase(s, "user", up_user, down, 60, t_user);
 	harness_tcase(s, "user-low-port", up_user_low, down, 60, t_low);
+	harness_tcase(s, "user-low-port-added", up_user, down, 60, t_added);
 	harness_tcase(s, "user-unix", up_user_unix, down_user_unix, 60, t_unix);
 	return harness_run_suite(s);
 }

@@ -687,6 +687,23 @@ harness_send(int fd, const char *addr, uint16_t port, const void *buf,
 	    (ssize_t)len ? 0 : -1;
 }
 
+unsigned long long
+harness_cap_eff(pid_t pid)
+{
+	char			 path[64], line[256];
+	unsigned long long	 v = ~0ULL;
+	FILE			*f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return v;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "CapEff: %llx", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
 int
 harness_run(const char *cmd, char *out, size_t len)
 {

@@ -107,6 +107,9 @@ int	harness_reload(struct daemon *);
 
 /* Does this pid still exist (and is not a zombie)? */
 int	harness_alive(pid_t);
+/* A process's effective capabilities (CapEff of /proc/PID/status). */
+unsigned long long harness_cap_eff(pid_t);
+#define HARNESS_CAP_BIND	(1ULL << 10)	/* CAP_NET_BIND_SERVICE */
 /* popen(cmd): its output into out (may be NULL); its exit code or -1. */
 int	harness_run(const char *cmd, char *out, size_t len);
 
