@@ -975,8 +975,8 @@ master_main(struct config *conf, int foreground,
 		    "(it bound as another user): listening once it lets go");
 	if (m.takeover_fd != -1 && !metrics_up &&
 	    takeover_may_listen(conf, err, sizeof(err)) == -1) {
-		log_warnx("cannot take over: %s: the old master carries on; "
-		    "stop and start the daemon to replace it", err);
+		log_warnx("cannot take over: %s; the old master carries on",
+		    err);
 		goto out;
 	}
 	if (m.takeover_fd != -1 &&

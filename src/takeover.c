@@ -88,12 +88,16 @@ takeover_from_env(void)
  * the last daemon closed (TIME_WAIT, FIN_WAIT2 while a client such as a
  * Prometheus scraper keeps its end open) must not count as in use, only
  * a socket that listens.
+ *
+ * strict (for a new master, before it takes over): in use is expected,
+ * the old master has it; refuse an address that could not be bound even
+ * once it is free (not local, a typo).
  */
 static int
 takeover_probe(const struct sockaddr_storage *ss, socklen_t len,
-    const char *what, char *err, size_t errlen)
+    const char *what, int strict, char *err, size_t errlen)
 {
-	int fd, off = 0, on = 1, saved;
+	int fd, off = 0, on = 1, saved = 0;
 
 	if ((fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return 0;
@@ -101,23 +105,25 @@ takeover_probe(const struct sockaddr_storage *ss, socklen_t len,
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off,
 		    sizeof(off));
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	if (bind(fd, (const struct sockaddr *)ss, len) == -1) {
+	if (bind(fd, (const struct sockaddr *)ss, len) == -1)
 		saved = errno;
-		close(fd);
-		if (saved == EADDRINUSE) {
-			snprintf(err, errlen, "%s: address in use (another "
-			    "rtpproxyd, or another program, listens there)",
-			    what);
-			return -1;
-		}
-		return 0;	/* gRPC will say what is wrong */
-	}
 	close(fd);
-	return 0;
+	if (!strict && saved == EADDRINUSE) {
+		snprintf(err, errlen, "%s: address in use (another rtpproxyd, "
+		    "or another program, listens there)", what);
+		return -1;
+	}
+	if (strict && saved != 0 && saved != EADDRINUSE) {
+		snprintf(err, errlen, "%s: cannot bind it: %s", what,
+		    strerror(saved));
+		return -1;
+	}
+	return 0;	/* else gRPC will say what is wrong */
 }
 
 static int
-takeover_probe_addr(const char *kw, const char *l, char *err, size_t errlen)
+takeover_probe_addr(const char *kw, const char *l, int strict, char *err,
+    size_t errlen)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
@@ -125,6 +131,7 @@ takeover_probe_addr(const char *kw, const char *l, char *err, size_t errlen)
 	const char		*colon;
 	uint32_t		 port;
 	size_t			 n;
+	int			 v4, v6;
 
 	char			 what[200];
 
@@ -139,19 +146,22 @@ takeover_probe_addr(const char *kw, const char *l, char *err, size_t errlen)
 	host[n] = '\0';
 	if (strcmp(host, "*") == 0)
 		return parse_ip("::", (uint16_t)port, &ss, &len) == 0 ?
-		    takeover_probe(&ss, len, what, err, errlen) : 0;
-	if (strcmp(host, "localhost") == 0)
-		return (parse_ip("127.0.0.1", (uint16_t)port, &ss, &len) ==
-		    0 && takeover_probe(&ss, len, what, err, errlen) == -1) ||
-		    (parse_ip("::1", (uint16_t)port, &ss, &len) == 0 &&
-		    takeover_probe(&ss, len, what, err, errlen) == -1) ? -1 : 0;
+		    takeover_probe(&ss, len, what, strict, err, errlen) : 0;
+	if (strcmp(host, "localhost") == 0) {
+		/* Strict: either will do, as for gRPC. */
+		v4 = parse_ip("127.0.0.1", (uint16_t)port, &ss, &len) == 0 &&
+		    takeover_probe(&ss, len, what, strict, err, errlen) == -1;
+		v6 = parse_ip("::1", (uint16_t)port, &ss, &len) == 0 &&
+		    takeover_probe(&ss, len, what, strict, err, errlen) == -1;
+		return (strict ? v4 && v6 : v4 || v6) ? -1 : 0;
+	}
 	if (host[0] == '[' && n > 2) {
 		memmove(host, host + 1, n - 2);
 		host[n - 2] = '\0';
 	}
 	if (parse_ip(host, (uint16_t)port, &ss, &len) == -1)
 		return 0;
-	return takeover_probe(&ss, len, what, err, errlen);
+	return takeover_probe(&ss, len, what, strict, err, errlen);
 }
 
 static int
@@ -160,8 +170,8 @@ takeover_probe_api(const struct config *c, char *err, size_t errlen)
 	int i;
 
 	for (i = 0; i < c->nlisten; i++)
-		if (takeover_probe_addr("listen", c->listen[i], err, errlen) ==
-		    -1)
+		if (takeover_probe_addr("listen", c->listen[i], 0, err,
+		    errlen) == -1)
 			return -1;
 	return 0;
 }
@@ -170,7 +180,8 @@ static int
 takeover_probe_metrics(const struct config *c, char *err, size_t errlen)
 {
 	return c->metrics_listen != NULL && takeover_probe_addr(
-	    "metrics-listen", c->metrics_listen, err, errlen) == -1 ? -1 : 0;
+	    "metrics-listen", c->metrics_listen, 0, err, errlen) == -1 ? -1 :
+	    0;
 }
 
 int
@@ -260,7 +271,7 @@ takeover_may_bind(const char *kw, const char *l, const char *who, char *err,
 		    "%s may not bind it", kw, l, port, who);
 		return -1;
 	}
-	return 0;
+	return takeover_probe_addr(kw, l, 1, err, errlen);
 }
 
 /*

@@ -761,6 +761,23 @@ START_TEST(usr2_low_port_added)
 }
 END_TEST
 
+/*
+ * An API address the new master could never bind (not an address of this
+ * host): it must not take over, or nobody would listen.
+ */
+START_TEST(usr2_unbindable_listen)
+{
+	char line[64], api[sizeof(d.grpc)];
+
+	snprintf(api, sizeof(api), "%s", d.grpc);
+	snprintf(line, sizeof(line), "listen 192.0.2.1:%u", d.grpc_port);
+	ck_assert_int_eq(harness_conf_set(&d, line), 0);
+	snprintf(d.grpc, sizeof(d.grpc), "%s", api);
+	usr2_refused("listen 192.0.2.1:");
+	ck_assert_int_ge(harness_log_count(&d, "cannot bind it"), 1);
+}
+END_TEST
+
 START_TEST(usr2_unix_socket_as_user)
 {
 	usr2_refused("user nobody may not make a socket in");
@@ -904,6 +921,7 @@ main(void)
 	const TTest *const t_tcp[] = { tcp_across_usr2, NULL };
 	const TTest *const t_both[] = { master_and_worker_die, NULL };
 	const TTest *const t_fail[] = { failed_restart, NULL };
+	const TTest *const t_nobind[] = { usr2_unbindable_listen, NULL };
 	const TTest *const t_cmd[] = { restart_command, NULL };
 	const TTest *const t_orphan[] = { orphans_stop, NULL };
 	const TTest *const t_notify[] = { service_manager, NULL };
@@ -919,6 +937,7 @@ main(void)
 	harness_tcase(s, "tcp", up, down, 60, t_tcp);
 	harness_tcase(s, "both", up, down, 60, t_both);
 	harness_tcase(s, "failed", up, down, 60, t_fail);
+	harness_tcase(s, "unbindable", up, down, 60, t_nobind);
 	harness_tcase(s, "command", up, down, 60, t_cmd);
 	harness_tcase(s, "orphans", up_orphan, down, 60, t_orphan);
 	harness_tcase(s, "service-manager", up_notify, down_notify, 60,
