@@ -128,6 +128,16 @@ static const struct conf_keyword conf_keywords[] = {
 	{ "metrics-listen",	1, 0, conf_metrics,	0, 0, 0, NULL },
 	{ "orphan-timeout",	1, 0, conf_u32,
 	    OFF(orphan_timeout), 0, 86400, "seconds" },
+	{ "api-max-connections", 1, 0, conf_u32,
+	    OFF(api_max_conns), 1, 100000, "connections" },
+	{ "api-max-connections-per-client", 1, 0, conf_u32,
+	    OFF(api_max_per_client), 0, 100000, "connections" },
+	{ "api-handshake-timeout", 1, 0, conf_u32,
+	    OFF(api_handshake_timeout), 1, 300, "seconds" },
+	{ "api-idle-timeout",	1, 0, conf_u32,
+	    OFF(api_idle_timeout), 0, 86400, "seconds" },
+	{ "api-max-streams",	1, 0, conf_u32,
+	    OFF(api_max_streams), 1, 100000, "streams" },
 };
 #define NKEYWORDS	(sizeof(conf_keywords) / sizeof(conf_keywords[0]))
 
@@ -729,6 +739,11 @@ config_defaults(struct config *c)
 	c->rate_burst_ms = 1000;
 	c->auth_health_open = 1;
 	c->orphan_timeout = 600;
+	c->api_max_conns = 256;
+	c->api_max_per_client = 32;
+	c->api_handshake_timeout = 10;
+	c->api_idle_timeout = 120;
+	c->api_max_streams = 128;
 }
 
 /*
@@ -1130,4 +1145,10 @@ config_dump(const struct config *c, FILE *fp)
 	conf_put_kw(fp, "metrics-listen", c->metrics_listen != NULL ?
 	    c->metrics_listen : "none");
 	fprintf(fp, "orphan-timeout %u\n", c->orphan_timeout);
+	fprintf(fp, "api-max-connections %u\n", c->api_max_conns);
+	fprintf(fp, "api-max-connections-per-client %u\n",
+	    c->api_max_per_client);
+	fprintf(fp, "api-handshake-timeout %u\n", c->api_handshake_timeout);
+	fprintf(fp, "api-idle-timeout %u\n", c->api_idle_timeout);
+	fprintf(fp, "api-max-streams %u\n", c->api_max_streams);
 }

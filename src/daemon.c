@@ -446,7 +446,8 @@ daemon_raise_nofile(uint64_t need, char *err, size_t errlen)
 	    &nrl) == -1) {
 		daemon_err(err, errlen, "need %" PRIu64 " file descriptors "
 		    "but RLIMIT_NOFILE is %s (hard %s): raise the limit "
-		    "(ulimit -n, LimitNOFILE=) or lower max-sessions", need,
+		    "(ulimit -n, LimitNOFILE=) or lower max-sessions or "
+		    "api-max-connections", need,
 		    daemon_rlim(rl.rlim_cur, cur, sizeof(cur)),
 		    daemon_rlim(rl.rlim_max, max, sizeof(max)));
 		return -1;

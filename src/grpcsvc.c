@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <net/if.h>
 #include <poll.h>
 #include <pthread.h>
@@ -35,16 +36,19 @@
 #include <grpc/support/time.h>
 
 #include "rtpproxyd.h"
+#include "apigate.h"
 #include "grpcsvc.h"
 #include "rtpproxy.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 
-#define GS_MAX_MESSAGE		(4 * 1024 * 1024)
+#define GS_MAX_MESSAGE		(64 * 1024)	/* requests are small */
 #define GS_PAGE_DEFAULT		100
 #define GS_PAGE_MAX		1000
 #define GS_MAX_SUBSCRIBERS	1024
 #define GS_STOP_WAIT_MS		5000
+#define GS_KEEPALIVE_MS		(60 * 1000)
+#define GS_KEEPALIVE_TIMEOUT_MS	(20 * 1000)
 
 #define GS_MSG_SHUTDOWN		"server is shutting down"
 
@@ -96,6 +100,7 @@ struct gs_call {
 	int			 recving;
 	int			 status_sent;
 	int			 subscribed;
+	int			 real;		/* not a refusal while draining */
 	int			 want_status;	/* send status once idle */
 	grpc_status_code	 want_code;
 	const char		*want_msg;
@@ -180,6 +185,9 @@ struct grpcsvc {
 	int			 shutdown_called;
 	int			 shutdown_seen;
 	int			 draining;
+	int			 conns_closed;	/* the gate let go of them */
+	int			 nreal;		/* calls with a real answer */
+	struct event		*drain_ev;
 	void			(*done)(void);
 	int			 done_called;
 
@@ -198,12 +206,8 @@ struct grpcsvc {
 	int			 authlog_n;
 	uint64_t		 authlog_quiet;
 
-	/* TLS material the certificate fetcher hands to gRPC's threads */
-	pthread_mutex_t		 tls_lock;
-	char			*tls_pem[3];	/* cert, key, client CA */
-	uint64_t		 tls_gen;
-	uint64_t		 tls_seen;	/* what gRPC was last given */
 	int			 tls;		/* 0 none, 1 TLS, 2 mTLS */
+	int			 gate_up;	/* apigate listens */
 };
 
 static struct grpcsvc *svc;
@@ -212,6 +216,9 @@ static void	gs_call_release(struct gs_call *);
 static void	gs_events_pump(struct gs_call *);
 static void	gs_reflect_next(struct gs_call *);
 static void	gs_check_done(void);
+static void	gs_check_drain(void);
+static void	gs_shutdown_server(void);
+static void	gs_unavailable(struct gs_call *);
 
 /* --- the completion-queue thread and the hand-over to the loop ---------- */
 
@@ -347,29 +354,29 @@ static void	gs_on_close(void *, int);
 static void	gs_on_send(void *, int);
 static void	gs_on_recv(void *, int);
 
-/* With client certificates, the peer's name is worth logging too. */
+/*
+ * The client's own address (gRPC knows only the gate's socketpair), and
+ * with client certificates its name too.
+ */
 static void
-gs_peer_cn(struct gs_call *c)
+gs_peer_name(struct gs_call *c, const char *grpc_peer)
 {
-	grpc_auth_context		*ctx;
-	grpc_auth_property_iterator	 it;
-	const grpc_auth_property	*p;
-	char				 cn[64];
-	size_t				 len;
+	char	cn[64];
+	size_t	len;
 
-	if ((ctx = grpc_call_auth_context(c->call)) == NULL)
+	if (gate_peer(grpc_peer, c->peer, sizeof(c->peer), cn,
+	    sizeof(cn)) == -1) {
+		snprintf(c->peer, sizeof(c->peer), "%s", grpc_peer);
 		return;
-	it = grpc_auth_context_find_properties_by_name(ctx,
-	    GRPC_X509_CN_PROPERTY_NAME);
-	if ((p = grpc_auth_property_iterator_next(&it)) != NULL) {
-		gs_text(cn, sizeof(cn), p->value, p->value_length);
-		for (len = 0; cn[len] != '\0'; len++)
-			if ((unsigned char)cn[len] < 0x20 || cn[len] == 0x7f)
-				cn[len] = '?';
-		len = strlen(c->peer);
-		snprintf(c->peer + len, sizeof(c->peer) - len, " (CN=%s)", cn);
 	}
-	grpc_auth_context_release(ctx);
+	if (cn[0] == '\0')
+		return;
+	for (len = 0; cn[len] != '\0'; len++)
+		if ((unsigned char)cn[len] < 0x20 || cn[len] == 0x7f ||
+		    (unsigned char)cn[len] >= 0x80)
+			cn[len] = '?';
+	len = strlen(c->peer);
+	snprintf(c->peer + len, sizeof(c->peer) - len, " (CN=%s)", cn);
 }
 
 static struct gs_call *
@@ -392,13 +399,13 @@ gs_call_new(grpc_call *call, const char *method, enum gs_kind kind)
 	c->recv_tag.fn = gs_on_recv;
 	c->recv_tag.arg = c;
 	if ((peer = grpc_call_get_peer(call)) != NULL) {
-		snprintf(c->peer, sizeof(c->peer), "%s", peer);
+		gs_peer_name(c, peer);
 		gpr_free(peer);
 	}
-	if (svc->tls == 2)
-		gs_peer_cn(c);
 	LIST_INSERT_HEAD(&svc->calls, c, entry);
 	svc->ncalls++;
+	c->real = 1;
+	svc->nreal++;
 	return c;
 }
 
@@ -437,6 +444,8 @@ gs_call_release(struct gs_call *c)
 	gs_unsubscribe(c);
 	LIST_REMOVE(c, entry);
 	svc->ncalls--;
+	if (c->real)
+		svc->nreal--;
 	/* Every call is counted once, when it is over. */
 	if (master_self != NULL && master_self->shm.hdr != NULL)
 		atomic_fetch_add_explicit(&master_self->shm.hdr->grpc_calls
@@ -453,6 +462,7 @@ gs_call_release(struct gs_call *c)
 	reflection_stream_free(c->refl);
 	grpc_call_unref(c->call);
 	free(c);
+	gs_check_drain();
 	gs_check_done();
 }
 
@@ -741,7 +751,7 @@ gs_on_request(void *arg, int ok)
 	c = gs_call_new(call, m->path, m->kind);
 	c->midx = (int)((m - svc->methods) / GS_DEPTH);
 	if (svc->draining)
-		gs_reply(c, GRPC_STATUS_UNAVAILABLE, GS_MSG_SHUTDOWN, NULL);
+		gs_unavailable(c);
 	else if (!authed) {
 		gs_auth_log(c, why);
 		gs_reply(c, GRPC_STATUS_UNAUTHENTICATED, why, NULL);
@@ -807,7 +817,7 @@ gs_on_generic(void *arg, int ok)
 	gs_arm_generic();
 	c = gs_call_new(call, "(unknown method)", GS_UNKNOWN);
 	if (svc->draining)
-		gs_reply(c, GRPC_STATUS_UNAVAILABLE, GS_MSG_SHUTDOWN, NULL);
+		gs_unavailable(c);
 	else if (!authed) {
 		/* Whether a method exists is for the authenticated. */
 		gs_auth_log(c, why);
@@ -1428,6 +1438,49 @@ gs_on_recv(void *arg, int ok)
 
 /* --- start, drain, stop ------------------------------------------------- */
 
+/*
+ * A call that arrives while draining is refused with UNAVAILABLE, and
+ * draining does not wait for it: the clients of a connection that keeps
+ * sending calls would otherwise hold the end back until the grace is
+ * over, and their calls would then be cancelled.
+ */
+static void
+gs_unavailable(struct gs_call *c)
+{
+	c->real = 0;
+	svc->nreal--;
+	gs_reply(c, GRPC_STATUS_UNAVAILABLE, GS_MSG_SHUTDOWN, NULL);
+}
+
+/*
+ * Every call that started before the drain is answered: let go of the
+ * connections (what gRPC has written still reaches each client), and
+ * only then shut gRPC's server down, which then has no connection left
+ * to wait for.  A call that came in meanwhile, cut off, is UNAVAILABLE
+ * to its client, as a refused one is.
+ */
+static void
+gs_on_drained(evutil_socket_t fd, short what, void *arg)
+{
+	if (svc->conns_closed)
+		return;
+	svc->conns_closed = 1;
+	log_debug("grpc: every call is answered; closing %d connection(s)",
+	    gate_connections());
+	if (svc->gate_up)
+		gate_close_all(1);
+	gs_shutdown_server();
+	gs_check_done();
+}
+
+static void
+gs_check_drain(void)
+{
+	if (svc->draining && !svc->conns_closed && svc->nreal == 0 &&
+	    svc->drain_ev != NULL)
+		event_active(svc->drain_ev, EV_TIMEOUT, 0);
+}
+
 static void
 gs_on_shutdown(void *arg, int ok)
 {
@@ -1479,6 +1532,12 @@ gs_on_grace(evutil_socket_t fd, short what, void *arg)
 	if (svc->ncalls > 0)
 		log_info("grpc: shutdown grace is over; cancelling %d "
 		    "call(s)", svc->ncalls);
+	if (!svc->conns_closed) {
+		svc->conns_closed = 1;
+		if (svc->gate_up)
+			gate_close_all(0);
+		gs_shutdown_server();
+	}
 	grpc_server_cancel_all_calls(svc->server);
 }
 
@@ -1511,6 +1570,11 @@ grpcsvc_drain(void (*done)(void))
 	svc->done = done;
 	log_info("grpc: shutting down (%d call(s), %d subscriber(s); grace "
 	    "%u s)", svc->ncalls, svc->nsubs, svc->grace);
+	/* New connections are refused, new streams sent elsewhere. */
+	if (svc->gate_up) {
+		gate_stop_listening();
+		gate_goaway_all();
+	}
 	for (c = LIST_FIRST(&svc->calls); c != NULL; c = next) {
 		next = LIST_NEXT(c, entry);
 		if (c->kind == GS_EVENTS)
@@ -1518,10 +1582,10 @@ grpcsvc_drain(void (*done)(void))
 		else if (c->kind == GS_REFLECT)
 			gs_reflect_next(c);
 	}
-	gs_shutdown_server();
 	tv.tv_sec = svc->grace;
 	tv.tv_usec = 0;
 	evtimer_add(svc->grace_ev, &tv);
+	gs_check_drain();
 	gs_check_done();
 }
 
@@ -1537,36 +1601,6 @@ gs_free_tokens(void)
 	free(svc->tokens);
 	svc->tokens = NULL;
 	svc->ntokens = 0;
-}
-
-static void
-gs_tls_set(const struct config *conf)
-{
-	int i, changed = 0;
-
-	pthread_mutex_lock(&svc->tls_lock);
-	for (i = 0; i < 3; i++) {
-		if ((svc->tls_pem[i] == NULL) != (conf->tls_pem[i] == NULL) ||
-		    (svc->tls_pem[i] != NULL &&
-		    strcmp(svc->tls_pem[i], conf->tls_pem[i]) != 0))
-			changed = 1;
-	}
-	if (changed) {
-		for (i = 0; i < 3; i++) {
-			if (svc->tls_pem[i] != NULL) {
-				explicit_bzero(svc->tls_pem[i],
-				    strlen(svc->tls_pem[i]));
-				free(svc->tls_pem[i]);
-			}
-			svc->tls_pem[i] = conf->tls_pem[i] != NULL ?
-			    xstrdup(conf->tls_pem[i]) : NULL;
-		}
-		svc->tls_gen++;
-	}
-	pthread_mutex_unlock(&svc->tls_lock);
-	if (changed && svc->server != NULL)
-		log_info("grpc: TLS certificate, key or client CA changed: "
-		    "new connections use them");
 }
 
 void
@@ -1595,55 +1629,8 @@ grpcsvc_reconfigure(const struct config *conf)
 		return;
 	}
 	svc->tls = tls;
-	if (tls != 0)
-		gs_tls_set(conf);
-}
-
-/*
- * gRPC asks this, from its own threads, for the certificate to use on each
- * new connection: what the last configuration (re)load read.
- */
-static grpc_ssl_certificate_config_reload_status
-gs_tls_fetch(void *arg, grpc_ssl_server_certificate_config **out)
-{
-	grpc_ssl_pem_key_cert_pair		 pair;
-	grpc_ssl_certificate_config_reload_status rc;
-
-	pthread_mutex_lock(&svc->tls_lock);
-	if (svc->tls_gen == svc->tls_seen || svc->tls_pem[0] == NULL)
-		rc = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
-	else {
-		pair.private_key = svc->tls_pem[1];
-		pair.cert_chain = svc->tls_pem[0];
-		/*
-		 * gRPC 1.51 asserts that a fetched config has root
-		 * certificates even when it asks for no client certificate;
-		 * then they are never used, and the server's own will do.
-		 */
-		*out = grpc_ssl_server_certificate_config_create(
-		    svc->tls_pem[2] != NULL ? svc->tls_pem[2] :
-		    svc->tls_pem[0], &pair, 1);
-		svc->tls_seen = svc->tls_gen;
-		rc = *out != NULL ? GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW :
-		    GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
-	}
-	pthread_mutex_unlock(&svc->tls_lock);
-	return rc;
-}
-
-static grpc_server_credentials *
-gs_creds(void)
-{
-	grpc_ssl_server_credentials_options *o;
-
-	if (svc->tls == 0)
-		return grpc_insecure_server_credentials_create();
-	o = grpc_ssl_server_credentials_create_options_using_config_fetcher(
-	    svc->tls == 2 ?
-	    GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY :
-	    GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, gs_tls_fetch, NULL);
-	return o != NULL ? grpc_ssl_server_credentials_create_with_options(o) :
-	    NULL;
+	if (svc->gate_up)
+		gate_reconfigure(conf);
 }
 
 /* Take a server apart; the completion-queue thread must not be running. */
@@ -1651,8 +1638,10 @@ static void
 gs_destroy(void)
 {
 	grpc_event	ev;
-	int		i;
 
+	if (svc->gate_up)
+		gate_stop();
+	svc->gate_up = 0;
 	if (svc->cq != NULL) {
 		grpc_completion_queue_shutdown(svc->cq);
 		if (svc->thread_started)
@@ -1673,17 +1662,13 @@ gs_destroy(void)
 		event_free(svc->grace_ev);
 	if (svc->done_ev != NULL)
 		event_free(svc->done_ev);
+	if (svc->drain_ev != NULL)
+		event_free(svc->drain_ev);
 	if (svc->efd != -1)
 		close(svc->efd);
 	pthread_mutex_destroy(&svc->lock);
 	svc->tls = 0;
 	gs_free_tokens();
-	for (i = 0; i < 3; i++)
-		if (svc->tls_pem[i] != NULL) {
-			explicit_bzero(svc->tls_pem[i], strlen(svc->tls_pem[i]));
-			free(svc->tls_pem[i]);
-		}
-	pthread_mutex_destroy(&svc->tls_lock);
 	free(svc->q);
 	free(svc->work);
 	reflection_free();
@@ -1702,24 +1687,21 @@ gs_core_log(gpr_log_func_args *a)
 		log_debug("grpc core: %s", a->message);
 }
 
-static const char *
-gs_listen_addr(const char *l, char *buf, size_t len)
+/* An integer channel argument. */
+static void
+gs_arg(grpc_arg *a, const char *key, int v)
 {
-	if (strncmp(l, "*:", 2) == 0) {
-		snprintf(buf, len, "[::]:%s", l + 2);
-		return buf;
-	}
-	return l;
+	a->type = GRPC_ARG_INTEGER;
+	a->key = (char *)key;
+	a->value.integer = v;
 }
 
 int
 grpcsvc_start(struct event_base *base, const struct config *conf)
 {
-	grpc_server_credentials	*creds;
-	grpc_arg		 args[2];
+	grpc_arg		 args[6];
 	grpc_channel_args	 chargs;
 	sigset_t		 all, old;
-	char			 buf[300];
 	const char		*addr;
 	int			 i, rc;
 
@@ -1735,7 +1717,6 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 	svc->base = base;
 	svc->efd = -1;
 	pthread_mutex_init(&svc->lock, NULL);
-	pthread_mutex_init(&svc->tls_lock, NULL);
 	LIST_INIT(&svc->calls);
 	LIST_INIT(&svc->subs);
 	grpcsvc_reconfigure(conf);
@@ -1755,18 +1736,23 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 		goto fail;
 	}
 
-	memset(args, 0, sizeof(args));
 	/*
-	 * SO_REUSEPORT lets a new master bind beside the old one it takes
-	 * over from; a second daemon is refused before (takeover_probe).
+	 * gRPC listens on nothing: apigate.c accepts the connections and
+	 * hands them over.  What gRPC still bounds itself is set here.
 	 */
-	args[0].type = GRPC_ARG_INTEGER;
-	args[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
-	args[0].value.integer = 1;
-	args[1].type = GRPC_ARG_INTEGER;
-	args[1].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-	args[1].value.integer = GS_MAX_MESSAGE;
-	chargs.num_args = 2;
+	gs_arg(&args[0], GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, GS_MAX_MESSAGE);
+	gs_arg(&args[1], GRPC_ARG_MAX_CONCURRENT_STREAMS,
+	    (int)conf->api_max_streams);
+	/* A connection without calls gets GOAWAY, and then closes. */
+	gs_arg(&args[2], GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+	    conf->api_idle_timeout > 0 ? (int)conf->api_idle_timeout * 1000 :
+	    INT_MAX);
+	/* Pings find the clients that are gone while a stream is open. */
+	gs_arg(&args[3], GRPC_ARG_KEEPALIVE_TIME_MS, GS_KEEPALIVE_MS);
+	gs_arg(&args[4], GRPC_ARG_KEEPALIVE_TIMEOUT_MS, GS_KEEPALIVE_TIMEOUT_MS);
+	/* Windows that stay small: what a stream may buffer stays small. */
+	gs_arg(&args[5], GRPC_ARG_HTTP2_BDP_PROBE, 0);
+	chargs.num_args = 6;
 	chargs.args = args;
 	svc->server = grpc_server_create(&chargs, NULL);
 	svc->cq = grpc_completion_queue_create_for_next(NULL);
@@ -1795,27 +1781,10 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 		}
 	}
 	svc->gen_tag.fn = gs_on_generic;
-
-	if ((creds = gs_creds()) == NULL) {
-		log_warnx("grpc: cannot make TLS credentials");
+	grpc_server_start(svc->server);
+	if (gate_start(base, svc->server, conf) == -1)
 		goto fail_server;
-	}
-	for (i = 0; i < conf->nlisten; i++) {
-		addr = gs_listen_addr(conf->listen[i], buf, sizeof(buf));
-		rc = grpc_server_add_http2_port(svc->server, addr, creds);
-		if (rc == 0) {
-			log_warnx("grpc: cannot listen on %s (address in use "
-			    "or not available%s)", conf->listen[i], svc->tls ?
-			    ", or the TLS certificate and key were refused: "
-			    "see the grpc core messages" : "");
-			grpc_server_credentials_release(creds);
-			goto fail_server;
-		}
-		log_info("grpc: listening on %s%s", addr, svc->tls == 2 ?
-		    " (TLS, client certificates required)" : svc->tls ?
-		    " (TLS)" : "");
-	}
-	grpc_server_credentials_release(creds);
+	svc->gate_up = 1;
 	for (i = 0; svc->ntokens > 0 && svc->tls == 0 && i < conf->nlisten;
 	    i++) {
 		addr = conf->listen[i];
@@ -1827,7 +1796,6 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 			    "network in clear text on %s: set tls-cert and "
 			    "tls-key", addr);
 	}
-	grpc_server_start(svc->server);
 
 	/* Signals are the loop's business, never the queue thread's. */
 	sigfillset(&all);
@@ -1843,8 +1811,9 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 	    NULL);
 	svc->grace_ev = evtimer_new(base, gs_on_grace, NULL);
 	svc->done_ev = event_new(base, -1, 0, gs_on_done, NULL);
+	svc->drain_ev = event_new(base, -1, 0, gs_on_drained, NULL);
 	if (svc->ev == NULL || svc->grace_ev == NULL || svc->done_ev == NULL ||
-	    event_add(svc->ev, NULL) == -1) {
+	    svc->drain_ev == NULL || event_add(svc->ev, NULL) == -1) {
 		log_warnx("grpc: cannot set up loop events");
 		goto fail_server;
 	}
@@ -1854,6 +1823,9 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 	return 0;
 
 fail_server:
+	if (svc->gate_up)
+		gate_stop();
+	svc->gate_up = 0;
 	/* Even a server that never started wants a shutdown before destroy. */
 	gs_shutdown_server();
 	grpc_server_cancel_all_calls(svc->server);

@@ -640,6 +640,19 @@ master_listen_equal(const struct config *a, const struct config *b)
 	return 1;
 }
 
+/*
+ * The descriptors the master may need: four a session (RTP and RTCP, each
+ * side), three an API connection (the client's and a socketpair to gRPC),
+ * the metrics connections, the workers', and some for gRPC, logs and the
+ * like.  API connections are capped, so the sessions' share is theirs.
+ */
+uint64_t
+master_nofile(const struct config *conf, int nworkers)
+{
+	return (uint64_t)conf->max_sessions * 4 +
+	    (uint64_t)conf->api_max_conns * 3 + (uint64_t)nworkers * 4 + 256;
+}
+
 static int
 master_str_equal(const char *a, const char *b)
 {
@@ -699,6 +712,17 @@ master_reload(evutil_socket_t sig, short ev, void *arg)
 
 	if (!master_str_equal(nc.metrics_listen, c->metrics_listen))
 		log_warnx("reload: metrics-listen changed: needs a restart");
+	if (nc.api_idle_timeout != c->api_idle_timeout)
+		log_warnx("reload: api-idle-timeout changed: needs a restart");
+	if (nc.api_max_streams != c->api_max_streams)
+		log_warnx("reload: api-max-streams changed: needs a restart");
+	if (nc.api_max_conns > c->api_max_conns &&
+	    daemon_raise_nofile(master_nofile(&nc, m->nworkers), err,
+	    sizeof(err)) == -1) {
+		log_warnx("reload: api-max-connections %u: %s; keeping %u",
+		    nc.api_max_conns, err, c->api_max_conns);
+		nc.api_max_conns = c->api_max_conns;
+	}
 
 	/* Take over what changes live; nc's copies go with config_free. */
 #define MOVE(f) do { typeof(c->f) t_ = c->f; c->f = nc.f; nc.f = t_; } while (0)
@@ -729,6 +753,9 @@ master_reload(evutil_socket_t sig, short ev, void *arg)
 	c->stats_interval = nc.stats_interval;
 	c->event_queue = nc.event_queue;
 	c->shutdown_grace = nc.shutdown_grace;
+	c->api_max_conns = nc.api_max_conns;
+	c->api_max_per_client = nc.api_max_per_client;
+	c->api_handshake_timeout = nc.api_handshake_timeout;
 	if (c->log_level != nc.log_level) {
 		c->log_level = nc.log_level;
 		log_setlevel(c->log_level);
@@ -896,9 +923,7 @@ master_main(struct config *conf, int foreground,
 		    "(each needs at least 2 port pairs)", conf->port_min,
 		    conf->port_max, m.nworkers);
 
-	/* Four sockets a session here, plus gRPC, logs and workers. */
-	need = (uint64_t)conf->max_sessions * 4 + (uint64_t)m.nworkers * 4 +
-	    256;
+	need = master_nofile(conf, m.nworkers);
 	if (daemon_raise_nofile(need, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 

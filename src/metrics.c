@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "rtpproxyd.h"
+#include "apigate.h"
 
 #define METRICS_TIMEOUT_S	5	/* for a request, and for its reply */
 #define METRICS_MAX_CONNS	16
@@ -660,6 +661,48 @@ metrics_events(struct evbuffer *b, const struct shm_header *h)
 	    (unsigned long long)SHM_LOAD(&h->events_dropped));
 }
 
+static void
+metrics_api(struct evbuffer *b)
+{
+	static const char *const closed[GATE_CLOSED_N] = { NULL,
+	    "not_http2", "header_flood", "rapid_reset", "control_flood",
+	    "handshake_timeout" };
+	struct gate_stats	st;
+	int			i;
+
+	gate_get_stats(&st);
+	metrics_family(b, "rtpproxyd_api_connections", "gauge",
+	    "API connections open.");
+	evbuffer_add_printf(b, "rtpproxyd_api_connections %d\n", st.open);
+	metrics_family(b, "rtpproxyd_api_connections_accepted_total",
+	    "counter", "API connections accepted by this master.");
+	evbuffer_add_printf(b, "rtpproxyd_api_connections_accepted_total "
+	    "%llu\n", (unsigned long long)st.accepted);
+	metrics_family(b, "rtpproxyd_api_connections_refused_total",
+	    "counter", "API connections refused by this master: at "
+	    "api-max-connections, at api-max-connections-per-client, out of "
+	    "descriptors.");
+	evbuffer_add_printf(b, "rtpproxyd_api_connections_refused_total"
+	    "{reason=\"max_connections\"} %llu\n",
+	    (unsigned long long)st.refused_total);
+	evbuffer_add_printf(b, "rtpproxyd_api_connections_refused_total"
+	    "{reason=\"max_per_client\"} %llu\n",
+	    (unsigned long long)st.refused_client);
+	evbuffer_add_printf(b, "rtpproxyd_api_connections_refused_total"
+	    "{reason=\"descriptors\"} %llu\n",
+	    (unsigned long long)st.refused_fd);
+	metrics_family(b, "rtpproxyd_api_connections_closed_total",
+	    "counter", "API connections this master closed for what the "
+	    "client did: an HTTP/2 attack, no preface in time, TLS that "
+	    "failed.");
+	for (i = 1; i < GATE_CLOSED_N; i++)
+		evbuffer_add_printf(b, "rtpproxyd_api_connections_closed_total"
+		    "{reason=\"%s\"} %llu\n", closed[i],
+		    (unsigned long long)st.closed[i]);
+	evbuffer_add_printf(b, "rtpproxyd_api_connections_closed_total"
+	    "{reason=\"tls\"} %llu\n", (unsigned long long)st.tls_failed);
+}
+
 /*
  * Everything, from one pass over the table.  Totals never go back: a
  * slot counts while it is not free (closing ones too), and the master
@@ -721,6 +764,7 @@ metrics_render(struct evbuffer *b)
 	metrics_latency(b, m);
 	metrics_grpc(b, h);
 	metrics_events(b, h);
+	metrics_api(b);
 }
 
 static void

@@ -131,6 +131,13 @@ struct config {
 
 	char		*metrics_listen;	/* host:port; NULL: none */
 	uint32_t	 orphan_timeout;	/* s a worker waits for a master */
+
+	/* the API's connections (apigate.c) */
+	uint32_t	 api_max_conns;		/* in all */
+	uint32_t	 api_max_per_client;	/* per address; 0: no limit */
+	uint32_t	 api_handshake_timeout;	/* s for TLS and the preface */
+	uint32_t	 api_idle_timeout;	/* s without a call; 0: never */
+	uint32_t	 api_max_streams;	/* calls at once per connection */
 };
 
 #define CONF_RS_ANY		0	/* reverse media from anywhere */
@@ -345,6 +352,7 @@ struct master {
 extern struct master *master_self;
 
 int	master_main(struct config *, int, void (*)(struct config *), char **);
+uint64_t master_nofile(const struct config *, int);
 int	master_send(int, struct ipc_hdr *, const int *, int);
 int	master_send_now(int, struct ipc_hdr *);
 void	master_worker_gone(struct master_worker *, const char *);

@@ -4,6 +4,7 @@
  * file keeps only what must not be shared (descriptors, timers, hashing).
  */
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
@@ -411,6 +412,9 @@ session_pair_of(uint16_t port)
 static const char *
 session_bind_reason(int err)
 {
+	static char	buf[128];
+	struct rlimit	rl;
+
 	switch (err) {
 	case EADDRNOTAVAIL:
 		return "is not an address of this host";
@@ -418,8 +422,42 @@ session_bind_reason(int err)
 		return "is in use";
 	case EACCES:
 		return "is not permitted";
+	case EMFILE:
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur != RLIM_INFINITY) {
+			snprintf(buf, sizeof(buf), "cannot be bound: out of "
+			    "file descriptors (the limit is %llu)",
+			    (unsigned long long)rl.rlim_cur);
+			return buf;
+		}
+		return "cannot be bound: out of file descriptors";
+	case ENFILE:
+		return "cannot be bound: the system is out of file "
+		    "descriptors";
+	case ENOBUFS:
+	case ENOMEM:
+		return "cannot be bound: out of memory";
 	default:
 		return strerror(err);
+	}
+}
+
+/* What a failed bind is to the caller: a full host is not a bug. */
+static enum rp_code
+session_bind_code(int err)
+{
+	switch (err) {
+	case EADDRINUSE:
+		return RP_ALREADY_EXISTS;
+	case EADDRNOTAVAIL:
+		return RP_INVALID_ARGUMENT;
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+		return RP_RESOURCE_EXHAUSTED;
+	default:
+		return RP_INTERNAL;
 	}
 }
 
@@ -454,9 +492,7 @@ session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
 			    "(or set disable_rtcp)", what, port);
 		if (session_bind_pair(ss, rtcp, tcp, fds) == -1) {
 			e = errno;
-			return rp_err(err, e == EADDRINUSE ?
-			    RP_ALREADY_EXISTS : e == EADDRNOTAVAIL ?
-			    RP_INVALID_ARGUMENT : RP_INTERNAL,
+			return rp_err(err, session_bind_code(e),
 			    "%s %s port %u%s %s", what, a, port,
 			    rtcp ? " (or RTCP on port + 1)" : "",
 			    session_bind_reason(e));
@@ -488,8 +524,7 @@ session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
 		if (errno != EADDRINUSE) {
 			e = errno;
 			session_setport(ss, 0);
-			return rp_err(err, e == EADDRNOTAVAIL ?
-			    RP_INVALID_ARGUMENT : RP_INTERNAL,
+			return rp_err(err, session_bind_code(e),
 			    "%s address %s %s", what, a,
 			    session_bind_reason(e));
 		}

@@ -578,7 +578,7 @@ START_TEST(test_nofile_refused)
 
 	ck_assert_int_eq(run_prepared("max-sessions 1000000", out, sizeof(out)),
 	    1);
-	ck_assert_msg(strstr(out, "need 4000260 file descriptors but "
+	ck_assert_msg(strstr(out, "need 4001028 file descriptors but "
 	    "RLIMIT_NOFILE is") != NULL && strstr(out, "max-sessions") !=
 	    NULL, "%s", out);
 }
