@@ -2,7 +2,11 @@
 #include <sys/uio.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ipc.h"
@@ -190,4 +194,153 @@ ipc_check(const void *buf, size_t n, int nfds)
 bad:
 	errno = EPROTO;
 	return -1;
+}
+
+struct ipc_qmsg {
+	TAILQ_ENTRY(ipc_qmsg)	 entry;
+	int			 fds[IPC_MAXFDS];	/* our copies */
+	int			 nfds;
+	uint64_t		 msg[];		/* hdr->len octets */
+};
+
+void
+ipc_queue_init(struct ipc_queue *q, size_t max)
+{
+	memset(q, 0, sizeof(*q));
+	TAILQ_INIT(&q->msgs);
+	q->max = max;
+}
+
+static void
+ipc_qmsg_free(struct ipc_qmsg *m)
+{
+	while (m->nfds > 0)
+		close(m->fds[--m->nfds]);
+	free(m);
+}
+
+/* A full socket, as a SOCK_SEQPACKET sender sees it. */
+static int
+ipc_full(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
+}
+
+/*
+ * Send h (with nfds descriptors) on sock, after what waits before it.
+ * 0: sent; 1: waits in the queue (watch sock for writability); -1: not
+ * sent, with errno: the peer's error (EPIPE: it is gone), ENOBUFS when
+ * the queue is at its bound, EMFILE or ENOMEM when no copy could be made.
+ */
+int
+ipc_queue_send(struct ipc_queue *q, int sock, const struct ipc_hdr *h,
+    const int *fds, int nfds)
+{
+	struct ipc_qmsg	*m;
+	int		 i, saved;
+
+	if (nfds < 0 || nfds > IPC_MAXFDS || h->len < sizeof(*h) ||
+	    h->len > IPC_MAXMSG) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (q->n == 0) {
+		if (ipc_send(sock, h, fds, nfds) == 0)
+			return 0;
+		if (!ipc_full(errno))
+			return -1;
+	}
+	if (q->max != 0 && q->n >= q->max) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	if ((m = calloc(1, sizeof(*m) + h->len)) == NULL)
+		return -1;
+	memcpy(m->msg, h, h->len);
+	for (i = 0; i < nfds; i++) {
+		if ((m->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0)) == -1) {
+			saved = errno;
+			ipc_qmsg_free(m);
+			errno = saved;
+			return -1;
+		}
+		m->nfds++;
+	}
+	TAILQ_INSERT_TAIL(&q->msgs, m, entry);
+	if (++q->n > q->peak)
+		q->peak = q->n;
+	q->waited++;
+	return 1;
+}
+
+/*
+ * Send what waits, in order, while the socket takes it.  0: all sent;
+ * 1: more waits; -1: the peer's error (the queue is kept: clear it).
+ */
+int
+ipc_queue_flush(struct ipc_queue *q, int sock)
+{
+	struct ipc_qmsg *m;
+
+	while ((m = TAILQ_FIRST(&q->msgs)) != NULL) {
+		if (ipc_send(sock, (const struct ipc_hdr *)m->msg, m->fds,
+		    m->nfds) == -1)
+			return ipc_full(errno) ? 1 : -1;
+		TAILQ_REMOVE(&q->msgs, m, entry);
+		q->n--;
+		ipc_qmsg_free(m);
+	}
+	return 0;
+}
+
+static int64_t
+ipc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Flush, waiting for room up to ms milliseconds in all: for a side that
+ * is about to stop or hand over, and has no loop to wait in.  As
+ * ipc_queue_flush; 1 when time ran out.
+ */
+int
+ipc_queue_drain(struct ipc_queue *q, int sock, int ms)
+{
+	struct pollfd	pfd;
+	int64_t		end = ipc_now_ms() + ms, left;
+	int		rc;
+
+	while ((rc = ipc_queue_flush(q, sock)) == 1 &&
+	    (left = end - ipc_now_ms()) > 0) {
+		pfd.fd = sock;
+		pfd.events = POLLOUT;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, left > 100 ? 100 : (int)left) == -1 &&
+		    errno != EINTR)
+			return -1;
+	}
+	return rc;
+}
+
+size_t
+ipc_queue_waiting(const struct ipc_queue *q)
+{
+	return q->n;
+}
+
+/* Forget what waits (the peer is gone), closing the copies. */
+void
+ipc_queue_clear(struct ipc_queue *q)
+{
+	struct ipc_qmsg *m;
+
+	while ((m = TAILQ_FIRST(&q->msgs)) != NULL) {
+		TAILQ_REMOVE(&q->msgs, m, entry);
+		ipc_qmsg_free(m);
+	}
+	q->n = 0;
 }

@@ -7,9 +7,11 @@
 #ifndef RTPPROXYD_IPC_H
 #define RTPPROXYD_IPC_H
 
+#include <sys/queue.h>
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #define IPC_VERSION	1
 #define IPC_FD		3	/* the worker's end, after exec */
@@ -63,10 +65,35 @@ struct ipc_have {
 	char		reason[120];	/* NUL-terminated */
 };
 
+/*
+ * What one side sends the other, in order: a message goes at once when
+ * nothing waits and the socket has room, otherwise it waits here with
+ * copies of its descriptors (the sender may close its own) until the
+ * socket is writable again.  Both the master (one queue per worker) and a
+ * worker (one to its master) use it; the caller watches for writability
+ * while ipc_queue_waiting says so.
+ */
+struct ipc_qmsg;
+struct ipc_queue {
+	TAILQ_HEAD(, ipc_qmsg)	 msgs;
+	size_t			 n;		/* messages waiting */
+	size_t			 max;		/* no more than; 0: no bound */
+	size_t			 peak;		/* most ever waiting */
+	uint64_t		 waited;	/* messages that ever waited */
+};
+
 size_t	ipc_size(uint16_t);
 void	ipc_init(struct ipc_hdr *, uint16_t, uint32_t, uint32_t, uint32_t);
 int	ipc_send(int, const struct ipc_hdr *, const int *, int);
 ssize_t	ipc_recv(int, void *, size_t, int *, int *);
 int	ipc_check(const void *, size_t, int);
+
+void	ipc_queue_init(struct ipc_queue *, size_t);
+int	ipc_queue_send(struct ipc_queue *, int, const struct ipc_hdr *,
+	    const int *, int);
+int	ipc_queue_flush(struct ipc_queue *, int);
+int	ipc_queue_drain(struct ipc_queue *, int, int);
+size_t	ipc_queue_waiting(const struct ipc_queue *);
+void	ipc_queue_clear(struct ipc_queue *);
 
 #endif

@@ -13,7 +13,6 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -27,13 +26,6 @@
 #define MASTER_FAST_DEATH_MS	2000	/* died this soon: throttle */
 #define MASTER_RESPAWN_MAX_MS	30000
 #define MASTER_STOP_WAIT_S	5	/* then SIGKILL the workers */
-
-struct master_msg {
-	TAILQ_ENTRY(master_msg)	 entry;
-	struct ipc_hdr		 hdr;
-	int			 fds[IPC_MAXFDS];
-	int			 nfds;
-};
 
 struct master	*master_self;
 
@@ -80,24 +72,14 @@ master_worker_ready(int id)
 static int
 master_flush(struct master_worker *mw)
 {
-	struct master_msg *q;
+	int rc;
 
-	while ((q = TAILQ_FIRST(&mw->outq)) != NULL) {
-		if (ipc_send(mw->sock, &q->hdr, q->fds, q->nfds) == -1) {
-			if (errno == EAGAIN || errno == ENOBUFS)
-				break;
-			return -1;
-		}
-		TAILQ_REMOVE(&mw->outq, q, entry);
-		while (q->nfds > 0)
-			close(q->fds[--q->nfds]);
-		free(q);
-	}
-	if (TAILQ_EMPTY(&mw->outq))
-		event_del(mw->wev);
-	else
+	rc = ipc_queue_flush(&mw->outq, mw->sock);
+	if (rc == 1)
 		event_add(mw->wev, NULL);
-	return 0;
+	else
+		event_del(mw->wev);
+	return rc == -1 ? -1 : 0;
 }
 
 static void
@@ -120,36 +102,20 @@ master_writable(evutil_socket_t fd, short ev, void *arg)
 int
 master_send(int id, struct ipc_hdr *h, const int *fds, int nfds)
 {
-	struct master_worker	*mw = &master_self->workers[id];
-	struct master_msg	*q;
-	int			 i;
+	struct master_worker *mw = &master_self->workers[id];
 
 	if (mw->sock == -1 || !mw->ready)
 		return -1;
 	h->wgen = mw->gen;
-	if (TAILQ_EMPTY(&mw->outq)) {
-		if (ipc_send(mw->sock, h, fds, nfds) == 0)
-			return 0;
-		if (errno != EAGAIN && errno != ENOBUFS) {
-			log_warn("worker %d: send", id);
-			return -1;
-		}
+	switch (ipc_queue_send(&mw->outq, mw->sock, h, fds, nfds)) {
+	case 0:
+		return 0;
+	case 1:
+		event_add(mw->wev, NULL);
+		return 0;
 	}
-	q = xcalloc(1, sizeof(*q));
-	memcpy(&q->hdr, h, sizeof(q->hdr));
-	for (i = 0; i < nfds; i++) {
-		if ((q->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0)) == -1) {
-			log_warn("worker %d: dup", id);
-			while (i > 0)
-				close(q->fds[--i]);
-			free(q);
-			return -1;
-		}
-	}
-	q->nfds = nfds;
-	TAILQ_INSERT_TAIL(&mw->outq, q, entry);
-	event_add(mw->wev, NULL);
-	return 0;
+	log_warn("worker %d: send", id);
+	return -1;
 }
 
 /* Send now, ready or not (a worker being adopted); 0 or -1. */
@@ -293,20 +259,14 @@ master_flush_all(int ms)
 {
 	struct master		*m = master_self;
 	struct master_worker	*mw;
-	struct pollfd		 pfd;
 	int64_t			 end = mono_ms() + ms;
 	int			 i;
 
 	for (i = 0; i < m->nworkers; i++) {
 		mw = &m->workers[i];
-		while (mw->sock != -1 && !TAILQ_EMPTY(&mw->outq) &&
-		    mono_ms() < end) {
-			if (master_flush(mw) == -1)
-				break;
-			pfd.fd = mw->sock;
-			pfd.events = POLLOUT;
-			(void)poll(&pfd, 1, 50);
-		}
+		if (mw->sock != -1 && ipc_queue_waiting(&mw->outq) > 0)
+			(void)ipc_queue_drain(&mw->outq, mw->sock,
+			    (int)(end > mono_ms() ? end - mono_ms() : 0));
 	}
 }
 
@@ -398,8 +358,6 @@ retry:
 static void
 master_worker_closed(struct master_worker *mw)
 {
-	struct master_msg *q;
-
 	if (mw->ready)
 		master_self->nready--;
 	mw->ready = 0;
@@ -408,12 +366,7 @@ master_worker_closed(struct master_worker *mw)
 		event_free(mw->wev);
 		mw->ev = mw->wev = NULL;
 	}
-	while ((q = TAILQ_FIRST(&mw->outq)) != NULL) {
-		TAILQ_REMOVE(&mw->outq, q, entry);
-		while (q->nfds > 0)
-			close(q->fds[--q->nfds]);
-		free(q);
-	}
+	ipc_queue_clear(&mw->outq);
 	if (mw->sock != -1)
 		close(mw->sock);
 	mw->sock = -1;
@@ -594,8 +547,9 @@ master_grpc_drained(void)
 
 		if (mw->pid <= 0)
 			continue;
+		/* After the REMOVEs that may wait: it answers those first. */
 		ipc_init(&h, IPC_SHUTDOWN, mw->gen, 0, 0);
-		if (mw->sock == -1 || ipc_send(mw->sock, &h, NULL, 0) == -1)
+		if (master_send(i, &h, NULL, 0) == -1)
 			kill(mw->pid, SIGTERM);
 	}
 	event_base_once(m->base, -1, EV_TIMEOUT, master_stop_timeout, NULL,
@@ -1046,7 +1000,7 @@ master_main(struct config *conf, int foreground,
 		mw->sock = -1;
 		mw->pid = -1;
 		mw->pidfd = -1;
-		TAILQ_INIT(&mw->outq);
+		ipc_queue_init(&mw->outq, 0);
 		master_worker_range(i, &mw->port_lo, &mw->port_hi);
 		mw->respawn_ev = evtimer_new(m.base, master_respawn_cb, mw);
 	}

@@ -298,8 +298,6 @@ int	metrics_fd(void);
 
 /* master.c */
 struct event;
-struct master_msg;
-TAILQ_HEAD(master_msgq, master_msg);
 
 struct master_worker {
 	int		 id;
@@ -315,7 +313,7 @@ struct master_worker {
 	struct event	*ev;		/* readable event socket */
 	struct event	*wev;		/* writable, while outq is not empty */
 	struct event	*respawn_ev;
-	struct master_msgq outq;	/* waiting for room in the socket */
+	struct ipc_queue outq;		/* waiting for room in the socket */
 	uint32_t	 nsessions;
 	/* a worker of a previous master, taken over (not our child) */
 	int		 adopted;

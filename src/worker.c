@@ -19,6 +19,12 @@
 
 #include "rtpproxyd.h"
 
+/*
+ * A worker queues reports for a master that is busy; on IPC_SHUTDOWN it
+ * waits this long for the master to take what is left.
+ */
+#define WORKER_FLUSH_MS		2000
+
 void (*worker_report_hook)(uint16_t, uint32_t, uint32_t, int, const char *);
 
 static struct {
@@ -28,6 +34,10 @@ static struct {
 	struct relay		*relay;
 	struct shm_table	 shm;
 	struct event		*ev_ipc;
+	struct event		*ev_out;	/* writable, while outq waits */
+	struct ipc_queue	 outq;		/* reports the socket had no room for */
+	uint64_t		 told;		/* outq.waited, last said */
+	int			 now;		/* SIGTERM: no waiting to flush */
 	/* without a master: relay on, and wait to be adopted */
 	int			 orphan;
 	int			 adopt_fd;
@@ -36,6 +46,60 @@ static struct {
 } w;
 
 static void	worker_ipc(evutil_socket_t, short, void *);
+
+/*
+ * Everything a worker tells its master goes through here, in order: what
+ * the socket has no room for waits in outq until the loop finds it
+ * writable, so a busy master loses nothing.
+ */
+static void
+worker_tell(const struct ipc_hdr *h, const int *fds, int nfds)
+{
+	/* Without a master, what matters is re-told on adoption (IPC_HAVE). */
+	if (w.orphan)
+		return;
+	switch (ipc_queue_send(&w.outq, IPC_FD, h, fds, nfds)) {
+	case 0:
+		return;
+	case 1:
+		event_add(w.ev_out, NULL);
+		return;
+	}
+	/* The master is gone (its end of the socket says so too), or a bug. */
+	log_warn("worker %d: report to master (type %u, slot %u; %zu "
+	    "waiting)", w.id, h->type, h->slot, ipc_queue_waiting(&w.outq));
+}
+
+static void
+worker_writable(evutil_socket_t fd, short ev, void *arg)
+{
+	switch (ipc_queue_flush(&w.outq, IPC_FD)) {
+	case 0:
+		log_debug("worker %d: the master was busy: %llu messages "
+		    "waited for it, and are sent", w.id,
+		    (unsigned long long)(w.outq.waited - w.told));
+		w.told = w.outq.waited;
+		break;
+	case 1:
+		event_add(w.ev_out, NULL);
+		break;
+	case -1:
+		log_warn("worker %d: event socket: %zu messages to the master "
+		    "dropped", w.id, ipc_queue_waiting(&w.outq));
+		ipc_queue_clear(&w.outq);
+		w.told = w.outq.waited;
+		break;
+	}
+}
+
+/* What waits for the old master is for nobody now: IPC_HAVE re-tells it. */
+static void
+worker_forget(void)
+{
+	event_del(w.ev_out);
+	ipc_queue_clear(&w.outq);
+	w.told = w.outq.waited;
+}
 
 void
 worker_report(uint16_t type, uint32_t slot, uint32_t slot_gen, int err,
@@ -53,12 +117,7 @@ worker_report(uint16_t type, uint32_t slot, uint32_t slot_gen, int err,
 		snprintf(m.reason, sizeof(m.reason), "%s",
 		    reason != NULL ? reason : "");
 	}
-	/* Without a master, what matters is re-told on adoption (IPC_HAVE). */
-	if (w.orphan)
-		return;
-	/* The socket is non-blocking; the master reads faster than we send. */
-	if (ipc_send(IPC_FD, &m.hdr, NULL, 0) == -1)
-		log_warn("worker %d: report to master", w.id);
+	worker_tell(&m.hdr, NULL, 0);
 }
 
 /*
@@ -93,9 +152,7 @@ worker_have(void *arg, uint32_t slot, uint32_t gen, const int *fds, int nfds,
 	m.status = status;
 	snprintf(m.reason, sizeof(m.reason), "%s", reason != NULL ? reason :
 	    "");
-	if (ipc_send(IPC_FD, &m.hdr, fds, nfds) == -1)
-		log_warn("worker %d: tell the new master about slot %u", w.id,
-		    slot);
+	worker_tell(&m.hdr, fds, nfds);
 }
 
 /* A master connects: if it is ours to trust, it is our master now. */
@@ -117,6 +174,7 @@ worker_adopted(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	event_del(w.ev_ipc);
+	worker_forget();
 	if (dup2(c, IPC_FD) == -1) {
 		log_warn("worker %d: dup2", w.id);
 		close(c);
@@ -133,12 +191,10 @@ worker_adopted(evutil_socket_t fd, short ev, void *arg)
 	    "over %d sessions", w.id, (long)cred.pid, relay_count(w.relay));
 	ipc_init(&h, IPC_HELLO, w.gen, (uint32_t)w.id, 0);
 	h.arg = (uint32_t)getpid();
-	if (ipc_send(IPC_FD, &h, NULL, 0) == -1)
-		log_warn("worker %d: hello", w.id);
+	worker_tell(&h, NULL, 0);
 	relay_each(w.relay, worker_have, NULL);
 	ipc_init(&h, IPC_READY, w.gen, 0, 0);
-	if (ipc_send(IPC_FD, &h, NULL, 0) == -1)
-		log_warn("worker %d: ready", w.id);
+	worker_tell(&h, NULL, 0);
 	event_add(w.ev_ipc, NULL);
 }
 
@@ -168,6 +224,7 @@ worker_orphaned(void)
 	}
 	w.orphan = 1;
 	event_del(w.ev_ipc);
+	worker_forget();
 	event_add(w.ev_adopt, NULL);
 	tv.tv_sec = secs;
 	tv.tv_usec = 0;
@@ -188,8 +245,7 @@ worker_send_fd(uint16_t type, uint32_t slot, uint32_t slot_gen, int fd)
 		return;
 	}
 	ipc_init(&h, type, w.gen, slot, slot_gen);
-	if (ipc_send(IPC_FD, &h, &fd, 1) == -1)
-		log_warn("worker %d: send descriptor to master", w.id);
+	worker_tell(&h, &fd, 1);
 }
 
 static void
@@ -266,6 +322,7 @@ static void
 worker_signal(evutil_socket_t sig, short ev, void *arg)
 {
 	/* The master stops us with IPC_SHUTDOWN; a signal means now. */
+	w.now = 1;
 	event_base_loopbreak(w.base);
 }
 
@@ -306,6 +363,15 @@ worker_main(int argc, char **argv)
 	relay_set_worker(w.relay, w.id);
 	w.ev_ipc = event_new(w.base, IPC_FD, EV_READ | EV_PERSIST, worker_ipc,
 	    NULL);
+	w.ev_out = event_new(w.base, IPC_FD, EV_WRITE, worker_writable, NULL);
+	/*
+	 * A session gives rise to a few reports at most between the master's
+	 * IPC_ADD and its IPC_REMOVE (ACTIVE, ERROR, TCP_ACCEPTED, CLOSED,
+	 * REMOVED), and the master reuses a slot only once it has read the
+	 * REMOVED that ends the slot's reports: what waits is bounded by
+	 * the slots this worker relays.  The bound is there for a bug.
+	 */
+	ipc_queue_init(&w.outq, (size_t)w.shm.nslots * 8 + 64);
 	{
 		struct sockaddr_un	sun;
 		socklen_t		len;
@@ -326,8 +392,8 @@ worker_main(int argc, char **argv)
 	    worker_adopted, NULL);
 	w.ev_orphan = evtimer_new(w.base, worker_orphan_timeout, NULL);
 	ev_term = evsignal_new(w.base, SIGTERM, worker_signal, NULL);
-	if (w.ev_ipc == NULL || ev_term == NULL || w.ev_adopt == NULL ||
-	    w.ev_orphan == NULL)
+	if (w.ev_ipc == NULL || w.ev_out == NULL || ev_term == NULL ||
+	    w.ev_adopt == NULL || w.ev_orphan == NULL)
 		fatalx("worker %d: event_new", w.id);
 	event_add(w.ev_ipc, NULL);
 	event_add(ev_term, NULL);
@@ -345,7 +411,14 @@ worker_main(int argc, char **argv)
 
 	event_base_dispatch(w.base);
 
+	/* What the master has not had yet (REMOVED, mostly) goes first. */
+	if (ipc_queue_waiting(&w.outq) > 0 && ipc_queue_drain(&w.outq, IPC_FD,
+	    w.now ? 0 : WORKER_FLUSH_MS) != 0)
+		log_warnx("worker %d: stopping with %zu messages the master "
+		    "did not take", w.id, ipc_queue_waiting(&w.outq));
+	ipc_queue_clear(&w.outq);
 	relay_free(w.relay);
+	event_free(w.ev_out);
 	event_free(w.ev_ipc);
 	event_free(w.ev_adopt);
 	event_free(w.ev_orphan);

@@ -1213,6 +1213,18 @@ up_many(void)
 	e2e_up(2, 14000, 31999, 0, NULL);
 }
 
+/* One worker, so that every report of the burst goes one way. */
+static void up_burst(void) { e2e_up(1, 14000, 31999, 0, NULL); }
+
+/* A test that stopped the master may have failed before it went on. */
+static void
+burst_down(void)
+{
+	if (dmn.pid > 0)
+		kill(dmn.pid, SIGCONT);
+	e2e_down();
+}
+
 static struct rpc_client *
 e2e_client(void)
 {
@@ -1597,6 +1609,79 @@ START_TEST(e2e_thousand)
 }
 END_TEST
 
+/*
+ * The master is busy (stopped, here) while its worker turns thousands of
+ * sessions ACTIVE at once: the worker's reports wait for it, none is
+ * lost, and the master sees every one once it reads again.
+ */
+START_TEST(e2e_report_burst)
+{
+	struct rpc_client	*c = e2e_client();
+	Rtpproxy__SessionInfo	*si;
+	enum { N = 2000 };
+	static uint16_t		 lp[N];
+	uint8_t			 b[256], got[256];
+	char			 id[32], det[256];
+	int			 cal, dst, i, rcvd = 0, active, big = 4 << 20;
+	uint16_t		 dport;
+	int64_t			 end, quiet;
+	size_t			 n;
+
+	ck_assert_int_ne(cal = harness_udp(0, NULL), -1);
+	ck_assert_int_ne(dst = harness_udp(0, &dport), -1);
+	(void)setsockopt(dst, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+	for (i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "burst-%d", i);
+		ck_assert_msg(e2e_create(c, id, "127.0.0.1", dport, 1, &si,
+		    det, sizeof(det)) == 0, "session %d: %s", i, det);
+		lp[i] = (uint16_t)si->listen->port;
+		info_free(si);
+	}
+
+	ck_assert_int_eq(kill(dmn.pid, SIGSTOP), 0);
+	n = mkrtp(b, 1, 160, 0x5eed, 100);
+	for (i = 0; i < N; i++) {
+		tx(cal, 0, lp[i], b, n);
+		if (i % 32 == 31)
+			while (recv(dst, got, sizeof(got), MSG_DONTWAIT) > 0)
+				rcvd++;
+	}
+	/* The worker relays on alone: wait until it has done them all. */
+	end = mono_us() + tms(30000) * 1000LL;
+	quiet = mono_us() + tms(3000) * 1000LL;
+	while (rcvd < N && mono_us() < end && mono_us() < quiet)
+		if (harness_recv(dst, got, sizeof(got), 100, NULL) > 0) {
+			rcvd++;
+			quiet = mono_us() + tms(3000) * 1000LL;
+		}
+	ck_assert_int_eq(kill(dmn.pid, SIGCONT), 0);
+	ck_assert_int_ge(rcvd, N / 2);
+
+	end = mono_us() + tms(30000) * 1000LL;
+	for (i = 0, active = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "burst-%d", i);
+		for (;;) {
+			ck_assert_int_eq(e2e_status(c, id, &si), 0);
+			if (si->state == ST_ACTIVE || mono_us() > end)
+				break;
+			info_free(si);
+			usleep(10000);
+		}
+		active += si->state == ST_ACTIVE;
+		info_free(si);
+	}
+	ck_assert_msg(active == N, "%d of %d sessions ACTIVE; the log says "
+	    "\"report to master\" %d times", active, N,
+	    harness_log_count(&dmn, "report to master"));
+	ck_assert_int_eq(harness_log_count(&dmn, "report to master"), 0);
+	/* The burst did wait for the master: this tested the queue. */
+	ck_assert_int_ge(harness_log_count(&dmn, "the master was busy"), 1);
+	close(cal);
+	close(dst);
+	rpc_client_free(c);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1610,6 +1695,7 @@ main(void)
 	const TTest *const t_small[] = { e2e_exhaustion, NULL };
 	const TTest *const t_timeouts[] = { e2e_timeouts, NULL };
 	const TTest *const t_many[] = { e2e_thousand, NULL };
+	const TTest *const t_burst[] = { e2e_report_burst, NULL };
 	Suite	*s = suite_create("relay");
 
 	signal(SIGPIPE, SIG_IGN);
@@ -1620,5 +1706,6 @@ main(void)
 	harness_tcase(s, "daemon-timeouts", up_timeouts, e2e_down, 60,
 	    t_timeouts);
 	harness_tcase(s, "daemon-many", up_many, e2e_down, 120, t_many);
+	harness_tcase(s, "daemon-burst", up_burst, burst_down, 180, t_burst);
 	return harness_run_suite(s);
 }
