@@ -168,6 +168,12 @@ master_readable(evutil_socket_t fd, short ev, void *arg)
 		n = ipc_recv(fd, msg.buf, sizeof(msg.buf), fds, &nfds);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return;
+		/*
+		 * A worker that died with our messages unread: said once,
+		 * then what it sent before can still be read, then the end.
+		 */
+		if (n == -1 && errno == ECONNRESET)
+			continue;
 		if (n == 0) {
 			/* SIGCHLD (or its pidfd, if adopted) does the rest. */
 			event_del(mw->ev);

@@ -301,6 +301,9 @@ worker_ipc(evutil_socket_t fd, short ev, void *arg)
 		n = ipc_recv(fd, m.buf, sizeof(m.buf), fds, &nfds);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return;
+		/* A master that went with our reports unread: then the end. */
+		if (n == -1 && errno == ECONNRESET)
+			continue;
 		if (n == 0) {
 			worker_orphaned();
 			return;

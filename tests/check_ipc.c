@@ -222,6 +222,35 @@ START_TEST(test_recv_empty_with_fds)
 }
 END_TEST
 
+/*
+ * A peer that closes with messages of ours unread: the next read says
+ * ECONNRESET once, then what it sent before can still be read, then the
+ * end (master_readable and worker_ipc rely on it).
+ */
+START_TEST(test_recv_reset_then_data)
+{
+	struct ipc_hdr	h;
+	char		buf[IPC_MAXMSG];
+	int		n, fds[IPC_MAXFDS];
+
+	ipc_init(&h, IPC_ACTIVE, 1, 7, 0);
+	ck_assert_int_eq(ipc_send(sv[1], &h, NULL, 0), 0);
+	ipc_init(&h, IPC_REMOVE, 1, 8, 0);
+	ck_assert_int_eq(ipc_send(sv[0], &h, NULL, 0), 0);
+	close(sv[1]);
+	sv[1] = -1;
+	n = IPC_MAXFDS;
+	ck_assert_int_eq(ipc_recv(sv[0], buf, sizeof(buf), fds, &n), -1);
+	ck_assert_int_eq(errno, ECONNRESET);
+	n = IPC_MAXFDS;
+	ck_assert_int_eq(ipc_recv(sv[0], buf, sizeof(buf), fds, &n),
+	    sizeof(h));
+	ck_assert_uint_eq(((struct ipc_hdr *)buf)->slot, 7);
+	n = IPC_MAXFDS;
+	ck_assert_int_eq(ipc_recv(sv[0], buf, sizeof(buf), fds, &n), 0);
+}
+END_TEST
+
 /* Count of open descriptors: lowest_free cannot see a leak above a hole. */
 static int
 open_fds(void)
@@ -366,6 +395,7 @@ main(void)
 	tcase_add_test(tc, test_recv_truncated);
 	tcase_add_test(tc, test_recv_eof_and_empty);
 	tcase_add_test(tc, test_recv_empty_with_fds);
+	tcase_add_test(tc, test_recv_reset_then_data);
 	tcase_add_test(tc, test_queue_order_and_fds);
 	tcase_add_test(tc, test_queue_peer_gone);
 	suite_add_tcase(s, tc);

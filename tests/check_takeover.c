@@ -365,6 +365,51 @@ START_TEST(kill9_under_load)
 }
 END_TEST
 
+/*
+ * A master killed while its workers' reports wait unread in its socket
+ * (it was stopped while media made the sessions ACTIVE): the workers see
+ * ECONNRESET, not the end, on their event socket.  That is their master
+ * gone too, not a malformed message: they relay on and are adopted.
+ */
+START_TEST(kill9_with_reports_unread)
+{
+	struct rpc_client	*c = client();
+	pid_t			 w0 = harness_worker_pid(&d, 0), old = d.pid;
+	pid_t			 w1 = harness_worker_pid(&d, 1);
+	uint8_t			 b[64];
+	size_t			 n;
+	int			 i;
+
+	legs_open(c, NSESS);
+	rpc_client_free(c);
+	ck_assert_int_eq(kill(old, SIGSTOP), 0);
+	n = harness_rtp(b, 1, 160, 0x1234, 20);
+	for (i = 0; i < NSESS; i++)
+		ck_assert_int_eq(harness_send(legs[i].caller, "127.0.0.1",
+		    legs[i].lport, b, n), 0);
+	usleep(300000);
+	/* Relayed while the master was stopped: not load()'s to count. */
+	for (i = 0; i < NSESS; i++)
+		while (recv(legs[i].dest, b, sizeof(b), 0) > 0)
+			;
+	ck_assert_int_eq(kill(old, SIGKILL), 0);
+	ck_assert(gone(old));
+	usleep(300000);
+	ck_assert(harness_alive(w0) && harness_alive(w1));
+	ck_assert_int_eq(harness_log_count(&d, "malformed message from "
+	    "master"), 0);
+	ck_assert_int_eq(harness_log_count(&d, "master went away; relaying "
+	    "on"), 2);
+	ck_assert_int_eq(harness_launch(&d, 0), 0);
+	(void)new_master(old, 2);
+	ck_assert_int_eq(harness_worker_pid(&d, 0), w0);
+	ck_assert_int_eq(harness_worker_pid(&d, 1), w1);
+	load(NSESS, 500, NULL, NULL);
+	no_loss(NSESS);
+	legs_close(NSESS);
+}
+END_TEST
+
 /* A TCP transfer across a SIGUSR2 restart: not an octet lost. */
 START_TEST(tcp_across_usr2)
 {
@@ -918,6 +963,7 @@ main(void)
 {
 	const TTest *const t_usr2[] = { usr2_under_load, NULL };
 	const TTest *const t_kill[] = { kill9_under_load, NULL };
+	const TTest *const t_unread[] = { kill9_with_reports_unread, NULL };
 	const TTest *const t_tcp[] = { tcp_across_usr2, NULL };
 	const TTest *const t_both[] = { master_and_worker_die, NULL };
 	const TTest *const t_fail[] = { failed_restart, NULL };
@@ -934,6 +980,7 @@ main(void)
 	signal(SIGPIPE, SIG_IGN);
 	harness_tcase(s, "usr2", up, down, 60, t_usr2);
 	harness_tcase(s, "kill9", up, down, 60, t_kill);
+	harness_tcase(s, "kill9-unread", up, down, 60, t_unread);
 	harness_tcase(s, "tcp", up, down, 60, t_tcp);
 	harness_tcase(s, "both", up, down, 60, t_both);
 	harness_tcase(s, "failed", up, down, 60, t_fail);
