@@ -54,6 +54,7 @@ enum shm_state {
 #define SHM_F_IDLE_DEF	0x08	/* idle timeout follows the configuration */
 #define SHM_F_SRC_ADDR	0x10	/* reverse media only from the destination */
 #define SHM_F_SRC_PORT	0x20	/* ... and only from its port */
+#define SHM_F_QUARANTINED 0x100	/* crashed workers: relayed no more */
 
 /* Why sessions closed, for monitoring; see session_close_reason(). */
 enum shm_close {
@@ -207,13 +208,25 @@ struct shm_worker {
 	_Atomic int32_t		pid;		/* 0: none */
 	_Atomic uint32_t	gen;
 	uint16_t		port_lo, port_hi;
-	uint32_t		pad0;
+	_Atomic uint32_t	quarantined;	/* sessions, for its crashes */
 	_Atomic uint64_t	restarts;
 	/* the worker writes */
 	_Atomic uint64_t	lat_hist[SHM_LAT_BUCKETS];
 	_Atomic uint64_t	lat_sum_ns;
 	_Atomic uint64_t	lat_count;
+	/*
+	 * The slot whose sockets it works on (SHM_BUSY), 0 when none: what
+	 * a worker that crashed was doing, for the master to read.
+	 */
+	_Atomic uint64_t	busy;
 } __attribute__((aligned(64)));
+
+#define SHM_BUSY(slot, gen)	((uint64_t)(gen) << 32 | ((uint64_t)(slot) + 1))
+#define SHM_BUSY_SLOT(b)	((uint32_t)((b) & 0xffffffffu) - 1)
+#define SHM_BUSY_GEN(b)		((uint32_t)((b) >> 32))
+
+/* Both fields came out of padding: the layout did not change. */
+_Static_assert(sizeof(struct shm_worker) == 192, "shm_worker layout");
 
 /*
  * Destination rules (acl.c), published by the master with a sequence

@@ -25,6 +25,8 @@
 
 #define MASTER_FAST_DEATH_MS	2000	/* died this soon: throttle */
 #define MASTER_RESPAWN_MAX_MS	30000
+#define MASTER_RESPAWN_MIN_MS	100	/* between two starts of a worker */
+#define MASTER_CRASH_RUN	8	/* crashes blamed on sessions in a row */
 #define MASTER_STOP_WAIT_S	5	/* then SIGKILL the workers */
 
 struct master	*master_self;
@@ -69,6 +71,16 @@ master_worker_ready(int id)
 	return master_self->workers[id].ready;
 }
 
+/* Our own SIGKILL: its death is no news of what killed it. */
+void
+master_kill(struct master_worker *mw)
+{
+	if (mw->pid <= 0)
+		return;
+	mw->killed = 1;
+	kill(mw->pid, SIGKILL);
+}
+
 static int
 master_flush(struct master_worker *mw)
 {
@@ -89,7 +101,7 @@ master_writable(evutil_socket_t fd, short ev, void *arg)
 
 	if (master_flush(mw) == -1) {
 		log_warn("worker %d: event socket", mw->id);
-		kill(mw->pid, SIGKILL);
+		master_kill(mw);
 	}
 }
 
@@ -179,9 +191,10 @@ master_readable(evutil_socket_t fd, short ev, void *arg)
 			event_del(mw->ev);
 			if (mw->adopted && mw->pidfd == -1) {
 				/* No pidfd to tell: its socket's end does. */
-				kill(mw->pid, SIGKILL);
+				master_kill(mw);
 				master_worker_gone(mw, "is gone (adopted: its "
-				    "exit status is not ours to know)");
+				    "exit status is not ours to know)",
+				    MASTER_GONE_UNKNOWN);
 			}
 			return;
 		}
@@ -197,7 +210,7 @@ master_readable(evutil_socket_t fd, short ev, void *arg)
 			while (nfds > 0)
 				close(fds[--nfds]);
 			event_del(mw->ev);
-			kill(mw->pid, SIGKILL);
+			master_kill(mw);
 			return;
 		}
 		if (msg.h.wgen != mw->gen) {
@@ -244,6 +257,7 @@ master_worker_attach(struct master_worker *mw, int sock)
 
 	mw->sock = sock;
 	mw->ready = 0;
+	mw->killed = 0;
 	mw->started_ms = mono_ms();
 	mw->ready_ms = 0;
 	if (set_nonblock(mw->sock) == -1)
@@ -391,17 +405,41 @@ master_worker_closed(struct master_worker *mw)
 		atomic_store(&master_self->shm.hdr->workers[mw->id].pid, 0);
 }
 
+/* Start mw again, but not sooner than MASTER_RESPAWN_MIN_MS after the last. */
+static void
+master_respawn_soon(struct master_worker *mw)
+{
+	struct timeval	tv;
+	int64_t		wait;
+
+	wait = mw->started_ms + MASTER_RESPAWN_MIN_MS - mono_ms();
+	if (wait <= 0) {
+		master_spawn(mw);
+		return;
+	}
+	tv.tv_sec = wait / 1000;
+	tv.tv_usec = (wait % 1000) * 1000;
+	evtimer_add(mw->respawn_ev, &tv);
+}
+
 /*
- * A worker is gone (how: "killed by signal 9" and the like): its copies
- * of the sockets went with it; respawn it, throttled if it keeps dying.
+ * A worker is gone (how: "killed by signal 9" and the like; cause: one of
+ * MASTER_GONE_*): its copies of the sockets went with it.  A new worker
+ * takes its sessions at once when what ended it will not come back by
+ * itself: a kill from outside, or a crash in the middle of one session's
+ * media, which counts against that session (session_worker_crashed; the
+ * second time it is quarantined, so that one session cannot crash
+ * workers for ever).  Any other death soon after the start is throttled:
+ * respawning at once would likely repeat it.
  */
 void
-master_worker_gone(struct master_worker *mw, const char *how)
+master_worker_gone(struct master_worker *mw, const char *how, int cause)
 {
 	struct master	*m = master_self;
 	struct timeval	 tv;
+	uint64_t	 busy = 0;
 	int64_t		 lived, delay;
-	int		 was_ready;
+	int		 was_ready, explained;
 
 	/*
 	 * Young is soon after it was ready (or before it ever was): the
@@ -416,7 +454,30 @@ master_worker_gone(struct master_worker *mw, const char *how)
 	else
 		log_warnx("worker %d (pid %ld) %s", mw->id, (long)mw->pid,
 		    how);
+	/* It is dead: what it wrote last is all it will write. */
+	if (cause == MASTER_GONE_CRASHED && m->shm.hdr != NULL)
+		busy = atomic_load_explicit(&m->shm.hdr->workers[mw->id].busy,
+		    memory_order_relaxed);
 	master_worker_closed(mw);
+	if (lived >= MASTER_FAST_DEATH_MS && was_ready)
+		mw->fast_deaths = mw->crash_run = 0;
+	explained = cause == MASTER_GONE_KILLED;
+	/*
+	 * Crash after crash blamed on sessions, the worker never living
+	 * long in between, looks more like a bug that every session hits:
+	 * past MASTER_CRASH_RUN no more sessions are blamed (quarantined);
+	 * the worker is throttled instead.
+	 */
+	if (busy != 0 && !m->stopping && mw->crash_run < MASTER_CRASH_RUN &&
+	    session_worker_crashed(mw->id, SHM_BUSY_SLOT(busy),
+	    SHM_BUSY_GEN(busy), how)) {
+		explained = 1;
+		mw->crash_run++;
+	} else if (busy != 0 && mw->crash_run >= MASTER_CRASH_RUN)
+		log_warnx("worker %d crashed on a session's media again, after "
+		    "%d such crashes in a row: more like a bug any session "
+		    "may hit; quarantining no more sessions, throttling the "
+		    "worker", mw->id, mw->crash_run);
 	session_worker_lost(mw->id);
 	if (m->stopping) {
 		master_check_stopped();
@@ -424,14 +485,12 @@ master_worker_gone(struct master_worker *mw, const char *how)
 	}
 	/*
 	 * A worker that dies young (or before it was ready) more than once
-	 * in a row waits longer each time.
+	 * in a row, for no reason we know of, waits longer each time.
 	 */
-	if (lived < MASTER_FAST_DEATH_MS || !was_ready)
+	if (!explained && (lived < MASTER_FAST_DEATH_MS || !was_ready))
 		mw->fast_deaths++;
-	else
-		mw->fast_deaths = 0;
-	if (mw->fast_deaths <= 1) {
-		master_spawn(mw);
+	if (explained || mw->fast_deaths <= 1) {
+		master_respawn_soon(mw);
 		return;
 	}
 	delay = 100LL << (mw->fast_deaths < 10 ? mw->fast_deaths : 10);
@@ -443,6 +502,34 @@ master_worker_gone(struct master_worker *mw, const char *how)
 	tv.tv_sec = delay / 1000;
 	tv.tv_usec = (delay % 1000) * 1000;
 	evtimer_add(mw->respawn_ev, &tv);
+}
+
+/*
+ * What ended a worker of ours, from its wait status: SIGKILL comes from
+ * outside (an operator, the OOM killer) unless we sent it; a fault
+ * signal or a failure exit is its own doing; anything else is unknown.
+ */
+static int
+master_death_cause(const struct master_worker *mw, int status)
+{
+	if (mw->killed)
+		return MASTER_GONE_UNKNOWN;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status) != 0 ? MASTER_GONE_CRASHED :
+		    MASTER_GONE_UNKNOWN;
+	switch (WTERMSIG(status)) {
+	case SIGKILL:
+		return MASTER_GONE_KILLED;
+	case SIGSEGV:
+	case SIGBUS:
+	case SIGILL:
+	case SIGFPE:
+	case SIGABRT:
+	case SIGSYS:
+	case SIGTRAP:
+		return MASTER_GONE_CRASHED;
+	}
+	return MASTER_GONE_UNKNOWN;
 }
 
 static void
@@ -473,7 +560,8 @@ master_reap(evutil_socket_t sig, short ev, void *arg)
 			if (m->workers[i].pid == pid)
 				mw = &m->workers[i];
 		if (mw != NULL)
-			master_worker_gone(mw, how);
+			master_worker_gone(mw, how,
+			    master_death_cause(mw, status));
 	}
 }
 

@@ -642,6 +642,13 @@ metrics_processes(struct evbuffer *b, const struct master *m)
 		evbuffer_add_printf(b, "rtpproxyd_worker_restarts_total"
 		    "{worker=\"%d\"} %llu\n", i,
 		    (unsigned long long)SHM_LOAD(&h->workers[i].restarts));
+	metrics_family(b, "rtpproxyd_worker_quarantined_sessions_total",
+	    "counter", "Sessions quarantined: the worker crashed twice while "
+	    "relaying each.");
+	for (i = 0; i < m->nworkers && i < SHM_MAX_WORKERS; i++)
+		evbuffer_add_printf(b,
+		    "rtpproxyd_worker_quarantined_sessions_total{worker=\"%d\"} "
+		    "%u\n", i, (unsigned)SHM_LOAD(&h->workers[i].quarantined));
 }
 
 static void

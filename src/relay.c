@@ -170,6 +170,8 @@ struct relay {
 	union relay_cmsg	  errcmsg;
 
 	struct shm_worker	 *wstats;	/* NULL: none */
+	uint16_t		  crash_lo;	/* RTPPROXYD_FAILPOINT */
+	uint16_t		  crash_hi;
 	struct tcp_relay	 *tcp;
 	uint64_t		  hist[SHM_LAT_BUCKETS];
 	uint32_t		  hist_used;	/* bit k: hist[k] != 0 */
@@ -202,6 +204,27 @@ relay_set_worker(struct relay *r, int id)
 	    &r->shm->hdr->workers[id] : NULL;
 }
 
+/*
+ * The table says which slot the worker works on, so that a crash names
+ * the session that may have caused it (master.c): a store per ready
+ * socket, not per packet.
+ */
+void
+relay_busy(struct relay *r, uint32_t slot, uint32_t gen)
+{
+	if (r->wstats != NULL)
+		atomic_store_explicit(&r->wstats->busy, SHM_BUSY(slot, gen),
+		    memory_order_relaxed);
+}
+
+void
+relay_idle(struct relay *r)
+{
+	if (r->wstats != NULL)
+		atomic_store_explicit(&r->wstats->busy, 0,
+		    memory_order_relaxed);
+}
+
 static void	relay_poll(evutil_socket_t, short, void *);
 
 /*
@@ -226,6 +249,8 @@ struct relay *
 relay_new(struct event_base *base, struct shm_table *shm)
 {
 	struct relay	*r;
+	const char	*fp;
+	char		*end;
 	int		 i;
 
 	r = xcalloc(1, sizeof(*r));
@@ -247,6 +272,19 @@ relay_new(struct event_base *base, struct shm_table *shm)
 		r->txgso[i].hdr.cmsg_len = CMSG_LEN(sizeof(uint16_t));
 	}
 	r->gso = relay_gso_probe();
+	/*
+	 * For the tests only: with RTPPROXYD_FAILPOINT=relay-crash:LO[-HI],
+	 * media on a listen port from LO to HI aborts the worker, as a packet
+	 * that hit a bug would (what the master does about sessions that
+	 * crash workers).
+	 */
+	if ((fp = getenv("RTPPROXYD_FAILPOINT")) != NULL &&
+	    strncmp(fp, "relay-crash:", 12) == 0) {
+		r->crash_lo = r->crash_hi = (uint16_t)strtol(fp + 12, &end,
+		    10);
+		if (*end == '-')
+			r->crash_hi = (uint16_t)strtol(end + 1, NULL, 10);
+	}
 	if ((r->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
 	    (r->ev_poll = event_new(base, r->epfd, EV_READ | EV_PERSIST,
 	    relay_poll, r)) == NULL || event_add(r->ev_poll, NULL) == -1) {
@@ -1083,8 +1121,15 @@ relay_poll(evutil_socket_t fd, short what, void *arg)
 			__builtin_prefetch(nrs);
 			__builtin_prefetch(&nrs->sk[0]);
 		}
-		if ((sk = relay_evsock(r, r->evs[i].data.u64)) != NULL)
-			relay_readable(sk);
+		if ((sk = relay_evsock(r, r->evs[i].data.u64)) == NULL)
+			continue;
+		relay_busy(r, sk->sess->idx, sk->sess->gen);
+		if (__builtin_expect(r->crash_lo != 0, 0) &&
+		    sk->sess->slot->listen.port >= r->crash_lo &&
+		    sk->sess->slot->listen.port <= r->crash_hi)
+			abort();
+		relay_readable(sk);
+		relay_idle(r);
 	}
 }
 

@@ -274,6 +274,7 @@ void	session_close_all(enum shm_close);
 const char *session_close_name(enum shm_close);
 void	session_worker_ready(int);
 void	session_worker_lost(int);
+int	session_worker_crashed(int, uint32_t, uint32_t, const char *);
 void	session_ipc(int, const struct ipc_hdr *, int *, int);
 void	session_have(int, const struct ipc_have *, int *, int);
 void	session_adopt_table(void);
@@ -309,6 +310,8 @@ struct master_worker {
 	int64_t		 started_ms;
 	int64_t		 ready_ms;	/* 0: not ready since started */
 	int		 fast_deaths;
+	int		 killed;	/* by us (master_kill) */
+	int		 crash_run;	/* crashes blamed on sessions, in a row */
 	uint32_t	 spawns;
 	struct event	*ev;		/* readable event socket */
 	struct event	*wev;		/* writable, while outq is not empty */
@@ -353,7 +356,12 @@ int	master_main(struct config *, int, void (*)(struct config *), char **);
 uint64_t master_nofile(const struct config *, int);
 int	master_send(int, struct ipc_hdr *, const int *, int);
 int	master_send_now(int, struct ipc_hdr *);
-void	master_worker_gone(struct master_worker *, const char *);
+/* What ended a worker, as master_worker_gone is told */
+#define MASTER_GONE_UNKNOWN	0	/* no status (adopted), or we killed it */
+#define MASTER_GONE_KILLED	1	/* SIGKILL from outside */
+#define MASTER_GONE_CRASHED	2	/* a fault signal, or a failure exit */
+void	master_worker_gone(struct master_worker *, const char *, int);
+void	master_kill(struct master_worker *);
 void	master_spawn(struct master_worker *);
 void	master_worker_attach(struct master_worker *, int);
 void	master_flush_all(int);
@@ -396,6 +404,8 @@ uint64_t	 relay_gso_count(const struct relay *);
 int		 relay_add(struct relay *, uint32_t, uint32_t, int *, int);
 void		 relay_remove(struct relay *, uint32_t);
 int		 relay_count(const struct relay *);
+void		 relay_busy(struct relay *, uint32_t, uint32_t);
+void		 relay_idle(struct relay *);
 const struct shm_acl *relay_acl(struct relay *);
 typedef void	 relay_each_fn(void *, uint32_t, uint32_t, const int *, int,
 		    uint32_t, const char *);

@@ -22,11 +22,13 @@
 #define SESSION_TCP_CONNECT	1	/* session_bind: for connect() */
 #define SESSION_TCP_LISTEN	2	/* session_bind: listening */
 #define SESSION_ACL_SWEEPS	40	/* host addresses every 10 s */
+#define SESSION_STRIKES		2	/* crashes that quarantine it */
 
 struct session {
 	int		 in_use;	/* slot taken (maybe still removing) */
 	int		 removing;	/* REMOVE sent, waiting for REMOVED */
 	int		 handed;	/* the current worker relays it */
+	int		 strikes;	/* workers that crashed on it */
 	int		 worker;
 	int		 fds[IPC_MAXFDS];
 	int		 nfds;
@@ -240,6 +242,7 @@ session_handover(uint32_t i)
 	struct ipc_hdr	 h;
 
 	if (se->handed || se->removing || se->nfds == 0 ||
+	    (session_slot(i)->flags & SHM_F_QUARANTINED) ||
 	    !master_worker_ready(se->worker))
 		return;
 	ipc_init(&h, IPC_ADD, 0, i, atomic_load(&session_slot(i)->gen));
@@ -876,7 +879,8 @@ session_worker_ready(int w)
 
 	for (i = 0; i < sr.nslots; i++) {
 		se = &sr.s[i];
-		if (!se->in_use || se->worker != w || se->handed)
+		if (!se->in_use || se->worker != w || se->handed ||
+		    (session_slot(i)->flags & SHM_F_QUARANTINED))
 			continue;
 		if (se->removing) {
 			/* Nobody relays it any more. */
@@ -1058,6 +1062,63 @@ session_adopt_table(void)
 	    closing);
 }
 
+/* Close our copies of a failed TCP session's connections; keep listening. */
+static void
+session_tcp_drop(uint32_t i)
+{
+	struct session *se = &sr.s[i];
+
+	while (se->nfds > 1)
+		close(se->fds[--se->nfds]);
+}
+
+/*
+ * Worker w crashed (how) while it worked on slot i of generation gen: 1
+ * if that is a session of its, which now has one crash more against it;
+ * 0 if the slot says nothing (reused, another worker's).  A session that
+ * crashes workers again and again would take down every worker it is
+ * given to, so the second crash quarantines it: ERROR, and no worker
+ * relays it again; the sockets stay bound until it is destroyed.
+ */
+int
+session_worker_crashed(int w, uint32_t i, uint32_t gen, const char *how)
+{
+	struct shm_slot	*s;
+	struct session	*se;
+
+	if (i >= sr.nslots || !sr.s[i].in_use || sr.s[i].worker != w ||
+	    atomic_load(&session_slot(i)->gen) != gen)
+		return 0;
+	se = &sr.s[i];
+	s = session_slot(i);
+	if (se->removing) {
+		/* Gone anyway: nothing of it will crash the next worker. */
+		log_warnx("worker %d crashed while letting go of session %s",
+		    w, s->id);
+		return 1;
+	}
+	if (++se->strikes < SESSION_STRIKES) {
+		log_warnx("session %s: worker %d %s while relaying it; the "
+		    "new worker relays it, and a second crash quarantines it",
+		    s->id, w, how);
+		return 1;
+	}
+	s->flags |= SHM_F_QUARANTINED;
+	atomic_fetch_add(&sr.m->shm.hdr->workers[w].quarantined, 1);
+	snprintf(s->error, sizeof(s->error), "quarantined: worker %d "
+	    "crashed %d times while relaying it (last %s)", w, se->strikes,
+	    how);
+	log_warnx("session %s %s; no worker relays it again, destroy it",
+	    s->id, s->error);
+	if (s->flags & SHM_F_TCP)
+		session_tcp_drop(i);
+	if (session_state(i) == SHM_ERROR)
+		session_emit(i, SEV_ERROR, SHM_ERROR, s->error);
+	else
+		session_change(i, SHM_ERROR, SEV_ERROR, s->error);
+	return 1;
+}
+
 /* The worker died: its copies of the sockets are gone with it. */
 void
 session_worker_lost(int w)
@@ -1074,15 +1135,6 @@ session_worker_lost(int w)
 	}
 }
 
-/* Close our copies of a failed TCP session's connections; keep listening. */
-static void
-session_tcp_drop(uint32_t i)
-{
-	struct session *se = &sr.s[i];
-
-	while (se->nfds > 1)
-		close(se->fds[--se->nfds]);
-}
 
 /* A worker's message; fds (its descriptors) are ours to keep or close. */
 void

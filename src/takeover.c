@@ -483,7 +483,7 @@ static void
 takeover_worker_gone(evutil_socket_t fd, short ev, void *arg)
 {
 	master_worker_gone(arg, "is gone (adopted: its exit status is not "
-	    "ours to know)");
+	    "ours to know)", MASTER_GONE_UNKNOWN);
 }
 
 static void
@@ -495,7 +495,7 @@ takeover_adopt_late(evutil_socket_t fd, short ev, void *arg)
 		return;
 	log_warnx("worker %d (pid %ld) did not tell its sessions in %d s: "
 	    "replacing it", mw->id, (long)mw->pid, ADOPT_READY_S);
-	kill(mw->pid, SIGKILL);
+	master_kill(mw);
 }
 
 /*

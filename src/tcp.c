@@ -262,8 +262,11 @@ tcp_pump(struct tcp_dir *td)
 				return;
 			}
 		}
-		if (k > 0 && tcp_failpoint > 0 && --tcp_failpoint == 0)
+		/* A death at the worst moment, not one this session caused. */
+		if (k > 0 && tcp_failpoint > 0 && --tcp_failpoint == 0) {
+			relay_idle(tr->relay);
 			_exit(99);
+		}
 		if (k > 0) {
 			ns = tcp_now_ns();
 			tcp_frames(&ts->slot->tcp[td->d], d, ts->clock_rate,
@@ -291,18 +294,27 @@ tcp_pump(struct tcp_dir *td)
 static void
 tcp_readable(evutil_socket_t fd, short what, void *arg)
 {
-	tcp_pump(arg);
+	struct tcp_dir	*td = arg;
+	struct relay	*r = td->ts->tr->relay;
+
+	relay_busy(r, td->ts->idx, td->ts->gen);
+	tcp_pump(td);
+	relay_idle(r);
 }
 
 static void
 tcp_writable(evutil_socket_t fd, short what, void *arg)
 {
-	struct tcp_dir *td = arg;
+	struct tcp_dir	*td = arg;
+
+	struct relay	*r = td->ts->tr->relay;
 
 	if (td->done || td->ts->failed)
 		return;
 	event_add(td->rev, NULL);
+	relay_busy(r, td->ts->idx, td->ts->gen);
 	tcp_pump(td);
+	relay_idle(r);
 }
 
 /* Close fd so that the peer sees a reset, not an orderly end. */
@@ -401,11 +413,12 @@ tcp_connect_done(evutil_socket_t fd, short what, void *arg)
 
 	if (getsockopt(ts->ffd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
-	if (err != 0) {
+	relay_busy(ts->tr->relay, ts->idx, ts->gen);
+	if (err != 0)
 		tcp_fail(ts, 0, err, NULL);
-		return;
-	}
-	tcp_connected(ts);
+	else
+		tcp_connected(ts);
+	relay_idle(ts->tr->relay);
 }
 
 /* Connect the forward socket to the destination (again, after a restart). */
@@ -483,9 +496,8 @@ tcp_start(struct tcp_sess *ts)
 
 /* The caller connects: the first one is the session's, others are reset. */
 static void
-tcp_accept(evutil_socket_t fd, short what, void *arg)
+tcp_accept_all(struct tcp_sess *ts)
 {
-	struct tcp_sess		*ts = arg;
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
 	char			 a[INET6_ADDRSTRLEN + 8];
@@ -530,6 +542,16 @@ tcp_accept(evutil_socket_t fd, short what, void *arg)
 		worker_send_fd(IPC_TCP_ACCEPTED, ts->idx, ts->gen, c);
 		tcp_connect(ts);
 	}
+}
+
+static void
+tcp_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct tcp_sess	*ts = arg;
+
+	relay_busy(ts->tr->relay, ts->idx, ts->gen);
+	tcp_accept_all(ts);
+	relay_idle(ts->tr->relay);
 }
 
 struct tcp_relay *

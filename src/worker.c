@@ -262,13 +262,19 @@ worker_dispatch(const struct ipc_hdr *h, int *fds, int nfds)
 			    h->slot);
 			break;
 		}
-		if (relay_add(w.relay, h->slot, h->slot_gen, fds, nfds) == 0)
+		relay_busy(w.relay, h->slot, h->slot_gen);
+		if (relay_add(w.relay, h->slot, h->slot_gen, fds, nfds) == 0) {
+			relay_idle(w.relay);
 			return;		/* the relay owns the descriptors */
+		}
+		relay_idle(w.relay);
 		worker_report(IPC_ERROR, h->slot, h->slot_gen, errno,
 		    "worker could not relay the session");
 		break;
 	case IPC_REMOVE:
+		relay_busy(w.relay, h->slot, h->slot_gen);
 		relay_remove(w.relay, h->slot);
+		relay_idle(w.relay);
 		worker_report(IPC_REMOVED, h->slot, h->slot_gen, 0, NULL);
 		break;
 	case IPC_SHUTDOWN:
@@ -364,6 +370,8 @@ worker_main(int argc, char **argv)
 	if ((w.relay = relay_new(w.base, &w.shm)) == NULL)
 		fatalx("worker %d: relay_new", w.id);
 	relay_set_worker(w.relay, w.id);
+	/* What the worker before us was busy with is the master's to read. */
+	relay_idle(w.relay);
 	w.ev_ipc = event_new(w.base, IPC_FD, EV_READ | EV_PERSIST, worker_ipc,
 	    NULL);
 	w.ev_out = event_new(w.base, IPC_FD, EV_WRITE, worker_writable, NULL);
