@@ -158,6 +158,72 @@ acl_key(const struct sockaddr *sa, uint8_t *addr, uint16_t *port)
 	return -1;
 }
 
+/*
+ * The IPv4 address that an IPv6 address carries to an IPv4 host, for
+ * the kinds of address that do: a translator or a tunnel relay sends the
+ * packet on to that IPv4 address, so that is where media would go.  The
+ * kind, for a person, or NULL.  A network-specific NAT64 prefix (other
+ * than 64:ff9b:1::/48, taken as /96 like the well-known one) is not known
+ * here: an operator denies it with a rule.
+ */
+static const char *
+acl_embedded(const uint8_t *a, uint8_t *v4)
+{
+	static const uint8_t	zero[12];
+	static const uint8_t	siit[12] = { [8] = 0xff, [9] = 0xff };
+	static const uint8_t	nat64[12] = { 0x00, 0x64, 0xff, 0x9b };
+	static const uint8_t	local64[6] = { 0x00, 0x64, 0xff, 0x9b, 0x00,
+				    0x01 };
+	int			i;
+
+	if (memcmp(a, zero, 12) == 0) {
+		/* :: and ::1 are IPv6's own unspecified and loopback. */
+		if (a[12] == 0 && a[13] == 0 && a[14] == 0 && a[15] <= 1)
+			return NULL;
+		memcpy(v4, a + 12, 4);
+		return "IPv4-compatible, RFC 4291";
+	}
+	if (memcmp(a, siit, 12) == 0) {
+		memcpy(v4, a + 12, 4);
+		return "IPv4-translated, RFC 2765";
+	}
+	if (memcmp(a, nat64, 12) == 0) {
+		memcpy(v4, a + 12, 4);
+		return "NAT64, RFC 6052";
+	}
+	if (memcmp(a, local64, 6) == 0) {
+		memcpy(v4, a + 12, 4);
+		return "NAT64 local-use prefix, RFC 8215";
+	}
+	if (a[0] == 0x20 && a[1] == 0x02) {
+		memcpy(v4, a + 2, 4);
+		return "6to4, RFC 3056";
+	}
+	if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0 && a[3] == 0) {
+		/* The client's address, each bit inverted. */
+		for (i = 0; i < 4; i++)
+			v4[i] = (uint8_t)~a[12 + i];
+		return "Teredo, RFC 4380";
+	}
+	return NULL;
+}
+
+/* What sa embeds (see acl_embedded), into buf; NULL if nothing. */
+static const char *
+acl_embedded_sa(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const struct sockaddr_in6	*sin6 = (const void *)sa;
+	const char			*kind;
+	uint8_t				 v4[4];
+
+	if (sa->sa_family != AF_INET6 ||
+	    IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) ||
+	    (kind = acl_embedded(sin6->sin6_addr.s6_addr, v4)) == NULL ||
+	    inet_ntop(AF_INET, v4, buf, (socklen_t)len) == NULL)
+		return NULL;
+	return kind;
+}
+
 static int
 acl_is_local(const struct shm_acl *acl, int family, const uint8_t *addr)
 {
@@ -177,37 +243,33 @@ acl_is_local(const struct shm_acl *acl, int family, const uint8_t *addr)
 	return 0;
 }
 
-/*
- * May media go to (or, for a latch, come from) sa?  what: ACL_UDP,
- * ACL_TCP or ACL_TCP_PEER.  ACL_ALLOW, or ACL_DENY with *rule the deciding
- * rule's index, or ACL_SELF.  The API and metrics ports are ours for TCP
- * only.  A TCP caller gets the rules but not the loop check: its address
- * cannot be forged, its reverse media goes back on its own connection, and
- * a local client's ephemeral port may well lie in the media range (a
- * destination on our own ports is refused when the session is created).
- */
-int
-acl_check(const struct shm_acl *acl, const struct sockaddr *sa, int what,
+/* Is port on addr one of ours, for what? */
+static int
+acl_self(const struct shm_acl *acl, int family, const uint8_t *addr,
+    uint16_t port, int what)
+{
+	int	own;
+	uint16_t i;
+
+	if (what != ACL_UDP && what != ACL_TCP)
+		return 0;
+	own = acl->port_max != 0 && port >= acl->port_min &&
+	    port <= acl->port_max;
+	for (i = 0; what == ACL_TCP && !own && i < acl->nown &&
+	    i < SHM_OWN_MAX; i++)
+		own = acl->own[i] == port;
+	return own && acl_is_local(acl, family, addr);
+}
+
+/* The rules' verdict on addr, with *rule the deciding one (or -1). */
+static int
+acl_rules(const struct shm_acl *acl, int family, const uint8_t *addr,
     int *rule)
 {
 	const struct shm_acl_rule	*r, *best = NULL;
-	uint8_t				 addr[16];
-	uint16_t			 port, i;
 	uint32_t			 k, n = acl->nrules;
-	int				 family, own = 0;
 
 	*rule = -1;
-	if ((family = acl_key(sa, addr, &port)) == -1)
-		return ACL_DENY;
-	if (what != ACL_TCP_PEER) {
-		own = acl->port_max != 0 && port >= acl->port_min &&
-		    port <= acl->port_max;
-		for (i = 0; what == ACL_TCP && !own && i < acl->nown &&
-		    i < SHM_OWN_MAX; i++)
-			own = acl->own[i] == port;
-		if (own && acl_is_local(acl, family, addr))
-			return ACL_SELF;
-	}
 	if (n > SHM_ACL_MAX)
 		n = SHM_ACL_MAX;
 	for (k = 0; k < n; k++) {
@@ -228,6 +290,44 @@ acl_check(const struct shm_acl *acl, const struct sockaddr *sa, int what,
 }
 
 /*
+ * May media go to (or, for a latch, come from) sa?  what: ACL_UDP,
+ * ACL_TCP, ACL_UDP_SRC or ACL_TCP_PEER.  ACL_ALLOW, or ACL_DENY with
+ * *rule the deciding rule's index, or ACL_SELF.
+ *
+ * The own-ports check is for destinations: the media port range, and
+ * for TCP the API and metrics ports too.  A sender gets the rules only:
+ * whether it is one of this daemon's own sockets is acl_own_socket's to
+ * say, and a TCP caller (its address cannot be forged, its reverse media
+ * goes back on its own connection) may well have an ephemeral port in the
+ * media range.
+ *
+ * An IPv6 address that embeds an IPv4 address (acl_embedded) is judged
+ * by the IPv4 address, with the IPv4 rules and the own ports; and the
+ * IPv6 rules must not refuse it either.
+ */
+int
+acl_check(const struct shm_acl *acl, const struct sockaddr *sa, int what,
+    int *rule)
+{
+	uint8_t		addr[16], v4[4];
+	uint16_t	port;
+	int		family, verdict;
+
+	*rule = -1;
+	if ((family = acl_key(sa, addr, &port)) == -1)
+		return ACL_DENY;
+	if (acl_self(acl, family, addr, port, what))
+		return ACL_SELF;
+	if (family == AF_INET6 && acl_embedded(addr, v4) != NULL) {
+		if (acl_self(acl, AF_INET, v4, port, what))
+			return ACL_SELF;
+		if ((verdict = acl_rules(acl, AF_INET, v4, rule)) != ACL_ALLOW)
+			return verdict;
+	}
+	return acl_rules(acl, family, addr, rule);
+}
+
+/*
  * Why sa was refused, for a person: which rule, and how to change it.
  * what is "destination" or "source".
  */
@@ -237,12 +337,18 @@ acl_explain(const struct shm_acl *acl, const struct config *conf,
     char *buf, size_t len)
 {
 	const struct shm_acl_rule	*r;
+	const char			*kind;
 	char				 a[INET6_ADDRSTRLEN + 8], p[64];
+	char				 v4[INET_ADDRSTRLEN], emb[96];
 
 	sa_ntop(sa, a, sizeof(a));
+	emb[0] = '\0';
+	if ((kind = acl_embedded_sa(sa, v4, sizeof(v4))) != NULL)
+		snprintf(emb, sizeof(emb), "it embeds %s (%s)", v4, kind);
 	if (verdict == ACL_SELF) {
 		snprintf(buf, len, "%s %s is one of this daemon's own ports "
-		    "on this host: refusing a relay loop", what, a);
+		    "on this host%s%s: refusing a relay loop", what, a,
+		    *emb ? ": " : "", emb);
 		return;
 	}
 	if (rule < 0 || (uint32_t)rule >= acl->nrules) {
@@ -251,17 +357,22 @@ acl_explain(const struct shm_acl *acl, const struct config *conf,
 	}
 	r = &acl->rules[rule];
 	acl_rule_str(r, p, sizeof(p));
+	/* Only an IPv4 rule decided by what the address embeds. */
+	if (r->family != AF_INET)
+		emb[0] = '\0';
 	if (r->origin == 0)
 		snprintf(buf, len, "%s %s is refused by deny-destination %s "
-		    "(%s:%u)", what, a, p,
+		    "(%s:%u)%s%s", what, a, p,
 		    conf != NULL && conf->path != NULL ? conf->path :
-		    "configuration", r->line);
+		    "configuration", r->line, *emb ? ": " : "", emb);
 	else if (r->origin == ACL_IFBCAST)
-		snprintf(buf, len, "%s %s is refused: it is the broadcast "
-		    "address of a network of this host", what, a);
+		snprintf(buf, len, "%s %s is refused: %s%sthe broadcast "
+		    "address of a network of this host", what, a,
+		    *emb ? emb : "it is", *emb ? ", " : " ");
 	else
-		snprintf(buf, len, "%s %s is refused: it is %s (built-in "
+		snprintf(buf, len, "%s %s is refused: %s%s%s (built-in "
 		    "rule deny %s; allow-destination %s opens it)", what, a,
+		    *emb ? emb : "it is", *emb ? ", " : " ",
 		    acl_builtins[r->origin - 1].what, p, p);
 }
 

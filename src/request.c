@@ -163,15 +163,26 @@ req_endpoint(const Rtpproxy__Endpoint *e, const char *name, int need_addr,
 	return 0;
 }
 
+/*
+ * A wildcard address (0.0.0.0, ::, ::ffff:0.0.0.0) is not a place to
+ * send media: as a destination the kernel takes it for this host.  No
+ * rule opens it.
+ */
 static int
 req_is_wildcard(const struct sockaddr_storage *ss)
 {
+	const struct in6_addr *a6;
+
 	if (ss->ss_family == AF_INET)
 		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
 		    htonl(INADDR_ANY);
-	if (ss->ss_family == AF_INET6)
-		return IN6_IS_ADDR_UNSPECIFIED(
-		    &((const struct sockaddr_in6 *)ss)->sin6_addr);
+	if (ss->ss_family == AF_INET6) {
+		a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		return IN6_IS_ADDR_UNSPECIFIED(a6) ||
+		    (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 0 &&
+		    a6->s6_addr[13] == 0 && a6->s6_addr[14] == 0 &&
+		    a6->s6_addr[15] == 0);
+	}
 	return 0;
 }
 
@@ -190,7 +201,8 @@ request_create_params(const Rtpproxy__CreateSessionRequest *req,
 		return -1;
 	if (req_is_wildcard(&p->dest)) {
 		rp_err(err, RP_INVALID_ARGUMENT,
-		    "destination.address must not be a wildcard address");
+		    "destination.address must not be a wildcard address: it "
+		    "means this host, not a place to send media to");
 		return -1;
 	}
 	/* A port without an address: the wildcard of the destination's. */

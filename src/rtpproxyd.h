@@ -179,6 +179,7 @@ void	daemon_notify_barrier(int);
 #define ACL_UDP		0	/* a UDP destination or sender */
 #define ACL_TCP		1	/* a TCP destination: the API ports too */
 #define ACL_TCP_PEER	2	/* a TCP caller that connected to us */
+#define ACL_UDP_SRC	3	/* a UDP sender, to latch on to */
 
 int	acl_parse(const char *, struct shm_acl_rule *, char *, size_t);
 const char *acl_rule_str(const struct shm_acl_rule *, char *, size_t);

@@ -44,6 +44,28 @@ check_udp(const char *addr, uint16_t port)
 	return acl_check(&acl, (struct sockaddr *)sa(addr, port), ACL_UDP, &r);
 }
 
+/* The verdict on a UDP sender (a caller to latch on to). */
+static int
+check_src(const char *addr, uint16_t port)
+{
+	int r;
+
+	return acl_check(&acl, (struct sockaddr *)sa(addr, port), ACL_UDP_SRC,
+	    &r);
+}
+
+/* The deciding rule of a refusal, as "prefix". */
+static const char *
+rule_of(const char *addr)
+{
+	static char	buf[64];
+	int		rule;
+
+	ck_assert_int_eq(check(addr, 9, &rule), ACL_DENY);
+	ck_assert_int_ge(rule, 0);
+	return acl_rule_str(&acl.rules[rule], buf, sizeof(buf));
+}
+
 /* The verdict on a TCP caller that connected from addr:port. */
 static int
 check_peer(const char *addr, uint16_t port)
@@ -206,6 +228,109 @@ START_TEST(self)
 	ck_assert_msg(strstr(why, "own ports") != NULL, "%s", why);
 	/* The host's own addresses are local too (at least one: lo). */
 	ck_assert_uint_ge(acl.nlocal, 1);
+}
+END_TEST
+
+/*
+ * IPv6 addresses that embed an IPv4 address are judged by the address
+ * they embed, with the IPv4 rules, and must pass the IPv6 rules too.
+ */
+START_TEST(embedded)
+{
+	static const struct {
+		const char *addr, *rule;
+	} refused[] = {
+		{ "::127.0.0.1", "127.0.0.0/8" },		/* compatible */
+		{ "::ffff:127.0.0.1", "127.0.0.0/8" },		/* mapped */
+		{ "::ffff:0:127.0.0.1", "127.0.0.0/8" },	/* translated */
+		{ "64:ff9b::7f00:1", "127.0.0.0/8" },		/* NAT64 */
+		{ "64:ff9b::127.1.2.3", "127.0.0.0/8" },
+		{ "64:ff9b:1::7f00:1", "127.0.0.0/8" },	/* local-use */
+		{ "64:ff9b:1:ab:cd::7f00:1", "127.0.0.0/8" },
+		{ "2002:7f00:1::", "127.0.0.0/8" },		/* 6to4 */
+		{ "2002:7f00:1:5::1", "127.0.0.0/8" },
+		/* Teredo: the client's address, inverted, in the last 32 bits */
+		{ "2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.0/8" },
+		{ "64:ff9b::a9fe:a9fe", "169.254.0.0/16" },
+		{ "2002:a9fe:a9fe::1", "169.254.0.0/16" },
+		{ "2001::5601:5601", "169.254.0.0/16" },
+		{ "64:ff9b::e000:1", "224.0.0.0/4" },
+		{ "::0.1.2.3", "0.0.0.0/8" },
+		{ "64:ff9b::ffff:ffff", "255.255.255.255/32" },
+		{ "::", "::/128" },
+		{ "::1", "::1/128" },
+	};
+	static const char *const allowed[] = {
+		"::192.0.2.1", "64:ff9b::c000:201", "64:ff9b:1::c000:201",
+		"2002:c000:201::1", "2001:0:4136:e378:8000:63bf:3fff:fdfe",
+		"::ffff:0:192.0.2.1", "2001:db8::7f00:1", "2003:7f00:1::",
+		"64:ff9a::7f00:1", "64:ff9b:2::7f00:1",
+	};
+	char	why[512];
+	size_t	i;
+	int	rule;
+
+	build("");
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		ck_assert_msg(strcmp(rule_of(refused[i].addr), refused[i].rule)
+		    == 0, "%s: decided by %s", refused[i].addr,
+		    rule_of(refused[i].addr));
+	for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		ck_assert_msg(check(allowed[i], 9, NULL) == ACL_ALLOW, "%s",
+		    allowed[i]);
+	/* Senders and TCP callers alike. */
+	ck_assert_int_eq(check_src("64:ff9b::7f00:1", 9), ACL_DENY);
+	ck_assert_int_eq(check_src("2002:7f00:1::", 9), ACL_DENY);
+	ck_assert_int_eq(check_src("64:ff9b::c000:201", 9), ACL_ALLOW);
+	ck_assert_int_eq(check_peer("::127.0.0.1", 9), ACL_DENY);
+
+	/* The explanation says what it embeds and which rule opens it. */
+	ck_assert_int_eq(check("64:ff9b::7f00:1", 5004, &rule), ACL_DENY);
+	acl_explain(&acl, &conf, (struct sockaddr *)sa("64:ff9b::7f00:1",
+	    5004), ACL_DENY, rule, "destination", why, sizeof(why));
+	ck_assert_str_eq(why, "destination [64:ff9b::7f00:1]:5004 is refused: "
+	    "it embeds 127.0.0.1 (NAT64, RFC 6052), a loopback address "
+	    "(built-in rule deny 127.0.0.0/8; allow-destination 127.0.0.0/8 "
+	    "opens it)");
+	ck_assert_int_eq(check("2001:0:4136:e378:8000:63bf:80ff:fffe", 5004,
+	    &rule), ACL_DENY);
+	acl_explain(&acl, &conf, (struct sockaddr *)sa(
+	    "2001:0:4136:e378:8000:63bf:80ff:fffe", 5004), ACL_DENY, rule,
+	    "source", why, sizeof(why));
+	ck_assert_msg(strstr(why, "embeds 127.0.0.1 (Teredo, RFC 4380)") !=
+	    NULL, "%s", why);
+
+	/* The configured IPv4 rules: they refuse and they open. */
+	build("deny-destination 192.0.2.0/24\n"
+	    "allow-destination 127.0.0.0/8\n");
+	ck_assert_int_eq(check("64:ff9b::c000:201", 9, &rule), ACL_DENY);
+	ck_assert_uint_eq(acl.rules[rule].line, 1);
+	acl_explain(&acl, &conf, (struct sockaddr *)sa("2002:c000:201::",
+	    5004), ACL_DENY, rule, "destination", why, sizeof(why));
+	ck_assert_str_eq(why, "destination [2002:c000:201::]:5004 is refused "
+	    "by deny-destination 192.0.2.0/24 (configuration:1): it embeds "
+	    "192.0.2.1 (6to4, RFC 3056)");
+	ck_assert_int_eq(check("64:ff9b::7f00:1", 9, NULL), ACL_ALLOW);
+	ck_assert_int_eq(check("::127.0.0.1", 9, NULL), ACL_ALLOW);
+
+	/* The IPv6 rules still apply to the IPv6 address. */
+	build("deny-destination 2002::/16\n");
+	ck_assert_int_eq(check("2002:c000:201::", 9, NULL), ACL_DENY);
+	ck_assert_int_eq(check("64:ff9b::c000:201", 9, NULL), ACL_ALLOW);
+	build("deny-destination 0.0.0.0/0 ::/0\n"
+	    "allow-destination 192.0.2.0/24\n");
+	ck_assert_int_eq(check("64:ff9b::c000:201", 9, NULL), ACL_DENY);
+	ck_assert_int_eq(check("64:ff9b::c633:6401", 9, NULL), ACL_DENY);
+	build("deny-destination 0.0.0.0/0 ::/0\n"
+	    "allow-destination 192.0.2.0/24 64:ff9b::/96\n");
+	ck_assert_int_eq(check("64:ff9b::c000:201", 9, NULL), ACL_ALLOW);
+	ck_assert_int_eq(check("64:ff9b::c633:6401", 9, NULL), ACL_DENY);
+
+	/* The own media ports: judged on the embedded address too. */
+	build("port-range 30000 30099\nallow-destination 127.0.0.0/8\n");
+	ck_assert_int_eq(check_udp("64:ff9b::7f00:1", 30010), ACL_SELF);
+	ck_assert_int_eq(check_udp("2002:7f00:1::", 30010), ACL_SELF);
+	ck_assert_int_eq(check_udp("64:ff9b::7f00:1", 30100), ACL_ALLOW);
 }
 END_TEST
 
@@ -379,6 +504,7 @@ main(void)
 	tcase_add_test(tc, builtin);
 	tcase_add_test(tc, longest_prefix);
 	tcase_add_test(tc, self);
+	tcase_add_test(tc, embedded);
 	tcase_add_test(tc, published);
 	tcase_add_test(tc, config_errors);
 	tcase_add_test(tc, config_files);

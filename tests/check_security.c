@@ -520,7 +520,8 @@ up_rules(void)
 {
 	up("deny-destination 192.0.2.0/24\n"
 	    "allow-destination 192.0.2.7\n"
-	    "deny-destination 127.0.0.2/32 fd00::/8");
+	    "deny-destination 127.0.0.2/32 fd00::/8\n"
+	    "allow-destination 0.0.0.0/8");
 }
 
 START_TEST(acl_defaults)
@@ -540,6 +541,13 @@ START_TEST(acl_defaults)
 		{ "::1", "::ffff:127.0.0.1", "a loopback address" },
 		{ "::1", "ff02::1", "a multicast address" },
 		{ "::1", "fe80::1", "a link-local address" },
+		/* judged by the IPv4 address they embed */
+		{ "::1", "::127.0.0.1", "embeds 127.0.0.1 (IPv4-compatible" },
+		{ "::1", "64:ff9b::7f00:1", "embeds 127.0.0.1 (NAT64" },
+		{ "::1", "64:ff9b:1::a9fe:a9fe", "embeds 169.254.169.254" },
+		{ "::1", "2002:7f00:1::", "embeds 127.0.0.1 (6to4" },
+		{ "::1", "2001:0:4136:e378:8000:63bf:80ff:fffe",
+		    "embeds 127.0.0.1 (Teredo" },
 	};
 	struct rpc_client	*c;
 	char			 det[512];
@@ -559,6 +567,18 @@ START_TEST(acl_defaults)
 		ck_assert_int_eq(harness_status(c, "acl-def", NULL),
 		    RP_NOT_FOUND);
 	}
+	/*
+	 * A wildcard is not a place to send media (to the kernel it means
+	 * this host): refused before any rule, which cannot open it.
+	 */
+	ck_assert_int_eq(create_to(c, "acl-def", "127.0.0.1", "0.0.0.0",
+	    40000, det, sizeof(det)), RP_INVALID_ARGUMENT);
+	ck_assert_msg(strstr(det, "wildcard") != NULL, "%s", det);
+	ck_assert_int_eq(create_to(c, "acl-def", "::1", "::", 40000, det,
+	    sizeof(det)), RP_INVALID_ARGUMENT);
+	ck_assert_int_eq(create_to(c, "acl-def", "::1", "::ffff:0.0.0.0",
+	    40000, det, sizeof(det)), RP_INVALID_ARGUMENT);
+	ck_assert_msg(strstr(det, "wildcard") != NULL, "%s", det);
 	/* Anything else is relayed to: TEST-NET-1 here. */
 	ck_assert_int_eq(create_to(c, "acl-def", "127.0.0.1", "192.0.2.1",
 	    40000, det, sizeof(det)), RP_OK);
@@ -624,6 +644,43 @@ START_TEST(acl_rules)
 END_TEST
 
 /* A caller the rules refuse as a reverse target is not latched on to. */
+/*
+ * The IPv4 rules decide for the IPv6 spellings too: an allow of
+ * 0.0.0.0/8 opens 0.1.2.3 but never the wildcard; the harness's
+ * allow-destination 127.0.0.0/8 opens the NAT64 spelling of loopback.
+ */
+START_TEST(acl_opened)
+{
+	struct rpc_client	*c;
+	char			 det[512];
+
+	need_daemon();
+	c = client_sec(NULL, NULL, NULL);
+	ck_assert_int_eq(create_to(c, "open-1", "127.0.0.1", "0.1.2.3",
+	    40000, det, sizeof(det)), RP_OK);
+	ck_assert_int_eq(create_to(c, "open-2", "127.0.0.1", "0.0.0.0",
+	    40000, det, sizeof(det)), RP_INVALID_ARGUMENT);
+	ck_assert_int_eq(create_to(c, "open-3", "::1", "64:ff9b::7f00:1",
+	    40000, det, sizeof(det)), RP_OK);
+	/* An IPv4 deny refuses it in each spelling, naming the rule. */
+	ck_assert_int_eq(create_to(c, "open-4", "::1", "64:ff9b::7f00:2",
+	    40000, det, sizeof(det)), RP_PERMISSION_DENIED);
+	ck_assert_msg(strstr(det, "deny-destination 127.0.0.2/32") != NULL &&
+	    strstr(det, "embeds 127.0.0.2 (NAT64") != NULL, "%s", det);
+	ck_assert_int_eq(create_to(c, "open-4", "::1", "2002:7f00:2::",
+	    40000, det, sizeof(det)), RP_PERMISSION_DENIED);
+	ck_assert_int_eq(create_to(c, "open-4", "::1", "::ffff:0:127.0.0.2",
+	    40000, det, sizeof(det)), RP_PERMISSION_DENIED);
+	/* ... and the own media ports of the host, embedded or not. */
+	ck_assert_int_eq(create_to(c, "open-5", "::1", "64:ff9b::7f00:1",
+	    d.port_min + 10, det, sizeof(det)), RP_PERMISSION_DENIED);
+	ck_assert_msg(strstr(det, "own ports") != NULL, "%s", det);
+	ck_assert_int_eq(harness_destroy(c, "open-1"), RP_OK);
+	ck_assert_int_eq(harness_destroy(c, "open-3"), RP_OK);
+	rpc_client_free(c);
+}
+END_TEST
+
 START_TEST(acl_latch)
 {
 	struct rpc_client		*c;
@@ -947,7 +1004,8 @@ main(void)
 	const TTest *const t_token[] = { token_required, token_flood,
 	    token_reload, NULL };
 	const TTest *const t_defaults[] = { acl_defaults, NULL };
-	const TTest *const t_rules[] = { acl_rules, acl_latch, NULL };
+	const TTest *const t_rules[] = { acl_rules, acl_opened, acl_latch,
+	    NULL };
 	const TTest *const t_rsource[] = { rsource_modes, NULL };
 	const TTest *const t_rate[] = { rate_pps, rate_bps, rate_invalid,
 	    NULL };
