@@ -17,19 +17,22 @@ shm_round(size_t n, size_t a)
 	return (n + a - 1) / a * a;
 }
 
+/* Where the ports and the slots start. */
+#define SHM_PORTS_AT	shm_round(sizeof(struct shm_header), 64)
+#define SHM_SLOTS_AT	(SHM_PORTS_AT + shm_round(sizeof(struct shm_ports), 64))
+
 size_t
 shm_table_size(uint32_t nslots)
 {
-	return shm_round(sizeof(struct shm_header), 64) +
-	    (size_t)nslots * sizeof(struct shm_slot);
+	return SHM_SLOTS_AT + (size_t)nslots * sizeof(struct shm_slot);
 }
 
 static void
 shm_set(struct shm_table *t, void *base, size_t size, const char *name)
 {
 	t->hdr = base;
-	t->slots = (struct shm_slot *)((char *)base +
-	    shm_round(sizeof(struct shm_header), 64));
+	t->ports = (struct shm_ports *)((char *)base + SHM_PORTS_AT);
+	t->slots = (struct shm_slot *)((char *)base + SHM_SLOTS_AT);
 	t->nslots = t->hdr->nslots;
 	t->size = size;
 	snprintf(t->name, sizeof(t->name), "%s", name);
@@ -150,6 +153,7 @@ shm_detach(struct shm_table *t)
 	if (t->hdr != NULL)
 		munmap(t->hdr, t->size);
 	t->hdr = NULL;
+	t->ports = NULL;
 	t->slots = NULL;
 	t->nslots = 0;
 }

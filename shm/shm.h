@@ -10,6 +10,9 @@
  *
  * The table outlives a master that dies: a new master attaches it, adopts
  * the workers listed in the header and carries on (master.c, adopt.c).
+ *
+ * Layout: the header, the UDP ports the sessions hold (struct
+ * shm_ports), then the slots; each part starts on a cache line.
  */
 #ifndef RTPPROXYD_SHM_H
 #define RTPPROXYD_SHM_H
@@ -21,7 +24,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x52545058u	/* "RTPX" */
-#define SHM_VERSION	2u
+#define SHM_VERSION	3u
 #define SHM_ID_MAX	64		/* session id, NUL included */
 #define SHM_REASON_MAX	128
 #define SHM_MAX_WORKERS	64
@@ -256,6 +259,21 @@ struct shm_acl {
 	struct shm_addr		local[SHM_LOCAL_MAX];	/* port unused */
 };
 
+/*
+ * The UDP ports this daemon's sessions hold, by family (0: IPv4, 1: IPv6)
+ * and port: 0 when no session's socket is bound there, the slot + 1 of
+ * the one session that holds it, or SHM_PORT_SHARED when more do.  The
+ * master writes it as it binds and lets go of sockets; a worker reads it,
+ * and then the slot's addresses, to tell a sender that is one of the
+ * daemon's own sockets from a caller on this host (acl_own_socket): one
+ * relaxed load, no lock.
+ */
+#define SHM_PORT_SHARED	UINT32_MAX
+
+struct shm_ports {
+	_Atomic uint32_t	owner[2][65536];
+};
+
 struct shm_header {
 	uint32_t	magic;
 	uint32_t	version;
@@ -285,6 +303,7 @@ struct shm_header {
 
 struct shm_table {
 	struct shm_header	*hdr;
+	struct shm_ports	*ports;
 	struct shm_slot		*slots;
 	uint32_t		 nslots;
 	size_t			 size;

@@ -327,6 +327,59 @@ acl_check(const struct shm_acl *acl, const struct sockaddr *sa, int what,
 	return acl_rules(acl, family, addr, rule);
 }
 
+/* Is a bound to the wildcard address of its family? */
+static int
+acl_addr_any(const struct shm_addr *a)
+{
+	static const uint8_t any[16];
+
+	return memcmp(a->addr, any, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+/*
+ * Is sa one of this daemon's own UDP sockets: a session's listen or
+ * forward socket (RTP, or RTCP on the port above), on this host?  Only
+ * those are refused as senders, since relaying to one is a loop; a caller
+ * on this host whose port lies in the media range is a caller like any
+ * other.  The table's port map says which session holds the port, and
+ * that session's slot on which address; a port that more than one holds
+ * is taken for ours.  For the packet path: a load or two, no lock, no
+ * allocation.  A slot being reused meanwhile can give one wrong answer.
+ */
+int
+acl_own_socket(const struct shm_acl *acl, const struct shm_table *t,
+    const struct sockaddr *sa)
+{
+	const struct shm_slot	*s;
+	const struct shm_addr	*a;
+	uint8_t			 addr[16];
+	uint32_t		 o;
+	uint16_t		 port;
+	int			 family, k, rtcp;
+
+	if (t == NULL || t->ports == NULL ||
+	    (family = acl_key(sa, addr, &port)) == -1)
+		return 0;
+	o = atomic_load_explicit(&t->ports->owner[family == AF_INET6][port],
+	    memory_order_relaxed);
+	if (o == 0)
+		return 0;
+	if (o == SHM_PORT_SHARED || o - 1 >= t->nslots)
+		return acl_is_local(acl, family, addr);
+	s = &t->slots[o - 1];
+	rtcp = !(s->flags & SHM_F_NORTCP);
+	for (k = 0; k < 2; k++) {
+		a = k == 0 ? &s->listen : &s->forward;
+		if (a->family != family || (port != a->port &&
+		    !(rtcp && port == a->port + 1)))
+			continue;
+		if (acl_addr_any(a) ? acl_is_local(acl, family, addr) :
+		    memcmp(a->addr, addr, family == AF_INET ? 4 : 16) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * Why sa was refused, for a person: which rule, and how to change it.
  * what is "destination" or "source".

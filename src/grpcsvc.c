@@ -835,9 +835,9 @@ gs_on_generic(void *arg, int ok)
 
 struct gs_info {
 	Rtpproxy__SessionInfo		info;
-	Rtpproxy__Endpoint		ep[4];
+	Rtpproxy__Endpoint		ep[5];
 	Rtpproxy__DirectionStats	dir[2];
-	char				addr[4][GS_ADDRLEN];
+	char				addr[5][GS_ADDRLEN];
 	char				id[SHM_ID_MAX];
 	char				error[SHM_REASON_MAX];
 };
@@ -906,6 +906,9 @@ gs_info_fill(struct gs_info *gi, const struct session_snapshot *s)
 	i->destination = gs_info_ep(&gi->ep[2], gi->addr[2], &s->dest);
 	if (s->latched.family != 0)
 		i->latched = gs_info_ep(&gi->ep[3], gi->addr[3], &s->latched);
+	if (s->latched_rtcp.family != 0)
+		i->latched_rtcp = gs_info_ep(&gi->ep[4], gi->addr[4],
+		    &s->latched_rtcp);
 	i->transport = (s->flags & SHM_F_TCP) ?
 	    RTPPROXY__TRANSPORT__TRANSPORT_TCP :
 	    RTPPROXY__TRANSPORT__TRANSPORT_UDP;
@@ -1281,10 +1284,12 @@ void
 grpcsvc_publish(const struct session_event *ev)
 {
 	Rtpproxy__SessionEvent	 m = RTPPROXY__SESSION_EVENT__INIT;
+	Rtpproxy__Endpoint	 ep[2];
 	struct gs_call		*c, *next;
 	struct gs_info		 gi;
 	grpc_slice		 s;
-	char			 id[SHM_ID_MAX], reason[SHM_REASON_MAX];
+	char			 id[SHM_ID_MAX], reason[512];
+	char			 addr[2][GS_ADDRLEN];
 	size_t			 len;
 
 	if (svc == NULL || LIST_EMPTY(&svc->subs))
@@ -1306,6 +1311,12 @@ grpcsvc_publish(const struct session_event *ev)
 		gs_text(reason, sizeof(reason), ev->reason, strlen(ev->reason));
 		m.reason = reason;
 	}
+	if (ev->addr != NULL)
+		m.address = gs_info_ep(&ep[0], addr[0], ev->addr);
+	if (ev->prev_addr != NULL)
+		m.previous_address = gs_info_ep(&ep[1], addr[1],
+		    ev->prev_addr);
+	m.rtcp = ev->rtcp != 0;
 	len = rtpproxy__session_event__get_packed_size(&m);
 	s = grpc_slice_malloc(len);
 	rtpproxy__session_event__pack(&m, GRPC_SLICE_START_PTR(s));

@@ -33,6 +33,9 @@ ipc_size(uint16_t type)
 		return sizeof(struct ipc_error);
 	case IPC_HAVE:
 		return sizeof(struct ipc_have);
+	case IPC_LATCHED:
+	case IPC_REFUSED:
+		return sizeof(struct ipc_latch);
 	}
 	return 0;
 }
@@ -189,6 +192,10 @@ ipc_check(const void *buf, size_t n, int nfds)
 	if (h.type == IPC_HAVE &&
 	    memchr(((const struct ipc_have *)buf)->reason, '\0',
 	    sizeof(((struct ipc_have *)0)->reason)) == NULL)
+		goto bad;
+	if ((h.type == IPC_LATCHED || h.type == IPC_REFUSED) &&
+	    memchr(((const struct ipc_latch *)buf)->reason, '\0',
+	    sizeof(((struct ipc_latch *)0)->reason)) == NULL)
 		goto bad;
 	return 0;
 bad:

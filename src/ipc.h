@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shm.h"
+
 #define IPC_VERSION	1
 #define IPC_FD		3	/* the worker's end, after exec */
 #define IPC_MAXFDS	4
@@ -28,6 +30,8 @@ enum ipc_type {
 	IPC_CLOSED,		/* slot's TCP streams both ended */
 	IPC_HELLO,		/* adopted: slot = id, arg = pid */
 	IPC_HAVE,		/* adopted: relays slot with these sockets */
+	IPC_LATCHED,		/* slot's latch moved; from, to, reason */
+	IPC_REFUSED,		/* slot refused a sender; to, reason */
 	/* master -> worker */
 	IPC_ADD = 16,		/* relay slot; its sockets attached */
 	IPC_REMOVE,		/* stop relaying slot */
@@ -63,6 +67,20 @@ struct ipc_have {
 	struct ipc_hdr	hdr;		/* arg: descriptor count */
 	uint32_t	status;		/* IPC_HAVE_* */
 	char		reason[120];	/* NUL-terminated */
+};
+
+/*
+ * IPC_LATCHED: the caller's latch moved from one address to another;
+ * IPC_REFUSED: packets from a sender (to) were refused and dropped.  The
+ * worker sends them spaced out per session; reason is for a person.
+ */
+#define IPC_LATCH_RTCP	0x01	/* hdr.arg: of RTCP, not RTP */
+
+struct ipc_latch {
+	struct ipc_hdr	hdr;
+	struct shm_addr	from;
+	struct shm_addr	to;
+	char		reason[256];	/* NUL-terminated */
 };
 
 /*

@@ -709,6 +709,57 @@ master_str_equal(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/* The first line of a file under /proc into buf ("" if unreadable). */
+static void
+master_proc_line(const char *path, char *buf, size_t len)
+{
+	FILE *f;
+
+	buf[0] = '\0';
+	if ((f = fopen(path, "re")) == NULL)
+		return;
+	if (fgets(buf, (int)len, f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+/*
+ * Warn when the kernel may give ports of the media range to other
+ * programs' sockets (the ephemeral ports, less the reserved ones): then
+ * sessions find them taken now and then, and a program on this host that
+ * listens on one cannot be a session's destination.  Said again only
+ * when the range or the kernel's settings changed since.
+ */
+static void
+master_check_ephemeral(uint16_t min, uint16_t max, const char *when)
+{
+	static char	last[4200];
+	char		range[64], reserved[4096], now[4200];
+	uint16_t	lo, hi;
+	int		n;
+
+	master_proc_line("/proc/sys/net/ipv4/ip_local_port_range", range,
+	    sizeof(range));
+	master_proc_line("/proc/sys/net/ipv4/ip_local_reserved_ports",
+	    reserved, sizeof(reserved));
+	snprintf(now, sizeof(now), "%u %u|%s|%s", min, max, range, reserved);
+	if (strcmp(now, last) == 0)
+		return;
+	snprintf(last, sizeof(last), "%s", now);
+	if ((n = ports_ephemeral(min, max, range, reserved, &lo, &hi)) <= 0)
+		return;
+	range[strcspn(range, " \t")] = '-';
+	log_warnx("%sport-range %u-%u overlaps the kernel's ephemeral ports "
+	    "%s (net.ipv4.ip_local_port_range) in %u-%u, %d of them not "
+	    "reserved: the kernel gives those to other programs' sockets, so "
+	    "sessions may find them taken, and a program on this host that "
+	    "listens on one cannot be a session's destination; reserve them "
+	    "(sysctl net.ipv4.ip_local_reserved_ports=%u-%u) or move one "
+	    "range away from the other", when, min, max, range, lo, hi, n,
+	    lo, hi);
+}
+
 static void
 master_reload(evutil_socket_t sig, short ev, void *arg)
 {
@@ -740,8 +791,11 @@ master_reload(evutil_socket_t sig, short ev, void *arg)
 		log_warnx("reload: listen changed: needs a restart");
 	if (nc.workers != c->workers)
 		log_warnx("reload: workers changed: needs a restart");
-	if (nc.port_min != c->port_min || nc.port_max != c->port_max)
+	if (nc.port_min != c->port_min || nc.port_max != c->port_max) {
 		log_warnx("reload: port-range changed: needs a restart");
+		master_check_ephemeral(nc.port_min, nc.port_max,
+		    "reload: the new ");
+	}
 	if (!master_str_equal(nc.shm_name, c->shm_name))
 		log_warnx("reload: shm-name changed: needs a restart");
 	if (!master_str_equal(nc.user, c->user) ||
@@ -1083,6 +1137,7 @@ master_main(struct config *conf, int foreground,
 	m.shm.hdr->nworkers = (uint32_t)m.nworkers;
 	m.shm.hdr->port_min = conf->port_min;
 	m.shm.hdr->port_max = conf->port_max;
+	master_check_ephemeral(conf->port_min, conf->port_max, "");
 	atomic_store(&m.shm.hdr->orphan_timeout, conf->orphan_timeout);
 	atomic_fetch_add(&m.shm.hdr->master_starts, 1);
 

@@ -121,6 +121,9 @@ struct relay_sess {
 	uint64_t		 byte_ns_q16;	/* 0: no bit rate limit */
 	int64_t			 tau_ns;
 	struct relay_bucket	 bucket[2];	/* per direction */
+	/* refused senders: told to the master at most this often */
+	int64_t			 refused_next;	/* ns; 0: at once */
+	uint32_t		 refused;	/* packets since the last told */
 	char			 error[120];	/* what was reported */
 } __attribute__((aligned(64)));
 
@@ -461,34 +464,76 @@ relay_acl(struct relay *r)
 	return &r->acl;
 }
 
+#define NS_PER_S		1000000000LL
+#define RELAY_REFUSED_NS	(5 * NS_PER_S)
+
+/*
+ * A packet from sa was refused (and is dropped): tell the master, which
+ * logs it and makes an event of it; at once the first time, then at most
+ * once every RELAY_REFUSED_NS a session, with how many packets were
+ * refused since.  why is formatted only when it is told.  ns: the
+ * packet's receive time.
+ */
+static void
+relay_refused(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
+    int64_t ns, int verdict, int rule)
+{
+	struct ipc_latch	m;
+	char			why[200], a[INET6_ADDRSTRLEN + 8];
+
+	rs->refused++;
+	/* A clock stepped back is no reason to stay quiet. */
+	if (ns < rs->refused_next && ns > rs->refused_next - 2 *
+	    RELAY_REFUSED_NS)
+		return;
+	rs->refused_next = ns + RELAY_REFUSED_NS;
+	if (verdict == ACL_SELF)
+		snprintf(why, sizeof(why), "sender %s is one of this "
+		    "daemon's own sockets: refusing a relay loop",
+		    sa_ntop(sa, a, sizeof(a)));
+	else
+		acl_explain(relay_acl(rs->relay), NULL, sa, verdict, rule,
+		    "sender", why, sizeof(why));
+	ipc_init(&m.hdr, IPC_REFUSED, 0, rs->idx, rs->gen);
+	m.hdr.arg = rtcp ? IPC_LATCH_RTCP : 0;
+	(void)shm_addr_from_sa(&m.to, sa);
+	if (rs->refused > 1)
+		snprintf(m.reason, sizeof(m.reason), "%s (%u packets refused "
+		    "since the last report)", why, rs->refused);
+	else
+		snprintf(m.reason, sizeof(m.reason), "%s", why);
+	rs->refused = 0;
+	worker_send_msg(&m.hdr);
+}
+
 /*
  * The caller's address as the slot's latch: the first packet latches, and
  * later a valid packet from a new address re-latches (symmetric RTP: a NAT
  * binding changed, or the call moved).  A sender the destination rules
- * refuse (reverse media would go to it) is refused here: -1, drop it.
+ * refuse (reverse media would go to it), and one of this daemon's own
+ * sockets (a loop), is refused here: -1, drop it.
  */
 static int
 relay_latch(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
-    int relatch)
+    int relatch, int64_t ns)
 {
-	struct shm_slot	*s = rs->slot;
-	struct shm_addr	*a = rtcp ? &s->latch_rtcp : &s->latch_rtp;
-	uint32_t	 bit = rtcp ? LATCH_RTCP : LATCH_RTP;
-	uint32_t	 bits;
-	int		 rule;
+	struct shm_slot		*s = rs->slot;
+	struct shm_addr		*a = rtcp ? &s->latch_rtcp : &s->latch_rtp;
+	const struct shm_acl	*acl;
+	uint32_t		 bit = rtcp ? LATCH_RTCP : LATCH_RTP;
+	uint32_t		 bits;
+	int			 rule, verdict;
 
 	/* Only this worker latches: its copy of the bits is the truth. */
 	bits = rs->latched;
 	if ((bits & bit) && relay_sa_eq(&rs->latch[rtcp], sa))
 		return 0;
-	if (acl_check(relay_acl(rs->relay), sa, ACL_UDP, &rule) != ACL_ALLOW) {
-		if (log_getlevel() >= LOG_DEBUG) {
-			char buf[INET6_ADDRSTRLEN + 8];
-
-			log_debug("slot %u: sender %s refused by the "
-			    "destination rules", rs->idx,
-			    sa_ntop(sa, buf, sizeof(buf)));
-		}
+	acl = relay_acl(rs->relay);
+	verdict = acl_check(acl, sa, ACL_UDP_SRC, &rule);
+	if (verdict == ACL_ALLOW && acl_own_socket(acl, rs->relay->shm, sa))
+		verdict = ACL_SELF;
+	if (verdict != ACL_ALLOW) {
+		relay_refused(rs, rtcp, sa, ns, verdict, rule);
 		return -1;
 	}
 	if ((bits & bit) && !relatch)
@@ -528,8 +573,6 @@ relay_from_dest(const struct relay_sess *rs, int rtcp,
 		    (!rs->src_port || a->sin6_port == d->sin6.sin6_port);
 	}
 }
-
-#define NS_PER_S	1000000000LL
 
 /* Does a packet of len octets at ns fit dir's rate limits?  Then count it. */
 static int
@@ -968,7 +1011,8 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 				t.invalid++;
 				continue;
 			}
-			if (!rev && relay_latch(rs, 1, m->msg_name, 1) == -1) {
+			if (!rev && relay_latch(rs, 1, m->msg_name, 1, ns) ==
+			    -1) {
 				t.source++;
 				continue;
 			}
@@ -978,7 +1022,8 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 			 * Anything may latch first (DTLS or STUN may precede
 			 * RTP), only RTP moves an existing latch.
 			 */
-			if (!rev && relay_latch(rs, 0, m->msg_name, ok) == -1) {
+			if (!rev && relay_latch(rs, 0, m->msg_name, ok, ns) ==
+			    -1) {
 				t.source++;
 				continue;
 			}

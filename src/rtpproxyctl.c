@@ -41,7 +41,7 @@ static const char *const state_names[] = {
 };
 static const char *const event_names[] = {
 	"UNSPECIFIED", "CREATED", "STATE_CHANGED", "STATS_UPDATE", "ERROR",
-	"CLOSED"
+	"CLOSED", "RELATCHED", "SOURCE_REFUSED"
 };
 static const char *const rs_names[] = {
 	"default", "any", "address", "address-port"
@@ -292,6 +292,7 @@ json_session(struct json *j, const char *key, const Rtpproxy__SessionInfo *s)
 	json_endpoint(j, "forward", s->forward);
 	json_endpoint(j, "destination", s->destination);
 	json_endpoint(j, "latched", s->latched);
+	json_endpoint(j, "latched_rtcp", s->latched_rtcp);
 	json_str(j, "transport", s->transport ==
 	    RTPPROXY__TRANSPORT__TRANSPORT_TCP ? "TCP" : "UDP");
 	json_bool(j, "unidirectional", s->unidirectional);
@@ -390,6 +391,9 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 	printf("%-14s %s\n", "destination", ep_str(s->destination, a,
 	    sizeof(a)));
 	printf("%-14s %s\n", "latched", ep_str(s->latched, a, sizeof(a)));
+	if (s->latched_rtcp != NULL)
+		printf("%-14s %s\n", "latched RTCP", ep_str(s->latched_rtcp,
+		    a, sizeof(a)));
 	printf("%-14s %u\n", "worker", s->worker);
 	printf("%-14s %s\n", "created", time_str(s->created_at_ms, t,
 	    sizeof(t)));
@@ -820,7 +824,7 @@ print_event(const Rtpproxy__SessionEvent *e)
 {
 	struct json		 j = { stdout, 0, { 0 } };
 	const Rtpproxy__DirectionStats *f, *r;
-	char			 t[48];
+	char			 t[48], a[96];
 
 	if (jflag) {
 		json_open(&j, NULL, '{');
@@ -834,6 +838,9 @@ print_event(const Rtpproxy__SessionEvent *e)
 		    (int)e->previous_state));
 		json_str(&j, "reason", e->reason);
 		json_u64(&j, "events_missed", e->events_missed);
+		json_endpoint(&j, "address", e->address);
+		json_endpoint(&j, "previous_address", e->previous_address);
+		json_bool(&j, "rtcp", e->rtcp);
 		json_session(&j, "session", e->session);
 		json_close(&j, '}');
 		fflush(stdout);
@@ -855,6 +862,11 @@ print_event(const Rtpproxy__SessionEvent *e)
 		    " rev %" PRIu64 " pkts %" PRId64 " lost %.2f ms jitter",
 		    f->packets_received, f->packets_lost, f->jitter_ms,
 		    r->packets_received, r->packets_lost, r->jitter_ms);
+	}
+	if (e->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_RELATCHED) {
+		printf(" %s from %s", e->rtcp ? "RTCP" : "RTP",
+		    ep_str(e->previous_address, a, sizeof(a)));
+		printf(" to %s", ep_str(e->address, a, sizeof(a)));
 	}
 	if (e->reason != NULL && *e->reason != '\0')
 		printf(": %s", e->reason);

@@ -84,6 +84,8 @@ int	 parse_u32(const char *, uint32_t, uint32_t, uint32_t *);
 int	 utf8_valid(const char *, size_t);
 const char *sa_ntop(const struct sockaddr *, char *, size_t);
 int	 proc_alive(pid_t);
+int	 ports_ephemeral(uint16_t, uint16_t, const char *, const char *,
+	    uint16_t *, uint16_t *);
 void	 proc_wait_gone(pid_t, int, int);
 int	 rp_err(struct rp_error *, enum rp_code, const char *, ...)
 	    __printflike(3, 4);
@@ -184,6 +186,8 @@ void	daemon_notify_barrier(int);
 int	acl_parse(const char *, struct shm_acl_rule *, char *, size_t);
 const char *acl_rule_str(const struct shm_acl_rule *, char *, size_t);
 int	acl_check(const struct shm_acl *, const struct sockaddr *, int, int *);
+int	acl_own_socket(const struct shm_acl *, const struct shm_table *,
+	    const struct sockaddr *);
 void	acl_explain(const struct shm_acl *, const struct config *,
 	    const struct sockaddr *, int, int, const char *, char *, size_t);
 int	acl_snapshot(const struct shm_acl *, struct shm_acl *);
@@ -215,7 +219,7 @@ struct session_snapshot {
 	uint32_t	worker;
 	uint32_t	flags;
 	char		id[SHM_ID_MAX];
-	struct shm_addr	listen, forward, dest, latched;
+	struct shm_addr	listen, forward, dest, latched, latched_rtcp;
 	uint32_t	idle_timeout_s;
 	uint32_t	stats_interval_ms;
 	uint32_t	clock_rate;
@@ -246,6 +250,8 @@ enum session_event_type {
 	SEV_STATS_UPDATE = 3,
 	SEV_ERROR = 4,
 	SEV_CLOSED = 5,
+	SEV_RELATCHED = 6,
+	SEV_SOURCE_REFUSED = 7,
 };
 
 struct session_event {
@@ -254,6 +260,9 @@ struct session_event {
 	uint32_t		 state;
 	uint32_t		 previous_state;
 	const char		*reason;	/* may be NULL */
+	/* RELATCHED: the new and the old address; SOURCE_REFUSED: addr */
+	const struct shm_addr	*addr, *prev_addr;
+	int			 rtcp;
 	struct session_snapshot	 snap;
 };
 
@@ -385,12 +394,14 @@ void	master_worker_range(int, uint16_t *, uint16_t *);
 int	worker_main(int, char **);
 void	worker_report(uint16_t, uint32_t, uint32_t, int, const char *);
 void	worker_send_fd(uint16_t, uint32_t, uint32_t, int);
+void	worker_send_msg(struct ipc_hdr *);
 struct sockaddr_un;
 void	worker_adopt_name(struct sockaddr_un *, socklen_t *, const char *,
 	    pid_t);
 /* tests replace the event socket with this */
 extern void (*worker_report_hook)(uint16_t, uint32_t, uint32_t, int,
 	    const char *);
+extern void (*worker_msg_hook)(const struct ipc_hdr *);
 
 /* relay.c: the packet path, inside a worker */
 struct relay;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,14 @@ static struct {
 	struct event	*sweep_ev;
 	unsigned int	 sweeps;
 	struct shm_acl	 acl;		/* what is published, for checks */
+	uint16_t	*port_ref;	/* [family][port]: UDP sessions on it */
+	/* latch and refusal lines, at most SESSION_LATCH_LOGS a second */
+	int64_t		 latchlog_sec;
+	unsigned int	 latchlog_n;
+	uint64_t	 latchlog_quiet;
 } sr;
+
+#define SESSION_LATCH_LOGS	10
 
 #define NIL	UINT32_MAX
 
@@ -178,6 +186,8 @@ session_snapshot(uint32_t i, struct session_snapshot *o)
 	o->dest = s->dest;
 	if (atomic_load_explicit(&s->latched, memory_order_acquire) & 1)
 		o->latched = s->latch_rtp;
+	if (atomic_load_explicit(&s->latched, memory_order_acquire) & 2)
+		o->latched_rtcp = s->latch_rtcp;
 	o->idle_timeout_s = s->idle_timeout_s;
 	o->stats_interval_ms = s->stats_interval_ms;
 	o->clock_rate = s->clock_rate;
@@ -410,6 +420,92 @@ static uint32_t
 session_pair_of(uint16_t port)
 {
 	return ((uint32_t)port - sr.m->conf->port_min) / 2;
+}
+
+/*
+ * The UDP ports a session's sockets are bound to, each (family, port)
+ * once: listen and forward, and RTCP on the port above.  How many.
+ */
+static int
+session_udp_ports(uint32_t i, int fam[4], uint16_t port[4])
+{
+	const struct shm_slot	*s = session_slot(i);
+	const struct shm_addr	*a;
+	int			 k, j, f, n = 0, plus, rtcp;
+	uint16_t		 p;
+
+	if (s->flags & SHM_F_TCP)
+		return 0;
+	rtcp = !(s->flags & SHM_F_NORTCP);
+	for (k = 0; k < 2; k++) {
+		a = k == 0 ? &s->listen : &s->forward;
+		if ((f = a->family == AF_INET ? 0 : a->family == AF_INET6 ?
+		    1 : -1) == -1 || a->port == 0)
+			continue;
+		for (plus = 0; plus <= rtcp; plus++) {
+			p = (uint16_t)(a->port + plus);
+			for (j = 0; j < n; j++)
+				if (fam[j] == f && port[j] == p)
+					break;
+			if (j == n) {
+				fam[n] = f;
+				port[n++] = p;
+			}
+		}
+	}
+	return n;
+}
+
+static void
+session_port_set(int f, uint16_t p, uint32_t owner)
+{
+	atomic_store_explicit(&sr.m->shm.ports->owner[f][p], owner,
+	    memory_order_release);
+}
+
+/* The one session other than i that holds port p of family f (slot + 1). */
+static uint32_t
+session_port_holder(int f, uint16_t p, uint32_t i)
+{
+	int		fam[4], n, j;
+	uint16_t	port[4];
+	uint32_t	k;
+
+	for (k = 0; k < sr.nslots; k++) {
+		if (k == i || !sr.s[k].in_use)
+			continue;
+		n = session_udp_ports(k, fam, port);
+		for (j = 0; j < n; j++)
+			if (fam[j] == f && port[j] == p)
+				return k + 1;
+	}
+	return SHM_PORT_SHARED;		/* the count is off: stay safe */
+}
+
+/*
+ * Slot i's sockets are bound (hold) or closed for good (!hold): the
+ * table's port map says so, for the workers' check of their senders.
+ */
+static void
+session_ports(uint32_t i, int hold)
+{
+	int		fam[4], n, j;
+	uint16_t	port[4], *ref;
+
+	n = session_udp_ports(i, fam, port);
+	for (j = 0; j < n; j++) {
+		ref = &sr.port_ref[fam[j] * 65536 + port[j]];
+		if (hold) {
+			++*ref;
+			session_port_set(fam[j], port[j], *ref == 1 ? i + 1 :
+			    SHM_PORT_SHARED);
+		} else if (*ref > 0) {
+			--*ref;
+			session_port_set(fam[j], port[j], *ref == 0 ? 0 :
+			    *ref == 1 ? session_port_holder(fam[j], port[j],
+			    i) : SHM_PORT_SHARED);
+		}
+	}
 }
 
 static const char *
@@ -712,6 +808,7 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	shm_addr_from_sa(&s->listen, (struct sockaddr *)&listen);
 	shm_addr_from_sa(&s->forward, (struct sockaddr *)&fwd);
 	shm_addr_from_sa(&s->dest, (const struct sockaddr *)&p->dest);
+	session_ports(i, 1);
 	s->idle_timeout_s = p->idle_timeout_s ? p->idle_timeout_s :
 	    c->idle_timeout;
 	s->setup_timeout_s = c->setup_timeout;
@@ -813,6 +910,8 @@ session_free_slot(uint32_t i)
 	session_release(i);
 	if (sr.m->workers[se->worker].nsessions > 0)
 		sr.m->workers[se->worker].nsessions--;
+	/* Its sockets are closed now, the worker's copies too. */
+	session_ports(i, 0);
 	/* What it moved stays in the totals, which never go back. */
 	shm_totals_add(&sr.m->shm.hdr->closed[0], &session_slot(i)->dir[0]);
 	shm_totals_add(&sr.m->shm.hdr->closed[1], &session_slot(i)->dir[1]);
@@ -1058,6 +1157,18 @@ session_adopt_table(void)
 		sr.count++;
 		n++;
 	}
+	/*
+	 * The port map as the slots say, whatever the master before left in
+	 * it: entries only ever go from the old value to the right one.
+	 */
+	for (i = 0; i < sr.nslots; i++)
+		if (sr.s[i].in_use)
+			session_ports(i, 1);
+	for (k = 0; k < 2 * 65536; k++)
+		if (sr.port_ref[k] == 0 && atomic_load_explicit(
+		    &sr.m->shm.ports->owner[k / 65536][k % 65536],
+		    memory_order_relaxed) != 0)
+			session_port_set(k / 65536, (uint16_t)(k % 65536), 0);
 	log_notice("took over %u sessions (%u closing) from the table", n,
 	    closing);
 }
@@ -1136,6 +1247,78 @@ session_worker_lost(int w)
 }
 
 
+/*
+ * A line about a latch or a refused sender: each session's are spaced
+ * out by its worker, and here at most SESSION_LATCH_LOGS a second in all,
+ * the rest counted in a summary.
+ */
+static void __printflike(1, 2)
+session_latch_log(const char *fmt, ...)
+{
+	va_list	ap;
+	int64_t	sec = mono_ms() / 1000;
+	char	line[512];
+
+	if (sec != sr.latchlog_sec) {
+		if (sr.latchlog_quiet > 0)
+			log_notice("%llu latch and refusal lines not logged",
+			    (unsigned long long)sr.latchlog_quiet);
+		sr.latchlog_sec = sec;
+		sr.latchlog_n = 0;
+		sr.latchlog_quiet = 0;
+	}
+	if (sr.latchlog_n++ >= SESSION_LATCH_LOGS) {
+		sr.latchlog_quiet++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_notice("%s", line);
+}
+
+/* A latch that moved, or a sender refused: a log line and an event. */
+static void
+session_latch_report(uint32_t i, const struct ipc_latch *m)
+{
+	struct session_event	 ev;
+	struct sockaddr_storage	 ss;
+	char			 reason[sizeof(m->reason)];
+	char			 to[INET6_ADDRSTRLEN + 8], from[INET6_ADDRSTRLEN + 8];
+	int			 rtcp = (m->hdr.arg & IPC_LATCH_RTCP) != 0;
+	int			 moved = m->hdr.type == IPC_LATCHED;
+
+	if (shm_addr_to_sa(&m->to, &ss) == 0)
+		return;
+	sa_ntop((struct sockaddr *)&ss, to, sizeof(to));
+	from[0] = '\0';
+	if (moved) {
+		if (shm_addr_to_sa(&m->from, &ss) == 0)
+			return;
+		sa_ntop((struct sockaddr *)&ss, from, sizeof(from));
+	}
+	snprintf(reason, sizeof(reason), "%s", m->reason);
+	if (!utf8_valid(reason, strlen(reason)))
+		snprintf(reason, sizeof(reason), "(not valid UTF-8)");
+	if (moved)
+		session_latch_log("session %s: %s re-latched from %s to %s (%s)",
+		    session_slot(i)->id, rtcp ? "RTCP" : "RTP", from, to,
+		    reason);
+	else
+		session_latch_log("session %s: %s %s", session_slot(i)->id,
+		    rtcp ? "RTCP" : "RTP", reason);
+	memset(&ev, 0, sizeof(ev));
+	ev.type = moved ? SEV_RELATCHED : SEV_SOURCE_REFUSED;
+	ev.timestamp_ms = now_ms();
+	session_snapshot(i, &ev.snap);
+	ev.state = ev.previous_state = ev.snap.state;
+	ev.reason = reason;
+	ev.addr = &m->to;
+	ev.prev_addr = moved ? &m->from : NULL;
+	ev.rtcp = rtcp;
+	grpcsvc_publish(&ev);
+}
+
 /* A worker's message; fds (its descriptors) are ours to keep or close. */
 void
 session_ipc(int w, const struct ipc_hdr *h, int *fds, int nfds)
@@ -1171,6 +1354,12 @@ session_ipc(int w, const struct ipc_hdr *h, int *fds, int nfds)
 	case IPC_REMOVED:
 		if (sr.s[h->slot].removing)
 			session_free_slot(h->slot);
+		break;
+	case IPC_LATCHED:
+	case IPC_REFUSED:
+		if (!se->removing)
+			session_latch_report(h->slot,
+			    (const struct ipc_latch *)h);
 		break;
 	case IPC_ACTIVE:
 		st = session_state(h->slot);
@@ -1283,6 +1472,7 @@ session_init(struct master *m)
 	sr.nfree = sr.nslots;
 	sr.npairs = ((uint32_t)m->conf->port_max - m->conf->port_min + 1) / 2;
 	sr.pair_ref = xcalloc(sr.npairs, sizeof(*sr.pair_ref));
+	sr.port_ref = xcalloc(2 * 65536, sizeof(*sr.port_ref));
 	sr.cursor = xcalloc((size_t)m->nworkers, sizeof(*sr.cursor));
 	/* Published before any worker exists; the seq starts even. */
 	sr.acl.nrules = UINT32_MAX;
@@ -1323,6 +1513,7 @@ session_shutdown(void)
 	free(sr.hash);
 	free(sr.freelist);
 	free(sr.pair_ref);
+	free(sr.port_ref);
 	free(sr.cursor);
 	memset(&sr, 0, sizeof(sr));
 }

@@ -222,3 +222,57 @@ proc_wait_gone(pid_t pid, int pidfd, int ms)
 	for (i = 0; i < ms / 20 && proc_alive(pid); i++)
 		nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
 }
+
+/*
+ * How many ports of min..max the kernel may hand out as ephemeral ports
+ * (to any program's socket that binds port 0 or connects unbound): range
+ * is the text of net.ipv4.ip_local_port_range ("32768 60999"), reserved
+ * that of net.ipv4.ip_local_reserved_ports ("20000-39999,8080"), which it
+ * does not hand out.  The part of min..max inside range goes to *lo..*hi
+ * (0..0: none).  -1 if range does not parse.
+ */
+int
+ports_ephemeral(uint16_t min, uint16_t max, const char *range,
+    const char *reserved, uint16_t *lo, uint16_t *hi)
+{
+	uint8_t		 taken[65536 / 8];
+	unsigned long	 a, b;
+	const char	*p;
+	char		*end;
+	uint32_t	 port;
+	int		 n = 0;
+
+	*lo = *hi = 0;
+	errno = 0;
+	a = strtoul(range, &end, 10);
+	if (end == range || errno != 0)
+		return -1;
+	p = end;
+	b = strtoul(p, &end, 10);
+	if (end == p || errno != 0 || a > 65535 || b > 65535 || a > b)
+		return -1;
+	if (b < min || a > max)
+		return 0;
+	*lo = (uint16_t)(a > min ? a : min);
+	*hi = (uint16_t)(b < max ? b : max);
+	memset(taken, 0, sizeof(taken));
+	for (p = reserved; p != NULL && *p != '\0';) {
+		a = strtoul(p, &end, 10);
+		if (end == p)
+			break;
+		b = a;
+		if (*end == '-') {
+			p = end + 1;
+			b = strtoul(p, &end, 10);
+			if (end == p)
+				break;
+		}
+		for (port = (uint32_t)a; port <= b && port <= 65535; port++)
+			taken[port / 8] |= (uint8_t)(1u << (port % 8));
+		p = *end == ',' ? end + 1 : NULL;
+	}
+	for (port = *lo; port <= *hi; port++)
+		if (!(taken[port / 8] & (1u << (port % 8))))
+			n++;
+	return n;
+}

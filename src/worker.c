@@ -26,6 +26,7 @@
 #define WORKER_FLUSH_MS		2000
 
 void (*worker_report_hook)(uint16_t, uint32_t, uint32_t, int, const char *);
+void (*worker_msg_hook)(const struct ipc_hdr *);
 
 static struct {
 	int			 id;
@@ -118,6 +119,21 @@ worker_report(uint16_t type, uint32_t slot, uint32_t slot_gen, int err,
 		    reason != NULL ? reason : "");
 	}
 	worker_tell(&m.hdr, NULL, 0);
+}
+
+/* A report made by the relay (h->len long), stamped and sent. */
+void
+worker_send_msg(struct ipc_hdr *h)
+{
+	if (worker_msg_hook != NULL) {
+		worker_msg_hook(h);
+		return;
+	}
+	h->wgen = w.gen;
+	if (w.orphan)
+		return;
+	if (ipc_send(IPC_FD, h, NULL, 0) == -1)
+		log_warn("worker %d: report to master", w.id);
 }
 
 /*

@@ -334,6 +334,38 @@ START_TEST(embedded)
 }
 END_TEST
 
+/* How much of the media range the kernel may give other programs. */
+START_TEST(ephemeral)
+{
+	uint16_t lo, hi;
+
+	ck_assert_int_eq(ports_ephemeral(20000, 39999, "32768\t60999\n", "",
+	    &lo, &hi), 7232);
+	ck_assert_uint_eq(lo, 32768);
+	ck_assert_uint_eq(hi, 39999);
+	ck_assert_int_eq(ports_ephemeral(20000, 39999, "32768 60999",
+	    "30000-35000,39000\n", &lo, &hi), 7232 - 2233 - 1);
+	ck_assert_int_eq(ports_ephemeral(20000, 39999, "32768 60999",
+	    "20000-39999\n", &lo, &hi), 0);
+	ck_assert_uint_eq(lo, 32768);
+	ck_assert_int_eq(ports_ephemeral(40000, 49999, "32768 60999", NULL,
+	    &lo, &hi), 10000);
+	ck_assert_int_eq(ports_ephemeral(10000, 19999, "32768 60999", "", &lo,
+	    &hi), 0);
+	ck_assert_uint_eq(lo, 0);
+	ck_assert_uint_eq(hi, 0);
+	ck_assert_int_eq(ports_ephemeral(60000, 65535, "32768 60999", "", &lo,
+	    &hi), 1000);
+	ck_assert_int_eq(ports_ephemeral(1, 65535, "1024 65535", "", &lo, &hi),
+	    64512);
+	ck_assert_int_eq(ports_ephemeral(20000, 39999, "", "", &lo, &hi), -1);
+	ck_assert_int_eq(ports_ephemeral(20000, 39999, "60999 32768", "", &lo,
+	    &hi), -1);
+	ck_assert_int_eq(ports_ephemeral(20000, 39999, "32768", "", &lo, &hi),
+	    -1);
+}
+END_TEST
+
 START_TEST(published)
 {
 	static struct shm_acl	shared, copy;
@@ -505,6 +537,7 @@ main(void)
 	tcase_add_test(tc, longest_prefix);
 	tcase_add_test(tc, self);
 	tcase_add_test(tc, embedded);
+	tcase_add_test(tc, ephemeral);
 	tcase_add_test(tc, published);
 	tcase_add_test(tc, config_errors);
 	tcase_add_test(tc, config_files);

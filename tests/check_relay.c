@@ -117,6 +117,30 @@ record_report(uint16_t type, uint32_t slot, uint32_t gen, int err,
 	    reason != NULL ? reason : "");
 }
 
+/* What the relay told of latches and refused senders. */
+static struct ipc_latch	latches[32];
+static int		nlatches;
+
+static void
+record_msg(const struct ipc_hdr *h)
+{
+	if (nlatches < (int)(sizeof(latches) / sizeof(latches[0])) &&
+	    (h->type == IPC_LATCHED || h->type == IPC_REFUSED) &&
+	    h->len == sizeof(struct ipc_latch))
+		memcpy(&latches[nlatches++], h, sizeof(struct ipc_latch));
+}
+
+static int
+count_latches(uint16_t type, uint32_t slot)
+{
+	int i, n = 0;
+
+	for (i = 0; i < nlatches; i++)
+		if (latches[i].hdr.type == type && latches[i].hdr.slot == slot)
+			n++;
+	return n;
+}
+
 static int
 count_reports(uint16_t type, uint32_t slot)
 {
@@ -140,7 +164,9 @@ setup(void)
 	ck_assert_ptr_nonnull(base = event_base_new());
 	ck_assert_ptr_nonnull(relay = relay_new(base, &tbl));
 	worker_report_hook = record_report;
+	worker_msg_hook = record_msg;
 	nreports = 0;
+	nlatches = 0;
 }
 
 static void
@@ -153,6 +179,7 @@ teardown(void)
 	shm_unlink_table(&tbl);
 	shm_detach(&tbl);
 	worker_report_hook = NULL;
+	worker_msg_hook = NULL;
 }
 
 static int64_t
@@ -567,6 +594,68 @@ START_TEST(relay_latching)
 	ck_assert_uint_eq(CNT(&t, FWD, non_rtp), 1);
 	close(a2[0]);
 	close(a2[1]);
+	tsess_close(&t);
+}
+END_TEST
+
+/*
+ * A sender that is one of the daemon's own sockets (the table's port map
+ * says a session holds its port, on its address) is refused and told;
+ * any other sender on this host is latched on to, whatever its port.
+ */
+START_TEST(relay_own_socket)
+{
+	struct tsess		 t;
+	struct shm_slot		*s, *ours = shm_slot(&tbl, 6);
+	_Atomic uint32_t	*owner;
+	uint8_t			 b[256], got[256];
+	uint16_t		 seq = 1;
+	size_t			 n;
+
+	tsess_open(&t, 4, 0, 0, 0);
+	s = shm_slot(&tbl, 4);
+	owner = &tbl.ports->owner[0][t.cport];
+	/* Slot 6 holds the caller's port on 127.0.0.1: a loop. */
+	ours->flags = SHM_F_NORTCP;
+	shm_addr_loop(&ours->listen, 0, t.cport);
+	atomic_store(owner, 6 + 1);
+	n = mkrtp(b, seq++, 1, 0xc, 20);
+	tx(t.caller[0], 0, t.lport, b, n);
+	ck_assert(rx_none(t.dest[0], 100));
+	ck_assert_uint_eq(CNT(&t, FWD, dropped_source), 1);
+	ck_assert_uint_eq(atomic_load(&s->latched), 0);
+	ck_assert_int_eq(count_latches(IPC_REFUSED, 4), 1);
+	ck_assert_msg(strstr(latches[0].reason, "own sockets") != NULL, "%s",
+	    latches[0].reason);
+	ck_assert_uint_eq(latches[0].to.port, t.cport);
+	ck_assert_uint_eq(latches[0].hdr.arg, 0);
+	/* Told once, not once a packet. */
+	tx(t.caller[0], 0, t.lport, b, n);
+	ck_assert(rx_none(t.dest[0], 100));
+	ck_assert_uint_eq(CNT(&t, FWD, dropped_source), 2);
+	ck_assert_int_eq(count_latches(IPC_REFUSED, 4), 1);
+	/* Bound to the wildcard: any address of this host. */
+	memset(ours->listen.addr, 0, sizeof(ours->listen.addr));
+	tx(t.caller[0], 0, t.lport, b, n);
+	ck_assert(rx_none(t.dest[0], 100));
+	ck_assert_uint_eq(CNT(&t, FWD, dropped_source), 3);
+	/* Held by several: taken for ours. */
+	atomic_store(owner, SHM_PORT_SHARED);
+	tx(t.caller[0], 0, t.lport, b, n);
+	ck_assert(rx_none(t.dest[0], 100));
+	ck_assert_uint_eq(CNT(&t, FWD, dropped_source), 4);
+	/* The same port number on another address is somebody else's. */
+	atomic_store(owner, 6 + 1);
+	shm_addr_loop(&ours->listen, 0, t.cport);
+	ours->listen.addr[3] = 2;	/* 127.0.0.2 */
+	tx(t.caller[0], 0, t.lport, b, n);
+	ck_assert_int_eq(rx(t.dest[0], got, sizeof(got), 2000, NULL),
+	    (ssize_t)n);
+	ck_assert_uint_eq(s->latch_rtp.port, t.cport);
+	/* As is a port nobody holds, in the media range or not. */
+	atomic_store(owner, 0);
+	ck_assert_uint_eq(CNT(&t, FWD, dropped_source), 4);
+	memset(ours, 0, sizeof(*ours));
 	tsess_close(&t);
 }
 END_TEST
@@ -2024,7 +2113,8 @@ int
 main(void)
 {
 	const TTest *const t_inproc[] = { relay_both_ways, relay_ipv6,
-	    relay_rtcp, relay_latching, relay_unidirectional, relay_sequence,
+	    relay_rtcp, relay_latching, relay_own_socket, relay_unidirectional,
+	    relay_sequence,
 	    relay_malformed, relay_icmp, relay_icmp6, relay_latency,
 	    relay_takeover, relay_add_errors, relay_flood, relay_overflow,
 	    relay_gso, NULL };

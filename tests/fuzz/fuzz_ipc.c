@@ -69,6 +69,18 @@ read_as_master(const void *buf, size_t n)
 
 	sink = h->wgen + h->slot + h->slot_gen;
 	(void)sink;
+	if (h->type == IPC_LATCHED || h->type == IPC_REFUSED) {
+		const struct ipc_latch	*l = buf;
+		char			 reason[sizeof(l->reason)];
+
+		FUZZ_CHECK(n == sizeof(*l));
+		/* session_latch_report: addresses by family, reason "%s". */
+		sink = l->from.family + l->to.family + l->to.port;
+		snprintf(reason, sizeof(reason), "%s", l->reason);
+		FUZZ_CHECK(strlen(reason) < sizeof(l->reason));
+		(void)utf8_valid(reason, strlen(reason));
+		return;
+	}
 	if (h->type != IPC_ERROR)
 		return;
 	FUZZ_CHECK(n == sizeof(*e));
@@ -174,7 +186,7 @@ init_roundtrip(uint16_t type, uint32_t arg)
 {
 	union {
 		struct ipc_hdr		h;
-		struct ipc_error	e;
+		char			buf[IPC_MAXMSG];
 	} m;
 	size_t	want = ipc_size(type);
 	int	nfds = 0;

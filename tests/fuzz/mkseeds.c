@@ -405,6 +405,7 @@ seeds_ipc(void)
 		{ "setlog-debug", IPC_SETLOG, LOG_DEBUG, 0 },
 	};
 	struct ipc_error	e;
+	struct ipc_latch	l;
 	struct ipc_hdr		h;
 	uint8_t			big[IPC_MAXMSG + 64];
 	size_t			i;
@@ -419,10 +420,26 @@ seeds_ipc(void)
 	e.err = ECONNREFUSED;
 	snprintf(e.reason, sizeof(e.reason), "ICMP port unreachable");
 	ipc_seed("error", 0, IPC_MAXFDS, &e, sizeof(e));
+	ipc_init(&l.hdr, IPC_LATCHED, 3, 17, 5);
+	l.from.family = AF_INET;
+	l.from.port = 40000;
+	memcpy(l.from.addr, "\xc0\x00\x02\x01", 4);
+	l.to = l.from;
+	l.to.port = 40002;
+	snprintf(l.reason, sizeof(l.reason), "latch-policy latest");
+	ipc_seed("latched", 0, IPC_MAXFDS, &l, sizeof(l));
+	ipc_init(&l.hdr, IPC_REFUSED, 3, 17, 5);
+	l.hdr.arg = IPC_LATCH_RTCP;
+	memset(&l.from, 0, sizeof(l.from));
+	snprintf(l.reason, sizeof(l.reason), "sender 192.0.2.1:40002 is "
+	    "refused");
+	ipc_seed("refused", 0, IPC_MAXFDS, &l, sizeof(l));
 
 	/* Malformed: each must be refused. */
 	memset(e.reason, 'x', sizeof(e.reason));
 	ipc_seed("error-unterminated", 0, IPC_MAXFDS, &e, sizeof(e));
+	memset(l.reason, 'x', sizeof(l.reason));
+	ipc_seed("refused-unterminated", 0, IPC_MAXFDS, &l, sizeof(l));
 	ipc_init(&h, IPC_ADD, 3, 17, 5);
 	h.arg = 4;
 	ipc_seed("add-fewer-fds", 2, IPC_MAXFDS, &h, sizeof(h));
