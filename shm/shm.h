@@ -158,6 +158,39 @@ struct shm_tcpdir {
 #define SHM_TCP_FRAMING_RFC4571	1
 #define SHM_TCP_FRAMING_NONE	2
 
+/* Latch policies; the numbers match rtpproxy.LatchPolicy. */
+#define SHM_LATCH_LEARN		1
+#define SHM_LATCH_NEVER		2
+#define SHM_LATCH_LATEST	3
+
+/*
+ * How a session's caller latch may move (its policy, which the master
+ * writes when it creates the session), and what the owning worker keeps
+ * of it here so that a worker that replaces it carries on: when the
+ * learning period ends, when the latched RTP source last sent, and the
+ * new source that is sending its run of packets in sequence.  Only the
+ * owning worker reads the worker's fields, but moves.  One cache line.
+ */
+struct shm_latch {
+	/* the master writes */
+	uint8_t		policy;		/* SHM_LATCH_*; 0 as LEARN */
+	uint8_t		run;		/* RTP packets in sequence to move */
+	/* the owning worker writes */
+	uint8_t		cand_count;	/* of the candidate's run; 0: none */
+	uint8_t		rtcp_follow;	/* RTP moved since RTCP latched */
+	uint16_t	cand_seq;	/* the candidate's last sequence */
+	uint16_t	pad0;
+	/* the master writes */
+	uint32_t	learn_ms;	/* after the first latch */
+	uint32_t	quiet_ms;	/* the latched source silent this long */
+	/* the owning worker writes */
+	int64_t		learn_end_ms;	/* wall clock; 0: not latched */
+	int64_t		seen_ms;	/* the latched RTP source's last packet */
+	_Atomic uint32_t moves;		/* re-latches, RTP and RTCP */
+	uint32_t	cand_ssrc;
+	struct shm_addr	cand;		/* a new source, on its way */
+};
+
 struct shm_slot {
 	/* master writes; release on publish, acquire on read */
 	_Atomic uint32_t	state;		/* enum shm_state */
@@ -185,9 +218,14 @@ struct shm_slot {
 	uint32_t		ovfl_seen[4];
 	struct shm_addr		latch_rtp;
 	struct shm_addr		latch_rtcp;
+	struct shm_latch	latch;		/* the policy: master */
 	struct shm_tcpdir	tcp[2];
 	struct shm_dir		dir[2];		/* SHM_DIR_FWD, SHM_DIR_REV */
 } __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct shm_latch) == 64, "the latch is a cache line");
+_Static_assert(offsetof(struct shm_slot, dir) % 64 == 0,
+    "the statistics start on a cache line");
 
 /* Per-direction totals of the sessions that are gone (master writes). */
 struct shm_totals {

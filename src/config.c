@@ -74,6 +74,8 @@ static int	conf_rsource(struct conf_state *,
 		    const struct conf_keyword *, char **);
 static int	conf_bps(struct conf_state *, const struct conf_keyword *,
 		    char **);
+static int	conf_latch(struct conf_state *, const struct conf_keyword *,
+		    char **);
 static int	conf_file(struct conf_state *, const struct conf_keyword *,
 		    char **);
 static int	conf_health(struct conf_state *, const struct conf_keyword *,
@@ -116,6 +118,13 @@ static const struct conf_keyword conf_keywords[] = {
 	{ "rate-limit-bps",	1, 0, conf_bps,		0, 0, 0, NULL },
 	{ "rate-limit-burst",	1, 0, conf_u32,
 	    OFF(rate_burst_ms), 10, 60000, "ms" },
+	{ "latch-policy",	1, 0, conf_latch,	0, 0, 0, NULL },
+	{ "latch-learn-time",	1, 0, conf_u32,
+	    OFF(latch_learn_ms), 0, 60000, "ms" },
+	{ "latch-quiet-time",	1, 0, conf_u32,
+	    OFF(latch_quiet_ms), 100, 600000, "ms" },
+	{ "latch-run",		1, 0, conf_u32,
+	    OFF(latch_run), 2, 64, "packets" },
 	{ "auth-token-file",	1, 0, conf_file,
 	    OFF(auth_token_file), 0, 0, NULL },
 	{ "auth-health",	1, 0, conf_health,	0, 0, 0, NULL },
@@ -474,6 +483,31 @@ conf_rsource(struct conf_state *st, const struct conf_keyword *kw,
 	    "address-port (got \"%s\")", argv[0]);
 }
 
+/* Indexed by SHM_LATCH_*. */
+static const char *conf_latch_names[] = { NULL, "learn", "never", "latest" };
+
+const char *
+config_latch_name(int p)
+{
+	return p >= SHM_LATCH_LEARN && p <= SHM_LATCH_LATEST ?
+	    conf_latch_names[p] : "?";
+}
+
+static int
+conf_latch(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	int i;
+
+	for (i = SHM_LATCH_LEARN; i <= SHM_LATCH_LATEST; i++)
+		if (strcmp(argv[0], conf_latch_names[i]) == 0) {
+			st->conf->latch_policy = i;
+			return 0;
+		}
+	return conf_err(st, "latch-policy: expected learn, never or latest "
+	    "(got \"%s\")", argv[0]);
+}
+
 /* Bits per second, with an optional k, M or G (powers of 1000). */
 int
 config_parse_bps(const char *s, uint64_t *out)
@@ -737,6 +771,10 @@ config_defaults(struct config *c)
 	c->shm_name = xstrdup(CONF_DEF_SHM);
 	c->reverse_source = CONF_RS_ADDRESS;
 	c->rate_burst_ms = 1000;
+	c->latch_policy = SHM_LATCH_LEARN;
+	c->latch_learn_ms = 2000;
+	c->latch_quiet_ms = 1000;
+	c->latch_run = 4;
 	c->auth_health_open = 1;
 	c->orphan_timeout = 600;
 	c->api_max_conns = 256;
@@ -1132,6 +1170,10 @@ config_dump(const struct config *c, FILE *fp)
 	fprintf(fp, "rate-limit-pps %u\n", c->rate_pps);
 	fprintf(fp, "rate-limit-bps %llu\n", (unsigned long long)c->rate_bps);
 	fprintf(fp, "rate-limit-burst %u\n", c->rate_burst_ms);
+	fprintf(fp, "latch-policy %s\n", config_latch_name(c->latch_policy));
+	fprintf(fp, "latch-learn-time %u\n", c->latch_learn_ms);
+	fprintf(fp, "latch-quiet-time %u\n", c->latch_quiet_ms);
+	fprintf(fp, "latch-run %u\n", c->latch_run);
 	if (c->auth_token_file != NULL)
 		conf_put_kw(fp, "auth-token-file", c->auth_token_file);
 	fprintf(fp, "auth-health %s\n", c->auth_health_open ? "open" :

@@ -932,6 +932,8 @@ gs_info_fill(struct gs_info *gi, const struct session_snapshot *s)
 	    RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ADDRESS;
 	i->rate_limit_pps = s->rate_pps;
 	i->rate_limit_bps = s->rate_bps;
+	i->latch_policy = (Rtpproxy__LatchPolicy)s->latch_policy;
+	i->relatches = s->relatches;
 	return i;
 }
 

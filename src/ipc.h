@@ -80,7 +80,7 @@ struct ipc_latch {
 	struct ipc_hdr	hdr;
 	struct shm_addr	from;
 	struct shm_addr	to;
-	char		reason[256];	/* NUL-terminated */
+	char		reason[352];	/* NUL-terminated */
 };
 
 /*

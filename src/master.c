@@ -846,6 +846,10 @@ master_reload(evutil_socket_t sig, short ev, void *arg)
 	c->rate_pps = nc.rate_pps;
 	c->rate_bps = nc.rate_bps;
 	c->rate_burst_ms = nc.rate_burst_ms;
+	c->latch_policy = nc.latch_policy;
+	c->latch_learn_ms = nc.latch_learn_ms;
+	c->latch_quiet_ms = nc.latch_quiet_ms;
+	c->latch_run = nc.latch_run;
 	c->auth_health_open = nc.auth_health_open;
 	c->orphan_timeout = nc.orphan_timeout;
 	atomic_store(&m->shm.hdr->orphan_timeout, c->orphan_timeout);

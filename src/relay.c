@@ -103,6 +103,18 @@ struct relay_sess {
 	uint8_t			 nsock;
 	uint32_t		 clock_rate;
 	uint32_t		 latched;	/* the slot's, as last loaded */
+	/*
+	 * The latch policy, from the slot, and what the packet path keeps
+	 * of the slot's latch state in its own line; the slot has it too,
+	 * for a worker that takes over.
+	 */
+	uint8_t			 policy;	/* SHM_LATCH_* */
+	uint8_t			 run;
+	uint8_t			 cand_live;	/* slot's cand_count != 0 */
+	uint8_t			 seen_dirty;	/* seen_ns not in the slot yet */
+	int64_t			 learn_end_ns;	/* 0: not latched yet */
+	int64_t			 quiet_ns;
+	int64_t			 seen_ns;	/* the latched RTP source's last */
 	/* the slot's ovfl_seen, kept here; written back when it changes */
 	uint32_t		 ovfl[SK_MAX];
 
@@ -124,6 +136,9 @@ struct relay_sess {
 	/* refused senders: told to the master at most this often */
 	int64_t			 refused_next;	/* ns; 0: at once */
 	uint32_t		 refused;	/* packets since the last told */
+	/* moves of the latch told to the master: a token bucket (GCRA) */
+	int64_t			 moves_tat;	/* ns */
+	uint32_t		 moves_untold;
 	char			 error[120];	/* what was reported */
 } __attribute__((aligned(64)));
 
@@ -465,21 +480,49 @@ relay_acl(struct relay *r)
 }
 
 #define NS_PER_S		1000000000LL
+#define NS_PER_MS		1000000LL
 #define RELAY_REFUSED_NS	(5 * NS_PER_S)
+#define RELAY_MOVES_NS		NS_PER_S	/* moves told: one a second, */
+#define RELAY_MOVES_BURST	10		/* ... after a burst of 10 */
+
+/* Why a sender was refused, for relay_refused. */
+enum {
+	REFUSE_RULES,		/* the destination rules */
+	REFUSE_SELF,		/* one of the daemon's own sockets */
+	REFUSE_NEVER,		/* latch-policy never */
+	REFUSE_LEARN,		/* latch-policy learn: not (yet) */
+	REFUSE_NOT_RTP,		/* only RTP moves a latch */
+	REFUSE_RTCP,		/* RTCP follows RTP */
+};
+
+static const char *
+relay_policy_name(int policy)
+{
+	return config_latch_name(policy);
+}
+
+/* The latch of RTP (0) or RTCP (1) as a string with its port. */
+static const char *
+relay_latch_str(const struct relay_sess *rs, int rtcp, char *buf,
+    size_t len)
+{
+	return sa_ntop(&rs->latch[rtcp].sa, buf, len);
+}
 
 /*
  * A packet from sa was refused (and is dropped): tell the master, which
  * logs it and makes an event of it; at once the first time, then at most
  * once every RELAY_REFUSED_NS a session, with how many packets were
- * refused since.  why is formatted only when it is told.  ns: the
+ * refused since.  The reason is formatted only when it is told.  ns: the
  * packet's receive time.
  */
 static void
 relay_refused(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
-    int64_t ns, int verdict, int rule)
+    int64_t ns, int why, int verdict, int rule)
 {
 	struct ipc_latch	m;
-	char			why[200], a[INET6_ADDRSTRLEN + 8];
+	char			r[280], a[INET6_ADDRSTRLEN + 8];
+	char			l[INET6_ADDRSTRLEN + 8];
 
 	rs->refused++;
 	/* A clock stepped back is no reason to stay quiet. */
@@ -487,68 +530,271 @@ relay_refused(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 	    RELAY_REFUSED_NS)
 		return;
 	rs->refused_next = ns + RELAY_REFUSED_NS;
-	if (verdict == ACL_SELF)
-		snprintf(why, sizeof(why), "sender %s is one of this "
-		    "daemon's own sockets: refusing a relay loop",
-		    sa_ntop(sa, a, sizeof(a)));
-	else
+	sa_ntop(sa, a, sizeof(a));
+	relay_latch_str(rs, 0, l, sizeof(l));
+	switch (why) {
+	case REFUSE_RULES:
 		acl_explain(relay_acl(rs->relay), NULL, sa, verdict, rule,
-		    "sender", why, sizeof(why));
+		    "sender", r, sizeof(r));
+		break;
+	case REFUSE_SELF:
+		snprintf(r, sizeof(r), "sender %s is one of this daemon's own "
+		    "sockets: refusing a relay loop", a);
+		break;
+	case REFUSE_NEVER:
+		snprintf(r, sizeof(r), "sender %s refused: the latch is %s "
+		    "(latch-policy never)", a, l);
+		break;
+	case REFUSE_LEARN:
+		snprintf(r, sizeof(r), "sender %s refused: the latch is %s, "
+		    "which sent %lld ms before (latch-policy learn: a new "
+		    "source needs it quiet for %lld ms, then %u RTP packets in "
+		    "sequence)", a, l, (long long)((ns - rs->seen_ns) /
+		    NS_PER_MS), (long long)(rs->quiet_ns / NS_PER_MS),
+		    rs->run);
+		break;
+	case REFUSE_NOT_RTP:
+		snprintf(r, sizeof(r), "sender %s refused: not RTP, and the "
+		    "latch is %s (latch-policy %s)", a, l,
+		    relay_policy_name(rs->policy));
+		break;
+	default:
+		snprintf(r, sizeof(r), "sender %s refused: RTCP follows RTP, "
+		    "which is latched to %s (latch-policy %s)", a, l,
+		    relay_policy_name(rs->policy));
+		break;
+	}
 	ipc_init(&m.hdr, IPC_REFUSED, 0, rs->idx, rs->gen);
 	m.hdr.arg = rtcp ? IPC_LATCH_RTCP : 0;
 	(void)shm_addr_from_sa(&m.to, sa);
 	if (rs->refused > 1)
 		snprintf(m.reason, sizeof(m.reason), "%s (%u packets refused "
-		    "since the last report)", why, rs->refused);
+		    "since the last report)", r, rs->refused);
 	else
-		snprintf(m.reason, sizeof(m.reason), "%s", why);
+		snprintf(m.reason, sizeof(m.reason), "%s", r);
 	rs->refused = 0;
 	worker_send_msg(&m.hdr);
 }
 
+/* The RTP latch's candidate is gone: the latched source spoke. */
+static void
+relay_cand_clear(struct relay_sess *rs)
+{
+	rs->slot->latch.cand_count = 0;
+	rs->cand_live = 0;
+}
+
 /*
- * The caller's address as the slot's latch: the first packet latches, and
- * later a valid packet from a new address re-latches (symmetric RTP: a NAT
- * binding changed, or the call moved).  A sender the destination rules
- * refuse (reverse media would go to it), and one of this daemon's own
- * sockets (a loop), is refused here: -1, drop it.
+ * Latch RTP (0) or RTCP (1) to sa.  A move of a latch (not the first
+ * latch) is counted and told to the master, which logs it and makes an
+ * event of it: every move, but no more than RELAY_MOVES_BURST at once and
+ * one a second after that, the rest counted in the next.  why: what the
+ * policy says, for a person.
  */
-static int
-relay_latch(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
-    int relatch, int64_t ns)
+static void
+relay_latch_set(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
+    int64_t ns, const char *why)
 {
 	struct shm_slot		*s = rs->slot;
 	struct shm_addr		*a = rtcp ? &s->latch_rtcp : &s->latch_rtp;
-	const struct shm_acl	*acl;
+	struct ipc_latch	 m;
 	uint32_t		 bit = rtcp ? LATCH_RTCP : LATCH_RTP;
-	uint32_t		 bits;
-	int			 rule, verdict;
+	int			 moved = (rs->latched & bit) != 0;
 
-	/* Only this worker latches: its copy of the bits is the truth. */
-	bits = rs->latched;
-	if ((bits & bit) && relay_sa_eq(&rs->latch[rtcp], sa))
-		return 0;
-	acl = relay_acl(rs->relay);
-	verdict = acl_check(acl, sa, ACL_UDP_SRC, &rule);
-	if (verdict == ACL_ALLOW && acl_own_socket(acl, rs->relay->shm, sa))
-		verdict = ACL_SELF;
-	if (verdict != ACL_ALLOW) {
-		relay_refused(rs, rtcp, sa, ns, verdict, rule);
-		return -1;
-	}
-	if ((bits & bit) && !relatch)
-		return 0;
+	ipc_init(&m.hdr, IPC_LATCHED, 0, rs->idx, rs->gen);
+	m.from = *a;
 	if (shm_addr_from_sa(a, sa) == -1)
-		return -1;
+		return;
 	atomic_fetch_or_explicit(&s->latched, bit, memory_order_release);
 	relay_latch_load(rs);
+	if (!rtcp) {
+		rs->seen_ns = ns;
+		rs->seen_dirty = 1;
+		relay_cand_clear(rs);
+		s->latch.rtcp_follow = moved;
+	} else
+		s->latch.rtcp_follow = 0;
 	if (log_getlevel() >= LOG_DEBUG) {
 		char buf[INET6_ADDRSTRLEN + 8];
 
 		log_debug("slot %u: %s latched to %s", rs->idx,
 		    rtcp ? "RTCP" : "RTP", sa_ntop(sa, buf, sizeof(buf)));
 	}
+	if (!moved)
+		return;
+	SHM_ADD(&s->latch.moves, 1);
+	if (ns < rs->moves_tat - (RELAY_MOVES_BURST - 1) * RELAY_MOVES_NS &&
+	    ns > rs->moves_tat - 2 * RELAY_MOVES_BURST * RELAY_MOVES_NS) {
+		rs->moves_untold++;
+		return;
+	}
+	rs->moves_tat = (rs->moves_tat > ns ? rs->moves_tat : ns) +
+	    RELAY_MOVES_NS;
+	m.hdr.arg = rtcp ? IPC_LATCH_RTCP : 0;
+	m.to = *a;
+	if (rs->moves_untold > 0)
+		snprintf(m.reason, sizeof(m.reason), "%s; %u moves before "
+		    "this one not reported", why, rs->moves_untold);
+	else
+		snprintf(m.reason, sizeof(m.reason), "%s", why);
+	rs->moves_untold = 0;
+	worker_send_msg(&m.hdr);
+}
+
+/* The same host (address, whatever the port)? */
+static int
+relay_sa_host_eq(const union relay_sa *u, const struct sockaddr *sa)
+{
+	if (sa->sa_family != u->sa.sa_family)
+		return 0;
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr ==
+		    u->sin.sin_addr.s_addr;
+	return memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr,
+	    &u->sin6.sin6_addr, sizeof(u->sin6.sin6_addr)) == 0;
+}
+
+/*
+ * RTP from sa, a source that is not the latched one and that the rules
+ * allow: may it latch, or move the latch?  ri: the packet's RTP header,
+ * NULL if it is not valid RTP.  0: yes, and it did; -1: refuse the packet.
+ *
+ * The first packet latches, whatever it is (DTLS or STUN may come before
+ * RTP); only valid RTP moves a latch.  With latch-policy learn, the
+ * latest source wins until the learning period after the first latch
+ * ends (NATs settle, early media comes from elsewhere); after that the
+ * latch moves only once the latched source has been quiet for quiet_ns
+ * and the new one sent a run of packets in sequence (one SSRC, seq + 1
+ * each), as a NAT that rebinds does, and as one packet from a stranger
+ * (RTP bleed) does not.
+ */
+static int
+relay_latch_rtp(struct relay_sess *rs, const struct sockaddr *sa,
+    const struct rtp_info *ri, int64_t ns)
+{
+	struct shm_latch	*l = &rs->slot->latch;
+	char			 why[160], a[INET6_ADDRSTRLEN + 8];
+
+	if (!(rs->latched & LATCH_RTP)) {
+		rs->learn_end_ns = ns + (int64_t)l->learn_ms * NS_PER_MS;
+		l->learn_end_ms = rs->learn_end_ns / NS_PER_MS;
+		relay_latch_set(rs, 0, sa, ns, "");
+		return 0;
+	}
+	switch (rs->policy) {
+	case SHM_LATCH_LATEST:
+		if (ri != NULL)
+			relay_latch_set(rs, 0, sa, ns, "latch-policy latest");
+		return 0;
+	case SHM_LATCH_NEVER:
+		relay_refused(rs, 0, sa, ns, REFUSE_NEVER, 0, -1);
+		return -1;
+	}
+	if (ns < rs->learn_end_ns) {
+		if (ri != NULL)
+			relay_latch_set(rs, 0, sa, ns, "latch-policy learn, "
+			    "in the learning period");
+		return 0;
+	}
+	if (ri == NULL) {
+		relay_refused(rs, 0, sa, ns, REFUSE_NOT_RTP, 0, -1);
+		return -1;
+	}
+	/* The clock went back: quiet from now on. */
+	if (ns < rs->seen_ns)
+		rs->seen_ns = ns;
+	if (rs->cand_live && l->cand_ssrc == ri->ssrc &&
+	    (uint16_t)(l->cand_seq + 1) == ri->seq &&
+	    shm_addr_eq_sa(&l->cand, sa)) {
+		if (l->cand_count < UINT8_MAX)
+			l->cand_count++;
+	} else {
+		(void)shm_addr_from_sa(&l->cand, sa);
+		l->cand_ssrc = ri->ssrc;
+		l->cand_count = 1;
+		rs->cand_live = 1;
+	}
+	l->cand_seq = ri->seq;
+	if (l->cand_count >= rs->run && ns - rs->seen_ns >= rs->quiet_ns) {
+		snprintf(why, sizeof(why), "latch-policy learn: %s quiet for "
+		    "%lld ms, then %u RTP packets in sequence from the new "
+		    "address", relay_latch_str(rs, 0, a, sizeof(a)),
+		    (long long)((ns - rs->seen_ns) / NS_PER_MS), l->cand_count);
+		relay_latch_set(rs, 0, sa, ns, why);
+		return 0;
+	}
+	relay_refused(rs, 0, sa, ns, REFUSE_LEARN, 0, -1);
+	return -1;
+}
+
+/*
+ * RTCP from sa, not the latched RTCP source, allowed by the rules.  RTCP
+ * follows RTP: with latch-policy latest, and while RTP is not latched or
+ * still learning, the latest RTCP source wins, as for RTP; once RTP is
+ * settled, RTCP latches only to a source on RTP's latched address, and
+ * moves only when RTP has moved since (or RTCP is on another address):
+ * a stranger's RTCP never takes the caller's reports.
+ */
+static int
+relay_latch_rtcp(struct relay_sess *rs, const struct sockaddr *sa,
+    int64_t ns)
+{
+	struct shm_latch	*l = &rs->slot->latch;
+	uint32_t		 bits = rs->latched;
+
+	if (rs->policy == SHM_LATCH_LATEST || !(bits & LATCH_RTP) ||
+	    (rs->policy != SHM_LATCH_NEVER && ns < rs->learn_end_ns)) {
+		relay_latch_set(rs, 1, sa, ns, rs->policy ==
+		    SHM_LATCH_LATEST ? "latch-policy latest" :
+		    "RTCP, before RTP settled");
+		return 0;
+	}
+	if (!relay_sa_host_eq(&rs->latch[0], sa) || ((bits & LATCH_RTCP) &&
+	    !l->rtcp_follow && relay_sa_host_eq(&rs->latch[0],
+	    &rs->latch[1].sa))) {
+		relay_refused(rs, 1, sa, ns, REFUSE_RTCP, 0, -1);
+		return -1;
+	}
+	relay_latch_set(rs, 1, sa, ns, "RTCP follows RTP to its address");
 	return 0;
+}
+
+/*
+ * The caller's address as the slot's latch (symmetric RTP), under the
+ * session's latch policy.  A sender the destination rules refuse
+ * (reverse media would go to it), and one of this daemon's own sockets
+ * (a loop), is refused first.  ri: for RTP, the header if the packet is
+ * valid RTP, else NULL.  0: relay the packet; -1: drop it (and count it).
+ */
+static int
+relay_latch(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
+    const struct rtp_info *ri, int64_t ns)
+{
+	const struct shm_acl	*acl;
+	uint32_t		 bit = rtcp ? LATCH_RTCP : LATCH_RTP;
+	int			 rule, verdict;
+
+	/* Only this worker latches: its copy of the bits is the truth. */
+	if ((rs->latched & bit) && relay_sa_eq(&rs->latch[rtcp], sa)) {
+		if (!rtcp) {
+			rs->seen_ns = ns;
+			rs->seen_dirty = 1;
+			if (rs->cand_live)
+				relay_cand_clear(rs);
+		}
+		return 0;
+	}
+	acl = relay_acl(rs->relay);
+	verdict = acl_check(acl, sa, ACL_UDP_SRC, &rule);
+	if (verdict == ACL_ALLOW && acl_own_socket(acl, rs->relay->shm, sa))
+		verdict = ACL_SELF;
+	if (verdict != ACL_ALLOW) {
+		relay_refused(rs, rtcp, sa, ns, verdict == ACL_SELF ?
+		    REFUSE_SELF : REFUSE_RULES, verdict, rule);
+		return -1;
+	}
+	return rtcp ? relay_latch_rtcp(rs, sa, ns) :
+	    relay_latch_rtp(rs, sa, ri, ns);
 }
 
 /* Reverse media from the destination (and its port, when strict)? */
@@ -1011,7 +1257,7 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 				t.invalid++;
 				continue;
 			}
-			if (!rev && relay_latch(rs, 1, m->msg_name, 1, ns) ==
+			if (!rev && relay_latch(rs, 1, m->msg_name, NULL, ns) ==
 			    -1) {
 				t.source++;
 				continue;
@@ -1022,8 +1268,8 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 			 * Anything may latch first (DTLS or STUN may precede
 			 * RTP), only RTP moves an existing latch.
 			 */
-			if (!rev && relay_latch(rs, 0, m->msg_name, ok, ns) ==
-			    -1) {
+			if (!rev && relay_latch(rs, 0, m->msg_name,
+			    ok ? &ri : NULL, ns) == -1) {
 				t.source++;
 				continue;
 			}
@@ -1068,6 +1314,10 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 	if (ntx > 0)
 		relay_send(rs, out, ntx, dst, dstlen, &t);
 	relay_publish(d, rtcp, &t);
+	if (rs->seen_dirty) {
+		s->latch.seen_ms = rs->seen_ns / NS_PER_MS;
+		rs->seen_dirty = 0;
+	}
 	if (t.sent > 0 && !rs->reported_active) {
 		rs->reported_active = 1;
 		worker_report(IPC_ACTIVE, rs->idx, rs->gen, 0, NULL);
@@ -1231,6 +1481,14 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 	rs->src_addr = (s->flags & SHM_F_SRC_ADDR) != 0;
 	rs->src_port = (s->flags & SHM_F_SRC_PORT) != 0;
 	rs->clock_rate = s->clock_rate;
+	rs->policy = s->latch.policy >= SHM_LATCH_LEARN &&
+	    s->latch.policy <= SHM_LATCH_LATEST ? s->latch.policy :
+	    SHM_LATCH_LEARN;
+	rs->run = s->latch.run < 2 ? 2 : s->latch.run;
+	rs->quiet_ns = (int64_t)s->latch.quiet_ms * NS_PER_MS;
+	rs->learn_end_ns = s->latch.learn_end_ms * NS_PER_MS;
+	rs->seen_ns = s->latch.seen_ms * NS_PER_MS;
+	rs->cand_live = s->latch.cand_count != 0;
 	rs->tau_ns = (int64_t)s->rate_burst_ms * 1000000;
 	if (s->rate_pps != 0)
 		rs->pkt_ns = NS_PER_S / s->rate_pps;

@@ -260,6 +260,25 @@ request_create_params(const Rtpproxy__CreateSessionRequest *req,
 	}
 	p->rate_pps = req->rate_limit_pps;
 	p->rate_bps = req->rate_limit_bps;
+	switch (req->latch_policy) {
+	case RTPPROXY__LATCH_POLICY__LATCH_POLICY_DEFAULT:
+		p->latch_policy = 0;
+		break;
+	case RTPPROXY__LATCH_POLICY__LATCH_POLICY_LEARN:
+		p->latch_policy = SHM_LATCH_LEARN;
+		break;
+	case RTPPROXY__LATCH_POLICY__LATCH_POLICY_NEVER:
+		p->latch_policy = SHM_LATCH_NEVER;
+		break;
+	case RTPPROXY__LATCH_POLICY__LATCH_POLICY_LATEST:
+		p->latch_policy = SHM_LATCH_LATEST;
+		break;
+	default:
+		rp_err(err, RP_INVALID_ARGUMENT, "latch_policy %d is not a "
+		    "known LatchPolicy (0 DEFAULT, 1 LEARN, 2 NEVER, 3 LATEST)",
+		    (int)req->latch_policy);
+		return -1;
+	}
 	return 0;
 }
 

@@ -46,6 +46,9 @@ static const char *const event_names[] = {
 static const char *const rs_names[] = {
 	"default", "any", "address", "address-port"
 };
+static const char *const latch_names[] = {
+	"default", "learn", "never", "latest"
+};
 static const char *const code_names[] = {
 	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
 	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
@@ -68,6 +71,7 @@ usage(int code)
 "  create [-i id] -l addr[:port] -d addr:port [-f addr[:port]] [-u] [-R]\n"
 "         [-I idle_s] [-S stats_ms] [-C clock_hz] [--tcp]\n"
 "         [--reverse-source any|address|address-port] [--pps N] [--bps N]\n"
+"         [--latch learn|never|latest]\n"
 "  destroy id\n"
 "  status id\n"
 "  list [--state state] [-n page_size] [-p page_token] [-a]\n"
@@ -306,6 +310,9 @@ json_session(struct json *j, const char *key, const Rtpproxy__SessionInfo *s)
 	    (int)s->reverse_source));
 	json_u64(j, "rate_limit_pps", s->rate_limit_pps);
 	json_u64(j, "rate_limit_bps", s->rate_limit_bps);
+	json_str(j, "latch_policy", name_of(NAMES(latch_names),
+	    (int)s->latch_policy));
+	json_u64(j, "relatches", s->relatches);
 	json_u64(j, "worker", s->worker);
 	json_str(j, "error_message", s->error_message);
 	json_dir(j, "forward_stats", s->forward_stats);
@@ -406,6 +413,10 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 		printf("%-14s %u Hz\n", "clock rate", s->clock_rate);
 	printf("%-14s %s\n", "reverse from", name_of(NAMES(rs_names),
 	    (int)s->reverse_source));
+	if (s->transport != RTPPROXY__TRANSPORT__TRANSPORT_TCP)
+		printf("%-14s %s, %u moves\n", "latch policy",
+		    name_of(NAMES(latch_names), (int)s->latch_policy),
+		    s->relatches);
 	if (s->rate_limit_pps > 0 || s->rate_limit_bps > 0) {
 		printf("%-14s", "rate limit");
 		if (s->rate_limit_pps > 0)
@@ -547,6 +558,7 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 		{ "reverse-source", required_argument, NULL, 'r' },
 		{ "pps", required_argument, NULL, 'P' },
 		{ "bps", required_argument, NULL, 'B' },
+		{ "latch", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 }
 	};
 	Rtpproxy__CreateSessionRequest	 req =
@@ -612,6 +624,15 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 			if (config_parse_bps(optarg, &req.rate_limit_bps) == -1)
 				usagex("--bps: %s is not a number of bits per "
 				    "second (with k, M or G)", optarg);
+			break;
+		case 'L':
+			for (i = 1; i < NAMES_N(latch_names); i++)
+				if (strcmp(optarg, latch_names[i]) == 0)
+					break;
+			if (i == NAMES_N(latch_names))
+				usagex("--latch: %s is not learn, never or "
+				    "latest", optarg);
+			req.latch_policy = (Rtpproxy__LatchPolicy)i;
 			break;
 		default:
 			usage(EX_USAGE_);

@@ -120,6 +120,10 @@ struct config {
 	uint32_t	 rate_pps;		/* per direction; 0: none */
 	uint64_t	 rate_bps;
 	uint32_t	 rate_burst_ms;
+	int		 latch_policy;		/* SHM_LATCH_* */
+	uint32_t	 latch_learn_ms;
+	uint32_t	 latch_quiet_ms;
+	uint32_t	 latch_run;
 
 	/* the API's security */
 	char		*auth_token_file;
@@ -158,6 +162,7 @@ int	config_load_files(struct config *, char *, size_t);
 void	config_free_secrets(struct config *);
 int	config_parse_bps(const char *, uint64_t *);
 const char *config_rs_name(int);
+const char *config_latch_name(int);
 void	config_dump(const struct config *, FILE *);
 
 /* daemon.c: the Unix daemon chores */
@@ -209,6 +214,7 @@ struct session_params {
 	int			reverse_source;	/* CONF_RS_*; -1: default */
 	uint32_t		rate_pps;	/* 0: the configured default */
 	uint64_t		rate_bps;
+	int			latch_policy;	/* SHM_LATCH_*; 0: default */
 };
 
 /* A consistent copy of a slot, for replies and events. */
@@ -225,6 +231,8 @@ struct session_snapshot {
 	uint32_t	clock_rate;
 	uint32_t	rate_pps;
 	uint64_t	rate_bps;
+	uint32_t	latch_policy;	/* SHM_LATCH_* */
+	uint32_t	relatches;
 	int64_t		created_ms;
 	int64_t		last_activity_ms;
 	char		error[SHM_REASON_MAX];

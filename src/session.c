@@ -193,6 +193,10 @@ session_snapshot(uint32_t i, struct session_snapshot *o)
 	o->clock_rate = s->clock_rate;
 	o->rate_pps = s->rate_pps;
 	o->rate_bps = s->rate_bps;
+	o->latch_policy = s->latch.policy != 0 ? s->latch.policy :
+	    SHM_LATCH_LEARN;
+	o->relatches = atomic_load_explicit(&s->latch.moves,
+	    memory_order_relaxed);
 	o->created_ms = s->created_ms;
 	memcpy(o->error, s->error, sizeof(o->error));
 	o->error[sizeof(o->error) - 1] = '\0';
@@ -749,11 +753,19 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "rate_limit_bps %llu is out of range: 0 (the default) or "
 		    "up to 100000000000", (unsigned long long)p->rate_bps);
+	if (p->latch_policy < 0 || p->latch_policy > SHM_LATCH_LATEST)
+		return rp_err(err, RP_INVALID_ARGUMENT,
+		    "latch_policy %d is not a known LatchPolicy",
+		    p->latch_policy);
 	if (p->tcp && (p->unidirectional || p->rate_pps || p->rate_bps))
 		return rp_err(err, RP_INVALID_ARGUMENT, "%s is for UDP "
 		    "sessions: a TCP session relays both streams, and TCP's "
 		    "flow control paces them", p->unidirectional ?
 		    "unidirectional" : "a rate limit");
+	if (p->tcp && p->latch_policy != 0)
+		return rp_err(err, RP_INVALID_ARGUMENT, "latch_policy is for "
+		    "UDP sessions: a TCP session's caller is the one that "
+		    "connected");
 	if (p->idle_timeout_s > 86400)
 		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "idle_timeout_s %u is out of range: 0 (the default) "
@@ -804,6 +816,11 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	s->rate_pps = p->tcp ? 0 : p->rate_pps ? p->rate_pps : c->rate_pps;
 	s->rate_bps = p->tcp ? 0 : p->rate_bps ? p->rate_bps : c->rate_bps;
 	s->rate_burst_ms = c->rate_burst_ms;
+	s->latch.policy = (uint8_t)(p->latch_policy ? p->latch_policy :
+	    c->latch_policy);
+	s->latch.run = (uint8_t)c->latch_run;
+	s->latch.learn_ms = c->latch_learn_ms;
+	s->latch.quiet_ms = c->latch_quiet_ms;
 	memcpy(s->id, id, sizeof(s->id));
 	shm_addr_from_sa(&s->listen, (struct sockaddr *)&listen);
 	shm_addr_from_sa(&s->forward, (struct sockaddr *)&fwd);
@@ -1257,7 +1274,7 @@ session_latch_log(const char *fmt, ...)
 {
 	va_list	ap;
 	int64_t	sec = mono_ms() / 1000;
-	char	line[512];
+	char	line[768];
 
 	if (sec != sr.latchlog_sec) {
 		if (sr.latchlog_quiet > 0)

@@ -428,6 +428,16 @@ START_TEST(config_errors)
 		    "\"127.0.0.1\": missing port" },
 		{ "orphan-timeout 86401\n", "test.conf:1: orphan-timeout: must "
 		    "be 0..86400 seconds" },
+		{ "\n\nlatch-policy sometimes\n", "test.conf:3: latch-policy: "
+		    "expected learn, never or latest (got \"sometimes\")" },
+		{ "latch-run 1\n", "test.conf:1: latch-run: must be 2..64 "
+		    "packets (got \"1\")" },
+		{ "latch-run 65\n", "test.conf:1: latch-run: must be 2..64" },
+		{ "latch-quiet-time 50\n", "test.conf:1: latch-quiet-time: must "
+		    "be 100..600000 ms (got \"50\")" },
+		{ "latch-learn-time 60001\n", "test.conf:1: latch-learn-time: "
+		    "must be 0..60000 ms" },
+		{ "latch-policy learn never\n", "test.conf:1: latch-policy:" },
 	};
 	struct config	c;
 	char		err[512];
@@ -454,6 +464,19 @@ START_TEST(config_errors)
 	ck_assert_uint_eq(c.rate_bps, 0);
 	ck_assert_uint_eq(c.rate_burst_ms, 1000);
 	ck_assert_int_eq(c.auth_health_open, 1);
+	/* The latch: learn for 2 s, then 1 s quiet and a run of 4. */
+	ck_assert_int_eq(c.latch_policy, SHM_LATCH_LEARN);
+	ck_assert_uint_eq(c.latch_learn_ms, 2000);
+	ck_assert_uint_eq(c.latch_quiet_ms, 1000);
+	ck_assert_uint_eq(c.latch_run, 4);
+	config_free(&c);
+	ck_assert_int_eq(config_parse_buf(&c, "test.conf",
+	    "latch-policy never\nlatch-learn-time 0\nlatch-quiet-time 250\n"
+	    "latch-run 64\n", err, sizeof(err)), 0);
+	ck_assert_int_eq(c.latch_policy, SHM_LATCH_NEVER);
+	ck_assert_uint_eq(c.latch_learn_ms, 0);
+	ck_assert_uint_eq(c.latch_quiet_ms, 250);
+	ck_assert_uint_eq(c.latch_run, 64);
 	config_free(&c);
 }
 END_TEST

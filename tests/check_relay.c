@@ -471,6 +471,8 @@ START_TEST(relay_rtcp)
 	uint8_t			b[256], got[256];
 	size_t			n;
 
+	/* The old behaviour, latch-policy latest: RTCP moves freely. */
+	shm_slot(&tbl, 1)->latch.policy = SHM_LATCH_LATEST;
 	tsess_open(&t, 1, 0, 1, 0);
 	s = shm_slot(&tbl, 1);
 
@@ -547,6 +549,8 @@ START_TEST(relay_latching)
 	uint16_t		p2;
 	size_t			n;
 
+	/* latch-policy latest: every valid RTP packet may move the latch */
+	shm_slot(&tbl, 2)->latch.policy = SHM_LATCH_LATEST;
 	tsess_open(&t, 2, 0, 0, 0);
 	s = shm_slot(&tbl, 2);
 
@@ -656,6 +660,163 @@ START_TEST(relay_own_socket)
 	atomic_store(owner, 0);
 	ck_assert_uint_eq(CNT(&t, FWD, dropped_source), 4);
 	memset(ours, 0, sizeof(*ours));
+	tsess_close(&t);
+}
+END_TEST
+
+/* An RTP packet from fd to the session's listen port. */
+static void
+tx_rtp(struct tsess *t, int fd, uint16_t seq, uint32_t ssrc)
+{
+	uint8_t	b[64];
+	size_t	n = mkrtp(b, seq, (uint32_t)seq * 160, ssrc, 20);
+
+	tx(fd, 0, t->lport, b, n);
+}
+
+/* Did the destination get the packet of this sequence number (and only)? */
+static int
+got_seq(struct tsess *t, uint16_t seq)
+{
+	uint8_t	got[256];
+
+	if (rx(t->dest[0], got, sizeof(got), 1000, NULL) < 12)
+		return 0;
+	return ((uint16_t)(got[2] << 8 | got[3])) == seq &&
+	    rx_none(t->dest[0], 20);
+}
+
+static void
+latch_policy(struct shm_slot *s, int policy, int run, int quiet_ms)
+{
+	s->latch.policy = (uint8_t)policy;
+	s->latch.run = (uint8_t)run;
+	s->latch.learn_ms = 0;
+	s->latch.quiet_ms = (uint32_t)quiet_ms;
+}
+
+/*
+ * latch-policy learn, after learning: a stranger's packet, or run, does
+ * not move the latch while the caller talks; after the caller has been
+ * quiet, a run in sequence does, on its last packet.
+ */
+START_TEST(relay_latch_learn)
+{
+	struct tsess	 t;
+	struct shm_slot	*s = shm_slot(&tbl, 5);
+	int		 a[2], i;
+	uint16_t	 ap;
+
+	latch_policy(s, SHM_LATCH_LEARN, 3, 300);
+	tsess_open(&t, 5, 0, 0, 0);
+	ap = udp_pair(0, a);
+	tx_rtp(&t, t.caller[0], 1, 0xc);
+	ck_assert(got_seq(&t, 1));
+	ck_assert_uint_eq(s->latch_rtp.port, t.cport);
+	ck_assert_int_gt(s->latch.learn_end_ms, 0);
+
+	tx_rtp(&t, t.caller[0], 2, 0xc);
+	tx_rtp(&t, a[0], 100, 0xa);
+	ck_assert(got_seq(&t, 2));
+	tx_rtp(&t, t.caller[0], 3, 0xc);
+	for (i = 0; i < 10; i++)
+		tx_rtp(&t, a[0], (uint16_t)(200 + i), 0xa);
+	ck_assert(got_seq(&t, 3));
+	ck_assert_uint_eq(CNT(&t, FWD, dropped_source), 11);
+	ck_assert_uint_eq(s->latch_rtp.port, t.cport);
+	/* Told once, with the policy. */
+	ck_assert_int_eq(count_latches(IPC_REFUSED, 5), 1);
+	ck_assert_msg(strstr(latches[0].reason, "latch-policy learn") != NULL,
+	    "%s", latches[0].reason);
+	ck_assert_uint_eq(latches[0].to.port, ap);
+
+	/* The caller goes quiet: a run of 3 in sequence moves it. */
+	pump(350);
+	tx_rtp(&t, a[0], 300, 0xa);
+	tx_rtp(&t, a[0], 301, 0xa);
+	ck_assert(rx_none(t.dest[0], 100));
+	tx_rtp(&t, a[0], 302, 0xa);
+	ck_assert(got_seq(&t, 302));
+	ck_assert_uint_eq(s->latch_rtp.port, ap);
+	ck_assert_uint_eq(atomic_load(&s->latch.moves), 1);
+	ck_assert_int_eq(count_latches(IPC_LATCHED, 5), 1);
+	for (i = 0; i < nlatches; i++)
+		if (latches[i].hdr.type == IPC_LATCHED) {
+			ck_assert_uint_eq(latches[i].from.port, t.cport);
+			ck_assert_uint_eq(latches[i].to.port, ap);
+			ck_assert_msg(strstr(latches[i].reason, "quiet") !=
+			    NULL, "%s", latches[i].reason);
+		}
+	/* Now the old address is the stranger. */
+	tx_rtp(&t, a[0], 303, 0xa);
+	tx_rtp(&t, t.caller[0], 4, 0xc);
+	ck_assert(got_seq(&t, 303));
+	ck_assert_uint_eq(s->latch_rtp.port, ap);
+	close(a[0]);
+	close(a[1]);
+	tsess_close(&t);
+}
+END_TEST
+
+/* A run begun under one worker is finished under the next. */
+START_TEST(relay_latch_respawn)
+{
+	struct tsess	 t;
+	struct shm_slot	*s = shm_slot(&tbl, 5);
+	int		 a[2], fds[2];
+	uint16_t	 ap;
+
+	latch_policy(s, SHM_LATCH_LEARN, 4, 200);
+	tsess_open(&t, 5, 0, 0, 0);
+	ap = udp_pair(0, a);
+	tx_rtp(&t, t.caller[0], 1, 0xc);
+	ck_assert(got_seq(&t, 1));
+	pump(250);
+	tx_rtp(&t, a[0], 10, 0xa);
+	tx_rtp(&t, a[0], 11, 0xa);
+	ck_assert(rx_none(t.dest[0], 100));
+	ck_assert_uint_eq(s->latch.cand_count, 2);
+	/* The worker is replaced: the master hands its sockets on. */
+	ck_assert_int_ge(fds[0] = dup(t.lfd[0]), 0);
+	ck_assert_int_ge(fds[1] = dup(t.ffd[0]), 0);
+	relay_free(relay);
+	ck_assert_ptr_nonnull(relay = relay_new(base, &tbl));
+	ck_assert_int_eq(relay_add(relay, 5, t.gen, fds, 2), 0);
+	tx_rtp(&t, a[0], 12, 0xa);
+	ck_assert(rx_none(t.dest[0], 100));
+	tx_rtp(&t, a[0], 13, 0xa);
+	ck_assert(got_seq(&t, 13));
+	ck_assert_uint_eq(s->latch_rtp.port, ap);
+	close(a[0]);
+	close(a[1]);
+	tsess_close(&t);
+}
+END_TEST
+
+/* latch-policy never: not even after a long quiet and a long run. */
+START_TEST(relay_latch_never)
+{
+	struct tsess	 t;
+	struct shm_slot	*s = shm_slot(&tbl, 5);
+	int		 a[2], i;
+
+	latch_policy(s, SHM_LATCH_NEVER, 2, 100);
+	tsess_open(&t, 5, 0, 0, 0);
+	(void)udp_pair(0, a);
+	tx_rtp(&t, t.caller[0], 1, 0xc);
+	ck_assert(got_seq(&t, 1));
+	pump(200);
+	for (i = 0; i < 20; i++)
+		tx_rtp(&t, a[0], (uint16_t)(50 + i), 0xa);
+	ck_assert(rx_none(t.dest[0], 200));
+	ck_assert_uint_eq(s->latch_rtp.port, t.cport);
+	ck_assert_uint_eq(CNT(&t, FWD, dropped_source), 20);
+	ck_assert_uint_eq(atomic_load(&s->latch.moves), 0);
+	ck_assert_int_eq(count_latches(IPC_REFUSED, 5), 1);
+	ck_assert_msg(strstr(latches[0].reason, "latch-policy never") != NULL,
+	    "%s", latches[0].reason);
+	close(a[0]);
+	close(a[1]);
 	tsess_close(&t);
 }
 END_TEST
@@ -2113,7 +2274,8 @@ int
 main(void)
 {
 	const TTest *const t_inproc[] = { relay_both_ways, relay_ipv6,
-	    relay_rtcp, relay_latching, relay_own_socket, relay_unidirectional,
+	    relay_rtcp, relay_latching, relay_own_socket, relay_latch_learn,
+	    relay_latch_respawn, relay_latch_never, relay_unidirectional,
 	    relay_sequence,
 	    relay_malformed, relay_icmp, relay_icmp6, relay_latency,
 	    relay_takeover, relay_add_errors, relay_flood, relay_overflow,

@@ -134,6 +134,7 @@ struct harness_session {
 	int		 reverse_source;	/* Rtpproxy__ReverseSource */
 	uint32_t	 rate_pps;
 	uint64_t	 rate_bps;
+	int		 latch_policy;	/* Rtpproxy__LatchPolicy */
 };
 /*
  * The gRPC status; *out is the reply, NULL unless OK (free it with

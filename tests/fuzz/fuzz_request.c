@@ -98,6 +98,8 @@ check_create(const Rtpproxy__CreateSessionRequest *req)
 	    RTPPROXY__TRANSPORT__TRANSPORT_TCP));
 	FUZZ_CHECK(p.reverse_source >= -1 &&
 	    p.reverse_source <= CONF_RS_ADDRESS_PORT);
+	FUZZ_CHECK(p.latch_policy >= 0 && p.latch_policy <= SHM_LATCH_LATEST &&
+	    p.latch_policy == (int)req->latch_policy);
 	FUZZ_CHECK(p.unidirectional == !!req->unidirectional);
 	FUZZ_CHECK(p.disable_rtcp == !!req->disable_rtcp);
 	FUZZ_CHECK(p.clock_rate == req->clock_rate &&
