@@ -182,10 +182,10 @@ struct shm_latch {
 	uint16_t	pad0;
 	/* the master writes */
 	uint32_t	learn_ms;	/* after the first latch */
-	uint32_t	quiet_ms;	/* the latched source silent this long */
+	uint32_t	quiet_ms;	/* the latched source this long quiet */
 	/* the owning worker writes */
 	int64_t		learn_end_ms;	/* wall clock; 0: not latched */
-	int64_t		seen_ms;	/* the latched RTP source's last packet */
+	int64_t		seen_ms;	/* the latched RTP source's last */
 	_Atomic uint32_t moves;		/* re-latches, RTP and RTCP */
 	uint32_t	cand_ssrc;
 	struct shm_addr	cand;		/* a new source, on its way */

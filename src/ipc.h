@@ -80,8 +80,9 @@ struct ipc_latch {
 	struct ipc_hdr	hdr;
 	struct shm_addr	from;
 	struct shm_addr	to;
-	char		reason[352];	/* NUL-terminated */
+	char		reason[368];	/* NUL-terminated */
 };
+_Static_assert(sizeof(struct ipc_latch) <= IPC_MAXMSG, "fits a message");
 
 /*
  * What one side sends the other, in order: a message goes at once when

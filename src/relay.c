@@ -103,31 +103,31 @@ struct relay_sess {
 	uint8_t			 nsock;
 	uint32_t		 clock_rate;
 	uint32_t		 latched;	/* the slot's, as last loaded */
+	/* the slot's ovfl_seen, kept here; written back when it changes */
+	uint32_t		 ovfl[SK_MAX];
 	/*
-	 * The latch policy, from the slot, and what the packet path keeps
-	 * of the slot's latch state in its own line; the slot has it too,
-	 * for a worker that takes over.
+	 * The latch policy and what the packet path keeps of the slot's
+	 * latch state (the slot has it too, for a worker that takes over).
 	 */
 	uint8_t			 policy;	/* SHM_LATCH_* */
 	uint8_t			 run;
 	uint8_t			 cand_live;	/* slot's cand_count != 0 */
-	uint8_t			 seen_dirty;	/* seen_ns not in the slot yet */
-	int64_t			 learn_end_ns;	/* 0: not latched yet */
-	int64_t			 quiet_ns;
-	int64_t			 seen_ns;	/* the latched RTP source's last */
-	/* the slot's ovfl_seen, kept here; written back when it changes */
-	uint32_t		 ovfl[SK_MAX];
+	uint8_t			 seen_dirty;	/* seen_ns not in the slot */
 
 	_Alignas(64) struct relay_sock sk[SK_MAX];
 	/* where forward media goes: the destination, RTP and RTCP */
 	union relay_sa		 dest[2];
 	socklen_t		 destlen[2];
+	/* the latched RTP source's last packet: beside its address */
+	int64_t			 seen_ns;
 	/*
 	 * Where reverse media goes, copied from the slot's latch: RTP, RTCP,
 	 * and the RTP address with port + 1 for RTCP until RTCP latches.
 	 */
 	union relay_sa		 latch[3];
 	socklen_t		 latchlen[3];
+	int64_t			 learn_end_ns;	/* 0: not latched yet */
+	int64_t			 quiet_ns;
 
 	int64_t			 pkt_ns;	/* 0: no packet rate limit */
 	uint64_t		 byte_ns_q16;	/* 0: no bit rate limit */
@@ -135,7 +135,7 @@ struct relay_sess {
 	struct relay_bucket	 bucket[2];	/* per direction */
 	/* refused senders: told to the master at most this often */
 	int64_t			 refused_next;	/* ns; 0: at once */
-	uint32_t		 refused;	/* packets since the last told */
+	uint32_t		 refused;	/* packets since last told */
 	/* moves of the latch told to the master: a token bucket (GCRA) */
 	int64_t			 moves_tat;	/* ns */
 	uint32_t		 moves_untold;
@@ -495,12 +495,6 @@ enum {
 	REFUSE_RTCP,		/* RTCP follows RTP */
 };
 
-static const char *
-relay_policy_name(int policy)
-{
-	return config_latch_name(policy);
-}
-
 /* The latch of RTP (0) or RTCP (1) as a string with its port. */
 static const char *
 relay_latch_str(const struct relay_sess *rs, int rtcp, char *buf,
@@ -521,7 +515,7 @@ relay_refused(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
     int64_t ns, int why, int verdict, int rule)
 {
 	struct ipc_latch	m;
-	char			r[280], a[INET6_ADDRSTRLEN + 8];
+	char			r[296], a[INET6_ADDRSTRLEN + 8];
 	char			l[INET6_ADDRSTRLEN + 8];
 
 	rs->refused++;
@@ -547,21 +541,21 @@ relay_refused(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 		break;
 	case REFUSE_LEARN:
 		snprintf(r, sizeof(r), "sender %s refused: the latch is %s, "
-		    "which sent %lld ms before (latch-policy learn: a new "
-		    "source needs it quiet for %lld ms, then %u RTP packets in "
-		    "sequence)", a, l, (long long)((ns - rs->seen_ns) /
-		    NS_PER_MS), (long long)(rs->quiet_ns / NS_PER_MS),
-		    rs->run);
+		    "which last sent %lld ms earlier (latch-policy learn: a "
+		    "new source needs it quiet for %lld ms, then %u RTP "
+		    "packets in sequence)", a, l,
+		    (long long)((ns - rs->seen_ns) / NS_PER_MS),
+		    (long long)(rs->quiet_ns / NS_PER_MS), rs->run);
 		break;
 	case REFUSE_NOT_RTP:
 		snprintf(r, sizeof(r), "sender %s refused: not RTP, and the "
 		    "latch is %s (latch-policy %s)", a, l,
-		    relay_policy_name(rs->policy));
+		    config_latch_name(rs->policy));
 		break;
 	default:
 		snprintf(r, sizeof(r), "sender %s refused: RTCP follows RTP, "
 		    "which is latched to %s (latch-policy %s)", a, l,
-		    relay_policy_name(rs->policy));
+		    config_latch_name(rs->policy));
 		break;
 	}
 	ipc_init(&m.hdr, IPC_REFUSED, 0, rs->idx, rs->gen);

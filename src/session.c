@@ -1301,7 +1301,8 @@ session_latch_report(uint32_t i, const struct ipc_latch *m)
 	struct session_event	 ev;
 	struct sockaddr_storage	 ss;
 	char			 reason[sizeof(m->reason)];
-	char			 to[INET6_ADDRSTRLEN + 8], from[INET6_ADDRSTRLEN + 8];
+	char			 to[INET6_ADDRSTRLEN + 8];
+	char			 from[INET6_ADDRSTRLEN + 8];
 	int			 rtcp = (m->hdr.arg & IPC_LATCH_RTCP) != 0;
 	int			 moved = m->hdr.type == IPC_LATCHED;
 
@@ -1318,9 +1319,9 @@ session_latch_report(uint32_t i, const struct ipc_latch *m)
 	if (!utf8_valid(reason, strlen(reason)))
 		snprintf(reason, sizeof(reason), "(not valid UTF-8)");
 	if (moved)
-		session_latch_log("session %s: %s re-latched from %s to %s (%s)",
-		    session_slot(i)->id, rtcp ? "RTCP" : "RTP", from, to,
-		    reason);
+		session_latch_log("session %s: %s re-latched from %s to %s "
+		    "(%s)", session_slot(i)->id, rtcp ? "RTCP" : "RTP", from,
+		    to, reason);
 	else
 		session_latch_log("session %s: %s %s", session_slot(i)->id,
 		    rtcp ? "RTCP" : "RTP", reason);

@@ -249,7 +249,7 @@ START_TEST(embedded)
 		{ "64:ff9b:1:ab:cd::7f00:1", "127.0.0.0/8" },
 		{ "2002:7f00:1::", "127.0.0.0/8" },		/* 6to4 */
 		{ "2002:7f00:1:5::1", "127.0.0.0/8" },
-		/* Teredo: the client's address, inverted, in the last 32 bits */
+		/* Teredo: the client's address, inverted, the last 32 bits */
 		{ "2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.0/8" },
 		{ "64:ff9b::a9fe:a9fe", "169.254.0.0/16" },
 		{ "2002:a9fe:a9fe::1", "169.254.0.0/16" },
@@ -433,8 +433,8 @@ START_TEST(config_errors)
 		{ "latch-run 1\n", "test.conf:1: latch-run: must be 2..64 "
 		    "packets (got \"1\")" },
 		{ "latch-run 65\n", "test.conf:1: latch-run: must be 2..64" },
-		{ "latch-quiet-time 50\n", "test.conf:1: latch-quiet-time: must "
-		    "be 100..600000 ms (got \"50\")" },
+		{ "latch-quiet-time 50\n", "test.conf:1: latch-quiet-time: "
+		    "must be 100..600000 ms (got \"50\")" },
 		{ "latch-learn-time 60001\n", "test.conf:1: latch-learn-time: "
 		    "must be 0..60000 ms" },
 		{ "latch-policy learn never\n", "test.conf:1: latch-policy:" },

@@ -361,7 +361,8 @@ START_TEST(caller_in_range)
 	ck_assert_int_eq(harness_recv(caller, got, sizeof(got), 3000, NULL),
 	    (ssize_t)n);
 	si = status(c, "in-range");
-	ck_assert_int_eq(si->state, RTPPROXY__SESSION_STATE__SESSION_STATE_ACTIVE);
+	ck_assert_int_eq(si->state,
+	    RTPPROXY__SESSION_STATE__SESSION_STATE_ACTIVE);
 	ck_assert_uint_eq(si->forward_stats->dropped_source, 0);
 	ck_assert_ptr_nonnull(si->latched);
 	ck_assert_uint_eq(si->latched->port, cport);
