@@ -243,7 +243,12 @@ acl_is_local(const struct shm_acl *acl, int family, const uint8_t *addr)
 	return 0;
 }
 
-/* Is port on addr one of ours, for what? */
+/*
+ * Is port on addr one of ours, for a TCP destination: the media range
+ * (where TCP sessions listen) or the API and metrics ports?  A UDP
+ * destination is judged by the sockets the sessions hold (acl_local,
+ * acl_own_socket), not by the range.
+ */
 static int
 acl_self(const struct shm_acl *acl, int family, const uint8_t *addr,
     uint16_t port, int what)
@@ -251,12 +256,11 @@ acl_self(const struct shm_acl *acl, int family, const uint8_t *addr,
 	int	own;
 	uint16_t i;
 
-	if (what != ACL_UDP && what != ACL_TCP)
+	if (what != ACL_TCP)
 		return 0;
 	own = acl->port_max != 0 && port >= acl->port_min &&
 	    port <= acl->port_max;
-	for (i = 0; what == ACL_TCP && !own && i < acl->nown &&
-	    i < SHM_OWN_MAX; i++)
+	for (i = 0; !own && i < acl->nown && i < SHM_OWN_MAX; i++)
 		own = acl->own[i] == port;
 	return own && acl_is_local(acl, family, addr);
 }
@@ -294,12 +298,12 @@ acl_rules(const struct shm_acl *acl, int family, const uint8_t *addr,
  * ACL_TCP, ACL_UDP_SRC or ACL_TCP_PEER.  ACL_ALLOW, or ACL_DENY with
  * *rule the deciding rule's index, or ACL_SELF.
  *
- * The own-ports check is for destinations: the media port range, and
- * for TCP the API and metrics ports too.  A sender gets the rules only:
- * whether it is one of this daemon's own sockets is acl_own_socket's to
- * say, and a TCP caller (its address cannot be forged, its reverse media
- * goes back on its own connection) may well have an ephemeral port in the
- * media range.
+ * The own-ports check is for TCP destinations: the media port range and
+ * the API and metrics ports.  A UDP destination, and a UDP sender, gets
+ * the rules only here: whether it is one of this daemon's own sockets is
+ * acl_own_socket's to say.  A TCP caller (its address cannot be forged,
+ * its reverse media goes back on its own connection) may well have an
+ * ephemeral port in the media range.
  *
  * An IPv6 address that embeds an IPv4 address (acl_embedded) is judged
  * by the IPv4 address, with the IPv4 rules and the own ports; and the
@@ -325,6 +329,45 @@ acl_check(const struct shm_acl *acl, const struct sockaddr *sa, int what,
 			return verdict;
 	}
 	return acl_rules(acl, family, addr, rule);
+}
+
+/*
+ * Where media sent to sa ends up, when that is this host: sa itself, or
+ * the IPv4 address it embeds (as acl_check judges it), with sa's port,
+ * into *here.  1 if on this host, else 0.
+ */
+int
+acl_local(const struct shm_acl *acl, const struct sockaddr *sa,
+    struct sockaddr_storage *here)
+{
+	uint8_t		addr[16], v4[4];
+	uint16_t	port;
+	int		family;
+
+	if ((family = acl_key(sa, addr, &port)) == -1)
+		return 0;
+	if (family == AF_INET6 && !acl_is_local(acl, family, addr) &&
+	    acl_embedded(addr, v4) != NULL) {
+		family = AF_INET;
+		memcpy(addr, v4, 4);
+	}
+	if (!acl_is_local(acl, family, addr))
+		return 0;
+	memset(here, 0, sizeof(*here));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)here;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		memcpy(&sin->sin_addr, addr, 4);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)here;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		memcpy(&sin6->sin6_addr, addr, 16);
+	}
+	return 1;
 }
 
 /* Is a bound to the wildcard address of its family? */
@@ -398,10 +441,11 @@ acl_explain(const struct shm_acl *acl, const struct config *conf,
 	emb[0] = '\0';
 	if ((kind = acl_embedded_sa(sa, v4, sizeof(v4))) != NULL)
 		snprintf(emb, sizeof(emb), "it embeds %s (%s)", v4, kind);
-	if (verdict == ACL_SELF) {
-		snprintf(buf, len, "%s %s is one of this daemon's own ports "
-		    "on this host%s%s: refusing a relay loop", what, a,
-		    *emb ? ": " : "", emb);
+	if (verdict == ACL_SELF || verdict == ACL_OWN) {
+		snprintf(buf, len, "%s %s is one of this daemon's own %s on "
+		    "this host%s%s: refusing a relay loop", what, a,
+		    verdict == ACL_OWN ? "sockets" : "ports", *emb ? ": " : "",
+		    emb);
 		return;
 	}
 	if (rule < 0 || (uint32_t)rule >= acl->nrules) {

@@ -727,9 +727,8 @@ master_proc_line(const char *path, char *buf, size_t len)
 /*
  * Warn when the kernel may give ports of the media range to other
  * programs' sockets (the ephemeral ports, less the reserved ones): then
- * sessions find them taken now and then, and a program on this host that
- * listens on one cannot be a session's destination.  Said again only
- * when the range or the kernel's settings changed since.
+ * sessions find them taken now and then.  Said again only when the range
+ * or the kernel's settings changed since.
  */
 static void
 master_check_ephemeral(uint16_t min, uint16_t max, const char *when)
@@ -752,12 +751,10 @@ master_check_ephemeral(uint16_t min, uint16_t max, const char *when)
 	range[strcspn(range, " \t")] = '-';
 	log_warnx("%sport-range %u-%u overlaps the kernel's ephemeral ports "
 	    "%s (net.ipv4.ip_local_port_range) in %u-%u, %d of them not "
-	    "reserved: the kernel gives those to other programs' sockets, so "
-	    "sessions may find them taken, and a program on this host that "
-	    "listens on one cannot be a session's destination; reserve them "
-	    "(sysctl net.ipv4.ip_local_reserved_ports=%u-%u) or move one "
-	    "range away from the other", when, min, max, range, lo, hi, n,
-	    lo, hi);
+	    "reserved: the kernel gives those to other programs' sockets, and "
+	    "sessions then find them taken; reserve them (sysctl "
+	    "net.ipv4.ip_local_reserved_ports=%u-%u) or move one range away "
+	    "from the other", when, min, max, range, lo, hi, n, lo, hi);
 }
 
 static void

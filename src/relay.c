@@ -532,8 +532,8 @@ relay_refused(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 		    "sender", r, sizeof(r));
 		break;
 	case REFUSE_SELF:
-		snprintf(r, sizeof(r), "sender %s is one of this daemon's own "
-		    "sockets: refusing a relay loop", a);
+		acl_explain(relay_acl(rs->relay), NULL, sa, ACL_OWN, -1,
+		    "sender", r, sizeof(r));
 		break;
 	case REFUSE_NEVER:
 		snprintf(r, sizeof(r), "sender %s refused: the latch is %s "

@@ -182,6 +182,7 @@ void	daemon_notify_barrier(int);
 #define ACL_ALLOW	0
 #define ACL_DENY	1
 #define ACL_SELF	2
+#define ACL_OWN		3	/* for acl_explain: one of our sockets */
 /* What acl_check is asked about: */
 #define ACL_UDP		0	/* a UDP destination or sender */
 #define ACL_TCP		1	/* a TCP destination: the API ports too */
@@ -193,6 +194,8 @@ const char *acl_rule_str(const struct shm_acl_rule *, char *, size_t);
 int	acl_check(const struct shm_acl *, const struct sockaddr *, int, int *);
 int	acl_own_socket(const struct shm_acl *, const struct shm_table *,
 	    const struct sockaddr *);
+int	acl_local(const struct shm_acl *, const struct sockaddr *,
+	    struct sockaddr_storage *);
 void	acl_explain(const struct shm_acl *, const struct config *,
 	    const struct sockaddr *, int, int, const char *, char *, size_t);
 int	acl_snapshot(const struct shm_acl *, struct shm_acl *);

@@ -34,6 +34,8 @@ struct session {
 	int		 fds[IPC_MAXFDS];
 	int		 nfds;
 	uint16_t	 pair[2];	/* port pairs held, as indexes + 1 */
+	int		 nkept;		/* its destination's ports kept, */
+	uint32_t	 kept_at[2];	/* ... at these indexes of sr.kept */
 	uint32_t	 hnext;		/* id hash chain, or UINT32_MAX */
 	struct event	*stats_ev;
 };
@@ -54,6 +56,11 @@ static struct {
 	unsigned int	 sweeps;
 	struct shm_acl	 acl;		/* what is published, for checks */
 	uint16_t	*port_ref;	/* [family][port]: UDP sessions on it */
+	/*
+	 * [family][port]: sessions whose destination is that port on this
+	 * host; kept from the sessions' own sockets, which would loop.
+	 */
+	uint32_t	*kept;
 	/* latch and refusal lines, at most SESSION_LATCH_LOGS a second */
 	int64_t		 latchlog_sec;
 	unsigned int	 latchlog_n;
@@ -512,6 +519,96 @@ session_ports(uint32_t i, int hold)
 	}
 }
 
+/* Index into port_ref and kept of ss's family and port. */
+static uint32_t
+session_port_key(const struct sockaddr_storage *ss)
+{
+	return (ss->ss_family == AF_INET6 ? 65536u : 0u) +
+	    session_getport(ss);
+}
+
+/* Is port (of ss's family) the destination of a session on this host? */
+static int
+session_port_kept(const struct sockaddr_storage *ss, uint16_t port)
+{
+	return sr.kept[(ss->ss_family == AF_INET6 ? 65536u : 0u) + port] != 0;
+}
+
+/*
+ * The ports of the range that a UDP destination on this host reaches
+ * (RTP, and with rtcp RTCP on the port above), as indexes of sr.kept
+ * into keys; how many.  *own: 1 if the RTP port is one of our own
+ * sockets, 2 if the RTCP port is, else 0.
+ */
+static int
+session_dest_ports(const struct sockaddr_storage *dest, int rtcp,
+    uint32_t keys[2], int *own)
+{
+	struct sockaddr_storage	here;
+	uint16_t		port;
+	int			k, n = 0;
+
+	*own = 0;
+	if (!acl_local(&sr.acl, (const struct sockaddr *)dest, &here))
+		return 0;
+	port = session_getport(&here);
+	for (k = 0; k <= rtcp; k++) {
+		session_setport(&here, (uint16_t)(port + k));
+		if (*own == 0 && acl_own_socket(&sr.acl, &sr.m->shm,
+		    (struct sockaddr *)&here))
+			*own = k + 1;
+		/* Only a port of the range could become one of ours. */
+		if (port + k >= sr.m->conf->port_min &&
+		    port + k <= sr.m->conf->port_max)
+			keys[n++] = session_port_key(&here);
+	}
+	return n;
+}
+
+/*
+ * A UDP destination on this host: one of our own sockets is a loop; any
+ * other port of the range is kept from our sessions for as long as this
+ * one lives, so that none of them binds it and loops media back.  0 with
+ * the ports to keep in keys (*n of them), or -1 with err set.
+ */
+static int
+session_dest_check(const struct session_params *p, int rtcp,
+    uint32_t keys[2], int *n, struct rp_error *err)
+{
+	struct sockaddr_storage	d = p->dest;
+	char			why[256];
+	int			own;
+
+	*n = 0;
+	if (p->tcp)
+		return 0;
+	*n = session_dest_ports(&d, rtcp, keys, &own);
+	if (!own)
+		return 0;
+	*n = 0;
+	if (own == 2)
+		session_setport(&d, (uint16_t)(session_getport(&d) + 1));
+	acl_explain(&sr.acl, sr.m->conf, (const struct sockaddr *)&d,
+	    ACL_OWN, -1, own == 2 ? "RTCP destination" : "destination", why,
+	    sizeof(why));
+	log_notice("session %s refused: %s", p->id[0] != '\0' ? p->id :
+	    "(unnamed)", why);
+	return rp_err(err, RP_PERMISSION_DENIED, "%s", why);
+}
+
+/* Keep the ports (add 1) or let go of them (add -1). */
+static void
+session_keep(const uint32_t *keys, int n, int add)
+{
+	int k;
+
+	for (k = 0; k < n; k++)
+		if (add > 0)
+			sr.kept[keys[k]]++;
+		else if (sr.kept[keys[k]] > 0)
+			sr.kept[keys[k]]--;
+}
+
 static const char *
 session_bind_reason(int err)
 {
@@ -593,6 +690,13 @@ session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
 			return rp_err(err, RP_INVALID_ARGUMENT,
 			    "%s.port %u must be even: RTCP uses port + 1 "
 			    "(or set disable_rtcp)", what, port);
+		if (session_port_kept(ss, port) ||
+		    (rtcp && session_port_kept(ss, (uint16_t)(port + 1))))
+			return rp_err(err, RP_PERMISSION_DENIED,
+			    "%s.port %u%s is the destination of a session on "
+			    "this host: a socket of ours there would loop "
+			    "media back into the daemon", what, port,
+			    rtcp ? " (or RTCP on port + 1)" : "");
 		if (session_bind_pair(ss, rtcp, tcp, fds) == -1) {
 			e = errno;
 			return rp_err(err, session_bind_code(e),
@@ -615,7 +719,9 @@ session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
 		p = first;
 	for (tries = 0; tries < n; tries++, p = (p + 1 > last) ? first :
 	    p + 1) {
-		if (sr.pair_ref[p] != 0)
+		if (sr.pair_ref[p] != 0 ||
+		    session_port_kept(ss, (uint16_t)(c->port_min + p * 2)) ||
+		    session_port_kept(ss, (uint16_t)(c->port_min + p * 2 + 1)))
 			continue;
 		session_setport(ss, (uint16_t)(c->port_min + p * 2));
 		if (session_bind_pair(ss, rtcp, tcp, fds) == 0) {
@@ -688,7 +794,8 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	int			 lfd[2], ffd[2];
 	int			 w, verdict, rule, rs;
 	uint16_t		 lpair = 0, fpair = 0, dport;
-	uint32_t		 i;
+	uint32_t		 i, kept[2];
+	int			 nkept;
 
 	if (sr.m->stopping)
 		return rp_err(err, RP_UNAVAILABLE,
@@ -785,15 +892,22 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	} else
 		w = session_pick_worker();
 
-	if (session_bind_endpoint("listen", &listen, w, rtcp, p->tcp ?
-	    SESSION_TCP_LISTEN : 0, lfd, &lpair, err) == -1)
+	/* Kept before binding: this session's own sockets must not take it. */
+	if (session_dest_check(p, rtcp, kept, &nkept, err) == -1)
 		return -1;
+	session_keep(kept, nkept, 1);
+	if (session_bind_endpoint("listen", &listen, w, rtcp, p->tcp ?
+	    SESSION_TCP_LISTEN : 0, lfd, &lpair, err) == -1) {
+		session_keep(kept, nkept, -1);
+		return -1;
+	}
 	if (session_bind_endpoint("forward", &fwd, w, rtcp, p->tcp ?
 	    SESSION_TCP_CONNECT : 0, ffd, &fpair, err) == -1) {
 		close(lfd[0]);
 		if (lfd[1] != -1)
 			close(lfd[1]);
 		sr.pair_ref[lpair - 1]--;
+		session_keep(kept, nkept, -1);
 		return -1;
 	}
 
@@ -848,6 +962,8 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	}
 	se->pair[0] = lpair;
 	se->pair[1] = fpair;
+	se->nkept = nkept;
+	memcpy(se->kept_at, kept, sizeof(se->kept_at));
 	session_stats_timer(i);
 	session_hash_insert(i);
 	sr.count++;
@@ -929,6 +1045,7 @@ session_free_slot(uint32_t i)
 		sr.m->workers[se->worker].nsessions--;
 	/* Its sockets are closed now, the worker's copies too. */
 	session_ports(i, 0);
+	session_keep(se->kept_at, se->nkept, -1);
 	/* What it moved stays in the totals, which never go back. */
 	shm_totals_add(&sr.m->shm.hdr->closed[0], &session_slot(i)->dir[0]);
 	shm_totals_add(&sr.m->shm.hdr->closed[1], &session_slot(i)->dir[1]);
@@ -1122,6 +1239,22 @@ out:
 		close(fds[--nfds]);
 }
 
+/* A session taken over: keep its destination's ports, as at its start. */
+static void
+session_keep_dest(uint32_t i)
+{
+	struct shm_slot		*s = session_slot(i);
+	struct session		*se = &sr.s[i];
+	struct sockaddr_storage	 d;
+	int			 own;
+
+	if ((s->flags & SHM_F_TCP) || shm_addr_to_sa(&s->dest, &d) == 0)
+		return;
+	se->nkept = session_dest_ports(&d, !(s->flags & SHM_F_NORTCP),
+	    se->kept_at, &own);
+	session_keep(se->kept_at, se->nkept, 1);
+}
+
 /*
  * Take over a table a previous master left: every slot in use becomes a
  * session again (its sockets come from the workers, or are bound again),
@@ -1179,8 +1312,10 @@ session_adopt_table(void)
 	 * it: entries only ever go from the old value to the right one.
 	 */
 	for (i = 0; i < sr.nslots; i++)
-		if (sr.s[i].in_use)
+		if (sr.s[i].in_use) {
 			session_ports(i, 1);
+			session_keep_dest(i);
+		}
 	for (k = 0; k < 2 * 65536; k++)
 		if (sr.port_ref[k] == 0 && atomic_load_explicit(
 		    &sr.m->shm.ports->owner[k / 65536][k % 65536],
@@ -1491,6 +1626,7 @@ session_init(struct master *m)
 	sr.npairs = ((uint32_t)m->conf->port_max - m->conf->port_min + 1) / 2;
 	sr.pair_ref = xcalloc(sr.npairs, sizeof(*sr.pair_ref));
 	sr.port_ref = xcalloc(2 * 65536, sizeof(*sr.port_ref));
+	sr.kept = xcalloc(2 * 65536, sizeof(*sr.kept));
 	sr.cursor = xcalloc((size_t)m->nworkers, sizeof(*sr.cursor));
 	/* Published before any worker exists; the seq starts even. */
 	sr.acl.nrules = UINT32_MAX;
@@ -1532,6 +1668,7 @@ session_shutdown(void)
 	free(sr.freelist);
 	free(sr.pair_ref);
 	free(sr.port_ref);
+	free(sr.kept);
 	free(sr.cursor);
 	memset(&sr, 0, sizeof(sr));
 }

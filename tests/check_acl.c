@@ -209,10 +209,13 @@ START_TEST(self)
 	ck_assert_int_eq(check("127.0.0.1", 9100, NULL), ACL_SELF);
 	ck_assert_int_eq(check("::1", 30002, NULL), ACL_SELF);
 	ck_assert_int_eq(check("::ffff:127.0.0.1", 30002, NULL), ACL_SELF);
-	/* Over UDP the API's TCP port is somebody else's; the media is ours. */
+	/*
+	 * Over UDP the API's TCP port is somebody else's, and a port of the
+	 * media range is ours only if a session holds it (acl_own_socket).
+	 */
 	ck_assert_int_eq(check_udp("127.0.0.1", 50051), ACL_ALLOW);
 	ck_assert_int_eq(check_udp("127.0.0.1", 9100), ACL_ALLOW);
-	ck_assert_int_eq(check_udp("127.0.0.1", 30010), ACL_SELF);
+	ck_assert_int_eq(check_udp("127.0.0.1", 30010), ACL_ALLOW);
 	/*
 	 * A TCP caller's port is the kernel's choice, and may be in the media
 	 * range: no loop (it connected), but the rules still apply.
@@ -326,11 +329,43 @@ START_TEST(embedded)
 	ck_assert_int_eq(check("64:ff9b::c000:201", 9, NULL), ACL_ALLOW);
 	ck_assert_int_eq(check("64:ff9b::c633:6401", 9, NULL), ACL_DENY);
 
-	/* The own media ports: judged on the embedded address too. */
+	/* The own ports: judged on the embedded address too. */
 	build("port-range 30000 30099\nallow-destination 127.0.0.0/8\n");
-	ck_assert_int_eq(check_udp("64:ff9b::7f00:1", 30010), ACL_SELF);
-	ck_assert_int_eq(check_udp("2002:7f00:1::", 30010), ACL_SELF);
-	ck_assert_int_eq(check_udp("64:ff9b::7f00:1", 30100), ACL_ALLOW);
+	ck_assert_int_eq(check("64:ff9b::7f00:1", 30010, NULL), ACL_SELF);
+	ck_assert_int_eq(check("2002:7f00:1::", 30010, NULL), ACL_SELF);
+	ck_assert_int_eq(check("64:ff9b::7f00:1", 30100, NULL), ACL_ALLOW);
+}
+END_TEST
+
+/* Where media to an address ends up when that is this host. */
+START_TEST(local)
+{
+	struct sockaddr_storage	here;
+	char			buf[64];
+
+	build("");
+	ck_assert_int_eq(acl_local(&acl, (struct sockaddr *)sa("127.0.0.1",
+	    30010), &here), 1);
+	ck_assert_str_eq(sa_ntop((struct sockaddr *)&here, buf, sizeof(buf)),
+	    "127.0.0.1:30010");
+	ck_assert_int_eq(acl_local(&acl, (struct sockaddr *)sa("127.0.0.9",
+	    5), &here), 1);
+	ck_assert_int_eq(acl_local(&acl, (struct sockaddr *)sa(
+	    "64:ff9b::7f00:1", 30010), &here), 1);
+	ck_assert_str_eq(sa_ntop((struct sockaddr *)&here, buf, sizeof(buf)),
+	    "127.0.0.1:30010");
+	ck_assert_int_eq(acl_local(&acl, (struct sockaddr *)sa(
+	    "::ffff:127.0.0.1", 7), &here), 1);
+	ck_assert_str_eq(sa_ntop((struct sockaddr *)&here, buf, sizeof(buf)),
+	    "127.0.0.1:7");
+	ck_assert_int_eq(acl_local(&acl, (struct sockaddr *)sa("::1", 7),
+	    &here), 1);
+	ck_assert_str_eq(sa_ntop((struct sockaddr *)&here, buf, sizeof(buf)),
+	    "[::1]:7");
+	ck_assert_int_eq(acl_local(&acl, (struct sockaddr *)sa("192.0.2.1",
+	    7), &here), 0);
+	ck_assert_int_eq(acl_local(&acl, (struct sockaddr *)sa(
+	    "64:ff9b::c000:201", 7), &here), 0);
 }
 END_TEST
 
@@ -560,6 +595,7 @@ main(void)
 	tcase_add_test(tc, longest_prefix);
 	tcase_add_test(tc, self);
 	tcase_add_test(tc, embedded);
+	tcase_add_test(tc, local);
 	tcase_add_test(tc, ephemeral);
 	tcase_add_test(tc, published);
 	tcase_add_test(tc, config_errors);

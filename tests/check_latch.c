@@ -374,6 +374,122 @@ START_TEST(caller_in_range)
 }
 END_TEST
 
+/* CreateSession of a UDP session without RTCP; its listen and forward. */
+static int
+create_udp(struct rpc_client *c, const char *id, const char *laddr,
+    uint32_t lport, const char *daddr, uint16_t dport, uint16_t *l,
+    uint16_t *f, char *det, size_t len)
+{
+	struct harness_session	 a = { .id = id, .laddr = laddr,
+	    .lport = lport, .daddr = daddr, .dport = dport, .nortcp = 1 };
+	Rtpproxy__CreateSessionResponse *resp;
+	int			 rc;
+
+	if ((rc = harness_create(c, &a, &resp, det, len)) != RP_OK)
+		return rc;
+	if (l != NULL)
+		*l = (uint16_t)resp->session->listen->port;
+	if (f != NULL)
+		*f = (uint16_t)resp->session->forward->port;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return rc;
+}
+
+/*
+ * A destination on this host whose port lies in the media range: refused
+ * only when it is one of the daemon's own sockets; otherwise relayed to,
+ * and the port is kept from the daemon's own sessions meanwhile, so that
+ * it never becomes one of them (a loop).
+ */
+START_TEST(dest_in_range)
+{
+	struct rpc_client	*c;
+	uint8_t			 b[256], got[256];
+	uint16_t		 rport = 0, lport, fport, p, l2, f2, cport;
+	char			 det[512];
+	int			 recv = -1, caller, i;
+	size_t			 n;
+
+	need_daemon();
+	c = client();
+	/* A receiver high in the range: the daemon allocates from below. */
+	for (i = 30; i < 130 && recv == -1; i++) {
+		rport = (uint16_t)(d.port_max - i);
+		recv = harness_udp_bind(0, rport);
+	}
+	ck_assert_int_ge(recv, 0);
+	ck_assert_int_eq(create_udp(c, "dest-in", "127.0.0.1", 0, "127.0.0.1",
+	    rport, &lport, &fport, det, sizeof(det)), RP_OK);
+	ck_assert_int_ge(caller = harness_udp(0, &cport), 0);
+	n = harness_rtp(b, 1, 160, 0xd0, 100);
+	ck_assert_int_eq(harness_send(caller, "127.0.0.1", lport, b, n), 0);
+	ck_assert_int_eq(harness_recv(recv, got, sizeof(got), 3000, NULL),
+	    (ssize_t)n);
+
+	/* The daemon's own sockets are refused, however spelled. */
+	ck_assert_int_eq(create_udp(c, "dest-own", "127.0.0.1", 0,
+	    "127.0.0.1", lport, NULL, NULL, det, sizeof(det)),
+	    RP_PERMISSION_DENIED);
+	ck_assert_msg(strstr(det, "own sockets") != NULL, "%s", det);
+	ck_assert_int_eq(create_udp(c, "dest-own", "127.0.0.1", 0,
+	    "127.0.0.9", fport, NULL, NULL, det, sizeof(det)),
+	    RP_PERMISSION_DENIED);
+	ck_assert_int_eq(create_udp(c, "dest-own", "::1", 0,
+	    "::ffff:127.0.0.1", lport, NULL, NULL, det, sizeof(det)),
+	    RP_PERMISSION_DENIED);
+	ck_assert_int_eq(create_udp(c, "dest-own", "::1", 0,
+	    "64:ff9b::7f00:1", lport, NULL, NULL, det, sizeof(det)),
+	    RP_PERMISSION_DENIED);
+	ck_assert_msg(strstr(det, "embeds 127.0.0.1") != NULL, "%s", det);
+	/* RTCP goes to the port above: that one must not be ours either. */
+	{
+		struct harness_session a = { .id = "dest-rtcp",
+		    .laddr = "127.0.0.1", .daddr = "127.0.0.1",
+		    .dport = (uint16_t)(fport - 1) };
+
+		ck_assert_int_eq(harness_create(c, &a, NULL, det, sizeof(det)),
+		    RP_PERMISSION_DENIED);
+		ck_assert_msg(strstr(det, "RTCP destination") != NULL &&
+		    strstr(det, "own sockets") != NULL, "%s", det);
+		a.nortcp = 1;
+		ck_assert_int_eq(harness_create(c, &a, NULL, det, sizeof(det)),
+		    RP_OK);
+		ck_assert_int_eq(harness_destroy(c, "dest-rtcp"), RP_OK);
+	}
+	/* The listen socket is bound to 127.0.0.1: 127.0.0.5 is not it. */
+	ck_assert_int_eq(create_udp(c, "dest-other", "127.0.0.1", 0,
+	    "127.0.0.5", lport, NULL, NULL, det, sizeof(det)), RP_OK);
+	ck_assert_int_eq(harness_destroy(c, "dest-other"), RP_OK);
+
+	/*
+	 * A free port of the range as a destination is kept from the
+	 * daemon's sessions: the next pair the allocator would take is
+	 * passed over, and asking for it is refused.
+	 */
+	ck_assert_int_eq(create_udp(c, "probe", "127.0.0.1", 0, "127.0.0.1",
+	    40000, &p, NULL, det, sizeof(det)), RP_OK);
+	ck_assert_int_eq(harness_destroy(c, "probe"), RP_OK);
+	p = (uint16_t)(p + 4);	/* the probe had p and p + 2 */
+	ck_assert_int_eq(create_udp(c, "kept", "127.0.0.1", 0, "127.0.0.1", p,
+	    &l2, &f2, det, sizeof(det)), RP_OK);
+	ck_assert_msg(l2 != p && f2 != p, "the daemon bound %u, a session's "
+	    "destination (listen %u, forward %u)", p, l2, f2);
+	ck_assert_int_eq(create_udp(c, "want-p", "127.0.0.1", p, "127.0.0.1",
+	    40000, NULL, NULL, det, sizeof(det)), RP_PERMISSION_DENIED);
+	ck_assert_msg(strstr(det, "destination of a session") != NULL, "%s",
+	    det);
+	/* Once that session is gone, the port is the daemon's again. */
+	ck_assert_int_eq(harness_destroy(c, "kept"), RP_OK);
+	ck_assert_int_eq(create_udp(c, "want-p", "127.0.0.1", p, "127.0.0.1",
+	    40000, NULL, NULL, det, sizeof(det)), RP_OK);
+	ck_assert_int_eq(harness_destroy(c, "want-p"), RP_OK);
+	ck_assert_int_eq(harness_destroy(c, "dest-in"), RP_OK);
+	close(recv);
+	close(caller);
+	rpc_client_free(c);
+}
+END_TEST
+
 /* The slot of session id in the table t, or -1. */
 static int
 slot_of(struct shm_table *t, const char *id)
@@ -476,14 +592,18 @@ START_TEST(own_ports_takeover)
 	struct rpc_client	*c;
 	struct shm_table	 t;
 	struct harness_session	 u = { .id = "own-take", .laddr = "127.0.0.1",
-	    .daddr = "127.0.0.1", .dport = 40000, .nortcp = 1 };
+	    .daddr = "127.0.0.1", .nortcp = 1 };
 	Rtpproxy__CreateSessionResponse *resp;
-	uint16_t		 lport, fport;
+	uint16_t		 lport, fport, kept;
 	pid_t			 old = d.pid;
 	int			 slot, i;
+	char			 det[512];
 
 	need_daemon();
 	c = client();
+	/* Its destination a free port of the range: kept from sessions. */
+	kept = (uint16_t)((d.port_max - 51) & ~1u);
+	u.dport = kept;
 	ck_assert_int_eq(harness_create(c, &u, &resp, NULL, 0), RP_OK);
 	lport = (uint16_t)resp->session->listen->port;
 	fport = (uint16_t)resp->session->forward->port;
@@ -507,6 +627,12 @@ START_TEST(own_ports_takeover)
 	ck_assert_uint_eq(atomic_load(&t.ports->owner[1][lport]), 0);
 	ck_assert_uint_eq(atomic_load(&t.ports->owner[0][lport + 1]), 0);
 	c = client();
+	/* The new master keeps the destination's port too. */
+	ck_assert_int_eq(create_udp(c, "want-kept", "127.0.0.1", kept,
+	    "127.0.0.1", 40000, NULL, NULL, det, sizeof(det)),
+	    RP_PERMISSION_DENIED);
+	ck_assert_msg(strstr(det, "destination of a session") != NULL, "%s",
+	    det);
 	ck_assert_int_eq(harness_destroy(c, "own-take"), RP_OK);
 	for (i = 0; i < 300 && atomic_load(&t.ports->owner[0][lport]) != 0;
 	    i++)
@@ -1038,8 +1164,9 @@ END_TEST
 int
 main(void)
 {
-	const TTest *const t_colocated[] = { caller_in_range, own_ports,
-	    refused_visible, refused_bounded, ephemeral_warning, NULL };
+	const TTest *const t_colocated[] = { caller_in_range, dest_in_range,
+	    own_ports, refused_visible, refused_bounded, ephemeral_warning,
+	    NULL };
 	const TTest *const t_takeover[] = { own_ports_takeover, NULL };
 	const TTest *const t_policy[] = { bleed_refused, nat_rebinding,
 	    never_moves, latest_opt_in, policy_api, NULL };

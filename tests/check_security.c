@@ -592,7 +592,9 @@ END_TEST
 START_TEST(acl_rules)
 {
 	struct rpc_client	*c;
+	Rtpproxy__SessionInfo	*si;
 	char			 det[512], want[512];
+	uint16_t		 lport;
 
 	need_daemon();
 	c = client_sec(NULL, NULL, NULL);
@@ -613,10 +615,13 @@ START_TEST(acl_rules)
 	ck_assert_int_eq(create_to(c, "acl-5", "127.0.0.1", "127.0.0.2",
 	    40000, det, sizeof(det)), RP_PERMISSION_DENIED);
 
-	/* This daemon's own ports on this host, whatever the rules. */
+	/* This daemon's own sockets on this host, whatever the rules. */
+	ck_assert_int_eq(harness_status(c, "acl-4", &si), RP_OK);
+	lport = (uint16_t)si->listen->port;
+	harness_info_free(si);
 	ck_assert_int_eq(create_to(c, "acl-6", "127.0.0.1", "127.0.0.1",
-	    d.port_min + 10, det, sizeof(det)), RP_PERMISSION_DENIED);
-	ck_assert_msg(strstr(det, "own ports") != NULL, "%s", det);
+	    lport, det, sizeof(det)), RP_PERMISSION_DENIED);
+	ck_assert_msg(strstr(det, "own sockets") != NULL, "%s", det);
 	/* The API's port: ours for TCP, somebody else's for UDP. */
 	ck_assert_int_eq(create_tcp_to(c, "acl-7", d.grpc_port, det,
 	    sizeof(det)), RP_PERMISSION_DENIED);
@@ -652,7 +657,9 @@ END_TEST
 START_TEST(acl_opened)
 {
 	struct rpc_client	*c;
+	Rtpproxy__SessionInfo	*si;
 	char			 det[512];
+	uint16_t		 lport;
 
 	need_daemon();
 	c = client_sec(NULL, NULL, NULL);
@@ -671,10 +678,14 @@ START_TEST(acl_opened)
 	    40000, det, sizeof(det)), RP_PERMISSION_DENIED);
 	ck_assert_int_eq(create_to(c, "open-4", "::1", "::ffff:0:127.0.0.2",
 	    40000, det, sizeof(det)), RP_PERMISSION_DENIED);
-	/* ... and the own media ports of the host, embedded or not. */
+	/* ... and the daemon's own sockets on the host, embedded or not. */
+	ck_assert_int_eq(harness_status(c, "open-1", &si), RP_OK);
+	lport = (uint16_t)si->listen->port;
+	harness_info_free(si);
 	ck_assert_int_eq(create_to(c, "open-5", "::1", "64:ff9b::7f00:1",
-	    d.port_min + 10, det, sizeof(det)), RP_PERMISSION_DENIED);
-	ck_assert_msg(strstr(det, "own ports") != NULL, "%s", det);
+	    lport, det, sizeof(det)), RP_PERMISSION_DENIED);
+	ck_assert_msg(strstr(det, "own sockets") != NULL &&
+	    strstr(det, "embeds 127.0.0.1") != NULL, "%s", det);
 	ck_assert_int_eq(harness_destroy(c, "open-1"), RP_OK);
 	ck_assert_int_eq(harness_destroy(c, "open-3"), RP_OK);
 	rpc_client_free(c);

@@ -177,8 +177,8 @@ check(const struct shm_acl *acl, const char *addr, const char *port)
 	verdict = acl_check(acl, (struct sockaddr *)&ss, what, &rule);
 	FUZZ_CHECK(verdict == ACL_ALLOW || verdict == ACL_DENY ||
 	    verdict == ACL_SELF);
-	/* Only a destination is refused for being one of our ports. */
-	FUZZ_CHECK(verdict != ACL_SELF || what == ACL_UDP || what == ACL_TCP);
+	/* Only a TCP destination is refused for being one of our ports. */
+	FUZZ_CHECK(verdict != ACL_SELF || what == ACL_TCP);
 	if (family == AF_INET)
 		deny4 = family_denies(acl, AF_INET, key, &len4);
 	else {
