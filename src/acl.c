@@ -8,15 +8,17 @@
  * opens one with an allow of at least the same length, and builds a
  * strict allow-list with "deny-destination 0.0.0.0/0 ::/0" and allows.
  *
- * Apart from the rules, the "self" check refuses this daemon's own media
- * ports, and for TCP its API and metrics ports, on any address of this
- * host, whatever the rules say: relaying to itself is a loop that
- * amplifies.
+ * Apart from the rules, whatever they say, this daemon's own sockets on
+ * this host are refused, as destinations and as senders (acl_own_socket,
+ * from the table's map of the UDP ports that sessions hold), and for a
+ * TCP destination its whole media range and its API and metrics ports:
+ * relaying to itself is a loop that amplifies.  An IPv6 address that
+ * embeds an IPv4 address is judged by the address it embeds.
  *
  * The master publishes rules, the host's addresses and the own ports into
  * the shared table; the master checks destinations against them and the
  * workers check the senders they latch on to.  Everything here is a pure
- * function of its arguments but acl_publish, which asks the kernel for
+ * function of its arguments but acl_build, which asks the kernel for
  * the host's addresses.
  */
 #include <sys/socket.h>
