@@ -130,10 +130,7 @@ worker_send_msg(struct ipc_hdr *h)
 		return;
 	}
 	h->wgen = w.gen;
-	if (w.orphan)
-		return;
-	if (ipc_send(IPC_FD, h, NULL, 0) == -1)
-		log_warn("worker %d: report to master", w.id);
+	worker_tell(h, NULL, 0);
 }
 
 /*
