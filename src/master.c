@@ -1204,6 +1204,14 @@ master_main(struct config *conf, int foreground,
 	event_free(ev_hup);
 	event_free(ev_chld);
 	event_free(ev_usr2);
+	/*
+	 * Freeing a signal event puts back the handler from before it was
+	 * added, the default one, which a late signal would die of.
+	 */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	session_shutdown();
 	rc = 0;
 	log_notice("stopped");
