@@ -804,79 +804,6 @@ config_parse_buf(struct config *c, const char *name, const char *text,
 	return 0;
 }
 
-/*
- * The whole of a regular file, NUL-terminated, into *bufp (from malloc).
- * 0, -1 with errno (ENOENT and the like, EFBIG), or -1 with
- * errno 0 when it is not a regular file.
- */
-static int
-conf_read(const char *path, size_t max, char **bufp, size_t *lenp)
-{
-	struct stat	 sb;
-	char		*buf = NULL;
-	size_t		 len = 0;
-	ssize_t		 r;
-	int		 fd, saved;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
-		return -1;
-	if (fstat(fd, &sb) == -1)
-		goto fail;
-	if (!S_ISREG(sb.st_mode)) {
-		errno = 0;
-		goto fail;
-	}
-	/* One byte more than allowed, to notice a file that grew. */
-	buf = xmalloc(max + 2);
-	while (len < max + 1) {
-		r = read(fd, buf + len, max + 1 - len);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1)
-			goto fail;
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	if (len > max) {
-		errno = EFBIG;
-		goto fail;
-	}
-	close(fd);
-	buf[len] = '\0';
-	*bufp = buf;
-	*lenp = len;
-	return 0;
-fail:
-	saved = errno;
-	if (buf != NULL) {
-		explicit_bzero(buf, max + 2);
-		free(buf);
-	}
-	close(fd);
-	errno = saved;
-	return -1;
-}
-
-static const char *
-conf_read_err(size_t max)
-{
-	static char buf[64];
-
-	if (errno == 0)
-		return "not a regular file";
-	if (errno == EFBIG) {
-		if (max >= 1024 * 1024)
-			snprintf(buf, sizeof(buf), "larger than %zu MiB",
-			    max / (1024 * 1024));
-		else
-			snprintf(buf, sizeof(buf), "larger than %zu KiB",
-			    max / 1024);
-		return buf;
-	}
-	return strerror(errno);
-}
-
 int
 config_load(struct config *c, const char *path, int must_exist, char *err,
     size_t errlen)
@@ -886,12 +813,12 @@ config_load(struct config *c, const char *path, int must_exist, char *err,
 	size_t		 len;
 
 	memset(c, 0, sizeof(*c));
-	if (conf_read(path, CONF_FILE_MAX, &buf, &len) == -1) {
+	if (file_read(path, CONF_FILE_MAX, &buf, &len) == -1) {
 		if (errno == ENOENT && !must_exist) {
 			config_defaults(c);
 			return 0;
 		}
-		conf_seterr(err, errlen, path, conf_read_err(CONF_FILE_MAX));
+		conf_seterr(err, errlen, path, file_strerror(CONF_FILE_MAX));
 		return -1;
 	}
 	config_defaults(&n);
@@ -1002,11 +929,11 @@ config_load_files(struct config *c, char *err, size_t errlen)
 
 	config_free_secrets(c);
 	if (c->auth_token_file != NULL) {
-		if (conf_read(c->auth_token_file, CONF_SECRET_MAX, &buf,
+		if (file_read(c->auth_token_file, CONF_SECRET_MAX, &buf,
 		    &len) == -1) {
 			snprintf(err, errlen, "%s:%u: auth-token-file %s: %s",
 			    name, c->auth_token_line, c->auth_token_file,
-			    conf_read_err(CONF_SECRET_MAX));
+			    file_strerror(CONF_SECRET_MAX));
 			return -1;
 		}
 		i = conf_tokens(c, buf, why, sizeof(why));
@@ -1026,10 +953,10 @@ config_load_files(struct config *c, char *err, size_t errlen)
 	for (i = 0; i < 3; i++) {
 		if (path[i] == NULL)
 			continue;
-		if (conf_read(path[i], CONF_SECRET_MAX, &buf, &len) == -1) {
+		if (file_read(path[i], CONF_SECRET_MAX, &buf, &len) == -1) {
 			snprintf(err, errlen, "%s:%u: %s %s: %s", name,
 			    c->tls_line[i], kw[i], path[i],
-			    conf_read_err(CONF_SECRET_MAX));
+			    file_strerror(CONF_SECRET_MAX));
 			config_free_secrets(c);
 			return -1;
 		}

@@ -117,12 +117,25 @@ daemon_pidfile_open(const char *path, pid_t *other, char *err, size_t errlen)
 		return -1;
 	}
 	for (tries = 0; tries < 5; tries++) {
+		/* O_NONBLOCK: a FIFO in its place must not block us. */
 		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
-		    O_NOCTTY, 0644);
+		    O_NOCTTY | O_NONBLOCK, 0644);
 		if (fd == -1) {
 			daemon_err(err, errlen, "pidfile %s: %s", path,
 			    errno == ELOOP ? "is a symbolic link" :
 			    strerror(errno));
+			return -1;
+		}
+		if (fstat(fd, &sf) == -1) {
+			daemon_err(err, errlen, "pidfile %s: %s", path,
+			    strerror(errno));
+			close(fd);
+			return -1;
+		}
+		if (!S_ISREG(sf.st_mode)) {
+			daemon_err(err, errlen, "pidfile %s: not a regular "
+			    "file", path);
+			close(fd);
 			return -1;
 		}
 		if (flock(fd, LOCK_EX | LOCK_NB) == -1) {

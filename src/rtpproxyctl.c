@@ -1019,32 +1019,18 @@ static const struct {
 	{ "health", cmd_health },
 };
 
-/* A whole file of at most 1 MiB, or exit with what went wrong. */
+/* A whole regular file of at most 1 MiB, or exit with what went wrong. */
 static char *
 slurp(const char *opt, const char *path)
 {
 	char	*buf;
-	size_t	 len = 0, n;
-	FILE	*f;
+	size_t	 len;
 
-	if ((f = fopen(path, "r")) == NULL) {
+	if (file_read(path, 1024 * 1024, &buf, &len) == -1) {
 		fprintf(stderr, "rtpproxyctl: %s %s: %s\n", opt, path,
-		    strerror(errno));
+		    file_strerror(1024 * 1024));
 		exit(EX_USAGE_);
 	}
-	if ((buf = malloc(1024 * 1024 + 1)) == NULL) {
-		fprintf(stderr, "rtpproxyctl: out of memory\n");
-		exit(1);
-	}
-	while ((n = fread(buf + len, 1, 1024 * 1024 + 1 - len, f)) > 0)
-		len += n;
-	fclose(f);
-	if (len > 1024 * 1024) {
-		fprintf(stderr, "rtpproxyctl: %s %s: larger than 1 MiB\n",
-		    opt, path);
-		exit(EX_USAGE_);
-	}
-	buf[len] = '\0';
 	return buf;
 }
 

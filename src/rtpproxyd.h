@@ -87,6 +87,8 @@ int	 proc_alive(pid_t);
 int	 ports_ephemeral(uint16_t, uint16_t, const char *, const char *,
 	    uint16_t *, uint16_t *);
 void	 proc_wait_gone(pid_t, int, int);
+int	 file_read(const char *, size_t, char **, size_t *);
+const char *file_strerror(size_t);
 int	 rp_err(struct rp_error *, enum rp_code, const char *, ...)
 	    __printflike(3, 4);
 

@@ -727,18 +727,22 @@ takeover_begin(struct master *m)
 
 /* --- rtpproxyd -r ------------------------------------------------------ */
 
+/* The pid in the pid file, or 0; verbose: say why there is none. */
 static pid_t
-takeover_read_pid(const char *path)
+takeover_read_pid(const char *path, int verbose)
 {
-	char	 buf[32];
-	FILE	*f;
-	long	 pid = 0;
+	char	*buf;
+	size_t	 len;
+	long	 pid;
 
-	if ((f = fopen(path, "r")) == NULL)
+	if (file_read(path, 64, &buf, &len) == -1) {
+		if (verbose && errno != ENOENT)
+			fprintf(stderr, "rtpproxyd: pidfile %s: %s\n", path,
+			    file_strerror(64));
 		return 0;
-	if (fgets(buf, sizeof(buf), f) != NULL)
-		pid = strtol(buf, NULL, 10);
-	fclose(f);
+	}
+	pid = strtol(buf, NULL, 10);
+	free(buf);
 	return pid > 0 ? (pid_t)pid : 0;
 }
 
@@ -757,7 +761,7 @@ master_restart_cmd(const char *pidfile)
 		    "none)\n");
 		return 1;
 	}
-	if ((old = takeover_read_pid(pidfile)) == 0 || !proc_alive(old)) {
+	if ((old = takeover_read_pid(pidfile, 1)) == 0 || !proc_alive(old)) {
 		fprintf(stderr, "rtpproxyd: %s: no running rtpproxyd\n",
 		    pidfile);
 		return 1;
@@ -770,7 +774,7 @@ master_restart_cmd(const char *pidfile)
 	for (i = 0; i < (TAKEOVER_WAIT_MS + TAKEOVER_NEW_S * 1000) / 100;
 	    i++) {
 		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
-		now = takeover_read_pid(pidfile);
+		now = takeover_read_pid(pidfile, 0);
 		if (now != 0 && now != old && proc_alive(now) &&
 		    !proc_alive(old)) {
 			printf("rtpproxyd: master %ld took over from %ld\n",

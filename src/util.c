@@ -1,4 +1,5 @@
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <arpa/inet.h>
 #include <poll.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rtpproxyd.h"
 
@@ -275,4 +277,90 @@ ports_ephemeral(uint16_t min, uint16_t max, const char *range,
 		if (!(taken[port / 8] & (1u << (port % 8))))
 			n++;
 	return n;
+}
+
+/*
+ * The whole of the regular file path, NUL-terminated, into *bufp (from
+ * malloc; wiped before it is freed on an error, as it may be a secret),
+ * at most max bytes.  Anything else is refused before a byte is read:
+ * open(2) of a FIFO blocks until a writer comes (O_NONBLOCK), a device
+ * may never end, a terminal could become ours (O_NOCTTY).  0, or -1 with
+ * errno (ENOENT and the like, EFBIG past max), 0 when it is not a
+ * regular file: file_strerror says which.
+ */
+int
+file_read(const char *path, size_t max, char **bufp, size_t *lenp)
+{
+	struct stat	 sb;
+	char		*buf = NULL;
+	size_t		 len = 0;
+	ssize_t		 r;
+	int		 fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &sb) == -1)
+		goto fail;
+	if (!S_ISREG(sb.st_mode)) {
+		errno = 0;
+		goto fail;
+	}
+	if (sb.st_size < 0 || (uintmax_t)sb.st_size > max) {
+		errno = EFBIG;
+		goto fail;
+	}
+	/* One byte more than allowed, to notice a file that grew. */
+	buf = xmalloc(max + 2);
+	while (len < max + 1) {
+		r = read(fd, buf + len, max + 1 - len);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			goto fail;
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	if (len > max) {
+		errno = EFBIG;
+		goto fail;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+fail:
+	saved = errno;
+	if (buf != NULL) {
+		explicit_bzero(buf, max + 2);
+		free(buf);
+	}
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* What went wrong in the last file_read of at most max bytes. */
+const char *
+file_strerror(size_t max)
+{
+	static char buf[64];
+
+	if (errno == 0)
+		return "not a regular file";
+	if (errno == EFBIG) {
+		if (max >= 1024 * 1024)
+			snprintf(buf, sizeof(buf), "larger than %zu MiB",
+			    max / (1024 * 1024));
+		else if (max >= 1024)
+			snprintf(buf, sizeof(buf), "larger than %zu KiB",
+			    max / 1024);
+		else
+			snprintf(buf, sizeof(buf), "larger than %zu bytes",
+			    max);
+		return buf;
+	}
+	return strerror(errno);
 }

@@ -489,6 +489,107 @@ START_TEST(test_load)
 }
 END_TEST
 
+/*
+ * config_load of text whose one line names path for keyword kw: -1, and
+ * the error "conf:1: kw path: what".
+ */
+static void
+expect_file_error(const char *kw, const char *path, const char *what)
+{
+	struct config	 c;
+	char		 p[PATH_MAX], text[PATH_MAX + 64], err[PATH_MAX * 3];
+	char		 want[PATH_MAX * 3];
+
+	static const char *const tls[3] = { "tls-cert", "tls-key",
+	    "tls-client-ca" };
+	static const char *const pem[3] = { "CERTIFICATE", "PRIVATE KEY",
+	    "CERTIFICATE" };
+	FILE		*f;
+	int		 i;
+
+	/* A TLS file needs the others: good ones, on the lines after. */
+	snprintf(p, sizeof(p), "%s", tmp_path("files.conf"));
+	ck_assert_ptr_nonnull(f = fopen(p, "w"));
+	fprintf(f, "%s %s\n", kw, path);
+	for (i = 0; strncmp(kw, "tls-", 4) == 0 && i < 3; i++) {
+		if (strcmp(kw, tls[i]) == 0)
+			continue;
+		snprintf(text, sizeof(text), "-----BEGIN %s-----\n", pem[i]);
+		write_file(tmp_path(tls[i]), text, strlen(text));
+		fprintf(f, "%s %s\n", tls[i], tmp_path(tls[i]));
+	}
+	ck_assert_int_eq(fclose(f), 0);
+	memset(&c, 0xa5, sizeof(c));
+	ck_assert_int_eq(config_load(&c, p, 1, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:1: %s %s: %s", p, kw, path, what);
+	ck_assert_str_eq(err, want);
+	assert_zeroed(&c);
+}
+
+/*
+ * What is not a regular file is refused before it is read: a FIFO would
+ * block the reader until a writer comes (for ever), a device may never
+ * end.  And no file is read past its maximum.  alarm() turns a hang into
+ * a failure.
+ */
+START_TEST(test_load_not_regular)
+{
+	const char	*kws[] = { "auth-token-file", "tls-cert", "tls-key",
+	    "tls-client-ca" };
+	struct config	 c;
+	char		 fifo[PATH_MAX], p[PATH_MAX];
+	char		 err[PATH_MAX * 2], want[PATH_MAX * 2];
+	size_t		 i;
+	int		 fd;
+
+	alarm(10);
+	snprintf(fifo, sizeof(fifo), "%s", tmp_path("fifo"));
+	snprintf(p, sizeof(p), "%s", tmp_path("big"));
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	memset(&c, 0xa5, sizeof(c));
+	ck_assert_int_eq(config_load(&c, fifo, 1, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: not a regular file", fifo);
+	ck_assert_str_eq(err, want);
+	assert_zeroed(&c);
+	/* Not even when it need not exist. */
+	ck_assert_int_eq(config_load(&c, fifo, 0, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(config_load(&c, "/dev/zero", 1, err, sizeof(err)),
+	    -1);
+	ck_assert_str_eq(err, "/dev/zero: not a regular file");
+
+	for (i = 0; i < sizeof(kws) / sizeof(kws[0]); i++) {
+		expect_file_error(kws[i], fifo, "not a regular file");
+		expect_file_error(kws[i], "/dev/zero", "not a regular file");
+		expect_file_error(kws[i], tmpdir, "not a regular file");
+	}
+
+	/* 64 KiB at most for a secret; a sparse 4 GiB file is not read. */
+	ck_assert_int_ge(fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
+	ck_assert_int_eq(ftruncate(fd, 64 * 1024 + 1), 0);
+	close(fd);
+	expect_file_error("auth-token-file", p, "larger than 64 KiB");
+	ck_assert_int_ge(fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)4 << 30), 0);
+	close(fd);
+	expect_file_error("tls-cert", p, "larger than 64 KiB");
+	ck_assert_int_eq(config_load(&c, p, 1, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: larger than 1 MiB", p);
+	ck_assert_str_eq(err, want);
+	unlink(p);
+
+	/* The pid file: the daemon writes it, and "rtpproxyd -r" reads it. */
+	ck_assert_int_eq(daemon_pidfile_open(fifo, NULL, err, sizeof(err)),
+	    -1);
+	snprintf(want, sizeof(want), "pidfile %s: not a regular file", fifo);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(daemon_pidfile_open("/dev/null", NULL, err,
+	    sizeof(err)), -1);
+	ck_assert_str_eq(err, "pidfile /dev/null: not a regular file");
+	alarm(0);
+}
+END_TEST
+
 static void
 round_trip(const struct config *a)
 {
@@ -934,6 +1035,7 @@ main(void)
 	tc = tcase_create("files");
 	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
 	tcase_add_test(tc, test_load);
+	tcase_add_test(tc, test_load_not_regular);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("daemon");

@@ -203,6 +203,120 @@ START_TEST(test_check_config_flag)
 }
 END_TEST
 
+static void
+put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/*
+ * A FIFO where a file is expected is refused at once, with its name:
+ * before, open(2) waited for a writer for ever.  timeout(1) turns a hang
+ * into a failure.
+ */
+START_TEST(test_fifo_refused)
+{
+	char		 cmd[1024], out[4096], fifo[256], line[300];
+	const char	*bin = getenv("RTPPROXYD");
+
+	ck_assert_int_eq(harness_prepare(&d, 1, NULL), 0);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", d.dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+
+	/* As the configuration file. */
+	snprintf(cmd, sizeof(cmd), "timeout -s KILL 10 %s -n -c %s 2>&1",
+	    bin, fifo);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
+	snprintf(line, sizeof(line), "%s: not a regular file", fifo);
+	ck_assert_msg(strstr(out, line) != NULL, "%s", out);
+
+	/* As the token file, at start: file:line: what. */
+	snprintf(line, sizeof(line), "auth-token-file %s", fifo);
+	ck_assert_int_eq(harness_conf_add(&d, line), 0);
+	snprintf(cmd, sizeof(cmd), "timeout -s KILL 10 %s -f -c %s 2>&1",
+	    bin, d.conf);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
+	snprintf(line, sizeof(line), "auth-token-file %s: not a regular file",
+	    fifo);
+	ck_assert_msg(strstr(out, line) != NULL, "%s", out);
+	ck_assert_msg(strstr(out, d.conf) != NULL, "%s", out);
+
+	/* As the pid file. */
+	snprintf(line, sizeof(line), "%s/tokens", d.dir);
+	put_file(line, "0123456789abcdef0123\n");
+	ck_assert_int_eq(chmod(line, 0600), 0);
+	snprintf(line, sizeof(line), "auth-token-file %s/tokens", d.dir);
+	ck_assert_int_eq(harness_conf_set(&d, line), 0);
+	snprintf(line, sizeof(line), "pidfile %s", fifo);
+	ck_assert_int_eq(harness_conf_set(&d, line), 0);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
+	snprintf(line, sizeof(line), "pidfile %s: not a regular file", fifo);
+	ck_assert_msg(strstr(out, line) != NULL, "%s", out);
+	/* rtpproxyd -r reads it too. */
+	snprintf(cmd, sizeof(cmd), "timeout -s KILL 10 %s -r -c %s 2>&1",
+	    bin, d.conf);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, line) != NULL, "%s", out);
+}
+END_TEST
+
+/* rtpproxyctl list with the token in the file tok; its exit code. */
+static int
+ctl_list_token(const char *tok)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "timeout -s KILL 10 %s -s %s "
+	    "--token-file %s/%s list", getenv("RTPPROXYCTL"), d.grpc, d.dir,
+	    tok);
+	return harness_run(cmd, NULL, 0);
+}
+
+/*
+ * A token file replaced by a FIFO: the reload is refused, the tokens in
+ * force stay, the API answers and SIGTERM stops the daemon.  Before, the
+ * master blocked in open(2) for good.
+ */
+START_TEST(test_sighup_fifo_token)
+{
+	char	tokens[256], line[300];
+	int	st;
+
+	ck_assert_int_eq(harness_prepare(&d, 1, NULL), 0);
+	snprintf(tokens, sizeof(tokens), "%s/tokens", d.dir);
+	put_file(tokens, "0123456789abcdef0123\n");
+	ck_assert_int_eq(chmod(tokens, 0600), 0);
+	snprintf(line, sizeof(line), "%s/good", d.dir);
+	put_file(line, "0123456789abcdef0123\n");
+	snprintf(line, sizeof(line), "%s/bad", d.dir);
+	put_file(line, "0123456789abcdef0xxx\n");
+	snprintf(line, sizeof(line), "auth-token-file %s", tokens);
+	ck_assert_int_eq(harness_conf_add(&d, line), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	ck_assert_int_eq(ctl_list_token("good"), 0);
+	ck_assert_int_eq(ctl_list_token("bad"), 16);
+
+	ck_assert_int_eq(unlink(tokens), 0);
+	ck_assert_int_eq(mkfifo(tokens, 0600), 0);
+	ck_assert_int_eq(harness_reload(&d), 0);
+	snprintf(line, sizeof(line), "reload refused, running configuration "
+	    "kept: %s:", d.conf);
+	ck_assert_int_eq(harness_log_count(&d, line), 1);
+	snprintf(line, sizeof(line), "auth-token-file %s: not a regular file",
+	    tokens);
+	ck_assert_int_eq(harness_log_count(&d, line), 1);
+	ck_assert_int_eq(ctl_list_token("good"), 0);
+	ck_assert_int_eq(ctl_list_token("bad"), 16);
+	st = harness_stop(&d, 10000);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "SIGTERM did not stop it: status %#x", st);
+}
+END_TEST
+
 static pid_t
 read_pidfile(const char *path)
 {
@@ -602,7 +716,8 @@ main(void)
 	    test_daemonize_pidfile_term, test_daemonize_failure_exit_code,
 	    test_ports_with_closed_connections,
 	    test_sighup_reload, test_sighup_restart_only, test_privilege_drop,
-	    test_privilege_drop_refused, test_nofile_refused, NULL };
+	    test_privilege_drop_refused, test_nofile_refused,
+	    test_fifo_refused, test_sighup_fifo_token, NULL };
 	Suite	*s = suite_create("daemon");
 
 	if (getenv("RTPPROXYD") == NULL)
