@@ -11,15 +11,26 @@
  * normal case: every buffer lives in struct relay, made by relay_new.
  * Counters are summed per batch and written to the slot with one relaxed
  * atomic add each; only this worker writes them.
+ *
+ * Datagrams the kernel drops on a full receive buffer are counted from
+ * the socket's drop count (sk_drops), which comes from two places: with
+ * each datagram (SO_RXQ_OVFL, the count when it was queued, so drops after
+ * the last queued datagram stay unseen until another one is queued), and
+ * from SO_MEMINFO (the count now).  The latter is read when a socket that
+ * was busy has been drained, and on a slow timer for the sockets where
+ * datagrams queued up; the packet path only sets a flag.  The count only
+ * moves forward: a value older than the one seen adds nothing.
  */
 #include <sys/types.h>
 #include <sys/epoll.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <arpa/inet.h>
 #include <linux/errqueue.h>
+#include <linux/sock_diag.h>
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -38,6 +49,7 @@
 #define RELAY_PKTMAX	2048	/* larger datagrams are truncated: invalid */
 #define RELAY_ERRQ_MAX	64	/* error queue entries read per drain */
 #define RELAY_CMSGLEN	128
+#define RELAY_OVFL_MS	1000	/* SO_MEMINFO of sockets that queued */
 /*
  * A run of datagrams to one address, all of one size but the last, goes
  * out as one message that the kernel splits (UDP GSO, UDP_SEGMENT): one
@@ -63,6 +75,7 @@ struct relay_sock {
 	int			 fd;
 	uint8_t			 role;
 	uint8_t			 nogso;		/* the kernel refused GSO here */
+	uint8_t			 ovfl_check;	/* SO_MEMINFO once drained */
 };
 
 /*
@@ -140,6 +153,9 @@ struct relay_sess {
 	int64_t			 moves_tat;	/* ns */
 	uint32_t		 moves_untold;
 	char			 error[120];	/* what was reported */
+	/* sockets whose drop count the timer reads, off the packet path */
+	uint8_t			 ovfl_watch;	/* roles, a bit each */
+	LIST_ENTRY(relay_sess)	 ovfl_entry;	/* in relay's ovfl_watch */
 } __attribute__((aligned(64)));
 
 union relay_cmsg {
@@ -194,6 +210,11 @@ struct relay {
 	uint64_t		  hist[SHM_LAT_BUCKETS];
 	uint32_t		  hist_used;	/* bit k: hist[k] != 0 */
 	struct shm_acl		  acl;		/* copy of the published */
+
+	/* sessions with sockets whose drop count the timer reads */
+	LIST_HEAD(, relay_sess)	  ovfl_watch;
+	struct event		 *ev_ovfl;
+	int			  meminfo;	/* the kernel has SO_MEMINFO */
 };
 
 /* What one batch did to one direction, written to the slot at the end. */
@@ -244,6 +265,7 @@ relay_idle(struct relay *r)
 }
 
 static void	relay_poll(evutil_socket_t, short, void *);
+static void	relay_ovfl_tick(evutil_socket_t, short, void *);
 
 /*
  * Does the kernel know UDP_SEGMENT (Linux 4.18)?  One that does not would
@@ -303,10 +325,17 @@ relay_new(struct event_base *base, struct shm_table *shm)
 		if (*end == '-')
 			r->crash_hi = (uint16_t)strtol(end + 1, NULL, 10);
 	}
+	r->meminfo = 1;
+	LIST_INIT(&r->ovfl_watch);
 	if ((r->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
 	    (r->ev_poll = event_new(base, r->epfd, EV_READ | EV_PERSIST,
-	    relay_poll, r)) == NULL || event_add(r->ev_poll, NULL) == -1) {
+	    relay_poll, r)) == NULL || event_add(r->ev_poll, NULL) == -1 ||
+	    (r->ev_ovfl = event_new(base, -1, EV_PERSIST, relay_ovfl_tick,
+	    r)) == NULL || event_add(r->ev_ovfl, &(struct timeval){
+	    RELAY_OVFL_MS / 1000, RELAY_OVFL_MS % 1000 * 1000 }) == -1) {
 		log_warn("relay: epoll");
+		if (r->ev_ovfl != NULL)
+			event_free(r->ev_ovfl);
 		if (r->ev_poll != NULL)
 			event_free(r->ev_poll);
 		if (r->epfd != -1)
@@ -342,6 +371,7 @@ relay_free(struct relay *r)
 	for (i = 0; i < r->shm->nslots && r->count > 0; i++)
 		relay_remove(r, i);
 	tcp_free(r->tcp);
+	event_free(r->ev_ovfl);
 	event_free(r->ev_poll);
 	close(r->epfd);
 	free(r->sess);
@@ -979,6 +1009,80 @@ relay_soft_error(int err)
 }
 
 /*
+ * The socket of role has dropped drops datagrams in all (the kernel's
+ * count, cumulative, wrapping): how many of them are new.  A count older
+ * than the one seen (a datagram queued before SO_MEMINFO was read) adds
+ * nothing.  fresh: the socket may be a new one (bound again by a master
+ * that took over), whose count starts again from 0; a lower count then
+ * means all its drops are new.  The slot's copy is written first, so
+ * that a worker that dies after it counts a drop once at most.
+ */
+static uint32_t
+relay_drops(struct relay_sess *rs, int role, uint32_t drops, int fresh)
+{
+	int32_t		delta = (int32_t)(drops - rs->ovfl[role]);
+	uint32_t	add;
+
+	if (delta > 0)
+		add = (uint32_t)delta;
+	else if (delta < 0 && fresh)
+		add = drops;
+	else
+		return 0;
+	rs->ovfl[role] = rs->slot->ovfl_seen[role] = drops;
+	return add;
+}
+
+/* The socket's drop count as it is now (SO_MEMINFO), into the slot. */
+static void
+relay_meminfo(struct relay_sess *rs, struct relay_sock *sk, int fresh)
+{
+	struct relay	*r = rs->relay;
+	uint32_t	 mem[SK_MEMINFO_VARS], add;
+	socklen_t	 len = sizeof(mem);
+
+	if (!r->meminfo)
+		return;
+	if (getsockopt(sk->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) == -1) {
+		if (errno != ENOPROTOOPT)
+			return;
+		len = 0;
+	}
+	if (len < (SK_MEMINFO_DROPS + 1) * sizeof(mem[0])) {
+		/* Linux < 4.12: drops are seen with the next datagram only. */
+		log_info("relay: no SO_MEMINFO: buffer drops are counted "
+		    "when the next datagram comes");
+		r->meminfo = 0;
+		return;
+	}
+	if ((add = relay_drops(rs, sk->role, mem[SK_MEMINFO_DROPS],
+	    fresh)) != 0)
+		SHM_ADD(&rs->slot->dir[sk->role & 1].dropped_overflow, add);
+}
+
+/*
+ * Every second, the drop counts of the sockets where datagrams queued up
+ * since: a buffer that overflowed must have queued, and its drops after
+ * the last datagram the worker read are seen now, not when the next
+ * datagram comes (if one ever does).
+ */
+static void
+relay_ovfl_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay		*r = arg;
+	struct relay_sess	*rs;
+	int			 i;
+
+	while ((rs = LIST_FIRST(&r->ovfl_watch)) != NULL) {
+		LIST_REMOVE(rs, ovfl_entry);
+		for (i = 0; i < rs->nsock; i++)
+			if (rs->ovfl_watch & (1u << i))
+				relay_meminfo(rs, &rs->sk[i], 0);
+		rs->ovfl_watch = 0;
+	}
+}
+
+/*
  * The kernel's receive timestamp, or fallback if there is none; and the
  * socket's drop count when the kernel reports one (*drops untouched
  * otherwise).
@@ -1300,11 +1404,9 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 		r->txns[ntx] = ns;
 		ntx++;
 	}
-	/* The kernel's count is cumulative for the socket; wraps are fine. */
-	if (drops != rs->ovfl[sk->role]) {
-		t.overflow = drops - rs->ovfl[sk->role];
-		rs->ovfl[sk->role] = s->ovfl_seen[sk->role] = drops;
-	}
+	/* Drops after the last datagram queued: ask once drained. */
+	if ((t.overflow = relay_drops(rs, sk->role, drops, 0)) != 0)
+		sk->ovfl_check = 1;
 	if (ntx > 0)
 		relay_send(rs, out, ntx, dst, dstlen, &t);
 	relay_publish(d, rtcp, &t);
@@ -1354,7 +1456,7 @@ relay_readable(struct relay_sock *sk)
 				 */
 				if (b == 0)
 					relay_errqueue(rs, sk);
-				return;
+				break;
 			}
 			/* A pending ICMP error, now cleared; or worse. */
 			if (errno != EINTR)
@@ -1363,8 +1465,21 @@ relay_readable(struct relay_sock *sk)
 		}
 		if (n > 0)
 			relay_batch(rs, sk, n);
+		if (n > 1 && !(rs->ovfl_watch & (1u << sk->role))) {
+			/* It queued: the timer looks at its drops. */
+			if (rs->ovfl_watch == 0)
+				LIST_INSERT_HEAD(&r->ovfl_watch, rs,
+				    ovfl_entry);
+			rs->ovfl_watch |= (uint8_t)(1u << sk->role);
+		}
 		if (n < RELAY_BATCH)
-			return;
+			break;
+		sk->ovfl_check = 1;
+	}
+	/* Drained after a full batch or a drop: any drops since are known. */
+	if (sk->ovfl_check && b < RELAY_BUDGET) {
+		sk->ovfl_check = 0;
+		relay_meminfo(rs, sk, 0);
 	}
 }
 
@@ -1505,6 +1620,12 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 		if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fds[i], &ev) == -1)
 			goto fail;
 	}
+	/*
+	 * Drops while no worker read the sockets (one being replaced), or
+	 * since a new master bound them again.
+	 */
+	for (i = 0; i < nfds; i++)
+		relay_meminfo(rs, &rs->sk[i], 1);
 	r->sess[slot] = rs;
 	r->count++;
 	return 0;
@@ -1552,6 +1673,8 @@ relay_remove(struct relay *r, uint32_t slot)
 		return;
 	if (slot >= r->shm->nslots || (rs = r->sess[slot]) == NULL)
 		return;
+	if (rs->ovfl_watch != 0)
+		LIST_REMOVE(rs, ovfl_entry);
 	for (i = 0; i < rs->nsock; i++) {
 		/*
 		 * Not left to close: the master holds a copy of the socket,

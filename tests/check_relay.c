@@ -1177,8 +1177,8 @@ END_TEST
 /* 100,000 packets: nothing allocated, nothing lost in the books. */
 /*
  * A flood faster than the worker drains its socket: what the kernel drops
- * on the full buffer is counted (SO_RXQ_OVFL), so every datagram sent is
- * either received or counted as dropped_overflow.
+ * on the full buffer is counted (SO_RXQ_OVFL, SO_MEMINFO), so every
+ * datagram sent is either received or counted as dropped_overflow.
  */
 START_TEST(relay_overflow)
 {
@@ -1187,6 +1187,7 @@ START_TEST(relay_overflow)
 	size_t		n;
 	int		i, small = 4096;
 	uint64_t	rcv, ovf;
+	int64_t		end;
 
 	tsess_open(&t, 3, 0, 0, 0);
 	ck_assert_int_eq(setsockopt(t.lfd[0], SOL_SOCKET, SO_RCVBUF, &small,
@@ -1195,18 +1196,28 @@ START_TEST(relay_overflow)
 		n = mkrtp(b, (uint16_t)i, 160u * (uint32_t)i, 7, 160);
 		tx(t.caller[0], 0, t.lport, b, n);
 	}
-	pump(100);
-	/* The kernel reports its count with the next datagram it queues. */
+	/*
+	 * The datagrams queued carry the count from before the drops that
+	 * came after them: SO_MEMINFO tells, within a second, without a
+	 * datagram more.
+	 */
+	end = mono_us() + 3000000;
+	do {
+		pump(50);
+		rcv = CNT(&t, FWD, packets_received);
+		ovf = CNT(&t, FWD, dropped_overflow);
+	} while (rcv + ovf < 2000 && mono_us() < end);
+	ck_assert_uint_gt(ovf, 0);
+	ck_assert_uint_eq(rcv + ovf, 2000);
+	/* The next datagram carries the same count: not added twice. */
 	n = mkrtp(b, 2000, 160u * 2000, 7, 160);
 	tx(t.caller[0], 0, t.lport, b, n);
 	pump(100);
-	rcv = CNT(&t, FWD, packets_received);
-	ovf = CNT(&t, FWD, dropped_overflow);
-	ck_assert_uint_gt(ovf, 0);
-	ck_assert_uint_eq(rcv + ovf, 2001);
-	/* Later datagrams carry the same count: it is not added twice. */
+	ck_assert_uint_eq(CNT(&t, FWD, packets_received), rcv + 1);
+	ck_assert_uint_eq(CNT(&t, FWD, dropped_overflow), ovf);
 	tx(t.caller[0], 0, t.lport, b, n);
-	pump(50);
+	pump(1200);
+	ck_assert_uint_eq(CNT(&t, FWD, packets_received), rcv + 2);
 	ck_assert_uint_eq(CNT(&t, FWD, dropped_overflow), ovf);
 	tsess_close(&t);
 }
@@ -2143,6 +2154,121 @@ START_TEST(e2e_poison_many)
 }
 END_TEST
 
+/*
+ * A session's socket buffer fills while its worker cannot read (stopped):
+ * the kernel drops the rest, and the datagrams it queued carry the drop
+ * count as it was before the drops.  The drops must still be counted,
+ * without another datagram coming to tell (before: 0 shown with
+ * thousands lost), not twice when one comes, and across a worker that
+ * is killed.
+ */
+START_TEST(e2e_overflow_stopped)
+{
+	struct rpc_client	*c = e2e_client();
+	Rtpproxy__SessionInfo	*si = NULL;
+	enum { N = 5000 };
+	uint8_t			 b[256], got[256];
+	int			 cal[2], dst[2], i;
+	uint16_t		 dport, lp;
+	uint64_t		 rcvd = 0, ovf = 0, sent = 0;
+	int64_t			 end;
+	pid_t			 wpid;
+	uint32_t		 worker;
+	char			 ready[64];
+	int			 nready;
+	size_t			 n;
+
+	dport = udp_pair(0, dst);
+	udp_pair(0, cal);
+	ck_assert_int_eq(e2e_create(c, "ovfl", "127.0.0.1", dport, 1, &si,
+	    NULL, 0), 0);
+	lp = (uint16_t)si->listen->port;
+	worker = si->worker;
+	wpid = harness_worker_pid(&dmn, (int)worker);
+	info_free(si);
+	si = NULL;
+	ck_assert_int_gt(wpid, 0);
+	n = mkrtp(b, 0, 0, 0x5150, 160);
+	tx(cal[0], 0, lp, b, n);
+	sent++;
+	ck_assert_int_eq(harness_recv(dst[0], got, sizeof(got), tms(3000),
+	    NULL), (ssize_t)n);
+
+	ck_assert_int_eq(kill(wpid, SIGSTOP), 0);
+	for (i = 1; i <= N; i++, sent++) {
+		n = mkrtp(b, (uint16_t)i, 160u * (uint32_t)i, 0x5150, 160);
+		tx(cal[0], 0, lp, b, n);
+	}
+	ck_assert_int_eq(kill(wpid, SIGCONT), 0);
+
+	/* Every datagram is relayed or counted, with nothing more sent. */
+	end = mono_us() + tms(5000) * 1000LL;
+	do {
+		usleep(20000);
+		while (recv(dst[0], got, sizeof(got), MSG_DONTWAIT) > 0)
+			;
+		info_free(si);
+		ck_assert_int_eq(e2e_status(c, "ovfl", &si), 0);
+		rcvd = si->forward_stats->packets_received;
+		ovf = si->forward_stats->dropped_overflow;
+	} while (rcvd + ovf < sent && mono_us() < end);
+	info_free(si);
+	ck_assert_msg(ovf > 0 && rcvd + ovf == sent, "sent %lu: received "
+	    "%lu, dropped_overflow %lu", (unsigned long)sent,
+	    (unsigned long)rcvd, (unsigned long)ovf);
+
+	/* The next datagram's count is the same drops: not added again. */
+	tx(cal[0], 0, lp, b, n);
+	sent++;
+	ck_assert_int_eq(harness_recv(dst[0], got, sizeof(got), tms(3000),
+	    NULL), (ssize_t)n);
+	si = e2e_status_until(c, "ovfl", rcvd + 1, 0, 0);
+	ck_assert_uint_eq(si->forward_stats->packets_received, rcvd + 1);
+	ck_assert_uint_eq(si->forward_stats->dropped_overflow, ovf);
+	info_free(si);
+	si = NULL;
+
+	/*
+	 * Drops while no worker reads (this one stopped, then killed) are
+	 * counted by the next one, once: it starts from the slot's count.
+	 */
+	snprintf(ready, sizeof(ready), "worker %u ready", worker);
+	nready = harness_log_count(&dmn, ready);
+	ck_assert_int_eq(kill(wpid, SIGSTOP), 0);
+	for (i = 1; i <= N; i++, sent++) {
+		n = mkrtp(b, (uint16_t)(N + i), 160u * (uint32_t)(N + i),
+		    0x5150, 160);
+		tx(cal[0], 0, lp, b, n);
+	}
+	ck_assert_int_eq(kill(wpid, SIGKILL), 0);
+	ck_assert_int_eq(harness_wait_log(&dmn, ready, nready + 1,
+	    tms(10000)), 0);
+	end = mono_us() + tms(5000) * 1000LL;
+	do {
+		usleep(20000);
+		while (recv(dst[0], got, sizeof(got), MSG_DONTWAIT) > 0)
+			;
+		info_free(si);
+		ck_assert_int_eq(e2e_status(c, "ovfl", &si), 0);
+		rcvd = si->forward_stats->packets_received;
+	} while (rcvd + si->forward_stats->dropped_overflow < sent &&
+	    mono_us() < end);
+	ck_assert_msg(si->forward_stats->dropped_overflow > ovf &&
+	    rcvd + si->forward_stats->dropped_overflow == sent, "sent %lu: "
+	    "received %lu, dropped_overflow %lu (%lu before)",
+	    (unsigned long)sent, (unsigned long)rcvd,
+	    (unsigned long)si->forward_stats->dropped_overflow,
+	    (unsigned long)ovf);
+	info_free(si);
+	ck_assert_int_eq(harness_destroy(c, "ovfl"), 0);
+	close(cal[0]);
+	close(cal[1]);
+	close(dst[0]);
+	close(dst[1]);
+	rpc_client_free(c);
+}
+END_TEST
+
 START_TEST(e2e_thousand)
 {
 	struct rpc_client	*c = e2e_client();
@@ -2281,7 +2407,7 @@ main(void)
 	    relay_takeover, relay_add_errors, relay_flood, relay_overflow,
 	    relay_gso, NULL };
 	const TTest *const t_main[] = { e2e_relay_rtcp, e2e_bind_error,
-	    e2e_worker_killed, NULL };
+	    e2e_worker_killed, e2e_overflow_stopped, NULL };
 	const TTest *const t_small[] = { e2e_exhaustion, NULL };
 	const TTest *const t_timeouts[] = { e2e_timeouts, NULL };
 	const TTest *const t_many[] = { e2e_thousand, NULL };
