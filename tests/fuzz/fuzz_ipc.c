@@ -7,14 +7,16 @@
  *
  * 1. ipc_check on the bytes, in an exactly sized buffer, with that
  *    descriptor count; a message it passes is then read the way its
- *    receiver reads it (session_ipc in the master, worker_dispatch in a
- *    worker), so that anything they use that the check does not
+ *    receiver reads it (master_readable, session_ipc and session_have in
+ *    the master, worker_dispatch in a worker, the takeover between two
+ *    masters), so that anything they use that the check does not
  *    guarantee shows up as a read out of bounds or a failed invariant.
  * 2. The same bytes and descriptors through a real SOCK_SEQPACKET
  *    socketpair and ipc_recv: what comes out is what went in, the
  *    verdict of ipc_check does not change, and no descriptor is left
  *    open behind the caller's back.
- * 3. ipc_init of the message's type makes a message ipc_check passes.
+ * 3. ipc_init of the message's type, with the descriptors the type
+ *    carries, makes a message ipc_check passes.
  */
 #include <sys/socket.h>
 
@@ -58,36 +60,72 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* What the master reads of a worker's message (master_readable). */
+/*
+ * What the master reads of a worker's message (master_readable,
+ * session_ipc, session_have).
+ */
 static void
-read_as_master(const void *buf, size_t n)
+read_as_master(const void *buf, size_t n, const int *fds, int nfds)
 {
 	const struct ipc_hdr	*h = buf;
 	const struct ipc_error	*e = buf;
+	const struct ipc_have	*hv = buf;
+	const struct ipc_latch	*l = buf;
 	char			 error[SHM_REASON_MAX];
+	char			 reason[sizeof(l->reason)];
 	volatile uint32_t	 sink;
+	int			 i;
 
 	sink = h->wgen + h->slot + h->slot_gen;
-	(void)sink;
-	if (h->type == IPC_LATCHED || h->type == IPC_REFUSED) {
-		const struct ipc_latch	*l = buf;
-		char			 reason[sizeof(l->reason)];
-
-		FUZZ_CHECK(n == sizeof(*l));
+	switch (h->type) {
+	case IPC_READY:
+	case IPC_ACTIVE:
+	case IPC_REMOVED:
+	case IPC_CLOSED:
+		FUZZ_CHECK(nfds == 0);
+		break;
+	case IPC_HELLO:
+		FUZZ_CHECK(nfds == 0);
+		sink += h->arg;
+		break;
+	case IPC_ERROR:
+		FUZZ_CHECK(n == sizeof(*e) && nfds == 0);
+		/* session_ipc copies the reason with "%s". */
+		snprintf(error, sizeof(error), "%s", e->reason);
+		FUZZ_CHECK(strlen(error) < sizeof(e->reason));
+		(void)utf8_valid(error, strlen(error));
+		break;
+	case IPC_TCP_ACCEPTED:
+		/* session_ipc keeps fds[0]. */
+		FUZZ_CHECK(nfds == 1);
+		sink += (uint32_t)fds[0];
+		break;
+	case IPC_HAVE:
+		/* session_have keeps fds[0 .. nfds - 1] as the session's. */
+		FUZZ_CHECK(n == sizeof(*hv));
+		FUZZ_CHECK(hv->hdr.arg >= 1 && hv->hdr.arg <= IPC_MAXFDS &&
+		    (int)hv->hdr.arg == nfds);
+		for (i = 0; i < nfds; i++)
+			sink += (uint32_t)fds[i];
+		sink += hv->status;
+		snprintf(error, sizeof(error), "%s", hv->reason);
+		FUZZ_CHECK(strlen(error) < sizeof(hv->reason));
+		(void)utf8_valid(error, strlen(error));
+		break;
+	case IPC_LATCHED:
+	case IPC_REFUSED:
 		/* session_latch_report: addresses by family, reason "%s". */
-		sink = l->from.family + l->to.family + l->to.port;
+		FUZZ_CHECK(n == sizeof(*l) && nfds == 0);
+		sink += l->from.family + l->to.family + l->to.port;
 		snprintf(reason, sizeof(reason), "%s", l->reason);
 		FUZZ_CHECK(strlen(reason) < sizeof(l->reason));
 		(void)utf8_valid(reason, strlen(reason));
-		return;
+		break;
+	default:
+		FUZZ_CHECK(!"a worker's type ipc_check passes that the master "
+		    "does not know");
 	}
-	if (h->type != IPC_ERROR)
-		return;
-	FUZZ_CHECK(n == sizeof(*e));
-	/* session_ipc copies the reason with "%s". */
-	snprintf(error, sizeof(error), "%s", e->reason);
-	FUZZ_CHECK(strlen(error) < sizeof(e->reason));
-	(void)utf8_valid(error, strlen(error));
+	(void)sink;
 }
 
 /* What a worker reads of the master's message (worker_dispatch). */
@@ -107,13 +145,39 @@ read_as_worker(const struct ipc_hdr *h, const int *fds, int nfds)
 		break;
 	case IPC_REMOVE:
 	case IPC_SHUTDOWN:
+		FUZZ_CHECK(nfds == 0);
 		sink += (int)h->slot;
 		break;
 	case IPC_SETLOG:
+		FUZZ_CHECK(nfds == 0);
 		sink += (int)h->arg;
 		break;
 	default:
-		FUZZ_CHECK(!"a type ipc_check passes that no receiver knows");
+		FUZZ_CHECK(!"a master's type ipc_check passes that no worker "
+		    "knows");
+	}
+	(void)sink;
+}
+
+/* What one master reads of the other while it takes over (takeover.c). */
+static void
+read_as_peer(const struct ipc_hdr *h, const int *fds, int nfds)
+{
+	volatile int sink = 0;
+
+	switch (h->type) {
+	case IPC_TAKE:
+		FUZZ_CHECK(nfds == 0);
+		break;
+	case IPC_GO:
+		/* The new master takes fds[0] as the pid file, if any. */
+		FUZZ_CHECK(nfds == (int)h->arg && nfds <= 1);
+		if (nfds == 1)
+			sink += fds[0];
+		break;
+	default:
+		FUZZ_CHECK(!"a takeover type ipc_check passes that no master "
+		    "knows");
 	}
 	(void)sink;
 }
@@ -181,6 +245,7 @@ via_socket(const uint8_t *msg, size_t n, int nsend, int room, int verdict)
 	    "ipc_recv %zd)", n, nsend, room, got, r);
 }
 
+/* As the senders make them, with the descriptors their type carries. */
 static void
 init_roundtrip(uint16_t type, uint32_t arg)
 {
@@ -193,13 +258,30 @@ init_roundtrip(uint16_t type, uint32_t arg)
 
 	if (want == 0)
 		return;
+	FUZZ_CHECK(want <= sizeof(m));
 	ipc_init(&m.h, type, 1, 2, 3);
 	FUZZ_CHECK(m.h.len == want && m.h.version == IPC_VERSION);
-	if (type == IPC_ADD) {
+	switch (type) {
+	case IPC_ADD:
+	case IPC_HAVE:
+		/* relay_each, tcp_each: a session's 1 to 4 sockets */
 		m.h.arg = 1 + arg % IPC_MAXFDS;
 		nfds = (int)m.h.arg;
+		break;
+	case IPC_TCP_ACCEPTED:
+		nfds = 1;
+		break;
+	case IPC_GO:
+		/* the pid file, or none */
+		m.h.arg = arg % 2;
+		nfds = (int)m.h.arg;
+		break;
 	}
 	FUZZ_CHECK(ipc_check(&m, want, nfds) == 0);
+	/* Not with one descriptor more or less. */
+	FUZZ_CHECK(ipc_check(&m, want, nfds + 1) == -1);
+	if (nfds > 0)
+		FUZZ_CHECK(ipc_check(&m, want, nfds - 1) == -1);
 }
 
 int
@@ -233,9 +315,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    h->len == n && ipc_size(h->type) == n);
 		/* The master drops worker messages of the master's types. */
 		if (h->type < IPC_ADD)
-			read_as_master(buf, n);
-		else
+			read_as_master(buf, n, fds, nsend);
+		else if (h->type < IPC_TAKE)
 			read_as_worker(h, fds, nsend);
+		else
+			read_as_peer(h, fds, nsend);
 	}
 	via_socket(data + 1, n, nsend, room, ok);
 	if (n >= sizeof(*h)) {

@@ -403,9 +403,17 @@ seeds_ipc(void)
 		{ "remove", IPC_REMOVE, 0, 0 },
 		{ "shutdown", IPC_SHUTDOWN, 0, 0 },
 		{ "setlog-debug", IPC_SETLOG, LOG_DEBUG, 0 },
+		{ "closed", IPC_CLOSED, 0, 0 },
+		{ "hello", IPC_HELLO, 4242, 0 },
+		{ "take", IPC_TAKE, 0, 0 },
+		{ "go", IPC_GO, 0, 0 },
+		{ "go-pidfile", IPC_GO, 1, 1 },
+		/* init_roundtrip gave these no descriptors */
+		{ "crash-init-tcp-accepted", IPC_TCP_ACCEPTED, 0, 1 },
 	};
 	struct ipc_error	e;
 	struct ipc_latch	l;
+	struct ipc_have		hv;
 	struct ipc_hdr		h;
 	uint8_t			big[IPC_MAXMSG + 64];
 	size_t			i;
@@ -434,12 +442,24 @@ seeds_ipc(void)
 	snprintf(l.reason, sizeof(l.reason), "sender 192.0.2.1:40002 is "
 	    "refused");
 	ipc_seed("refused", 0, IPC_MAXFDS, &l, sizeof(l));
+	ipc_init(&hv.hdr, IPC_HAVE, 3, 17, 5);
+	hv.hdr.arg = 2;
+	hv.status = IPC_HAVE_ACTIVE | IPC_HAVE_ERROR;
+	snprintf(hv.reason, sizeof(hv.reason), "ICMP port unreachable");
+	ipc_seed("crash-init-have", 2, IPC_MAXFDS, &hv, sizeof(hv));
 
 	/* Malformed: each must be refused. */
 	memset(e.reason, 'x', sizeof(e.reason));
 	ipc_seed("error-unterminated", 0, IPC_MAXFDS, &e, sizeof(e));
 	memset(l.reason, 'x', sizeof(l.reason));
 	ipc_seed("refused-unterminated", 0, IPC_MAXFDS, &l, sizeof(l));
+	memset(hv.reason, 'x', sizeof(hv.reason));
+	ipc_seed("have-unterminated", 2, IPC_MAXFDS, &hv, sizeof(hv));
+	ipc_init(&h, IPC_TCP_ACCEPTED, 3, 17, 5);
+	ipc_seed("tcp-accepted-no-fd", 0, IPC_MAXFDS, &h, sizeof(h));
+	ipc_init(&h, IPC_GO, 0, 0, 0);
+	h.arg = 2;
+	ipc_seed("go-2fds", 2, IPC_MAXFDS, &h, sizeof(h));
 	ipc_init(&h, IPC_ADD, 3, 17, 5);
 	h.arg = 4;
 	ipc_seed("add-fewer-fds", 2, IPC_MAXFDS, &h, sizeof(h));
