@@ -369,10 +369,12 @@ ctlrate_run(const struct bopts *o)
 		/*
 		 * Room for the sessions in flight and for those destroyed
 		 * but still closing (until their worker lets go of them),
-		 * which at thousands of pairs a second are more than those.
+		 * which at thousands of pairs a second are more than those:
+		 * on a busy machine, where the worker waits for a CPU while
+		 * the master goes on, over a hundred for each in flight.
 		 */
 		if (target_start(&t, T_RTPP, o->rtpproxyd, o,
-		    o->inflight * 16) == -1)
+		    o->inflight * 128) == -1)
 			goto out;
 		server = t.server;
 		pid = t.pid;

@@ -17,6 +17,11 @@
  * each line it prints "ports LISTEN_PORT FORWARD_PORT" as bound, then
  * "ready" once all are, and relays until SIGTERM or SIGINT.  On a bad line
  * it prints "error: ..." and exits 1.
+ *
+ * With REFRELAY_BLACKHOLE=N in the environment each socket relays its
+ * first N datagrams (0 or empty: none) and then reads and drops every
+ * one: a broken relay, for tests/bench-smoke.sh to be sure that it
+ * catches one.
  */
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -26,6 +31,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "refsess.h"
@@ -36,6 +42,7 @@
 #define MAXEVENTS	256
 
 static volatile sig_atomic_t	 stop;
+static long			 blackhole = -1;	/* -1: relay all */
 static struct mmsghdr		 rx[BATCH], tx[BATCH];
 static struct iovec		 rxiov[BATCH], txiov[BATCH];
 static struct sockaddr_storage	 from[BATCH];
@@ -69,7 +76,7 @@ relay(struct rsock *sk)
 	struct rsess	*s = sk->sess;
 	struct sockaddr	*to;
 	socklen_t	 tolen;
-	int		 b, i, n;
+	int		 b, i, k, n;
 
 	for (b = 0; b < BUDGET; b++) {
 		for (i = 0; i < BATCH; i++)
@@ -88,13 +95,19 @@ relay(struct rsock *sk)
 			to = (struct sockaddr *)&s->latch;
 			tolen = s->latchlen;
 		}
-		if (tolen > 0) {
-			for (i = 0; i < n; i++) {
+		k = n;
+		if (sk->left >= 0) {
+			/* What is left of the datagrams it may relay. */
+			k = n < sk->left ? n : (int)sk->left;
+			sk->left -= k;
+		}
+		if (tolen > 0 && k > 0) {
+			for (i = 0; i < k; i++) {
 				txiov[i].iov_len = rx[i].msg_len;
 				tx[i].msg_hdr.msg_name = to;
 				tx[i].msg_hdr.msg_namelen = tolen;
 			}
-			send_batch(s->sk[!sk->fwd].fd, n);
+			send_batch(s->sk[!sk->fwd].fd, k);
 		}
 		if (n < BATCH)
 			return;
@@ -107,6 +120,7 @@ add_socket(struct rsock *sk, void *arg)
 	struct epoll_event	ev;
 	int			ep = *(int *)arg;
 
+	sk->left = blackhole;
 	ev.events = EPOLLIN;
 	ev.data.ptr = sk;
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, sk->fd, &ev) == -1) {
@@ -120,12 +134,16 @@ int
 main(int argc, char *argv[])
 {
 	struct epoll_event	ev[MAXEVENTS];
+	const char		*bh;
 	int			ep, i, n;
 
 	if (argc != 1) {
 		fprintf(stderr, "usage: refrelay < sessions\n");
 		return 2;
 	}
+	if ((bh = getenv("REFRELAY_BLACKHOLE")) != NULL &&
+	    (blackhole = strtol(bh, NULL, 10)) < 0)
+		blackhole = 0;
 	ref_setup(&stop);
 	for (i = 0; i < BATCH; i++) {
 		rxiov[i].iov_base = buf[i];

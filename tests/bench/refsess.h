@@ -15,6 +15,7 @@ struct rsock {
 	struct rsess	*sess;
 	int		 fd;
 	int		 fwd;		/* 0: listen socket, 1: forward */
+	long		 left;		/* refrelay's REFRELAY_BLACKHOLE */
 };
 
 struct rsess {
