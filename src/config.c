@@ -757,8 +757,8 @@ config_defaults(struct config *c)
 	c->listen[0] = xstrdup(CONF_DEF_LISTEN);
 	c->nlisten = 1;
 	c->workers = 0;
-	c->port_min = 20000;
-	c->port_max = 39999;
+	c->port_min = 16384;
+	c->port_max = 32767;
 	c->max_sessions = 4096;
 	c->idle_timeout = 60;
 	c->setup_timeout = 60;

@@ -148,8 +148,8 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(c.listen[0], "127.0.0.1:50051");
 	ck_assert_ptr_null(c.listen[1]);
 	ck_assert_int_eq(c.workers, 0);
-	ck_assert_uint_eq(c.port_min, 20000);
-	ck_assert_uint_eq(c.port_max, 39999);
+	ck_assert_uint_eq(c.port_min, 16384);
+	ck_assert_uint_eq(c.port_max, 32767);
 	ck_assert_uint_eq(c.max_sessions, 4096);
 	ck_assert_uint_eq(c.idle_timeout, 60);
 	ck_assert_uint_eq(c.setup_timeout, 60);
