@@ -2,7 +2,7 @@
  * The packet path.  Two layers:
  *  - relay.c in this process, with real UDP sockets on loopback, a session
  *    table of its own and a libevent loop pumped by the test;
- *  - the real daemon over gRPC (tests/harness.h, src/client.h).
+ *  - the real daemon over gRPC (tests/harness.h, src/ctl/client.h).
  */
 #include <sys/resource.h>
 #include <sys/socket.h>

@@ -6,7 +6,7 @@
  * forward -> the latched caller, the source of the latest packet on the
  * listen socket.  epoll (level-triggered), recvmmsg/sendmmsg in batches of
  * 32 and at most 4 batches per socket per wakeup, then the other ready
- * sockets get their turn: the same batching and fairness as src/relay.c.
+ * sockets get their turn: the same batching and fairness as src/worker/relay.c.
  *
  * Sessions are read from stdin, one a line, up to an empty line or the
  * end of the input:
