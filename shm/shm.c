@@ -307,3 +307,62 @@ shm_addr_ntop(const struct shm_addr *a, char *buf, size_t len)
 		buf[0] = '\0';
 	return buf;
 }
+
+/* Cumulative loss / expected, within [0, 1]. */
+double
+shm_loss_rate(const struct shm_dir *dir)
+{
+	uint64_t	expected;
+	int64_t		lost;
+
+	expected = atomic_load_explicit(&dir->packets_expected,
+	    memory_order_relaxed);
+	lost = atomic_load_explicit(&dir->packets_lost, memory_order_relaxed);
+	if (expected == 0 || lost <= 0)
+		return 0.0;
+	if ((uint64_t)lost >= expected)
+		return 1.0;
+	return (double)lost / (double)expected;
+}
+
+/* The names of the table's enumerations, for logs, replies and metrics. */
+const char *
+shm_state_name(uint32_t st)
+{
+	static const char *const names[] = { "free", "created", "connecting",
+	    "active", "error", "closed" };
+
+	return st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
+}
+
+const char *
+shm_close_name(enum shm_close why)
+{
+	static const char *const names[SHM_CLOSE_N] = { "destroyed",
+	    "idle timeout", "setup timeout", "shutdown", "closed by peers",
+	    "other" };
+
+	return why < SHM_CLOSE_N ? names[why] : "other";
+}
+
+static const char *const shm_latch_names[] = { NULL, "learn", "never",
+    "latest" };
+
+const char *
+shm_latch_name(int p)
+{
+	return p >= SHM_LATCH_LEARN && p <= SHM_LATCH_LATEST ?
+	    shm_latch_names[p] : "?";
+}
+
+/* SHM_LATCH_* of a name, or -1. */
+int
+shm_latch_from_name(const char *s)
+{
+	int p;
+
+	for (p = SHM_LATCH_LEARN; p <= SHM_LATCH_LATEST; p++)
+		if (strcmp(s, shm_latch_names[p]) == 0)
+			return p;
+	return -1;
+}

@@ -359,6 +359,11 @@ struct shm_slot	*shm_slot(struct shm_table *, uint32_t);
 void	 shm_slot_reset(struct shm_slot *);
 void	 shm_totals_add(struct shm_totals *, const struct shm_dir *);
 int	 shm_lat_bucket(uint64_t);
+double	 shm_loss_rate(const struct shm_dir *);
+const char *shm_state_name(uint32_t);
+const char *shm_close_name(enum shm_close);
+const char *shm_latch_name(int);
+int	 shm_latch_from_name(const char *);
 
 int	 shm_addr_from_sa(struct shm_addr *, const struct sockaddr *);
 socklen_t shm_addr_to_sa(const struct shm_addr *, struct sockaddr_storage *);

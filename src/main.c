@@ -4,7 +4,8 @@
 #include <string.h>
 
 #include "config.h"
-#include "rtpproxyd.h"
+#include "master.h"
+#include "worker.h"
 
 static struct {
 	int		 verbose;

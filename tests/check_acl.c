@@ -12,7 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "conf.h"
 
 static struct config	conf;
 static struct shm_acl	acl;

@@ -19,7 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "conf.h"
 
 #define NOUSER	"rtpproxyd-no-such-user"
 

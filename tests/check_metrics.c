@@ -29,7 +29,10 @@
 
 #include "config.h"
 #include "harness.h"
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "conf.h"
+#include "sessions.h"
+#include "worker.h"
 
 #define M_EVENTS	"/rtpproxy.RtpProxy/StreamSessionEvents"
 #define CTYPE		"text/plain; version=0.0.4; charset=utf-8"

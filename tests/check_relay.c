@@ -25,7 +25,10 @@
 
 #include <event2/event.h>
 
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "conf.h"
+#include "sessions.h"
+#include "worker.h"
 #include "client.h"
 #include "harness.h"
 #include "rtpproxy.pb-c.h"

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtpproxyd.h"
+#include "worker.h"
 
 #define T0_NS	(1700000000LL * 1000000000LL)	/* a whole second */
 #define MS	1000000LL
@@ -372,7 +372,7 @@ START_TEST(seq_wrap)
 	ck_assert_uint_eq(dir.src.cycles, 4 * 65536);
 	ck_assert_uint_eq(expected(), 15 + 3 * 65536);
 	ck_assert_int_eq(lost(), 0);
-	ck_assert(rtpstat_loss_rate(&dir) == 0.0);
+	ck_assert(shm_loss_rate(&dir) == 0.0);
 }
 END_TEST
 
@@ -386,8 +386,8 @@ START_TEST(loss_gaps)
 			feed_seq(seq);
 	ck_assert_uint_eq(expected(), 99);
 	ck_assert_int_eq(lost(), 4);
-	ck_assert(rtpstat_loss_rate(&dir) > 4.0 / 99 - 1e-12);
-	ck_assert(rtpstat_loss_rate(&dir) < 4.0 / 99 + 1e-12);
+	ck_assert(shm_loss_rate(&dir) > 4.0 / 99 - 1e-12);
+	ck_assert(shm_loss_rate(&dir) < 4.0 / 99 + 1e-12);
 
 	/* A gap across a wrap: 65534 .. 1 without 65535 and 0. */
 	setup();
@@ -439,7 +439,7 @@ START_TEST(duplicates)
 	/* A.3: duplicates count as received, so loss goes negative. */
 	ck_assert_uint_eq(expected(), 3);
 	ck_assert_int_eq(lost(), -1);
-	ck_assert(rtpstat_loss_rate(&dir) == 0.0);
+	ck_assert(shm_loss_rate(&dir) == 0.0);
 	feed_seq(4);
 	feed_seq(4);
 	ck_assert_int_eq(lost(), -3);
@@ -636,16 +636,16 @@ END_TEST
 
 START_TEST(loss_rate_clamp)
 {
-	ck_assert(rtpstat_loss_rate(&dir) == 0.0);
+	ck_assert(shm_loss_rate(&dir) == 0.0);
 	atomic_store(&dir.packets_expected, 10);
 	atomic_store(&dir.packets_lost, -5);
-	ck_assert(rtpstat_loss_rate(&dir) == 0.0);
+	ck_assert(shm_loss_rate(&dir) == 0.0);
 	atomic_store(&dir.packets_lost, 25);
-	ck_assert(rtpstat_loss_rate(&dir) == 1.0);
+	ck_assert(shm_loss_rate(&dir) == 1.0);
 	atomic_store(&dir.packets_lost, 5);
-	ck_assert(rtpstat_loss_rate(&dir) == 0.5);
+	ck_assert(shm_loss_rate(&dir) == 0.5);
 	atomic_store(&dir.packets_expected, 0);
-	ck_assert(rtpstat_loss_rate(&dir) == 0.0);
+	ck_assert(shm_loss_rate(&dir) == 0.0);
 }
 END_TEST
 

@@ -18,7 +18,10 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "conf.h"
+#include "sessions.h"
+#include "worker.h"
 #include "grpc/health/v1/health.pb-c.h"
 
 #define M_HEALTH	"/grpc.health.v1.Health/Check"

@@ -26,7 +26,10 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "conf.h"
+#include "sessions.h"
+#include "worker.h"
 
 #define NSESS		24
 #define PPS		100	/* per session and direction */

@@ -24,7 +24,10 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "conf.h"
+#include "sessions.h"
+#include "worker.h"
 
 #define M_EVENTS	"/rtpproxy.RtpProxy/StreamSessionEvents"
 #define ST_CONNECTING_	RTPPROXY__SESSION_STATE__SESSION_STATE_CONNECTING

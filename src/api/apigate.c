@@ -45,7 +45,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "rtpproxyd.h"
+#include "conf.h"
 #include "apigate.h"
 #include "h2scan.h"
 

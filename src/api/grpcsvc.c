@@ -35,7 +35,10 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
-#include "rtpproxyd.h"
+#include "api.h"
+#include "conf.h"
+#include "master.h"
+#include "sessions.h"
 #include "apigate.h"
 #include "grpcsvc.h"
 #include "rtpproxy.pb-c.h"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtpproxyd.h"
+#include "common.h"
 #include "grpcsvc.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
 

@@ -11,7 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rtpproxyd.h"
+#include "conf.h"
+#include "sessions.h"
 #include "grpcsvc.h"
 #include "rtpproxy.pb-c.h"
 

@@ -30,7 +30,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "conf.h"
 
 struct acl_builtin {
 	const char	*prefix;

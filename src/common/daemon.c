@@ -25,7 +25,7 @@
 
 #include <linux/capability.h>
 
-#include "rtpproxyd.h"
+#include "common.h"
 
 static void	daemon_err(char *, size_t, const char *, ...)
 		    __printflike(3, 4);

@@ -1,5 +1,9 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
+
+#include <stddef.h>
+#include <stdio.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -350,4 +354,25 @@ ipc_queue_clear(struct ipc_queue *q)
 		ipc_qmsg_free(m);
 	}
 	q->n = 0;
+}
+
+/*
+ * The name a worker waits under for a master to adopt it: in the
+ * abstract namespace (nothing to clean up), with the table's name and the
+ * pid, which the table's worker list gives a new master.
+ */
+void
+ipc_adopt_name(struct sockaddr_un *sun, socklen_t *len,
+    const char *shm_name, pid_t pid)
+{
+	int n;
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1,
+	    "rtpproxyd%s.%ld", shm_name, (long)pid);
+	if (n < 0 || (size_t)n >= sizeof(sun->sun_path) - 1)
+		n = (int)sizeof(sun->sun_path) - 2;
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+	    (size_t)n);
 }

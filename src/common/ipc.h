@@ -8,6 +8,7 @@
 #define RTPPROXYD_IPC_H
 
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <stddef.h>
@@ -113,6 +114,9 @@ int	ipc_queue_send(struct ipc_queue *, int, const struct ipc_hdr *,
 int	ipc_queue_flush(struct ipc_queue *, int);
 int	ipc_queue_drain(struct ipc_queue *, int, int);
 size_t	ipc_queue_waiting(const struct ipc_queue *);
+/* Where a worker of that table and pid waits to be adopted by a master. */
+struct sockaddr_un;
+void	ipc_adopt_name(struct sockaddr_un *, socklen_t *, const char *, pid_t);
 void	ipc_queue_clear(struct ipc_queue *);
 
 #endif

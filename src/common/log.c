@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rtpproxyd.h"
+#include "common.h"
 
 static int		 log_tostderr = 1;
 static int		 log_level = LOG_INFO;

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rtpproxyd.h"
+#include "common.h"
 
 int64_t
 now_ms(void)

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtpproxyd.h"
+#include "common.h"
 
 void *
 xmalloc(size_t n)

@@ -15,7 +15,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "rtpproxyd.h"
+#include "conf.h"
+#include "sessions.h"
 #include "client.h"
 #include "rtpproxy.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"

@@ -21,7 +21,10 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "api.h"
+#include "master.h"
+#include "sessions.h"
 
 #define MASTER_FAST_DEATH_MS	2000	/* died this soon: throttle */
 #define MASTER_RESPAWN_MAX_MS	30000

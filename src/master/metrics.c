@@ -28,7 +28,9 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "rtpproxyd.h"
+#include "api.h"
+#include "master.h"
+#include "sessions.h"
 #include "apigate.h"
 
 #define METRICS_TIMEOUT_S	5	/* for a request, and for its reply */
@@ -494,7 +496,7 @@ metrics_sessions(struct evbuffer *b, const struct master *m,
 	    "Sessions closed, by reason.");
 	for (i = 0; i < SHM_CLOSE_N; i++) {
 		snprintf(reason, sizeof(reason), "%s",
-		    session_close_name((enum shm_close)i));
+		    shm_close_name((enum shm_close)i));
 		for (p = reason; *p != '\0'; p++)
 			if (*p == ' ')
 				*p = '_';
@@ -746,7 +748,7 @@ metrics_render(struct evbuffer *b)
 			if (st != SHM_ACTIVE ||
 			    SHM_LOAD(&s->dir[d].packets_expected) == 0)
 				continue;
-			loss[d][n[d]] = rtpstat_loss_rate(&s->dir[d]);
+			loss[d][n[d]] = shm_loss_rate(&s->dir[d]);
 			jit[d][n[d]] = (double)SHM_LOAD(&s->dir[d].jitter_ns) /
 			    1e9;
 			n[d]++;

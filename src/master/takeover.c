@@ -7,7 +7,7 @@
  * seconds, to be adopted).  So a master that starts and finds a table
  * whose master is gone takes it over: it rebuilds its registry from the
  * slots, connects to each worker listed in the table on that worker's
- * adoption socket (worker_adopt_name), and gets from it every session it
+ * adoption socket (ipc_adopt_name), and gets from it every session it
  * relays with copies of the sockets.  Sessions nobody relays any more
  * (their worker died too) get their sockets bound again from the slot.
  *
@@ -39,7 +39,9 @@
 
 #include <event2/event.h>
 
-#include "rtpproxyd.h"
+#include "api.h"
+#include "master.h"
+#include "sessions.h"
 
 #define TAKEOVER_ENV		"RTPPROXYD_TAKEOVER"
 #define TAKEOVER_WAIT_MS	60000	/* for the old master to let go */
@@ -518,7 +520,7 @@ takeover_adopt(struct master *m, struct master_worker *mw)
 		return -1;
 	/* Without pidfds (an old kernel, valgrind), its socket's end tells. */
 	pidfd = takeover_pidfd(pid);
-	worker_adopt_name(&sun, &len, m->shm.name, pid);
+	ipc_adopt_name(&sun, &len, m->shm.name, pid);
 	for (tries = 0; tries < 20; tries++) {
 		if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) ==
 		    -1)

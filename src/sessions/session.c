@@ -17,7 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "api.h"
+#include "conf.h"
+#include "master.h"
+#include "sessions.h"
 
 #define SESSION_SWEEP_MS	250
 #define SESSION_TCP_CONNECT	1	/* session_bind: for connect() */
@@ -172,7 +176,7 @@ session_dirsnap(const struct shm_dir *d, struct session_dirsnap *o)
 	o->last_packet_ms = LD(last_packet_ms);
 	o->ssrc = LD(ssrc);
 #undef LD
-	o->loss_rate = rtpstat_loss_rate(d);
+	o->loss_rate = shm_loss_rate(d);
 }
 
 void
@@ -241,18 +245,9 @@ session_change(uint32_t i, uint32_t st, enum session_event_type type,
 		return;
 	session_set_state(i, st);
 	log_info("session %s: %s -> %s%s%s", session_slot(i)->id,
-	    session_state_name(prev), session_state_name(st),
+	    shm_state_name(prev), shm_state_name(st),
 	    reason ? ": " : "", reason ? reason : "");
 	session_emit(i, type, prev, reason);
-}
-
-const char *
-session_state_name(uint32_t st)
-{
-	static const char *names[] = { "free", "created", "connecting",
-	    "active", "error", "closed" };
-
-	return st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
 /* Hand the session to its worker, if that worker is ready. */
@@ -993,23 +988,13 @@ session_create(const struct session_params *p, struct session_snapshot *out,
  * Close a session: CLOSED event with its final statistics, the id freed at
  * once, the slot and ports when its worker has let go of the sockets.
  */
-const char *
-session_close_name(enum shm_close why)
-{
-	static const char *names[SHM_CLOSE_N] = { "destroyed",
-	    "idle timeout", "setup timeout", "shutdown", "closed by peers",
-	    "other" };
-
-	return why < SHM_CLOSE_N ? names[why] : "other";
-}
-
 static void
 session_close(uint32_t i, enum shm_close why, struct session_snapshot *out)
 {
 	struct session	*se = &sr.s[i];
 	struct ipc_hdr	 h;
 	uint32_t	 prev = session_state(i);
-	const char	*reason = session_close_name(why);
+	const char	*reason = shm_close_name(why);
 
 	if (!se->in_use || se->removing)
 		return;

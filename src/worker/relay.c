@@ -41,7 +41,8 @@
 
 #include <event2/event.h>
 
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "worker.h"
 
 #define RELAY_BATCH	32	/* datagrams per recvmmsg / sendmmsg */
 #define RELAY_BUDGET	4	/* batches per wakeup, then let others run */
@@ -580,12 +581,12 @@ relay_refused(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 	case REFUSE_NOT_RTP:
 		snprintf(r, sizeof(r), "sender %s refused: not RTP, and the "
 		    "latch is %s (latch-policy %s)", a, l,
-		    config_latch_name(rs->policy));
+		    shm_latch_name(rs->policy));
 		break;
 	default:
 		snprintf(r, sizeof(r), "sender %s refused: RTCP follows RTP, "
 		    "which is latched to %s (latch-policy %s)", a, l,
-		    config_latch_name(rs->policy));
+		    shm_latch_name(rs->policy));
 		break;
 	}
 	ipc_init(&m.hdr, IPC_REFUSED, 0, rs->idx, rs->gen);

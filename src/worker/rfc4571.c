@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "rtpproxyd.h"
+#include "worker.h"
 
 /*
  * Account the octets p[0 .. n) that went through one direction: RFC 4571

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "rtpproxyd.h"
+#include "worker.h"
 
 #define RTP_SEQ_MOD	65536u
 #define MAX_DROPOUT	3000
@@ -356,21 +356,4 @@ rtpstat_update(struct shm_dir *dir, const struct rtp_info *ri,
 	if (src_update_seq(s, ri->seq))
 		src_jitter(s, ri, arrival_ns);
 	rtpstat_publish(dir);
-}
-
-/* Cumulative loss / expected, within [0, 1]. */
-double
-rtpstat_loss_rate(const struct shm_dir *dir)
-{
-	uint64_t	expected;
-	int64_t		lost;
-
-	expected = atomic_load_explicit(&dir->packets_expected,
-	    memory_order_relaxed);
-	lost = atomic_load_explicit(&dir->packets_lost, memory_order_relaxed);
-	if (expected == 0 || lost <= 0)
-		return 0.0;
-	if ((uint64_t)lost >= expected)
-		return 1.0;
-	return (double)lost / (double)expected;
 }

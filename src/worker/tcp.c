@@ -35,7 +35,8 @@
 
 #include <event2/event.h>
 
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "worker.h"
 
 #define TCP_CHUNK	(64 * 1024)
 #define TCP_BUDGET	8	/* chunks per direction and wakeup */

@@ -17,7 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "worker.h"
 
 /*
  * A worker queues reports for a master that is busy; on IPC_SHUTDOWN it
@@ -131,27 +132,6 @@ worker_send_msg(struct ipc_hdr *h)
 	}
 	h->wgen = w.gen;
 	worker_tell(h, NULL, 0);
-}
-
-/*
- * The name a worker waits under for a master to adopt it: in the
- * abstract namespace (nothing to clean up), with the table's name and the
- * pid, which the table's worker list gives a new master.
- */
-void
-worker_adopt_name(struct sockaddr_un *sun, socklen_t *len,
-    const char *shm_name, pid_t pid)
-{
-	int n;
-
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1,
-	    "rtpproxyd%s.%ld", shm_name, (long)pid);
-	if (n < 0 || (size_t)n >= sizeof(sun->sun_path) - 1)
-		n = (int)sizeof(sun->sun_path) - 2;
-	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-	    (size_t)n);
 }
 
 static void
@@ -400,7 +380,7 @@ worker_main(int argc, char **argv)
 		struct sockaddr_un	sun;
 		socklen_t		len;
 
-		worker_adopt_name(&sun, &len, argv[4], getpid());
+		ipc_adopt_name(&sun, &len, argv[4], getpid());
 		if ((w.adopt_fd = socket(AF_UNIX, SOCK_SEQPACKET |
 		    SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1 ||
 		    bind(w.adopt_fd, (struct sockaddr *)&sun, len) == -1 ||

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "rtpproxyd.h"
+#include "worker.h"
 #include "bench.h"
 
 #define START_RATE	25000.0

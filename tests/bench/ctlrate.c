@@ -19,7 +19,7 @@
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
 
-#include "rtpproxyd.h"
+#include "worker.h"
 #include "rtpproxy.pb-c.h"
 #include "bench.h"
 

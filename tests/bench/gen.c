@@ -40,7 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rtpproxyd.h"
+#include "worker.h"
 #include "bench.h"
 
 #define TX_BATCH	32

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rtpproxyd.h"
+#include "worker.h"
 #include "client.h"
 #include "rtpproxy.pb-c.h"
 #include "bench.h"

@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "conf.h"
 #include "fuzz.h"
 
 static struct shm_acl	base;

@@ -26,7 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rtpproxyd.h"
+#include "common.h"
+#include "ipc.h"
 #include "fuzz.h"
 
 #define MAX_SEND_FDS	7

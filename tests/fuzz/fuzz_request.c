@@ -20,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtpproxyd.h"
+#include "conf.h"
+#include "sessions.h"
 #include "grpcsvc.h"
 #include "rtpproxy.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"

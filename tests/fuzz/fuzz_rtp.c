@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtpproxyd.h"
+#include "worker.h"
 #include "fuzz.h"
 
 #define STEP_NS		125000
@@ -105,7 +105,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		expected = atomic_load(&dir->packets_expected);
 		lost = atomic_load(&dir->packets_lost);
 		jitter = atomic_load(&dir->jitter_ns);
-		loss = rtpstat_loss_rate(dir);
+		loss = shm_loss_rate(dir);
 		/* RFC 3550 A.3: the extended highest sequence never goes back. */
 		FUZZ_CHECKF(expected >= prev_expected, "expected %llu after %llu",
 		    (unsigned long long)expected,

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "rtpproxyd.h"
+#include "worker.h"
 #include "fuzz.h"
 
 struct result {

@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtpproxyd.h"
+#include "conf.h"
+#include "sessions.h"
 #include "grpcsvc.h"
 #include "fuzz.h"
 #include "rtpproxy.pb-c.h"

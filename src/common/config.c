@@ -11,7 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rtpproxyd.h"
+#include "acl.h"
+#include "conf.h"
 
 #define CONF_LINE_MAX	1024
 #define CONF_FILE_MAX	(1024 * 1024)
@@ -484,26 +485,17 @@ conf_rsource(struct conf_state *st, const struct conf_keyword *kw,
 }
 
 /* Indexed by SHM_LATCH_*. */
-static const char *conf_latch_names[] = { NULL, "learn", "never", "latest" };
-
-const char *
-config_latch_name(int p)
-{
-	return p >= SHM_LATCH_LEARN && p <= SHM_LATCH_LATEST ?
-	    conf_latch_names[p] : "?";
-}
 
 static int
 conf_latch(struct conf_state *st, const struct conf_keyword *kw,
     char **argv)
 {
-	int i;
+	int p;
 
-	for (i = SHM_LATCH_LEARN; i <= SHM_LATCH_LATEST; i++)
-		if (strcmp(argv[0], conf_latch_names[i]) == 0) {
-			st->conf->latch_policy = i;
-			return 0;
-		}
+	if ((p = shm_latch_from_name(argv[0])) != -1) {
+		st->conf->latch_policy = p;
+		return 0;
+	}
 	return conf_err(st, "latch-policy: expected learn, never or latest "
 	    "(got \"%s\")", argv[0]);
 }
@@ -1097,7 +1089,7 @@ config_dump(const struct config *c, FILE *fp)
 	fprintf(fp, "rate-limit-pps %u\n", c->rate_pps);
 	fprintf(fp, "rate-limit-bps %llu\n", (unsigned long long)c->rate_bps);
 	fprintf(fp, "rate-limit-burst %u\n", c->rate_burst_ms);
-	fprintf(fp, "latch-policy %s\n", config_latch_name(c->latch_policy));
+	fprintf(fp, "latch-policy %s\n", shm_latch_name(c->latch_policy));
 	fprintf(fp, "latch-learn-time %u\n", c->latch_learn_ms);
 	fprintf(fp, "latch-quiet-time %u\n", c->latch_quiet_ms);
 	fprintf(fp, "latch-run %u\n", c->latch_run);

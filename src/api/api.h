@@ -1,0 +1,21 @@
+/*
+ * The API as the master sees it: the gRPC service (grpcsvc.c, with the
+ * gate of apigate.c in front) on the master's loop.
+ */
+#ifndef RTPPROXYD_API_H
+#define RTPPROXYD_API_H
+
+struct config;
+struct event_base;
+struct session_event;
+
+/* grpcsvc.c: the gRPC service on the master's loop */
+int	grpcsvc_start(struct event_base *, const struct config *);
+void	grpcsvc_publish(const struct session_event *);
+int	grpcsvc_subscribers(void);
+const char *grpcsvc_method_path(int);
+void	grpcsvc_drain(void (*)(void));
+void	grpcsvc_stop(void);
+void	grpcsvc_reconfigure(const struct config *);
+
+#endif

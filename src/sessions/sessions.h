@@ -1,0 +1,113 @@
+/*
+ * The master's sessions: the registry and its state machine, the sockets
+ * it binds, the workers' share of them, and the events it emits.
+ */
+#ifndef RTPPROXYD_SESSIONS_H
+#define RTPPROXYD_SESSIONS_H
+
+#include "common.h"
+#include "ipc.h"
+#include "shm.h"
+
+struct config;
+
+/* session.c: the master's session registry */
+struct session_params {
+	char			id[SHM_ID_MAX];	/* "" = make one */
+	struct sockaddr_storage	listen;		/* port 0 = allocate */
+	struct sockaddr_storage	forward;	/* family 0 = as dest, any */
+	struct sockaddr_storage	dest;
+	int			tcp;
+	int			unidirectional;
+	int			disable_rtcp;
+	uint32_t		idle_timeout_s;	/* 0: configured default */
+	uint32_t		stats_interval_ms;
+	uint32_t		clock_rate;	/* dynamic PTs; 0: 8000 */
+	int			reverse_source;	/* CONF_RS_*; -1: default */
+	uint32_t		rate_pps;	/* 0: the configured default */
+	uint64_t		rate_bps;
+	int			latch_policy;	/* SHM_LATCH_*; 0: default */
+};
+
+/* A consistent copy of a slot, for replies and events. */
+struct session_snapshot {
+	uint32_t	slot;
+	uint32_t	slot_gen;
+	uint32_t	state;
+	uint32_t	worker;
+	uint32_t	flags;
+	char		id[SHM_ID_MAX];
+	struct shm_addr	listen, forward, dest, latched, latched_rtcp;
+	uint32_t	idle_timeout_s;
+	uint32_t	stats_interval_ms;
+	uint32_t	clock_rate;
+	uint32_t	rate_pps;
+	uint64_t	rate_bps;
+	uint32_t	latch_policy;	/* SHM_LATCH_* */
+	uint32_t	relatches;
+	int64_t		created_ms;
+	int64_t		last_activity_ms;
+	char		error[SHM_REASON_MAX];
+	struct session_dirsnap {
+		uint64_t packets_received, packets_sent;
+		uint64_t bytes_received, bytes_sent;
+		uint64_t dropped_invalid, dropped_not_latched;
+		uint64_t dropped_send_error, dropped_rate_limited;
+		uint64_t dropped_overflow, dropped_source;
+		uint64_t non_rtp, rtcp_received, rtcp_sent;
+		uint64_t packets_expected;
+		int64_t  packets_lost;
+		double	 loss_rate, jitter_ms, avg_latency_ms, max_latency_ms;
+		int64_t  last_packet_ms;
+		uint32_t ssrc;
+	} dir[2];
+};
+
+/* Event types: numbers match rtpproxy.EventType. */
+enum session_event_type {
+	SEV_CREATED = 1,
+	SEV_STATE_CHANGED = 2,
+	SEV_STATS_UPDATE = 3,
+	SEV_ERROR = 4,
+	SEV_CLOSED = 5,
+	SEV_RELATCHED = 6,
+	SEV_SOURCE_REFUSED = 7,
+};
+
+struct session_event {
+	enum session_event_type	 type;
+	int64_t			 timestamp_ms;
+	uint32_t		 state;
+	uint32_t		 previous_state;
+	const char		*reason;	/* may be NULL */
+	/* RELATCHED: the new and the old address; SOURCE_REFUSED: addr */
+	const struct shm_addr	*addr, *prev_addr;
+	int			 rtcp;
+	struct session_snapshot	 snap;
+};
+
+struct event_base;
+struct master;
+
+int	session_init(struct master *);
+void	session_shutdown(void);
+int	session_create(const struct session_params *,
+	    struct session_snapshot *, struct rp_error *);
+int	session_destroy(const char *, struct session_snapshot *,
+	    struct rp_error *);
+int	session_get(const char *, struct session_snapshot *,
+	    struct rp_error *);
+int	session_lookup(const char *);		/* slot or -1 */
+void	session_snapshot(uint32_t, struct session_snapshot *);
+uint32_t session_next(uint32_t);		/* in-use slot >= arg, or nslots */
+void	session_close_all(enum shm_close);
+void	session_worker_ready(int);
+void	session_worker_lost(int);
+int	session_worker_crashed(int, uint32_t, uint32_t, const char *);
+void	session_ipc(int, const struct ipc_hdr *, int *, int);
+void	session_have(int, const struct ipc_have *, int *, int);
+void	session_adopt_table(void);
+void	session_suspend(void);
+void	session_reconfigure(const struct config *);
+
+#endif

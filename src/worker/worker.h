@@ -1,0 +1,81 @@
+/*
+ * A worker process: its loop and event socket (worker.c), the packet path
+ * (relay.c), TCP sessions (tcp.c, rfc4571.c) and the RFC 3550 statistics
+ * (rtpstat.c).  It knows the session table and its event socket, never the
+ * master's structures.
+ */
+#ifndef RTPPROXYD_WORKER_H
+#define RTPPROXYD_WORKER_H
+
+#include "common.h"
+#include "ipc.h"
+#include "shm.h"
+
+struct event_base;
+
+/* worker.c */
+int	worker_main(int, char **);
+void	worker_report(uint16_t, uint32_t, uint32_t, int, const char *);
+void	worker_send_fd(uint16_t, uint32_t, uint32_t, int);
+void	worker_send_msg(struct ipc_hdr *);
+/* tests replace the event socket with this */
+extern void (*worker_report_hook)(uint16_t, uint32_t, uint32_t, int,
+	    const char *);
+extern void (*worker_msg_hook)(const struct ipc_hdr *);
+
+/* relay.c: the packet path, inside a worker */
+struct relay;
+struct relay_sess;
+
+struct relay	*relay_new(struct event_base *, struct shm_table *);
+void		 relay_free(struct relay *);
+void		 relay_set_worker(struct relay *, int);
+void		 relay_set_gso(struct relay *, int);
+uint64_t	 relay_gso_count(const struct relay *);
+/* owns the descriptors on success; on -1 the caller still does */
+int		 relay_add(struct relay *, uint32_t, uint32_t, int *, int);
+void		 relay_remove(struct relay *, uint32_t);
+int		 relay_count(const struct relay *);
+void		 relay_busy(struct relay *, uint32_t, uint32_t);
+void		 relay_idle(struct relay *);
+const struct shm_acl *relay_acl(struct relay *);
+typedef void	 relay_each_fn(void *, uint32_t, uint32_t, const int *, int,
+		    uint32_t, const char *);
+void		 relay_each(struct relay *, relay_each_fn *, void *);
+
+/* tcp.c: TCP sessions, inside a worker */
+struct tcp_relay;
+
+struct tcp_relay *tcp_new(struct relay *, struct event_base *,
+		    struct shm_table *);
+void		 tcp_free(struct tcp_relay *);
+int		 tcp_add(struct tcp_relay *, uint32_t, uint32_t, int *, int);
+int		 tcp_remove(struct tcp_relay *, uint32_t);
+int		 tcp_count(const struct tcp_relay *);
+void		 tcp_each(struct tcp_relay *, relay_each_fn *, void *);
+void		 tcp_frames(struct shm_tcpdir *, struct shm_dir *, uint32_t,
+		    const uint8_t *, size_t, int64_t);
+int64_t		 tcp_pending(int, int, int);
+
+/* rtpstat.c: RFC 3550 statistics (pure functions on shm state) */
+#define RTP_HDR_MIN	12
+struct rtp_info {
+	uint8_t		 pt;
+	uint8_t		 marker;
+	uint16_t	 seq;
+	uint32_t	 ts;
+	uint32_t	 ssrc;
+	size_t		 hdrlen;	/* header incl. CSRCs and extension */
+	size_t		 padlen;
+	uint32_t	 dyn_rate;	/* caller's clock for PT 96-127; 0: 8000 */
+};
+
+int	rtp_parse(const uint8_t *, size_t, struct rtp_info *);
+int	rtp_parse_head(const uint8_t *, size_t, struct rtp_info *);
+int	rtcp_pt(uint8_t);
+int	rtcp_check(const uint8_t *, size_t);
+int	srtcp_check(const uint8_t *, size_t);
+uint32_t rtp_clock_rate(uint8_t);
+void	rtpstat_update(struct shm_dir *, const struct rtp_info *, int64_t);
+
+#endif
