@@ -144,6 +144,22 @@ count_latches(uint16_t type, uint32_t slot)
 	return n;
 }
 
+/* The relay's reports, as the worker would send them to its master. */
+static void
+record_tell(void *arg, struct ipc_hdr *h, const int *fds, int nfds)
+{
+	const struct ipc_error *e = (const struct ipc_error *)h;
+
+	if (h->type == IPC_LATCHED || h->type == IPC_REFUSED)
+		record_msg(h);
+	else
+		record_report(h->type, h->slot, h->slot_gen,
+		    h->type == IPC_ERROR ? e->err : 0,
+		    h->type == IPC_ERROR ? e->reason : NULL);
+}
+
+static const struct relay_sink test_sink = { record_tell, NULL };
+
 static int
 count_reports(uint16_t type, uint32_t slot)
 {
@@ -165,9 +181,7 @@ setup(void)
 	    (long)getpid());
 	ck_assert_int_eq(shm_create(&tbl, name, 8), 0);
 	ck_assert_ptr_nonnull(base = event_base_new());
-	ck_assert_ptr_nonnull(relay = relay_new(base, &tbl));
-	worker_report_hook = record_report;
-	worker_msg_hook = record_msg;
+	ck_assert_ptr_nonnull(relay = relay_new(base, &tbl, &test_sink));
 	nreports = 0;
 	nlatches = 0;
 }
@@ -181,8 +195,6 @@ teardown(void)
 	base = NULL;
 	shm_unlink_table(&tbl);
 	shm_detach(&tbl);
-	worker_report_hook = NULL;
-	worker_msg_hook = NULL;
 }
 
 static int64_t
@@ -783,7 +795,7 @@ START_TEST(relay_latch_respawn)
 	ck_assert_int_ge(fds[0] = dup(t.lfd[0]), 0);
 	ck_assert_int_ge(fds[1] = dup(t.ffd[0]), 0);
 	relay_free(relay);
-	ck_assert_ptr_nonnull(relay = relay_new(base, &tbl));
+	ck_assert_ptr_nonnull(relay = relay_new(base, &tbl, &test_sink));
 	ck_assert_int_eq(relay_add(relay, 5, t.gen, fds, 2), 0);
 	tx_rtp(&t, a[0], 12, 0xa);
 	ck_assert(rx_none(t.dest[0], 100));
@@ -1116,7 +1128,7 @@ START_TEST(relay_takeover)
 
 	/* the worker is gone */
 	relay_free(relay);
-	relay = relay_new(base, &tbl);
+	relay = relay_new(base, &tbl, &test_sink);
 	for (i = 10; i < 15; i++) {
 		n = mkrtp(b, (uint16_t)(100 + i), 0, 42, 20);
 		tx(t.caller[0], 0, t.lport, b, n);

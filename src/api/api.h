@@ -8,6 +8,7 @@
 struct config;
 struct event_base;
 struct session_event;
+struct shm_table;
 
 /* grpcsvc.c: the gRPC service on the master's loop */
 int	grpcsvc_start(struct event_base *, const struct config *);
@@ -17,5 +18,6 @@ const char *grpcsvc_method_path(int);
 void	grpcsvc_drain(void (*)(void));
 void	grpcsvc_stop(void);
 void	grpcsvc_reconfigure(const struct config *);
+void	grpcsvc_set_table(struct shm_table *);
 
 #endif

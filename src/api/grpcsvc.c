@@ -37,7 +37,6 @@
 
 #include "api.h"
 #include "conf.h"
-#include "master.h"
 #include "sessions.h"
 #include "apigate.h"
 #include "grpcsvc.h"
@@ -214,6 +213,15 @@ struct grpcsvc {
 };
 
 static struct grpcsvc *svc;
+
+/* The session table, for its counters and size, once the master has it. */
+static struct shm_table *gs_table;
+
+void
+grpcsvc_set_table(struct shm_table *t)
+{
+	gs_table = t;
+}
 
 static void	gs_call_release(struct gs_call *);
 static void	gs_events_pump(struct gs_call *);
@@ -450,8 +458,8 @@ gs_call_release(struct gs_call *c)
 	if (c->real)
 		svc->nreal--;
 	/* Every call is counted once, when it is over. */
-	if (master_self != NULL && master_self->shm.hdr != NULL)
-		atomic_fetch_add_explicit(&master_self->shm.hdr->grpc_calls
+	if (gs_table != NULL && gs_table->hdr != NULL)
+		atomic_fetch_add_explicit(&gs_table->hdr->grpc_calls
 		    [c->midx][c->code >= 0 && c->code < SHM_GRPC_CODES ?
 		    c->code : GRPC_STATUS_CANCELLED], 1, memory_order_relaxed);
 	if (c->out != NULL)
@@ -1051,7 +1059,7 @@ gs_rpc_list(struct gs_call *c, grpc_byte_buffer *bb)
 		    "SessionState (0-5)", (int)req->state);
 		goto fail;
 	}
-	nslots = master_self != NULL ? master_self->shm.nslots : 0;
+	nslots = gs_table != NULL ? gs_table->nslots : 0;
 	if (req->page_token[0] != '\0' &&
 	    (request_token_parse(svc->token_key, req->page_token, &start,
 	    &tstate) == -1 ||
@@ -1167,7 +1175,7 @@ gs_count_event(int dropped)
 {
 	struct shm_header *h;
 
-	if (master_self == NULL || (h = master_self->shm.hdr) == NULL)
+	if (gs_table == NULL || (h = gs_table->hdr) == NULL)
 		return;
 	atomic_fetch_add_explicit(dropped ? &h->events_dropped :
 	    &h->events_sent, 1, memory_order_relaxed);

@@ -82,6 +82,7 @@ int	 parse_u32(const char *, uint32_t, uint32_t, uint32_t *);
 int	 utf8_valid(const char *, size_t);
 const char *sa_ntop(const struct sockaddr *, char *, size_t);
 int	 proc_alive(pid_t);
+int	 proc_pidfd(pid_t);
 int	 ports_ephemeral(uint16_t, uint16_t, const char *, const char *,
 	    uint16_t *, uint16_t *);
 void	 proc_wait_gone(pid_t, int, int);

@@ -1,5 +1,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <arpa/inet.h>
 #include <poll.h>
@@ -363,4 +364,12 @@ file_strerror(size_t max)
 		return buf;
 	}
 	return strerror(errno);
+}
+
+/* A descriptor that becomes readable when pid is gone, or -1 (an old
+ * kernel, valgrind). */
+int
+proc_pidfd(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
 }

@@ -26,124 +26,9 @@
 #include "master.h"
 #include "sessions.h"
 
-#define MASTER_FAST_DEATH_MS	2000	/* died this soon: throttle */
-#define MASTER_RESPAWN_MAX_MS	30000
-#define MASTER_RESPAWN_MIN_MS	100	/* between two starts of a worker */
-#define MASTER_CRASH_RUN	8	/* crashes blamed on sessions in a row */
 #define MASTER_STOP_WAIT_S	5	/* then SIGKILL the workers */
 
 struct master	*master_self;
-
-static void	master_worker_closed(struct master_worker *);
-static void	master_check_stopped(void);
-
-static int	master_foreground;
-
-void
-master_worker_range(int id, uint16_t *lo, uint16_t *hi)
-{
-	struct master	*m = master_self;
-	uint32_t	 pairs, first, last;
-
-	pairs = ((uint32_t)m->conf->port_max - m->conf->port_min + 1) / 2;
-	first = pairs * (uint32_t)id / (uint32_t)m->nworkers;
-	last = pairs * (uint32_t)(id + 1) / (uint32_t)m->nworkers;
-	*lo = (uint16_t)(m->conf->port_min + first * 2);
-	*hi = (uint16_t)(m->conf->port_min + last * 2 - 1);
-}
-
-/* The worker whose range holds port, or -1 outside the range. */
-int
-master_worker_of_port(uint16_t port)
-{
-	struct master	*m = master_self;
-	int		 i;
-
-	if (port < m->conf->port_min || port > m->conf->port_max)
-		return -1;
-	for (i = 0; i < m->nworkers; i++)
-		if (port >= m->workers[i].port_lo &&
-		    port <= m->workers[i].port_hi)
-			return i;
-	return -1;
-}
-
-int
-master_worker_ready(int id)
-{
-	return master_self->workers[id].ready;
-}
-
-/* Our own SIGKILL: its death is no news of what killed it. */
-void
-master_kill(struct master_worker *mw)
-{
-	if (mw->pid <= 0)
-		return;
-	mw->killed = 1;
-	kill(mw->pid, SIGKILL);
-}
-
-static int
-master_flush(struct master_worker *mw)
-{
-	int rc;
-
-	rc = ipc_queue_flush(&mw->outq, mw->sock);
-	if (rc == 1)
-		event_add(mw->wev, NULL);
-	else
-		event_del(mw->wev);
-	return rc == -1 ? -1 : 0;
-}
-
-static void
-master_writable(evutil_socket_t fd, short ev, void *arg)
-{
-	struct master_worker *mw = arg;
-
-	if (master_flush(mw) == -1) {
-		log_warn("worker %d: event socket", mw->id);
-		master_kill(mw);
-	}
-}
-
-/*
- * Send a message to worker id, stamped with its generation.  When the
- * socket is full the message waits in order, with copies of its
- * descriptors, so the caller may close its own at once.  -1 if the worker
- * is not running or not ready.
- */
-int
-master_send(int id, struct ipc_hdr *h, const int *fds, int nfds)
-{
-	struct master_worker *mw = &master_self->workers[id];
-
-	if (mw->sock == -1 || !mw->ready)
-		return -1;
-	h->wgen = mw->gen;
-	switch (ipc_queue_send(&mw->outq, mw->sock, h, fds, nfds)) {
-	case 0:
-		return 0;
-	case 1:
-		event_add(mw->wev, NULL);
-		return 0;
-	}
-	log_warn("worker %d: send", id);
-	return -1;
-}
-
-/* Send now, ready or not (a worker being adopted); 0 or -1. */
-int
-master_send_now(int id, struct ipc_hdr *h)
-{
-	struct master_worker *mw = &master_self->workers[id];
-
-	if (mw->sock == -1)
-		return -1;
-	h->wgen = mw->gen;
-	return ipc_send(mw->sock, h, NULL, 0);
-}
 
 static void
 master_all_ready(void)
@@ -167,451 +52,33 @@ master_all_ready(void)
 		daemon_notify("READY=1");
 }
 
+/* Stopping, and the last worker is gone. */
 static void
-master_readable(evutil_socket_t fd, short ev, void *arg)
+master_all_stopped(void)
 {
-	struct master_worker	*mw = arg;
-	union {
-		struct ipc_hdr	h;
-		char		buf[IPC_MAXMSG];
-	} msg;
-	int			 fds[IPC_MAXFDS], nfds, i;
-	ssize_t			 n;
-
-	for (i = 0; i < 256; i++) {
-		nfds = IPC_MAXFDS;
-		n = ipc_recv(fd, msg.buf, sizeof(msg.buf), fds, &nfds);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			return;
-		/*
-		 * A worker that died with our messages unread: said once,
-		 * then what it sent before can still be read, then the end.
-		 */
-		if (n == -1 && errno == ECONNRESET)
-			continue;
-		if (n == 0) {
-			/* SIGCHLD (or its pidfd, if adopted) does the rest. */
-			event_del(mw->ev);
-			if (mw->adopted && mw->pidfd == -1) {
-				/* No pidfd to tell: its socket's end does. */
-				master_kill(mw);
-				master_worker_gone(mw, "is gone (adopted: its "
-				    "exit status is not ours to know)",
-				    MASTER_GONE_UNKNOWN);
-			}
-			return;
-		}
-		if (n == -1 || ipc_check(msg.buf, (size_t)n, nfds) == -1 ||
-		    msg.h.type >= IPC_ADD ||
-		    ((msg.h.type == IPC_HELLO || msg.h.type == IPC_HAVE) &&
-		    (!mw->adopted || mw->ready)) ||
-		    (msg.h.type == IPC_HELLO && (msg.h.slot != (uint32_t)mw->id ||
-		    msg.h.arg != (uint32_t)mw->pid))) {
-			/* Our own peer talks nonsense: a bug; replace it. */
-			log_warnx("worker %d (pid %ld): malformed message, "
-			    "restarting it", mw->id, (long)mw->pid);
-			while (nfds > 0)
-				close(fds[--nfds]);
-			event_del(mw->ev);
-			master_kill(mw);
-			return;
-		}
-		if (msg.h.wgen != mw->gen) {
-			log_debug("worker %d: stale message (generation %u, "
-			    "now %u)", mw->id, msg.h.wgen, mw->gen);
-			continue;
-		}
-		if (msg.h.type == IPC_HELLO) {
-			log_info("worker %d (pid %ld, generation %u) "
-			    "adopted", mw->id, (long)mw->pid, mw->gen);
-			continue;
-		}
-		if (msg.h.type == IPC_HAVE) {
-			session_have(mw->id, (struct ipc_have *)&msg, fds,
-			    nfds);
-			continue;
-		}
-		if (msg.h.type == IPC_READY) {
-			if (mw->ready)
-				continue;
-			mw->ready = 1;
-			mw->ready_ms = mono_ms();
-			if (mw->adopt_ev != NULL)
-				evtimer_del(mw->adopt_ev);
-			master_self->nready++;
-			log_info("worker %d ready (pid %ld, generation %u, "
-			    "ports %u-%u%s)", mw->id, (long)mw->pid, mw->gen,
-			    mw->port_lo, mw->port_hi, mw->adopted ?
-			    ", adopted" : "");
-			session_worker_ready(mw->id);
-			if (master_self->nready == master_self->nworkers)
-				master_all_ready();
-			continue;
-		}
-		session_ipc(mw->id, &msg.h, fds, nfds);
-	}
-}
-
-/* Talk to worker mw over sock from now on (spawned, or adopted). */
-void
-master_worker_attach(struct master_worker *mw, int sock)
-{
-	struct master *m = master_self;
-
-	mw->sock = sock;
-	mw->ready = 0;
-	mw->killed = 0;
-	mw->started_ms = mono_ms();
-	mw->ready_ms = 0;
-	if (set_nonblock(mw->sock) == -1)
-		fatal("worker %d: nonblock", mw->id);
-	mw->ev = event_new(m->base, mw->sock, EV_READ | EV_PERSIST,
-	    master_readable, mw);
-	mw->wev = event_new(m->base, mw->sock, EV_WRITE, master_writable, mw);
-	if (mw->ev == NULL || mw->wev == NULL)
-		fatalx("worker %d: event_new", mw->id);
-	event_add(mw->ev, NULL);
-}
-
-/*
- * Before handing over: what waits for room in the workers' sockets goes
- * now (up to ms), so that the new master finds the workers up to date.
- */
-void
-master_flush_all(int ms)
-{
-	struct master		*m = master_self;
-	struct master_worker	*mw;
-	int64_t			 end = mono_ms() + ms;
-	int			 i;
-
-	for (i = 0; i < m->nworkers; i++) {
-		mw = &m->workers[i];
-		if (mw->sock != -1 && ipc_queue_waiting(&mw->outq) > 0)
-			(void)ipc_queue_drain(&mw->outq, mw->sock,
-			    (int)(end > mono_ms() ? end - mono_ms() : 0));
-	}
-}
-
-static void
-master_respawn_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	master_spawn(arg);
-}
-
-void
-master_spawn(struct master_worker *mw)
-{
-	struct master	*m = master_self;
-	char		 a_id[16], a_gen[16], a_lvl[16], a_fac[16];
-	char		*argv[9];
-	struct shm_worker *sw;
-	sigset_t	 all;
-	int		 sv[2], bufsz = 4 * 1024 * 1024;
-	pid_t		 pid;
-
-	if (m->stopping)
-		return;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
-		log_warn("worker %d: socketpair", mw->id);
-		goto retry;
-	}
-	/* Session hand-over bursts (a restore) must not block either side. */
-	if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &bufsz,
-	    sizeof(bufsz)) == -1)
-		(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsz,
-		    sizeof(bufsz));
-	mw->gen = atomic_fetch_add(&m->shm.hdr->worker_gen, 1) + 1;
-	snprintf(a_id, sizeof(a_id), "%d", mw->id);
-	snprintf(a_gen, sizeof(a_gen), "%u", mw->gen);
-	snprintf(a_lvl, sizeof(a_lvl), "%d", log_getlevel());
-	snprintf(a_fac, sizeof(a_fac), "%d", m->conf->log_facility);
-	argv[0] = m->self;
-	argv[1] = (char *)"--worker";
-	argv[2] = a_id;
-	argv[3] = a_gen;
-	argv[4] = m->shm.name;
-	argv[5] = a_lvl;
-	argv[6] = a_fac;
-	argv[7] = (char *)(master_foreground ? "1" : "0");
-	argv[8] = NULL;
-
-	pid = fork();
-	if (pid == -1) {
-		log_warn("worker %d: fork", mw->id);
-		close(sv[0]);
-		close(sv[1]);
-		goto retry;
-	}
-	if (pid == 0) {
-		/* Only async-signal-safe calls until exec: gRPC has threads. */
-		if (sv[1] == IPC_FD) {
-			if (fcntl(IPC_FD, F_SETFD, 0) == -1)
-				_exit(127);
-		} else if (dup2(sv[1], IPC_FD) == -1)
-			_exit(127);
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		daemon_clear_ambient();	/* a worker binds nothing low */
-		execv(m->self, argv);
-		_exit(127);
-	}
-	close(sv[1]);
-	/* The table says who the workers are, for a master that takes over. */
-	sw = &m->shm.hdr->workers[mw->id];
-	sw->port_lo = mw->port_lo;
-	sw->port_hi = mw->port_hi;
-	atomic_store(&sw->gen, mw->gen);
-	atomic_store(&sw->pid, (int32_t)pid);
-	if (mw->spawns++ > 0)
-		atomic_fetch_add(&sw->restarts, 1);
-	mw->pid = pid;
-	master_worker_attach(mw, sv[0]);
-	log_debug("worker %d started (pid %ld, generation %u)", mw->id,
-	    (long)pid, mw->gen);
-	return;
-retry:
-	{
-		struct timeval tv = { 1, 0 };
-
-		evtimer_add(mw->respawn_ev, &tv);
-	}
-}
-
-static void
-master_worker_closed(struct master_worker *mw)
-{
-	if (mw->ready)
-		master_self->nready--;
-	mw->ready = 0;
-	if (mw->ev != NULL) {
-		event_free(mw->ev);
-		event_free(mw->wev);
-		mw->ev = mw->wev = NULL;
-	}
-	ipc_queue_clear(&mw->outq);
-	if (mw->sock != -1)
-		close(mw->sock);
-	mw->sock = -1;
-	mw->pid = -1;
-	if (mw->pid_ev != NULL) {
-		event_free(mw->pid_ev);
-		mw->pid_ev = NULL;
-	}
-	if (mw->pidfd != -1)
-		close(mw->pidfd);
-	mw->pidfd = -1;
-	if (mw->adopt_ev != NULL)
-		evtimer_del(mw->adopt_ev);
-	mw->adopted = 0;
-	if (master_self->shm.hdr != NULL && !master_self->handed_off)
-		atomic_store(&master_self->shm.hdr->workers[mw->id].pid, 0);
-}
-
-/* Start mw again, but not sooner than MASTER_RESPAWN_MIN_MS after the last. */
-static void
-master_respawn_soon(struct master_worker *mw)
-{
-	struct timeval	tv;
-	int64_t		wait;
-
-	wait = mw->started_ms + MASTER_RESPAWN_MIN_MS - mono_ms();
-	if (wait <= 0) {
-		master_spawn(mw);
-		return;
-	}
-	tv.tv_sec = wait / 1000;
-	tv.tv_usec = (wait % 1000) * 1000;
-	evtimer_add(mw->respawn_ev, &tv);
-}
-
-/*
- * A worker is gone (how: "killed by signal 9" and the like; cause: one of
- * MASTER_GONE_*): its copies of the sockets went with it.  A new worker
- * takes its sessions at once when what ended it will not come back by
- * itself: a kill from outside, or a crash in the middle of one session's
- * media, which counts against that session (session_worker_crashed; the
- * second time it is quarantined, so that one session cannot crash
- * workers for ever).  Any other death soon after the start is throttled:
- * respawning at once would likely repeat it.
- */
-void
-master_worker_gone(struct master_worker *mw, const char *how, int cause)
-{
-	struct master	*m = master_self;
-	struct timeval	 tv;
-	uint64_t	 busy = 0;
-	int64_t		 lived, delay;
-	int		 was_ready, explained;
-
-	/*
-	 * Young is soon after it was ready (or before it ever was): the
-	 * start itself may take long (a loaded host, valgrind).
-	 */
-	lived = mono_ms() - (mw->ready_ms != 0 ? mw->ready_ms :
-	    mw->started_ms);
-	was_ready = mw->ready;
-	if (m->stopping)
-		log_debug("worker %d (pid %ld) stopped", mw->id,
-		    (long)mw->pid);
-	else
-		log_warnx("worker %d (pid %ld) %s", mw->id, (long)mw->pid,
-		    how);
-	/* It is dead: what it wrote last is all it will write. */
-	if (cause == MASTER_GONE_CRASHED && m->shm.hdr != NULL)
-		busy = atomic_load_explicit(&m->shm.hdr->workers[mw->id].busy,
-		    memory_order_relaxed);
-	master_worker_closed(mw);
-	if (lived >= MASTER_FAST_DEATH_MS && was_ready)
-		mw->fast_deaths = mw->crash_run = 0;
-	explained = cause == MASTER_GONE_KILLED;
-	/*
-	 * Crash after crash blamed on sessions, the worker never living
-	 * long in between, looks more like a bug that every session hits:
-	 * past MASTER_CRASH_RUN no more sessions are blamed (quarantined);
-	 * the worker is throttled instead.
-	 */
-	if (busy != 0 && !m->stopping && mw->crash_run < MASTER_CRASH_RUN &&
-	    session_worker_crashed(mw->id, SHM_BUSY_SLOT(busy),
-	    SHM_BUSY_GEN(busy), how)) {
-		explained = 1;
-		mw->crash_run++;
-	} else if (busy != 0 && mw->crash_run >= MASTER_CRASH_RUN)
-		log_warnx("worker %d crashed on a session's media again, after "
-		    "%d such crashes in a row: more like a bug any session "
-		    "may hit; quarantining no more sessions, throttling the "
-		    "worker", mw->id, mw->crash_run);
-	session_worker_lost(mw->id);
-	if (m->stopping) {
-		master_check_stopped();
-		return;
-	}
-	/*
-	 * A worker that dies young (or before it was ready) more than once
-	 * in a row, for no reason we know of, waits longer each time.
-	 */
-	if (!explained && (lived < MASTER_FAST_DEATH_MS || !was_ready))
-		mw->fast_deaths++;
-	if (explained || mw->fast_deaths <= 1) {
-		master_respawn_soon(mw);
-		return;
-	}
-	delay = 100LL << (mw->fast_deaths < 10 ? mw->fast_deaths : 10);
-	if (delay > MASTER_RESPAWN_MAX_MS)
-		delay = MASTER_RESPAWN_MAX_MS;
-	log_warnx("worker %d died %d times in a row soon after start; "
-	    "respawning in %lld ms", mw->id, mw->fast_deaths,
-	    (long long)delay);
-	tv.tv_sec = delay / 1000;
-	tv.tv_usec = (delay % 1000) * 1000;
-	evtimer_add(mw->respawn_ev, &tv);
-}
-
-/*
- * What ended a worker of ours, from its wait status: SIGKILL comes from
- * outside (an operator, the OOM killer) unless we sent it; a fault
- * signal or a failure exit is its own doing; anything else is unknown.
- */
-static int
-master_death_cause(const struct master_worker *mw, int status)
-{
-	if (mw->killed)
-		return MASTER_GONE_UNKNOWN;
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status) != 0 ? MASTER_GONE_CRASHED :
-		    MASTER_GONE_UNKNOWN;
-	switch (WTERMSIG(status)) {
-	case SIGKILL:
-		return MASTER_GONE_KILLED;
-	case SIGSEGV:
-	case SIGBUS:
-	case SIGILL:
-	case SIGFPE:
-	case SIGABRT:
-	case SIGSYS:
-	case SIGTRAP:
-		return MASTER_GONE_CRASHED;
-	}
-	return MASTER_GONE_UNKNOWN;
+	event_base_loopbreak(master_self->base);
 }
 
 static void
 master_reap(evutil_socket_t sig, short ev, void *arg)
 {
-	struct master		*m = master_self;
-	struct master_worker	*mw;
-	char			 how[64];
-	pid_t			 pid;
-	int			 status, i;
+	struct master	*m = master_self;
+	char		 how[64];
+	pid_t		 pid;
+	int		 status;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (workers_reaped(pid, status) || pid != m->up_pid)
+			continue;
 		if (WIFSIGNALED(status))
 			snprintf(how, sizeof(how), "killed by signal %d",
 			    WTERMSIG(status));
 		else
 			snprintf(how, sizeof(how), "exited with status %d",
 			    WEXITSTATUS(status));
-		if (pid == m->up_pid) {
-			log_warnx("the new master (pid %ld) %s%s", (long)pid,
-			    how, m->handed_off ? "" :
-			    " before it took over; carrying on");
-			m->up_pid = -1;
-			continue;
-		}
-		mw = NULL;
-		for (i = 0; i < m->nworkers; i++)
-			if (m->workers[i].pid == pid)
-				mw = &m->workers[i];
-		if (mw != NULL)
-			master_worker_gone(mw, how,
-			    master_death_cause(mw, status));
-	}
-}
-
-static void
-master_check_stopped(void)
-{
-	struct master	*m = master_self;
-	int		 i;
-
-	for (i = 0; i < m->nworkers; i++)
-		if (m->workers[i].pid > 0)
-			return;
-	event_base_loopbreak(m->base);
-}
-
-static void
-master_kill_workers(int sig)
-{
-	struct master	*m = master_self;
-	int		 i;
-
-	for (i = 0; i < m->nworkers; i++)
-		if (m->workers[i].pid > 0)
-			kill(m->workers[i].pid, sig);
-}
-
-/* Wait for every worker to be gone: ours by waitpid, adopted otherwise. */
-static void
-master_wait_workers(void)
-{
-	struct master		*m = master_self;
-	struct master_worker	*mw;
-	int			 i;
-
-	for (i = 0; i < m->nworkers; i++) {
-		mw = &m->workers[i];
-		if (mw->pid <= 0)
-			continue;
-		if (!mw->adopted) {
-			waitpid(mw->pid, NULL, 0);
-			continue;
-		}
-		proc_wait_gone(mw->pid, mw->pidfd, MASTER_STOP_WAIT_S * 1000);
-		if (proc_alive(mw->pid)) {
-			kill(mw->pid, SIGKILL);
-			proc_wait_gone(mw->pid, mw->pidfd, 1000);
-		}
+		log_warnx("the new master (pid %ld) %s%s", (long)pid, how,
+		    m->handed_off ? "" : " before it took over; carrying on");
+		m->up_pid = -1;
 	}
 }
 
@@ -627,44 +94,31 @@ master_stop_timeout(evutil_socket_t fd, short ev, void *arg)
 {
 	log_warnx("workers did not stop in %d s; killing them",
 	    MASTER_STOP_WAIT_S);
-	master_kill_workers(SIGKILL);
+	workers_signal_all(SIGKILL);
 }
 
 /* Sessions and gRPC are wound down: stop the workers. */
 static void
 master_grpc_drained(void)
 {
-	struct master	*m = master_self;
-	struct ipc_hdr	 h;
-	struct timeval	 tv = { MASTER_STOP_WAIT_S, 0 };
-	int		 i;
+	struct timeval tv = { MASTER_STOP_WAIT_S, 0 };
 
-	for (i = 0; i < m->nworkers; i++) {
-		struct master_worker *mw = &m->workers[i];
-
-		if (mw->pid <= 0)
-			continue;
-		/* After the REMOVEs that may wait: it answers those first. */
-		ipc_init(&h, IPC_SHUTDOWN, mw->gen, 0, 0);
-		if (master_send(i, &h, NULL, 0) == -1)
-			kill(mw->pid, SIGTERM);
-	}
-	event_base_once(m->base, -1, EV_TIMEOUT, master_stop_timeout, NULL,
-	    &tv);
-	master_check_stopped();
+	workers_shutdown();
+	event_base_once(master_self->base, -1, EV_TIMEOUT,
+	    master_stop_timeout, NULL, &tv);
+	workers_check_stopped();
 }
 
 static void
 master_stop(evutil_socket_t sig, short ev, void *arg)
 {
 	struct master	*m = master_self;
-	int		 i;
 
 	if (m->stopping) {
 		log_notice("received signal %d again: stopping now",
 		    (int)sig);
 		m->stopping = 2;
-		master_kill_workers(SIGKILL);
+		workers_signal_all(SIGKILL);
 		event_base_loopbreak(m->base);
 		return;
 	}
@@ -672,8 +126,8 @@ master_stop(evutil_socket_t sig, short ev, void *arg)
 	    (int)sig);
 	daemon_notify("STOPPING=1");
 	m->stopping = 1;
-	for (i = 0; i < m->nworkers; i++)
-		evtimer_del(m->workers[i].respawn_ev);
+	workers_stopping();
+	session_stopping();
 	session_close_all(SHM_CLOSE_SHUTDOWN);
 	grpcsvc_drain(master_grpc_drained);
 }
@@ -765,7 +219,6 @@ master_reload(evutil_socket_t sig, short ev, void *arg)
 {
 	struct master	*m = master_self;
 	struct config	 nc, *c = m->conf;
-	struct ipc_hdr	 h;
 	char		 err[512];
 	int		 i;
 
@@ -865,11 +318,7 @@ master_reload(evutil_socket_t sig, short ev, void *arg)
 	if (c->log_level != nc.log_level) {
 		c->log_level = nc.log_level;
 		log_setlevel(c->log_level);
-		for (i = 0; i < m->nworkers; i++) {
-			ipc_init(&h, IPC_SETLOG, 0, 0, 0);
-			h.arg = (uint32_t)c->log_level;
-			(void)master_send(i, &h, NULL, 0);
-		}
+		workers_setlog(c->log_level);
 	}
 	config_free(&nc);
 	session_reconfigure(c);
@@ -920,16 +369,7 @@ master_table_state(const char *name, pid_t *owner)
 static void
 master_cleanup(struct master *m)
 {
-	int i;
-
-	for (i = 0; m->workers != NULL && i < m->nworkers; i++) {
-		master_worker_closed(&m->workers[i]);
-		if (m->workers[i].respawn_ev != NULL)
-			event_free(m->workers[i].respawn_ev);
-		if (m->workers[i].adopt_ev != NULL)
-			event_free(m->workers[i].adopt_ev);
-	}
-	free(m->workers);
+	workers_cleanup();
 	if (m->shm.hdr != NULL) {
 		if (!m->handed_off && shm_unlink_table(&m->shm) == -1)
 			log_warn("shm_unlink %s", m->shm.name);
@@ -989,6 +429,8 @@ master_main(struct config *conf, int foreground,
     void (*overrides)(struct config *), char **argv)
 {
 	static struct master	 m;
+	struct workers_env	 wenv;
+	struct sessions_env	 senv;
 	struct event		*ev_term, *ev_int, *ev_hup, *ev_chld, *ev_usr2;
 	char			 err[512];
 	ssize_t			 n;
@@ -997,7 +439,7 @@ master_main(struct config *conf, int foreground,
 	uint32_t		 pairs;
 	pid_t			 other;
 	const char		*low = NULL;
-	int			 i, rc = 1, table, api_up, metrics_up;
+	int			 rc = 1, table, api_up, metrics_up;
 	int			 keep_bind;
 
 	memset(&m, 0, sizeof(m));
@@ -1010,7 +452,6 @@ master_main(struct config *conf, int foreground,
 	m.up_sock = -1;
 	m.overrides = overrides;
 	m.takeover_fd = takeover_from_env();
-	master_foreground = foreground;
 	log_init(1, conf->log_level, conf->log_facility, "rtpproxyd");
 
 	if ((n = readlink("/proc/self/exe", m.self, sizeof(m.self) - 1)) <= 0)
@@ -1145,19 +586,22 @@ master_main(struct config *conf, int foreground,
 	atomic_store(&m.shm.hdr->orphan_timeout, conf->orphan_timeout);
 	atomic_fetch_add(&m.shm.hdr->master_starts, 1);
 
-	m.workers = xcalloc((size_t)m.nworkers, sizeof(*m.workers));
-	for (i = 0; i < m.nworkers; i++) {
-		struct master_worker *mw = &m.workers[i];
-
-		mw->id = i;
-		mw->sock = -1;
-		mw->pid = -1;
-		mw->pidfd = -1;
-		ipc_queue_init(&mw->outq, 0);
-		master_worker_range(i, &mw->port_lo, &mw->port_hi);
-		mw->respawn_ev = evtimer_new(m.base, master_respawn_cb, mw);
-	}
-	if (session_init(&m) == -1 || metrics_start(m.base) == -1)
+	wenv.base = m.base;
+	wenv.conf = conf;
+	wenv.shm = &m.shm;
+	wenv.self = m.self;
+	wenv.foreground = foreground;
+	wenv.nworkers = m.nworkers;
+	wenv.ops.all_ready = master_all_ready;
+	wenv.ops.all_stopped = master_all_stopped;
+	workers_init(&wenv);
+	senv.base = m.base;
+	senv.conf = conf;
+	senv.shm = &m.shm;
+	senv.nworkers = m.nworkers;
+	senv.publish = grpcsvc_publish;
+	grpcsvc_set_table(&m.shm);
+	if (session_init(&senv) == -1 || metrics_start(m.base) == -1)
 		goto out;
 	if (m.adopting)
 		session_adopt_table();
@@ -1173,9 +617,7 @@ master_main(struct config *conf, int foreground,
 	event_add(ev_chld, NULL);
 	event_add(ev_usr2, NULL);
 
-	for (i = 0; i < m.nworkers; i++)
-		if (!m.adopting || takeover_adopt(&m, &m.workers[i]) == -1)
-			master_spawn(&m.workers[i]);
+	workers_start(m.adopting);
 	log_info("rtpproxyd %s %s: %d workers, ports %u-%u, "
 	    "max-sessions %u, API on %s%s", PACKAGE_VERSION, m.adopting ?
 	    "taking over" : "starting", m.nworkers, conf->port_min,
@@ -1198,9 +640,9 @@ master_main(struct config *conf, int foreground,
 		    (long)m.up_pid);
 	} else {
 		if (m.stopping == 2)
-			master_kill_workers(SIGKILL);
+			workers_signal_all(SIGKILL);
 		/* Reap what is left: a worker must not outlive us. */
-		master_wait_workers();
+		workers_wait_all();
 	}
 	event_free(ev_term);
 	event_free(ev_int);

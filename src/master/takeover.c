@@ -47,17 +47,10 @@
 #define TAKEOVER_WAIT_MS	60000	/* for the old master to let go */
 #define TAKEOVER_EXIT_MS	10000	/* for it to exit then */
 #define TAKEOVER_NEW_S		120	/* the new master has this long */
-#define ADOPT_READY_S		10	/* an adopted worker, to tell all */
 
 extern char	**environ;
 
 static pid_t	takeover_old;		/* the master we take over from */
-
-static int
-takeover_pidfd(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
 
 /*
  * The descriptor of the channel to the master we take over from, when it
@@ -359,7 +352,7 @@ takeover_handshake(struct master *m, int *api_up, char *err, size_t errlen)
 	int		 fds[IPC_MAXFDS], nfds = IPC_MAXFDS, pidfd, rc;
 	int		 tried = 0;
 
-	pidfd = takeover_pidfd(takeover_old);
+	pidfd = proc_pidfd(takeover_old);
 	ipc_init(&h, IPC_TAKE, 0, 0, 0);
 	if (ipc_send(m->takeover_fd, &h, NULL, 0) == -1) {
 		snprintf(err, errlen, "the old master: %s", strerror(errno));
@@ -424,36 +417,6 @@ fail:
 }
 
 /*
- * Is pid a worker of this table ("rtpproxyd --worker ID GEN SHM ...")?
- * A pid in the table may have been reused by anything by now.
- */
-static int
-takeover_is_worker(pid_t pid, const char *shm)
-{
-	char	 path[64], buf[4096];
-	size_t	 n, i, arg = 0, at = 0;
-	FILE	*f;
-	int	 ok = 0;
-
-	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* After a wrapper's own arguments (valgrind), if any. */
-	for (i = 0; i < n; i += strlen(buf + i) + 1, arg++) {
-		if (at == 0 && strcmp(buf + i, "--worker") == 0)
-			at = arg;
-		else if (at != 0 && arg == at + 3) {
-			ok = strcmp(buf + i, shm) == 0;
-			break;
-		}
-	}
-	return ok;
-}
-
-/*
  * Listen on what is not up yet once the old master has let go of its
  * addresses (they are free as soon as its server shut down, the metrics
  * listener as soon as it finished): up to 5 s.
@@ -481,96 +444,6 @@ takeover_listen(struct master *m, int api_up)
 	return -1;
 }
 
-static void
-takeover_worker_gone(evutil_socket_t fd, short ev, void *arg)
-{
-	master_worker_gone(arg, "is gone (adopted: its exit status is not "
-	    "ours to know)", MASTER_GONE_UNKNOWN);
-}
-
-static void
-takeover_adopt_late(evutil_socket_t fd, short ev, void *arg)
-{
-	struct master_worker *mw = arg;
-
-	if (mw->ready || mw->pid <= 0)
-		return;
-	log_warnx("worker %d (pid %ld) did not tell its sessions in %d s: "
-	    "replacing it", mw->id, (long)mw->pid, ADOPT_READY_S);
-	master_kill(mw);
-}
-
-/*
- * Adopt the worker the table lists for mw's id, if it is alive and
- * answers: 0; -1 and the caller spawns a new one (the old one, if it was
- * there at all, is killed first: its sockets hold the ports).
- */
-int
-takeover_adopt(struct master *m, struct master_worker *mw)
-{
-	struct shm_worker	*sw = &m->shm.hdr->workers[mw->id];
-	struct sockaddr_un	 sun;
-	struct ucred		 cred;
-	struct timeval		 tv = { ADOPT_READY_S, 0 };
-	socklen_t		 len;
-	pid_t			 pid = (pid_t)atomic_load(&sw->pid);
-	int			 fd = -1, pidfd, tries;
-
-	if (pid <= 0 || !proc_alive(pid))
-		return -1;
-	/* Without pidfds (an old kernel, valgrind), its socket's end tells. */
-	pidfd = takeover_pidfd(pid);
-	ipc_adopt_name(&sun, &len, m->shm.name, pid);
-	for (tries = 0; tries < 20; tries++) {
-		if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) ==
-		    -1)
-			break;
-		if (connect(fd, (struct sockaddr *)&sun, len) == 0)
-			break;
-		close(fd);
-		fd = -1;
-		if (errno != ECONNREFUSED && errno != EAGAIN)
-			break;
-		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
-	}
-	len = sizeof(cred);
-	if (fd == -1 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ==
-	    -1 || cred.pid != pid) {
-		if (fd != -1)
-			close(fd);
-		if (takeover_is_worker(pid, m->shm.name)) {
-			log_warnx("worker %d (pid %ld) cannot be adopted: "
-			    "replacing it", mw->id, (long)pid);
-			kill(pid, SIGKILL);
-			proc_wait_gone(pid, pidfd, 2000);
-		}
-		if (pidfd != -1)
-			close(pidfd);
-		return -1;
-	}
-	mw->pid = pid;
-	mw->gen = atomic_load(&sw->gen);
-	mw->adopted = 1;
-	mw->spawns = 1;
-	mw->pidfd = pidfd;
-	master_worker_attach(mw, fd);
-	if (pidfd != -1) {
-		mw->pid_ev = event_new(m->base, pidfd, EV_READ,
-		    takeover_worker_gone, mw);
-		if (mw->pid_ev == NULL)
-			fatalx("worker %d: event_new", mw->id);
-		event_add(mw->pid_ev, NULL);
-	}
-	if (mw->adopt_ev == NULL)
-		mw->adopt_ev = evtimer_new(m->base, takeover_adopt_late, mw);
-	if (mw->adopt_ev == NULL)
-		fatalx("worker %d: event_new", mw->id);
-	evtimer_add(mw->adopt_ev, &tv);
-	log_info("worker %d (pid %ld, generation %u): adopting it", mw->id,
-	    (long)pid, mw->gen);
-	return 0;
-}
-
 /* --- the old master's side ------------------------------------------- */
 
 /* Everything is wound down: hand over, let go of the workers, exit. */
@@ -580,11 +453,11 @@ takeover_drained(void)
 	struct master	*m = master_self;
 	struct ipc_hdr	 h;
 	char		 buf[64];
-	int		 i, n = m->pidfd != -1;
+	int		 n = m->pidfd != -1;
 
 	session_suspend();
 	metrics_stop();
-	master_flush_all(1000);
+	workers_flush_all(1000);
 	/*
 	 * The service manager must know the new main process before this
 	 * one exits, or it takes the exit for the service's end.
@@ -601,17 +474,7 @@ takeover_drained(void)
 	}
 	m->handed_off = 1;
 	/* The workers notice the end of their socket and wait for it. */
-	for (i = 0; i < m->nworkers; i++) {
-		struct master_worker *mw = &m->workers[i];
-
-		if (mw->ev != NULL)
-			event_del(mw->ev);
-		if (mw->wev != NULL)
-			event_del(mw->wev);
-		if (mw->sock != -1)
-			close(mw->sock);
-		mw->sock = -1;
-	}
+	workers_hand_off();
 	event_base_loopbreak(m->base);
 }
 

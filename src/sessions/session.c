@@ -18,9 +18,7 @@
 #include <unistd.h>
 
 #include "acl.h"
-#include "api.h"
 #include "conf.h"
-#include "master.h"
 #include "sessions.h"
 
 #define SESSION_SWEEP_MS	250
@@ -45,7 +43,13 @@ struct session {
 };
 
 static struct {
-	struct master	*m;
+	struct event_base *base;
+	struct config	*conf;
+	struct shm_table *shm;
+	void		(*publish)(const struct session_event *);
+	int		 nworkers;
+	uint32_t	*nsessions;	/* per worker */
+	int		 stopping;	/* no new sessions */
 	struct session	*s;		/* one per slot */
 	uint32_t	 nslots;
 	uint32_t	 count;		/* in use and not removing */
@@ -94,7 +98,7 @@ session_hashfn(const char *id)
 static void
 session_hash_insert(uint32_t slot)
 {
-	uint32_t b = session_hashfn(sr.m->shm.slots[slot].id) & sr.hmask;
+	uint32_t b = session_hashfn(sr.shm->slots[slot].id) & sr.hmask;
 
 	sr.s[slot].hnext = sr.hash[b];
 	sr.hash[b] = slot;
@@ -103,7 +107,7 @@ session_hash_insert(uint32_t slot)
 static void
 session_hash_remove(uint32_t slot)
 {
-	uint32_t *p = &sr.hash[session_hashfn(sr.m->shm.slots[slot].id) &
+	uint32_t *p = &sr.hash[session_hashfn(sr.shm->slots[slot].id) &
 	    sr.hmask];
 
 	while (*p != NIL) {
@@ -122,7 +126,7 @@ session_lookup(const char *id)
 	uint32_t i = sr.hash[session_hashfn(id) & sr.hmask];
 
 	for (; i != NIL; i = sr.s[i].hnext)
-		if (strcmp(sr.m->shm.slots[i].id, id) == 0)
+		if (strcmp(sr.shm->slots[i].id, id) == 0)
 			return (int)i;
 	return -1;
 }
@@ -130,7 +134,7 @@ session_lookup(const char *id)
 static struct shm_slot *
 session_slot(uint32_t i)
 {
-	return &sr.m->shm.slots[i];
+	return &sr.shm->slots[i];
 }
 
 static uint32_t
@@ -232,7 +236,7 @@ session_emit(uint32_t i, enum session_event_type type, uint32_t prev,
 	ev.state = ev.snap.state;
 	ev.previous_state = prev;
 	ev.reason = reason;
-	grpcsvc_publish(&ev);
+	sr.publish(&ev);
 }
 
 static void
@@ -259,11 +263,11 @@ session_handover(uint32_t i)
 
 	if (se->handed || se->removing || se->nfds == 0 ||
 	    (session_slot(i)->flags & SHM_F_QUARANTINED) ||
-	    !master_worker_ready(se->worker))
+	    !workers_ready(se->worker))
 		return;
 	ipc_init(&h, IPC_ADD, 0, i, atomic_load(&session_slot(i)->gen));
 	h.arg = (uint32_t)se->nfds;
-	if (master_send(se->worker, &h, se->fds, se->nfds) == -1)
+	if (workers_send(se->worker, &h, se->fds, se->nfds) == -1)
 		return;
 	se->handed = 1;
 	if (session_state(i) == SHM_CREATED)
@@ -291,7 +295,7 @@ session_stats_timer(uint32_t i)
 		return;
 	tv.tv_sec = s->stats_interval_ms / 1000;
 	tv.tv_usec = (s->stats_interval_ms % 1000) * 1000;
-	se->stats_ev = event_new(sr.m->base, -1, EV_PERSIST, session_stats_cb,
+	se->stats_ev = event_new(sr.base, -1, EV_PERSIST, session_stats_cb,
 	    (void *)(uintptr_t)i);
 	if (se->stats_ev != NULL)
 		event_add(se->stats_ev, &tv);
@@ -425,7 +429,7 @@ session_bind_pair(struct sockaddr_storage *ss, int rtcp, int tcp,
 static uint32_t
 session_pair_of(uint16_t port)
 {
-	return ((uint32_t)port - sr.m->conf->port_min) / 2;
+	return ((uint32_t)port - sr.conf->port_min) / 2;
 }
 
 /*
@@ -465,7 +469,7 @@ session_udp_ports(uint32_t i, int fam[4], uint16_t port[4])
 static void
 session_port_set(int f, uint16_t p, uint32_t owner)
 {
-	atomic_store_explicit(&sr.m->shm.ports->owner[f][p], owner,
+	atomic_store_explicit(&sr.shm->ports->owner[f][p], owner,
 	    memory_order_release);
 }
 
@@ -549,12 +553,12 @@ session_dest_ports(const struct sockaddr_storage *dest, int rtcp,
 	port = session_getport(&here);
 	for (k = 0; k <= rtcp; k++) {
 		session_setport(&here, (uint16_t)(port + k));
-		if (*own == 0 && acl_own_socket(&sr.acl, &sr.m->shm,
+		if (*own == 0 && acl_own_socket(&sr.acl, sr.shm,
 		    (struct sockaddr *)&here))
 			*own = k + 1;
 		/* Only a port of the range could become one of ours. */
-		if (port + k >= sr.m->conf->port_min &&
-		    port + k <= sr.m->conf->port_max)
+		if (port + k >= sr.conf->port_min &&
+		    port + k <= sr.conf->port_max)
 			keys[n++] = session_port_key(&here);
 	}
 	return n;
@@ -583,7 +587,7 @@ session_dest_check(const struct session_params *p, int rtcp,
 	*n = 0;
 	if (own == 2)
 		session_setport(&d, (uint16_t)(session_getport(&d) + 1));
-	acl_explain(&sr.acl, sr.m->conf, (const struct sockaddr *)&d,
+	acl_explain(&sr.acl, sr.conf, (const struct sockaddr *)&d,
 	    ACL_OWN, -1, own == 2 ? "RTCP destination" : "destination", why,
 	    sizeof(why));
 	log_notice("session %s refused: %s", p->id[0] != '\0' ? p->id :
@@ -665,7 +669,7 @@ session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
     int worker, int rtcp, int tcp, int fds[2], uint16_t *pairref,
     struct rp_error *err)
 {
-	struct config	*c = sr.m->conf;
+	struct config	*c = sr.conf;
 	uint16_t	 port = session_getport(ss), lo, hi;
 	uint32_t	 first, last, n, p, tries;
 	char		 a[INET6_ADDRSTRLEN];
@@ -705,7 +709,7 @@ session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
 		return 0;
 	}
 
-	master_worker_range(worker, &lo, &hi);
+	workers_range(worker, &lo, &hi);
 	first = session_pair_of(lo);
 	last = session_pair_of(hi);
 	n = last - first + 1;
@@ -737,7 +741,7 @@ session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
 	return rp_err(err, RP_RESOURCE_EXHAUSTED,
 	    "no free port pair for %s in worker %d's range %u-%u "
 	    "(%u sessions on it)", what, worker, lo, hi,
-	    sr.m->workers[worker].nsessions);
+	    sr.nsessions[worker]);
 }
 
 static int
@@ -746,9 +750,9 @@ session_pick_worker(void)
 	uint32_t	best = UINT32_MAX;
 	int		i, w = 0;
 
-	for (i = 0; i < sr.m->nworkers; i++)
-		if (sr.m->workers[i].nsessions < best) {
-			best = sr.m->workers[i].nsessions;
+	for (i = 0; i < sr.nworkers; i++)
+		if (sr.nsessions[i] < best) {
+			best = sr.nsessions[i];
 			w = i;
 		}
 	return w;
@@ -779,7 +783,7 @@ int
 session_create(const struct session_params *p, struct session_snapshot *out,
     struct rp_error *err)
 {
-	struct config		*c = sr.m->conf;
+	struct config		*c = sr.conf;
 	struct sockaddr_storage	 listen = p->listen, fwd = p->forward;
 	struct shm_slot		*s;
 	struct session		*se;
@@ -792,7 +796,7 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	uint32_t		 i, kept[2];
 	int			 nkept;
 
-	if (sr.m->stopping)
+	if (sr.stopping)
 		return rp_err(err, RP_UNAVAILABLE,
 		    "server is shutting down");
 	if (p->id[0] != '\0' && !session_id_ok(p->id))
@@ -878,7 +882,7 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 		    c->max_sessions);
 
 	if (session_getport(&listen) != 0) {
-		if ((w = master_worker_of_port(session_getport(&listen))) ==
+		if ((w = workers_of_port(session_getport(&listen))) ==
 		    -1)
 			return rp_err(err, RP_INVALID_ARGUMENT,
 			    "listen.port %u is outside the media port range "
@@ -962,8 +966,8 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	session_stats_timer(i);
 	session_hash_insert(i);
 	sr.count++;
-	sr.m->workers[w].nsessions++;
-	atomic_fetch_add(&sr.m->shm.hdr->sessions_created, 1);
+	sr.nsessions[w]++;
+	atomic_fetch_add(&sr.shm->hdr->sessions_created, 1);
 	session_set_state(i, SHM_CREATED);
 	/* Not formatted for nothing: thousands of sessions a second. */
 	if (log_getlevel() >= LOG_INFO) {
@@ -1006,15 +1010,15 @@ session_close(uint32_t i, enum shm_close why, struct session_snapshot *out)
 	session_hash_remove(i);
 	se->removing = 1;
 	sr.count--;
-	atomic_fetch_add(&sr.m->shm.hdr->sessions_closed, 1);
-	atomic_fetch_add(&sr.m->shm.hdr->closed_by[why < SHM_CLOSE_N ? why :
+	atomic_fetch_add(&sr.shm->hdr->sessions_closed, 1);
+	atomic_fetch_add(&sr.shm->hdr->closed_by[why < SHM_CLOSE_N ? why :
 	    SHM_CLOSE_OTHER], 1);
 	/* Our copies of the sockets go now; the worker's on REMOVE. */
 	session_release(i);
 	if (se->handed) {
 		ipc_init(&h, IPC_REMOVE, 0, i,
 		    atomic_load(&session_slot(i)->gen));
-		if (master_send(se->worker, &h, NULL, 0) == 0)
+		if (workers_send(se->worker, &h, NULL, 0) == 0)
 			return;
 	}
 	session_free_slot(i);
@@ -1026,14 +1030,14 @@ session_free_slot(uint32_t i)
 	struct session *se = &sr.s[i];
 
 	session_release(i);
-	if (sr.m->workers[se->worker].nsessions > 0)
-		sr.m->workers[se->worker].nsessions--;
+	if (sr.nsessions[se->worker] > 0)
+		sr.nsessions[se->worker]--;
 	/* Its sockets are closed now, the worker's copies too. */
 	session_ports(i, 0);
 	session_keep(se->kept_at, se->nkept, -1);
 	/* What it moved stays in the totals, which never go back. */
-	shm_totals_add(&sr.m->shm.hdr->closed[0], &session_slot(i)->dir[0]);
-	shm_totals_add(&sr.m->shm.hdr->closed[1], &session_slot(i)->dir[1]);
+	shm_totals_add(&sr.shm->hdr->closed[0], &session_slot(i)->dir[0]);
+	shm_totals_add(&sr.shm->hdr->closed[1], &session_slot(i)->dir[1]);
 	memset(se, 0, sizeof(*se));
 	se->hnext = NIL;
 	shm_slot_reset(session_slot(i));
@@ -1189,7 +1193,7 @@ session_have(int w, const struct ipc_have *h, int *fds, int nfds)
 		log_warnx("worker %d relays slot %u, which is not its: "
 		    "removing it", w, i);
 		ipc_init(&rm, IPC_REMOVE, 0, i, h->hdr.slot_gen);
-		(void)master_send_now(w, &rm);
+		(void)workers_send_now(w, &rm);
 		goto out;
 	}
 	se = &sr.s[i];
@@ -1204,7 +1208,7 @@ session_have(int w, const struct ipc_have *h, int *fds, int nfds)
 	if (se->removing) {
 		/* Destroyed before the master went: finish it. */
 		ipc_init(&rm, IPC_REMOVE, 0, i, h->hdr.slot_gen);
-		(void)master_send_now(w, &rm);
+		(void)workers_send_now(w, &rm);
 		return;
 	}
 	st = session_state(i);
@@ -1259,7 +1263,7 @@ session_adopt_table(void)
 		s = session_slot(i);
 		st = atomic_load(&s->state);
 		if (st == SHM_FREE || st > SHM_CLOSED ||
-		    s->worker >= (uint32_t)sr.m->nworkers) {
+		    s->worker >= (uint32_t)sr.nworkers) {
 			if (st != SHM_FREE) {
 				log_warnx("slot %u: state %u, worker %u: not a "
 				    "session; freed", i, st, s->worker);
@@ -1272,12 +1276,12 @@ session_adopt_table(void)
 		se = &sr.s[i];
 		se->in_use = 1;
 		se->worker = (int)s->worker;
-		sr.m->workers[se->worker].nsessions++;
+		sr.nsessions[se->worker]++;
 		port[0] = s->listen.port;
 		port[1] = s->forward.port;
 		for (k = 0; k < 2; k++)
-			if (port[k] >= sr.m->conf->port_min &&
-			    port[k] <= sr.m->conf->port_max) {
+			if (port[k] >= sr.conf->port_min &&
+			    port[k] <= sr.conf->port_max) {
 				p = session_pair_of(port[k]);
 				sr.pair_ref[p]++;
 				se->pair[k] = (uint16_t)(p + 1);
@@ -1303,7 +1307,7 @@ session_adopt_table(void)
 		}
 	for (k = 0; k < 2 * 65536; k++)
 		if (sr.port_ref[k] == 0 && atomic_load_explicit(
-		    &sr.m->shm.ports->owner[k / 65536][k % 65536],
+		    &sr.shm->ports->owner[k / 65536][k % 65536],
 		    memory_order_relaxed) != 0)
 			session_port_set(k / 65536, (uint16_t)(k % 65536), 0);
 	log_notice("took over %u sessions (%u closing) from the table", n,
@@ -1352,7 +1356,7 @@ session_worker_crashed(int w, uint32_t i, uint32_t gen, const char *how)
 		return 1;
 	}
 	s->flags |= SHM_F_QUARANTINED;
-	atomic_fetch_add(&sr.m->shm.hdr->workers[w].quarantined, 1);
+	atomic_fetch_add(&sr.shm->hdr->workers[w].quarantined, 1);
 	snprintf(s->error, sizeof(s->error), "quarantined: worker %d "
 	    "crashed %d times while relaying it (last %s)", w, se->strikes,
 	    how);
@@ -1454,7 +1458,7 @@ session_latch_report(uint32_t i, const struct ipc_latch *m)
 	ev.addr = &m->to;
 	ev.prev_addr = moved ? &m->from : NULL;
 	ev.rtcp = rtcp;
-	grpcsvc_publish(&ev);
+	sr.publish(&ev);
 }
 
 /* A worker's message; fds (its descriptors) are ours to keep or close. */
@@ -1532,7 +1536,7 @@ session_sweep(evutil_socket_t fd, short ev, void *arg)
 
 	/* Addresses come and go (DHCP, VRRP): look again now and then. */
 	if (++sr.sweeps % SESSION_ACL_SWEEPS == 0)
-		session_acl_refresh(sr.m->conf);
+		session_acl_refresh(sr.conf);
 
 	for (i = session_next(0); i < sr.nslots; i = session_next(i + 1)) {
 		s = session_slot(i);
@@ -1567,7 +1571,7 @@ session_acl_refresh(const struct config *c)
 	    sizeof(n.seq)) == 0)
 		return;
 	memcpy(&sr.acl, &n, sizeof(n));
-	acl_publish(&sr.m->shm.hdr->acl, &sr.acl);
+	acl_publish(&sr.shm->hdr->acl, &sr.acl);
 	log_debug("destination rules: %u published, %u addresses of this "
 	    "host", sr.acl.nrules, sr.acl.nlocal);
 }
@@ -1586,14 +1590,19 @@ session_reconfigure(const struct config *c)
 }
 
 int
-session_init(struct master *m)
+session_init(const struct sessions_env *env)
 {
 	struct timeval	tv = { 0, SESSION_SWEEP_MS * 1000 };
 	uint32_t	i, hsize;
 
 	memset(&sr, 0, sizeof(sr));
-	sr.m = m;
-	sr.nslots = m->shm.nslots;
+	sr.base = env->base;
+	sr.conf = env->conf;
+	sr.shm = env->shm;
+	sr.publish = env->publish;
+	sr.nworkers = env->nworkers;
+	sr.nsessions = xcalloc((size_t)sr.nworkers, sizeof(*sr.nsessions));
+	sr.nslots = sr.shm->nslots;
 	sr.s = xcalloc(sr.nslots, sizeof(*sr.s));
 	for (hsize = 16; hsize < sr.nslots * 2; hsize <<= 1)
 		;
@@ -1608,19 +1617,26 @@ session_init(struct master *m)
 		sr.freelist[i] = sr.nslots - 1 - i;
 	}
 	sr.nfree = sr.nslots;
-	sr.npairs = ((uint32_t)m->conf->port_max - m->conf->port_min + 1) / 2;
+	sr.npairs = ((uint32_t)sr.conf->port_max - sr.conf->port_min + 1) / 2;
 	sr.pair_ref = xcalloc(sr.npairs, sizeof(*sr.pair_ref));
 	sr.port_ref = xcalloc(2 * 65536, sizeof(*sr.port_ref));
 	sr.kept = xcalloc(2 * 65536, sizeof(*sr.kept));
-	sr.cursor = xcalloc((size_t)m->nworkers, sizeof(*sr.cursor));
+	sr.cursor = xcalloc((size_t)sr.nworkers, sizeof(*sr.cursor));
 	/* Published before any worker exists; the seq starts even. */
 	sr.acl.nrules = UINT32_MAX;
-	session_acl_refresh(m->conf);
-	sr.sweep_ev = event_new(m->base, -1, EV_PERSIST, session_sweep, NULL);
+	session_acl_refresh(sr.conf);
+	sr.sweep_ev = event_new(sr.base, -1, EV_PERSIST, session_sweep, NULL);
 	if (sr.sweep_ev == NULL)
 		fatalx("session_init: event_new");
 	event_add(sr.sweep_ev, &tv);
 	return 0;
+}
+
+/* The daemon is stopping: no new session from now on. */
+void
+session_stopping(void)
+{
+	sr.stopping = 1;
 }
 
 /* Handing over to a new master: no more timeouts or events from here. */
@@ -1655,5 +1671,6 @@ session_shutdown(void)
 	free(sr.port_ref);
 	free(sr.kept);
 	free(sr.cursor);
+	free(sr.nsessions);
 	memset(&sr, 0, sizeof(sr));
 }

@@ -87,9 +87,19 @@ struct session_event {
 };
 
 struct event_base;
-struct master;
 
-int	session_init(struct master *);
+/* What the registry is given by the master that runs it. */
+struct sessions_env {
+	struct event_base	*base;
+	struct config		*conf;
+	struct shm_table	*shm;
+	int			 nworkers;
+	/* where events go (the API's subscribers) */
+	void			(*publish)(const struct session_event *);
+};
+
+int	session_init(const struct sessions_env *);
+void	session_stopping(void);
 void	session_shutdown(void);
 int	session_create(const struct session_params *,
 	    struct session_snapshot *, struct rp_error *);
@@ -109,5 +119,77 @@ void	session_have(int, const struct ipc_have *, int *, int);
 void	session_adopt_table(void);
 void	session_suspend(void);
 void	session_reconfigure(const struct config *);
+
+/* workers.c: the worker processes */
+struct event;
+
+struct worker_proc {
+	int		 id;
+	pid_t		 pid;
+	uint32_t	 gen;
+	int		 sock;			/* -1: not running */
+	int		 ready;
+	uint16_t	 port_lo, port_hi;	/* even .. odd, inclusive */
+	int64_t		 started_ms;
+	int64_t		 ready_ms;	/* 0: not ready since started */
+	int		 fast_deaths;
+	int		 killed;	/* by us (workers_kill) */
+	int		 crash_run;	/* crashes blamed on sessions, in a row */
+	uint32_t	 spawns;
+	struct event	*ev;		/* readable event socket */
+	struct event	*wev;		/* writable, while outq is not empty */
+	struct event	*respawn_ev;
+	struct ipc_queue outq;		/* waiting for room in the socket */
+	/* a worker of a previous master, taken over (not our child) */
+	int		 adopted;
+	int		 pidfd;		/* tells when it is gone; or -1 */
+	struct event	*pid_ev;
+	struct event	*adopt_ev;	/* it has this long to say READY */
+};
+
+struct workers_ops {
+	void	(*all_ready)(void);	/* every worker ready, once */
+	void	(*all_stopped)(void);	/* stopping: the last one is gone */
+};
+
+struct workers_env {
+	struct event_base	*base;
+	const struct config	*conf;
+	struct shm_table	*shm;
+	const char		*self;		/* the binary to exec */
+	int			 foreground;
+	int			 nworkers;
+	struct workers_ops	 ops;
+};
+
+/* What ended a worker, as workers_gone is told */
+#define WORKER_GONE_UNKNOWN	0	/* no status (adopted), or we killed it */
+#define WORKER_GONE_KILLED	1	/* SIGKILL from outside */
+#define WORKER_GONE_CRASHED	2	/* a fault signal, or a failure exit */
+
+void	workers_init(const struct workers_env *);
+void	workers_start(int);
+int	workers_count(void);
+struct worker_proc *workers_get(int);
+void	workers_range(int, uint16_t *, uint16_t *);
+int	workers_of_port(uint16_t);
+int	workers_ready(int);
+int	workers_send(int, struct ipc_hdr *, const int *, int);
+int	workers_send_now(int, struct ipc_hdr *);
+void	workers_kill(struct worker_proc *);
+void	workers_spawn(struct worker_proc *);
+void	workers_attach(struct worker_proc *, int);
+int	workers_adopt(struct worker_proc *);
+void	workers_gone(struct worker_proc *, const char *, int);
+int	workers_reaped(pid_t, int);
+void	workers_flush_all(int);
+void	workers_stopping(void);
+void	workers_shutdown(void);
+void	workers_check_stopped(void);
+void	workers_signal_all(int);
+void	workers_wait_all(void);
+void	workers_setlog(int);
+void	workers_hand_off(void);
+void	workers_cleanup(void);
 
 #endif

@@ -204,6 +204,7 @@ struct relay {
 	uint8_t			  errbuf[256];
 	union relay_cmsg	  errcmsg;
 
+	struct relay_sink	  sink;		/* where reports go */
 	struct shm_worker	 *wstats;	/* NULL: none */
 	uint16_t		  crash_lo;	/* RTPPROXYD_FAILPOINT */
 	uint16_t		  crash_hi;
@@ -286,8 +287,31 @@ relay_gso_probe(void)
 	return ok;
 }
 
+/* A report about slot to whoever runs the relay (IPC_ERROR: and why). */
+void
+relay_report(struct relay *r, uint16_t type, uint32_t slot, uint32_t gen,
+    int err, const char *reason)
+{
+	struct ipc_error m;
+
+	ipc_init(&m.hdr, type, 0, slot, gen);
+	if (type == IPC_ERROR) {
+		m.err = err;
+		snprintf(m.reason, sizeof(m.reason), "%s",
+		    reason != NULL ? reason : "");
+	}
+	r->sink.tell(r->sink.arg, &m.hdr, NULL, 0);
+}
+
+void
+relay_tell(struct relay *r, struct ipc_hdr *h, const int *fds, int nfds)
+{
+	r->sink.tell(r->sink.arg, h, fds, nfds);
+}
+
 struct relay *
-relay_new(struct event_base *base, struct shm_table *shm)
+relay_new(struct event_base *base, struct shm_table *shm,
+    const struct relay_sink *sink)
 {
 	struct relay	*r;
 	const char	*fp;
@@ -297,6 +321,7 @@ relay_new(struct event_base *base, struct shm_table *shm)
 	r = xcalloc(1, sizeof(*r));
 	r->base = base;
 	r->shm = shm;
+	r->sink = *sink;
 	r->sess = xcalloc(shm->nslots, sizeof(*r->sess));
 	r->tcp = tcp_new(r, base, shm);
 	for (i = 0; i < RELAY_BATCH; i++) {
@@ -598,7 +623,7 @@ relay_refused(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 	else
 		snprintf(m.reason, sizeof(m.reason), "%s", r);
 	rs->refused = 0;
-	worker_send_msg(&m.hdr);
+	relay_tell(rs->relay, &m.hdr, NULL, 0);
 }
 
 /* The RTP latch's candidate is gone: the latched source spoke. */
@@ -663,7 +688,7 @@ relay_latch_set(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 	else
 		snprintf(m.reason, sizeof(m.reason), "%s", why);
 	rs->moves_untold = 0;
-	worker_send_msg(&m.hdr);
+	relay_tell(rs->relay, &m.hdr, NULL, 0);
 }
 
 /* The same host (address, whatever the port)? */
@@ -939,7 +964,7 @@ relay_icmp_report(struct relay_sess *rs, const struct sock_extended_err *ee,
 		    relay_icmp_what(err), dst);
 	log_info("slot %u: %s", rs->idx, reason);
 	snprintf(rs->error, sizeof(rs->error), "%s", reason);
-	worker_report(IPC_ERROR, rs->idx, rs->gen, err, reason);
+	relay_report(rs->relay, IPC_ERROR, rs->idx, rs->gen, err, reason);
 }
 
 /*
@@ -1417,7 +1442,8 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 	}
 	if (t.sent > 0 && !rs->reported_active) {
 		rs->reported_active = 1;
-		worker_report(IPC_ACTIVE, rs->idx, rs->gen, 0, NULL);
+		relay_report(rs->relay, IPC_ACTIVE, rs->idx, rs->gen, 0,
+		    NULL);
 	}
 }
 

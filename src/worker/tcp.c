@@ -248,7 +248,7 @@ tcp_pump(struct tcp_dir *td)
 			log_debug("slot %u: %s ended its stream", ts->idx,
 			    tcp_side(caller_src));
 			if (ts->dir[td->d ^ 1].done)
-				worker_report(IPC_CLOSED, ts->idx, ts->gen, 0,
+				relay_report(ts->tr->relay, IPC_CLOSED, ts->idx, ts->gen, 0,
 				    NULL);
 			return;
 		}
@@ -391,7 +391,7 @@ tcp_fail(struct tcp_sess *ts, int caller, int err, const char *what)
 	tcp_reset(ts->afd);
 	tcp_reset(ts->ffd);
 	ts->afd = ts->ffd = -1;
-	worker_report(IPC_ERROR, ts->idx, ts->gen, err, reason);
+	relay_report(ts->tr->relay, IPC_ERROR, ts->idx, ts->gen, err, reason);
 }
 
 static void
@@ -401,7 +401,7 @@ tcp_connected(struct tcp_sess *ts)
 	tcp_seen(ts, SHM_DIR_REV, tcp_now_ns());
 	log_debug("slot %u: connected to the destination", ts->idx);
 	ts->active = 1;
-	worker_report(IPC_ACTIVE, ts->idx, ts->gen, 0, NULL);
+	relay_report(ts->tr->relay, IPC_ACTIVE, ts->idx, ts->gen, 0, NULL);
 	tcp_start(ts);
 }
 
@@ -492,7 +492,7 @@ tcp_start(struct tcp_sess *ts)
 			event_add(td->rev, NULL);
 	}
 	if (ts->dir[0].done && ts->dir[1].done)
-		worker_report(IPC_CLOSED, ts->idx, ts->gen, 0, NULL);
+		relay_report(ts->tr->relay, IPC_CLOSED, ts->idx, ts->gen, 0, NULL);
 }
 
 /* The caller connects: the first one is the session's, others are reset. */
@@ -500,6 +500,7 @@ static void
 tcp_accept_all(struct tcp_sess *ts)
 {
 	struct sockaddr_storage	 ss;
+	struct ipc_hdr		 h;
 	socklen_t		 len;
 	char			 a[INET6_ADDRSTRLEN + 8];
 	int			 c, i, rule;
@@ -540,7 +541,8 @@ tcp_accept_all(struct tcp_sess *ts)
 		log_debug("slot %u: caller %s connected", ts->idx,
 		    sa_ntop((struct sockaddr *)&ss, a, sizeof(a)));
 		/* The master keeps a copy, for the worker after this one. */
-		worker_send_fd(IPC_TCP_ACCEPTED, ts->idx, ts->gen, c);
+		ipc_init(&h, IPC_TCP_ACCEPTED, 0, ts->idx, ts->gen);
+		relay_tell(ts->tr->relay, &h, &c, 1);
 		tcp_connect(ts);
 	}
 }

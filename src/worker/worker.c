@@ -26,9 +26,6 @@
  */
 #define WORKER_FLUSH_MS		2000
 
-void (*worker_report_hook)(uint16_t, uint32_t, uint32_t, int, const char *);
-void (*worker_msg_hook)(const struct ipc_hdr *);
-
 static struct {
 	int			 id;
 	uint32_t		 gen;
@@ -103,35 +100,12 @@ worker_forget(void)
 	w.told = w.outq.waited;
 }
 
-void
-worker_report(uint16_t type, uint32_t slot, uint32_t slot_gen, int err,
-    const char *reason)
+/* The relay's reports, stamped with our generation, to the master. */
+static void
+worker_sink(void *arg, struct ipc_hdr *h, const int *fds, int nfds)
 {
-	struct ipc_error m;
-
-	if (worker_report_hook != NULL) {
-		worker_report_hook(type, slot, slot_gen, err, reason);
-		return;
-	}
-	ipc_init(&m.hdr, type, w.gen, slot, slot_gen);
-	if (type == IPC_ERROR) {
-		m.err = err;
-		snprintf(m.reason, sizeof(m.reason), "%s",
-		    reason != NULL ? reason : "");
-	}
-	worker_tell(&m.hdr, NULL, 0);
-}
-
-/* A report made by the relay (h->len long), stamped and sent. */
-void
-worker_send_msg(struct ipc_hdr *h)
-{
-	if (worker_msg_hook != NULL) {
-		worker_msg_hook(h);
-		return;
-	}
 	h->wgen = w.gen;
-	worker_tell(h, NULL, 0);
+	worker_tell(h, fds, nfds);
 }
 
 static void
@@ -227,20 +201,6 @@ worker_orphaned(void)
 	    relay_count(w.relay), secs);
 }
 
-/* A report that hands the master a descriptor (a copy: ours stays). */
-void
-worker_send_fd(uint16_t type, uint32_t slot, uint32_t slot_gen, int fd)
-{
-	struct ipc_hdr h;
-
-	if (worker_report_hook != NULL) {
-		worker_report_hook(type, slot, slot_gen, 0, NULL);
-		return;
-	}
-	ipc_init(&h, type, w.gen, slot, slot_gen);
-	worker_tell(&h, &fd, 1);
-}
-
 static void
 worker_dispatch(const struct ipc_hdr *h, int *fds, int nfds)
 {
@@ -261,14 +221,15 @@ worker_dispatch(const struct ipc_hdr *h, int *fds, int nfds)
 			return;		/* the relay owns the descriptors */
 		}
 		relay_idle(w.relay);
-		worker_report(IPC_ERROR, h->slot, h->slot_gen, errno,
+		relay_report(w.relay, IPC_ERROR, h->slot, h->slot_gen, errno,
 		    "worker could not relay the session");
 		break;
 	case IPC_REMOVE:
 		relay_busy(w.relay, h->slot, h->slot_gen);
 		relay_remove(w.relay, h->slot);
 		relay_idle(w.relay);
-		worker_report(IPC_REMOVED, h->slot, h->slot_gen, 0, NULL);
+		relay_report(w.relay, IPC_REMOVED, h->slot, h->slot_gen, 0,
+		    NULL);
 		break;
 	case IPC_SHUTDOWN:
 		event_base_loopbreak(w.base);
@@ -333,6 +294,7 @@ worker_main(int argc, char **argv)
 {
 	struct event	*ev_term;
 	struct ipc_hdr	 ready;
+	struct relay_sink sink = { worker_sink, NULL };
 	uint32_t	 v, level, facility, fg;
 
 	if (argc != 8 || parse_u32(argv[2], 0, 1024, &v) == -1 ||
@@ -360,7 +322,7 @@ worker_main(int argc, char **argv)
 		fatal("worker %d: event socket", w.id);
 	if ((w.base = event_base_new()) == NULL)
 		fatalx("worker %d: event_base_new", w.id);
-	if ((w.relay = relay_new(w.base, &w.shm)) == NULL)
+	if ((w.relay = relay_new(w.base, &w.shm, &sink)) == NULL)
 		fatalx("worker %d: relay_new", w.id);
 	relay_set_worker(w.relay, w.id);
 	/* What the worker before us was busy with is the master's to read. */

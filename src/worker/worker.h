@@ -15,19 +15,25 @@ struct event_base;
 
 /* worker.c */
 int	worker_main(int, char **);
-void	worker_report(uint16_t, uint32_t, uint32_t, int, const char *);
-void	worker_send_fd(uint16_t, uint32_t, uint32_t, int);
-void	worker_send_msg(struct ipc_hdr *);
-/* tests replace the event socket with this */
-extern void (*worker_report_hook)(uint16_t, uint32_t, uint32_t, int,
-	    const char *);
-extern void (*worker_msg_hook)(const struct ipc_hdr *);
 
 /* relay.c: the packet path, inside a worker */
 struct relay;
 struct relay_sess;
 
-struct relay	*relay_new(struct event_base *, struct shm_table *);
+/*
+ * Where the relay's reports go (worker.c's event socket, or a test): a
+ * message, and the descriptors it carries, which the caller keeps.
+ */
+struct relay_sink {
+	void	(*tell)(void *, struct ipc_hdr *, const int *, int);
+	void	*arg;
+};
+
+struct relay	*relay_new(struct event_base *, struct shm_table *,
+		    const struct relay_sink *);
+void		 relay_report(struct relay *, uint16_t, uint32_t, uint32_t,
+		    int, const char *);
+void		 relay_tell(struct relay *, struct ipc_hdr *, const int *, int);
 void		 relay_free(struct relay *);
 void		 relay_set_worker(struct relay *, int);
 void		 relay_set_gso(struct relay *, int);
