@@ -28,7 +28,7 @@
 
 #define MASTER_STOP_WAIT_S	5	/* then SIGKILL the workers */
 
-struct master	*master_self;
+static struct master *master_self;
 
 static void
 master_all_ready(void)
@@ -594,6 +594,11 @@ master_main(struct config *conf, int foreground,
 	wenv.nworkers = m.nworkers;
 	wenv.ops.all_ready = master_all_ready;
 	wenv.ops.all_stopped = master_all_stopped;
+	wenv.ops.ready = session_worker_ready;
+	wenv.ops.lost = session_worker_lost;
+	wenv.ops.message = session_ipc;
+	wenv.ops.have = session_have;
+	wenv.ops.crashed = session_worker_crashed;
 	workers_init(&wenv);
 	senv.base = m.base;
 	senv.conf = conf;
@@ -601,7 +606,7 @@ master_main(struct config *conf, int foreground,
 	senv.nworkers = m.nworkers;
 	senv.publish = grpcsvc_publish;
 	grpcsvc_set_table(&m.shm);
-	if (session_init(&senv) == -1 || metrics_start(m.base) == -1)
+	if (session_init(&senv) == -1 || metrics_start(m.base, &m) == -1)
 		goto out;
 	if (m.adopting)
 		session_adopt_table();

@@ -14,7 +14,8 @@ struct event_base;
 
 /* metrics.c: the Prometheus endpoint, on the master's loop */
 int	metrics_bind(const struct config *);
-int	metrics_start(struct event_base *);
+struct master;
+int	metrics_start(struct event_base *, const struct master *);
 void	metrics_stop(void);
 int	metrics_fd(void);
 
@@ -44,7 +45,7 @@ struct master {
 	int			 handed_off;
 };
 
-extern struct master *master_self;
+
 
 int	master_main(struct config *, int, void (*)(struct config *), char **);
 uint64_t master_nofile(const struct config *, int);

@@ -55,6 +55,7 @@ static struct {
 	char			 addr[128];	/* as configured */
 	int64_t			 start_ms;
 	struct event_base	*base;
+	const struct master	*m;		/* what is scraped */
 	struct evhttp		*http;
 	struct evconnlistener	*listener;
 	struct event		*adopt_ev;
@@ -721,7 +722,7 @@ metrics_api(struct evbuffer *b)
 static void
 metrics_render(struct evbuffer *b)
 {
-	struct master		*m = master_self;
+	const struct master	*m = mx.m;
 	struct shm_header	*h = m->shm.hdr;
 	struct shm_totals	 t[2];
 	uint64_t		 nstate[SHM_CLOSED + 1];
@@ -834,11 +835,12 @@ metrics_request(struct evhttp_request *req, void *arg)
 
 /* Serve on the socket metrics_bind made, on the master's loop. */
 int
-metrics_start(struct event_base *base)
+metrics_start(struct event_base *base, const struct master *m)
 {
 	if (mx.fd == -1)
 		return 0;
 	mx.base = base;
+	mx.m = m;
 	LIST_INIT(&mx.pending);
 	LIST_INIT(&mx.conns);
 	if ((mx.http = evhttp_new(base)) == NULL ||
@@ -857,7 +859,7 @@ metrics_start(struct event_base *base)
 	    EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(mx.http, metrics_request, NULL);
 	evhttp_set_bevcb(mx.http, metrics_newconn, NULL);
-	mx.nslots = master_self->shm.nslots;
+	mx.nslots = mx.m->shm.nslots;
 	mx.vals = xcalloc((size_t)mx.nslots * 4, sizeof(*mx.vals));
 	{
 		struct evhttp_bound_socket *bound;

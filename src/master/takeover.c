@@ -51,6 +51,7 @@
 extern char	**environ;
 
 static pid_t	takeover_old;		/* the master we take over from */
+static struct master *takeover_m;	/* handing over: this one */
 
 /*
  * The descriptor of the channel to the master we take over from, when it
@@ -450,7 +451,7 @@ takeover_listen(struct master *m, int api_up)
 static void
 takeover_drained(void)
 {
-	struct master	*m = master_self;
+	struct master	*m = takeover_m;
 	struct ipc_hdr	 h;
 	char		 buf[64];
 	int		 n = m->pidfd != -1;
@@ -481,7 +482,7 @@ takeover_drained(void)
 static void
 takeover_msg(evutil_socket_t fd, short ev, void *arg)
 {
-	struct master	*m = master_self;
+	struct master	*m = takeover_m;
 	union {
 		struct ipc_hdr	h;
 		char		buf[IPC_MAXMSG];
@@ -513,7 +514,7 @@ takeover_msg(evutil_socket_t fd, short ev, void *arg)
 static void
 takeover_too_slow(evutil_socket_t fd, short ev, void *arg)
 {
-	struct master *m = master_self;
+	struct master *m = takeover_m;
 
 	log_warnx("restart: the new master (pid %ld) did not get ready in "
 	    "%d s; stopping it and carrying on", (long)m->up_pid,
@@ -536,6 +537,7 @@ takeover_begin(struct master *m)
 	int		 sv[2];
 	pid_t		 pid;
 
+	takeover_m = m;
 	if (m->stopping || m->up_sock != -1 || m->handed_off) {
 		log_notice("SIGUSR2: %s", m->stopping ? "stopping already" :
 		    "a restart is already under way");

@@ -147,9 +147,19 @@ struct worker_proc {
 	struct event	*adopt_ev;	/* it has this long to say READY */
 };
 
+/*
+ * Where workers.c takes what it learns: the master (every worker ready,
+ * every worker gone while stopping) and the registry (a worker ready or
+ * lost, its messages, a crash to blame on a session: 1 if it was).
+ */
 struct workers_ops {
-	void	(*all_ready)(void);	/* every worker ready, once */
-	void	(*all_stopped)(void);	/* stopping: the last one is gone */
+	void	(*all_ready)(void);
+	void	(*all_stopped)(void);
+	void	(*ready)(int);
+	void	(*lost)(int);
+	void	(*message)(int, const struct ipc_hdr *, int *, int);
+	void	(*have)(int, const struct ipc_have *, int *, int);
+	int	(*crashed)(int, uint32_t, uint32_t, const char *);
 };
 
 struct workers_env {

@@ -264,7 +264,7 @@ wk_readable(evutil_socket_t fd, short ev, void *arg)
 			continue;
 		}
 		if (msg.h.type == IPC_HAVE) {
-			session_have(mw->id, (struct ipc_have *)&msg, fds,
+			W.ops.have(mw->id, (struct ipc_have *)&msg, fds,
 			    nfds);
 			continue;
 		}
@@ -280,12 +280,12 @@ wk_readable(evutil_socket_t fd, short ev, void *arg)
 			    "ports %u-%u%s)", mw->id, (long)mw->pid, mw->gen,
 			    mw->port_lo, mw->port_hi, mw->adopted ?
 			    ", adopted" : "");
-			session_worker_ready(mw->id);
+			W.ops.ready(mw->id);
 			if (W.nready == W.n)
 				W.ops.all_ready();
 			continue;
 		}
-		session_ipc(mw->id, &msg.h, fds, nfds);
+		W.ops.message(mw->id, &msg.h, fds, nfds);
 	}
 }
 
@@ -533,7 +533,7 @@ workers_gone(struct worker_proc *mw, const char *how, int cause)
 	 * the worker is throttled instead.
 	 */
 	if (busy != 0 && !W.stopping && mw->crash_run < WK_CRASH_RUN &&
-	    session_worker_crashed(mw->id, SHM_BUSY_SLOT(busy),
+	    W.ops.crashed(mw->id, SHM_BUSY_SLOT(busy),
 	    SHM_BUSY_GEN(busy), how)) {
 		explained = 1;
 		mw->crash_run++;
@@ -542,7 +542,7 @@ workers_gone(struct worker_proc *mw, const char *how, int cause)
 		    "%d such crashes in a row: more like a bug any session "
 		    "may hit; quarantining no more sessions, throttling the "
 		    "worker", mw->id, mw->crash_run);
-	session_worker_lost(mw->id);
+	W.ops.lost(mw->id);
 	if (W.stopping) {
 		workers_check_stopped();
 		return;

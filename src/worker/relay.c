@@ -204,14 +204,12 @@ struct relay {
 	uint8_t			  errbuf[256];
 	union relay_cmsg	  errcmsg;
 
-	struct relay_sink	  sink;		/* where reports go */
-	struct shm_worker	 *wstats;	/* NULL: none */
 	uint16_t		  crash_lo;	/* RTPPROXYD_FAILPOINT */
 	uint16_t		  crash_hi;
 	struct tcp_relay	 *tcp;
 	uint64_t		  hist[SHM_LAT_BUCKETS];
 	uint32_t		  hist_used;	/* bit k: hist[k] != 0 */
-	struct shm_acl		  acl;		/* copy of the published */
+	struct wctx		  ctx;		/* reports, counters, rules */
 
 	/* sessions with sockets whose drop count the timer reads */
 	LIST_HEAD(, relay_sess)	  ovfl_watch;
@@ -241,29 +239,19 @@ relay_now_ns(void)
 void
 relay_set_worker(struct relay *r, int id)
 {
-	r->wstats = id >= 0 && id < SHM_MAX_WORKERS ?
-	    &r->shm->hdr->workers[id] : NULL;
+	wctx_set_worker(&r->ctx, id);
 }
 
-/*
- * The table says which slot the worker works on, so that a crash names
- * the session that may have caused it (master.c): a store per ready
- * socket, not per packet.
- */
 void
 relay_busy(struct relay *r, uint32_t slot, uint32_t gen)
 {
-	if (r->wstats != NULL)
-		atomic_store_explicit(&r->wstats->busy, SHM_BUSY(slot, gen),
-		    memory_order_relaxed);
+	wctx_busy(&r->ctx, slot, gen);
 }
 
 void
 relay_idle(struct relay *r)
 {
-	if (r->wstats != NULL)
-		atomic_store_explicit(&r->wstats->busy, 0,
-		    memory_order_relaxed);
+	wctx_idle(&r->ctx);
 }
 
 static void	relay_poll(evutil_socket_t, short, void *);
@@ -292,21 +280,7 @@ void
 relay_report(struct relay *r, uint16_t type, uint32_t slot, uint32_t gen,
     int err, const char *reason)
 {
-	struct ipc_error m;
-
-	ipc_init(&m.hdr, type, 0, slot, gen);
-	if (type == IPC_ERROR) {
-		m.err = err;
-		snprintf(m.reason, sizeof(m.reason), "%s",
-		    reason != NULL ? reason : "");
-	}
-	r->sink.tell(r->sink.arg, &m.hdr, NULL, 0);
-}
-
-void
-relay_tell(struct relay *r, struct ipc_hdr *h, const int *fds, int nfds)
-{
-	r->sink.tell(r->sink.arg, h, fds, nfds);
+	wctx_report(&r->ctx, type, slot, gen, err, reason);
 }
 
 struct relay *
@@ -321,9 +295,9 @@ relay_new(struct event_base *base, struct shm_table *shm,
 	r = xcalloc(1, sizeof(*r));
 	r->base = base;
 	r->shm = shm;
-	r->sink = *sink;
+	wctx_init(&r->ctx, shm, sink);
 	r->sess = xcalloc(shm->nslots, sizeof(*r->sess));
-	r->tcp = tcp_new(r, base, shm);
+	r->tcp = tcp_new(&r->ctx, base);
 	for (i = 0; i < RELAY_BATCH; i++) {
 		r->rxiov[i].iov_base = r->buf[i];
 		r->rxiov[i].iov_len = RELAY_PKTMAX;
@@ -523,17 +497,6 @@ relay_latch_load(struct relay_sess *rs)
 		    0);
 }
 
-/* The published destination rules, copied again when they changed. */
-const struct shm_acl *
-relay_acl(struct relay *r)
-{
-	const struct shm_acl *shared = &r->shm->hdr->acl;
-
-	if (atomic_load_explicit(&shared->seq, memory_order_acquire) !=
-	    atomic_load_explicit(&r->acl.seq, memory_order_relaxed))
-		(void)acl_snapshot(shared, &r->acl);	/* else keep the old */
-	return &r->acl;
-}
 
 #define NS_PER_S		1000000000LL
 #define NS_PER_MS		1000000LL
@@ -584,11 +547,11 @@ relay_refused(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 	relay_latch_str(rs, 0, l, sizeof(l));
 	switch (why) {
 	case REFUSE_RULES:
-		acl_explain(relay_acl(rs->relay), NULL, sa, verdict, rule,
+		acl_explain(wctx_acl(&rs->relay->ctx), NULL, sa, verdict, rule,
 		    "sender", r, sizeof(r));
 		break;
 	case REFUSE_SELF:
-		acl_explain(relay_acl(rs->relay), NULL, sa, ACL_OWN, -1,
+		acl_explain(wctx_acl(&rs->relay->ctx), NULL, sa, ACL_OWN, -1,
 		    "sender", r, sizeof(r));
 		break;
 	case REFUSE_NEVER:
@@ -623,7 +586,7 @@ relay_refused(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 	else
 		snprintf(m.reason, sizeof(m.reason), "%s", r);
 	rs->refused = 0;
-	relay_tell(rs->relay, &m.hdr, NULL, 0);
+	wctx_tell(&rs->relay->ctx, &m.hdr, NULL, 0);
 }
 
 /* The RTP latch's candidate is gone: the latched source spoke. */
@@ -688,7 +651,7 @@ relay_latch_set(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 	else
 		snprintf(m.reason, sizeof(m.reason), "%s", why);
 	rs->moves_untold = 0;
-	relay_tell(rs->relay, &m.hdr, NULL, 0);
+	wctx_tell(&rs->relay->ctx, &m.hdr, NULL, 0);
 }
 
 /* The same host (address, whatever the port)? */
@@ -834,7 +797,7 @@ relay_latch(struct relay_sess *rs, int rtcp, const struct sockaddr *sa,
 		}
 		return 0;
 	}
-	acl = relay_acl(rs->relay);
+	acl = wctx_acl(&rs->relay->ctx);
 	verdict = acl_check(acl, sa, ACL_UDP_SRC, &rule);
 	if (verdict == ACL_ALLOW && acl_own_socket(acl, rs->relay->shm, sa))
 		verdict = ACL_SELF;
@@ -1274,13 +1237,13 @@ relay_send(struct relay_sess *rs, struct relay_sock *sk, int ntx,
 	while (r->hist_used != 0) {
 		k = __builtin_ctz(r->hist_used);
 		r->hist_used &= r->hist_used - 1;
-		if (r->wstats != NULL)
-			SHM_ADD(&r->wstats->lat_hist[k], r->hist[k]);
+		if (r->ctx.wstats != NULL)
+			SHM_ADD(&r->ctx.wstats->lat_hist[k], r->hist[k]);
 		r->hist[k] = 0;
 	}
-	if (r->wstats != NULL) {
-		SHM_ADD(&r->wstats->lat_sum_ns, t->lat_sum);
-		SHM_ADD(&r->wstats->lat_count, t->lat_count);
+	if (r->ctx.wstats != NULL) {
+		SHM_ADD(&r->ctx.wstats->lat_sum_ns, t->lat_sum);
+		SHM_ADD(&r->ctx.wstats->lat_count, t->lat_count);
 	}
 }
 

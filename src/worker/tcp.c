@@ -83,7 +83,7 @@ struct tcp_sess {
 };
 
 struct tcp_relay {
-	struct relay		*relay;
+	struct wctx		*ctx;		/* the relay's: reports, rules */
 	struct event_base	*base;
 	struct shm_table	*shm;
 	struct tcp_sess		**sess;		/* by slot */
@@ -248,8 +248,8 @@ tcp_pump(struct tcp_dir *td)
 			log_debug("slot %u: %s ended its stream", ts->idx,
 			    tcp_side(caller_src));
 			if (ts->dir[td->d ^ 1].done)
-				relay_report(ts->tr->relay, IPC_CLOSED, ts->idx, ts->gen, 0,
-				    NULL);
+				wctx_report(ts->tr->ctx, IPC_CLOSED, ts->idx,
+				    ts->gen, 0, NULL);
 			return;
 		}
 		k = send(dst, tr->buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -265,7 +265,7 @@ tcp_pump(struct tcp_dir *td)
 		}
 		/* A death at the worst moment, not one this session caused. */
 		if (k > 0 && tcp_failpoint > 0 && --tcp_failpoint == 0) {
-			relay_idle(tr->relay);
+			wctx_idle(tr->ctx);
 			_exit(99);
 		}
 		if (k > 0) {
@@ -296,26 +296,25 @@ static void
 tcp_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct tcp_dir	*td = arg;
-	struct relay	*r = td->ts->tr->relay;
+	struct wctx	*x = td->ts->tr->ctx;
 
-	relay_busy(r, td->ts->idx, td->ts->gen);
+	wctx_busy(x, td->ts->idx, td->ts->gen);
 	tcp_pump(td);
-	relay_idle(r);
+	wctx_idle(x);
 }
 
 static void
 tcp_writable(evutil_socket_t fd, short what, void *arg)
 {
 	struct tcp_dir	*td = arg;
-
-	struct relay	*r = td->ts->tr->relay;
+	struct wctx	*x = td->ts->tr->ctx;
 
 	if (td->done || td->ts->failed)
 		return;
 	event_add(td->rev, NULL);
-	relay_busy(r, td->ts->idx, td->ts->gen);
+	wctx_busy(x, td->ts->idx, td->ts->gen);
 	tcp_pump(td);
-	relay_idle(r);
+	wctx_idle(x);
 }
 
 /* Close fd so that the peer sees a reset, not an orderly end. */
@@ -391,7 +390,7 @@ tcp_fail(struct tcp_sess *ts, int caller, int err, const char *what)
 	tcp_reset(ts->afd);
 	tcp_reset(ts->ffd);
 	ts->afd = ts->ffd = -1;
-	relay_report(ts->tr->relay, IPC_ERROR, ts->idx, ts->gen, err, reason);
+	wctx_report(ts->tr->ctx, IPC_ERROR, ts->idx, ts->gen, err, reason);
 }
 
 static void
@@ -401,7 +400,7 @@ tcp_connected(struct tcp_sess *ts)
 	tcp_seen(ts, SHM_DIR_REV, tcp_now_ns());
 	log_debug("slot %u: connected to the destination", ts->idx);
 	ts->active = 1;
-	relay_report(ts->tr->relay, IPC_ACTIVE, ts->idx, ts->gen, 0, NULL);
+	wctx_report(ts->tr->ctx, IPC_ACTIVE, ts->idx, ts->gen, 0, NULL);
 	tcp_start(ts);
 }
 
@@ -414,12 +413,12 @@ tcp_connect_done(evutil_socket_t fd, short what, void *arg)
 
 	if (getsockopt(ts->ffd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
-	relay_busy(ts->tr->relay, ts->idx, ts->gen);
+	wctx_busy(ts->tr->ctx, ts->idx, ts->gen);
 	if (err != 0)
 		tcp_fail(ts, 0, err, NULL);
 	else
 		tcp_connected(ts);
-	relay_idle(ts->tr->relay);
+	wctx_idle(ts->tr->ctx);
 }
 
 /* Connect the forward socket to the destination (again, after a restart). */
@@ -492,7 +491,8 @@ tcp_start(struct tcp_sess *ts)
 			event_add(td->rev, NULL);
 	}
 	if (ts->dir[0].done && ts->dir[1].done)
-		relay_report(ts->tr->relay, IPC_CLOSED, ts->idx, ts->gen, 0, NULL);
+		wctx_report(ts->tr->ctx, IPC_CLOSED, ts->idx, ts->gen, 0,
+		    NULL);
 }
 
 /* The caller connects: the first one is the session's, others are reset. */
@@ -523,7 +523,7 @@ tcp_accept_all(struct tcp_sess *ts)
 			continue;
 		}
 		/* Reverse media goes to whoever connected: the same rules. */
-		if (acl_check(relay_acl(ts->tr->relay), (struct sockaddr *)&ss,
+		if (acl_check(wctx_acl(ts->tr->ctx), (struct sockaddr *)&ss,
 		    ACL_TCP_PEER, &rule) != ACL_ALLOW) {
 			log_info("slot %u: connection from %s refused by the "
 			    "destination rules", ts->idx,
@@ -542,7 +542,7 @@ tcp_accept_all(struct tcp_sess *ts)
 		    sa_ntop((struct sockaddr *)&ss, a, sizeof(a)));
 		/* The master keeps a copy, for the worker after this one. */
 		ipc_init(&h, IPC_TCP_ACCEPTED, 0, ts->idx, ts->gen);
-		relay_tell(ts->tr->relay, &h, &c, 1);
+		wctx_tell(ts->tr->ctx, &h, &c, 1);
 		tcp_connect(ts);
 	}
 }
@@ -552,14 +552,15 @@ tcp_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct tcp_sess	*ts = arg;
 
-	relay_busy(ts->tr->relay, ts->idx, ts->gen);
+	wctx_busy(ts->tr->ctx, ts->idx, ts->gen);
 	tcp_accept_all(ts);
-	relay_idle(ts->tr->relay);
+	wctx_idle(ts->tr->ctx);
 }
 
 struct tcp_relay *
-tcp_new(struct relay *r, struct event_base *base, struct shm_table *shm)
+tcp_new(struct wctx *x, struct event_base *base)
 {
+	struct shm_table	*shm = x->shm;
 	struct tcp_relay	*tr;
 	const char		*fp;
 
@@ -567,7 +568,7 @@ tcp_new(struct relay *r, struct event_base *base, struct shm_table *shm)
 	if ((fp = getenv("RTPPROXYD_FAILPOINT")) != NULL &&
 	    strncmp(fp, "tcp-send:", 9) == 0)
 		tcp_failpoint = strtol(fp + 9, NULL, 10);
-	tr->relay = r;
+	tr->ctx = x;
 	tr->base = base;
 	tr->shm = shm;
 	tr->sess = xcalloc(shm->nslots, sizeof(*tr->sess));

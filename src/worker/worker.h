@@ -29,11 +29,28 @@ struct relay_sink {
 	void	*arg;
 };
 
+/* wctx.c: what relay.c and tcp.c share about their worker */
+struct wctx {
+	struct shm_table	*shm;
+	struct relay_sink	 sink;
+	struct shm_worker	*wstats;	/* NULL: none */
+	struct shm_acl		 acl;		/* copy of the published */
+};
+
+void		 wctx_init(struct wctx *, struct shm_table *,
+		    const struct relay_sink *);
+void		 wctx_set_worker(struct wctx *, int);
+void		 wctx_report(struct wctx *, uint16_t, uint32_t, uint32_t, int,
+		    const char *);
+void		 wctx_tell(struct wctx *, struct ipc_hdr *, const int *, int);
+const struct shm_acl *wctx_acl(struct wctx *);
+void		 wctx_busy(struct wctx *, uint32_t, uint32_t);
+void		 wctx_idle(struct wctx *);
+
 struct relay	*relay_new(struct event_base *, struct shm_table *,
 		    const struct relay_sink *);
 void		 relay_report(struct relay *, uint16_t, uint32_t, uint32_t,
 		    int, const char *);
-void		 relay_tell(struct relay *, struct ipc_hdr *, const int *, int);
 void		 relay_free(struct relay *);
 void		 relay_set_worker(struct relay *, int);
 void		 relay_set_gso(struct relay *, int);
@@ -44,7 +61,6 @@ void		 relay_remove(struct relay *, uint32_t);
 int		 relay_count(const struct relay *);
 void		 relay_busy(struct relay *, uint32_t, uint32_t);
 void		 relay_idle(struct relay *);
-const struct shm_acl *relay_acl(struct relay *);
 typedef void	 relay_each_fn(void *, uint32_t, uint32_t, const int *, int,
 		    uint32_t, const char *);
 void		 relay_each(struct relay *, relay_each_fn *, void *);
@@ -52,8 +68,7 @@ void		 relay_each(struct relay *, relay_each_fn *, void *);
 /* tcp.c: TCP sessions, inside a worker */
 struct tcp_relay;
 
-struct tcp_relay *tcp_new(struct relay *, struct event_base *,
-		    struct shm_table *);
+struct tcp_relay *tcp_new(struct wctx *, struct event_base *);
 void		 tcp_free(struct tcp_relay *);
 int		 tcp_add(struct tcp_relay *, uint32_t, uint32_t, int *, int);
 int		 tcp_remove(struct tcp_relay *, uint32_t);
