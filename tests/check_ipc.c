@@ -8,7 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
+#include "common.h"
 #include "ipc.h"
+#include "peer.h"
 
 static int sv[2];
 
@@ -21,8 +25,10 @@ setup(void)
 static void
 teardown(void)
 {
-	close(sv[0]);
-	close(sv[1]);
+	if (sv[0] != -1)
+		close(sv[0]);
+	if (sv[1] != -1)
+		close(sv[1]);
 }
 
 START_TEST(test_roundtrip_with_fds)
@@ -378,6 +384,216 @@ START_TEST(test_queue_peer_gone)
 }
 END_TEST
 
+
+/* --- the peer layer ------------------------------------------------------ */
+
+struct seen {
+	int		n, adds, removes, unknown, gone, why;
+	uint32_t	slots[4096];
+};
+
+static int
+on_add(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds, void *a)
+{
+	struct seen *s = a;
+
+	if (s->n < 4096)
+		s->slots[s->n] = h->slot;
+	s->n++;
+	s->adds++;
+	while (nfds > 0)
+		close(fds[--nfds]);
+	return 0;
+}
+
+static int
+on_remove(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *a)
+{
+	struct seen *s = a;
+
+	s->n++;
+	s->removes++;
+	/* Slot 13 is wrong for this peer: the handler says so. */
+	return h->slot == 13 ? -1 : 0;
+}
+
+static int
+on_other(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *a)
+{
+	((struct seen *)a)->unknown++;
+	return 0;
+}
+
+static void
+on_gone(struct peer *p, int why, void *a)
+{
+	struct seen *s = a;
+
+	s->gone++;
+	s->why = why;
+}
+
+static const struct peer_type t_strict[] = {
+	{ IPC_ACTIVE, on_add }, { IPC_REMOVE, on_remove }, { 0, NULL } };
+static const struct peer_type t_default[] = {
+	{ IPC_ACTIVE, on_add }, { 0, on_other } };
+static const struct peer_ops o_strict = { t_strict, on_gone,
+    PEER_GEN_STRICT, 8 };
+static const struct peer_ops o_drop = { t_strict, on_gone, PEER_GEN_DROP, 8 };
+static const struct peer_ops o_default = { t_default, on_gone,
+    PEER_GEN_ANY, 8 };
+
+static void
+raw(uint16_t type, uint32_t gen, uint32_t slot)
+{
+	struct ipc_hdr h;
+
+	ipc_init(&h, type, gen, slot, 0);
+	ck_assert_int_eq(ipc_send(sv[0], &h, NULL, 0), 0);
+}
+
+/* Each type to its handler; a type not in the table is malformed. */
+START_TEST(test_peer_dispatch)
+{
+	struct event_base	*base = event_base_new();
+	struct peer		 p;
+	struct seen		 s;
+
+	memset(&s, 0, sizeof(s));
+	peer_init(&p);
+	ck_assert_int_eq(peer_open(&p, base, sv[1], "test", "other", 7,
+	    &o_strict, &s), 0);
+	raw(IPC_ACTIVE, 7, 1);
+	raw(IPC_REMOVE, 7, 1);
+	ck_assert_int_eq(peer_wait(&p, 1000), 1);
+	ck_assert_int_eq(s.adds, 1);
+	ck_assert_int_eq(s.removes, 1);
+	ck_assert_int_eq(s.gone, 0);
+	raw(IPC_SETLOG, 7, 0);
+	ck_assert_int_eq(peer_wait(&p, 1000), -1);
+	ck_assert_int_eq(s.gone, 1);
+	ck_assert_int_eq(s.why, PEER_MALFORMED);
+	/* Gone: it reads no more. */
+	raw(IPC_ACTIVE, 7, 2);
+	ck_assert_int_eq(peer_wait(&p, 100), -1);
+	ck_assert_int_eq(s.adds, 1);
+	sv[1] = -1;		/* the peer's now */
+	peer_close(&p);
+	event_base_free(base);
+}
+END_TEST
+
+/* A handler that refuses a message makes the peer gone, malformed. */
+START_TEST(test_peer_handler_refuses)
+{
+	struct event_base	*base = event_base_new();
+	struct peer		 p;
+	struct seen		 s;
+
+	memset(&s, 0, sizeof(s));
+	peer_init(&p);
+	ck_assert_int_eq(peer_open(&p, base, sv[1], "test", "other", 0,
+	    &o_default, &s), 0);
+	raw(IPC_SHUTDOWN, 0, 0);	/* the default handler's */
+	ck_assert_int_eq(peer_wait(&p, 1000), 1);
+	ck_assert_int_eq(s.unknown, 1);
+	ck_assert_int_eq(s.gone, 0);
+	sv[1] = -1;
+	peer_close(&p);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	peer_init(&p);
+	ck_assert_int_eq(peer_open(&p, base, sv[1], "test", "other", 0,
+	    &o_strict, &s), 0);
+	raw(IPC_REMOVE, 0, 13);
+	ck_assert_int_eq(peer_wait(&p, 1000), -1);
+	ck_assert_int_eq(s.why, PEER_MALFORMED);
+	sv[1] = -1;
+	peer_close(&p);
+	event_base_free(base);
+}
+END_TEST
+
+/* Another generation: dropped, or malformed, as the peer is told. */
+START_TEST(test_peer_generations)
+{
+	struct event_base	*base = event_base_new();
+	struct peer		 p;
+	struct seen		 s;
+
+	memset(&s, 0, sizeof(s));
+	peer_init(&p);
+	ck_assert_int_eq(peer_open(&p, base, sv[1], "test", "other", 5,
+	    &o_drop, &s), 0);
+	raw(IPC_ACTIVE, 4, 1);
+	raw(IPC_ACTIVE, 5, 2);
+	ck_assert_int_eq(peer_wait(&p, 1000), 1);
+	ck_assert_int_eq(s.adds, 1);
+	ck_assert_uint_eq(s.slots[0], 2);
+	ck_assert_int_eq(s.gone, 0);
+	sv[1] = -1;
+	peer_close(&p);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	memset(&s, 0, sizeof(s));
+	peer_init(&p);
+	ck_assert_int_eq(peer_open(&p, base, sv[1], "test", "other", 5,
+	    &o_strict, &s), 0);
+	raw(IPC_ACTIVE, 4, 1);
+	ck_assert_int_eq(peer_wait(&p, 1000), -1);
+	ck_assert_int_eq(s.why, PEER_MALFORMED);
+	ck_assert_int_eq(s.adds, 0);
+	sv[1] = -1;
+	peer_close(&p);
+	event_base_free(base);
+}
+END_TEST
+
+/*
+ * Thousands of messages to a side that does not read: none is lost, none
+ * out of order, each stamped with the sender's generation; the queue goes
+ * out as the loop finds room.  Then the end of the socket is EOF.
+ */
+START_TEST(test_peer_queue_loses_nothing)
+{
+	struct event_base	*base = event_base_new();
+	struct peer		 snd, rcv;
+	struct seen		*s = calloc(1, sizeof(*s)), dummy;
+	struct ipc_hdr		 h;
+	int			 i, n = 3000, rounds;
+
+	memset(&dummy, 0, sizeof(dummy));
+	peer_init(&snd);
+	peer_init(&rcv);
+	ck_assert_int_eq(peer_open(&snd, base, sv[0], "sender", "receiver",
+	    9, &o_strict, &dummy), 0);
+	for (i = 0; i < n; i++) {
+		ipc_init(&h, IPC_ACTIVE, 0, (uint32_t)i, 0);
+		ck_assert_int_eq(peer_send(&snd, &h, NULL, 0), 0);
+	}
+	ck_assert_uint_gt(peer_waiting(&snd), 0);
+	ck_assert_int_eq(peer_open(&rcv, base, sv[1], "receiver", "sender",
+	    9, &o_strict, s), 0);
+	for (rounds = 0; rounds < 10000 && s->adds < n; rounds++)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	ck_assert_int_eq(s->adds, n);
+	for (i = 0; i < n; i++)
+		ck_assert_uint_eq(s->slots[i], (uint32_t)i);
+	ck_assert_uint_eq(peer_waiting(&snd), 0);
+	ck_assert_int_eq(s->gone, 0);
+	peer_close(&snd);
+	for (rounds = 0; rounds < 100 && s->gone == 0; rounds++)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	ck_assert_int_eq(s->gone, 1);
+	ck_assert_int_eq(s->why, PEER_EOF);
+	peer_close(&rcv);
+	sv[0] = sv[1] = -1;
+	free(s);
+	event_base_free(base);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -398,6 +614,10 @@ main(void)
 	tcase_add_test(tc, test_recv_reset_then_data);
 	tcase_add_test(tc, test_queue_order_and_fds);
 	tcase_add_test(tc, test_queue_peer_gone);
+	tcase_add_test(tc, test_peer_dispatch);
+	tcase_add_test(tc, test_peer_handler_refuses);
+	tcase_add_test(tc, test_peer_generations);
+	tcase_add_test(tc, test_peer_queue_loses_nothing);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -380,12 +380,9 @@ master_cleanup(struct master *m)
 		daemon_pidfile_close(m->pidfd, m->conf->pidfile);
 	else if (m->pidfd != -1)
 		close(m->pidfd);
-	if (m->up_ev != NULL)
-		event_free(m->up_ev);
+	peer_close(&m->up);
 	if (m->up_timer != NULL)
 		event_free(m->up_timer);
-	if (m->up_sock != -1)
-		close(m->up_sock);
 }
 
 /*
@@ -449,7 +446,7 @@ master_main(struct config *conf, int foreground,
 	m.notify_fd = -1;
 	m.pidfd = -1;
 	m.up_pid = -1;
-	m.up_sock = -1;
+	peer_init(&m.up);
 	m.overrides = overrides;
 	m.takeover_fd = takeover_from_env();
 	log_init(1, conf->log_level, conf->log_facility, "rtpproxyd");

@@ -8,6 +8,7 @@
 #include "common.h"
 #include "conf.h"
 #include "ipc.h"
+#include "peer.h"
 #include "shm.h"
 
 struct event_base;
@@ -39,13 +40,10 @@ struct master {
 	int			 adopting;	/* the table existed */
 	/* handing over to a new master (SIGUSR2 of this one) */
 	pid_t			 up_pid;
-	int			 up_sock;
-	struct event		*up_ev;
+	struct peer		 up;		/* to it */
 	struct event		*up_timer;
 	int			 handed_off;
 };
-
-
 
 int	master_main(struct config *, int, void (*)(struct config *), char **);
 uint64_t master_nofile(const struct config *, int);

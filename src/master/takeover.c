@@ -41,6 +41,7 @@
 
 #include "api.h"
 #include "master.h"
+#include "peer.h"
 #include "sessions.h"
 
 #define TAKEOVER_ENV		"RTPPROXYD_TAKEOVER"
@@ -339,68 +340,95 @@ takeover_listen_early(struct master *m, int *api_up, int *tried)
  * listeners are up (beside the old ones); if not, they are brought up as
  * soon as the old master's have closed, while it finishes its calls.
  */
+/* What the handshake learns from the old master. */
+struct takeover_wait {
+	struct master	*m;
+	int		 go;		/* it let go */
+	int		 gone;		/* it went away without */
+};
+
+static int
+takeover_go(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *arg)
+{
+	struct takeover_wait *tw = arg;
+
+	if (nfds == 1) {
+		tw->m->pidfd = fds[0];
+		if (daemon_pidfile_write(tw->m->pidfd) == -1)
+			log_warn("pidfile %s", tw->m->conf->pidfile);
+	}
+	tw->go = 1;
+	peer_pause(p);
+	return 0;
+}
+
+static void
+takeover_old_gone(struct peer *p, int why, void *arg)
+{
+	struct takeover_wait *tw = arg;
+
+	tw->gone = 1;
+}
+
+static const struct peer_type takeover_down_types[] = {
+	{ IPC_GO, takeover_go },
+	{ 0, NULL }
+};
+
+static const struct peer_ops takeover_down_ops = {
+	takeover_down_types, takeover_old_gone, PEER_GEN_ANY, 1
+};
+
 int
 takeover_handshake(struct master *m, int *api_up, char *err, size_t errlen)
 {
-	union {
-		struct ipc_hdr	h;
-		char		buf[IPC_MAXMSG];
-	} msg;
-	struct pollfd	 pfd = { .fd = m->takeover_fd, .events = POLLIN };
-	struct ipc_hdr	 h;
-	ssize_t		 n;
-	int64_t		 until = mono_ms() + TAKEOVER_WAIT_MS, left;
-	int		 fds[IPC_MAXFDS], nfds = IPC_MAXFDS, pidfd, rc;
-	int		 tried = 0;
+	struct takeover_wait	 tw = { m, 0, 0 };
+	struct peer		 old;
+	struct ipc_hdr		 h;
+	int64_t			 until = mono_ms() + TAKEOVER_WAIT_MS, left;
+	int			 pidfd, rc, tried = 0;
 
 	pidfd = proc_pidfd(takeover_old);
+	peer_init(&old);
+	if (peer_open(&old, m->base, m->takeover_fd, "taking over",
+	    "the old master", 0, &takeover_down_ops, &tw) == -1) {
+		snprintf(err, errlen, "the old master: cannot watch it");
+		goto fail;
+	}
+	m->takeover_fd = -1;		/* the peer's now */
 	ipc_init(&h, IPC_TAKE, 0, 0, 0);
-	if (ipc_send(m->takeover_fd, &h, NULL, 0) == -1) {
+	if (peer_send_now(&old, &h, NULL, 0) == -1) {
 		snprintf(err, errlen, "the old master: %s", strerror(errno));
 		goto fail;
 	}
 	log_info("taking over from the master with pid %ld",
 	    (long)takeover_old);
-	for (;;) {
+	while (!tw.go) {
 		left = until - mono_ms();
 		if (left < 0)
 			left = 0;
 		/* Every millisecond while our API waits for the port. */
-		rc = poll(&pfd, 1, *api_up || tried ? (int)left :
+		rc = peer_wait(&old, *api_up || tried ? (int)left :
 		    left < 1 ? (int)left : 1);
-		if (rc == -1 && errno == EINTR)
-			continue;
-		if (rc == 0 && left > 0) {
-			takeover_listen_early(m, api_up, &tried);
-			continue;
-		}
-		if (rc != 1) {
-			snprintf(err, errlen, "the old master did not let go "
-			    "in %d s", TAKEOVER_WAIT_MS / 1000);
-			goto fail;
-		}
-		nfds = IPC_MAXFDS;
-		n = ipc_recv(m->takeover_fd, msg.buf, sizeof(msg.buf), fds,
-		    &nfds);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n <= 0 || ipc_check(msg.buf, (size_t)n, nfds) == -1 ||
-		    msg.h.type != IPC_GO) {
-			while (nfds > 0)
-				close(fds[--nfds]);
+		if (tw.go)
+			break;
+		if (rc == -1 || tw.gone) {
 			snprintf(err, errlen, "the old master went away "
 			    "without letting go");
 			goto fail;
 		}
-		break;
+		if (rc == 0 && left > 0) {
+			takeover_listen_early(m, api_up, &tried);
+			continue;
+		}
+		if (rc == 0) {
+			snprintf(err, errlen, "the old master did not let go "
+			    "in %d s", TAKEOVER_WAIT_MS / 1000);
+			goto fail;
+		}
 	}
-	if (nfds == 1) {
-		m->pidfd = fds[0];
-		if (daemon_pidfile_write(m->pidfd) == -1)
-			log_warn("pidfile %s", m->conf->pidfile);
-	}
-	close(m->takeover_fd);
-	m->takeover_fd = -1;
+	peer_close(&old);
 	/* Its listeners closed when it began to let go; it may be exiting. */
 	takeover_listen_early(m, api_up, &tried);
 	/* Its copies of the sockets must be closed before we bind any. */
@@ -412,6 +440,7 @@ takeover_handshake(struct master *m, int *api_up, char *err, size_t errlen)
 		close(pidfd);
 	return 0;
 fail:
+	peer_close(&old);
 	if (pidfd != -1)
 		close(pidfd);
 	return -1;
@@ -468,7 +497,7 @@ takeover_drained(void)
 	daemon_notify_barrier(5000);
 	ipc_init(&h, IPC_GO, 0, 0, 0);
 	h.arg = (uint32_t)n;
-	if (ipc_send(m->up_sock, &h, n ? &m->pidfd : NULL, n) == -1) {
+	if (peer_send_now(&m->up, &h, n ? &m->pidfd : NULL, n) == -1) {
 		/* It is gone: nothing handed over, carry on. */
 		log_warn("restart: the new master");
 		return;
@@ -479,37 +508,41 @@ takeover_drained(void)
 	event_base_loopbreak(m->base);
 }
 
-static void
-takeover_msg(evutil_socket_t fd, short ev, void *arg)
+static int
+takeover_take(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *arg)
 {
-	struct master	*m = takeover_m;
-	union {
-		struct ipc_hdr	h;
-		char		buf[IPC_MAXMSG];
-	} msg;
-	int		 fds[IPC_MAXFDS], nfds = IPC_MAXFDS;
-	ssize_t		 n;
+	struct master *m = arg;
 
-	n = ipc_recv(fd, msg.buf, sizeof(msg.buf), fds, &nfds);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	while (nfds > 0)
-		close(fds[--nfds]);
-	event_del(m->up_ev);
+	/* One message, and that is all from it. */
+	peer_pause(p);
 	evtimer_del(m->up_timer);
-	if (n <= 0 || ipc_check(msg.buf, (size_t)n, 0) == -1 ||
-	    msg.h.type != IPC_TAKE) {
-		/* SIGCHLD says how it ended. */
-		log_warnx("restart: the new master (pid %ld) gave up before "
-		    "taking over; carrying on", (long)m->up_pid);
-		close(m->up_sock);
-		m->up_sock = -1;
-		return;
-	}
 	log_notice("restart: the new master (pid %ld) is ready: finishing "
 	    "calls and handing over", (long)m->up_pid);
 	grpcsvc_drain(takeover_drained);
+	return 0;
 }
+
+static void
+takeover_new_gone(struct peer *p, int why, void *arg)
+{
+	struct master *m = arg;
+
+	evtimer_del(m->up_timer);
+	/* SIGCHLD says how it ended. */
+	log_warnx("restart: the new master (pid %ld) gave up before taking "
+	    "over; carrying on", (long)m->up_pid);
+	peer_close(p);
+}
+
+static const struct peer_type takeover_up_types[] = {
+	{ IPC_TAKE, takeover_take },
+	{ 0, NULL }
+};
+
+static const struct peer_ops takeover_up_ops = {
+	takeover_up_types, takeover_new_gone, PEER_GEN_ANY, 1
+};
 
 static void
 takeover_too_slow(evutil_socket_t fd, short ev, void *arg)
@@ -519,9 +552,7 @@ takeover_too_slow(evutil_socket_t fd, short ev, void *arg)
 	log_warnx("restart: the new master (pid %ld) did not get ready in "
 	    "%d s; stopping it and carrying on", (long)m->up_pid,
 	    TAKEOVER_NEW_S);
-	event_del(m->up_ev);
-	close(m->up_sock);
-	m->up_sock = -1;
+	peer_close(&m->up);
 	if (m->up_pid > 0)
 		kill(m->up_pid, SIGKILL);
 }
@@ -538,7 +569,7 @@ takeover_begin(struct master *m)
 	pid_t		 pid;
 
 	takeover_m = m;
-	if (m->stopping || m->up_sock != -1 || m->handed_off) {
+	if (m->stopping || peer_is_open(&m->up) || m->handed_off) {
 		log_notice("SIGUSR2: %s", m->stopping ? "stopping already" :
 		    "a restart is already under way");
 		return;
@@ -577,14 +608,9 @@ takeover_begin(struct master *m)
 	free(envp);
 	close(sv[1]);
 	m->up_pid = pid;
-	m->up_sock = sv[0];
-	if (m->up_ev != NULL)
-		event_free(m->up_ev);
-	m->up_ev = event_new(m->base, m->up_sock, EV_READ | EV_PERSIST,
-	    takeover_msg, NULL);
-	if (m->up_ev == NULL)
+	if (peer_open(&m->up, m->base, sv[0], "restart", "the new master", 0,
+	    &takeover_up_ops, m) == -1)
 		fatalx("restart: event_new");
-	event_add(m->up_ev, NULL);
 	if (m->up_timer == NULL)
 		m->up_timer = evtimer_new(m->base, takeover_too_slow, NULL);
 	evtimer_add(m->up_timer, &tv);

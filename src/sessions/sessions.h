@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "ipc.h"
+#include "peer.h"
 #include "shm.h"
 
 struct config;
@@ -127,7 +128,6 @@ struct worker_proc {
 	int		 id;
 	pid_t		 pid;
 	uint32_t	 gen;
-	int		 sock;			/* -1: not running */
 	int		 ready;
 	uint16_t	 port_lo, port_hi;	/* even .. odd, inclusive */
 	int64_t		 started_ms;
@@ -136,10 +136,8 @@ struct worker_proc {
 	int		 killed;	/* by us (workers_kill) */
 	int		 crash_run;	/* crashes blamed on sessions, in a row */
 	uint32_t	 spawns;
-	struct event	*ev;		/* readable event socket */
-	struct event	*wev;		/* writable, while outq is not empty */
+	struct peer	 peer;		/* its event socket; closed: none */
 	struct event	*respawn_ev;
-	struct ipc_queue outq;		/* waiting for room in the socket */
 	/* a worker of a previous master, taken over (not our child) */
 	int		 adopted;
 	int		 pidfd;		/* tells when it is gone; or -1 */

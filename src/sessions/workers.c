@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "peer.h"
 #include "sessions.h"
 
 #define WK_FAST_DEATH_MS	2000	/* died this soon: throttle */
@@ -66,10 +67,9 @@ workers_init(const struct workers_env *env)
 		struct worker_proc *mw = &W.w[i];
 
 		mw->id = i;
-		mw->sock = -1;
+		peer_init(&mw->peer);
 		mw->pid = -1;
 		mw->pidfd = -1;
-		ipc_queue_init(&mw->outq, 0);
 		workers_range(i, &mw->port_lo, &mw->port_hi);
 		if ((mw->respawn_ev = evtimer_new(W.base, wk_respawn_cb,
 		    mw)) == NULL)
@@ -143,30 +143,6 @@ workers_kill(struct worker_proc *mw)
 	kill(mw->pid, SIGKILL);
 }
 
-static int
-wk_flush(struct worker_proc *mw)
-{
-	int rc;
-
-	rc = ipc_queue_flush(&mw->outq, mw->sock);
-	if (rc == 1)
-		event_add(mw->wev, NULL);
-	else
-		event_del(mw->wev);
-	return rc == -1 ? -1 : 0;
-}
-
-static void
-wk_writable(evutil_socket_t fd, short ev, void *arg)
-{
-	struct worker_proc *mw = arg;
-
-	if (wk_flush(mw) == -1) {
-		log_warn("worker %d: event socket", mw->id);
-		workers_kill(mw);
-	}
-}
-
 /*
  * Send a message to worker id, stamped with its generation.  When the
  * socket is full the message waits in order, with copies of its
@@ -178,135 +154,146 @@ workers_send(int id, struct ipc_hdr *h, const int *fds, int nfds)
 {
 	struct worker_proc *mw = &W.w[id];
 
-	if (mw->sock == -1 || !mw->ready)
+	if (!peer_is_open(&mw->peer) || !mw->ready)
 		return -1;
-	h->wgen = mw->gen;
-	switch (ipc_queue_send(&mw->outq, mw->sock, h, fds, nfds)) {
-	case 0:
-		return 0;
-	case 1:
-		event_add(mw->wev, NULL);
-		return 0;
+	if (peer_send(&mw->peer, h, fds, nfds) == -1) {
+		log_warn("worker %d: send", id);
+		return -1;
 	}
-	log_warn("worker %d: send", id);
-	return -1;
+	return 0;
 }
 
 /* Send now, ready or not (a worker being adopted); 0 or -1. */
 int
 workers_send_now(int id, struct ipc_hdr *h)
 {
-	struct worker_proc *mw = &W.w[id];
+	return peer_send_now(&W.w[id].peer, h, NULL, 0);
+}
 
-	if (mw->sock == -1)
+/* What a worker says, by type (workers_attach's dispatch table). */
+static int
+wk_forward(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *arg)
+{
+	struct worker_proc *mw = arg;
+
+	W.ops.message(mw->id, h, fds, nfds);
+	return 0;
+}
+
+static int
+wk_hello(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *arg)
+{
+	struct worker_proc *mw = arg;
+
+	if (!mw->adopted || mw->ready || h->slot != (uint32_t)mw->id ||
+	    h->arg != (uint32_t)mw->pid)
 		return -1;
-	h->wgen = mw->gen;
-	return ipc_send(mw->sock, h, NULL, 0);
+	log_info("worker %d (pid %ld, generation %u) adopted", mw->id,
+	    (long)mw->pid, mw->gen);
+	return 0;
+}
+
+static int
+wk_have(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *arg)
+{
+	struct worker_proc *mw = arg;
+
+	if (!mw->adopted || mw->ready) {
+		while (nfds > 0)
+			close(fds[--nfds]);
+		return -1;
+	}
+	W.ops.have(mw->id, (const struct ipc_have *)h, fds, nfds);
+	return 0;
+}
+
+static int
+wk_ready(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *arg)
+{
+	struct worker_proc *mw = arg;
+
+	if (mw->ready)
+		return 0;
+	mw->ready = 1;
+	mw->ready_ms = mono_ms();
+	if (mw->adopt_ev != NULL)
+		evtimer_del(mw->adopt_ev);
+	W.nready++;
+	log_info("worker %d ready (pid %ld, generation %u, ports %u-%u%s)",
+	    mw->id, (long)mw->pid, mw->gen, mw->port_lo, mw->port_hi,
+	    mw->adopted ? ", adopted" : "");
+	W.ops.ready(mw->id);
+	if (W.nready == W.n)
+		W.ops.all_ready();
+	return 0;
 }
 
 static void
-wk_readable(evutil_socket_t fd, short ev, void *arg)
+wk_peer_gone(struct peer *p, int why, void *arg)
 {
-	struct worker_proc	*mw = arg;
-	union {
-		struct ipc_hdr	h;
-		char		buf[IPC_MAXMSG];
-	} msg;
-	int			 fds[IPC_MAXFDS], nfds, i;
-	ssize_t			 n;
+	struct worker_proc *mw = arg;
 
-	for (i = 0; i < 256; i++) {
-		nfds = IPC_MAXFDS;
-		n = ipc_recv(fd, msg.buf, sizeof(msg.buf), fds, &nfds);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			return;
-		/*
-		 * A worker that died with our messages unread: said once,
-		 * then what it sent before can still be read, then the end.
-		 */
-		if (n == -1 && errno == ECONNRESET)
-			continue;
-		if (n == 0) {
-			/* SIGCHLD (or its pidfd, if adopted) does the rest. */
-			event_del(mw->ev);
-			if (mw->adopted && mw->pidfd == -1) {
-				/* No pidfd to tell: its socket's end does. */
-				workers_kill(mw);
-				workers_gone(mw, "is gone (adopted: its "
-				    "exit status is not ours to know)",
-				    WORKER_GONE_UNKNOWN);
-			}
-			return;
-		}
-		if (n == -1 || ipc_check(msg.buf, (size_t)n, nfds) == -1 ||
-		    msg.h.type >= IPC_ADD ||
-		    ((msg.h.type == IPC_HELLO || msg.h.type == IPC_HAVE) &&
-		    (!mw->adopted || mw->ready)) ||
-		    (msg.h.type == IPC_HELLO && (msg.h.slot != (uint32_t)mw->id ||
-		    msg.h.arg != (uint32_t)mw->pid))) {
-			/* Our own peer talks nonsense: a bug; replace it. */
-			log_warnx("worker %d (pid %ld): malformed message, "
-			    "restarting it", mw->id, (long)mw->pid);
-			while (nfds > 0)
-				close(fds[--nfds]);
-			event_del(mw->ev);
+	switch (why) {
+	case PEER_EOF:
+		/* SIGCHLD (or its pidfd, if adopted) does the rest. */
+		if (mw->adopted && mw->pidfd == -1) {
+			/* No pidfd to tell: its socket's end does. */
 			workers_kill(mw);
-			return;
+			workers_gone(mw, "is gone (adopted: its exit status is "
+			    "not ours to know)", WORKER_GONE_UNKNOWN);
 		}
-		if (msg.h.wgen != mw->gen) {
-			log_debug("worker %d: stale message (generation %u, "
-			    "now %u)", mw->id, msg.h.wgen, mw->gen);
-			continue;
-		}
-		if (msg.h.type == IPC_HELLO) {
-			log_info("worker %d (pid %ld, generation %u) "
-			    "adopted", mw->id, (long)mw->pid, mw->gen);
-			continue;
-		}
-		if (msg.h.type == IPC_HAVE) {
-			W.ops.have(mw->id, (struct ipc_have *)&msg, fds,
-			    nfds);
-			continue;
-		}
-		if (msg.h.type == IPC_READY) {
-			if (mw->ready)
-				continue;
-			mw->ready = 1;
-			mw->ready_ms = mono_ms();
-			if (mw->adopt_ev != NULL)
-				evtimer_del(mw->adopt_ev);
-			W.nready++;
-			log_info("worker %d ready (pid %ld, generation %u, "
-			    "ports %u-%u%s)", mw->id, (long)mw->pid, mw->gen,
-			    mw->port_lo, mw->port_hi, mw->adopted ?
-			    ", adopted" : "");
-			W.ops.ready(mw->id);
-			if (W.nready == W.n)
-				W.ops.all_ready();
-			continue;
-		}
-		W.ops.message(mw->id, &msg.h, fds, nfds);
+		break;
+	case PEER_MALFORMED:
+		/* Our own peer talks nonsense: a bug; replace it. */
+		log_warnx("worker %d (pid %ld): malformed message, restarting "
+		    "it", mw->id, (long)mw->pid);
+		workers_kill(mw);
+		break;
+	default:
+		log_warn("worker %d: event socket (%zu messages not sent)",
+		    mw->id, peer_waiting(p));
+		workers_kill(mw);
+		break;
 	}
 }
+
+static const struct peer_type wk_types[] = {
+	{ IPC_READY, wk_ready },
+	{ IPC_ACTIVE, wk_forward },
+	{ IPC_ERROR, wk_forward },
+	{ IPC_REMOVED, wk_forward },
+	{ IPC_TCP_ACCEPTED, wk_forward },
+	{ IPC_CLOSED, wk_forward },
+	{ IPC_HELLO, wk_hello },
+	{ IPC_HAVE, wk_have },
+	{ IPC_LATCHED, wk_forward },
+	{ IPC_REFUSED, wk_forward },
+	{ 0, NULL }
+};
+
+/* A stale message (an earlier generation's) is dropped, not malformed. */
+static const struct peer_ops wk_peer_ops = {
+	wk_types, wk_peer_gone, PEER_GEN_DROP, 256
+};
 
 /* Talk to worker mw over sock from now on (spawned, or adopted). */
 void
 workers_attach(struct worker_proc *mw, int sock)
 {
+	char name[32];
 
-	mw->sock = sock;
 	mw->ready = 0;
 	mw->killed = 0;
 	mw->started_ms = mono_ms();
 	mw->ready_ms = 0;
-	if (set_nonblock(mw->sock) == -1)
-		fatal("worker %d: nonblock", mw->id);
-	mw->ev = event_new(W.base, mw->sock, EV_READ | EV_PERSIST,
-	    wk_readable, mw);
-	mw->wev = event_new(W.base, mw->sock, EV_WRITE, wk_writable, mw);
-	if (mw->ev == NULL || mw->wev == NULL)
+	snprintf(name, sizeof(name), "worker %d", mw->id);
+	if (peer_open(&mw->peer, W.base, sock, "master", name, mw->gen,
+	    &wk_peer_ops, mw) == -1)
 		fatalx("worker %d: event_new", mw->id);
-	event_add(mw->ev, NULL);
 }
 
 /*
@@ -322,9 +309,8 @@ workers_flush_all(int ms)
 
 	for (i = 0; i < W.n; i++) {
 		mw = &W.w[i];
-		if (mw->sock != -1 && ipc_queue_waiting(&mw->outq) > 0)
-			(void)ipc_queue_drain(&mw->outq, mw->sock,
-			    (int)(end > mono_ms() ? end - mono_ms() : 0));
+		(void)peer_flush(&mw->peer,
+		    (int)(end > mono_ms() ? end - mono_ms() : 0));
 	}
 }
 
@@ -418,15 +404,7 @@ wk_closed(struct worker_proc *mw)
 	if (mw->ready)
 		W.nready--;
 	mw->ready = 0;
-	if (mw->ev != NULL) {
-		event_free(mw->ev);
-		event_free(mw->wev);
-		mw->ev = mw->wev = NULL;
-	}
-	ipc_queue_clear(&mw->outq);
-	if (mw->sock != -1)
-		close(mw->sock);
-	mw->sock = -1;
+	peer_close(&mw->peer);
 	mw->pid = -1;
 	if (mw->pid_ev != NULL) {
 		event_free(mw->pid_ev);
@@ -813,15 +791,7 @@ workers_hand_off(void)
 
 	W.handed_off = 1;
 	for (i = 0; i < W.n; i++) {
-		struct worker_proc *mw = &W.w[i];
-
-		if (mw->ev != NULL)
-			event_del(mw->ev);
-		if (mw->wev != NULL)
-			event_del(mw->wev);
-		if (mw->sock != -1)
-			close(mw->sock);
-		mw->sock = -1;
+		peer_close(&W.w[i].peer);
 	}
 }
 

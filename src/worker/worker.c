@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "peer.h"
 #include "worker.h"
 
 /*
@@ -32,10 +33,7 @@ static struct {
 	struct event_base	*base;
 	struct relay		*relay;
 	struct shm_table	 shm;
-	struct event		*ev_ipc;
-	struct event		*ev_out;	/* writable, while outq waits */
-	struct ipc_queue	 outq;		/* reports the socket had no room for */
-	uint64_t		 told;		/* outq.waited, last said */
+	struct peer		 peer;		/* the master, at IPC_FD */
 	int			 now;		/* SIGTERM: no waiting to flush */
 	/* without a master: relay on, and wait to be adopted */
 	int			 orphan;
@@ -44,67 +42,28 @@ static struct {
 	struct event		*ev_orphan;
 } w;
 
-static void	worker_ipc(evutil_socket_t, short, void *);
-
 /*
  * Everything a worker tells its master goes through here, in order: what
- * the socket has no room for waits in outq until the loop finds it
- * writable, so a busy master loses nothing.
+ * the socket has no room for waits until the loop finds it writable, so a
+ * busy master loses nothing.
  */
 static void
-worker_tell(const struct ipc_hdr *h, const int *fds, int nfds)
+worker_tell(struct ipc_hdr *h, const int *fds, int nfds)
 {
 	/* Without a master, what matters is re-told on adoption (IPC_HAVE). */
 	if (w.orphan)
 		return;
-	switch (ipc_queue_send(&w.outq, IPC_FD, h, fds, nfds)) {
-	case 0:
-		return;
-	case 1:
-		event_add(w.ev_out, NULL);
-		return;
-	}
-	/* The master is gone (its end of the socket says so too), or a bug. */
-	log_warn("worker %d: report to master (type %u, slot %u; %zu "
-	    "waiting)", w.id, h->type, h->slot, ipc_queue_waiting(&w.outq));
-}
-
-static void
-worker_writable(evutil_socket_t fd, short ev, void *arg)
-{
-	switch (ipc_queue_flush(&w.outq, IPC_FD)) {
-	case 0:
-		log_debug("worker %d: the master was busy: %llu messages "
-		    "waited for it, and are sent", w.id,
-		    (unsigned long long)(w.outq.waited - w.told));
-		w.told = w.outq.waited;
-		break;
-	case 1:
-		event_add(w.ev_out, NULL);
-		break;
-	case -1:
-		log_warn("worker %d: event socket: %zu messages to the master "
-		    "dropped", w.id, ipc_queue_waiting(&w.outq));
-		ipc_queue_clear(&w.outq);
-		w.told = w.outq.waited;
-		break;
-	}
-}
-
-/* What waits for the old master is for nobody now: IPC_HAVE re-tells it. */
-static void
-worker_forget(void)
-{
-	event_del(w.ev_out);
-	ipc_queue_clear(&w.outq);
-	w.told = w.outq.waited;
+	if (peer_send(&w.peer, h, fds, nfds) == -1)
+		/* The master is gone (its end says so too), or a bug. */
+		log_warn("worker %d: report to master (type %u, slot %u; %zu "
+		    "waiting)", w.id, h->type, h->slot,
+		    peer_waiting(&w.peer));
 }
 
 /* The relay's reports, stamped with our generation, to the master. */
 static void
 worker_sink(void *arg, struct ipc_hdr *h, const int *fds, int nfds)
 {
-	h->wgen = w.gen;
 	worker_tell(h, fds, nfds);
 }
 
@@ -140,12 +99,12 @@ worker_adopted(evutil_socket_t fd, short ev, void *arg)
 		close(c);
 		return;
 	}
-	event_del(w.ev_ipc);
-	worker_forget();
+	peer_pause(&w.peer);
+	peer_forget(&w.peer);
 	if (dup2(c, IPC_FD) == -1) {
 		log_warn("worker %d: dup2", w.id);
 		close(c);
-		event_add(w.ev_ipc, NULL);
+		peer_resume(&w.peer);
 		return;
 	}
 	close(c);
@@ -162,7 +121,7 @@ worker_adopted(evutil_socket_t fd, short ev, void *arg)
 	relay_each(w.relay, worker_have, NULL);
 	ipc_init(&h, IPC_READY, w.gen, 0, 0);
 	worker_tell(&h, NULL, 0);
-	event_add(w.ev_ipc, NULL);
+	peer_resume(&w.peer);
 }
 
 static void
@@ -190,8 +149,8 @@ worker_orphaned(void)
 		return;
 	}
 	w.orphan = 1;
-	event_del(w.ev_ipc);
-	worker_forget();
+	peer_pause(&w.peer);
+	peer_forget(&w.peer);
 	event_add(w.ev_adopt, NULL);
 	tv.tv_sec = secs;
 	tv.tv_usec = 0;
@@ -201,85 +160,98 @@ worker_orphaned(void)
 	    relay_count(w.relay), secs);
 }
 
-static void
-worker_dispatch(const struct ipc_hdr *h, int *fds, int nfds)
+static int
+worker_add(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *arg)
 {
-	struct shm_slot	*s;
+	struct shm_slot	*s = shm_slot(&w.shm, h->slot);
 
-	switch (h->type) {
-	case IPC_ADD:
-		s = shm_slot(&w.shm, h->slot);
-		if (s == NULL || atomic_load_explicit(&s->gen,
-		    memory_order_acquire) != h->slot_gen) {
-			log_warnx("worker %d: stale add for slot %u", w.id,
-			    h->slot);
-			break;
-		}
+	if (s == NULL || atomic_load_explicit(&s->gen, memory_order_acquire) !=
+	    h->slot_gen)
+		log_warnx("worker %d: stale add for slot %u", w.id, h->slot);
+	else {
 		relay_busy(w.relay, h->slot, h->slot_gen);
 		if (relay_add(w.relay, h->slot, h->slot_gen, fds, nfds) == 0) {
 			relay_idle(w.relay);
-			return;		/* the relay owns the descriptors */
+			return 0;	/* the relay owns the descriptors */
 		}
 		relay_idle(w.relay);
 		relay_report(w.relay, IPC_ERROR, h->slot, h->slot_gen, errno,
 		    "worker could not relay the session");
-		break;
-	case IPC_REMOVE:
-		relay_busy(w.relay, h->slot, h->slot_gen);
-		relay_remove(w.relay, h->slot);
-		relay_idle(w.relay);
-		relay_report(w.relay, IPC_REMOVED, h->slot, h->slot_gen, 0,
-		    NULL);
-		break;
-	case IPC_SHUTDOWN:
-		event_base_loopbreak(w.base);
-		break;
-	case IPC_SETLOG:
-		log_setlevel((int)h->arg);
-		break;
-	default:
-		log_warnx("worker %d: unexpected message type %u", w.id,
-		    h->type);
-		break;
 	}
 	while (nfds > 0)
 		close(fds[--nfds]);
+	return 0;
+}
+
+static int
+worker_remove(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *arg)
+{
+	relay_busy(w.relay, h->slot, h->slot_gen);
+	relay_remove(w.relay, h->slot);
+	relay_idle(w.relay);
+	relay_report(w.relay, IPC_REMOVED, h->slot, h->slot_gen, 0, NULL);
+	return 0;
+}
+
+static int
+worker_shutdown(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *arg)
+{
+	event_base_loopbreak(w.base);
+	return 0;
+}
+
+static int
+worker_setlog(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *arg)
+{
+	log_setlevel((int)h->arg);
+	return 0;
+}
+
+/* A type of a newer master (one that adopted us after an upgrade). */
+static int
+worker_unknown(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *arg)
+{
+	log_warnx("worker %d: unexpected message type %u", w.id, h->type);
+	while (nfds > 0)
+		close(fds[--nfds]);
+	return 0;
 }
 
 static void
-worker_ipc(evutil_socket_t fd, short ev, void *arg)
+worker_master_gone(struct peer *p, int why, void *arg)
 {
-	union {
-		struct ipc_hdr	h;
-		char		buf[IPC_MAXMSG];
-	} m;
-	int	fds[IPC_MAXFDS], nfds, i;
-	ssize_t	n;
-
-	for (i = 0; i < 64; i++) {
-		nfds = IPC_MAXFDS;
-		n = ipc_recv(fd, m.buf, sizeof(m.buf), fds, &nfds);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			return;
-		/* A master that went with our reports unread: then the end. */
-		if (n == -1 && errno == ECONNRESET)
-			continue;
-		if (n == 0) {
-			worker_orphaned();
-			return;
-		}
-		if (n == -1 || ipc_check(m.buf, (size_t)n, nfds) == -1 ||
-		    m.h.wgen != w.gen) {
-			log_warnx("worker %d: malformed message from master",
-			    w.id);
-			while (nfds > 0)
-				close(fds[--nfds]);
-			event_base_loopbreak(w.base);
-			return;
-		}
-		worker_dispatch(&m.h, fds, nfds);
+	switch (why) {
+	case PEER_EOF:
+		worker_orphaned();
+		break;
+	case PEER_MALFORMED:
+		log_warnx("worker %d: malformed message from master", w.id);
+		event_base_loopbreak(w.base);
+		break;
+	default:
+		log_warn("worker %d: event socket: %zu messages to the master "
+		    "dropped", w.id, peer_waiting(p));
+		break;
 	}
 }
+
+static const struct peer_type worker_types[] = {
+	{ IPC_ADD, worker_add },
+	{ IPC_REMOVE, worker_remove },
+	{ IPC_SHUTDOWN, worker_shutdown },
+	{ IPC_SETLOG, worker_setlog },
+	{ 0, worker_unknown }
+};
+
+/* A message of another generation than ours is not for us: malformed. */
+static const struct peer_ops worker_peer_ops = {
+	worker_types, worker_master_gone, PEER_GEN_STRICT, 64
+};
 
 static void
 worker_signal(evutil_socket_t sig, short ev, void *arg)
@@ -295,6 +267,7 @@ worker_main(int argc, char **argv)
 	struct event	*ev_term;
 	struct ipc_hdr	 ready;
 	struct relay_sink sink = { worker_sink, NULL };
+	char		 name[32];
 	uint32_t	 v, level, facility, fg;
 
 	if (argc != 8 || parse_u32(argv[2], 0, 1024, &v) == -1 ||
@@ -327,9 +300,11 @@ worker_main(int argc, char **argv)
 	relay_set_worker(w.relay, w.id);
 	/* What the worker before us was busy with is the master's to read. */
 	relay_idle(w.relay);
-	w.ev_ipc = event_new(w.base, IPC_FD, EV_READ | EV_PERSIST, worker_ipc,
-	    NULL);
-	w.ev_out = event_new(w.base, IPC_FD, EV_WRITE, worker_writable, NULL);
+	peer_init(&w.peer);
+	snprintf(name, sizeof(name), "worker %d", w.id);
+	if (peer_open(&w.peer, w.base, IPC_FD, name, "the master", w.gen,
+	    &worker_peer_ops, NULL) == -1)
+		fatalx("worker %d: event_new", w.id);
 	/*
 	 * A session gives rise to a few reports at most between the master's
 	 * IPC_ADD and its IPC_REMOVE (ACTIVE, ERROR, TCP_ACCEPTED, CLOSED,
@@ -337,7 +312,7 @@ worker_main(int argc, char **argv)
 	 * REMOVED that ends the slot's reports: what waits is bounded by
 	 * the slots this worker relays.  The bound is there for a bug.
 	 */
-	ipc_queue_init(&w.outq, (size_t)w.shm.nslots * 8 + 64);
+	peer_bound(&w.peer, (size_t)w.shm.nslots * 8 + 64);
 	{
 		struct sockaddr_un	sun;
 		socklen_t		len;
@@ -358,10 +333,8 @@ worker_main(int argc, char **argv)
 	    worker_adopted, NULL);
 	w.ev_orphan = evtimer_new(w.base, worker_orphan_timeout, NULL);
 	ev_term = evsignal_new(w.base, SIGTERM, worker_signal, NULL);
-	if (w.ev_ipc == NULL || w.ev_out == NULL || ev_term == NULL ||
-	    w.ev_adopt == NULL || w.ev_orphan == NULL)
+	if (ev_term == NULL || w.ev_adopt == NULL || w.ev_orphan == NULL)
 		fatalx("worker %d: event_new", w.id);
-	event_add(w.ev_ipc, NULL);
 	event_add(ev_term, NULL);
 	/*
 	 * A terminal sends INT (and HUP) to the whole process group; the
@@ -371,21 +344,18 @@ worker_main(int argc, char **argv)
 	signal(SIGINT, SIG_IGN);
 
 	ipc_init(&ready, IPC_READY, w.gen, 0, 0);
-	if (ipc_send(IPC_FD, &ready, NULL, 0) == -1)
+	if (peer_send_now(&w.peer, &ready, NULL, 0) == -1)
 		fatal("worker %d: send ready", w.id);
 	log_debug("worker %d (generation %u) running", w.id, w.gen);
 
 	event_base_dispatch(w.base);
 
 	/* What the master has not had yet (REMOVED, mostly) goes first. */
-	if (ipc_queue_waiting(&w.outq) > 0 && ipc_queue_drain(&w.outq, IPC_FD,
-	    w.now ? 0 : WORKER_FLUSH_MS) != 0)
+	if (!w.orphan && peer_flush(&w.peer, w.now ? 0 : WORKER_FLUSH_MS) != 0)
 		log_warnx("worker %d: stopping with %zu messages the master "
-		    "did not take", w.id, ipc_queue_waiting(&w.outq));
-	ipc_queue_clear(&w.outq);
+		    "did not take", w.id, peer_waiting(&w.peer));
 	relay_free(w.relay);
-	event_free(w.ev_out);
-	event_free(w.ev_ipc);
+	peer_close(&w.peer);
 	event_free(w.ev_adopt);
 	event_free(w.ev_orphan);
 	if (w.adopt_fd != -1)
@@ -393,7 +363,6 @@ worker_main(int argc, char **argv)
 	event_free(ev_term);
 	event_base_free(w.base);
 	shm_detach(&w.shm);
-	close(IPC_FD);
 	log_debug("worker %d exiting", w.id);
 	return 0;
 }
