@@ -132,203 +132,11 @@ master_stop(evutil_socket_t sig, short ev, void *arg)
 	grpcsvc_drain(master_grpc_drained);
 }
 
-static int
-master_listen_equal(const struct config *a, const struct config *b)
-{
-	int i;
 
-	if (a->nlisten != b->nlisten)
-		return 0;
-	for (i = 0; i < a->nlisten; i++)
-		if (strcmp(a->listen[i], b->listen[i]) != 0)
-			return 0;
-	return 1;
-}
 
-/*
- * The descriptors the master may need: four a session (RTP and RTCP, each
- * side), three an API connection (the client's and a socketpair to gRPC),
- * the metrics connections, the workers', and some for gRPC, logs and the
- * like.  API connections are capped, so the sessions' share is theirs.
- */
-uint64_t
-master_nofile(const struct config *conf, int nworkers)
-{
-	return (uint64_t)conf->max_sessions * 4 +
-	    (uint64_t)conf->api_max_conns * 3 + (uint64_t)nworkers * 4 + 256;
-}
 
-static int
-master_str_equal(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
-}
 
-/* The first line of a file under /proc into buf ("" if unreadable). */
-static void
-master_proc_line(const char *path, char *buf, size_t len)
-{
-	FILE *f;
 
-	buf[0] = '\0';
-	if ((f = fopen(path, "re")) == NULL)
-		return;
-	if (fgets(buf, (int)len, f) == NULL)
-		buf[0] = '\0';
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
-}
-
-/*
- * Warn when the kernel may give ports of the media range to other
- * programs' sockets (the ephemeral ports, less the reserved ones): then
- * sessions find them taken now and then.  Said again only when the range
- * or the kernel's settings changed since.
- */
-static void
-master_check_ephemeral(uint16_t min, uint16_t max, const char *when)
-{
-	static char	last[4200];
-	char		range[64], reserved[4096], now[4200];
-	uint16_t	lo, hi;
-	int		n;
-
-	master_proc_line("/proc/sys/net/ipv4/ip_local_port_range", range,
-	    sizeof(range));
-	master_proc_line("/proc/sys/net/ipv4/ip_local_reserved_ports",
-	    reserved, sizeof(reserved));
-	snprintf(now, sizeof(now), "%u %u|%s|%s", min, max, range, reserved);
-	if (strcmp(now, last) == 0)
-		return;
-	snprintf(last, sizeof(last), "%s", now);
-	if ((n = ports_ephemeral(min, max, range, reserved, &lo, &hi)) <= 0)
-		return;
-	range[strcspn(range, " \t")] = '-';
-	log_warnx("%sport-range %u-%u overlaps the kernel's ephemeral ports "
-	    "%s (net.ipv4.ip_local_port_range) in %u-%u, %d of them not "
-	    "reserved: the kernel gives those to other programs' sockets, and "
-	    "sessions then find them taken; reserve them (sysctl "
-	    "net.ipv4.ip_local_reserved_ports=%u-%u) or move one range away "
-	    "from the other", when, min, max, range, lo, hi, n, lo, hi);
-}
-
-static void
-master_reload(evutil_socket_t sig, short ev, void *arg)
-{
-	struct master	*m = master_self;
-	struct config	 nc, *c = m->conf;
-	char		 err[512];
-	int		 i;
-
-	if (m->stopping)
-		return;
-	daemon_notify("RELOADING=1");
-	if (c->path == NULL) {
-		log_notice("SIGHUP: no configuration file to reload");
-		daemon_notify("READY=1");
-		return;
-	}
-	memset(&nc, 0, sizeof(nc));
-	if (config_load(&nc, c->path, 1, err, sizeof(err)) == -1) {
-		log_warnx("reload refused, running configuration kept: %s",
-		    err);
-		daemon_notify("READY=1");
-		return;
-	}
-	if (m->overrides != NULL)
-		m->overrides(&nc);
-
-	if (!master_listen_equal(c, &nc))
-		log_warnx("reload: listen changed: needs a restart");
-	if (nc.workers != c->workers)
-		log_warnx("reload: workers changed: needs a restart");
-	if (nc.port_min != c->port_min || nc.port_max != c->port_max) {
-		log_warnx("reload: port-range changed: needs a restart");
-		master_check_ephemeral(nc.port_min, nc.port_max,
-		    "reload: the new ");
-	}
-	if (!master_str_equal(nc.shm_name, c->shm_name))
-		log_warnx("reload: shm-name changed: needs a restart");
-	if (!master_str_equal(nc.user, c->user) ||
-	    !master_str_equal(nc.group, c->group))
-		log_warnx("reload: user/group changed: needs a restart");
-	if (!master_str_equal(nc.pidfile, c->pidfile))
-		log_warnx("reload: pidfile changed: needs a restart");
-	if (nc.log_facility != c->log_facility)
-		log_warnx("reload: syslog-facility changed: needs a restart");
-	if (nc.max_sessions > m->shm.nslots) {
-		log_warnx("reload: max-sessions %u exceeds the table sized "
-		    "at start (%u): using %u; restart to grow it",
-		    nc.max_sessions, m->shm.nslots, m->shm.nslots);
-		nc.max_sessions = m->shm.nslots;
-	}
-
-	if (!master_str_equal(nc.metrics_listen, c->metrics_listen))
-		log_warnx("reload: metrics-listen changed: needs a restart");
-	if (nc.api_idle_timeout != c->api_idle_timeout)
-		log_warnx("reload: api-idle-timeout changed: needs a restart");
-	if (nc.api_max_streams != c->api_max_streams)
-		log_warnx("reload: api-max-streams changed: needs a restart");
-	if (nc.api_max_conns > c->api_max_conns &&
-	    daemon_raise_nofile(master_nofile(&nc, m->nworkers), err,
-	    sizeof(err)) == -1) {
-		log_warnx("reload: api-max-connections %u: %s; keeping %u",
-		    nc.api_max_conns, err, c->api_max_conns);
-		nc.api_max_conns = c->api_max_conns;
-	}
-
-	/* Take over what changes live; nc's copies go with config_free. */
-#define MOVE(f) do { typeof(c->f) t_ = c->f; c->f = nc.f; nc.f = t_; } while (0)
-	MOVE(rules);
-	MOVE(nrules);
-	MOVE(auth_token_file);
-	MOVE(auth_token_line);
-	MOVE(tokens);
-	MOVE(ntokens);
-	MOVE(tls_cert);
-	MOVE(tls_key);
-	MOVE(tls_client_ca);
-	for (i = 0; i < 3; i++) {
-		MOVE(tls_pem[i]);
-		MOVE(tls_line[i]);
-	}
-#undef MOVE
-	c->reverse_source = nc.reverse_source;
-	c->rate_pps = nc.rate_pps;
-	c->rate_bps = nc.rate_bps;
-	c->rate_burst_ms = nc.rate_burst_ms;
-	c->latch_policy = nc.latch_policy;
-	c->latch_learn_ms = nc.latch_learn_ms;
-	c->latch_quiet_ms = nc.latch_quiet_ms;
-	c->latch_run = nc.latch_run;
-	c->auth_health_open = nc.auth_health_open;
-	c->orphan_timeout = nc.orphan_timeout;
-	atomic_store(&m->shm.hdr->orphan_timeout, c->orphan_timeout);
-	c->max_sessions = nc.max_sessions;
-	c->idle_timeout = nc.idle_timeout;
-	c->setup_timeout = nc.setup_timeout;
-	c->stats_interval = nc.stats_interval;
-	c->event_queue = nc.event_queue;
-	c->shutdown_grace = nc.shutdown_grace;
-	c->api_max_conns = nc.api_max_conns;
-	c->api_max_per_client = nc.api_max_per_client;
-	c->api_handshake_timeout = nc.api_handshake_timeout;
-	if (c->log_level != nc.log_level) {
-		c->log_level = nc.log_level;
-		log_setlevel(c->log_level);
-		workers_setlog(c->log_level);
-	}
-	config_free(&nc);
-	session_reconfigure(c);
-	grpcsvc_reconfigure(c);
-	log_notice("configuration reloaded from %s: max-sessions %u, "
-	    "idle-timeout %u s, setup-timeout %u s, log-level %s",
-	    c->path, c->max_sessions, c->idle_timeout, c->setup_timeout,
-	    log_level_name(c->log_level));
-	daemon_notify("READY=1");
-}
 
 #define TABLE_NONE	0	/* no table of that name */
 #define TABLE_LIVE	1	/* its master runs */
@@ -421,23 +229,268 @@ master_attach(struct master *m)
 	return 0;
 }
 
+/*
+ * Everything that does not depend on how this master starts: its binary,
+ * its workers' number, its descriptors, the pid file; and what the table
+ * of its name says about how it starts (TABLE_*).
+ */
+static int
+master_prepare(struct master *m)
+{
+	struct config	*conf = m->conf;
+	char		 err[512];
+	ssize_t		 n;
+	long		 ncpu;
+	uint32_t	 pairs;
+	pid_t		 other;
+	int		 table;
+
+	if ((n = readlink("/proc/self/exe", m->self, sizeof(m->self) - 1)) <= 0)
+		fatal("readlink /proc/self/exe");
+	m->self[n] = '\0';
+	/* A binary replaced on disk is "... (deleted)": exec the path. */
+	if (n > 10 && strcmp(m->self + n - 10, " (deleted)") == 0)
+		m->self[n - 10] = '\0';
+
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	m->nworkers = conf->workers > 0 ? conf->workers :
+	    (ncpu > 0 ? (int)ncpu : 1);
+	pairs = ((uint32_t)conf->port_max - conf->port_min + 1) / 2;
+	if (pairs < (uint32_t)m->nworkers * 2)
+		fatalx("port-range %u-%u is too small for %d workers "
+		    "(each needs at least 2 port pairs)", conf->port_min,
+		    conf->port_max, m->nworkers);
+	if (daemon_raise_nofile(reload_nofile(conf, m->nworkers), err,
+	    sizeof(err)) == -1)
+		fatalx("%s", err);
+
+	/* The master we take over from holds the pid file: it hands it over. */
+	if (m->takeover_fd == -1 && conf->pidfile != NULL &&
+	    (m->pidfd = daemon_pidfile_open(conf->pidfile, &other, err,
+	    sizeof(err))) == -1)
+		fatalx("%s", err);
+	table = master_table_state(conf->shm_name, &other);
+	if (table == TABLE_LIVE && m->takeover_fd == -1)
+		fatalx("shared memory %s belongs to a running rtpproxyd "
+		    "(pid %ld): is another instance running? (set shm-name)",
+		    conf->shm_name, (long)other);
+	if (m->takeover_fd != -1 && (table == TABLE_NONE ||
+	    table == TABLE_FOREIGN))
+		fatalx("cannot take over: shared memory %s %s",
+		    conf->shm_name, table == TABLE_NONE ? "does not exist" :
+		    "has another layout version: stop and start the daemon "
+		    "instead");
+	if (table == TABLE_FOREIGN)
+		log_warnx("shared memory %s has another layout version and its "
+		    "master (pid %ld) is gone: starting afresh, its sessions "
+		    "are lost", conf->shm_name, (long)other);
+	if (table == TABLE_ORPHANED)
+		log_notice("shared memory %s was left by a master that is gone "
+		    "(pid %ld): taking over its sessions and workers",
+		    conf->shm_name, (long)other);
+	return table;
+}
+
+/*
+ * The API and metrics listeners, bound before privileges go (a port may
+ * be low).  A new master binds beside the one it takes over from
+ * (SO_REUSEPORT), so that the API never stops listening, and then has the
+ * old one let go; otherwise a port in use is refused first, so that two
+ * daemons never share one.  0, or -1 (logged).
+ */
+static int
+master_listen(struct master *m)
+{
+	struct config	*conf = m->conf;
+	char		 err[512];
+	const char	*low = NULL;
+	int		 api_up, metrics_up, keep_bind;
+
+	if (m->takeover_fd == -1 &&
+	    takeover_probe_listen(conf, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	api_up = grpcsvc_start(m->base, conf) == 0;
+	metrics_up = api_up && metrics_bind(conf) == 0;
+	if (!metrics_up && m->takeover_fd == -1)
+		return -1;
+	keep_bind = conf->user != NULL && takeover_privileged(conf, &low);
+	if (daemon_drop_privileges(conf->user, conf->group, keep_bind, err,
+	    sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	if (keep_bind)
+		log_info("running as user %s with CAP_NET_BIND_SERVICE, so that "
+		    "a new master can bind %s again", conf->user, low);
+	if (m->takeover_fd == -1)
+		return 0;
+
+	/* Taking over: have the old master let go, then listen. */
+	if (!api_up)
+		/*
+		 * SO_REUSEPORT needs the same user on both sockets: an old
+		 * master that bound as root before it switched to `user`
+		 * has to let go of the API first, and this one binds then.
+		 */
+		log_notice("taking over: cannot listen beside the old master "
+		    "(it bound as another user): listening once it lets go");
+	if (!metrics_up && takeover_may_listen(conf, err, sizeof(err)) == -1) {
+		log_warnx("cannot take over: %s; the old master carries on",
+		    err);
+		return -1;
+	}
+	if (takeover_handshake(m, &api_up, err, sizeof(err)) == -1) {
+		log_warnx("cannot take over: %s", err);
+		return -1;
+	}
+	if (!metrics_up && takeover_listen(m, api_up) == -1) {
+		log_warnx("cannot listen on the API: stopping; start "
+		    "rtpproxyd again to take over the sessions, which the "
+		    "workers relay on meanwhile");
+		return -1;
+	}
+	return 0;
+}
+
+/* The session table: made afresh, or the one a master before us left. */
+static int
+master_table(struct master *m)
+{
+	struct config *conf = m->conf;
+
+	if (m->adopting) {
+		if (master_attach(m) == -1)
+			return -1;
+	} else if (shm_create(&m->shm, conf->shm_name, conf->max_sessions +
+	    conf->max_sessions / 8 + 16) == -1) {
+		/*
+		 * Spare slots: a destroyed session's slot is reused only
+		 * once its worker has let go, and a reload may raise
+		 * max-sessions a little.
+		 */
+		log_warn("shared memory %s (%u slots)", conf->shm_name,
+		    conf->max_sessions);
+		return -1;
+	}
+	log_debug("session table %s: %u slots of %zu bytes, %zu bytes",
+	    m->shm.name, m->shm.nslots, sizeof(struct shm_slot), m->shm.size);
+	m->shm.hdr->nworkers = (uint32_t)m->nworkers;
+	m->shm.hdr->port_min = conf->port_min;
+	m->shm.hdr->port_max = conf->port_max;
+	reload_check_ephemeral(conf->port_min, conf->port_max, "");
+	atomic_store(&m->shm.hdr->orphan_timeout, conf->orphan_timeout);
+	atomic_fetch_add(&m->shm.hdr->master_starts, 1);
+	return 0;
+}
+
+/* The layers below, wired to each other and to us. */
+static int
+master_layers(struct master *m, int foreground)
+{
+	struct workers_env	wenv;
+	struct sessions_env	senv;
+
+	memset(&wenv, 0, sizeof(wenv));
+	wenv.base = m->base;
+	wenv.conf = m->conf;
+	wenv.shm = &m->shm;
+	wenv.self = m->self;
+	wenv.foreground = foreground;
+	wenv.nworkers = m->nworkers;
+	wenv.ops.all_ready = master_all_ready;
+	wenv.ops.all_stopped = master_all_stopped;
+	wenv.ops.ready = session_worker_ready;
+	wenv.ops.lost = session_worker_lost;
+	wenv.ops.message = session_ipc;
+	wenv.ops.have = session_have;
+	wenv.ops.crashed = session_worker_crashed;
+	workers_init(&wenv);
+	memset(&senv, 0, sizeof(senv));
+	senv.base = m->base;
+	senv.conf = m->conf;
+	senv.shm = &m->shm;
+	senv.nworkers = m->nworkers;
+	senv.publish = grpcsvc_publish;
+	grpcsvc_set_table(&m->shm);
+	if (session_init(&senv) == -1 || metrics_start(m->base, m) == -1)
+		return -1;
+	if (m->adopting)
+		session_adopt_table();
+	return 0;
+}
+
+/* The loop, until the daemon stops or hands over. */
+static void
+master_run(struct master *m)
+{
+	struct config	*conf = m->conf;
+	struct event	*ev[5];
+	const int	 sigs[5] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD,
+			    SIGUSR2 };
+	void		(*const fns[5])(evutil_socket_t, short, void *) = {
+			    master_stop, master_stop, reload_config,
+			    master_reap, master_restart };
+	int		 i;
+
+	for (i = 0; i < 5; i++) {
+		if ((ev[i] = evsignal_new(m->base, sigs[i], fns[i], m)) ==
+		    NULL)
+			fatalx("evsignal_new");
+		event_add(ev[i], NULL);
+	}
+	workers_start(m->adopting);
+	log_info("rtpproxyd %s %s: %d workers, ports %u-%u, "
+	    "max-sessions %u, API on %s%s", PACKAGE_VERSION, m->adopting ?
+	    "taking over" : "starting", m->nworkers, conf->port_min,
+	    conf->port_max, conf->max_sessions, conf->listen[0],
+	    conf->nlisten > 1 ? " (and more)" : "");
+
+	event_base_dispatch(m->base);
+	/*
+	 * Stopping already: a signal from now on (a second ^C that came
+	 * late) must not kill us halfway through the clean-up.
+	 */
+	for (i = 0; i < 5; i++)
+		if (sigs[i] != SIGCHLD)
+			signal(sigs[i], SIG_IGN);
+
+	if (m->handed_off) {
+		/* The new master has it all: leave workers and table be. */
+		log_notice("handed over to the new master (pid %ld)",
+		    (long)m->up_pid);
+	} else {
+		if (m->stopping == 2)
+			workers_signal_all(SIGKILL);
+		/* Reap what is left: a worker must not outlive us. */
+		workers_wait_all();
+	}
+	/*
+	 * Freeing a signal event puts back the handler from before it was
+	 * added, the default one, which a late signal would die of.
+	 */
+	for (i = 0; i < 5; i++) {
+		event_free(ev[i]);
+		if (sigs[i] != SIGCHLD)
+			signal(sigs[i], SIG_IGN);
+	}
+	session_shutdown();
+	log_notice("stopped");
+}
+
+/*
+ * The master: start fresh (no table of this name), adopt the sessions and
+ * workers of a master that went (its table left behind), or take over
+ * from one that runs (SIGUSR2 or rtpproxyd -r started us, and it hands
+ * over its listeners' place, its pid file and its workers).
+ */
 int
 master_main(struct config *conf, int foreground,
     void (*overrides)(struct config *), char **argv)
 {
-	static struct master	 m;
-	struct workers_env	 wenv;
-	struct sessions_env	 senv;
-	struct event		*ev_term, *ev_int, *ev_hup, *ev_chld, *ev_usr2;
-	char			 err[512];
-	ssize_t			 n;
-	long			 ncpu;
-	uint64_t		 need;
-	uint32_t		 pairs;
-	pid_t			 other;
-	const char		*low = NULL;
-	int			 rc = 1, table, api_up, metrics_up;
-	int			 keep_bind;
+	static struct master	m;
+	int			rc = 1, table;
 
 	memset(&m, 0, sizeof(m));
 	master_self = &m;
@@ -451,52 +504,8 @@ master_main(struct config *conf, int foreground,
 	m.takeover_fd = takeover_from_env();
 	log_init(1, conf->log_level, conf->log_facility, "rtpproxyd");
 
-	if ((n = readlink("/proc/self/exe", m.self, sizeof(m.self) - 1)) <= 0)
-		fatal("readlink /proc/self/exe");
-	m.self[n] = '\0';
-	/* A binary replaced on disk is "... (deleted)": exec the path. */
-	if (n > 10 && strcmp(m.self + n - 10, " (deleted)") == 0)
-		m.self[n - 10] = '\0';
-
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	m.nworkers = conf->workers > 0 ? conf->workers :
-	    (ncpu > 0 ? (int)ncpu : 1);
-	pairs = ((uint32_t)conf->port_max - conf->port_min + 1) / 2;
-	if (pairs < (uint32_t)m.nworkers * 2)
-		fatalx("port-range %u-%u is too small for %d workers "
-		    "(each needs at least 2 port pairs)", conf->port_min,
-		    conf->port_max, m.nworkers);
-
-	need = master_nofile(conf, m.nworkers);
-	if (daemon_raise_nofile(need, err, sizeof(err)) == -1)
-		fatalx("%s", err);
-
-	/* The master we take over from holds the pid file: it hands it over. */
-	if (m.takeover_fd == -1 && conf->pidfile != NULL &&
-	    (m.pidfd = daemon_pidfile_open(conf->pidfile, &other, err,
-	    sizeof(err))) == -1)
-		fatalx("%s", err);
-	table = master_table_state(conf->shm_name, &other);
-	if (table == TABLE_LIVE && m.takeover_fd == -1)
-		fatalx("shared memory %s belongs to a running rtpproxyd "
-		    "(pid %ld): is another instance running? (set shm-name)",
-		    conf->shm_name, (long)other);
-	if (m.takeover_fd != -1 && (table == TABLE_NONE ||
-	    table == TABLE_FOREIGN))
-		fatalx("cannot take over: shared memory %s %s",
-		    conf->shm_name, table == TABLE_NONE ? "does not exist" :
-		    "has another layout version: stop and start the daemon "
-		    "instead");
-	if (table == TABLE_FOREIGN)
-		log_warnx("shared memory %s has another layout version and its "
-		    "master (pid %ld) is gone: starting afresh, its sessions "
-		    "are lost", conf->shm_name, (long)other);
+	table = master_prepare(&m);
 	m.adopting = table == TABLE_LIVE || table == TABLE_ORPHANED;
-	if (table == TABLE_ORPHANED)
-		log_notice("shared memory %s was left by a master that is gone "
-		    "(pid %ld): taking over its sessions and workers",
-		    conf->shm_name, (long)other);
-
 	if (!foreground && m.takeover_fd == -1) {
 		if (daemon_detach(&m.notify_fd) == -1)
 			fatal("daemon");
@@ -505,164 +514,15 @@ master_main(struct config *conf, int foreground,
 		log_init(0, conf->log_level, conf->log_facility, "rtpproxyd");
 	if (m.pidfd != -1 && daemon_pidfile_write(m.pidfd) == -1)
 		log_warn("pidfile %s", conf->pidfile);
-
 	signal(SIGPIPE, SIG_IGN);
 	if ((m.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 
-	/*
-	 * Bind the API before dropping privileges: its port may be low.  A
-	 * new master binds beside the one it takes over from (SO_REUSEPORT),
-	 * so that the API never stops listening; otherwise a port in use is
-	 * refused first, so that two daemons never share one.
-	 */
-	if (m.takeover_fd == -1 &&
-	    takeover_probe_listen(conf, err, sizeof(err)) == -1) {
-		log_warnx("%s", err);
-		goto out;
+	if (master_listen(&m) == 0 && master_table(&m) == 0 &&
+	    master_layers(&m, foreground) == 0) {
+		master_run(&m);
+		rc = 0;
 	}
-	api_up = grpcsvc_start(m.base, conf) == 0;
-	metrics_up = api_up && metrics_bind(conf) == 0;
-	if (!metrics_up && m.takeover_fd == -1)
-		goto out;
-	keep_bind = conf->user != NULL && takeover_privileged(conf, &low);
-	if (daemon_drop_privileges(conf->user, conf->group, keep_bind, err,
-	    sizeof(err)) == -1) {
-		log_warnx("%s", err);
-		goto out;
-	}
-	if (keep_bind)
-		log_info("running as user %s with CAP_NET_BIND_SERVICE, so that "
-		    "a new master can bind %s again", conf->user, low);
-	if (!api_up)
-		/*
-		 * SO_REUSEPORT needs the same user on both sockets: an old
-		 * master that bound as root before it switched to `user`
-		 * has to let go of the API first, and this one binds then.
-		 */
-		log_notice("taking over: cannot listen beside the old master "
-		    "(it bound as another user): listening once it lets go");
-	if (m.takeover_fd != -1 && !metrics_up &&
-	    takeover_may_listen(conf, err, sizeof(err)) == -1) {
-		log_warnx("cannot take over: %s; the old master carries on",
-		    err);
-		goto out;
-	}
-	if (m.takeover_fd != -1 &&
-	    takeover_handshake(&m, &api_up, err, sizeof(err)) == -1) {
-		log_warnx("cannot take over: %s", err);
-		goto out;
-	}
-	if (!metrics_up && takeover_listen(&m, api_up) == -1) {
-		log_warnx("cannot listen on the API: stopping; start "
-		    "rtpproxyd again to take over the sessions, which the "
-		    "workers relay on meanwhile");
-		goto out;
-	}
-
-	if (m.adopting) {
-		if (master_attach(&m) == -1)
-			goto out;
-	} else if (shm_create(&m.shm, conf->shm_name, conf->max_sessions +
-	    conf->max_sessions / 8 + 16) == -1) {
-		/*
-		 * Spare slots: a destroyed session's slot is reused only
-		 * once its worker has let go, and a reload may raise
-		 * max-sessions a little.
-		 */
-		log_warn("shared memory %s (%u slots)", conf->shm_name,
-		    conf->max_sessions);
-		goto out;
-	}
-	log_debug("session table %s: %u slots of %zu bytes, %zu bytes",
-	    m.shm.name, m.shm.nslots, sizeof(struct shm_slot), m.shm.size);
-	m.shm.hdr->nworkers = (uint32_t)m.nworkers;
-	m.shm.hdr->port_min = conf->port_min;
-	m.shm.hdr->port_max = conf->port_max;
-	master_check_ephemeral(conf->port_min, conf->port_max, "");
-	atomic_store(&m.shm.hdr->orphan_timeout, conf->orphan_timeout);
-	atomic_fetch_add(&m.shm.hdr->master_starts, 1);
-
-	wenv.base = m.base;
-	wenv.conf = conf;
-	wenv.shm = &m.shm;
-	wenv.self = m.self;
-	wenv.foreground = foreground;
-	wenv.nworkers = m.nworkers;
-	wenv.ops.all_ready = master_all_ready;
-	wenv.ops.all_stopped = master_all_stopped;
-	wenv.ops.ready = session_worker_ready;
-	wenv.ops.lost = session_worker_lost;
-	wenv.ops.message = session_ipc;
-	wenv.ops.have = session_have;
-	wenv.ops.crashed = session_worker_crashed;
-	workers_init(&wenv);
-	senv.base = m.base;
-	senv.conf = conf;
-	senv.shm = &m.shm;
-	senv.nworkers = m.nworkers;
-	senv.publish = grpcsvc_publish;
-	grpcsvc_set_table(&m.shm);
-	if (session_init(&senv) == -1 || metrics_start(m.base, &m) == -1)
-		goto out;
-	if (m.adopting)
-		session_adopt_table();
-
-	ev_term = evsignal_new(m.base, SIGTERM, master_stop, NULL);
-	ev_int = evsignal_new(m.base, SIGINT, master_stop, NULL);
-	ev_hup = evsignal_new(m.base, SIGHUP, master_reload, NULL);
-	ev_chld = evsignal_new(m.base, SIGCHLD, master_reap, NULL);
-	ev_usr2 = evsignal_new(m.base, SIGUSR2, master_restart, NULL);
-	event_add(ev_term, NULL);
-	event_add(ev_int, NULL);
-	event_add(ev_hup, NULL);
-	event_add(ev_chld, NULL);
-	event_add(ev_usr2, NULL);
-
-	workers_start(m.adopting);
-	log_info("rtpproxyd %s %s: %d workers, ports %u-%u, "
-	    "max-sessions %u, API on %s%s", PACKAGE_VERSION, m.adopting ?
-	    "taking over" : "starting", m.nworkers, conf->port_min,
-	    conf->port_max, conf->max_sessions, conf->listen[0],
-	    conf->nlisten > 1 ? " (and more)" : "");
-
-	event_base_dispatch(m.base);
-	/*
-	 * Stopping already: a signal from now on (a second ^C that came
-	 * late) must not kill us halfway through the clean-up.
-	 */
-	signal(SIGINT, SIG_IGN);
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGUSR2, SIG_IGN);
-
-	if (m.handed_off) {
-		/* The new master has it all: leave workers and table be. */
-		log_notice("handed over to the new master (pid %ld)",
-		    (long)m.up_pid);
-	} else {
-		if (m.stopping == 2)
-			workers_signal_all(SIGKILL);
-		/* Reap what is left: a worker must not outlive us. */
-		workers_wait_all();
-	}
-	event_free(ev_term);
-	event_free(ev_int);
-	event_free(ev_hup);
-	event_free(ev_chld);
-	event_free(ev_usr2);
-	/*
-	 * Freeing a signal event puts back the handler from before it was
-	 * added, the default one, which a late signal would die of.
-	 */
-	signal(SIGINT, SIG_IGN);
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGUSR2, SIG_IGN);
-	session_shutdown();
-	rc = 0;
-	log_notice("stopped");
-out:
 	metrics_stop();
 	grpcsvc_stop();
 	master_cleanup(&m);

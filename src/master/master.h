@@ -5,6 +5,8 @@
 #ifndef RTPPROXYD_MASTER_H
 #define RTPPROXYD_MASTER_H
 
+#include <event2/util.h>
+
 #include "common.h"
 #include "conf.h"
 #include "ipc.h"
@@ -46,7 +48,11 @@ struct master {
 };
 
 int	master_main(struct config *, int, void (*)(struct config *), char **);
-uint64_t master_nofile(const struct config *, int);
+
+/* reload.c: SIGHUP, and the checks start and reload share */
+void	reload_config(evutil_socket_t, short, void *);
+uint64_t reload_nofile(const struct config *, int);
+void	reload_check_ephemeral(uint16_t, uint16_t, const char *);
 
 /* takeover.c: a master that takes over from another, without loss */
 int	takeover_from_env(void);

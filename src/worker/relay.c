@@ -358,6 +358,10 @@ relay_publish(struct shm_dir *d, int rtcp, const struct relay_tally *t)
  * fault, so no dropped_* counter moves: on the reverse direction of such a
  * session packets_received - packets_sent is the discarded media.  RTCP is
  * discarded alike: a recorder's reports must not reach the caller.
+ *
+ * Longer than a function should be, and kept whole on purpose: it is the
+ * loop every packet goes through, and split up it would read the packet's
+ * state through more pointers and calls than it does.
  */
 static void
 relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)

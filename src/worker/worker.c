@@ -261,6 +261,30 @@ worker_signal(evutil_socket_t sig, short ev, void *arg)
 	event_base_loopbreak(w.base);
 }
 
+/*
+ * Where a master that takes over finds us when ours is gone; -1 if it
+ * cannot be made (then this worker stops with its master).
+ */
+static int
+worker_adopt_socket(const char *shm_name)
+{
+	struct sockaddr_un	sun;
+	socklen_t		len;
+	int			fd;
+
+	ipc_adopt_name(&sun, &len, shm_name, getpid());
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1 || bind(fd, (struct sockaddr *)&sun,
+	    len) == -1 || listen(fd, 2) == -1) {
+		log_warn("worker %d: adoption socket; this worker stops with "
+		    "its master", w.id);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int
 worker_main(int argc, char **argv)
 {
@@ -313,22 +337,7 @@ worker_main(int argc, char **argv)
 	 * the slots this worker relays.  The bound is there for a bug.
 	 */
 	peer_bound(&w.peer, (size_t)w.shm.nslots * 8 + 64);
-	{
-		struct sockaddr_un	sun;
-		socklen_t		len;
-
-		ipc_adopt_name(&sun, &len, argv[4], getpid());
-		if ((w.adopt_fd = socket(AF_UNIX, SOCK_SEQPACKET |
-		    SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1 ||
-		    bind(w.adopt_fd, (struct sockaddr *)&sun, len) == -1 ||
-		    listen(w.adopt_fd, 2) == -1) {
-			log_warn("worker %d: adoption socket; this worker "
-			    "stops with its master", w.id);
-			if (w.adopt_fd != -1)
-				close(w.adopt_fd);
-			w.adopt_fd = -1;
-		}
-	}
+	w.adopt_fd = worker_adopt_socket(argv[4]);
 	w.ev_adopt = event_new(w.base, w.adopt_fd, EV_READ | EV_PERSIST,
 	    worker_adopted, NULL);
 	w.ev_orphan = evtimer_new(w.base, worker_orphan_timeout, NULL);
