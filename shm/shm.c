@@ -326,43 +326,50 @@ shm_loss_rate(const struct shm_dir *dir)
 }
 
 /* The names of the table's enumerations, for logs, replies and metrics. */
+#define SHM_NAME_(name, num, word)	[num] = word,
+static const char *const shm_state_names[] = {
+	SHM_STATES(SHM_NAME_)
+};
+
 const char *
 shm_state_name(uint32_t st)
 {
-	static const char *const names[] = { "free", "created", "connecting",
-	    "active", "error", "closed" };
-
-	return st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
+	return st < sizeof(shm_state_names) / sizeof(shm_state_names[0]) ?
+	    shm_state_names[st] : "?";
 }
+
+#define SHM_CLOSE_NAME_(name, word)	[SHM_CLOSE_##name] = word,
+static const char *const shm_close_names[SHM_CLOSE_N] = {
+	SHM_CLOSE_REASONS(SHM_CLOSE_NAME_)
+};
 
 const char *
 shm_close_name(enum shm_close why)
 {
-	static const char *const names[SHM_CLOSE_N] = { "destroyed",
-	    "idle timeout", "setup timeout", "shutdown", "closed by peers",
-	    "other" };
-
-	return why < SHM_CLOSE_N ? names[why] : "other";
+	return why < SHM_CLOSE_N ? shm_close_names[why] : "other";
 }
 
-static const char *const shm_latch_names[] = { NULL, "learn", "never",
-    "latest" };
+static const char *const shm_latch_names[SHM_LATCH_N] = {
+	SHM_LATCH_POLICIES(SHM_NAME_)
+};
 
+/* A latch policy's word, or "?". */
 const char *
 shm_latch_name(int p)
 {
-	return p >= SHM_LATCH_LEARN && p <= SHM_LATCH_LATEST ?
+	return p > 0 && p < SHM_LATCH_N && shm_latch_names[p] != NULL ?
 	    shm_latch_names[p] : "?";
 }
 
-/* SHM_LATCH_* of a name, or -1. */
+/* SHM_LATCH_* of a word, or -1. */
 int
 shm_latch_from_name(const char *s)
 {
 	int p;
 
-	for (p = SHM_LATCH_LEARN; p <= SHM_LATCH_LATEST; p++)
-		if (strcmp(s, shm_latch_names[p]) == 0)
+	for (p = 1; p < SHM_LATCH_N; p++)
+		if (shm_latch_names[p] != NULL &&
+		    strcmp(s, shm_latch_names[p]) == 0)
 			return p;
 	return -1;
 }

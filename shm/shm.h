@@ -41,14 +41,21 @@
 	memory_order_relaxed)
 #define SHM_LOAD(p)	atomic_load_explicit((p), memory_order_relaxed)
 
-/* Numbers match rtpproxy.SessionState. */
+/*
+ * Session states, X(NAME, number, word): the numbers match
+ * rtpproxy.SessionState, the words are those of logs and metrics.
+ */
+#define SHM_STATES(X)							\
+	X(FREE,		0, "free")					\
+	X(CREATED,	1, "created")					\
+	X(CONNECTING,	2, "connecting")				\
+	X(ACTIVE,	3, "active")					\
+	X(ERROR,	4, "error")					\
+	X(CLOSED,	5, "closed")
+
+#define SHM_STATE_ENUM_(name, num, word)	SHM_##name = num,
 enum shm_state {
-	SHM_FREE = 0,
-	SHM_CREATED = 1,
-	SHM_CONNECTING = 2,
-	SHM_ACTIVE = 3,
-	SHM_ERROR = 4,
-	SHM_CLOSED = 5,
+	SHM_STATES(SHM_STATE_ENUM_)
 };
 
 #define SHM_F_UNIDIR	0x01	/* do not relay destination -> caller */
@@ -59,14 +66,22 @@ enum shm_state {
 #define SHM_F_SRC_PORT	0x20	/* ... and only from its port */
 #define SHM_F_QUARANTINED 0x100	/* crashed workers: relayed no more */
 
-/* Why sessions closed, for monitoring; see session_close_reason(). */
+/*
+ * Why sessions closed, X(NAME, word), for logs, events and metrics (which
+ * write the word with _ for its spaces); closed_by in the header counts
+ * them by number.
+ */
+#define SHM_CLOSE_REASONS(X)						\
+	X(DESTROYED,	"destroyed")					\
+	X(IDLE,		"idle timeout")					\
+	X(SETUP,	"setup timeout")				\
+	X(SHUTDOWN,	"shutdown")					\
+	X(PEER,		"closed by peers")	/* TCP: both sides */	\
+	X(OTHER,	"other")
+
+#define SHM_CLOSE_ENUM_(name, word)	SHM_CLOSE_##name,
 enum shm_close {
-	SHM_CLOSE_DESTROYED,
-	SHM_CLOSE_IDLE,
-	SHM_CLOSE_SETUP,
-	SHM_CLOSE_SHUTDOWN,
-	SHM_CLOSE_PEER,		/* TCP: both sides closed */
-	SHM_CLOSE_OTHER,
+	SHM_CLOSE_REASONS(SHM_CLOSE_ENUM_)
 	SHM_CLOSE_N
 };
 
@@ -158,10 +173,21 @@ struct shm_tcpdir {
 #define SHM_TCP_FRAMING_RFC4571	1
 #define SHM_TCP_FRAMING_NONE	2
 
-/* Latch policies; the numbers match rtpproxy.LatchPolicy. */
-#define SHM_LATCH_LEARN		1
-#define SHM_LATCH_NEVER		2
-#define SHM_LATCH_LATEST	3
+/*
+ * Latch policies, X(NAME, number, word): the numbers match
+ * rtpproxy.LatchPolicy, the words are those of the configuration, the
+ * logs and rtpproxyctl.
+ */
+#define SHM_LATCH_POLICIES(X)						\
+	X(LEARN,	1, "learn")					\
+	X(NEVER,	2, "never")					\
+	X(LATEST,	3, "latest")
+
+#define SHM_LATCH_ENUM_(name, num, word)	SHM_LATCH_##name = num,
+enum shm_latch_policy {
+	SHM_LATCH_POLICIES(SHM_LATCH_ENUM_)
+	SHM_LATCH_N		/* one more than the last */
+};
 
 /*
  * How a session's caller latch may move (its policy, which the master

@@ -27,21 +27,33 @@
 #define __dead		__attribute__((__noreturn__))
 #define __printflike(a, b) __attribute__((__format__(__printf__, a, b)))
 
-/* gRPC status codes, used by the session layer to say what went wrong. */
+/*
+ * gRPC status codes, X(NAME, number), used by the session layer to say
+ * what went wrong; rp_code_name() gives the NAME.
+ */
+#define RP_CODES(X)							\
+	X(OK, 0)							\
+	X(CANCELLED, 1)							\
+	X(UNKNOWN, 2)							\
+	X(INVALID_ARGUMENT, 3)						\
+	X(DEADLINE_EXCEEDED, 4)						\
+	X(NOT_FOUND, 5)							\
+	X(ALREADY_EXISTS, 6)						\
+	X(PERMISSION_DENIED, 7)						\
+	X(RESOURCE_EXHAUSTED, 8)					\
+	X(FAILED_PRECONDITION, 9)					\
+	X(ABORTED, 10)							\
+	X(OUT_OF_RANGE, 11)						\
+	X(UNIMPLEMENTED, 12)						\
+	X(INTERNAL, 13)							\
+	X(UNAVAILABLE, 14)						\
+	X(DATA_LOSS, 15)						\
+	X(UNAUTHENTICATED, 16)
+
+#define RP_CODE_ENUM_(name, num)	RP_##name = num,
 enum rp_code {
-	RP_OK = 0,
-	RP_CANCELLED = 1,
-	RP_UNKNOWN = 2,
-	RP_INVALID_ARGUMENT = 3,
-	RP_NOT_FOUND = 5,
-	RP_ALREADY_EXISTS = 6,
-	RP_PERMISSION_DENIED = 7,
-	RP_RESOURCE_EXHAUSTED = 8,
-	RP_FAILED_PRECONDITION = 9,
-	RP_UNIMPLEMENTED = 12,
-	RP_INTERNAL = 13,
-	RP_UNAVAILABLE = 14,
-	RP_UNAUTHENTICATED = 16,
+	RP_CODES(RP_CODE_ENUM_)
+	RP_CODE_N
 };
 
 struct rp_error {
@@ -90,6 +102,7 @@ int	 file_read(const char *, size_t, char **, size_t *);
 const char *file_strerror(size_t);
 int	 rp_err(struct rp_error *, enum rp_code, const char *, ...)
 	    __printflike(3, 4);
+const char *rp_code_name(int);
 
 /* daemon.c: the Unix daemon chores */
 int	daemon_pidfile_open(const char *, pid_t *, char *, size_t);

@@ -189,6 +189,18 @@ rp_err(struct rp_error *err, enum rp_code code, const char *fmt, ...)
 	return -1;
 }
 
+#define RP_CODE_NAME_(name, num)	[num] = #name,
+static const char *const rp_code_names[RP_CODE_N] = {
+	RP_CODES(RP_CODE_NAME_)
+};
+
+/* OK, CANCELLED, ...: a status code's name, or NULL when it has none. */
+const char *
+rp_code_name(int code)
+{
+	return code >= 0 && code < RP_CODE_N ? rp_code_names[code] : NULL;
+}
+
 /* Does pid run (not a zombie waiting for a parent that does not reap)? */
 int
 proc_alive(pid_t pid)

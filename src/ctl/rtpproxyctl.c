@@ -37,27 +37,6 @@ static const char	*server;
 static const char	*cmdname = "";
 static volatile sig_atomic_t interrupted;
 
-static const char *const state_names[] = {
-	"UNSPECIFIED", "CREATED", "CONNECTING", "ACTIVE", "ERROR", "CLOSED"
-};
-static const char *const event_names[] = {
-	"UNSPECIFIED", "CREATED", "STATE_CHANGED", "STATS_UPDATE", "ERROR",
-	"CLOSED", "RELATCHED", "SOURCE_REFUSED"
-};
-static const char *const rs_names[] = {
-	"default", "any", "address", "address-port"
-};
-static const char *const latch_names[] = {
-	"default", "learn", "never", "latest"
-};
-static const char *const code_names[] = {
-	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-	"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-	"OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
-	"DATA_LOSS", "UNAUTHENTICATED"
-};
-
 static __dead void
 usage(int code)
 {
@@ -97,25 +76,62 @@ usagex(const char *fmt, ...)
 	usage(EX_USAGE_);
 }
 
+/* A value's name, or the value as a number when it has none. */
 static const char *
-name_of(const char *const *names, size_t n, int v)
+name_or_num(const char *name, int v)
 {
 	static char buf[16];
 
-	if (v >= 0 && (size_t)v < n)
-		return names[v];
+	if (name != NULL)
+		return name;
 	snprintf(buf, sizeof(buf), "%d", v);
 	return buf;
 }
 
-#define NAMES(a)	(a), sizeof(a) / sizeof((a)[0])
-#define NAMES_N(a)	(sizeof(a) / sizeof((a)[0]))
+/*
+ * The name of value v of an enumeration of the API, as the proto names it
+ * but without the enumeration's prefix: ACTIVE for SESSION_STATE_ACTIVE.
+ */
+static const char *
+api_name(const ProtobufCEnumDescriptor *d, const char *prefix, int v)
+{
+	const ProtobufCEnumValue	*ev;
+	size_t				 n = strlen(prefix);
+
+	if ((ev = protobuf_c_enum_descriptor_get_value(d, v)) == NULL)
+		return name_or_num(NULL, v);
+	return strncmp(ev->name, prefix, n) == 0 ? ev->name + n : ev->name;
+}
+
+#define STATE_NAME(v)	api_name(&rtpproxy__session_state__descriptor, \
+			    "SESSION_STATE_", (int)(v))
+#define EVENT_NAME(v)	api_name(&rtpproxy__event_type__descriptor, \
+			    "EVENT_TYPE_", (int)(v))
+
+/* The policies' words are the configuration's; 0 is the API's default. */
+static const char *
+rs_name(int v)
+{
+	if (v == RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_DEFAULT)
+		return "default";
+	return name_or_num(v > 0 && v - 1 <= CONF_RS_ADDRESS_PORT ?
+	    config_rs_name(v - 1) : NULL, v);
+}
+
+static const char *
+latch_name(int v)
+{
+	if (v == RTPPROXY__LATCH_POLICY__LATCH_POLICY_DEFAULT)
+		return "default";
+	return name_or_num(v > 0 && v < SHM_LATCH_N ? shm_latch_name(v) : NULL,
+	    v);
+}
 
 static int
 failed(int code, const char *details)
 {
 	fprintf(stderr, "rtpproxyctl: %s: %s%s%s\n", cmdname,
-	    name_of(NAMES(code_names), code),
+	    name_or_num(rp_code_name(code), code),
 	    details != NULL && *details != '\0' ? ": " : "",
 	    details != NULL ? details : "");
 	return code;
@@ -292,7 +308,7 @@ json_session(struct json *j, const char *key, const Rtpproxy__SessionInfo *s)
 		return;
 	json_open(j, key, '{');
 	json_str(j, "session_id", s->session_id);
-	json_str(j, "state", name_of(NAMES(state_names), (int)s->state));
+	json_str(j, "state", STATE_NAME(s->state));
 	json_endpoint(j, "listen", s->listen);
 	json_endpoint(j, "forward", s->forward);
 	json_endpoint(j, "destination", s->destination);
@@ -307,12 +323,10 @@ json_session(struct json *j, const char *key, const Rtpproxy__SessionInfo *s)
 	json_u64(j, "idle_timeout_s", s->idle_timeout_s);
 	json_u64(j, "stats_interval_ms", s->stats_interval_ms);
 	json_u64(j, "clock_rate", s->clock_rate);
-	json_str(j, "reverse_source", name_of(NAMES(rs_names),
-	    (int)s->reverse_source));
+	json_str(j, "reverse_source", rs_name((int)s->reverse_source));
 	json_u64(j, "rate_limit_pps", s->rate_limit_pps);
 	json_u64(j, "rate_limit_bps", s->rate_limit_bps);
-	json_str(j, "latch_policy", name_of(NAMES(latch_names),
-	    (int)s->latch_policy));
+	json_str(j, "latch_policy", latch_name((int)s->latch_policy));
 	json_u64(j, "relatches", s->relatches);
 	json_u64(j, "worker", s->worker);
 	json_str(j, "error_message", s->error_message);
@@ -386,8 +400,7 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 	f = s->forward_stats != NULL ? s->forward_stats : &zero_dir;
 	r = s->reverse_stats != NULL ? s->reverse_stats : &zero_dir;
 	printf("%-14s %s\n", "session", s->session_id);
-	printf("%-14s %s\n", "state", name_of(NAMES(state_names),
-	    (int)s->state));
+	printf("%-14s %s\n", "state", STATE_NAME(s->state));
 	if (s->error_message != NULL && *s->error_message != '\0')
 		printf("%-14s %s\n", "error", s->error_message);
 	printf("%-14s %s%s%s\n", "transport", s->transport ==
@@ -412,11 +425,11 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 		printf("%-14s %u ms\n", "stats every", s->stats_interval_ms);
 	if (s->clock_rate > 0)
 		printf("%-14s %u Hz\n", "clock rate", s->clock_rate);
-	printf("%-14s %s\n", "reverse from", name_of(NAMES(rs_names),
-	    (int)s->reverse_source));
+	printf("%-14s %s\n", "reverse from",
+	    rs_name((int)s->reverse_source));
 	if (s->transport != RTPPROXY__TRANSPORT__TRANSPORT_TCP)
 		printf("%-14s %s, %u moves\n", "latch policy",
-		    name_of(NAMES(latch_names), (int)s->latch_policy),
+		    latch_name((int)s->latch_policy),
 		    s->relatches);
 	if (s->rate_limit_pps > 0 || s->rate_limit_bps > 0) {
 		printf("%-14s", "rate limit");
@@ -531,11 +544,14 @@ parse_num(const char *opt, const char *s)
 static int
 parse_state(const char *s)
 {
-	size_t i;
+	const ProtobufCEnumDescriptor	*d;
+	unsigned int			 i;
 
-	for (i = 1; i < sizeof(state_names) / sizeof(state_names[0]); i++)
-		if (strcasecmp(s, state_names[i]) == 0)
-			return (int)i;
+	d = &rtpproxy__session_state__descriptor;
+	for (i = 0; i < d->n_values; i++)
+		if (d->values[i].value != 0 &&
+		    strcasecmp(s, STATE_NAME(d->values[i].value)) == 0)
+			return d->values[i].value;
 	usagex("--state: unknown state %s (created, connecting, active, "
 	    "error, closed)", s);
 }
@@ -570,8 +586,7 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 	Rtpproxy__CreateSessionResponse	*resp;
 	char				 lb[128], db[128], fb[128];
 	char				 details[512];
-	size_t				 i;
-	int				 ch, rc;
+	int				 ch, rc, i, p;
 
 	while ((ch = getopt_long(argc, argv, "i:l:d:f:uRI:S:C:", longopts,
 	    NULL)) != -1) {
@@ -610,13 +625,13 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 			req.transport = RTPPROXY__TRANSPORT__TRANSPORT_TCP;
 			break;
 		case 'r':
-			for (i = 1; i < NAMES_N(rs_names); i++)
-				if (strcmp(optarg, rs_names[i]) == 0)
+			for (i = 0; i <= CONF_RS_ADDRESS_PORT; i++)
+				if (strcmp(optarg, config_rs_name(i)) == 0)
 					break;
-			if (i == NAMES_N(rs_names))
+			if (i > CONF_RS_ADDRESS_PORT)
 				usagex("--reverse-source: %s is not any, "
 				    "address or address-port", optarg);
-			req.reverse_source = (Rtpproxy__ReverseSource)i;
+			req.reverse_source = (Rtpproxy__ReverseSource)(i + 1);
 			break;
 		case 'P':
 			req.rate_limit_pps = parse_num("--pps", optarg);
@@ -627,13 +642,10 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 				    "second (with k, M or G)", optarg);
 			break;
 		case 'L':
-			for (i = 1; i < NAMES_N(latch_names); i++)
-				if (strcmp(optarg, latch_names[i]) == 0)
-					break;
-			if (i == NAMES_N(latch_names))
+			if ((p = shm_latch_from_name(optarg)) == -1)
 				usagex("--latch: %s is not learn, never or "
 				    "latest", optarg);
-			req.latch_policy = (Rtpproxy__LatchPolicy)i;
+			req.latch_policy = (Rtpproxy__LatchPolicy)p;
 			break;
 		default:
 			usage(EX_USAGE_);
@@ -741,7 +753,7 @@ print_list(Rtpproxy__ListSessionsResponse **pages, size_t npages)
 			r = s->reverse_stats ? s->reverse_stats : &zero_dir;
 			printf("%-*s  %-10s  %-*s  %-*s  %-*s  %10" PRIu64
 			    "  %10" PRIu64 "  %5s\n", wid, s->session_id,
-			    name_of(NAMES(state_names), (int)s->state),
+			    STATE_NAME(s->state),
 			    wl, ep_str(s->listen, l, sizeof(l)),
 			    wf, ep_str(s->forward, fw, sizeof(fw)),
 			    wd, ep_str(s->destination, d, sizeof(d)),
@@ -850,14 +862,11 @@ print_event(const Rtpproxy__SessionEvent *e)
 
 	if (jflag) {
 		json_open(&j, NULL, '{');
-		json_str(&j, "type", name_of(NAMES(event_names),
-		    (int)e->type));
+		json_str(&j, "type", EVENT_NAME(e->type));
 		json_str(&j, "session_id", e->session_id);
 		json_i64(&j, "timestamp_ms", e->timestamp_ms);
-		json_str(&j, "state", name_of(NAMES(state_names),
-		    (int)e->state));
-		json_str(&j, "previous_state", name_of(NAMES(state_names),
-		    (int)e->previous_state));
+		json_str(&j, "state", STATE_NAME(e->state));
+		json_str(&j, "previous_state", STATE_NAME(e->previous_state));
 		json_str(&j, "reason", e->reason);
 		json_u64(&j, "events_missed", e->events_missed);
 		json_endpoint(&j, "address", e->address);
@@ -869,11 +878,9 @@ print_event(const Rtpproxy__SessionEvent *e)
 		return;
 	}
 	printf("%s %-13s %s %s", time_str(e->timestamp_ms, t, sizeof(t)),
-	    name_of(NAMES(event_names), (int)e->type), e->session_id,
-	    name_of(NAMES(state_names), (int)e->state));
+	    EVENT_NAME(e->type), e->session_id, STATE_NAME(e->state));
 	if (e->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_STATE_CHANGED)
-		printf(" (was %s)", name_of(NAMES(state_names),
-		    (int)e->previous_state));
+		printf(" (was %s)", STATE_NAME(e->previous_state));
 	if (e->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_STATS_UPDATE &&
 	    e->session != NULL) {
 		f = e->session->forward_stats ? e->session->forward_stats :

@@ -456,35 +456,21 @@ static const struct {
 	{ "source", offsetof(struct shm_totals, dropped_source) },
 };
 
-static const char *const metrics_codes[SHM_GRPC_CODES] = {
-	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-	"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-	"OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
-	"DATA_LOSS", "UNAUTHENTICATED",
-};
-
 static void
 metrics_sessions(struct evbuffer *b, const struct master *m,
     const uint64_t *nstate)
 {
-	static const struct {
-		uint32_t	 state;
-		const char	*name;
-	} states[] = {
-		{ SHM_CREATED, "created" }, { SHM_CONNECTING, "connecting" },
-		{ SHM_ACTIVE, "active" }, { SHM_ERROR, "error" },
-		{ SHM_CLOSED, "closing" },
-	};
 	struct shm_header	*h = m->shm.hdr;
 	char			 reason[32], *p;
+	uint32_t		 st;
 	size_t			 i;
 
 	metrics_family(b, "rtpproxyd_sessions", "gauge", "Sessions by state; "
 	    "closing: closed, its worker still letting go of it.");
-	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+	for (st = SHM_CREATED; st <= SHM_CLOSED; st++)
 		evbuffer_add_printf(b, "rtpproxyd_sessions{state=\"%s\"} %llu\n",
-		    states[i].name, (unsigned long long)nstate[states[i].state]);
+		    st == SHM_CLOSED ? "closing" : shm_state_name(st),
+		    (unsigned long long)nstate[st]);
 	metrics_family(b, "rtpproxyd_sessions_max", "gauge",
 	    "The configured max-sessions.");
 	evbuffer_add_printf(b, "rtpproxyd_sessions_max %u\n",
@@ -587,6 +573,8 @@ metrics_latency(struct evbuffer *b, const struct master *m)
 	    (unsigned long long)cum);
 }
 
+_Static_assert(RP_CODE_N == SHM_GRPC_CODES, "a name for every code");
+
 static void
 metrics_grpc(struct evbuffer *b, const struct shm_header *h)
 {
@@ -608,7 +596,7 @@ metrics_grpc(struct evbuffer *b, const struct shm_header *h)
 			evbuffer_add_printf(b, "rtpproxyd_grpc_calls_total"
 			    "{grpc_service=\"%.*s\",grpc_method=\"%s\","
 			    "grpc_code=\"%s\"} %llu\n", slen, path + 1,
-			    slash + 1, metrics_codes[k], (unsigned long long)
+			    slash + 1, rp_code_name(k), (unsigned long long)
 			    SHM_LOAD(&h->grpc_calls[i][k]));
 	}
 }
