@@ -186,27 +186,68 @@ shm_slot_reset(struct shm_slot *s)
 	atomic_store_explicit(&s->state, SHM_FREE, memory_order_release);
 }
 
+/*
+ * struct shm_dir is laid out by hand for the packet path: each counter of
+ * the list must be one of its fields, a 64-bit atomic, and every field
+ * that is not must be named here, so that none is left out of the list.
+ */
+#define SHM_DIR_HAS_(f, kind, proto, metric, label, help)		\
+	_Static_assert(_Generic(&((struct shm_dir *)0)->f,		\
+	    _Atomic uint64_t *: 1, default: 0),				\
+	    #f ": not an _Atomic uint64_t of struct shm_dir");
+SHM_DIR_COUNTERS(SHM_DIR_HAS_)
+
+#define SHM_DIR_SIZE_(f, kind, proto, metric, label, help)		\
+	sizeof(((struct shm_dir *)0)->f) +
+#define SHM_DIR_OTHER_(f)	sizeof(((struct shm_dir *)0)->f) +
+_Static_assert(SHM_DIR_COUNTERS(SHM_DIR_SIZE_)
+    SHM_DIR_OTHER_(latency_sum_ns) SHM_DIR_OTHER_(latency_count)
+    SHM_DIR_OTHER_(latency_max_ns) SHM_DIR_OTHER_(last_packet_ms)
+    SHM_DIR_OTHER_(src) SHM_DIR_OTHER_(packets_lost)
+    SHM_DIR_OTHER_(jitter_ns) SHM_DIR_OTHER_(ssrc) SHM_DIR_OTHER_(pad0)
+    SHM_DIR_OTHER_(pad1) 0 == sizeof(struct shm_dir),
+    "a field of struct shm_dir is neither in SHM_DIR_COUNTERS nor named");
+
+#define SHM_COUNTER_(f, k, proto, m, l, h)				\
+	{ #f, SHM_CK_##k, m, l, h, offsetof(struct shm_totals, f) },
+const struct shm_counter shm_counters[SHM_C_N] = {
+	SHM_DIR_COUNTERS(SHM_COUNTER_)
+};
+
 /* Fold a finished session's counters into the totals of the gone. */
 void
 shm_totals_add(struct shm_totals *t, const struct shm_dir *d)
 {
-	t->packets_received += SHM_LOAD(&d->packets_received);
-	t->bytes_received += SHM_LOAD(&d->bytes_received);
-	t->packets_sent += SHM_LOAD(&d->packets_sent);
-	t->bytes_sent += SHM_LOAD(&d->bytes_sent);
-	t->dropped_invalid += SHM_LOAD(&d->dropped_invalid);
-	t->dropped_not_latched += SHM_LOAD(&d->dropped_not_latched);
-	t->dropped_send_error += SHM_LOAD(&d->dropped_send_error);
-	t->dropped_rate_limited += SHM_LOAD(&d->dropped_rate_limited);
-	t->dropped_overflow += SHM_LOAD(&d->dropped_overflow);
-	t->dropped_source += SHM_LOAD(&d->dropped_source);
-	t->non_rtp += SHM_LOAD(&d->non_rtp);
-	t->rtcp_received += SHM_LOAD(&d->rtcp_received);
-	t->rtcp_sent += SHM_LOAD(&d->rtcp_sent);
-	t->packets_expected += SHM_LOAD(&d->packets_expected);
+#define SHM_ADD_(f, kind, proto, metric, label, help)			\
+	t->f += SHM_LOAD(&d->f);
+	SHM_DIR_COUNTERS(SHM_ADD_)
+#undef SHM_ADD_
 	t->packets_lost += SHM_LOAD(&d->packets_lost);
 	t->latency_sum_ns += SHM_LOAD(&d->latency_sum_ns);
 	t->latency_count += SHM_LOAD(&d->latency_count);
+}
+
+/* Counter SHM_C_* of the totals. */
+uint64_t
+shm_totals_get(const struct shm_totals *t, int c)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)t + shm_counters[c].off, sizeof(v));
+	return v;
+}
+
+/* The sum of the drops, by every reason. */
+uint64_t
+shm_totals_dropped(const struct shm_totals *t)
+{
+	uint64_t	n = 0;
+	int		c;
+
+	for (c = 0; c < SHM_C_N; c++)
+		if (shm_counters[c].kind == SHM_CK_DROP)
+			n += shm_totals_get(t, c);
+	return n;
 }
 
 /*

@@ -116,9 +116,107 @@ struct shm_rtpsrc {
 };
 
 /*
+ * The counters of one direction, declared once: from this list come their
+ * fields in struct shm_totals and in the master's snapshot, the sum of
+ * the gone, the fields of rtpproxy.DirectionStats they fill, the metrics
+ * and rtpproxyctl's rows.  struct shm_dir, which the packet path writes,
+ * is laid out by hand below (shm.c checks that it holds each of them).
+ * Adding one: a line here, its field in struct shm_dir, the proto field,
+ * the docs; and the code that counts it.
+ *
+ * X(field, kind, DirectionStats field, metric, rtpproxyctl label, help)
+ * kind	TRAFFIC, RTCP, RTP: a metric family of its own, named metric,
+ *	counted on the RTP sockets, on the RTCP sockets, or by the RTP
+ *	statistics; the families come out in that order of kinds.
+ *	DROP: a reason label of rtpproxyd_dropped_packets_total, and a part
+ *	of DirectionStats.packets_dropped.
+ * help	the metric family's HELP; for a drop, what the reason means.
+ *
+ * The order is that of struct shm_totals, which lives in the table that
+ * a master taking over reads from its predecessor: add at the end.
+ */
+#define SHM_DIR_COUNTERS(X)						\
+	X(packets_received, TRAFFIC, packets_received,			\
+	    "rtpproxyd_received_packets_total", "packets received",	\
+	    "Datagrams received on the sessions' RTP sockets, dropped "	\
+	    "ones included (RTCP is counted apart).")			\
+	X(bytes_received, TRAFFIC, bytes_received,			\
+	    "rtpproxyd_received_bytes_total", "bytes received",		\
+	    "Bytes of UDP payload received on the sessions' RTP "	\
+	    "sockets.")							\
+	X(packets_sent, TRAFFIC, packets_sent,				\
+	    "rtpproxyd_sent_packets_total", "packets sent",		\
+	    "Datagrams relayed from the sessions' RTP sockets.")	\
+	X(bytes_sent, TRAFFIC, bytes_sent,				\
+	    "rtpproxyd_sent_bytes_total", "bytes sent",			\
+	    "Bytes of UDP payload relayed from the sessions' RTP "	\
+	    "sockets.")							\
+	X(dropped_invalid, DROP, dropped_invalid,			\
+	    "invalid", "invalid", "Malformed.")				\
+	X(dropped_not_latched, DROP, dropped_not_latched,		\
+	    "not_latched", "not latched",				\
+	    "Reverse media before the caller latched.")			\
+	X(dropped_send_error, DROP, dropped_send_error,			\
+	    "send_error", "send error", "The kernel refused to send.")	\
+	X(dropped_rate_limited, DROP, dropped_rate_limited,		\
+	    "rate_limited", "rate limited",				\
+	    "Over the session's packet or bit rate limit.")		\
+	X(dropped_overflow, DROP, dropped_overflow,			\
+	    "overflow", "buffer full",					\
+	    "The socket's receive buffer was full (a flood, or a "	\
+	    "worker restarting).")					\
+	X(dropped_source, DROP, dropped_source,				\
+	    "source", "refused source",					\
+	    "From a sender that is not allowed: reverse-source, or a "	\
+	    "refused latch.")						\
+	X(non_rtp, RTP, non_rtp_packets,				\
+	    "rtpproxyd_non_rtp_packets_total", "non-RTP packets",	\
+	    "Datagrams on the RTP sockets that are not RTP (STUN, "	\
+	    "DTLS, ...): relayed, kept out of the RTP statistics.")	\
+	X(rtcp_received, RTCP, rtcp_packets_received,			\
+	    "rtpproxyd_rtcp_received_packets_total", "RTCP received",	\
+	    "Datagrams received on the sessions' RTCP sockets.")	\
+	X(rtcp_sent, RTCP, rtcp_packets_sent,				\
+	    "rtpproxyd_rtcp_sent_packets_total", "RTCP sent",		\
+	    "Datagrams relayed from the sessions' RTCP sockets.")	\
+	X(packets_expected, RTP, packets_expected,			\
+	    "rtpproxyd_rtp_expected_packets_total", "packets expected",	\
+	    "RTP packets expected from the sequence numbers (RFC 3550 "	\
+	    "A.3).")
+
+/* The metrics show the kinds in this order, the drops last. */
+enum shm_counter_kind {
+	SHM_CK_TRAFFIC,
+	SHM_CK_RTCP,
+	SHM_CK_RTP,
+	SHM_CK_DROP
+};
+
+/* SHM_C_packets_received, ...: a counter's place in the list. */
+#define SHM_C_ENUM_(f, kind, proto, metric, label, help)	SHM_C_##f,
+enum shm_counter_id {
+	SHM_DIR_COUNTERS(SHM_C_ENUM_)
+	SHM_C_N
+};
+
+struct shm_counter {
+	const char		*field;
+	enum shm_counter_kind	 kind;
+	const char		*metric;
+	const char		*label;
+	const char		*help;
+	size_t			 off;	/* in struct shm_totals */
+};
+
+extern const struct shm_counter shm_counters[SHM_C_N];
+
+/*
  * Statistics for one direction; written by the owning worker.  Laid out by
  * how often they change: the first cache line with every batch, the second
  * (RTP source state) and third with every RTP packet, the rest rarely.
+ * Besides the counters of SHM_DIR_COUNTERS: the latency figures, the last
+ * packet's time, the loss, jitter and SSRC.  A new counter takes a word of
+ * pad1.
  */
 struct shm_dir {
 	_Atomic uint64_t	packets_received;
@@ -253,15 +351,14 @@ _Static_assert(sizeof(struct shm_latch) == 64, "the latch is a cache line");
 _Static_assert(offsetof(struct shm_slot, dir) % 64 == 0,
     "the statistics start on a cache line");
 
-/* Per-direction totals of the sessions that are gone (master writes). */
+/*
+ * Per-direction sums of the counters: of the sessions that are gone, in
+ * the header (master writes), and of one slot, in a snapshot.  The loss
+ * and the latency figures are summed too, and shown each in its own way.
+ */
+#define SHM_TOTALS_FIELD_(f, kind, proto, metric, label, help)	uint64_t f;
 struct shm_totals {
-	uint64_t	packets_received, bytes_received;
-	uint64_t	packets_sent, bytes_sent;
-	uint64_t	dropped_invalid, dropped_not_latched;
-	uint64_t	dropped_send_error, dropped_rate_limited;
-	uint64_t	dropped_overflow, dropped_source;
-	uint64_t	non_rtp, rtcp_received, rtcp_sent;
-	uint64_t	packets_expected;
+	SHM_DIR_COUNTERS(SHM_TOTALS_FIELD_)
 	int64_t		packets_lost;
 	uint64_t	latency_sum_ns, latency_count;
 };
@@ -384,6 +481,8 @@ int	 shm_validate(const struct shm_header *, size_t);
 struct shm_slot	*shm_slot(struct shm_table *, uint32_t);
 void	 shm_slot_reset(struct shm_slot *);
 void	 shm_totals_add(struct shm_totals *, const struct shm_dir *);
+uint64_t shm_totals_get(const struct shm_totals *, int);
+uint64_t shm_totals_dropped(const struct shm_totals *);
 int	 shm_lat_bucket(uint64_t);
 double	 shm_loss_rate(const struct shm_dir *);
 const char *shm_state_name(uint32_t);

@@ -872,32 +872,25 @@ gs_info_ep(Rtpproxy__Endpoint *ep, char *buf, const struct shm_addr *a)
 	return ep;
 }
 
+/* Each counter of the list is a uint64 of DirectionStats. */
+#define GS_DIR_IS_U64_(f, kind, proto, metric, label, help)		\
+	_Static_assert(_Generic(((Rtpproxy__DirectionStats *)0)->proto,	\
+	    uint64_t: 1, default: 0), #proto ": not a uint64");
+SHM_DIR_COUNTERS(GS_DIR_IS_U64_)
+
 static void
 gs_info_dir(Rtpproxy__DirectionStats *d, const struct session_dirsnap *s)
 {
 	rtpproxy__direction_stats__init(d);
-	d->packets_received = s->packets_received;
-	d->packets_sent = s->packets_sent;
-	d->bytes_received = s->bytes_received;
-	d->bytes_sent = s->bytes_sent;
-	d->dropped_invalid = s->dropped_invalid;
-	d->dropped_not_latched = s->dropped_not_latched;
-	d->dropped_send_error = s->dropped_send_error;
-	d->dropped_rate_limited = s->dropped_rate_limited;
-	d->dropped_overflow = s->dropped_overflow;
-	d->dropped_source = s->dropped_source;
-	d->packets_dropped = s->dropped_invalid + s->dropped_not_latched +
-	    s->dropped_send_error + s->dropped_rate_limited +
-	    s->dropped_overflow + s->dropped_source;
-	d->packets_lost = s->packets_lost;
+#define GS_DIR_(f, kind, proto, metric, label, help)	d->proto = s->c.f;
+	SHM_DIR_COUNTERS(GS_DIR_)
+#undef GS_DIR_
+	d->packets_dropped = shm_totals_dropped(&s->c);
+	d->packets_lost = s->c.packets_lost;
 	d->loss_rate = s->loss_rate;
 	d->jitter_ms = s->jitter_ms;
 	d->avg_latency_ms = s->avg_latency_ms;
 	d->max_latency_ms = s->max_latency_ms;
-	d->non_rtp_packets = s->non_rtp;
-	d->rtcp_packets_received = s->rtcp_received;
-	d->rtcp_packets_sent = s->rtcp_sent;
-	d->packets_expected = s->packets_expected;
 	d->last_packet_ms = s->last_packet_ms;
 	d->ssrc = s->ssrc;
 }

@@ -270,32 +270,84 @@ json_endpoint(struct json *j, const char *key, const Rtpproxy__Endpoint *e)
 	json_close(j, '}');
 }
 
+/*
+ * The counters of shm.h's list, as rtpproxy.DirectionStats holds them.  The
+ * output keeps the order users know; the reasons to drop come in the
+ * list's order, and a counter added to the list later comes out after
+ * the others.
+ */
+#define CTR_OFF_(f, kind, proto, metric, label, help)			\
+	[SHM_C_##f] = offsetof(Rtpproxy__DirectionStats, proto),
+static const size_t ctr_off[SHM_C_N] = { SHM_DIR_COUNTERS(CTR_OFF_) };
+#define CTR_KEY_(f, kind, proto, metric, label, help)			\
+	[SHM_C_##f] = #proto,
+static const char *const ctr_key[SHM_C_N] = { SHM_DIR_COUNTERS(CTR_KEY_) };
+
+#define CTR_ALL		(-1)	/* a kind: every counter not yet shown */
+
+static uint64_t
+ctr(const Rtpproxy__DirectionStats *d, int c)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)d + ctr_off[c], sizeof(v));
+	return v;
+}
+
+/* Is counter c one of kind, and not shown yet?  Then it is now. */
+static int
+ctr_next(unsigned char *shown, int c, int kind)
+{
+	if (shown[c] || (kind != CTR_ALL &&
+	    shm_counters[c].kind != (enum shm_counter_kind)kind))
+		return 0;
+	shown[c] = 1;
+	return 1;
+}
+
+static void
+json_ctrs(struct json *j, const Rtpproxy__DirectionStats *d,
+    unsigned char *shown, int kind)
+{
+	int c;
+
+	for (c = 0; c < SHM_C_N; c++)
+		if (ctr_next(shown, c, kind))
+			json_u64(j, ctr_key[c], ctr(d, c));
+}
+
+static void
+json_ctr(struct json *j, const Rtpproxy__DirectionStats *d,
+    unsigned char *shown, int c)
+{
+	shown[c] = 1;
+	json_u64(j, ctr_key[c], ctr(d, c));
+}
+
 static void
 json_dir(struct json *j, const char *key, const Rtpproxy__DirectionStats *d)
 {
+	unsigned char shown[SHM_C_N] = { 0 };
+
 	if (d == NULL)
 		return;
 	json_open(j, key, '{');
-	json_u64(j, "packets_received", d->packets_received);
-	json_u64(j, "packets_sent", d->packets_sent);
-	json_u64(j, "bytes_received", d->bytes_received);
-	json_u64(j, "bytes_sent", d->bytes_sent);
+	json_ctr(j, d, shown, SHM_C_packets_received);
+	json_ctr(j, d, shown, SHM_C_packets_sent);
+	json_ctr(j, d, shown, SHM_C_bytes_received);
+	json_ctr(j, d, shown, SHM_C_bytes_sent);
 	json_u64(j, "packets_dropped", d->packets_dropped);
 	json_i64(j, "packets_lost", d->packets_lost);
 	json_dbl(j, "loss_rate", d->loss_rate);
 	json_dbl(j, "jitter_ms", d->jitter_ms);
 	json_dbl(j, "avg_latency_ms", d->avg_latency_ms);
 	json_dbl(j, "max_latency_ms", d->max_latency_ms);
-	json_u64(j, "dropped_invalid", d->dropped_invalid);
-	json_u64(j, "dropped_not_latched", d->dropped_not_latched);
-	json_u64(j, "dropped_send_error", d->dropped_send_error);
-	json_u64(j, "dropped_rate_limited", d->dropped_rate_limited);
-	json_u64(j, "dropped_overflow", d->dropped_overflow);
-	json_u64(j, "dropped_source", d->dropped_source);
-	json_u64(j, "non_rtp_packets", d->non_rtp_packets);
-	json_u64(j, "rtcp_packets_received", d->rtcp_packets_received);
-	json_u64(j, "rtcp_packets_sent", d->rtcp_packets_sent);
-	json_u64(j, "packets_expected", d->packets_expected);
+	json_ctrs(j, d, shown, SHM_CK_DROP);
+	json_ctr(j, d, shown, SHM_C_non_rtp);
+	json_ctr(j, d, shown, SHM_C_rtcp_received);
+	json_ctr(j, d, shown, SHM_C_rtcp_sent);
+	json_ctr(j, d, shown, SHM_C_packets_expected);
+	json_ctrs(j, d, shown, CTR_ALL);
 	json_i64(j, "last_packet_ms", d->last_packet_ms);
 	json_u64(j, "ssrc", d->ssrc);
 	json_close(j, '}');
@@ -391,11 +443,35 @@ age_str(int64_t ms, char *buf, size_t len)
 static const Rtpproxy__DirectionStats zero_dir =
     RTPPROXY__DIRECTION_STATS__INIT;
 
+/* A counter's row, both ways; a reason to drop under "packets dropped". */
+static void
+row_ctr(const Rtpproxy__DirectionStats *f, const Rtpproxy__DirectionStats *r,
+    unsigned char *shown, int c)
+{
+	shown[c] = 1;
+	printf("%s%-*s %16" PRIu64 " %16" PRIu64 "\n",
+	    shm_counters[c].kind == SHM_CK_DROP ? "  " : "",
+	    shm_counters[c].kind == SHM_CK_DROP ? 20 : 22,
+	    shm_counters[c].label, ctr(f, c), ctr(r, c));
+}
+
+static void
+row_ctrs(const Rtpproxy__DirectionStats *f,
+    const Rtpproxy__DirectionStats *r, unsigned char *shown, int kind)
+{
+	int c;
+
+	for (c = 0; c < SHM_C_N; c++)
+		if (ctr_next(shown, c, kind))
+			row_ctr(f, r, shown, c);
+}
+
 static void
 print_session(const Rtpproxy__SessionInfo *s, int stats)
 {
-	const Rtpproxy__DirectionStats *f, *r;
-	char a[96], t[48];
+	const Rtpproxy__DirectionStats	*f, *r;
+	unsigned char			 shown[SHM_C_N] = { 0 };
+	char				 a[96], t[48];
 
 	f = s->forward_stats != NULL ? s->forward_stats : &zero_dir;
 	r = s->reverse_stats != NULL ? s->reverse_stats : &zero_dir;
@@ -442,38 +518,31 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 	if (!stats)
 		return;
 	printf("\n%-22s %16s %16s\n", "", "forward", "reverse");
-#define ROW_U(label, field) \
-	printf("%-22s %16" PRIu64 " %16" PRIu64 "\n", label, \
-	    (uint64_t)f->field, (uint64_t)r->field)
 #define ROW_D(label, field) \
 	printf("%-22s %16.3f %16.3f\n", label, f->field, r->field)
-	ROW_U("packets received", packets_received);
-	ROW_U("packets sent", packets_sent);
-	ROW_U("bytes received", bytes_received);
-	ROW_U("bytes sent", bytes_sent);
-	ROW_U("packets dropped", packets_dropped);
-	ROW_U("  invalid", dropped_invalid);
-	ROW_U("  not latched", dropped_not_latched);
-	ROW_U("  send error", dropped_send_error);
-	ROW_U("  rate limited", dropped_rate_limited);
-	ROW_U("  buffer full", dropped_overflow);
-	ROW_U("  refused source", dropped_source);
+	row_ctr(f, r, shown, SHM_C_packets_received);
+	row_ctr(f, r, shown, SHM_C_packets_sent);
+	row_ctr(f, r, shown, SHM_C_bytes_received);
+	row_ctr(f, r, shown, SHM_C_bytes_sent);
+	printf("%-22s %16" PRIu64 " %16" PRIu64 "\n", "packets dropped",
+	    f->packets_dropped, r->packets_dropped);
+	row_ctrs(f, r, shown, SHM_CK_DROP);
 	printf("%-22s %16" PRId64 " %16" PRId64 "\n", "packets lost",
 	    f->packets_lost, r->packets_lost);
-	ROW_U("packets expected", packets_expected);
+	row_ctr(f, r, shown, SHM_C_packets_expected);
 	printf("%-22s %15.2f%% %15.2f%%\n", "loss rate",
 	    f->loss_rate * 100.0, r->loss_rate * 100.0);
 	ROW_D("jitter ms", jitter_ms);
 	ROW_D("latency avg ms", avg_latency_ms);
 	ROW_D("latency max ms", max_latency_ms);
-	ROW_U("RTCP received", rtcp_packets_received);
-	ROW_U("RTCP sent", rtcp_packets_sent);
-	ROW_U("non-RTP packets", non_rtp_packets);
+	row_ctr(f, r, shown, SHM_C_rtcp_received);
+	row_ctr(f, r, shown, SHM_C_rtcp_sent);
+	row_ctr(f, r, shown, SHM_C_non_rtp);
+	row_ctrs(f, r, shown, CTR_ALL);
 	printf("%-22s %16s", "last packet", time_str(f->last_packet_ms, t,
 	    sizeof(t)));
 	printf(" %16s\n", time_str(r->last_packet_ms, t, sizeof(t)));
 	printf("%-22s       0x%08x       0x%08x\n", "SSRC", f->ssrc, r->ssrc);
-#undef ROW_U
 #undef ROW_D
 }
 

@@ -411,51 +411,6 @@ metrics_summary(struct evbuffer *b, const char *name, int d, double *v,
 	    metrics_dirname[d], n);
 }
 
-#define TOT(t, off)	(*(const uint64_t *)(const void *)		\
-			    ((const char *)(t) + (off)))
-
-static const struct {
-	const char	*name;
-	const char	*help;
-	size_t		 off;
-} metrics_dirctr[] = {
-	{ "rtpproxyd_received_packets_total", "Datagrams received on the "
-	    "sessions' RTP sockets, dropped ones included (RTCP is counted "
-	    "apart).", offsetof(struct shm_totals, packets_received) },
-	{ "rtpproxyd_received_bytes_total", "Bytes of UDP payload received "
-	    "on the sessions' RTP sockets.",
-	    offsetof(struct shm_totals, bytes_received) },
-	{ "rtpproxyd_sent_packets_total", "Datagrams relayed from the "
-	    "sessions' RTP sockets.", offsetof(struct shm_totals,
-	    packets_sent) },
-	{ "rtpproxyd_sent_bytes_total", "Bytes of UDP payload relayed from "
-	    "the sessions' RTP sockets.", offsetof(struct shm_totals,
-	    bytes_sent) },
-	{ "rtpproxyd_rtcp_received_packets_total", "Datagrams received on "
-	    "the sessions' RTCP sockets.", offsetof(struct shm_totals,
-	    rtcp_received) },
-	{ "rtpproxyd_rtcp_sent_packets_total", "Datagrams relayed from the "
-	    "sessions' RTCP sockets.", offsetof(struct shm_totals, rtcp_sent) },
-	{ "rtpproxyd_non_rtp_packets_total", "Datagrams on the RTP sockets "
-	    "that are not RTP (STUN, DTLS, ...): relayed, kept out of the RTP "
-	    "statistics.", offsetof(struct shm_totals, non_rtp) },
-	{ "rtpproxyd_rtp_expected_packets_total", "RTP packets expected "
-	    "from the sequence numbers (RFC 3550 A.3).",
-	    offsetof(struct shm_totals, packets_expected) },
-};
-
-static const struct {
-	const char	*reason;
-	size_t		 off;
-} metrics_drop[] = {
-	{ "invalid", offsetof(struct shm_totals, dropped_invalid) },
-	{ "not_latched", offsetof(struct shm_totals, dropped_not_latched) },
-	{ "send_error", offsetof(struct shm_totals, dropped_send_error) },
-	{ "rate_limited", offsetof(struct shm_totals, dropped_rate_limited) },
-	{ "overflow", offsetof(struct shm_totals, dropped_overflow) },
-	{ "source", offsetof(struct shm_totals, dropped_source) },
-};
-
 static void
 metrics_sessions(struct evbuffer *b, const struct master *m,
     const uint64_t *nstate)
@@ -493,33 +448,38 @@ metrics_sessions(struct evbuffer *b, const struct master *m,
 	}
 }
 
+/* The counters' families, by kind; then one of every reason to drop. */
 static void
 metrics_traffic(struct evbuffer *b, const struct shm_totals *t)
 {
-	uint64_t	lost;
-	size_t		i;
-	int		d;
+	const struct shm_counter	*c;
+	enum shm_counter_kind		 k;
+	uint64_t			 lost;
+	int				 i, d;
 
-	for (i = 0; i < sizeof(metrics_dirctr) / sizeof(metrics_dirctr[0]);
-	    i++) {
-		metrics_family(b, metrics_dirctr[i].name, "counter",
-		    metrics_dirctr[i].help);
-		for (d = 0; d < 2; d++)
-			evbuffer_add_printf(b, "%s{direction=\"%s\"} %llu\n",
-			    metrics_dirctr[i].name, metrics_dirname[d],
-			    (unsigned long long)TOT(&t[d],
-			    metrics_dirctr[i].off));
-	}
+	for (k = SHM_CK_TRAFFIC; k < SHM_CK_DROP; k++)
+		for (i = 0; i < SHM_C_N; i++) {
+			if ((c = &shm_counters[i])->kind != k)
+				continue;
+			metrics_family(b, c->metric, "counter", c->help);
+			for (d = 0; d < 2; d++)
+				evbuffer_add_printf(b, "%s{direction=\"%s\"} "
+				    "%llu\n", c->metric, metrics_dirname[d],
+				    (unsigned long long)shm_totals_get(&t[d],
+				    i));
+		}
 	metrics_family(b, "rtpproxyd_dropped_packets_total", "counter",
 	    "Datagrams dropped on the sessions' RTP and RTCP sockets, by "
 	    "reason.");
 	for (d = 0; d < 2; d++)
-		for (i = 0; i < sizeof(metrics_drop) / sizeof(metrics_drop[0]);
-		    i++)
+		for (i = 0; i < SHM_C_N; i++) {
+			if ((c = &shm_counters[i])->kind != SHM_CK_DROP)
+				continue;
 			evbuffer_add_printf(b, "rtpproxyd_dropped_packets_total"
 			    "{direction=\"%s\",reason=\"%s\"} %llu\n",
-			    metrics_dirname[d], metrics_drop[i].reason,
-			    (unsigned long long)TOT(&t[d], metrics_drop[i].off));
+			    metrics_dirname[d], c->metric,
+			    (unsigned long long)shm_totals_get(&t[d], i));
+		}
 	/*
 	 * RFC 3550's cumulative loss goes back when duplicates or late
 	 * packets arrive; a counter must not, so it holds its highest.

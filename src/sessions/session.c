@@ -93,33 +93,15 @@ session_set_state(uint32_t i, uint32_t st)
 static void
 session_dirsnap(const struct shm_dir *d, struct session_dirsnap *o)
 {
-	uint64_t n;
-
-#define LD(f) atomic_load_explicit(&d->f, memory_order_relaxed)
-	o->packets_received = LD(packets_received);
-	o->packets_sent = LD(packets_sent);
-	o->bytes_received = LD(bytes_received);
-	o->bytes_sent = LD(bytes_sent);
-	o->dropped_invalid = LD(dropped_invalid);
-	o->dropped_not_latched = LD(dropped_not_latched);
-	o->dropped_send_error = LD(dropped_send_error);
-	o->dropped_rate_limited = LD(dropped_rate_limited);
-	o->dropped_overflow = LD(dropped_overflow);
-	o->dropped_source = LD(dropped_source);
-	o->non_rtp = LD(non_rtp);
-	o->rtcp_received = LD(rtcp_received);
-	o->rtcp_sent = LD(rtcp_sent);
-	o->packets_expected = LD(packets_expected);
-	o->packets_lost = LD(packets_lost);
-	o->jitter_ms = (double)LD(jitter_ns) / 1e6;
-	n = LD(latency_count);
-	o->avg_latency_ms = n ? (double)LD(latency_sum_ns) / (double)n / 1e6 :
-	    0.0;
-	o->max_latency_ms = (double)LD(latency_max_ns) / 1e6;
-	o->last_packet_ms = LD(last_packet_ms);
-	o->ssrc = LD(ssrc);
-#undef LD
+	memset(&o->c, 0, sizeof(o->c));
+	shm_totals_add(&o->c, d);
 	o->loss_rate = shm_loss_rate(d);
+	o->jitter_ms = (double)SHM_LOAD(&d->jitter_ns) / 1e6;
+	o->avg_latency_ms = o->c.latency_count ? (double)o->c.latency_sum_ns /
+	    (double)o->c.latency_count / 1e6 : 0.0;
+	o->max_latency_ms = (double)SHM_LOAD(&d->latency_max_ns) / 1e6;
+	o->last_packet_ms = SHM_LOAD(&d->last_packet_ms);
+	o->ssrc = SHM_LOAD(&d->ssrc);
 }
 
 void

@@ -50,14 +50,7 @@ struct session_snapshot {
 	int64_t		last_activity_ms;
 	char		error[SHM_REASON_MAX];
 	struct session_dirsnap {
-		uint64_t packets_received, packets_sent;
-		uint64_t bytes_received, bytes_sent;
-		uint64_t dropped_invalid, dropped_not_latched;
-		uint64_t dropped_send_error, dropped_rate_limited;
-		uint64_t dropped_overflow, dropped_source;
-		uint64_t non_rtp, rtcp_received, rtcp_sent;
-		uint64_t packets_expected;
-		int64_t  packets_lost;
+		struct shm_totals c;	/* the counters, the loss */
 		double	 loss_rate, jitter_ms, avg_latency_ms, max_latency_ms;
 		int64_t  last_packet_ms;
 		uint32_t ssrc;
