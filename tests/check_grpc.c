@@ -24,6 +24,7 @@
 
 #include "harness.h"
 #include "client.h"
+#include "shm.h"
 #include "rtpproxy.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
@@ -1593,6 +1594,63 @@ START_TEST(test_rtpproxyctl)
 }
 END_TEST
 
+/* The part of out between "key":{ and its }; the stats nest nothing. */
+static const char *
+json_object(const char *out, const char *key, char *buf, size_t len)
+{
+	char		 k[64];
+	const char	*p;
+	size_t		 n;
+
+	snprintf(k, sizeof(k), "\"%s\":{", key);
+	ck_assert_ptr_nonnull(p = strstr(out, k));
+	p += strlen(k);
+	n = strcspn(p, "}");
+	ck_assert_uint_lt(n, len);
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/*
+ * Every field of DirectionStats comes out of rtpproxyctl -j, both ways,
+ * and every counter of shm.h's list has its row in the text.
+ */
+START_TEST(test_rtpproxyctl_every_counter)
+{
+	static char			 out[65536], obj[8192];
+	const ProtobufCMessageDescriptor *md =
+	    &rtpproxy__direction_stats__descriptor;
+	const char			*dirs[] = { "forward_stats",
+	    "reverse_stats" };
+	char				 key[128];
+	unsigned int			 i, k;
+	int				 c;
+
+	ck_assert_int_eq(ctl("create -i ctl-ctr -l 127.0.0.1 "
+	    "-d 127.0.0.1:5004", NULL, 0), 0);
+	ck_assert_int_eq(ctl("-j status ctl-ctr", out, sizeof(out)), 0);
+	for (k = 0; k < 2; k++) {
+		json_object(out, dirs[k], obj, sizeof(obj));
+		for (i = 0; i < md->n_fields; i++) {
+			snprintf(key, sizeof(key), "\"%s\":",
+			    md->fields[i].name);
+			ck_assert_msg(strstr(obj, key) != NULL,
+			    "%s: no %s in %s", dirs[k], key, obj);
+		}
+	}
+	ck_assert_int_eq(ctl("status ctl-ctr", out, sizeof(out)), 0);
+	for (c = 0; c < SHM_C_N; c++) {
+		snprintf(key, sizeof(key), "\n%s%s ",
+		    shm_counters[c].kind == SHM_CK_DROP ? "  " : "",
+		    shm_counters[c].label);
+		ck_assert_msg(strstr(out, key) != NULL, "no row \"%s\" in %s",
+		    shm_counters[c].label, out);
+	}
+	ck_assert_int_eq(ctl("destroy ctl-ctr", NULL, 0), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1603,7 +1661,8 @@ main(void)
 	    test_malformed_requests, test_invalid_utf8, test_already_exists,
 	    test_unimplemented_at_once, test_tcp_transport_relayed_error,
 	    test_reflection, test_event_lifecycle, test_stream_cancel,
-	    test_relay_both_ways, test_rtpproxyctl, NULL };
+	    test_relay_both_ways, test_rtpproxyctl,
+	    test_rtpproxyctl_every_counter, NULL };
 	const TTest *const t_lim[] = { test_max_sessions,
 	    test_second_daemon_same_port, NULL };
 	const TTest *const t_port[] = { test_port_range_exhausted,

@@ -867,6 +867,36 @@ START_TEST(format)
 }
 END_TEST
 
+/* Every counter of shm.h's list has its series, both ways. */
+START_TEST(every_counter)
+{
+	static struct expo	 e;
+	const struct shm_counter *c;
+	char			 labels[128];
+	int			 k, i;
+
+	need_daemon();
+	scrape(&e);
+	for (i = 0; i < SHM_C_N; i++) {
+		c = &shm_counters[i];
+		for (k = 0; k < 2; k++) {
+			if (c->kind == SHM_CK_DROP) {
+				snprintf(labels, sizeof(labels),
+				    "%s,reason=\"%s\"", k ? REV : FWD,
+				    c->metric);
+				ck_assert_msg(find(&e,
+				    "rtpproxyd_dropped_packets_total",
+				    labels) != NULL, "no drop reason %s",
+				    c->metric);
+			} else
+				ck_assert_msg(find(&e, c->metric,
+				    k ? REV : FWD) != NULL, "no %s",
+				    c->metric);
+		}
+	}
+}
+END_TEST
+
 /* --- traffic and sessions -------------------------------------------------- */
 
 START_TEST(relay)
@@ -1551,7 +1581,8 @@ END_TEST
 int
 main(void)
 {
-	const TTest *const t_main[] = { format, relay, loss_quantiles,
+	const TTest *const t_main[] = { format, every_counter, relay,
+	    loss_quantiles,
 	    grpc_calls,
 	    keepalive, methods_paths, junk, silent, dribble, cap, reload,
 	    worker_restart, NULL };

@@ -196,6 +196,102 @@ START_TEST(test_addr_roundtrip)
 }
 END_TEST
 
+/*
+ * The counters of SHM_DIR_COUNTERS: the totals sum each of them, the drops
+ * are the sum of the reasons, and the table of counters has them all.
+ */
+START_TEST(test_totals_every_counter)
+{
+	struct shm_dir		d;
+	struct shm_totals	t;
+	uint64_t		drops = 0;
+	int			c;
+
+	memset(&d, 0, sizeof(d));
+	memset(&t, 0, sizeof(t));
+#define SET_(f, kind, proto, metric, label, help)			\
+	atomic_store(&d.f, 1000 + SHM_C_##f);
+	SHM_DIR_COUNTERS(SET_)
+#undef SET_
+	atomic_store(&d.packets_lost, -3);
+	atomic_store(&d.latency_sum_ns, 5000);
+	atomic_store(&d.latency_count, 7);
+	shm_totals_add(&t, &d);
+	shm_totals_add(&t, &d);
+	for (c = 0; c < SHM_C_N; c++) {
+		ck_assert_msg(shm_totals_get(&t, c) == 2 * (1000 + (uint64_t)c),
+		    "%s: %llu", shm_counters[c].field,
+		    (unsigned long long)shm_totals_get(&t, c));
+		ck_assert_ptr_nonnull(shm_counters[c].metric);
+		ck_assert_ptr_nonnull(shm_counters[c].label);
+		ck_assert_ptr_nonnull(shm_counters[c].help);
+		if (shm_counters[c].kind == SHM_CK_DROP)
+			drops += 2 * (1000 + (uint64_t)c);
+	}
+	ck_assert_uint_eq(shm_totals_dropped(&t), drops);
+	ck_assert_int_eq(t.packets_lost, -6);
+	ck_assert_uint_eq(t.latency_sum_ns, 10000);
+	ck_assert_uint_eq(t.latency_count, 14);
+}
+END_TEST
+
+/*
+ * The totals live in the table, which a master that takes over reads as
+ * its predecessor wrote it: the counters keep their places (a new one is
+ * added at the end of the list).
+ */
+START_TEST(test_totals_layout)
+{
+	static const char *const v3[] = { "packets_received",
+	    "bytes_received", "packets_sent", "bytes_sent", "dropped_invalid",
+	    "dropped_not_latched", "dropped_send_error",
+	    "dropped_rate_limited", "dropped_overflow", "dropped_source",
+	    "non_rtp", "rtcp_received", "rtcp_sent", "packets_expected" };
+	size_t i;
+
+	ck_assert_uint_ge(SHM_C_N, sizeof(v3) / sizeof(v3[0]));
+	for (i = 0; i < sizeof(v3) / sizeof(v3[0]); i++) {
+		ck_assert_str_eq(shm_counters[i].field, v3[i]);
+		ck_assert_uint_eq(shm_counters[i].off, i * sizeof(uint64_t));
+	}
+	ck_assert_uint_eq(offsetof(struct shm_totals, packets_lost),
+	    SHM_C_N * sizeof(uint64_t));
+}
+END_TEST
+
+/* Every value of the table's enumerations has its own word. */
+START_TEST(test_names)
+{
+	const char	*a, *b;
+	int		 i, k;
+
+	for (i = SHM_FREE; i <= SHM_CLOSED; i++) {
+		a = shm_state_name((uint32_t)i);
+		ck_assert_str_ne(a, "?");
+		for (k = SHM_FREE; k < i; k++)
+			ck_assert_str_ne(a, shm_state_name((uint32_t)k));
+	}
+	ck_assert_str_eq(shm_state_name(SHM_ACTIVE), "active");
+	ck_assert_str_eq(shm_state_name(SHM_CLOSED + 1), "?");
+	for (i = 0; i < SHM_CLOSE_N; i++) {
+		a = shm_close_name((enum shm_close)i);
+		ck_assert_ptr_nonnull(a);
+		for (k = 0; k < i; k++) {
+			b = shm_close_name((enum shm_close)k);
+			ck_assert_str_ne(a, b);
+		}
+	}
+	ck_assert_str_eq(shm_close_name(SHM_CLOSE_IDLE), "idle timeout");
+	ck_assert_str_eq(shm_close_name(SHM_CLOSE_N), "other");
+	for (i = SHM_LATCH_LEARN; i < SHM_LATCH_N; i++)
+		ck_assert_int_eq(shm_latch_from_name(shm_latch_name(i)), i);
+	ck_assert_str_eq(shm_latch_name(SHM_LATCH_NEVER), "never");
+	ck_assert_str_eq(shm_latch_name(0), "?");
+	ck_assert_str_eq(shm_latch_name(SHM_LATCH_N), "?");
+	ck_assert_int_eq(shm_latch_from_name("?"), -1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -211,6 +307,9 @@ main(void)
 	tcase_add_test(tc, test_truncated_object);
 	tcase_add_test(tc, test_slot_reset_bumps_gen);
 	tcase_add_test(tc, test_addr_roundtrip);
+	tcase_add_test(tc, test_totals_every_counter);
+	tcase_add_test(tc, test_totals_layout);
+	tcase_add_test(tc, test_names);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
