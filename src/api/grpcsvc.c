@@ -872,6 +872,22 @@ gs_info_ep(Rtpproxy__Endpoint *ep, char *buf, const struct shm_addr *a)
 	return ep;
 }
 
+/* The replies pass states, policies and event types on by number. */
+#define GS_API_(e, api)	_Static_assert((int)(e) == (int)(api), #e);
+#define GS_STATE_(name)							\
+	GS_API_(SHM_##name, RTPPROXY__SESSION_STATE__SESSION_STATE_##name)
+#define GS_EVENT_(name)							\
+	GS_API_(SEV_##name, RTPPROXY__EVENT_TYPE__EVENT_TYPE_##name)
+#define GS_LATCH_(name, num, word)					\
+	GS_API_(SHM_LATCH_##name, RTPPROXY__LATCH_POLICY__LATCH_POLICY_##name)
+GS_API_(SHM_FREE, RTPPROXY__SESSION_STATE__SESSION_STATE_UNSPECIFIED)
+GS_STATE_(CREATED) GS_STATE_(CONNECTING) GS_STATE_(ACTIVE) GS_STATE_(ERROR)
+GS_STATE_(CLOSED)
+GS_EVENT_(CREATED) GS_EVENT_(STATE_CHANGED) GS_EVENT_(STATS_UPDATE)
+GS_EVENT_(ERROR) GS_EVENT_(CLOSED) GS_EVENT_(RELATCHED)
+GS_EVENT_(SOURCE_REFUSED)
+SHM_LATCH_POLICIES(GS_LATCH_)
+
 /* Each counter of the list is a uint64 of DirectionStats. */
 #define GS_DIR_IS_U64_(f, kind, proto, metric, label, help)		\
 	_Static_assert(_Generic(((Rtpproxy__DirectionStats *)0)->proto,	\
