@@ -1578,6 +1578,44 @@ START_TEST(bind_fails)
 }
 END_TEST
 
+/*
+ * metrics-listen localhost is 127.0.0.1 alone: a program that listens on
+ * [::1] at that port is no reason to refuse to start.
+ */
+START_TEST(localhost_v4)
+{
+	struct daemon		two;
+	struct sockaddr_storage	ss;
+	struct http_resp	r;
+	socklen_t		len;
+	char			line[64];
+	int			fd, on = 1, up, status = 0, stopped;
+
+	signal(SIGPIPE, SIG_IGN);
+	ck_assert_uint_ne(mport = free_port(), 0);
+	if ((fd = socket(AF_INET6, SOCK_STREAM, 0)) == -1)
+		return;		/* no IPv6 here */
+	harness_sa_loopback(&ss, &len, 1, mport);
+	ck_assert_int_eq(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+	    sizeof(on)), 0);
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1) {
+		close(fd);
+		return;		/* no ::1 here, or the port went */
+	}
+	ck_assert_int_eq(listen(fd, 4), 0);
+	snprintf(line, sizeof(line), "metrics-listen localhost:%u", mport);
+	up = harness_start(&two, 1, line) == 0;
+	if (up && http_req("GET", "/metrics", &r) == 0)
+		status = r.status;
+	stopped = up && harness_stop(&two, 10000) == 0;
+	close(fd);
+	ck_assert_msg(up, "refused to start; log in %s", two.log);
+	ck_assert_int_eq(status, 200);
+	ck_assert(stopped);
+	harness_cleanup(&two);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1587,7 +1625,7 @@ main(void)
 	    keepalive, methods_paths, junk, silent, dribble, cap, reload,
 	    worker_restart, NULL };
 	const TTest *const t_v6[] = { ipv6, NULL };
-	const TTest *const t_bind[] = { bind_fails, NULL };
+	const TTest *const t_bind[] = { bind_fails, localhost_v4, NULL };
 	Suite	*s = suite_create("metrics");
 
 	harness_tcase(s, "metrics", up, down, 120, t_main);

@@ -118,9 +118,10 @@ takeover_probe(const struct sockaddr_storage *ss, socklen_t len,
 	return 0;	/* else gRPC will say what is wrong */
 }
 
+/* lo6: localhost is ::1 too (the API), not 127.0.0.1 alone (metrics). */
 static int
-takeover_probe_addr(const char *kw, const char *l, int strict, char *err,
-    size_t errlen)
+takeover_probe_addr(const char *kw, const char *l, int lo6, int strict,
+    char *err, size_t errlen)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
@@ -148,6 +149,8 @@ takeover_probe_addr(const char *kw, const char *l, int strict, char *err,
 		/* Strict: either will do, as for gRPC. */
 		v4 = parse_ip("127.0.0.1", (uint16_t)port, &ss, &len) == 0 &&
 		    takeover_probe(&ss, len, what, strict, err, errlen) == -1;
+		if (!lo6)
+			return v4 ? -1 : 0;
 		v6 = parse_ip("::1", (uint16_t)port, &ss, &len) == 0 &&
 		    takeover_probe(&ss, len, what, strict, err, errlen) == -1;
 		return (strict ? v4 && v6 : v4 || v6) ? -1 : 0;
@@ -167,7 +170,7 @@ takeover_probe_api(const struct config *c, char *err, size_t errlen)
 	int i;
 
 	for (i = 0; i < c->nlisten; i++)
-		if (takeover_probe_addr("listen", c->listen[i], 0, err,
+		if (takeover_probe_addr("listen", c->listen[i], 1, 0, err,
 		    errlen) == -1)
 			return -1;
 	return 0;
@@ -177,8 +180,8 @@ static int
 takeover_probe_metrics(const struct config *c, char *err, size_t errlen)
 {
 	return c->metrics_listen != NULL && takeover_probe_addr(
-	    "metrics-listen", c->metrics_listen, 0, err, errlen) == -1 ? -1 :
-	    0;
+	    "metrics-listen", c->metrics_listen, 0, 0, err, errlen) == -1 ?
+	    -1 : 0;
 }
 
 int
@@ -239,8 +242,8 @@ takeover_port(const char *l)
  * kw)?  0, or -1 and why.
  */
 static int
-takeover_may_bind(const char *kw, const char *l, const char *who, char *err,
-    size_t errlen)
+takeover_may_bind(const char *kw, const char *l, int lo6, const char *who,
+    char *err, size_t errlen)
 {
 	struct stat	 st, dst;
 	const char	*dir;
@@ -268,7 +271,7 @@ takeover_may_bind(const char *kw, const char *l, const char *who, char *err,
 		    "%s may not bind it", kw, l, port, who);
 		return -1;
 	}
-	return takeover_probe_addr(kw, l, 1, err, errlen);
+	return takeover_probe_addr(kw, l, lo6, 1, err, errlen);
 }
 
 /*
@@ -304,11 +307,11 @@ takeover_may_listen(const struct config *c, char *err, size_t errlen)
 	int		 i;
 
 	for (i = 0; i < c->nlisten; i++)
-		if (takeover_may_bind("listen", c->listen[i], who, err,
+		if (takeover_may_bind("listen", c->listen[i], 1, who, err,
 		    errlen) == -1)
 			return -1;
 	if (c->metrics_listen != NULL && takeover_may_bind("metrics-listen",
-	    c->metrics_listen, who, err, errlen) == -1)
+	    c->metrics_listen, 0, who, err, errlen) == -1)
 		return -1;
 	return 0;
 }
