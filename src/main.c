@@ -10,10 +10,11 @@
 static struct {
 	int		 verbose;
 	const char	*listen;
+	struct listen_addr listen_addr;	/* -l, parsed */
 	const char	*pidfile;
 	const char	*user;
 	int		 workers;
-} ov = { 0, NULL, NULL, NULL, -1 };
+} ov = { .workers = -1 };
 
 static char	**args;		/* argv, for the master that takes over */
 
@@ -30,12 +31,9 @@ usage(int rc)
 static void
 apply_overrides(struct config *c)
 {
-	int i;
-
 	if (ov.listen != NULL) {
-		for (i = 0; i < c->nlisten; i++)
-			free(c->listen[i]);
-		c->listen[0] = xstrdup(ov.listen);
+		memset(c->listen, 0, sizeof(c->listen));
+		c->listen[0] = ov.listen_addr;
 		c->nlisten = 1;
 	}
 	if (ov.pidfile != NULL) {
@@ -128,9 +126,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "rtpproxyd: %s\n", err);
 		return 1;
 	}
-	apply_overrides(&conf);
 	if (ov.listen != NULL) {
-		/* Validate the flag as if it were a listen line. */
+		/* Parse the flag as if it were a listen line. */
 		struct config	 t;
 		char		*text;
 
@@ -142,8 +139,10 @@ main(int argc, char **argv)
 			return 1;
 		}
 		free(text);
+		ov.listen_addr = t.listen[0];
 		config_free(&t);
 	}
+	apply_overrides(&conf);
 	if (restart) {
 		n = (uint32_t)master_restart_cmd(conf.pidfile);
 		config_free(&conf);

@@ -86,7 +86,7 @@ assert_conf_eq(const struct config *a, const struct config *b)
 
 	ck_assert_int_eq(a->nlisten, b->nlisten);
 	for (i = 0; i < a->nlisten; i++)
-		ck_assert_str_eq(a->listen[i], b->listen[i]);
+		ck_assert_str_eq(a->listen[i].text, b->listen[i].text);
 	ck_assert_int_eq(a->workers, b->workers);
 	ck_assert_uint_eq(a->port_min, b->port_min);
 	ck_assert_uint_eq(a->port_max, b->port_max);
@@ -146,8 +146,8 @@ START_TEST(test_defaults)
 
 	config_defaults(&c);
 	ck_assert_int_eq(c.nlisten, 1);
-	ck_assert_str_eq(c.listen[0], "127.0.0.1:50051");
-	ck_assert_ptr_null(c.listen[1]);
+	ck_assert_str_eq(c.listen[0].text, "127.0.0.1:50051");
+	ck_assert_int_eq(c.listen[1].kind, ADDR_NONE);
 	ck_assert_int_eq(c.workers, 0);
 	ck_assert_uint_eq(c.port_min, 16384);
 	ck_assert_uint_eq(c.port_max, 32767);
@@ -206,11 +206,11 @@ START_TEST(test_full)
 
 	parse_ok(&c, full_conf);
 	ck_assert_int_eq(c.nlisten, 5);
-	ck_assert_str_eq(c.listen[0], "192.0.2.1:5000");
-	ck_assert_str_eq(c.listen[1], "[::1]:5001");
-	ck_assert_str_eq(c.listen[2], "localhost:5002");
-	ck_assert_str_eq(c.listen[3], "*:5003");
-	ck_assert_str_eq(c.listen[4], "unix:/run/rtpproxyd/grpc.sock");
+	ck_assert_str_eq(c.listen[0].text, "192.0.2.1:5000");
+	ck_assert_str_eq(c.listen[1].text, "[::1]:5001");
+	ck_assert_str_eq(c.listen[2].text, "localhost:5002");
+	ck_assert_str_eq(c.listen[3].text, "*:5003");
+	ck_assert_str_eq(c.listen[4].text, "unix:/run/rtpproxyd/grpc.sock");
 	ck_assert_int_eq(c.workers, 4);
 	ck_assert_uint_eq(c.port_min, 30000);
 	ck_assert_uint_eq(c.port_max, 30099);
@@ -227,6 +227,39 @@ START_TEST(test_full)
 	ck_assert_str_eq(c.pidfile, "/var/run/rtpproxyd/rtpproxyd.pid");
 	ck_assert_str_eq(c.shm_name, "/rtp.proxy_1-a");
 	ck_assert_ptr_null(c.path);
+	config_free(&c);
+}
+END_TEST
+
+/* The addresses are parsed with the file, each as its keyword means it. */
+START_TEST(test_listen_parsed)
+{
+	struct config	c;
+	char		text[sizeof(full_conf) + 64];
+
+	config_defaults(&c);
+	ck_assert_int_eq(c.listen[0].kind, ADDR_INET);
+	ck_assert_uint_eq(c.listen[0].port, 50051);
+	ck_assert(addr_loopback(&c.listen[0]));
+	ck_assert_int_eq(c.metrics_listen.kind, ADDR_NONE);
+	config_free(&c);
+
+	snprintf(text, sizeof(text), "%smetrics-listen localhost:9100\n",
+	    full_conf);
+	parse_ok(&c, text);
+	ck_assert_uint_eq(c.listen[0].port, 5000);
+	ck_assert_int_eq(c.listen[2].localhost, 1);
+	ck_assert_int_eq(c.listen[2].nsa, 2);		/* and ::1 */
+	ck_assert_int_eq(c.listen[3].any, 1);
+	ck_assert_int_eq(c.listen[4].kind, ADDR_UNIX);
+	ck_assert_str_eq(addr_path(&c.listen[4]), "/run/rtpproxyd/grpc.sock");
+	ck_assert_str_eq(c.metrics_listen.text, "localhost:9100");
+	ck_assert_int_eq(c.metrics_listen.nsa, 1);	/* 127.0.0.1 alone */
+	ck_assert_uint_eq(c.metrics_listen.port, 9100);
+	config_free(&c);
+
+	parse_ok(&c, "metrics-listen none\n");
+	ck_assert_int_eq(c.metrics_listen.kind, ADDR_NONE);
 	config_free(&c);
 }
 END_TEST
@@ -277,7 +310,7 @@ START_TEST(test_syntax)
 	    "user \"we\\\"ird\\\\name\"\n"
 	    "shm-name \"/q\"# no blank needed before a comment\n");
 	ck_assert_str_eq(c.pidfile, "/var/run/my dir/#1.pid");
-	ck_assert_str_eq(c.listen[0], "unix:/tmp/a b.sock");
+	ck_assert_str_eq(c.listen[0].text, "unix:/tmp/a b.sock");
 	ck_assert_str_eq(c.user, "we\"ird\\name");
 	ck_assert_str_eq(c.shm_name, "/q");
 	config_free(&c);
@@ -380,6 +413,14 @@ static const struct {
 	{ "listen *:1\nlisten *:2\nlisten *:3\nlisten *:4\nlisten *:5\n"
 	    "listen *:6\nlisten *:7\nlisten *:8\nlisten *:9\n", 9,
 	    "listen: at most 8 addresses" },
+	{ "metrics-listen unix:/run/m.sock\n", 1, "metrics-listen: "
+	    "\"unix:/run/m.sock\": must be HOST:PORT or [IPv6]:PORT" },
+	{ "metrics-listen 127.0.0.1\n", 1,
+	    "metrics-listen: \"127.0.0.1\": missing port" },
+	{ "workers 2\nmetrics-listen [::1]:0\n", 2,
+	    "metrics-listen: \"[::1]:0\": port must be 1..65535" },
+	{ "metrics-listen example.com:9100\n", 1,
+	    "host must be an IPv4 address, [IPv6], localhost or *" },
 	{ "pidfile run/rtpproxyd.pid\n", 1,
 	    "pidfile: must be an absolute path or \"none\" "
 	    "(got \"run/rtpproxyd.pid\")" },
@@ -623,7 +664,7 @@ START_TEST(test_round_trip)
 	parse_ok(&c, "pidfile none\nuser \"a b\"\n"
 	    "listen \"unix:/tmp/x # \\\"y\\\\\"\nsyslog-facility user\n"
 	    "log-level error\n");
-	ck_assert_str_eq(c.listen[0], "unix:/tmp/x # \"y\\");
+	ck_assert_str_eq(c.listen[0].text, "unix:/tmp/x # \"y\\");
 	round_trip(&c);
 	config_free(&c);
 }
@@ -1024,6 +1065,7 @@ main(void)
 	tc = tcase_create("parse");
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_full);
+	tcase_add_test(tc, test_listen_parsed);
 	tcase_add_test(tc, test_edges);
 	tcase_add_test(tc, test_syntax);
 	tcase_add_loop_test(tc, test_errors, 0,

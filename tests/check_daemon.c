@@ -203,6 +203,29 @@ START_TEST(test_check_config_flag)
 }
 END_TEST
 
+/* -l replaces every listen line; it is checked as one. */
+START_TEST(test_listen_flag)
+{
+	char		 cmd[512], out[8192];
+	const char	*bin = getenv("RTPPROXYD");
+
+	ck_assert_int_eq(harness_prepare(&d, 1, "listen [::1]:50099"), 0);
+	snprintf(cmd, sizeof(cmd), "%s -n -v -l '[0:0::1]:0050098' -c %s 2>&1",
+	    bin, d.conf);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
+	ck_assert_msg(strstr(out, "\nlisten [0:0::1]:0050098\n") != NULL,
+	    "%s", out);
+	ck_assert_msg(strstr(out, "\nlisten 127.0.0.1:") == NULL &&
+	    strstr(out, "\nlisten [::1]") == NULL, "%s", out);
+
+	snprintf(cmd, sizeof(cmd), "%s -n -l 127.0.0.1 -c %s 2>&1", bin,
+	    d.conf);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "-l:1: listen: \"127.0.0.1\": missing "
+	    "port") != NULL, "%s", out);
+}
+END_TEST
+
 static void
 put_file(const char *path, const char *text)
 {
@@ -713,6 +736,7 @@ main(void)
 	const TTest *const t[] = { test_workers_ready_kill_respawn_stop,
 	    test_repeated_kills_are_throttled, test_sigint_twice_stops_at_once,
 	    test_second_instance_refused, test_check_config_flag,
+	    test_listen_flag,
 	    test_daemonize_pidfile_term, test_daemonize_failure_exit_code,
 	    test_ports_with_closed_connections,
 	    test_sighup_reload, test_sighup_restart_only, test_privilege_drop,

@@ -686,56 +686,12 @@ gate_accept(evutil_socket_t lfd, short what, void *arg)
 
 /* --- listening --------------------------------------------------------- */
 
-static int
-gate_bind_one(struct gate_listener *l, const struct sockaddr *sa,
-    socklen_t len, int any)
-{
-	int fd, on = 1, v6only = !any, saved;
-
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
-	if (fd == -1)
-		return -1;
-	if (sa->sa_family != AF_UNIX) {
-		/*
-		 * SO_REUSEPORT: a new master binds beside the one it takes
-		 * over from; a second daemon is refused before that
-		 * (takeover_probe_listen).
-		 */
-		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
-		    sizeof(on)) == -1 ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
-		    sizeof(on)) == -1)
-			goto fail;
-		if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
-		    IPV6_V6ONLY, &v6only, sizeof(v6only)) == -1)
-			goto fail;
-	}
-	if (bind(fd, sa, len) == -1 || listen(fd, GATE_BACKLOG) == -1)
-		goto fail;
-	l->fd = fd;
-	return 0;
-fail:
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return -1;
-}
-
 /* A stale socket file is replaced; anything else at the path is not. */
 static int
-gate_bind_unix(struct gate_listener *l, const char *path)
+gate_unlink_stale(const char *path)
 {
-	struct sockaddr_un	sun;
-	struct stat		st;
+	struct stat st;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			errno = EEXIST;
@@ -743,107 +699,43 @@ gate_bind_unix(struct gate_listener *l, const char *path)
 		}
 		(void)unlink(path);
 	}
-	l->unix_sock = 1;
-	return gate_bind_one(l, (struct sockaddr *)&sun, sizeof(sun), 0);
+	return 0;
 }
 
-/* Listen on one configured address (a name may give two sockets). */
+/*
+ * Listen on one configured address: localhost gives two sockets, and
+ * either will do, as for gRPC.
+ */
 static int
-gate_listen_addr(const char *s)
+gate_listen_addr(const struct listen_addr *la)
 {
-	struct sockaddr_storage	 ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
-	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
 	struct gate_listener	*l;
-	const char		*colon, *h = s;
-	char			 host[128];
-	uint32_t		 port;
-	socklen_t		 len;
-	size_t			 n;
-	int			 ok = 0, e = 0;
+	int			 i, fd, ok = 0, e = 0;
 
-	if (gate.nl + 2 > GATE_MAX_LISTEN) {
+	if (gate.nl + la->nsa > GATE_MAX_LISTEN) {
 		errno = ENOSPC;
 		return -1;
 	}
-	l = &gate.l[gate.nl];
-	snprintf(l->name, sizeof(l->name), "%s", s);
-	l->fd = -1;
-	if (strncmp(s, "unix:", 5) == 0) {
-		if (gate_bind_unix(l, s + 5) == -1)
-			return -1;
-		gate.nl++;
-		return 0;
-	}
-	if ((colon = strrchr(s, ':')) == NULL ||
-	    parse_u32(colon + 1, 1, 65535, &port) == -1) {
-		errno = EINVAL;
+	if (la->kind == ADDR_UNIX && gate_unlink_stale(addr_path(la)) == -1)
 		return -1;
-	}
-	if (*s == '[') {
-		h = s + 1;
-		n = colon > h && colon[-1] == ']' ? (size_t)(colon - 1 - h) :
-		    0;
-	} else
-		n = (size_t)(colon - s);
-	if (n == 0 || n >= sizeof(host)) {
-		errno = EINVAL;
-		return -1;
-	}
-	memcpy(host, h, n);
-	host[n] = '\0';
-	if (strcmp(host, "*") == 0) {
-		/* Both families on one socket; IPv4 alone on a host without. */
-		memset(&ss, 0, sizeof(ss));
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_addr = in6addr_any;
-		sin6->sin6_port = htons((uint16_t)port);
-		if (gate_bind_one(l, (struct sockaddr *)&ss, sizeof(*sin6),
-		    1) == 0) {
-			gate.nl++;
-			return 0;
+	for (i = 0; i < la->nsa; i++) {
+		if ((fd = addr_bind(la, i)) == -1 ||
+		    listen(fd, GATE_BACKLOG) == -1) {
+			if (e == 0)
+				e = errno;
+			if (fd != -1)
+				close(fd);
+			continue;
 		}
-		if (errno != EAFNOSUPPORT)
-			return -1;
-		memset(&ss, 0, sizeof(ss));
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_ANY);
-		sin->sin_port = htons((uint16_t)port);
-		if (gate_bind_one(l, (struct sockaddr *)&ss, sizeof(*sin),
-		    0) == -1)
-			return -1;
-		gate.nl++;
-		return 0;
+		l = &gate.l[gate.nl++];
+		snprintf(l->name, sizeof(l->name), "%s", la->text);
+		l->fd = fd;
+		l->unix_sock = la->kind == ADDR_UNIX;
+		ok = 1;
 	}
-	if (strcmp(host, "localhost") == 0) {
-		/* Either of its addresses will do, as for gRPC. */
-		if (parse_ip("127.0.0.1", (uint16_t)port, &ss, &len) == 0 &&
-		    gate_bind_one(l, (struct sockaddr *)&ss, len, 0) == 0) {
-			gate.nl++;
-			ok = 1;
-		} else
-			e = errno;
-		l = &gate.l[gate.nl];
-		snprintf(l->name, sizeof(l->name), "%s", s);
-		l->fd = -1;
-		if (parse_ip("::1", (uint16_t)port, &ss, &len) == 0 &&
-		    gate_bind_one(l, (struct sockaddr *)&ss, len, 0) == 0) {
-			gate.nl++;
-			ok = 1;
-		} else if (e == 0)
-			e = errno;
-		if (!ok)
-			errno = e;
-		return ok ? 0 : -1;
-	}
-	if (parse_ip(host, (uint16_t)port, &ss, &len) == -1) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (gate_bind_one(l, (struct sockaddr *)&ss, len, 0) == -1)
-		return -1;
-	gate.nl++;
-	return 0;
+	if (!ok)
+		errno = e;
+	return ok ? 0 : -1;
 }
 
 /* --- TLS --------------------------------------------------------------- */
@@ -987,9 +879,9 @@ gate_start(struct event_base *base, grpc_server *server,
 	for (i = 0; i < conf->nlisten; i++) {
 		int first = gate.nl, k;
 
-		if (gate_listen_addr(conf->listen[i]) == -1) {
+		if (gate_listen_addr(&conf->listen[i]) == -1) {
 			log_warnx("grpc: cannot listen on %s: %s",
-			    conf->listen[i], errno == EINVAL ? "not an "
+			    conf->listen[i].text, errno == EINVAL ? "not an "
 			    "address and port" : errno == EEXIST ? "the path "
 			    "exists and is not a socket" : strerror(errno));
 			goto fail;
@@ -1001,7 +893,7 @@ gate_start(struct event_base *base, grpc_server *server,
 			    event_add(gate.l[k].ev, NULL) == -1)
 				goto fail;
 		}
-		log_info("grpc: listening on %s%s", conf->listen[i],
+		log_info("grpc: listening on %s%s", conf->listen[i].text,
 		    gate.ssl == NULL ? "" : gate.mtls ?
 		    " (TLS, client certificates required)" : " (TLS)");
 	}

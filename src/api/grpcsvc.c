@@ -1820,7 +1820,7 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 	svc->gate_up = 1;
 	for (i = 0; svc->ntokens > 0 && svc->tls == 0 && i < conf->nlisten;
 	    i++) {
-		addr = conf->listen[i];
+		addr = conf->listen[i].text;
 		if (strncmp(addr, "unix:", 5) != 0 &&
 		    strncmp(addr, "127.", 4) != 0 &&
 		    strncmp(addr, "[::1]:", 6) != 0 &&

@@ -520,8 +520,6 @@ acl_build(struct shm_acl *acl, const struct config *c)
 	struct shm_acl_rule	 r;
 	struct ifaddrs		*ifa, *i;
 	char			 why[128];
-	const char		*l, *colon;
-	uint32_t		 port;
 	size_t			 k;
 
 	memset(acl, 0, sizeof(*acl));
@@ -564,18 +562,11 @@ acl_build(struct shm_acl *acl, const struct config *c)
 		acl_add(acl, &c->rules[k]);
 	acl->port_min = c->port_min;
 	acl->port_max = c->port_max;
-	for (k = 0; k < (size_t)c->nlisten && acl->nown < SHM_OWN_MAX; k++) {
-		l = c->listen[k];
-		if (strncmp(l, "unix:", 5) == 0 ||
-		    (colon = strrchr(l, ':')) == NULL ||
-		    parse_u32(colon + 1, 1, 65535, &port) == -1)
-			continue;
-		acl->own[acl->nown++] = (uint16_t)port;
-	}
-	if (c->metrics_listen != NULL && acl->nown < SHM_OWN_MAX &&
-	    (colon = strrchr(c->metrics_listen, ':')) != NULL &&
-	    parse_u32(colon + 1, 1, 65535, &port) == 0)
-		acl->own[acl->nown++] = (uint16_t)port;
+	for (k = 0; k < (size_t)c->nlisten && acl->nown < SHM_OWN_MAX; k++)
+		if (c->listen[k].kind == ADDR_INET)
+			acl->own[acl->nown++] = c->listen[k].port;
+	if (c->metrics_listen.kind == ADDR_INET && acl->nown < SHM_OWN_MAX)
+		acl->own[acl->nown++] = c->metrics_listen.port;
 }
 
 /* Write acl into the shared table under its sequence lock. */

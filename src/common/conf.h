@@ -6,6 +6,7 @@
 #ifndef RTPPROXYD_CONF_H
 #define RTPPROXYD_CONF_H
 
+#include "addr.h"
 #include "common.h"
 #include "shm.h"
 
@@ -13,7 +14,7 @@
 #define CONF_MAX_LISTEN	8
 
 struct config {
-	char		*listen[CONF_MAX_LISTEN];	/* host:port or unix:/path */
+	struct listen_addr listen[CONF_MAX_LISTEN];	/* the API's */
 	int		 nlisten;
 	int		 workers;		/* 0: one per CPU */
 	uint16_t	 port_min;		/* even */
@@ -54,7 +55,7 @@ struct config {
 	unsigned int	 tls_line[3];
 	char		*tls_pem[3];		/* their contents */
 
-	char		*metrics_listen;	/* host:port; NULL: none */
+	struct listen_addr metrics_listen;	/* ADDR_NONE: none */
 	uint32_t	 orphan_timeout;	/* s a worker waits for a master */
 
 	/* the API's connections (apigate.c) */

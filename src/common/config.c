@@ -1,6 +1,5 @@
 #include <sys/types.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -182,115 +181,32 @@ conf_seterr(char *err, size_t errlen, const char *what, const char *why)
 }
 
 static int
-conf_port(struct conf_state *st, const char *kw, const char *addr,
-    const char *port)
-{
-	uint32_t v;
-
-	if (parse_u32(port, 1, 65535, &v) == -1)
-		return conf_err(st, "%s: \"%s\": port must be 1..65535 "
-		    "(got \"%s\")", kw, addr, port);
-	return 0;
-}
-
-/*
- * Only literals, localhost and "*": the listener must come up without
- * DNS, and gRPC would otherwise bind whatever a resolver says today.
- */
-static int
-conf_listen_check(struct conf_state *st, const char *kw, const char *s,
-    int unix_ok)
-{
-	struct sockaddr_storage	 ss;
-	struct sockaddr_un	 sun;
-	char			 host[128];
-	const char		*p, *port;
-	size_t			 n;
-
-	if (strncmp(s, "unix:", 5) == 0) {
-		if (!unix_ok)
-			return conf_err(st, "%s: \"%s\": must be HOST:PORT or "
-			    "[IPv6]:PORT", kw, s);
-		p = s + 5;
-		if (*p != '/')
-			return conf_err(st, "%s: \"%s\": unix socket path "
-			    "must be absolute", kw, s);
-		if (strlen(p) >= sizeof(sun.sun_path))
-			return conf_err(st, "%s: \"%s\": unix socket path "
-			    "longer than %zu bytes", kw, s,
-			    sizeof(sun.sun_path) - 1);
-		return 0;
-	}
-	if (*s == '[') {
-		if ((p = strchr(s, ']')) == NULL)
-			return conf_err(st, "%s: \"%s\": missing \"]\"", kw, s);
-		if (p[1] == '\0')
-			return conf_err(st, "%s: \"%s\": missing port "
-			    "(expected [IPv6]:PORT)", kw, s);
-		if (p[1] != ':')
-			return conf_err(st, "%s: \"%s\": expected \":\" "
-			    "after \"]\"", kw, s);
-		port = p + 2;
-		n = p - (s + 1);
-		if (n >= sizeof(host))
-			n = sizeof(host) - 1;
-		memcpy(host, s + 1, n);
-		host[n] = '\0';
-		if (parse_ip(host, 0, &ss, NULL) == -1 ||
-		    ss.ss_family != AF_INET6)
-			return conf_err(st, "%s: \"%s\": \"%s\" is not an "
-			    "IPv6 address", kw, s, host);
-		return conf_port(st, kw, s, port);
-	}
-	if ((p = strrchr(s, ':')) == NULL)
-		return conf_err(st, "%s: \"%s\": missing port (expected "
-		    "HOST:PORT, [IPv6]:PORT or unix:/PATH)", kw, s);
-	port = p + 1;
-	n = p - s;
-	if (n >= sizeof(host))
-		n = sizeof(host) - 1;
-	memcpy(host, s, n);
-	host[n] = '\0';
-	if (strchr(host, ':') != NULL)
-		return conf_err(st, "%s: \"%s\": an IPv6 address must be "
-		    "in brackets, as in [::1]:50051", kw, s);
-	if (*host == '\0')
-		return conf_err(st, "%s: \"%s\": missing host (use * for "
-		    "every address)", kw, s);
-	if (strcmp(host, "*") != 0 && strcmp(host, "localhost") != 0 &&
-	    (parse_ip(host, 0, &ss, NULL) == -1 || ss.ss_family != AF_INET))
-		return conf_err(st, "%s: \"%s\": host must be an IPv4 "
-		    "address, [IPv6], localhost or *", kw, s);
-	return conf_port(st, kw, s, port);
-}
-
-static int
 conf_listen(struct conf_state *st, const struct conf_keyword *kw,
     char **argv)
 {
-	struct config	*c = st->conf;
-	int		 i;
+	struct config		*c = st->conf;
+	struct listen_addr	 la;
+	char			 why[2 * ADDR_TEXT_MAX + 128];
+	int			 i;
 
 	/* The first listen line replaces the default address. */
 	if (!st->listen_given) {
-		for (i = 0; i < c->nlisten; i++) {
-			free(c->listen[i]);
-			c->listen[i] = NULL;
-		}
+		memset(c->listen, 0, sizeof(c->listen));
 		c->nlisten = 0;
 		st->listen_given = 1;
 	}
-	if (conf_listen_check(st, "listen", argv[0], 1) == -1)
-		return -1;
+	if (addr_parse(&la, "listen", argv[0], ADDR_UNIX_OK, why,
+	    sizeof(why)) == -1)
+		return conf_err(st, "%s", why);
 	for (i = 0; i < c->nlisten; i++)
-		if (strcmp(c->listen[i], argv[0]) == 0)
+		if (strcmp(c->listen[i].text, argv[0]) == 0)
 			return conf_err(st, "listen: \"%s\" given twice "
 			    "(first on line %u)", argv[0], st->listen_line[i]);
 	if (c->nlisten == CONF_MAX_LISTEN)
 		return conf_err(st, "listen: at most %d addresses",
 		    CONF_MAX_LISTEN);
 	st->listen_line[c->nlisten] = st->line;
-	c->listen[c->nlisten++] = xstrdup(argv[0]);
+	c->listen[c->nlisten++] = la;
 	return 0;
 }
 
@@ -575,15 +491,19 @@ static int
 conf_metrics(struct conf_state *st, const struct conf_keyword *kw,
     char **argv)
 {
+	struct listen_addr	la;
+	char			why[2 * ADDR_TEXT_MAX + 128];
+
 	if (strcmp(argv[0], "none") == 0) {
-		free(st->conf->metrics_listen);
-		st->conf->metrics_listen = NULL;
+		memset(&st->conf->metrics_listen, 0,
+		    sizeof(st->conf->metrics_listen));
 		return 0;
 	}
-	if (conf_listen_check(st, "metrics-listen", argv[0], 0) == -1)
-		return -1;
-	free(st->conf->metrics_listen);
-	st->conf->metrics_listen = xstrdup(argv[0]);
+	/* localhost: 127.0.0.1 alone, as it always was for metrics. */
+	if (addr_parse(&la, "metrics-listen", argv[0], ADDR_LO_V4, why,
+	    sizeof(why)) == -1)
+		return conf_err(st, "%s", why);
+	st->conf->metrics_listen = la;
 	return 0;
 }
 
@@ -746,7 +666,9 @@ void
 config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->listen[0] = xstrdup(CONF_DEF_LISTEN);
+	if (addr_parse(&c->listen[0], "listen", CONF_DEF_LISTEN, 0, NULL,
+	    0) == -1)
+		fatalx("config: the default listen address does not parse");
 	c->nlisten = 1;
 	c->workers = 0;
 	c->port_min = 16384;
@@ -988,10 +910,6 @@ config_free_secrets(struct config *c)
 void
 config_free(struct config *c)
 {
-	int i;
-
-	for (i = 0; i < c->nlisten && i < CONF_MAX_LISTEN; i++)
-		free(c->listen[i]);
 	free(c->user);
 	free(c->group);
 	free(c->pidfile);
@@ -1003,7 +921,6 @@ config_free(struct config *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->tls_client_ca);
-	free(c->metrics_listen);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -1058,7 +975,7 @@ config_dump(const struct config *c, FILE *fp)
 	fprintf(fp, "# rtpproxyd configuration, from %s\n",
 	    c->path != NULL ? c->path : "built-in defaults");
 	for (l = 0; l < c->nlisten && l < CONF_MAX_LISTEN; l++)
-		conf_put_kw(fp, "listen", c->listen[l]);
+		conf_put_kw(fp, "listen", c->listen[l].text);
 	fprintf(fp, "workers %d\n", c->workers);
 	fprintf(fp, "port-range %u %u\n", c->port_min, c->port_max);
 	fprintf(fp, "max-sessions %u\n", c->max_sessions);
@@ -1103,8 +1020,8 @@ config_dump(const struct config *c, FILE *fp)
 		conf_put_kw(fp, "tls-key", c->tls_key);
 	if (c->tls_client_ca != NULL)
 		conf_put_kw(fp, "tls-client-ca", c->tls_client_ca);
-	conf_put_kw(fp, "metrics-listen", c->metrics_listen != NULL ?
-	    c->metrics_listen : "none");
+	conf_put_kw(fp, "metrics-listen", c->metrics_listen.kind != ADDR_NONE ?
+	    c->metrics_listen.text : "none");
 	fprintf(fp, "orphan-timeout %u\n", c->orphan_timeout);
 	fprintf(fp, "api-max-connections %u\n", c->api_max_conns);
 	fprintf(fp, "api-max-connections-per-client %u\n",

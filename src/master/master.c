@@ -444,7 +444,7 @@ master_run(struct master *m)
 	log_info("rtpproxyd %s %s: %d workers, ports %u-%u, "
 	    "max-sessions %u, API on %s%s", PACKAGE_VERSION, m->adopting ?
 	    "taking over" : "starting", m->nworkers, conf->port_min,
-	    conf->port_max, conf->max_sessions, conf->listen[0],
+	    conf->port_max, conf->max_sessions, conf->listen[0].text,
 	    conf->nlisten > 1 ? " (and more)" : "");
 
 	event_base_dispatch(m->base);

@@ -52,7 +52,7 @@ LIST_HEAD(metrics_conns, metrics_conn);
 static struct {
 	int			 fd;		/* the listening socket, or -1 */
 	int			 fd_given;	/* evhttp owns (and closes) it */
-	char			 addr[128];	/* as configured */
+	char			 addr[ADDR_TEXT_MAX];	/* as configured */
 	int64_t			 start_ms;
 	struct event_base	*base;
 	const struct master	*m;		/* what is scraped */
@@ -79,78 +79,9 @@ metrics_fd(void)
 	return mx.fd;
 }
 
-/* HOST:PORT as config.c accepts it: IPv4, [IPv6], localhost or "*". */
-static int
-metrics_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len,
-    int *any)
-{
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
-	const char		*colon, *h = s;
-	char			 host[128];
-	uint32_t		 port;
-	size_t			 n;
-
-	*any = 0;
-	if ((colon = strrchr(s, ':')) == NULL ||
-	    parse_u32(colon + 1, 1, 65535, &port) == -1)
-		return -1;
-	if (*s == '[') {
-		if (colon == s || colon[-1] != ']')
-			return -1;
-		h = s + 1;
-		n = (size_t)(colon - 1 - h);
-	} else
-		n = (size_t)(colon - s);
-	if (n >= sizeof(host))
-		return -1;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	if (strcmp(host, "*") == 0) {
-		memset(ss, 0, sizeof(*ss));
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_addr = in6addr_any;
-		sin6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*sin6);
-		*any = 1;
-		return 0;
-	}
-	if (strcmp(host, "localhost") == 0)
-		snprintf(host, sizeof(host), "127.0.0.1");
-	return parse_ip(host, (uint16_t)port, ss, len);
-}
-
-/* A bound TCP socket, or -1 with errno. */
-static int
-metrics_socket(const struct sockaddr_storage *ss, socklen_t len, int any,
-    int reuseport)
-{
-	int fd, on = 1, v6only = !any, saved;
-
-	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
-	if (fd == -1)
-		return -1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
-		goto fail;
-	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
-	    sizeof(on)) == -1)
-		goto fail;
-	if (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
-	    IPV6_V6ONLY, &v6only, sizeof(v6only)) == -1)
-		goto fail;
-	if (bind(fd, (const struct sockaddr *)ss, len) == -1)
-		goto fail;
-	return fd;
-fail:
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return -1;
-}
-
 /*
  * Bind and listen on metrics-listen, before privileges go (the port may be
- * low).  The socket has SO_REUSEPORT, so that a restarting master can bind
+ * low).  The socket has SO_REUSEPORT (addr_bind), so that a restarting master can bind
  * the same port while this one still listens; but a second daemon must
  * fail, as it does on the API address, not share the scrapes: a probe
  * without SO_REUSEPORT first finds any socket that listens there.
@@ -158,37 +89,13 @@ fail:
 int
 metrics_bind(const struct config *c)
 {
-	struct sockaddr_in	*sin;
-	struct sockaddr_storage	 ss;
-	socklen_t		 len;
-	int			 fd, any, e;
+	const struct listen_addr	*la = &c->metrics_listen;
+	int				 fd, e;
 
-	if (c->metrics_listen == NULL)
+	if (la->kind == ADDR_NONE)
 		return 0;
-	snprintf(mx.addr, sizeof(mx.addr), "%s", c->metrics_listen);
-	if (metrics_addr(c->metrics_listen, &ss, &len, &any) == -1) {
-		log_warnx("metrics: cannot listen on %s: not an address and "
-		    "port", c->metrics_listen);
-		return -1;
-	}
-	/*
-	 * SO_REUSEPORT: a new master binds beside the old one; a second
-	 * daemon is refused before (takeover_probe_listen).
-	 */
-	if ((fd = metrics_socket(&ss, len, any, 1)) == -1 && any &&
-	    errno == EAFNOSUPPORT) {
-		/* "*" on a host without IPv6. */
-		uint16_t port = ((struct sockaddr_in6 *)&ss)->sin6_port;
-
-		memset(&ss, 0, sizeof(ss));
-		sin = (struct sockaddr_in *)&ss;
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_ANY);
-		sin->sin_port = port;
-		len = sizeof(*sin);
-		fd = metrics_socket(&ss, len, any, 1);
-	}
-	if (fd == -1)
+	snprintf(mx.addr, sizeof(mx.addr), "%s", la->text);
+	if ((fd = addr_bind(la, 0)) == -1)
 		goto fail;
 	if (listen(fd, METRICS_BACKLOG) == -1) {
 		e = errno;
@@ -201,7 +108,7 @@ metrics_bind(const struct config *c)
 	return 0;
 fail:
 	e = errno;
-	log_warnx("metrics: cannot listen on %s: %s", c->metrics_listen,
+	log_warnx("metrics: cannot listen on %s: %s", la->text,
 	    e == EADDRINUSE ? "address in use (another rtpproxyd? set "
 	    "metrics-listen)" : e == EADDRNOTAVAIL ? "not an address of this "
 	    "host" : strerror(e));

@@ -84,7 +84,7 @@ reload_listen_equal(const struct config *a, const struct config *b)
 	if (a->nlisten != b->nlisten)
 		return 0;
 	for (i = 0; i < a->nlisten; i++)
-		if (strcmp(a->listen[i], b->listen[i]) != 0)
+		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
 			return 0;
 	return 1;
 }
@@ -131,7 +131,7 @@ reload_restart_only(const struct master *m, struct config *nc)
 		    nc->max_sessions, m->shm.nslots, m->shm.nslots);
 		nc->max_sessions = m->shm.nslots;
 	}
-	if (!reload_str_equal(nc->metrics_listen, c->metrics_listen))
+	if (strcmp(nc->metrics_listen.text, c->metrics_listen.text) != 0)
 		log_warnx("reload: metrics-listen changed: needs a restart");
 	if (nc->api_idle_timeout != c->api_idle_timeout)
 		log_warnx("reload: api-idle-timeout changed: needs a restart");

@@ -118,50 +118,26 @@ takeover_probe(const struct sockaddr_storage *ss, socklen_t len,
 	return 0;	/* else gRPC will say what is wrong */
 }
 
-/* lo6: localhost is ::1 too (the API), not 127.0.0.1 alone (metrics). */
+/*
+ * Probe every socket address of la.  Not strict: refuse when one of them
+ * is in use.  Strict: refuse only when none could be bound, as for the
+ * listeners, where localhost needs one of its two.
+ */
 static int
-takeover_probe_addr(const char *kw, const char *l, int lo6, int strict,
-    char *err, size_t errlen)
+takeover_probe_addr(const char *kw, const struct listen_addr *la,
+    int strict, char *err, size_t errlen)
 {
-	struct sockaddr_storage	 ss;
-	socklen_t		 len;
-	char			 host[128];
-	const char		*colon;
-	uint32_t		 port;
-	size_t			 n;
-	int			 v4, v6;
+	char	what[ADDR_TEXT_MAX + 32];
+	int	i, bad = 0;
 
-	char			 what[200];
-
-	snprintf(what, sizeof(what), "%s %s", kw, l);
-	if (strncmp(l, "unix:", 5) == 0 || (colon = strrchr(l, ':')) == NULL ||
-	    parse_u32(colon + 1, 1, 65535, &port) == -1)
+	if (la->kind != ADDR_INET)
 		return 0;
-	n = (size_t)(colon - l);
-	if (n >= sizeof(host))
-		return 0;
-	memcpy(host, l, n);
-	host[n] = '\0';
-	if (strcmp(host, "*") == 0)
-		return parse_ip("::", (uint16_t)port, &ss, &len) == 0 ?
-		    takeover_probe(&ss, len, what, strict, err, errlen) : 0;
-	if (strcmp(host, "localhost") == 0) {
-		/* Strict: either will do, as for gRPC. */
-		v4 = parse_ip("127.0.0.1", (uint16_t)port, &ss, &len) == 0 &&
-		    takeover_probe(&ss, len, what, strict, err, errlen) == -1;
-		if (!lo6)
-			return v4 ? -1 : 0;
-		v6 = parse_ip("::1", (uint16_t)port, &ss, &len) == 0 &&
-		    takeover_probe(&ss, len, what, strict, err, errlen) == -1;
-		return (strict ? v4 && v6 : v4 || v6) ? -1 : 0;
-	}
-	if (host[0] == '[' && n > 2) {
-		memmove(host, host + 1, n - 2);
-		host[n - 2] = '\0';
-	}
-	if (parse_ip(host, (uint16_t)port, &ss, &len) == -1)
-		return 0;
-	return takeover_probe(&ss, len, what, strict, err, errlen);
+	snprintf(what, sizeof(what), "%s %s", kw, la->text);
+	for (i = 0; i < la->nsa; i++)
+		if (takeover_probe(&la->sa[i], la->salen[i], what, strict, err,
+		    errlen) == -1)
+			bad++;
+	return (strict ? bad == la->nsa : bad > 0) ? -1 : 0;
 }
 
 static int
@@ -170,7 +146,7 @@ takeover_probe_api(const struct config *c, char *err, size_t errlen)
 	int i;
 
 	for (i = 0; i < c->nlisten; i++)
-		if (takeover_probe_addr("listen", c->listen[i], 1, 0, err,
+		if (takeover_probe_addr("listen", &c->listen[i], 0, err,
 		    errlen) == -1)
 			return -1;
 	return 0;
@@ -179,9 +155,8 @@ takeover_probe_api(const struct config *c, char *err, size_t errlen)
 static int
 takeover_probe_metrics(const struct config *c, char *err, size_t errlen)
 {
-	return c->metrics_listen != NULL && takeover_probe_addr(
-	    "metrics-listen", c->metrics_listen, 0, 0, err, errlen) == -1 ?
-	    -1 : 0;
+	return takeover_probe_addr("metrics-listen", &c->metrics_listen, 0,
+	    err, errlen);
 }
 
 int
@@ -224,54 +199,40 @@ takeover_unprivileged_port(void)
 	return (uint32_t)v;
 }
 
-/* The port of TCP listen address l, or 0. */
-static uint32_t
-takeover_port(const char *l)
-{
-	const char	*colon;
-	uint32_t	 port;
-
-	if (strncmp(l, "unix:", 5) == 0 || (colon = strrchr(l, ':')) == NULL ||
-	    parse_u32(colon + 1, 1, 65535, &port) == -1)
-		return 0;
-	return port;
-}
-
 /*
- * May this process, running as user who, bind listen address l (keyword
+ * May this process, running as user who, bind listen address la (keyword
  * kw)?  0, or -1 and why.
  */
 static int
-takeover_may_bind(const char *kw, const char *l, int lo6, const char *who,
-    char *err, size_t errlen)
+takeover_may_bind(const char *kw, const struct listen_addr *la,
+    const char *who, char *err, size_t errlen)
 {
 	struct stat	 st, dst;
 	const char	*dir;
 	char		 path[256];
-	uint32_t	 port;
 
-	if (strncmp(l, "unix:", 5) == 0) {
+	if (la->kind == ADDR_UNIX) {
 		/* Its file is made again here: unlinked, then bound. */
-		snprintf(path, sizeof(path), "%s", l + 5);
+		snprintf(path, sizeof(path), "%s", addr_path(la));
 		dir = dirname(path);
 		if (access(dir, W_OK | X_OK) == -1 || (stat(dir, &dst) == 0 &&
 		    (dst.st_mode & S_ISVTX) && dst.st_uid != geteuid() &&
-		    stat(l + 5, &st) == 0 && st.st_uid != geteuid())) {
+		    stat(addr_path(la), &st) == 0 && st.st_uid != geteuid())) {
 			snprintf(err, errlen, "%s %s: user %s may not make a "
-			    "socket in %s", kw, l, who, dir);
+			    "socket in %s", kw, la->text, who, dir);
 			return -1;
 		}
 		return 0;
 	}
-	if ((port = takeover_port(l)) == 0)
-		return 0;	/* grpcsvc_start says what is wrong */
-	if (port < takeover_unprivileged_port() &&
+	if (la->kind != ADDR_INET)
+		return 0;
+	if (la->port < takeover_unprivileged_port() &&
 	    !takeover_has_cap(CAP_NET_BIND_SERVICE)) {
 		snprintf(err, errlen, "%s %s: port %u is privileged and user "
-		    "%s may not bind it", kw, l, port, who);
+		    "%s may not bind it", kw, la->text, la->port, who);
 		return -1;
 	}
-	return takeover_probe_addr(kw, l, lo6, 1, err, errlen);
+	return takeover_probe_addr(kw, la, 1, err, errlen);
 }
 
 /*
@@ -281,14 +242,16 @@ takeover_may_bind(const char *kw, const char *l, int lo6, const char *who,
 int
 takeover_privileged(const struct config *c, const char **which)
 {
-	uint32_t	lowest = takeover_unprivileged_port(), p;
-	int		i;
+	const struct listen_addr	*la;
+	uint32_t			 lowest = takeover_unprivileged_port();
+	int				 i;
 
 	for (i = 0; i <= c->nlisten; i++) {
-		*which = i < c->nlisten ? c->listen[i] : c->metrics_listen;
-		if (*which != NULL && (p = takeover_port(*which)) != 0 &&
-		    p < lowest)
+		la = i < c->nlisten ? &c->listen[i] : &c->metrics_listen;
+		if (la->kind == ADDR_INET && la->port < lowest) {
+			*which = la->text;
 			return 1;
+		}
 	}
 	*which = NULL;
 	return 0;
@@ -307,13 +270,11 @@ takeover_may_listen(const struct config *c, char *err, size_t errlen)
 	int		 i;
 
 	for (i = 0; i < c->nlisten; i++)
-		if (takeover_may_bind("listen", c->listen[i], 1, who, err,
+		if (takeover_may_bind("listen", &c->listen[i], who, err,
 		    errlen) == -1)
 			return -1;
-	if (c->metrics_listen != NULL && takeover_may_bind("metrics-listen",
-	    c->metrics_listen, 0, who, err, errlen) == -1)
-		return -1;
-	return 0;
+	return takeover_may_bind("metrics-listen", &c->metrics_listen, who,
+	    err, errlen);
 }
 
 /*

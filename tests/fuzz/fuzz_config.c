@@ -23,6 +23,23 @@ str_eq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/* A parsed address: what it says it is, and its format parses back. */
+static void
+check_addr(const struct listen_addr *la, int flags)
+{
+	struct listen_addr	again;
+	char			buf[ADDR_TEXT_MAX];
+
+	FUZZ_CHECK(la->kind == ADDR_INET ||
+	    (la->kind == ADDR_UNIX && (flags & ADDR_UNIX_OK)));
+	FUZZ_CHECK(la->text[0] != '\0');
+	FUZZ_CHECK(la->kind == ADDR_UNIX || la->port != 0);
+	FUZZ_CHECK(la->nsa == 1 || (la->nsa == 2 && la->localhost &&
+	    !(flags & ADDR_LO_V4)));
+	FUZZ_CHECK(addr_parse(&again, "x", addr_fmt(la, buf, sizeof(buf)),
+	    flags, NULL, 0) == 0 && addr_equal(la, &again));
+}
+
 static void
 check_ranges(const struct config *c)
 {
@@ -30,7 +47,9 @@ check_ranges(const struct config *c)
 
 	FUZZ_CHECK(c->nlisten >= 1 && c->nlisten <= CONF_MAX_LISTEN);
 	for (i = 0; i < c->nlisten; i++)
-		FUZZ_CHECK(c->listen[i] != NULL && *c->listen[i] != '\0');
+		check_addr(&c->listen[i], ADDR_UNIX_OK);
+	if (c->metrics_listen.kind != ADDR_NONE)
+		check_addr(&c->metrics_listen, ADDR_LO_V4);
 	FUZZ_CHECK(c->workers >= 0 && c->workers <= 64);
 	FUZZ_CHECK(c->port_min >= 1024 && c->port_min % 2 == 0);
 	FUZZ_CHECK(c->port_max % 2 == 1 && c->port_max - c->port_min >= 3);
@@ -66,7 +85,8 @@ check_same(const struct config *a, const struct config *b)
 
 	FUZZ_CHECK(a->nlisten == b->nlisten);
 	for (l = 0; l < a->nlisten; l++)
-		FUZZ_CHECK(str_eq(a->listen[l], b->listen[l]));
+		FUZZ_CHECK(addr_equal(&a->listen[l], &b->listen[l]) &&
+		    str_eq(a->listen[l].text, b->listen[l].text));
 	FUZZ_CHECK(a->workers == b->workers);
 	FUZZ_CHECK(a->port_min == b->port_min && a->port_max == b->port_max);
 	FUZZ_CHECK(a->max_sessions == b->max_sessions);
@@ -97,7 +117,8 @@ check_same(const struct config *a, const struct config *b)
 	FUZZ_CHECK(str_eq(a->tls_cert, b->tls_cert));
 	FUZZ_CHECK(str_eq(a->tls_key, b->tls_key));
 	FUZZ_CHECK(str_eq(a->tls_client_ca, b->tls_client_ca));
-	FUZZ_CHECK(str_eq(a->metrics_listen, b->metrics_listen));
+	FUZZ_CHECK(addr_equal(&a->metrics_listen, &b->metrics_listen) &&
+	    str_eq(a->metrics_listen.text, b->metrics_listen.text));
 	FUZZ_CHECK(a->orphan_timeout == b->orphan_timeout);
 }
 
