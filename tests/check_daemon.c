@@ -646,6 +646,37 @@ START_TEST(test_sighup_restart_only)
 }
 END_TEST
 
+/*
+ * A reload compares the addresses, not their spelling: a listen or
+ * metrics-listen line written otherwise changes nothing and says nothing.
+ */
+START_TEST(test_sighup_listen_spelling)
+{
+	char		line[128];
+	uint16_t	mport = harness_tcp_port();
+
+	snprintf(line, sizeof(line), "metrics-listen 127.0.0.1:%u", mport);
+	ck_assert_int_eq(harness_start(&d, 1, line), 0);
+	snprintf(line, sizeof(line), "listen 127.0.0.1:0%u", d.grpc_port);
+	ck_assert_int_eq(harness_conf_set(&d, line), 0);
+	snprintf(line, sizeof(line), "metrics-listen 127.0.0.1:00%u", mport);
+	ck_assert_int_eq(harness_conf_set(&d, line), 0);
+	ck_assert_int_eq(harness_reload(&d), 0);
+	ck_assert_int_eq(harness_log_count(&d, "configuration reloaded"), 1);
+	ck_assert_int_eq(harness_log_count(&d, "listen changed"), 0);
+
+	/* Another port is another address. */
+	snprintf(line, sizeof(line), "listen 127.0.0.1:%u",
+	    d.grpc_port == 65535 ? 1024 : d.grpc_port + 1);
+	ck_assert_int_eq(harness_conf_set(&d, line), 0);
+	ck_assert_int_eq(harness_reload(&d), 0);
+	ck_assert_int_eq(harness_log_count(&d, "reload: listen changed: needs "
+	    "a restart"), 1);
+	ck_assert_int_eq(harness_log_count(&d, "metrics-listen changed"), 0);
+	ck_assert_int_eq(WEXITSTATUS(harness_stop(&d, 10000)), 0);
+}
+END_TEST
+
 static long
 proc_uid(pid_t pid)
 {
@@ -739,7 +770,8 @@ main(void)
 	    test_listen_flag,
 	    test_daemonize_pidfile_term, test_daemonize_failure_exit_code,
 	    test_ports_with_closed_connections,
-	    test_sighup_reload, test_sighup_restart_only, test_privilege_drop,
+	    test_sighup_reload, test_sighup_restart_only,
+	    test_sighup_listen_spelling, test_privilege_drop,
 	    test_privilege_drop_refused, test_nofile_refused,
 	    test_fifo_refused, test_sighup_fifo_token, NULL };
 	Suite	*s = suite_create("daemon");

@@ -76,6 +76,7 @@ reload_check_ephemeral(uint16_t min, uint16_t max, const char *when)
 	    "from the other", when, min, max, range, lo, hi, n, lo, hi);
 }
 
+/* The parsed addresses: a line spelled otherwise listens where it did. */
 static int
 reload_listen_equal(const struct config *a, const struct config *b)
 {
@@ -84,7 +85,7 @@ reload_listen_equal(const struct config *a, const struct config *b)
 	if (a->nlisten != b->nlisten)
 		return 0;
 	for (i = 0; i < a->nlisten; i++)
-		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
+		if (!addr_equal(&a->listen[i], &b->listen[i]))
 			return 0;
 	return 1;
 }
@@ -131,7 +132,7 @@ reload_restart_only(const struct master *m, struct config *nc)
 		    nc->max_sessions, m->shm.nslots, m->shm.nslots);
 		nc->max_sessions = m->shm.nslots;
 	}
-	if (strcmp(nc->metrics_listen.text, c->metrics_listen.text) != 0)
+	if (!addr_equal(&nc->metrics_listen, &c->metrics_listen))
 		log_warnx("reload: metrics-listen changed: needs a restart");
 	if (nc->api_idle_timeout != c->api_idle_timeout)
 		log_warnx("reload: api-idle-timeout changed: needs a restart");
