@@ -457,6 +457,57 @@ START_TEST(token_required)
 }
 END_TEST
 
+static int
+have_loopback6(void)
+{
+	struct sockaddr_in6	sin6;
+	int			fd, ok;
+
+	if ((fd = socket(AF_INET6, SOCK_STREAM, 0)) == -1)
+		return 0;
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_addr = in6addr_loopback;
+	ok = bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) == 0;
+	close(fd);
+	return ok;
+}
+
+/*
+ * Tokens without TLS are worth a warning where the network sees them:
+ * not on a loopback address, however it is written.
+ */
+START_TEST(token_clear_text)
+{
+	struct daemon	two;
+	char		line[256];
+	int		v6 = have_loopback6(), up, on_v6, on_any;
+
+	need_daemon();
+	ck_assert_int_eq(harness_log_count(&d, "clear text"), 0);
+
+	ck_assert_int_eq(harness_prepare(&two, 1, NULL), 0);
+	snprintf(line, sizeof(line), "auth-token-file %s", dpath("tokens"));
+	ck_assert_int_eq(harness_conf_add(&two, line), 0);
+	if (v6) {
+		snprintf(line, sizeof(line), "listen [0:0::1]:%u",
+		    two.grpc_port);
+		ck_assert_int_eq(harness_conf_set(&two, line), 0);
+	}
+	snprintf(line, sizeof(line), "listen *:%u", harness_tcp_port());
+	ck_assert_int_eq(harness_conf_add(&two, line), 0);
+	up = harness_launch(&two, 1) == 0;
+	on_v6 = harness_log_count(&two, "clear text on [0:0::1]");
+	on_any = harness_log_count(&two, "clear text on *:");
+	if (two.pid > 0)
+		harness_stop(&two, 10000);
+	ck_assert_msg(up, "did not start; log in %s", two.log);
+	ck_assert_int_eq(on_v6, 0);
+	ck_assert_int_eq(on_any, 1);
+	harness_cleanup(&two);
+}
+END_TEST
+
 /* A flood of bad tokens is refused and summarised, not logged per call. */
 START_TEST(token_flood)
 {
@@ -1015,8 +1066,8 @@ main(void)
 {
 	const TTest *const t_tls[] = { tls_server, tls_rotate, NULL };
 	const TTest *const t_mtls[] = { tls_mutual, NULL };
-	const TTest *const t_token[] = { token_required, token_flood,
-	    token_reload, NULL };
+	const TTest *const t_token[] = { token_required, token_clear_text,
+	    token_flood, token_reload, NULL };
 	const TTest *const t_defaults[] = { acl_defaults, NULL };
 	const TTest *const t_rules[] = { acl_rules, acl_opened, acl_latch,
 	    NULL };

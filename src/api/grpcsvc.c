@@ -1735,7 +1735,6 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 	grpc_arg		 args[6];
 	grpc_channel_args	 chargs;
 	sigset_t		 all, old;
-	const char		*addr;
 	int			 i, rc;
 
 	if (svc != NULL) {
@@ -1820,14 +1819,10 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 	svc->gate_up = 1;
 	for (i = 0; svc->ntokens > 0 && svc->tls == 0 && i < conf->nlisten;
 	    i++) {
-		addr = conf->listen[i].text;
-		if (strncmp(addr, "unix:", 5) != 0 &&
-		    strncmp(addr, "127.", 4) != 0 &&
-		    strncmp(addr, "[::1]:", 6) != 0 &&
-		    strncmp(addr, "localhost:", 10) != 0)
+		if (!addr_loopback(&conf->listen[i]))
 			log_warnx("grpc: bearer tokens without TLS cross the "
 			    "network in clear text on %s: set tls-cert and "
-			    "tls-key", addr);
+			    "tls-key", conf->listen[i].text);
 	}
 
 	/* Signals are the loop's business, never the queue thread's. */
