@@ -70,19 +70,6 @@ session_lookup(const char *id)
 	return -1;
 }
 
-struct shm_slot *
-session_slot(uint32_t i)
-{
-	return &sr.shm->slots[i];
-}
-
-uint32_t
-session_state(uint32_t i)
-{
-	return atomic_load_explicit(&session_slot(i)->state,
-	    memory_order_acquire);
-}
-
 static void
 session_set_state(uint32_t i, uint32_t st)
 {

@@ -74,9 +74,20 @@ extern struct session_reg sr;
 
 #define NIL	UINT32_MAX
 
+static inline struct shm_slot *
+session_slot(uint32_t i)
+{
+	return &sr.shm->slots[i];
+}
+
+static inline uint32_t
+session_state(uint32_t i)
+{
+	return atomic_load_explicit(&session_slot(i)->state,
+	    memory_order_acquire);
+}
+
 /* session.c */
-struct shm_slot *session_slot(uint32_t);
-uint32_t session_state(uint32_t);
 void	session_hash_insert(uint32_t);
 void	session_emit(uint32_t, enum session_event_type, uint32_t,
 	    const char *);

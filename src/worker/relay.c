@@ -475,7 +475,7 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 	}
 	if (t.sent > 0 && !rs->reported_active) {
 		rs->reported_active = 1;
-		relay_report(rs->relay, IPC_ACTIVE, rs->idx, rs->gen, 0,
+		wctx_report(&rs->relay->ctx, IPC_ACTIVE, rs->idx, rs->gen, 0,
 		    NULL);
 	}
 }
@@ -584,13 +584,13 @@ relay_poll(evutil_socket_t fd, short what, void *arg)
 		}
 		if ((sk = relay_evsock(r, r->evs[i].data.u64)) == NULL)
 			continue;
-		relay_busy(r, sk->sess->idx, sk->sess->gen);
+		wctx_busy(&r->ctx, sk->sess->idx, sk->sess->gen);
 		if (__builtin_expect(r->crash_lo != 0, 0) &&
 		    sk->sess->slot->listen.port >= r->crash_lo &&
 		    sk->sess->slot->listen.port <= r->crash_hi)
 			abort();
 		relay_readable(sk);
-		relay_idle(r);
+		wctx_idle(&r->ctx);
 	}
 }
 

@@ -95,7 +95,8 @@ relay_icmp_report(struct relay_sess *rs, const struct sock_extended_err *ee,
 		    relay_icmp_what(err), dst);
 	log_info("slot %u: %s", rs->idx, reason);
 	snprintf(rs->error, sizeof(rs->error), "%s", reason);
-	relay_report(rs->relay, IPC_ERROR, rs->idx, rs->gen, err, reason);
+	wctx_report(&rs->relay->ctx, IPC_ERROR, rs->idx, rs->gen, err,
+	    reason);
 }
 /*
  * Read the forward socket's error queue.  The first ICMP error of the

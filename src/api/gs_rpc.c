@@ -1,0 +1,185 @@
+/*
+ * The unary methods of rtpproxy.RtpProxy and grpc.health.v1: decoded and
+ * checked (request.c), done by the session registry, and a session's
+ * snapshot made into the API's SessionInfo.
+ */
+#include "gs_int.h"
+
+void
+gs_rpc_create(struct gs_call *c, grpc_byte_buffer *bb)
+{
+	Rtpproxy__CreateSessionRequest	*req;
+	Rtpproxy__CreateSessionResponse	 resp =
+	    RTPPROXY__CREATE_SESSION_RESPONSE__INIT;
+	struct session_params		 p;
+	struct session_snapshot		 snap;
+	struct rp_error			 err;
+	struct gs_info			 gi;
+
+	memset(&err, 0, sizeof(err));
+	req = (Rtpproxy__CreateSessionRequest *)gs_decode(bb,
+	    &rtpproxy__create_session_request__descriptor, &err);
+	if (req == NULL) {
+		gs_reply_err(c, &err);
+		return;
+	}
+	if (request_create_params(req, &p, &err) == -1 ||
+	    session_create(&p, &snap, &err) == -1)
+		gs_reply_err(c, &err);
+	else {
+		resp.session = gs_info_fill(&gi, &snap);
+		gs_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	}
+	rtpproxy__create_session_request__free_unpacked(req, NULL);
+}
+void
+gs_rpc_destroy(struct gs_call *c, grpc_byte_buffer *bb)
+{
+	Rtpproxy__DestroySessionRequest		*req;
+	Rtpproxy__DestroySessionResponse	 resp =
+	    RTPPROXY__DESTROY_SESSION_RESPONSE__INIT;
+	struct session_snapshot			 snap;
+	struct rp_error				 err;
+	struct gs_info				 gi;
+
+	memset(&err, 0, sizeof(err));
+	req = (Rtpproxy__DestroySessionRequest *)gs_decode(bb,
+	    &rtpproxy__destroy_session_request__descriptor, &err);
+	if (req == NULL) {
+		gs_reply_err(c, &err);
+		return;
+	}
+	if (request_check_id(req->session_id, 0, &err) == -1 ||
+	    session_destroy(req->session_id, &snap, &err) == -1)
+		gs_reply_err(c, &err);
+	else {
+		resp.session = gs_info_fill(&gi, &snap);
+		gs_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	}
+	rtpproxy__destroy_session_request__free_unpacked(req, NULL);
+}
+void
+gs_rpc_status(struct gs_call *c, grpc_byte_buffer *bb)
+{
+	Rtpproxy__GetSessionStatusRequest	*req;
+	Rtpproxy__GetSessionStatusResponse	 resp =
+	    RTPPROXY__GET_SESSION_STATUS_RESPONSE__INIT;
+	struct session_snapshot			 snap;
+	struct rp_error				 err;
+	struct gs_info				 gi;
+
+	memset(&err, 0, sizeof(err));
+	req = (Rtpproxy__GetSessionStatusRequest *)gs_decode(bb,
+	    &rtpproxy__get_session_status_request__descriptor, &err);
+	if (req == NULL) {
+		gs_reply_err(c, &err);
+		return;
+	}
+	if (request_check_id(req->session_id, 0, &err) == -1 ||
+	    session_get(req->session_id, &snap, &err) == -1)
+		gs_reply_err(c, &err);
+	else {
+		resp.session = gs_info_fill(&gi, &snap);
+		gs_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	}
+	rtpproxy__get_session_status_request__free_unpacked(req, NULL);
+}
+void
+gs_rpc_list(struct gs_call *c, grpc_byte_buffer *bb)
+{
+	Rtpproxy__ListSessionsRequest	*req;
+	Rtpproxy__ListSessionsResponse	 resp =
+	    RTPPROXY__LIST_SESSIONS_RESPONSE__INIT;
+	Rtpproxy__SessionInfo		**ptrs = NULL;
+	struct gs_info			*gis = NULL;
+	struct session_snapshot		 snap;
+	struct rp_error			 err;
+	uint32_t			 page, start = 0, tstate, nslots, i;
+	size_t				 n = 0;
+	char				 token[REQUEST_TOKEN_MAX] = "";
+
+	memset(&err, 0, sizeof(err));
+	req = (Rtpproxy__ListSessionsRequest *)gs_decode(bb,
+	    &rtpproxy__list_sessions_request__descriptor, &err);
+	if (req == NULL) {
+		gs_reply_err(c, &err);
+		return;
+	}
+	if (req->state < RTPPROXY__SESSION_STATE__SESSION_STATE_UNSPECIFIED ||
+	    req->state > RTPPROXY__SESSION_STATE__SESSION_STATE_CLOSED) {
+		rp_err(&err, RP_INVALID_ARGUMENT, "state %d is not a known "
+		    "SessionState (0-5)", (int)req->state);
+		goto fail;
+	}
+	nslots = gs_table != NULL ? gs_table->nslots : 0;
+	if (req->page_token[0] != '\0' &&
+	    (request_token_parse(svc->token_key, req->page_token, &start,
+	    &tstate) == -1 ||
+	    start > nslots)) {
+		rp_err(&err, RP_INVALID_ARGUMENT, "page_token is not valid");
+		goto fail;
+	}
+	if (req->page_token[0] != '\0' && tstate != (uint32_t)req->state) {
+		rp_err(&err, RP_INVALID_ARGUMENT,
+		    "page_token was made for another state filter");
+		goto fail;
+	}
+	page = req->page_size == 0 ? GS_PAGE_DEFAULT : req->page_size;
+	if (page > GS_PAGE_MAX)
+		page = GS_PAGE_MAX;
+	gis = xcalloc(page, sizeof(*gis));
+	ptrs = xcalloc(page, sizeof(*ptrs));
+	for (i = session_next(start); i < nslots; i = session_next(i + 1)) {
+		session_snapshot(i, &snap);
+		if (snap.state == SHM_FREE || (req->state != 0 &&
+		    snap.state != (uint32_t)req->state))
+			continue;
+		if (n == page) {
+			request_token_make(svc->token_key, i,
+			    (uint32_t)req->state, token, sizeof(token));
+			break;
+		}
+		ptrs[n] = gs_info_fill(&gis[n], &snap);
+		n++;
+	}
+	resp.n_sessions = n;
+	resp.sessions = ptrs;
+	resp.next_page_token = token;
+	gs_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	free(gis);
+	free(ptrs);
+	rtpproxy__list_sessions_request__free_unpacked(req, NULL);
+	return;
+fail:
+	gs_reply_err(c, &err);
+	rtpproxy__list_sessions_request__free_unpacked(req, NULL);
+}
+void
+gs_rpc_health(struct gs_call *c, grpc_byte_buffer *bb)
+{
+	Grpc__Health__V1__HealthCheckRequest	*req;
+	Grpc__Health__V1__HealthCheckResponse	 resp =
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+	struct rp_error				 err;
+	size_t					 i;
+
+	memset(&err, 0, sizeof(err));
+	req = (Grpc__Health__V1__HealthCheckRequest *)gs_decode(bb,
+	    &grpc__health__v1__health_check_request__descriptor, &err);
+	if (req == NULL) {
+		gs_reply_err(c, &err);
+		return;
+	}
+	for (i = 0; i < sizeof(gs_services) / sizeof(gs_services[0]); i++)
+		if (strcmp(req->service, gs_services[i]) == 0)
+			break;
+	if (req->service[0] != '\0' &&
+	    i == sizeof(gs_services) / sizeof(gs_services[0]))
+		gs_reply(c, GRPC_STATUS_NOT_FOUND, "unknown service", NULL);
+	else {
+		resp.status =
+		    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+		gs_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	}
+	grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+}
