@@ -527,50 +527,17 @@ gs_arg(grpc_arg *a, const char *key, int v)
 	a->value.integer = v;
 }
 
-int
-grpcsvc_start(struct event_base *base, const struct config *conf)
+/*
+ * gRPC's server, listening on nothing: apigate.c accepts the connections
+ * and hands them over.  What gRPC still bounds itself is set here.
+ */
+static int
+gs_server_new(const struct config *conf)
 {
-	grpc_arg		 args[6];
-	grpc_channel_args	 chargs;
-	sigset_t		 all, old;
-	int			 i, rc;
+	grpc_arg		args[6];
+	grpc_channel_args	chargs;
+	int			i;
 
-	if (svc != NULL) {
-		log_warnx("grpc: the service is already running");
-		return -1;
-	}
-	if (conf->nlisten == 0) {
-		log_warnx("grpc: no listen address is configured");
-		return -1;
-	}
-	svc = xcalloc(1, sizeof(*svc));
-	svc->released = gs_released;
-	svc->base = base;
-	svc->efd = -1;
-	pthread_mutex_init(&svc->lock, NULL);
-	LIST_INIT(&svc->calls);
-	LIST_INIT(&svc->subs);
-	grpcsvc_reconfigure(conf);
-	if (getrandom(svc->token_key, sizeof(svc->token_key), 0) !=
-	    (ssize_t)sizeof(svc->token_key)) {
-		int64_t t = mono_ms() ^ ((int64_t)getpid() << 32);
-
-		memcpy(svc->token_key, &t, sizeof(t));
-	}
-	gpr_set_log_function(gs_core_log);
-	grpc_init();
-	if (reflection_init(gs_services,
-	    sizeof(gs_services) / sizeof(gs_services[0])) == -1)
-		goto fail;
-	if ((svc->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
-		log_warn("grpc: eventfd");
-		goto fail;
-	}
-
-	/*
-	 * gRPC listens on nothing: apigate.c accepts the connections and
-	 * hands them over.  What gRPC still bounds itself is set here.
-	 */
 	gs_arg(&args[0], GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, GS_MAX_MESSAGE);
 	gs_arg(&args[1], GRPC_ARG_MAX_CONCURRENT_STREAMS,
 	    (int)conf->api_max_streams);
@@ -608,21 +575,20 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 		    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 		if (m->handle == NULL) {
 			log_warnx("grpc: cannot register %s", m->path);
-			goto fail_server;
+			return -1;
 		}
 	}
 	svc->gen_tag.fn = gs_on_generic;
 	grpc_server_start(svc->server);
-	if (gate_start(base, svc->server, conf) == -1)
-		goto fail_server;
-	svc->gate_up = 1;
-	for (i = 0; svc->ntokens > 0 && svc->tls == 0 && i < conf->nlisten;
-	    i++) {
-		if (!addr_loopback(&conf->listen[i]))
-			log_warnx("grpc: bearer tokens without TLS cross the "
-			    "network in clear text on %s: set tls-cert and "
-			    "tls-key", conf->listen[i].text);
-	}
+	return 0;
+}
+
+/* The queue thread, and the loop's events that take its completions. */
+static int
+gs_loop_start(struct event_base *base)
+{
+	sigset_t	all, old;
+	int		i, rc;
 
 	/* Signals are the loop's business, never the queue thread's. */
 	sigfillset(&all);
@@ -631,7 +597,7 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
 		log_warnx("grpc: pthread_create: %s", strerror(rc));
-		goto fail_server;
+		return -1;
 	}
 	svc->thread_started = 1;
 	svc->ev = event_new(base, svc->efd, EV_READ | EV_PERSIST, gs_on_wake,
@@ -642,14 +608,24 @@ grpcsvc_start(struct event_base *base, const struct config *conf)
 	if (svc->ev == NULL || svc->grace_ev == NULL || svc->done_ev == NULL ||
 	    svc->drain_ev == NULL || event_add(svc->ev, NULL) == -1) {
 		log_warnx("grpc: cannot set up loop events");
-		goto fail_server;
+		return -1;
 	}
 	for (i = 0; i < GS_NSLOTS; i++)
 		gs_arm(&svc->methods[i]);
 	gs_arm_generic();
 	return 0;
+}
 
-fail_server:
+/* A start that failed half way: what was set up is taken apart. */
+static void
+gs_start_failed(void)
+{
+	grpc_event ev;
+
+	if (svc->server == NULL) {
+		gs_destroy();
+		return;
+	}
 	if (svc->gate_up)
 		gate_stop();
 	svc->gate_up = 0;
@@ -667,18 +643,67 @@ fail_server:
 				break;
 			gs_run_queue();
 		}
-	} else {
-		grpc_event ev;
-
+	} else
 		do {
 			ev = grpc_completion_queue_next(svc->cq,
 			    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
 			    gpr_time_from_millis(1000, GPR_TIMESPAN)), NULL);
 		} while (ev.type == GRPC_OP_COMPLETE &&
 		    ev.tag != &svc->shutdown_tag);
-	}
-fail:
 	gs_destroy();
+}
+
+int
+grpcsvc_start(struct event_base *base, const struct config *conf)
+{
+	int i;
+
+	if (svc != NULL) {
+		log_warnx("grpc: the service is already running");
+		return -1;
+	}
+	if (conf->nlisten == 0) {
+		log_warnx("grpc: no listen address is configured");
+		return -1;
+	}
+	svc = xcalloc(1, sizeof(*svc));
+	svc->released = gs_released;
+	svc->base = base;
+	svc->efd = -1;
+	pthread_mutex_init(&svc->lock, NULL);
+	LIST_INIT(&svc->calls);
+	LIST_INIT(&svc->subs);
+	grpcsvc_reconfigure(conf);
+	if (getrandom(svc->token_key, sizeof(svc->token_key), 0) !=
+	    (ssize_t)sizeof(svc->token_key)) {
+		int64_t t = mono_ms() ^ ((int64_t)getpid() << 32);
+
+		memcpy(svc->token_key, &t, sizeof(t));
+	}
+	gpr_set_log_function(gs_core_log);
+	grpc_init();
+	if (reflection_init(gs_services,
+	    sizeof(gs_services) / sizeof(gs_services[0])) == -1)
+		goto fail;
+	if ((svc->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
+		log_warn("grpc: eventfd");
+		goto fail;
+	}
+	if (gs_server_new(conf) == -1 ||
+	    gate_start(base, svc->server, conf) == -1)
+		goto fail;
+	svc->gate_up = 1;
+	for (i = 0; svc->ntokens > 0 && svc->tls == 0 && i < conf->nlisten;
+	    i++)
+		if (!addr_loopback(&conf->listen[i]))
+			log_warnx("grpc: bearer tokens without TLS cross the "
+			    "network in clear text on %s: set tls-cert and "
+			    "tls-key", conf->listen[i].text);
+	if (gs_loop_start(base) == -1)
+		goto fail;
+	return 0;
+fail:
+	gs_start_failed();
 	return -1;
 }
 
