@@ -47,6 +47,7 @@
 
 #include "conf.h"
 #include "apigate.h"
+#include "gate_int.h"
 #include "h2scan.h"
 
 #define GATE_HIGH		(256 * 1024)	/* octets held per direction */
@@ -55,9 +56,6 @@
 #define GATE_MAX_LISTEN		(2 * CONF_MAX_LISTEN)
 #define GATE_EMFILE_PAUSE_MS	100
 #define GATE_LOG_PER_SEC	10
-#define GATE_HASH		1024	/* buckets of clients */
-#define GATE_CLIENTS_IDLE	4096	/* clients remembered with no conns */
-#define GATE_CLIENT_KEEP_MS	(60 * 1000)
 
 struct gate_listener {
 	int		 fd;
@@ -65,22 +63,6 @@ struct gate_listener {
 	char		 name[128];	/* as configured */
 	int		 unix_sock;
 };
-
-/*
- * A client: an address (any port), or a local user on a unix socket.  It
- * is remembered for a while after its last connection closed, so that a
- * client that reconnects does not start afresh with its budgets.
- */
-struct gate_client {
-	LIST_ENTRY(gate_client)	 hash;
-	TAILQ_ENTRY(gate_client) idle;		/* while nconns == 0 */
-	uint8_t			 key[17];	/* family or 0 for uid; bytes */
-	int			 nconns;
-	int64_t			 idle_since;
-	struct h2rates		 rates;
-};
-LIST_HEAD(gate_bucket, gate_client);
-TAILQ_HEAD(gate_idle, gate_client);
 
 /* What a gRPC descriptor was last joined to: for naming a late call. */
 struct gate_fdname {
@@ -119,14 +101,10 @@ static struct {
 	int			 nconns;
 	struct gate_fdname	*byfd;		/* by grpc_fd */
 	int			 nbyfd;
-	struct gate_bucket	 hash[GATE_HASH];
-	struct gate_idle	 idle;
-	int			 nidle;
+	struct gate_clients	 clients;
 	struct h2rates		 all;		/* every client's */
 	struct gate_limits	 lim;
-	SSL_CTX			*ssl;		/* NULL: plain text */
-	int			 mtls;
-	char			*pem[3];	/* what ssl was made from */
+	struct gate_tls		 tls;		/* tls.ctx NULL: plain text */
 	struct gate_stats	 st;
 	int64_t			 log_sec;
 	int			 log_n;
@@ -135,8 +113,6 @@ static struct {
 
 static void	gate_free(struct gate_conn *);
 static void	gate_cn(struct gate_conn *, char *, size_t);
-static void	gate_pem_keep(const struct config *);
-static void	gate_pem_free(void);
 
 /* Refusals and closes are logged, but a flood of them is summarised. */
 static void __printflike(1, 2)
@@ -185,85 +161,6 @@ gate_name(struct gate_conn *c)
 		snprintf(c->peer, sizeof(c->peer), "ipv6:[%s]:%u", a,
 		    ntohs(sin6->sin6_port));
 	}
-}
-
-/* A client's key: its address without the port, or its user. */
-static void
-gate_key(uint8_t key[17], const struct sockaddr_storage *a, int unix_sock,
-    uid_t uid)
-{
-	memset(key, 0, 17);
-	if (unix_sock)
-		memcpy(key + 1, &uid, sizeof(uid));
-	else if (a->ss_family == AF_INET) {
-		key[0] = AF_INET;
-		memcpy(key + 1, &((const struct sockaddr_in *)a)->sin_addr, 4);
-	} else {
-		key[0] = AF_INET6;
-		memcpy(key + 1, &((const struct sockaddr_in6 *)a)->sin6_addr,
-		    16);
-	}
-}
-
-static struct gate_bucket *
-gate_bucket_of(const uint8_t key[17])
-{
-	uint32_t	h = 2166136261u;
-	int		i;
-
-	for (i = 0; i < 17; i++)
-		h = (h ^ key[i]) * 16777619u;
-	return &gate.hash[h % GATE_HASH];
-}
-
-static void
-gate_client_forget(struct gate_client *cl)
-{
-	TAILQ_REMOVE(&gate.idle, cl, idle);
-	gate.nidle--;
-	LIST_REMOVE(cl, hash);
-	free(cl);
-}
-
-/* The client of a new connection, found or made; one more connection. */
-static struct gate_client *
-gate_client_get(const struct sockaddr_storage *a, int unix_sock, uid_t uid)
-{
-	struct gate_bucket	*b;
-	struct gate_client	*cl;
-	uint8_t			 key[17];
-	int64_t			 now = mono_ms();
-
-	/* Those gone quiet long enough are forgotten. */
-	while ((cl = TAILQ_FIRST(&gate.idle)) != NULL &&
-	    (now - cl->idle_since > GATE_CLIENT_KEEP_MS ||
-	    gate.nidle > GATE_CLIENTS_IDLE))
-		gate_client_forget(cl);
-	gate_key(key, a, unix_sock, uid);
-	b = gate_bucket_of(key);
-	LIST_FOREACH(cl, b, hash)
-		if (memcmp(cl->key, key, sizeof(key)) == 0)
-			break;
-	if (cl == NULL) {
-		cl = xcalloc(1, sizeof(*cl));
-		memcpy(cl->key, key, sizeof(key));
-		LIST_INSERT_HEAD(b, cl, hash);
-	} else if (cl->nconns == 0) {
-		TAILQ_REMOVE(&gate.idle, cl, idle);
-		gate.nidle--;
-	}
-	cl->nconns++;
-	return cl;
-}
-
-static void
-gate_client_put(struct gate_client *cl)
-{
-	if (--cl->nconns > 0)
-		return;
-	cl->idle_since = mono_ms();
-	TAILQ_INSERT_TAIL(&gate.idle, cl, idle);
-	gate.nidle++;
 }
 
 /* --- copying ---------------------------------------------------------- */
@@ -466,7 +363,7 @@ gate_free(struct gate_conn *c)
 	TAILQ_REMOVE(&gate.conns, c, entry);
 	gate.nconns--;
 	if (c->client != NULL)
-		gate_client_put(c->client);
+		gate_client_put(&gate.clients, c->client);
 	if (c->grpc_fd >= 0 && c->grpc_fd < gate.nbyfd &&
 	    gate.byfd[c->grpc_fd].c == c) {
 		gate_cn(c, gate.byfd[c->grpc_fd].cn,
@@ -495,7 +392,7 @@ gate_cn(struct gate_conn *c, char *cn, size_t cnlen)
 	SSL	*ssl;
 
 	cn[0] = '\0';
-	if (!c->tls || !gate.mtls || c->cli == NULL ||
+	if (!c->tls || !gate.tls.mtls || c->cli == NULL ||
 	    (ssl = bufferevent_openssl_get_ssl(c->cli)) == NULL ||
 	    (x = SSL_get1_peer_certificate(ssl)) == NULL)
 		return;
@@ -555,7 +452,7 @@ gate_new(int fd, const struct sockaddr_storage *addr,
 		    "are open (api-max-connections)", c->peer, gate.nconns);
 		goto refuse;
 	}
-	c->client = gate_client_get(addr, c->unix_sock, c->uid);
+	c->client = gate_client_get(&gate.clients, addr, c->unix_sock, c->uid);
 	if (gate.lim.max_per_client > 0 &&
 	    (n = c->client->nconns - 1) >= (int)gate.lim.max_per_client) {
 		gate.st.refused_client++;
@@ -572,8 +469,8 @@ gate_new(int fd, const struct sockaddr_storage *addr,
 	}
 	if (!c->unix_sock)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	if (gate.ssl != NULL) {
-		if ((ssl = SSL_new(gate.ssl)) == NULL) {
+	if (gate.tls.ctx != NULL) {
+		if ((ssl = SSL_new(gate.tls.ctx)) == NULL) {
 			close(sv[0]);
 			close(sv[1]);
 			gate_log("grpc: refusing a connection from %s: "
@@ -631,7 +528,7 @@ refuse:
 	if (fd != -1)
 		close(fd);
 	if (c->client != NULL)
-		gate_client_put(c->client);
+		gate_client_put(&gate.clients, c->client);
 	free(c);
 }
 
@@ -740,101 +637,6 @@ gate_listen_addr(const struct listen_addr *la)
 
 /* --- TLS --------------------------------------------------------------- */
 
-static int
-gate_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-    const unsigned char *in, unsigned int inlen, void *arg)
-{
-	static const unsigned char h2[] = { 2, 'h', '2' };
-	unsigned char *sel;
-
-	if (SSL_select_next_proto(&sel, outlen, h2, sizeof(h2), in, inlen) !=
-	    OPENSSL_NPN_NEGOTIATED)
-		return SSL_TLSEXT_ERR_ALERT_FATAL;
-	*out = sel;
-	return SSL_TLSEXT_ERR_OK;
-}
-
-static int
-gate_tls_certs(SSL_CTX *ctx, const char *pem, int ca, char *err,
-    size_t errlen)
-{
-	BIO	*bio;
-	X509	*x;
-	int	 n = 0, rc = 0;
-
-	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL)
-		return -1;
-	while (rc == 0 && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) !=
-	    NULL) {
-		if (ca) {
-			if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx),
-			    x) != 1 || SSL_CTX_add_client_CA(ctx, x) != 1)
-				rc = -1;
-		} else if (n == 0) {
-			if (SSL_CTX_use_certificate(ctx, x) != 1)
-				rc = -1;
-		} else if (SSL_CTX_add1_chain_cert(ctx, x) != 1)
-			rc = -1;
-		X509_free(x);
-		n++;
-	}
-	ERR_clear_error();
-	BIO_free(bio);
-	if (rc == 0 && n == 0)
-		rc = -1;
-	if (rc == -1)
-		snprintf(err, errlen, "%s: no usable certificate",
-		    ca ? "tls-client-ca" : "tls-cert");
-	return rc;
-}
-
-/* A TLS context from the PEM texts of a configuration; NULL: why in err. */
-static SSL_CTX *
-gate_tls_ctx(const struct config *conf, char *err, size_t errlen)
-{
-	static const unsigned char sid[] = "rtpproxyd";
-	SSL_CTX		*ctx;
-	BIO		*bio;
-	EVP_PKEY	*key;
-
-	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
-		snprintf(err, errlen, "SSL_CTX_new failed");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_CIPHER_SERVER_PREFERENCE);
-	SSL_CTX_set_alpn_select_cb(ctx, gate_alpn, NULL);
-	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
-	if (gate_tls_certs(ctx, conf->tls_pem[0], 0, err, errlen) == -1)
-		goto fail;
-	if ((bio = BIO_new_mem_buf(conf->tls_pem[1], -1)) == NULL)
-		goto fail;
-	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-	BIO_free(bio);
-	if (key == NULL || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
-		EVP_PKEY_free(key);
-		snprintf(err, errlen, "tls-key: not a private key, or not the "
-		    "key of tls-cert");
-		goto fail;
-	}
-	EVP_PKEY_free(key);
-	if (conf->tls_pem[2] != NULL) {
-		if (gate_tls_certs(ctx, conf->tls_pem[2], 1, err, errlen) ==
-		    -1)
-			goto fail;
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
-		    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	}
-	ERR_clear_error();
-	return ctx;
-fail:
-	ERR_clear_error();
-	SSL_CTX_free(ctx);
-	return NULL;
-}
-
 /* --- the interface ----------------------------------------------------- */
 
 void
@@ -861,18 +663,15 @@ gate_start(struct event_base *base, grpc_server *server,
 
 	memset(&gate, 0, sizeof(gate));
 	TAILQ_INIT(&gate.conns);
-	TAILQ_INIT(&gate.idle);
+	gate_clients_init(&gate.clients);
 	gate.base = base;
 	gate.server = server;
 	gate.creds = grpc_insecure_server_credentials_create();
 	gate_reconfigure(conf);
-	if (conf->tls_pem[0] != NULL) {
-		if ((gate.ssl = gate_tls_ctx(conf, err, sizeof(err))) == NULL) {
-			log_warnx("grpc: TLS: %s", err);
-			goto fail;
-		}
-		gate.mtls = conf->tls_pem[2] != NULL;
-		gate_pem_keep(conf);
+	if (conf->tls_pem[0] != NULL && gate_tls_load(&gate.tls, conf, err,
+	    sizeof(err)) == -1) {
+		log_warnx("grpc: TLS: %s", err);
+		goto fail;
 	}
 	if ((gate.resume_ev = evtimer_new(base, gate_resume, NULL)) == NULL)
 		goto fail;
@@ -894,7 +693,7 @@ gate_start(struct event_base *base, grpc_server *server,
 				goto fail;
 		}
 		log_info("grpc: listening on %s%s", conf->listen[i].text,
-		    gate.ssl == NULL ? "" : gate.mtls ?
+		    gate.tls.ctx == NULL ? "" : gate.tls.mtls ?
 		    " (TLS, client certificates required)" : " (TLS)");
 	}
 	return 0;
@@ -903,69 +702,14 @@ fail:
 	return -1;
 }
 
-static void
-gate_pem_free(void)
-{
-	int i;
-
-	for (i = 0; i < 3; i++) {
-		if (gate.pem[i] != NULL) {
-			explicit_bzero(gate.pem[i], strlen(gate.pem[i]));
-			free(gate.pem[i]);
-		}
-		gate.pem[i] = NULL;
-	}
-}
-
-static void
-gate_pem_keep(const struct config *conf)
-{
-	int i;
-
-	gate_pem_free();
-	for (i = 0; i < 3; i++)
-		if (conf->tls_pem[i] != NULL)
-			gate.pem[i] = xstrdup(conf->tls_pem[i]);
-}
-
-static int
-gate_pem_changed(const struct config *conf)
-{
-	int i;
-
-	for (i = 0; i < 3; i++)
-		if ((gate.pem[i] == NULL) != (conf->tls_pem[i] == NULL) ||
-		    (gate.pem[i] != NULL &&
-		    strcmp(gate.pem[i], conf->tls_pem[i]) != 0))
-			return 1;
-	return 0;
-}
-
 void
 gate_reconfigure(const struct config *conf)
 {
-	SSL_CTX	*ctx;
-	char	 err[256];
-
 	gate_defaults(&gate.lim);
 	gate.lim.max_conns = conf->api_max_conns;
 	gate.lim.max_per_client = conf->api_max_per_client;
 	gate.lim.handshake_s = conf->api_handshake_timeout;
-	/* A new certificate for new connections; a bad one changes nothing. */
-	if (gate.ssl != NULL && conf->tls_pem[0] != NULL &&
-	    (conf->tls_pem[2] != NULL) == gate.mtls &&
-	    gate_pem_changed(conf)) {
-		if ((ctx = gate_tls_ctx(conf, err, sizeof(err))) == NULL)
-			log_warnx("reload: TLS: %s: new connections keep the "
-			    "old certificate", err);
-		else {
-			SSL_CTX_free(gate.ssl);
-			gate.ssl = ctx;
-			gate_pem_keep(conf);
-			log_info("grpc: TLS certificate, key or client CA "
-			    "changed: new connections use them");
-		}
-	}
+	gate_tls_reload(&gate.tls, conf);
 }
 
 /*
@@ -1049,12 +793,8 @@ gate_stop(void)
 	free(gate.byfd);
 	gate.byfd = NULL;
 	gate.nbyfd = 0;
-	while (!TAILQ_EMPTY(&gate.idle))
-		gate_client_forget(TAILQ_FIRST(&gate.idle));
-	if (gate.ssl != NULL)
-		SSL_CTX_free(gate.ssl);
-	gate.ssl = NULL;
-	gate_pem_free();
+	gate_clients_free(&gate.clients);
+	gate_tls_free(&gate.tls);
 	if (gate.creds != NULL)
 		grpc_server_credentials_release(gate.creds);
 	gate.creds = NULL;
