@@ -16,6 +16,19 @@
 struct event_base;
 
 /* metrics.c: the Prometheus endpoint, on the master's loop */
+struct evbuffer;
+struct master;
+
+/* What a scrape reads besides the table, and keeps between scrapes. */
+struct metrics_view {
+	const struct master	*m;
+	int64_t			 start_ms;	/* of the listener */
+	uint32_t		 nslots;
+	double			*vals;		/* 4 x nslots, for quantiles */
+	uint64_t		 lost_seen[2];	/* loss never goes back */
+};
+
+void	metrics_render(struct evbuffer *, struct metrics_view *);
 int	metrics_bind(const struct config *);
 struct master;
 int	metrics_start(struct event_base *, const struct master *);
