@@ -12,13 +12,12 @@
 
 #include "acl.h"
 #include "conf.h"
+#include "config_int.h"
 
 #define CONF_LINE_MAX	1024
-#define CONF_FILE_MAX	(1024 * 1024)
 #define CONF_MAX_ARGS	8
 #define CONF_DEF_LISTEN	"127.0.0.1:50051"
 #define CONF_DEF_PID	RUNSTATEDIR "/rtpproxyd.pid"
-#define CONF_DEF_SHM	"/rtpproxyd"
 
 struct conf_keyword;
 
@@ -150,12 +149,6 @@ static const struct conf_keyword conf_keywords[] = {
 };
 #define NKEYWORDS	(sizeof(conf_keywords) / sizeof(conf_keywords[0]))
 
-/* For config_dump: log.c maps names to numbers, not back. */
-static const char *conf_facilities[] = {
-	"daemon", "user", "local0", "local1", "local2", "local3", "local4",
-	"local5", "local6", "local7",
-};
-
 static int
 conf_err(struct conf_state *st, const char *fmt, ...)
 {
@@ -173,7 +166,7 @@ conf_err(struct conf_state *st, const char *fmt, ...)
 	return -1;
 }
 
-static void
+void
 conf_seterr(char *err, size_t errlen, const char *what, const char *why)
 {
 	if (err != NULL && errlen > 0)
@@ -607,7 +600,7 @@ conf_line(struct conf_state *st, const char *s, size_t len)
 	return kw->fn(st, kw, argv + 1);
 }
 
-static int
+int
 conf_parse(struct config *c, const char *name, const char *text,
     size_t len, char *err, size_t errlen)
 {
@@ -718,173 +711,6 @@ config_parse_buf(struct config *c, const char *name, const char *text,
 	return 0;
 }
 
-int
-config_load(struct config *c, const char *path, int must_exist, char *err,
-    size_t errlen)
-{
-	struct config	 n;
-	char		*buf;
-	size_t		 len;
-
-	memset(c, 0, sizeof(*c));
-	if (file_read(path, CONF_FILE_MAX, &buf, &len) == -1) {
-		if (errno == ENOENT && !must_exist) {
-			config_defaults(c);
-			return 0;
-		}
-		conf_seterr(err, errlen, path, file_strerror(CONF_FILE_MAX));
-		return -1;
-	}
-	config_defaults(&n);
-	if (conf_parse(&n, path, buf, len, err, errlen) == -1) {
-		config_free(&n);
-		free(buf);
-		return -1;
-	}
-	free(buf);
-	n.path = xstrdup(path);
-	if (config_load_files(&n, err, errlen) == -1) {
-		config_free(&n);
-		return -1;
-	}
-	*c = n;
-	return 0;
-}
-
-#define CONF_SECRET_MAX	(64 * 1024)
-#define CONF_TOKEN_MIN	16
-#define CONF_TOKEN_MAX	4096
-
-/*
- * The bearer tokens: one per line, blank lines and # comments skipped.
- * Several let an operator roll a new token out before retiring the old.
- */
-static int
-conf_tokens(struct config *c, char *text, char *why, size_t whylen)
-{
-	char	*line, *next, *end;
-	size_t	 n, i;
-	int	 lineno = 0;
-
-	for (line = text; line != NULL; line = next) {
-		lineno++;
-		if ((next = strchr(line, '\n')) != NULL)
-			*next++ = '\0';
-		end = line + strlen(line);
-		while (end > line && (end[-1] == '\r' || end[-1] == ' ' ||
-		    end[-1] == '\t'))
-			*--end = '\0';
-		while (*line == ' ' || *line == '\t')
-			line++;
-		if (*line == '\0' || *line == '#')
-			continue;
-		n = strlen(line);
-		for (i = 0; i < n; i++)
-			if ((unsigned char)line[i] < 0x21 ||
-			    (unsigned char)line[i] > 0x7e)
-				break;
-		if (i < n) {
-			snprintf(why, whylen, "line %d: a token is visible "
-			    "ASCII without blanks", lineno);
-			return -1;
-		}
-		if (n > CONF_TOKEN_MAX) {
-			snprintf(why, whylen, "line %d: token longer than %d "
-			    "characters", lineno, CONF_TOKEN_MAX);
-			return -1;
-		}
-		if (n < CONF_TOKEN_MIN) {
-			snprintf(why, whylen, "line %d: token shorter than %d "
-			    "characters", lineno, CONF_TOKEN_MIN);
-			return -1;
-		}
-		if (c->ntokens == CONF_MAX_TOKENS) {
-			snprintf(why, whylen, "more than %d tokens",
-			    CONF_MAX_TOKENS);
-			return -1;
-		}
-		c->tokens = xreallocarray(c->tokens, c->ntokens + 1,
-		    sizeof(*c->tokens));
-		c->tokens[c->ntokens++] = xstrdup(line);
-	}
-	if (c->ntokens == 0) {
-		snprintf(why, whylen, "no token in it");
-		return -1;
-	}
-	return 0;
-}
-
-static int
-conf_pem(const char *text, const char *what)
-{
-	return strstr(text, "-----BEGIN ") != NULL && strstr(text, what) !=
-	    NULL;
-}
-
-/*
- * Read the files the configuration names (the token file, the TLS
- * certificate, key and client CA), so that a missing or unreadable one
- * is an error of the configuration, with its line.  Called by
- * config_load and on every reload.
- */
-int
-config_load_files(struct config *c, char *err, size_t errlen)
-{
-	static const char *const kw[3] = { "tls-cert", "tls-key",
-	    "tls-client-ca" };
-	static const char *const pem[3] = { "CERTIFICATE", "PRIVATE KEY",
-	    "CERTIFICATE" };
-	const char	*path[3] = { c->tls_cert, c->tls_key, c->tls_client_ca };
-	const char	*name = c->path != NULL ? c->path : "configuration";
-	struct stat	 sb;
-	char		*buf, why[128];
-	size_t		 len;
-	int		 i;
-
-	config_free_secrets(c);
-	if (c->auth_token_file != NULL) {
-		if (file_read(c->auth_token_file, CONF_SECRET_MAX, &buf,
-		    &len) == -1) {
-			snprintf(err, errlen, "%s:%u: auth-token-file %s: %s",
-			    name, c->auth_token_line, c->auth_token_file,
-			    file_strerror(CONF_SECRET_MAX));
-			return -1;
-		}
-		i = conf_tokens(c, buf, why, sizeof(why));
-		explicit_bzero(buf, len);
-		free(buf);
-		if (i == 0 && stat(c->auth_token_file, &sb) == 0 &&
-		    (sb.st_mode & 0077) != 0)
-			log_warnx("auth-token-file %s can be read by others "
-			    "than its owner: chmod 600 it", c->auth_token_file);
-		if (i == -1) {
-			snprintf(err, errlen, "%s:%u: auth-token-file %s: %s",
-			    name, c->auth_token_line, c->auth_token_file, why);
-			config_free_secrets(c);
-			return -1;
-		}
-	}
-	for (i = 0; i < 3; i++) {
-		if (path[i] == NULL)
-			continue;
-		if (file_read(path[i], CONF_SECRET_MAX, &buf, &len) == -1) {
-			snprintf(err, errlen, "%s:%u: %s %s: %s", name,
-			    c->tls_line[i], kw[i], path[i],
-			    file_strerror(CONF_SECRET_MAX));
-			config_free_secrets(c);
-			return -1;
-		}
-		c->tls_pem[i] = buf;
-		if (!conf_pem(buf, pem[i])) {
-			snprintf(err, errlen, "%s:%u: %s %s: no PEM %s in it",
-			    name, c->tls_line[i], kw[i], path[i], pem[i]);
-			config_free_secrets(c);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 /* Forget the tokens and PEM texts, wiping them first. */
 void
 config_free_secrets(struct config *c)
@@ -924,109 +750,3 @@ config_free(struct config *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/*
- * Quoted only when the parser would otherwise split or cut the word, and
- * a backslash escaped only where the parser would take it for an escape:
- * then no dumped line is longer than the line the value came from, so
- * none is over CONF_LINE_MAX.
- */
-static void
-conf_put(FILE *fp, const char *s)
-{
-	const char *p;
-
-	if (*s != '\0' && strpbrk(s, " \t#\"") == NULL) {
-		fputs(s, fp);
-		return;
-	}
-	fputc('"', fp);
-	for (p = s; *p != '\0'; p++) {
-		if (*p == '"' || (*p == '\\' && (p[1] == '"' ||
-		    p[1] == '\\' || p[1] == '\0')))
-			fputc('\\', fp);
-		fputc(*p, fp);
-	}
-	fputc('"', fp);
-}
-
-static void
-conf_put_kw(FILE *fp, const char *kw, const char *s)
-{
-	fprintf(fp, "%s ", kw);
-	conf_put(fp, s);
-	fputc('\n', fp);
-}
-
-void
-config_dump(const struct config *c, FILE *fp)
-{
-	const char	*fac = NULL;
-	size_t		 i;
-	int		 l;
-
-	for (i = 0; i < sizeof(conf_facilities) / sizeof(conf_facilities[0]);
-	    i++)
-		if (log_facility_from_name(conf_facilities[i]) ==
-		    c->log_facility) {
-			fac = conf_facilities[i];
-			break;
-		}
-
-	fprintf(fp, "# rtpproxyd configuration, from %s\n",
-	    c->path != NULL ? c->path : "built-in defaults");
-	for (l = 0; l < c->nlisten && l < CONF_MAX_LISTEN; l++)
-		conf_put_kw(fp, "listen", c->listen[l].text);
-	fprintf(fp, "workers %d\n", c->workers);
-	fprintf(fp, "port-range %u %u\n", c->port_min, c->port_max);
-	fprintf(fp, "max-sessions %u\n", c->max_sessions);
-	fprintf(fp, "idle-timeout %u\n", c->idle_timeout);
-	fprintf(fp, "setup-timeout %u\n", c->setup_timeout);
-	fprintf(fp, "stats-interval %u\n", c->stats_interval);
-	fprintf(fp, "event-queue %u\n", c->event_queue);
-	fprintf(fp, "shutdown-grace %u\n", c->shutdown_grace);
-	fprintf(fp, "log-level %s\n", log_level_name(c->log_level));
-	fprintf(fp, "syslog-facility %s\n", fac != NULL ? fac : "daemon");
-	if (c->user != NULL)
-		conf_put_kw(fp, "user", c->user);
-	else
-		fprintf(fp, "#user (none: stay as started)\n");
-	if (c->group != NULL)
-		conf_put_kw(fp, "group", c->group);
-	conf_put_kw(fp, "pidfile", c->pidfile != NULL ? c->pidfile : "none");
-	conf_put_kw(fp, "shm-name", c->shm_name != NULL ? c->shm_name :
-	    CONF_DEF_SHM);
-	for (i = 0; i < c->nrules; i++) {
-		char r[64];
-
-		fprintf(fp, "%s %s\n", c->rules[i].action == SHM_ACL_ALLOW ?
-		    "allow-destination" : "deny-destination",
-		    acl_rule_str(&c->rules[i], r, sizeof(r)));
-	}
-	fprintf(fp, "reverse-source %s\n", config_rs_name(c->reverse_source));
-	fprintf(fp, "rate-limit-pps %u\n", c->rate_pps);
-	fprintf(fp, "rate-limit-bps %llu\n", (unsigned long long)c->rate_bps);
-	fprintf(fp, "rate-limit-burst %u\n", c->rate_burst_ms);
-	fprintf(fp, "latch-policy %s\n", shm_latch_name(c->latch_policy));
-	fprintf(fp, "latch-learn-time %u\n", c->latch_learn_ms);
-	fprintf(fp, "latch-quiet-time %u\n", c->latch_quiet_ms);
-	fprintf(fp, "latch-run %u\n", c->latch_run);
-	if (c->auth_token_file != NULL)
-		conf_put_kw(fp, "auth-token-file", c->auth_token_file);
-	fprintf(fp, "auth-health %s\n", c->auth_health_open ? "open" :
-	    "token");
-	if (c->tls_cert != NULL)
-		conf_put_kw(fp, "tls-cert", c->tls_cert);
-	if (c->tls_key != NULL)
-		conf_put_kw(fp, "tls-key", c->tls_key);
-	if (c->tls_client_ca != NULL)
-		conf_put_kw(fp, "tls-client-ca", c->tls_client_ca);
-	conf_put_kw(fp, "metrics-listen", c->metrics_listen.kind != ADDR_NONE ?
-	    c->metrics_listen.text : "none");
-	fprintf(fp, "orphan-timeout %u\n", c->orphan_timeout);
-	fprintf(fp, "api-max-connections %u\n", c->api_max_conns);
-	fprintf(fp, "api-max-connections-per-client %u\n",
-	    c->api_max_per_client);
-	fprintf(fp, "api-handshake-timeout %u\n", c->api_handshake_timeout);
-	fprintf(fp, "api-idle-timeout %u\n", c->api_idle_timeout);
-	fprintf(fp, "api-max-streams %u\n", c->api_max_streams);
-}
