@@ -136,6 +136,7 @@ main(int argc, char **argv)
 		if (config_parse_buf(&t, "-l", text, err, sizeof(err)) == -1) {
 			fprintf(stderr, "rtpproxyd: %s\n", err);
 			free(text);
+			config_free(&conf);
 			return 1;
 		}
 		free(text);
