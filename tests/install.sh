@@ -1,8 +1,8 @@
 #!/bin/sh
 # make install into a scratch DESTDIR, check that every file is where the
 # configured directories say, drive the installed init script against the
-# installed daemon (start, start again, status, reload, restart, stop),
-# then make uninstall.  Everything it starts and creates goes at exit.
+# installed daemon (start, start again, status, reload, restart, upgrade,
+# stop), then make uninstall.  Everything it starts and creates goes at exit.
 
 # Functions called through check() and trap look unreachable to shellcheck.
 # shellcheck disable=SC2317
@@ -292,8 +292,15 @@ if [ -n "$INIT" ]; then
 	check "restart: old pid gone" gone "$pid1"
 	check "restart: one master" test "$(count_masters)" -eq 1
 
+	# A new master takes over; the workers it adopts are no longer its
+	# children, so what shows it holds them is that stop ends them all.
+	expect_rc 0 upgrade
+	pid3=$(pidfile_pid)
+	check "upgrade: new live pid" new_pid "$pid3" "$pid2"
+	check "upgrade: old pid gone" gone "$pid2"
+
 	expect_rc 0 stop
-	check "stop: daemon gone" gone "$pid2"
+	check "stop: daemon gone" gone "$pid3"
 	check "stop: no process left" test -z "$(our_pids)"
 	check "stop: pid file removed" test ! -e "$PIDFILE"
 	check "stop: shared memory removed" test ! -e "/dev/shm$shm"
