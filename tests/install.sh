@@ -103,9 +103,11 @@ sbindir=$(var sbindir)
 bindir=$(var bindir)
 mandir=$(var mandir)
 sysconfdir=$(var sysconfdir)
+pkgdatadir=$(var pkgdatadir)
 initddir=$(var initddir)
 unitdir=$(var systemdsystemunitdir)
-if [ -z "$prefix" ] || [ -z "$sbindir" ] || [ -z "$mandir" ]; then
+if [ -z "$prefix" ] || [ -z "$sbindir" ] || [ -z "$mandir" ] ||
+    [ -z "$pkgdatadir" ]; then
 	nok "read the installation directories from $top_builddir/Makefile"
 	finish
 fi
@@ -125,7 +127,8 @@ fi
 expect_files="$sbindir/rtpproxyd $bindir/rtpproxyctl
 $mandir/man8/rtpproxyd.8 $mandir/man5/rtpproxyd.conf.5
 $mandir/man1/rtpproxyctl.1
-$sysconfdir/rtpproxyd.conf.sample $sysconfdir/rtpproxyd.conf"
+$sysconfdir/rtpproxyd.conf.sample $sysconfdir/rtpproxyd.conf
+$pkgdatadir/proto/rtpproxy.proto $pkgdatadir/CLIENTS"
 [ -z "$initddir" ] || expect_files="$expect_files $initddir/rtpproxyd"
 [ -z "$unitdir" ] || expect_files="$expect_files $unitdir/rtpproxyd.service"
 
