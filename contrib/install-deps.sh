@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the Debian/Ubuntu packages that building, testing and documenting
-# rtpproxyd need.  Run as root.  Safe to run again: when every package is
+# rtpproxyd need, and building and checking its Debian packages (make deb,
+# make check-deb).  Run as root.  Safe to run again: when every package is
 # already installed it changes nothing and needs no network.
 #
 #   contrib/install-deps.sh          install what is missing
@@ -10,7 +11,8 @@ set -eu
 PACKAGES="build-essential autoconf automake pkg-config libevent-dev
 libgrpc-dev protobuf-c-compiler libprotobuf-c-dev grpc-proto check
 valgrind mandoc procps iproute2 shellcheck python3 openssl libssl-dev prometheus
-clang libclang-rt-14-dev liburing-dev"
+clang libclang-rt-14-dev liburing-dev
+dpkg-dev debhelper dh-autoreconf lintian adduser"
 
 prog=${0##*/}
 
