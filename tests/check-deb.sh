@@ -247,7 +247,7 @@ cat > "$POLICY.new" <<EOF
 for a in "\$@"; do
 	case \$a in
 	-*)		;;
-	rtpproxyd)	exit 0 ;;
+	rtpproxyd|rtpproxyd.service)	exit 0 ;;
 	*)		break ;;
 	esac
 done
@@ -365,21 +365,26 @@ check "rtpproxyctl destroy" \
 
 # --- upgrade while media flows ------------------------------------------------
 
+# The tree built, as a package of version $1 (-nc: nothing is compiled).
+rebuild() {
+	{
+		printf 'rtpproxyd (%s) unstable; urgency=medium\n\n' "$1"
+		printf '  * A rebuild of a higher version, for make check-deb.\n\n'
+		printf ' -- rtpproxyd developers <rtpproxyd@example.org>  %s\n\n' \
+		    "$(date -R)"
+		cat "$src/debian/changelog"
+	} > "$tmp/changelog" && cp "$tmp/changelog" "$src/debian/changelog" &&
+	    (cd "$src" && timeout 1800 dpkg-buildpackage -us -uc -b -nc) \
+	    > "$tmp/build-$1.log" 2>&1
+}
+
 v2="$v1+checkdeb1"
-{
-	printf 'rtpproxyd (%s) unstable; urgency=medium\n\n' "$v2"
-	printf '  * A rebuild of a higher version, for make check-deb.\n\n'
-	printf ' -- rtpproxyd developers <rtpproxyd@example.org>  %s\n\n' \
-	    "$(date -R)"
-	cat "$src/debian/changelog"
-} > "$tmp/changelog" && cp "$tmp/changelog" "$src/debian/changelog"
 say "building $v2 (dpkg-buildpackage -b -nc)"
-if (cd "$src" && timeout 1800 dpkg-buildpackage -us -uc -b -nc) \
-    > "$tmp/build2.log" 2>&1; then
+if rebuild "$v2"; then
 	ok "rebuilt as $v2"
 else
 	nok "rebuilt as $v2"
-	show "$tmp/build2.log"
+	show "$tmp/build-$v2.log"
 	finish
 fi
 deb2="$tmp/deb/rtpproxyd_${v2}_$arch.deb $tmp/deb/rtpproxyctl_${v2}_$arch.deb"
@@ -486,6 +491,39 @@ for n in $(seq 0 $((NSESS - 1))); do
 done
 check "no session lost: $active of $NSESS ACTIVE after the upgrade" \
     test "$active" -eq "$NSESS"
+
+# --- an upgrade that cannot be lossless -------------------------------------
+
+# The configuration unreadable for the daemon's user: the new master that
+# takes over runs as that user and cannot start, so the old one carries
+# on; postinst then stops and starts the daemon (its sessions are lost),
+# so that no master goes on running the replaced binary.
+v3="$v1+checkdeb2"
+before=$(pidfile_pid)
+chmod 600 "$CONF"
+if rebuild "$v3"; then
+	ok "rebuilt as $v3"
+	timeout 300 dpkg -i "$tmp/deb/rtpproxyd_${v3}_$arch.deb" \
+	    "$tmp/deb/rtpproxyctl_${v3}_$arch.deb" > "$tmp/upgrade3.log" 2>&1
+	rc=$?
+	sed 's/^/upgrade, no takeover: /' "$tmp/upgrade3.log" | tee -a "$LOG"
+	after=$(pidfile_pid)
+	check "dpkg -i $v3 with $CONF unreadable for rtpproxyd (exit $rc)" \
+	    test "$rc" -eq 0
+	check "postinst said the lossless restart failed" \
+	    grep -q 'no restart without loss' "$tmp/upgrade3.log"
+	check "and restarted: a new master ($before -> $after)" \
+	    test -n "$after" -a "$after" != "$before"
+	check "which runs the new binary" test "$(readlink \
+	    "/proc/$after/exe" 2>/dev/null)" = /usr/sbin/rtpproxyd
+	check "and nothing runs the replaced one" \
+	    sh -c '! readlink /proc/[0-9]*/exe 2>/dev/null |
+	    grep -qx "/usr/sbin/rtpproxyd (deleted)"'
+else
+	nok "rebuilt as $v3"
+	show "$tmp/build-$v3.log"
+fi
+chmod 644 "$CONF"
 
 # --- remove, purge ------------------------------------------------------------
 
