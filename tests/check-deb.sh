@@ -32,12 +32,17 @@ CONF=/etc/rtpproxyd/rtpproxyd.conf
 POLICY=/usr/sbin/policy-rc.d
 POLICY_SAVED=/usr/sbin/policy-rc.d.rtpproxyd-check-deb
 LOCK=/run/lock/rtpproxyd-check-deb.lock
+# There while a run goes on, with its temporary directory and its media
+# process: a run that was killed (SIGKILL) leaves it, and the next run
+# removes what that one left (see "A run that was killed").
+MARKER=/run/lock/rtpproxyd-check-deb.run
 
 LOG=$top_builddir/tests/check-deb.log
 : > "$LOG" 2>/dev/null || LOG=/dev/null
 
 pass=0
 fail=0
+t0=$(date +%s)
 
 say() {
 	echo "$*"
@@ -68,8 +73,13 @@ show() {
 	say "---"
 }
 
+# A phase's start, with the seconds since ours.
+phase() {
+	say "== [+$(($(date +%s) - t0))s] $*"
+}
+
 finish() {
-	say "$pass passed, $fail failed"
+	say "$pass passed, $fail failed ($(($(date +%s) - t0)) s)"
 	[ "$fail" -eq 0 ]
 	exit
 }
@@ -90,14 +100,11 @@ for c in dpkg dpkg-deb dpkg-query dpkg-buildpackage dpkg-parsechangelog dh \
 done
 
 mkdir -p "$(dirname "$LOCK")" 2>/dev/null
+# Every process that may outlive us (the daemon that dpkg starts, the
+# media) is started without fd 9: one that held it would lock out every
+# later run.
 exec 9> "$LOCK" || refuse "cannot open $LOCK"
 flock -n 9 || refuse "another make check-deb is running"
-
-# A run that was killed may have left policy-rc.d replaced: put it back.
-if [ -e "$POLICY_SAVED" ]; then
-	mv -f "$POLICY_SAVED" "$POLICY"
-	say "note: restored $POLICY left by a run that was killed"
-fi
 
 # The daemon's processes: those that run the packaged binary (or the one
 # an upgrade replaced).  None exist before we install it (checked below).
@@ -110,6 +117,74 @@ daemon_pids() {
 		esac
 	done
 }
+
+# Whatever our installation left, gone: purge the packages (the init
+# script stops the daemon), then by force what a failed purge kept.
+# Appends to $1.
+uninstall() {
+	timeout 300 dpkg -P --force-remove-reinstreq rtpproxyd rtpproxyctl < /dev/null 9>&- \
+	    >> "$1" 2>&1
+	pids=$(daemon_pids)
+	if [ -n "$pids" ]; then
+		echo "killing what still runs: $pids" >> "$1"
+		# shellcheck disable=SC2086
+		kill -s KILL $pids 2>/dev/null
+	fi
+	rm -rf /etc/rtpproxyd /run/rtpproxyd
+	rm -f /dev/shm/rtpproxyd
+	if getent passwd rtpproxyd >/dev/null; then
+		deluser --system --quiet rtpproxyd >> "$1" 2>&1
+	fi
+	if getent group rtpproxyd >/dev/null; then
+		delgroup --system --quiet rtpproxyd >> "$1" 2>&1
+	fi
+}
+
+# What uninstall could not remove, one line each.
+leftovers() {
+	for p in rtpproxyd rtpproxyctl; do
+		# shellcheck disable=SC2016
+		st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)
+		case $st in
+		''|not-installed)	;;
+		*)	echo "package $p: $st" ;;
+		esac
+	done
+	pids=$(daemon_pids)
+	[ -z "$pids" ] || echo "processes: $(echo "$pids" | tr "\n" " ")"
+	getent passwd rtpproxyd >/dev/null && echo "user rtpproxyd"
+	getent group rtpproxyd >/dev/null && echo "group rtpproxyd"
+	for f in /etc/rtpproxyd /run/rtpproxyd /dev/shm/rtpproxyd \
+	    /etc/init.d/rtpproxyd /usr/sbin/rtpproxyd /usr/bin/rtpproxyctl; do
+		[ -e "$f" ] && echo "$f"
+	done
+	return 0
+}
+
+# A run that was killed may have left policy-rc.d replaced, and the
+# packages installed: put the one back, purge the other.
+if [ -e "$POLICY_SAVED" ]; then
+	mv -f "$POLICY_SAVED" "$POLICY"
+	say "note: restored $POLICY left by a run that was killed"
+fi
+if [ -e "$MARKER" ]; then
+	say "note: removing what a run that was killed left"
+	while read -r k v; do
+		case $k in
+		tmp)	case $v in
+			*/rtpproxyd-check-deb.*)	rm -rf "$v" ;;
+			esac ;;
+		media)	case $v in
+			''|*[!0-9]*)	;;
+			*)	grep -qs check-deb.py "/proc/$v/cmdline" &&
+				    kill "$v" ;;
+			esac ;;
+		installed)
+			uninstall /dev/null ;;
+		esac
+	done < "$MARKER"
+	rm -f "$MARKER"
+fi
 
 for p in rtpproxyd rtpproxyctl; do
 	# shellcheck disable=SC2016
@@ -136,6 +211,7 @@ s.bind(("127.0.0.1", 50051))' 2>/dev/null ||
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rtpproxyd-check-deb.XXXXXX") ||
     refuse "mktemp"
+echo "tmp $tmp" > "$MARKER"
 installed=no
 policy_set=no
 media=
@@ -151,29 +227,33 @@ policy_restore() {
 	policy_set=no
 }
 
+# On every way out: a failed check, a refusal after we installed, a
+# signal.  It says what it did, and fails the run if anything is left.
 cleanup() {
-	[ -z "$media" ] || kill "$media" 2>/dev/null
+	rc=$?
+	trap - EXIT HUP INT TERM
+	if [ -n "$media" ]; then
+		kill "$media" 2>/dev/null
+		wait "$media" 2>/dev/null
+	fi
 	if [ "$installed" = yes ]; then
-		timeout 120 dpkg -P rtpproxyd rtpproxyctl \
-		    >> "$tmp/cleanup.log" 2>&1
-		pids=$(daemon_pids)
-		if [ -n "$pids" ]; then
-			# shellcheck disable=SC2086
-			kill -s KILL $pids 2>/dev/null
+		say "cleanup: purging the packages (run ended early)"
+		uninstall "$tmp/cleanup.log"
+		sed 's/^/cleanup: /' "$tmp/cleanup.log" | tee -a "$LOG"
+		left=$(leftovers)
+		if [ -n "$left" ]; then
+			say "FAIL: cleanup left:"
+			echo "$left" | sed 's/^/	/' | tee -a "$LOG"
+			rc=1
 		fi
-		rm -rf /etc/rtpproxyd /run/rtpproxyd
-		rm -f /dev/shm/rtpproxyd
-		getent passwd rtpproxyd >/dev/null &&
-		    deluser --system --quiet rtpproxyd >/dev/null 2>&1
-		getent group rtpproxyd >/dev/null &&
-		    delgroup --system --quiet rtpproxyd >/dev/null 2>&1
 	fi
 	policy_restore
 	rm -rf "$tmp"
-	rm -f "$LOCK"
+	rm -f "$MARKER" "$LOCK"
+	exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 1' HUP INT TERM
+trap 'say "FAIL: interrupted"; exit 1' HUP INT TERM
 
 # What carries rtpproxyd's name outside the places this test makes its own,
 # before and after, so that purge is seen to leave nothing new.
@@ -192,7 +272,7 @@ footprint > "$tmp/before"
 
 DEB_BUILD_OPTIONS="parallel=$(nproc 2>/dev/null || echo 1)"
 export DEB_BUILD_OPTIONS
-say "building the packages (make deb)"
+phase "building the packages (make deb)"
 # shellcheck disable=SC2086 # MAKE may carry options
 if ! timeout 1800 $MAKE -C "$top_builddir" deb DEB_DIR="$tmp/deb" \
     > "$tmp/build.log" 2>&1; then
@@ -256,9 +336,11 @@ exit 0
 EOF
 chmod 755 "$POLICY.new" && mv -f "$POLICY.new" "$POLICY"
 
+phase "installing $v1"
 installed=yes
+echo "installed yes" >> "$MARKER"
 # shellcheck disable=SC2086
-if timeout 300 dpkg -i $deb1 > "$tmp/install.log" 2>&1; then
+if timeout 300 dpkg -i $deb1 9>&- > "$tmp/install.log" 2>&1; then
 	ok "dpkg -i rtpproxyd rtpproxyctl $v1"
 else
 	nok "dpkg -i rtpproxyd rtpproxyctl $v1"
@@ -379,7 +461,7 @@ rebuild() {
 }
 
 v2="$v1+checkdeb1"
-say "building $v2 (dpkg-buildpackage -b -nc)"
+phase "building $v2 (dpkg-buildpackage -b -nc)"
 if rebuild "$v2"; then
 	ok "rebuilt as $v2"
 else
@@ -391,10 +473,11 @@ deb2="$tmp/deb/rtpproxyd_${v2}_$arch.deb $tmp/deb/rtpproxyctl_${v2}_$arch.deb"
 
 python3 "$top_srcdir/tests/check-deb.py" rtpproxyctl "$NSESS" \
     "$tmp/media.json" "$tmp/media.state" "$tmp/media.stop" \
-    > "$tmp/media.log" 2>&1 &
+    > "$tmp/media.log" 2>&1 9>&- &
 media=$!
+echo "media $media" >> "$MARKER"
 i=0
-while [ ! -e "$tmp/media.state" ] && alive "$media" && [ "$i" -lt 300 ]; do
+while [ ! -e "$tmp/media.state" ] && alive "$media" && [ "$i" -lt 900 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
@@ -406,9 +489,10 @@ fi
 
 old=$(pidfile_pid)
 old_procs=$(daemon_pids | tr '\n' ' ')
+phase "upgrading to $v2 while media flows"
 say "before the upgrade: master $old, processes $old_procs"
 # shellcheck disable=SC2086
-if timeout 300 dpkg -i $deb2 > "$tmp/upgrade.log" 2>&1; then
+if timeout 300 dpkg -i $deb2 9>&- > "$tmp/upgrade.log" 2>&1; then
 	ok "dpkg -i $v2 (upgrade) while media flows"
 else
 	nok "dpkg -i $v2 (upgrade) while media flows"
@@ -421,7 +505,7 @@ check "the upgrade used the lossless restart (init script upgrade)" \
     grep -q '^Upgrading rtpproxyd: done' "$tmp/upgrade.log"
 check "a new master ($old -> $new)" test -n "$new" -a "$new" != "$old"
 check "the new master is alive" alive "$new"
-check "the old master is gone" gone "$old" 10
+check "the old master is gone" gone "$old" 60
 check "the new master runs the new /usr/sbin/rtpproxyd" \
     test "$(readlink "/proc/$new/exe" 2>/dev/null)" = /usr/sbin/rtpproxyd
 check "the new master runs as rtpproxyd" all_as_user
@@ -440,7 +524,7 @@ say "note: $stale adopted worker(s) still run the replaced binary"
 sleep 3
 touch "$tmp/media.stop"
 i=0
-while alive "$media" && [ "$i" -lt 300 ]; do
+while alive "$media" && [ "$i" -lt 900 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
@@ -499,12 +583,13 @@ check "no session lost: $active of $NSESS ACTIVE after the upgrade" \
 # on; postinst then stops and starts the daemon (its sessions are lost),
 # so that no master goes on running the replaced binary.
 v3="$v1+checkdeb2"
+phase "upgrading to $v3, which cannot be lossless"
 before=$(pidfile_pid)
 chmod 600 "$CONF"
 if rebuild "$v3"; then
 	ok "rebuilt as $v3"
 	timeout 300 dpkg -i "$tmp/deb/rtpproxyd_${v3}_$arch.deb" \
-	    "$tmp/deb/rtpproxyctl_${v3}_$arch.deb" > "$tmp/upgrade3.log" 2>&1
+	    "$tmp/deb/rtpproxyctl_${v3}_$arch.deb" 9>&- > "$tmp/upgrade3.log" 2>&1
 	rc=$?
 	sed 's/^/upgrade, no takeover: /' "$tmp/upgrade3.log" | tee -a "$LOG"
 	after=$(pidfile_pid)
@@ -527,8 +612,9 @@ chmod 644 "$CONF"
 
 # --- remove, purge ------------------------------------------------------------
 
+phase "remove, purge"
 procs=$(daemon_pids)
-if timeout 300 dpkg -r rtpproxyd rtpproxyctl > "$tmp/remove.log" 2>&1; then
+if timeout 300 dpkg -r rtpproxyd rtpproxyctl 9>&- > "$tmp/remove.log" 2>&1; then
 	ok "dpkg -r rtpproxyd rtpproxyctl"
 else
 	nok "dpkg -r rtpproxyd rtpproxyctl"
@@ -537,7 +623,7 @@ fi
 sed 's/^/dpkg -r: /' "$tmp/remove.log" >> "$LOG"
 left=
 for p in $procs; do
-	gone "$p" 15 || left="$left $p"
+	gone "$p" 60 || left="$left $p"
 done
 check "remove stopped the daemon, workers too (left:${left:- none})" \
     test -z "$left"
@@ -553,7 +639,7 @@ check "the stopped daemon removed its pid file" test ! -e "$PIDFILE"
 check "rtpproxyd is config-files" test "$(dpkg-query -W \
     -f='${db:Status-Status}' rtpproxyd 2>/dev/null)" = config-files
 
-if timeout 300 dpkg -P rtpproxyd rtpproxyctl > "$tmp/purge.log" 2>&1; then
+if timeout 300 dpkg -P rtpproxyd rtpproxyctl 9>&- > "$tmp/purge.log" 2>&1; then
 	ok "dpkg -P rtpproxyd rtpproxyctl"
 else
 	nok "dpkg -P rtpproxyd rtpproxyctl"
@@ -566,7 +652,10 @@ check "purge removed the group rtpproxyd" sh -c '! getent group rtpproxyd'
 check "purge removed /run/rtpproxyd" test ! -e /run/rtpproxyd
 check "purge removed the boot links" \
     sh -c '! ls /etc/rc[0-6S].d/*rtpproxyd >/dev/null 2>&1'
-installed=no
+# Nothing of ours left: the cleanup need not purge by force.
+if [ -z "$(leftovers)" ]; then
+	installed=no
+fi
 policy_restore
 footprint > "$tmp/after"
 if cmp -s "$tmp/before" "$tmp/after"; then
