@@ -4,9 +4,12 @@ package: make NSESS sessions with rtpproxyctl, each from a caller socket
 to a destination socket on loopback, send RTP both ways (the destination
 echoes what it gets) until STOPFILE appears, and write what was sent and
 received to OUTFILE as JSON.  STATEFILE gets "flowing" once media went
-both ways on every session.
+both ways on every session.  Once MARKFILE appears (the upgrade is done),
+the packets sent from then on are counted as they come back; MARKFILE.seen
+appears once every session got AFTER_N of them back: by count, not time,
+so that a slow machine only makes it later.
 
-  check-deb.py RTPPROXYCTL NSESS OUTFILE STATEFILE STOPFILE
+  check-deb.py RTPPROXYCTL NSESS OUTFILE STATEFILE STOPFILE MARKFILE
 """
 import json
 import os
@@ -21,6 +24,7 @@ PPS = 100               # per session and direction
 PAYLOAD = b"\x55" * 160 # 20 ms of G.711
 LIMIT_S = 600           # never run longer, whatever happens
 DRAIN_S = 1.0           # after STOPFILE: what is in flight arrives
+AFTER_N = 100           # packets back after MARKFILE, every session
 
 
 def udp():
@@ -47,7 +51,7 @@ def create(ctl, sid, dport):
 
 
 def main():
-    ctl, n, out, state, stop = sys.argv[1:6]
+    ctl, n, out, state, stop, mark = sys.argv[1:7]
     sess = []
     for i in range(int(n)):
         caller, dest = udp(), udp()
@@ -57,7 +61,7 @@ def main():
                      "to": ("127.0.0.1", lport), "ssrc": 0x10000 + i,
                      "seq": 0, "sent": 0, "fwd_seen": set(), "rev_sent": 0,
                      "rev_seen": set(), "last_fwd": None, "gap": 0.0,
-                     "last_rev": None})
+                     "last_rev": None, "mark": None, "after": 0})
     by_fd = {}
     for s in sess:
         by_fd[s["caller"].fileno()] = (s, "caller")
@@ -68,12 +72,18 @@ def main():
     next_send = start
     stopping = None
     flowing = False
+    marked = False
+    seen_after = False
     while True:
         now = time.monotonic()
         if now - start > LIMIT_S:
             break
         if stopping is None and os.path.exists(stop):
             stopping = now
+        if not marked and os.path.exists(mark):
+            marked = True
+            for s in sess:
+                s["mark"] = s["seq"]
         if stopping is not None and now - stopping > DRAIN_S:
             break
         if stopping is None and now >= next_send:
@@ -116,11 +126,18 @@ def main():
                 else:
                     s["rev_seen"].add(seq)
                     s["last_rev"] = t
+                    if s["mark"] is not None and seq > s["mark"]:
+                        s["after"] += 1
         if not flowing and all(len(s["rev_seen"]) >= 20 for s in sess):
             flowing = True
             with open(state + ".tmp", "w") as f:
                 f.write("flowing\n")
             os.rename(state + ".tmp", state)
+        if marked and not seen_after and \
+                all(s["after"] >= AFTER_N for s in sess):
+            seen_after = True
+            with open(mark + ".seen", "w") as f:
+                f.write("%d\n" % AFTER_N)
 
     end = stopping if stopping is not None else time.monotonic()
     res = []
@@ -130,12 +147,14 @@ def main():
             "received": len(s["fwd_seen"]), "rev_sent": s["rev_sent"],
             "rev_received": len(s["rev_seen"]),
             "max_gap_ms": round(s["gap"] * 1000, 1),
+            "after_mark": s["after"],
             # How long before the stop the last packet came back.
             "quiet_at_end_ms": None if s["last_rev"] is None else
             round(max(0.0, end - s["last_rev"]) * 1000, 1),
         })
     with open(out + ".tmp", "w") as f:
         json.dump({"pps": PPS, "seconds": round(end - start, 1),
+                   "after_n": AFTER_N,
                    "sessions": res}, f)
     os.rename(out + ".tmp", out)
 
