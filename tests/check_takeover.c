@@ -581,6 +581,42 @@ START_TEST(restart_command)
 }
 END_TEST
 
+/*
+ * rtpproxyd -r when the new master cannot start: it says so as soon as the
+ * old master carries on, not after the 3 minutes a takeover may take.  -r
+ * reads a copy of the configuration; the old master's own (which the new
+ * master reads) has a line no master accepts.
+ */
+START_TEST(restart_command_fails)
+{
+	struct rpc_client	*c = client();
+	char			 cmd[1024], out[1024], copy[300];
+	pid_t			 old = d.pid;
+	FILE			*f;
+
+	legs_open(c, 2);
+	snprintf(copy, sizeof(copy), "%s/copy.conf", d.dir);
+	snprintf(cmd, sizeof(cmd), "cp %s %s", d.conf, copy);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_ptr_nonnull(f = fopen(d.conf, "a"));
+	fprintf(f, "this-is-not-a-keyword 1\n");
+	fclose(f);
+	/* timeout(1): the old code waited 180 s and would end with 124. */
+	snprintf(cmd, sizeof(cmd), "timeout %d %s -r -c %s 2>&1",
+	    60 * harness_slow(), getenv("RTPPROXYD"), copy);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "gave up before taking over") != NULL,
+	    "%s", out);
+	ck_assert_int_eq(harness_pidfile_pid(&d), old);
+	ck_assert(harness_alive(old));
+	load(2, 300, NULL, NULL);
+	no_loss(2);
+	counters_agree(c, 2);
+	legs_close(2);
+	rpc_client_free(c);
+}
+END_TEST
+
 /* Workers that no master adopts stop after orphan-timeout. */
 START_TEST(orphans_stop)
 {
@@ -972,6 +1008,7 @@ main(void)
 	const TTest *const t_fail[] = { failed_restart, NULL };
 	const TTest *const t_nobind[] = { usr2_unbindable_listen, NULL };
 	const TTest *const t_cmd[] = { restart_command, NULL };
+	const TTest *const t_cmdfail[] = { restart_command_fails, NULL };
 	const TTest *const t_orphan[] = { orphans_stop, NULL };
 	const TTest *const t_notify[] = { service_manager, NULL };
 	const TTest *const t_user[] = { usr2_as_user, NULL };
@@ -989,6 +1026,7 @@ main(void)
 	harness_tcase(s, "failed", up, down, 60, t_fail);
 	harness_tcase(s, "unbindable", up, down, 60, t_nobind);
 	harness_tcase(s, "command", up, down, 60, t_cmd);
+	harness_tcase(s, "command-fails", up, down, 90, t_cmdfail);
 	harness_tcase(s, "orphans", up_orphan, down, 60, t_orphan);
 	harness_tcase(s, "service-manager", up_notify, down_notify, 60,
 	    t_notify);

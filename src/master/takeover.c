@@ -487,6 +487,19 @@ takeover_take(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
 	return 0;
 }
 
+/*
+ * A restart that failed: write our pid into the pid file again.  rtpproxyd
+ * -r watches the file, and a fresh write of the old pid tells it at once
+ * that nobody will take over, rather than after the longest a takeover
+ * may take (3 minutes).
+ */
+static void
+takeover_carry_on(struct master *m)
+{
+	if (m->pidfd != -1 && daemon_pidfile_write(m->pidfd) == -1)
+		log_warn("pidfile %s", m->conf->pidfile);
+}
+
 static void
 takeover_new_gone(struct peer *p, int why, void *arg)
 {
@@ -497,6 +510,7 @@ takeover_new_gone(struct peer *p, int why, void *arg)
 	log_warnx("restart: the new master (pid %ld) gave up before taking "
 	    "over; carrying on", (long)m->up_pid);
 	peer_close(p);
+	takeover_carry_on(m);
 }
 
 static const struct peer_type takeover_up_types[] = {
@@ -519,6 +533,7 @@ takeover_too_slow(evutil_socket_t fd, short ev, void *arg)
 	peer_close(&m->up);
 	if (m->up_pid > 0)
 		kill(m->up_pid, SIGKILL);
+	takeover_carry_on(m);
 }
 
 /* SIGUSR2: start the master that takes over from this one. */
@@ -610,8 +625,9 @@ takeover_read_pid(const char *path, int verbose)
 int
 master_restart_cmd(const char *pidfile)
 {
-	pid_t	old, now;
-	int	i;
+	struct stat	before, st;
+	pid_t		old, now;
+	int		i;
 
 	if (pidfile == NULL) {
 		fprintf(stderr, "rtpproxyd: -r needs a pid file (pidfile is "
@@ -623,6 +639,8 @@ master_restart_cmd(const char *pidfile)
 		    pidfile);
 		return 1;
 	}
+	if (stat(pidfile, &before) == -1)
+		memset(&before, 0, sizeof(before));
 	if (kill(old, SIGUSR2) == -1) {
 		fprintf(stderr, "rtpproxyd: pid %ld: %s\n", (long)old,
 		    strerror(errno));
@@ -632,6 +650,16 @@ master_restart_cmd(const char *pidfile)
 	    i++) {
 		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
 		now = takeover_read_pid(pidfile, 0);
+		/* The old master wrote its pid again: it carries on. */
+		if (now == old && proc_alive(old) &&
+		    stat(pidfile, &st) == 0 &&
+		    (st.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+		    st.st_mtim.tv_nsec != before.st_mtim.tv_nsec)) {
+			fprintf(stderr, "rtpproxyd: the new master gave up "
+			    "before taking over; pid %ld carries on (see the "
+			    "log)\n", (long)old);
+			return 1;
+		}
 		if (now != 0 && now != old && proc_alive(now) &&
 		    !proc_alive(old)) {
 			printf("rtpproxyd: master %ld took over from %ld\n",
