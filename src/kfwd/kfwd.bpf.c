@@ -1,0 +1,400 @@
+/*
+ * The kernel fast path: a TC (clsact) ingress program that relays the
+ * UDP media of established session directions without waking a worker.
+ * A packet whose local address and port are in the map, from the sender
+ * the entry allows, that looks like what the entry carries (RTP, or
+ * RTCP), has its addresses and ports rewritten to those the worker would
+ * have sent it with, its checksums fixed, and goes on: delivered here
+ * when the new destination is local, else out of the interface the
+ * route names (bpf_redirect_neigh).  The entry's figures (packets,
+ * bytes, RFC 3550 sequence, loss and jitter) are kept as the worker
+ * keeps them, for it to merge into the session's slot.
+ *
+ * Anything else (another sender, non-RTP, IP options, fragments, a
+ * destination the routing table cannot reach) goes on untouched, to the
+ * socket and the worker, as if the program were not there.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "kfwd_map.h"
+
+#define TC_ACT_UNSPEC	(-1)
+#define TC_ACT_OK	0
+#define TC_ACT_SHOT	2
+#define TC_ACT_REDIRECT	7
+#define ETH_P_IP	0x0800
+#define ETH_HLEN	14
+#define IP_MF		0x2000
+#define IP_OFFMASK	0x1fff
+#define AF_INET		2
+
+#define IP_CSUM_OFF	(ETH_HLEN + offsetof(struct iphdr, check))
+#define IP_SRC_OFF	(ETH_HLEN + offsetof(struct iphdr, saddr))
+#define IP_DST_OFF	(ETH_HLEN + offsetof(struct iphdr, daddr))
+#define UDP_OFF		(ETH_HLEN + sizeof(struct iphdr))
+#define UDP_CSUM_OFF	(UDP_OFF + offsetof(struct udphdr, check))
+#define UDP_SRC_OFF	(UDP_OFF + offsetof(struct udphdr, source))
+#define UDP_DST_OFF	(UDP_OFF + offsetof(struct udphdr, dest))
+#define PAY_OFF		(UDP_OFF + sizeof(struct udphdr))
+
+#define RTP_SEQ_MOD	65536u
+#define MAX_DROPOUT	3000
+#define MAX_MISORDER	100
+#define MIN_SEQUENTIAL	2
+#define RTCP_MAX_HDRS	8
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KFWD_MAP_MAX);
+	__type(key, struct kfwd_key);
+	__type(value, struct kfwd_val);
+} kfwd_sessions SEC(".maps");
+
+/* What an RTP header says, for the statistics. */
+struct kfwd_hdr {
+	__u32	ts;
+	__u32	ssrc;
+	__u16	seq;
+	__u8	pt;
+};
+
+static __always_inline __u32
+kfwd_clock_rate(__u8 pt, __u32 dyn)
+{
+	if (pt >= 96 && dyn != 0)
+		return dyn;
+	switch (pt) {
+	case 6:
+		return 16000;
+	case 10:
+	case 11:
+		return 44100;
+	case 16:
+		return 11025;
+	case 17:
+		return 22050;
+	case 14:
+	case 25:
+	case 26:
+	case 28:
+	case 31:
+	case 32:
+	case 33:
+	case 34:
+		return 90000;
+	default:
+		return 8000;
+	}
+}
+
+/* As rtp_parse (src/worker/rtpstat.c): 0 and *h for RTP, else -1. */
+static __always_inline int
+kfwd_rtp_parse(struct __sk_buff *skb, __u32 len, struct kfwd_hdr *h)
+{
+	__u8	b[12], x[4], pad;
+	__u32	hlen;
+
+	if (len < 12 || bpf_skb_load_bytes(skb, PAY_OFF, b, 12) != 0)
+		return -1;
+	if ((b[0] >> 6) != 2 || (b[1] >= 200 && b[1] <= 206))
+		return -1;
+	hlen = 12 + 4 * (__u32)(b[0] & 0x0f);
+	if (hlen > len)
+		return -1;
+	if (b[0] & 0x10) {
+		if (len - hlen < 4 || hlen > 2048)
+			return -1;
+		if (bpf_skb_load_bytes(skb, PAY_OFF + hlen, x, 4) != 0)
+			return -1;
+		hlen += 4 + 4 * (((__u32)x[2] << 8) | x[3]);
+		if (hlen > len)
+			return -1;
+	}
+	if (b[0] & 0x20) {
+		if (len > 2048 || bpf_skb_load_bytes(skb, PAY_OFF + len - 1,
+		    &pad, 1) != 0)
+			return -1;
+		if (pad == 0 || pad > len - hlen)
+			return -1;
+	}
+	h->pt = b[1] & 0x7f;
+	h->seq = (__u16)(((__u16)b[2] << 8) | b[3]);
+	h->ts = (__u32)b[4] << 24 | (__u32)b[5] << 16 | (__u32)b[6] << 8 |
+	    b[7];
+	h->ssrc = (__u32)b[8] << 24 | (__u32)b[9] << 16 |
+	    (__u32)b[10] << 8 | b[11];
+	return 0;
+}
+
+/* As rtcp_check and srtcp_check: a compound of version 2 headers. */
+static __always_inline int
+kfwd_rtcp_check(struct __sk_buff *skb, __u32 len)
+{
+	__u8	b[4];
+	__u32	off = 0, plen;
+	int	i;
+
+	if (len < 4 || len > 2048)
+		return -1;
+	for (i = 0; i < RTCP_MAX_HDRS; i++) {
+		if (off >= len)
+			return 0;
+		if (len - off < 4 || bpf_skb_load_bytes(skb, PAY_OFF + off,
+		    b, 4) != 0)
+			return -1;
+		if ((b[0] >> 6) != 2 || (i == 0 && (b[1] < 200 || b[1] > 206)))
+			return -1;
+		plen = 4 * ((((__u32)b[2] << 8) | b[3]) + 1);
+		if (plen > len - off) {
+			/* SRTCP: the first header, then the index and tag */
+			if (i == 0 && len >= 12 && plen >= 8 &&
+			    plen <= len - 4)
+				return 0;
+			return -1;
+		}
+		off += plen & 0xffff;
+	}
+	/* More headers than we walk: the worker judges it. */
+	return -1;
+}
+
+static __always_inline void
+kfwd_carry(struct kfwd_rtp *s)
+{
+	__s64 expected;
+
+	if (!s->valid)
+		return;
+	expected = (__s64)s->cycles + s->max_seq - (__s64)s->base_seq + 1;
+	s->expected_base += (__u64)expected;
+	s->lost_base += expected - (__s64)s->received;
+}
+
+static __always_inline void
+kfwd_init_seq(struct kfwd_rtp *s, __u16 seq)
+{
+	s->base_seq = seq;
+	s->max_seq = seq;
+	s->bad_seq = RTP_SEQ_MOD + 1;
+	s->cycles = 0;
+	s->received = 0;
+}
+
+/* RFC 3550 A.1 update_seq, as src_update_seq does it. */
+static __always_inline int
+kfwd_update_seq(struct kfwd_rtp *s, __u16 seq)
+{
+	__u16 udelta = (__u16)(seq - s->max_seq);
+
+	if (s->probation > 0) {
+		if (seq == (__u16)(s->max_seq + 1)) {
+			s->max_seq = seq;
+			if (--s->probation == 0) {
+				kfwd_init_seq(s, seq);
+				s->valid = 1;
+				s->received = 1;
+				return 1;
+			}
+		} else {
+			s->probation = MIN_SEQUENTIAL - 1;
+			s->max_seq = seq;
+		}
+		return 0;
+	}
+	if (udelta < MAX_DROPOUT) {
+		if (seq < s->max_seq)
+			s->cycles += RTP_SEQ_MOD;
+		s->max_seq = seq;
+	} else if (udelta <= RTP_SEQ_MOD - MAX_MISORDER) {
+		if (seq != s->bad_seq) {
+			s->bad_seq = (seq + 1) & (RTP_SEQ_MOD - 1);
+			return 0;
+		}
+		kfwd_carry(s);
+		kfwd_init_seq(s, seq);
+	}
+	s->received++;
+	return 1;
+}
+
+/* The RTP statistics of one packet; the caller holds the entry's lock. */
+static __always_inline void
+kfwd_rtpstat(struct kfwd_val *v, const struct kfwd_hdr *h, __u32 arrival,
+    __u32 rate)
+{
+	struct kfwd_rtp	*s = &v->rtp;
+	__s32		 transit, d;
+	__s64		 lost_base;
+	__u64		 expected_base;
+
+	if ((!s->valid && s->probation == 0) || h->ssrc != s->ssrc) {
+		if (s->valid || s->probation != 0)
+			v->ssrc_changes++;
+		kfwd_carry(s);
+		lost_base = s->lost_base;
+		expected_base = s->expected_base;
+		__builtin_memset(s, 0, sizeof(*s));
+		s->lost_base = lost_base;
+		s->expected_base = expected_base;
+		s->ssrc = h->ssrc;
+		kfwd_init_seq(s, h->seq);
+		s->max_seq = (__u16)(h->seq - 1);
+		s->probation = MIN_SEQUENTIAL;
+	}
+	if (!kfwd_update_seq(s, h->seq))
+		return;
+	/* RFC 3550 A.8 */
+	transit = (__s32)(arrival - h->ts);
+	if (s->clock_rate != 0 && s->clock_rate != rate)
+		s->jitter_q8 = s->jitter_q8 * rate / s->clock_rate;
+	if (s->received == 1 || s->clock_rate != rate) {
+		s->clock_rate = rate;
+	} else {
+		d = (__s32)((__u32)transit - (__u32)s->transit);
+		if (d < 0)
+			d = -d;
+		/* BPF has no signed division: an arithmetic shift */
+		s->jitter_q8 = (__u64)((__s64)s->jitter_q8 +
+		    ((((__s64)d << 8) - (__s64)s->jitter_q8) >> 4));
+	}
+	s->transit = transit;
+}
+
+SEC("tc")
+int
+kfwd_ingress(struct __sk_buff *skb)
+{
+	struct bpf_fib_lookup	 fib = {};
+	struct kfwd_key		 key = {};
+	struct kfwd_val		*v;
+	struct kfwd_hdr		 h = {};
+	struct ethhdr		*eth;
+	struct iphdr		*ip;
+	struct udphdr		*udp;
+	void			*data, *end;
+	__u32			 len, old_saddr, old_daddr, rate = 0;
+	__u32			 arrival = 0;
+	__u16			 old_sport, old_dport;
+	__s64			 ns;
+	__u64			 u;
+	int			 ret, act;
+
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return TC_ACT_UNSPEC;
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	if (data + PAY_OFF > end) {
+		if (bpf_skb_pull_data(skb, PAY_OFF) != 0)
+			return TC_ACT_UNSPEC;
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		if (data + PAY_OFF > end)
+			return TC_ACT_UNSPEC;
+	}
+	eth = data;
+	ip = data + ETH_HLEN;
+	udp = data + UDP_OFF;
+	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4 ||
+	    ip->ihl != 5 || ip->protocol != IPPROTO_UDP ||
+	    (ip->frag_off & bpf_htons(IP_MF | IP_OFFMASK)) != 0)
+		return TC_ACT_UNSPEC;
+	key.addr = ip->daddr;
+	key.port = udp->dest;
+	if ((v = bpf_map_lookup_elem(&kfwd_sessions, &key)) == NULL) {
+		key.addr = 0;
+		if ((v = bpf_map_lookup_elem(&kfwd_sessions, &key)) == NULL)
+			return TC_ACT_UNSPEC;
+	}
+	if ((v->flags & KFWD_F_SRC_ADDR) && ip->saddr != v->src_addr)
+		return TC_ACT_UNSPEC;
+	if ((v->flags & KFWD_F_SRC_PORT) && udp->source != v->src_port)
+		return TC_ACT_UNSPEC;
+	len = bpf_ntohs(udp->len);
+	if (len < sizeof(struct udphdr) || len > skb->len - UDP_OFF ||
+	    bpf_ntohs(ip->tot_len) != len + sizeof(struct iphdr))
+		return TC_ACT_UNSPEC;
+	len -= sizeof(struct udphdr);
+	old_saddr = ip->saddr;
+	old_daddr = ip->daddr;
+	old_sport = udp->source;
+	old_dport = udp->dest;
+
+	if (v->flags & KFWD_F_RTCP) {
+		if (kfwd_rtcp_check(skb, len) != 0)
+			return TC_ACT_UNSPEC;
+	} else if (kfwd_rtp_parse(skb, len, &h) != 0)
+		return TC_ACT_UNSPEC;
+
+	/* Where it goes, before anything is changed: else up it goes. */
+	fib.family = AF_INET;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.sport = v->new_sport;
+	fib.dport = v->new_dport;
+	fib.tot_len = (__u16)(len + sizeof(struct udphdr) +
+	    sizeof(struct iphdr));
+	fib.ipv4_src = v->new_saddr;
+	fib.ipv4_dst = v->new_daddr;
+	fib.ifindex = skb->ingress_ifindex;
+	ret = bpf_fib_lookup(skb, &fib, sizeof(fib),
+	    BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (ret == BPF_FIB_LKUP_RET_NOT_FWDED)
+		act = TC_ACT_OK;		/* a local destination */
+	else if (ret == BPF_FIB_LKUP_RET_SUCCESS ||
+	    ret == BPF_FIB_LKUP_RET_NO_NEIGH)
+		act = -2;			/* redirect, below */
+	else
+		return TC_ACT_UNSPEC;
+
+	ns = (__s64)bpf_ktime_get_ns() + v->clock_off;
+	if (!(v->flags & KFWD_F_RTCP)) {
+		rate = kfwd_clock_rate(h.pt, v->dyn_rate);
+		u = (__u64)ns;
+		arrival = (__u32)((u / 1000000000u) * rate +
+		    (u % 1000000000u) * rate / 1000000000u);
+	}
+
+	/* The pseudo header, then the IP header, then the ports. */
+	if (bpf_l4_csum_replace(skb, UDP_CSUM_OFF, old_saddr, v->new_saddr,
+	    BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4) != 0 ||
+	    bpf_l4_csum_replace(skb, UDP_CSUM_OFF, old_daddr, v->new_daddr,
+	    BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4) != 0 ||
+	    bpf_l4_csum_replace(skb, UDP_CSUM_OFF, old_sport, v->new_sport,
+	    BPF_F_MARK_MANGLED_0 | 2) != 0 ||
+	    bpf_l4_csum_replace(skb, UDP_CSUM_OFF, old_dport, v->new_dport,
+	    BPF_F_MARK_MANGLED_0 | 2) != 0 ||
+	    bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_saddr, v->new_saddr,
+	    4) != 0 ||
+	    bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_daddr, v->new_daddr,
+	    4) != 0 ||
+	    bpf_skb_store_bytes(skb, IP_SRC_OFF, &v->new_saddr, 4, 0) != 0 ||
+	    bpf_skb_store_bytes(skb, IP_DST_OFF, &v->new_daddr, 4, 0) != 0 ||
+	    bpf_skb_store_bytes(skb, UDP_SRC_OFF, &v->new_sport, 2, 0) != 0 ||
+	    bpf_skb_store_bytes(skb, UDP_DST_OFF, &v->new_dport, 2, 0) != 0) {
+		/* Half rewritten: it can go nowhere now. */
+		bpf_spin_lock(&v->lock);
+		v->packets++;
+		v->bytes += len;
+		bpf_spin_unlock(&v->lock);
+		return TC_ACT_SHOT;
+	}
+	if (act != TC_ACT_OK)
+		act = (int)bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
+
+	bpf_spin_lock(&v->lock);
+	v->packets++;
+	v->bytes += len;
+	if (act == TC_ACT_OK || act == TC_ACT_REDIRECT) {
+		v->sent++;
+		v->bytes_sent += len;
+	}
+	if (ns > v->last_ns)
+		v->last_ns = ns;
+	if (!(v->flags & KFWD_F_RTCP))
+		kfwd_rtpstat(v, &h, arrival, rate);
+	bpf_spin_unlock(&v->lock);
+	return act;
+}

@@ -1,0 +1,354 @@
+/*
+ * The kernel fast path's loader and map (see kfwd.bpf.c for the program
+ * and kfwd_map.h for the entries).  The master loads the program from
+ * the skeleton built into the binary, attaches it to TC ingress (clsact)
+ * of the media interfaces with a filter of its own (a handle and a
+ * priority that no one else uses, so it sits beside other filters), and
+ * pins the program and the map under KFWD_PIN_ROOT/<table name>, where
+ * a new worker (or a new master taking over) finds them.  The filter
+ * holds the program, the program the map: a worker or a master that dies
+ * leaves both relaying.  A clean stop takes the filters off and unpins.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+#include <errno.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "common.h"
+#include "kfwd.h"
+
+#ifdef HAVE_KFWD
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "kfwd_map.h"
+#include "kfwd.skel.h"
+
+#define KFWD_HANDLE	0x52545058u	/* "RTPX" */
+
+static char	*kfwd_log;		/* the verifier's words, when asked */
+static size_t	 kfwd_loglen;
+
+static int
+kfwd_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char	buf[512];
+	size_t	n;
+
+	if (level == LIBBPF_DEBUG && kfwd_log == NULL)
+		return 0;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (kfwd_log != NULL && (n = strlen(kfwd_log)) + 1 < kfwd_loglen)
+		snprintf(kfwd_log + n, kfwd_loglen - n, "%s", buf);
+	if (level != LIBBPF_DEBUG) {
+		buf[strcspn(buf, "\n")] = '\0';
+		log_debug("libbpf: %s", buf);
+	}
+	return 0;
+}
+
+/* Our filter's priority on a hook: one per table, so two daemons coexist. */
+static uint32_t
+kfwd_prio(const char *shm_name)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *shm_name != '\0'; shm_name++)
+		h = (h ^ (uint8_t)*shm_name) * 16777619u;
+	return 0x100 + h % 0x7000;
+}
+
+static int
+kfwd_bpffs(char *why, size_t len)
+{
+	struct statfs sf;
+
+	if (statfs("/sys/fs/bpf", &sf) == -1 || sf.f_type != BPF_FS_MAGIC) {
+		snprintf(why, len, "no BPF file system at /sys/fs/bpf "
+		    "(mount -t bpf bpf /sys/fs/bpf)");
+		return -1;
+	}
+	if (mkdir(KFWD_PIN_ROOT, 0700) == -1 && errno != EEXIST) {
+		snprintf(why, len, "%s: %s", KFWD_PIN_ROOT, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Load the program into the kernel and unload it: the verifier's word. */
+int
+kfwd_verify(char *log, size_t len)
+{
+	struct kfwd_bpf	*skel;
+
+	if (log != NULL && len > 0)
+		log[0] = '\0';
+	kfwd_log = log;
+	kfwd_loglen = len;
+	libbpf_set_print(kfwd_print);
+	skel = kfwd_bpf__open_and_load();
+	kfwd_log = NULL;
+	if (skel == NULL)
+		return -1;
+	kfwd_bpf__destroy(skel);
+	return 0;
+}
+
+static void
+kfwd_detach_all(uint32_t prio)
+{
+	struct if_nameindex	*ifs, *i;
+
+	if ((ifs = if_nameindex()) == NULL)
+		return;
+	for (i = ifs; i->if_index != 0; i++) {
+		DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook,
+		    .ifindex = (int)i->if_index,
+		    .attach_point = BPF_TC_INGRESS);
+		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = KFWD_HANDLE,
+		    .priority = prio);
+
+		if (bpf_tc_detach(&hook, &opts) == 0)
+			log_debug("kernel forwarding: filter off %s",
+			    i->if_name);
+	}
+	if_freenameindex(ifs);
+}
+
+/*
+ * What a daemon of this table left behind (it was killed, or the
+ * machine's daemon crashed): our filters on every interface, the pins.
+ */
+void
+kfwd_cleanup(const char *pindir, const char *shm_name)
+{
+	char path[256];
+
+	libbpf_set_print(kfwd_print);
+	kfwd_detach_all(kfwd_prio(shm_name));
+	snprintf(path, sizeof(path), "%s/sessions", pindir);
+	(void)unlink(path);
+	snprintf(path, sizeof(path), "%s/prog", pindir);
+	(void)unlink(path);
+	(void)rmdir(pindir);
+}
+
+/*
+ * Load, attach to ifnames[0 .. nif - 1] and pin under pindir.  adopt:
+ * a master taking over: the pinned program stays, only the filters are
+ * checked.  -1 and why when the kernel or our privileges say no.
+ */
+int
+kfwd_start(const char *pindir, const char *shm_name, char *const *ifnames,
+    int nif, int adopt, char *why, size_t len)
+{
+	struct kfwd_bpf	*skel = NULL;
+	char		 path[256];
+	unsigned int	 idx;
+	int		 i, pfd = -1, err;
+
+	libbpf_set_print(kfwd_print);
+	if (kfwd_bpffs(why, len) == -1)
+		return -1;
+	if (adopt) {
+		snprintf(path, sizeof(path), "%s/prog", pindir);
+		if ((pfd = bpf_obj_get(path)) == -1)
+			adopt = 0;
+	}
+	if (!adopt) {
+		kfwd_cleanup(pindir, shm_name);
+		if ((skel = kfwd_bpf__open_and_load()) == NULL) {
+			err = errno;
+			snprintf(why, len, "the kernel refused the BPF program "
+			    "(%s)%s", strerror(err), err == EPERM ?
+			    ": needs CAP_BPF and CAP_NET_ADMIN" : "");
+			return -1;
+		}
+		pfd = bpf_program__fd(skel->progs.kfwd_ingress);
+		if (mkdir(pindir, 0700) == -1 && errno != EEXIST) {
+			snprintf(why, len, "%s: %s", pindir, strerror(errno));
+			goto fail;
+		}
+		snprintf(path, sizeof(path), "%s/sessions", pindir);
+		if (bpf_map__pin(skel->maps.kfwd_sessions, path) != 0) {
+			snprintf(why, len, "pin %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		snprintf(path, sizeof(path), "%s/prog", pindir);
+		if (bpf_program__pin(skel->progs.kfwd_ingress, path) != 0) {
+			snprintf(why, len, "pin %s: %s", path, strerror(errno));
+			goto fail;
+		}
+	}
+	for (i = 0; i < nif; i++) {
+		DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook,
+		    .attach_point = BPF_TC_INGRESS);
+		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = KFWD_HANDLE,
+		    .priority = kfwd_prio(shm_name), .prog_fd = pfd,
+		    .flags = BPF_TC_F_REPLACE);
+
+		if ((idx = if_nametoindex(ifnames[i])) == 0) {
+			snprintf(why, len, "interface %s: %s", ifnames[i],
+			    strerror(errno));
+			goto fail;
+		}
+		hook.ifindex = (int)idx;
+		if ((err = bpf_tc_hook_create(&hook)) != 0 && err != -EEXIST) {
+			snprintf(why, len, "TC hook on %s: %s%s", ifnames[i],
+			    strerror(-err), err == -EPERM ?
+			    ": needs CAP_NET_ADMIN" : "");
+			goto fail;
+		}
+		if ((err = bpf_tc_attach(&hook, &opts)) != 0) {
+			snprintf(why, len, "TC filter on %s: %s", ifnames[i],
+			    strerror(-err));
+			goto fail;
+		}
+	}
+	if (skel != NULL)
+		kfwd_bpf__destroy(skel);	/* the pins and filters hold it */
+	else
+		close(pfd);
+	return 0;
+fail:
+	if (skel != NULL)
+		kfwd_bpf__destroy(skel);
+	else if (pfd != -1)
+		close(pfd);
+	kfwd_cleanup(pindir, shm_name);
+	return -1;
+}
+
+/* A clean stop: filters off, pins gone; the program and map go with them. */
+void
+kfwd_stop(const char *pindir, const char *shm_name, char *const *ifnames,
+    int nif)
+{
+	(void)ifnames;
+	(void)nif;
+	kfwd_cleanup(pindir, shm_name);
+}
+
+int
+kfwd_map_open(const char *pindir)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/sessions", pindir);
+	return bpf_obj_get(path);
+}
+
+int
+kfwd_map_put(int fd, const struct kfwd_key *k, const struct kfwd_val *v)
+{
+	return bpf_map_update_elem(fd, k, v, BPF_ANY) == 0 ? 0 : -1;
+}
+
+int
+kfwd_map_del(int fd, const struct kfwd_key *k)
+{
+	return bpf_map_delete_elem(fd, k) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* The entry's figures, read under its lock so that they agree. */
+int
+kfwd_map_get(int fd, const struct kfwd_key *k, struct kfwd_val *v)
+{
+	return bpf_map_lookup_elem_flags(fd, k, v, BPF_F_LOCK) == 0 ? 0 : -1;
+}
+
+#else	/* !HAVE_KFWD */
+
+#define KFWD_NOT_BUILT	"built without kernel forwarding (configure " \
+	"found no clang, bpftool or libbpf)"
+
+int
+kfwd_verify(char *log, size_t len)
+{
+	snprintf(log, len, "%s", KFWD_NOT_BUILT);
+	errno = ENOSYS;
+	return -1;
+}
+void
+kfwd_cleanup(const char *pindir, const char *shm_name)
+{
+}
+int
+kfwd_start(const char *pindir, const char *shm_name, char *const *ifnames,
+    int nif, int adopt, char *why, size_t len)
+{
+	snprintf(why, len, "%s", KFWD_NOT_BUILT);
+	errno = ENOSYS;
+	return -1;
+}
+void
+kfwd_stop(const char *pindir, const char *shm_name, char *const *ifnames,
+    int nif)
+{
+}
+int
+kfwd_map_open(const char *pindir)
+{
+	errno = ENOSYS;
+	return -1;
+}
+int
+kfwd_map_put(int fd, const struct kfwd_key *k, const struct kfwd_val *v)
+{
+	errno = ENOSYS;
+	return -1;
+}
+int
+kfwd_map_del(int fd, const struct kfwd_key *k)
+{
+	return 0;
+}
+int
+kfwd_map_get(int fd, const struct kfwd_key *k, struct kfwd_val *v)
+{
+	errno = ENOSYS;
+	return -1;
+}
+#endif	/* HAVE_KFWD */
+
+/* KFWD_PIN_ROOT/<table name without its slashes>. */
+int
+kfwd_pindir(const char *shm_name, char *buf, size_t len)
+{
+	size_t	n;
+	int	r;
+
+	while (*shm_name == '/')
+		shm_name++;
+	r = snprintf(buf, len, "%s/%s", KFWD_PIN_ROOT, shm_name);
+	if (r < 0 || (size_t)r >= len)
+		return -1;
+	for (n = sizeof(KFWD_PIN_ROOT); buf[n] != '\0'; n++)
+		if (buf[n] == '/')
+			buf[n] = '_';
+	return 0;
+}
+
+const char *
+kfwd_mode_name(int mode)
+{
+	switch (mode) {
+	case KFWD_OFF:
+		return "off";
+	case KFWD_AUTO:
+		return "auto";
+	case KFWD_ON:
+		return "on";
+	}
+	return "?";
+}

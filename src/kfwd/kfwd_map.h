@@ -1,0 +1,74 @@
+/*
+ * The kernel fast path's map, shared by the BPF program (kfwd.bpf.c,
+ * built with clang -target bpf against vmlinux.h) and the daemon
+ * (kfwd.c).  Only __u types here: each side has its own headers for
+ * them, and the layout must be the same on both.
+ *
+ * One entry per offloaded session direction, keyed by the local address
+ * and port the packets arrive at: the listen socket for caller ->
+ * destination, the forward socket for the way back, RTCP on port + 1.
+ * The worker that owns the session writes the entry whole (who may send,
+ * what the packet becomes, the RTP state to go on from); the program
+ * then only writes the figures, under the entry's lock, and the worker
+ * reads them (BPF_F_LOCK) to merge them into the session's slot.
+ */
+#ifndef RTPPROXYD_KFWD_MAP_H
+#define RTPPROXYD_KFWD_MAP_H
+
+#define KFWD_MAP_MAX	65536	/* entries: 4 per session at most */
+
+#define KFWD_F_RTCP	0x01	/* RTCP: first header checked, no RTP state */
+#define KFWD_F_SRC_ADDR	0x02	/* only from src_addr */
+#define KFWD_F_SRC_PORT	0x04	/* ... and src_port */
+
+struct kfwd_key {
+	__u32	addr;		/* local IPv4 address, network order; 0: any */
+	__u16	port;		/* network order */
+	__u16	pad;
+};
+
+/*
+ * RFC 3550 A.1 source state, as struct shm_rtpsrc but for the jitter,
+ * which is fixed point here (ts units << 8): no floating point in BPF.
+ */
+struct kfwd_rtp {
+	__u32	ssrc;
+	__u16	max_seq;
+	__u16	pad0;
+	__u32	cycles;
+	__u32	base_seq;
+	__u32	bad_seq;
+	__u32	probation;
+	__u32	received;
+	__u32	clock_rate;
+	__s32	transit;
+	__u32	valid;
+	__u64	jitter_q8;
+	__s64	lost_base;
+	__u64	expected_base;
+};
+
+struct kfwd_val {
+	/* the worker writes, once */
+	__u32	src_addr;	/* network order, with KFWD_F_SRC_ADDR */
+	__u16	src_port;	/* network order, with KFWD_F_SRC_PORT */
+	__u16	flags;		/* KFWD_F_* */
+	__u32	new_saddr;	/* what the packet becomes: network order */
+	__u32	new_daddr;
+	__u16	new_sport;
+	__u16	new_dport;
+	__u32	dyn_rate;	/* clock rate of dynamic payload types */
+	__s64	clock_off;	/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
+	struct bpf_spin_lock lock;
+	__u32	pad0;
+	/* the program writes, under lock */
+	__u64	packets;	/* taken, RTP or RTCP */
+	__u64	bytes;		/* UDP payload */
+	__u64	sent;		/* of them: forwarded */
+	__u64	bytes_sent;
+	__u64	ssrc_changes;
+	__s64	last_ns;	/* CLOCK_REALTIME, 0: none yet */
+	struct kfwd_rtp rtp;
+};
+
+#endif
