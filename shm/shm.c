@@ -204,7 +204,7 @@ _Static_assert(SHM_DIR_COUNTERS(SHM_DIR_SIZE_)
     SHM_DIR_OTHER_(latency_sum_ns) SHM_DIR_OTHER_(latency_count)
     SHM_DIR_OTHER_(latency_max_ns) SHM_DIR_OTHER_(last_packet_ms)
     SHM_DIR_OTHER_(src) SHM_DIR_OTHER_(packets_lost)
-    SHM_DIR_OTHER_(jitter_ns) SHM_DIR_OTHER_(ssrc) SHM_DIR_OTHER_(pad0)
+    SHM_DIR_OTHER_(jitter_ns) SHM_DIR_OTHER_(ssrc) SHM_DIR_OTHER_(in_kernel)
     SHM_DIR_OTHER_(pad1) 0 == sizeof(struct shm_dir),
     "a field of struct shm_dir is neither in SHM_DIR_COUNTERS nor named");
 

@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x52545058u	/* "RTPX" */
-#define SHM_VERSION	3u
+#define SHM_VERSION	4u
 #define SHM_ID_MAX	64		/* session id, NUL included */
 #define SHM_REASON_MAX	128
 #define SHM_MAX_WORKERS	64
@@ -182,7 +182,15 @@ struct shm_rtpsrc {
 	X(packets_expected, RTP, packets_expected,			\
 	    "rtpproxyd_rtp_expected_packets_total", "packets expected",	\
 	    "RTP packets expected from the sequence numbers (RFC 3550 "	\
-	    "A.3).")
+	    "A.3).")							\
+	X(kernel_packets, TRAFFIC, kernel_packets,			\
+	    "rtpproxyd_kernel_packets_total", "kernel packets",		\
+	    "Datagrams (RTP and RTCP) relayed by the kernel fast path, "	\
+	    "also counted in the received and sent totals.")		\
+	X(kernel_offloads, TRAFFIC, kernel_offloads,			\
+	    "rtpproxyd_kernel_offloads_total", "kernel offloads",	\
+	    "Times a session direction (RTP or RTCP) was handed to the "	\
+	    "kernel fast path.")
 
 /* The metrics show the kinds in this order, the drops last. */
 enum shm_counter_kind {
@@ -234,7 +242,7 @@ struct shm_dir {
 	_Atomic int64_t		packets_lost;
 	_Atomic uint64_t	jitter_ns;
 	_Atomic uint32_t	ssrc;
-	uint32_t		pad0;
+	_Atomic uint32_t	in_kernel;	/* KFWD_DIR_*: offloaded */
 	_Atomic uint64_t	dropped_invalid;
 	_Atomic uint64_t	dropped_not_latched;
 	_Atomic uint64_t	dropped_send_error;
@@ -245,8 +253,22 @@ struct shm_dir {
 	_Atomic uint64_t	non_rtp;
 	_Atomic uint64_t	rtcp_received;
 	_Atomic uint64_t	rtcp_sent;
-	uint64_t		pad1[3];
+	_Atomic uint64_t	kernel_packets;		/* kernel fast path */
+	_Atomic uint64_t	kernel_offloads;
+	uint64_t		pad1[1];
 } __attribute__((aligned(64)));
+
+#define SHM_KERNEL_RTP	0x01	/* in_kernel: RTP is in the kernel */
+#define SHM_KERNEL_RTCP	0x02	/* ... and RTCP */
+
+/*
+ * What the owning worker has merged of a kernel fast path entry's
+ * figures (src/kfwd), per socket role, so that a worker that replaces it
+ * merges only what is new.
+ */
+struct shm_kbase {
+	uint64_t	packets, bytes, sent, bytes_sent;
+};
 
 #define SHM_DIR_FWD	0	/* caller -> destination */
 #define SHM_DIR_REV	1	/* destination -> caller */
@@ -345,6 +367,7 @@ struct shm_slot {
 	struct shm_latch	latch;		/* the policy: master */
 	struct shm_tcpdir	tcp[2];
 	struct shm_dir		dir[2];		/* SHM_DIR_FWD, SHM_DIR_REV */
+	struct shm_kbase	kbase[4];	/* by socket role */
 } __attribute__((aligned(64)));
 
 _Static_assert(sizeof(struct shm_latch) == 64, "the latch is a cache line");

@@ -61,6 +61,8 @@ gs_info_dir(Rtpproxy__DirectionStats *d, const struct session_dirsnap *s)
 	d->max_latency_ms = s->max_latency_ms;
 	d->last_packet_ms = s->last_packet_ms;
 	d->ssrc = s->ssrc;
+	d->rtp_in_kernel = (s->in_kernel & SHM_KERNEL_RTP) != 0;
+	d->rtcp_in_kernel = (s->in_kernel & SHM_KERNEL_RTCP) != 0;
 }
 
 Rtpproxy__SessionInfo *

@@ -64,7 +64,14 @@ struct config {
 	uint32_t	 api_handshake_timeout;	/* s for TLS and the preface */
 	uint32_t	 api_idle_timeout;	/* s without a call; 0: never */
 	uint32_t	 api_max_streams;	/* calls at once per connection */
+
+	/* the kernel fast path (src/kfwd) */
+	int		 kernel_fwd;		/* KFWD_OFF, _AUTO, _ON */
+	char		**kernel_ifs;		/* interfaces it is attached to */
+	int		 nkernel_ifs;
 };
+
+#define CONF_MAX_KERNEL_IFS	16
 
 #define CONF_RS_ANY		0	/* reverse media from anywhere */
 #define CONF_RS_ADDRESS		1	/* only from the destination address */

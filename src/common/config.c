@@ -13,6 +13,7 @@
 #include "acl.h"
 #include "conf.h"
 #include "config_int.h"
+#include "kfwd.h"
 
 #define CONF_LINE_MAX	1024
 #define CONF_MAX_ARGS	8
@@ -81,6 +82,10 @@ static int	conf_health(struct conf_state *, const struct conf_keyword *,
 		    char **);
 static int	conf_metrics(struct conf_state *,
 		    const struct conf_keyword *, char **);
+static int	conf_kfwd(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_kifs(struct conf_state *, const struct conf_keyword *,
+		    char **);
 
 #define OFF(f)	offsetof(struct config, f)
 
@@ -134,6 +139,8 @@ static const struct conf_keyword conf_keywords[] = {
 	{ "tls-client-ca",	1, 0, conf_file,
 	    OFF(tls_client_ca), 2, 0, NULL },
 	{ "metrics-listen",	1, 0, conf_metrics,	0, 0, 0, NULL },
+	{ "kernel-forwarding",	1, 0, conf_kfwd,	0, 0, 0, NULL },
+	{ "kernel-interfaces",	-1, 0, conf_kifs,	0, 0, 0, NULL },
 	{ "orphan-timeout",	1, 0, conf_u32,
 	    OFF(orphan_timeout), 0, 86400, "seconds" },
 	{ "api-max-connections", 1, 0, conf_u32,
@@ -407,6 +414,47 @@ conf_latch(struct conf_state *st, const struct conf_keyword *kw,
 	}
 	return conf_err(st, "latch-policy: expected learn, never or latest "
 	    "(got \"%s\")", argv[0]);
+}
+
+static int
+conf_kfwd(struct conf_state *st, const struct conf_keyword *kw, char **argv)
+{
+	int m;
+
+	for (m = KFWD_OFF; m <= KFWD_ON; m++)
+		if (strcmp(argv[0], kfwd_mode_name(m)) == 0) {
+			st->conf->kernel_fwd = m;
+			return 0;
+		}
+	return conf_err(st, "kernel-forwarding: expected off, auto or on "
+	    "(got \"%s\")", argv[0]);
+}
+
+/* Interface names as the kernel takes them: 1..15 octets, no / or space. */
+static int
+conf_kifs(struct conf_state *st, const struct conf_keyword *kw, char **argv)
+{
+	struct config	*c = st->conf;
+	size_t		 len;
+	int		 i;
+
+	for (i = 0; i < c->nkernel_ifs; i++)
+		free(c->kernel_ifs[i]);
+	c->nkernel_ifs = 0;
+	for (; *argv != NULL; argv++) {
+		len = strlen(*argv);
+		if (len == 0 || len > 15 || strpbrk(*argv, "/ \t:") != NULL ||
+		    strcmp(*argv, ".") == 0 || strcmp(*argv, "..") == 0)
+			return conf_err(st, "kernel-interfaces: not an "
+			    "interface name: \"%s\"", *argv);
+		if (c->nkernel_ifs >= CONF_MAX_KERNEL_IFS)
+			return conf_err(st, "kernel-interfaces: more than %d",
+			    CONF_MAX_KERNEL_IFS);
+		c->kernel_ifs = xreallocarray(c->kernel_ifs,
+		    (size_t)c->nkernel_ifs + 1, sizeof(*c->kernel_ifs));
+		c->kernel_ifs[c->nkernel_ifs++] = xstrdup(*argv);
+	}
+	return 0;
 }
 
 /* Bits per second, with an optional k, M or G (powers of 1000). */
@@ -747,6 +795,9 @@ config_free(struct config *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->tls_client_ca);
+	while (c->nkernel_ifs > 0)
+		free(c->kernel_ifs[--c->nkernel_ifs]);
+	free(c->kernel_ifs);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -163,6 +163,8 @@ json_dir(struct json *j, const char *key, const Rtpproxy__DirectionStats *d)
 	json_ctrs(j, d, shown, CTR_ALL);
 	json_i64(j, "last_packet_ms", d->last_packet_ms);
 	json_u64(j, "ssrc", d->ssrc);
+	json_bool(j, "rtp_in_kernel", d->rtp_in_kernel);
+	json_bool(j, "rtcp_in_kernel", d->rtcp_in_kernel);
 	json_close(j, '}');
 }
 
@@ -279,6 +281,20 @@ row_ctrs(const Rtpproxy__DirectionStats *f,
 			row_ctr(f, r, shown, c);
 }
 
+
+/* Which of a direction's media the kernel fast path relays. */
+static const char *
+show_kernel(const Rtpproxy__DirectionStats *d)
+{
+	if (d->rtp_in_kernel && d->rtcp_in_kernel)
+		return "RTP, RTCP";
+	if (d->rtp_in_kernel)
+		return "RTP";
+	if (d->rtcp_in_kernel)
+		return "RTCP";
+	return "no";
+}
+
 static void
 print_session(const Rtpproxy__SessionInfo *s, int stats)
 {
@@ -356,6 +372,8 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 	    sizeof(t)));
 	printf(" %16s\n", time_str(r->last_packet_ms, t, sizeof(t)));
 	printf("%-22s       0x%08x       0x%08x\n", "SSRC", f->ssrc, r->ssrc);
+	printf("%-22s %16s %16s\n", "in the kernel", show_kernel(f),
+	    show_kernel(r));
 #undef ROW_D
 }
 

@@ -329,25 +329,31 @@ kfwd_ingress(struct __sk_buff *skb)
 	} else if (kfwd_rtp_parse(skb, len, &h) != 0)
 		return TC_ACT_UNSPEC;
 
-	/* Where it goes, before anything is changed: else up it goes. */
-	fib.family = AF_INET;
-	fib.l4_protocol = IPPROTO_UDP;
-	fib.sport = v->new_sport;
-	fib.dport = v->new_dport;
-	fib.tot_len = (__u16)(len + sizeof(struct udphdr) +
-	    sizeof(struct iphdr));
-	fib.ipv4_src = v->new_saddr;
-	fib.ipv4_dst = v->new_daddr;
-	fib.ifindex = skb->ingress_ifindex;
-	ret = bpf_fib_lookup(skb, &fib, sizeof(fib),
-	    BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SKIP_NEIGH);
-	if (ret == BPF_FIB_LKUP_RET_NOT_FWDED)
-		act = TC_ACT_OK;		/* a local destination */
-	else if (ret == BPF_FIB_LKUP_RET_SUCCESS ||
-	    ret == BPF_FIB_LKUP_RET_NO_NEIGH)
+	/*
+	 * Where it goes, before anything is changed: else up it goes.  A
+	 * destination of this host (the worker says) is delivered here;
+	 * else the route says which interface (the kernel's FIB lookup
+	 * for BPF wants forwarding on the interface the packet came in).
+	 */
+	if (v->flags & KFWD_F_LOCAL)
+		act = TC_ACT_OK;
+	else {
+		fib.family = AF_INET;
+		fib.l4_protocol = IPPROTO_UDP;
+		fib.sport = v->new_sport;
+		fib.dport = v->new_dport;
+		fib.tot_len = (__u16)(len + sizeof(struct udphdr) +
+		    sizeof(struct iphdr));
+		fib.ipv4_src = v->new_saddr;
+		fib.ipv4_dst = v->new_daddr;
+		fib.ifindex = skb->ingress_ifindex;
+		ret = bpf_fib_lookup(skb, &fib, sizeof(fib),
+		    BPF_FIB_LOOKUP_SKIP_NEIGH);
+		if (ret != BPF_FIB_LKUP_RET_SUCCESS &&
+		    ret != BPF_FIB_LKUP_RET_NO_NEIGH)
+			return TC_ACT_UNSPEC;
 		act = -2;			/* redirect, below */
-	else
-		return TC_ACT_UNSPEC;
+	}
 
 	ns = (__s64)bpf_ktime_get_ns() + v->clock_off;
 	if (!(v->flags & KFWD_F_RTCP)) {

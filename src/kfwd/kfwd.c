@@ -267,6 +267,14 @@ kfwd_map_get(int fd, const struct kfwd_key *k, struct kfwd_val *v)
 	return bpf_map_lookup_elem_flags(fd, k, v, BPF_F_LOCK) == 0 ? 0 : -1;
 }
 
+/* The entry's last figures as it goes: nothing counted twice or lost. */
+int
+kfwd_map_take(int fd, const struct kfwd_key *k, struct kfwd_val *v)
+{
+	return bpf_map_lookup_and_delete_elem_flags(fd, k, v, BPF_F_LOCK) ==
+	    0 ? 0 : -1;
+}
+
 #else	/* !HAVE_KFWD */
 
 #define KFWD_NOT_BUILT	"built without kernel forwarding (configure " \
@@ -315,6 +323,12 @@ kfwd_map_del(int fd, const struct kfwd_key *k)
 }
 int
 kfwd_map_get(int fd, const struct kfwd_key *k, struct kfwd_val *v)
+{
+	errno = ENOSYS;
+	return -1;
+}
+int
+kfwd_map_take(int fd, const struct kfwd_key *k, struct kfwd_val *v)
 {
 	errno = ENOSYS;
 	return -1;

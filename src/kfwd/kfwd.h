@@ -31,6 +31,7 @@ int	kfwd_map_open(const char *);
 int	kfwd_map_put(int, const struct kfwd_key *, const struct kfwd_val *);
 int	kfwd_map_del(int, const struct kfwd_key *);
 int	kfwd_map_get(int, const struct kfwd_key *, struct kfwd_val *);
+int	kfwd_map_take(int, const struct kfwd_key *, struct kfwd_val *);
 const char *kfwd_mode_name(int);
 
 #endif

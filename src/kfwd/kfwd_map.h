@@ -20,6 +20,7 @@
 #define KFWD_F_RTCP	0x01	/* RTCP: first header checked, no RTP state */
 #define KFWD_F_SRC_ADDR	0x02	/* only from src_addr */
 #define KFWD_F_SRC_PORT	0x04	/* ... and src_port */
+#define KFWD_F_LOCAL	0x08	/* new_daddr is this host's: deliver here */
 
 struct kfwd_key {
 	__u32	addr;		/* local IPv4 address, network order; 0: any */

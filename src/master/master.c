@@ -24,6 +24,7 @@
 #include "acl.h"
 #include "api.h"
 #include "master.h"
+#include "kfwd.h"
 #include "sessions.h"
 
 #define MASTER_STOP_WAIT_S	5	/* then SIGKILL the workers */
@@ -385,6 +386,50 @@ master_table(struct master *m)
 	return 0;
 }
 
+/*
+ * The kernel fast path (kernel-forwarding): the program attached and
+ * pinned before any worker starts, the workers open its map.  A master
+ * that adopts the table keeps what its predecessor pinned; one that
+ * starts afresh removes what a daemon of this table left first.  auto
+ * falls back to userspace with one line that says why; on refuses to
+ * start.
+ */
+static int
+master_kfwd(struct master *m)
+{
+	struct config	*conf = m->conf;
+	char		 why[256];
+
+	if (kfwd_pindir(conf->shm_name, m->kfwd_dir, sizeof(m->kfwd_dir)) ==
+	    -1)
+		return -1;
+	if (conf->kernel_fwd == KFWD_OFF) {
+		if (!m->adopting)
+			kfwd_cleanup(m->kfwd_dir, conf->shm_name);
+		return 0;
+	}
+	if (conf->nkernel_ifs == 0)
+		snprintf(why, sizeof(why), "no kernel-interfaces given");
+	else if (conf->user != NULL || conf->group != NULL)
+		snprintf(why, sizeof(why), "the workers run as user/group %s "
+		    "and cannot write the map (needs CAP_BPF)", conf->user ?
+		    conf->user : conf->group);
+	else if (kfwd_start(m->kfwd_dir, conf->shm_name, conf->kernel_ifs,
+	    conf->nkernel_ifs, m->adopting, why, sizeof(why)) == 0) {
+		m->kfwd = 1;
+		log_info("kernel forwarding on %d interface%s (pinned at %s)",
+		    conf->nkernel_ifs, conf->nkernel_ifs == 1 ? "" : "s",
+		    m->kfwd_dir);
+		return 0;
+	}
+	if (conf->kernel_fwd == KFWD_ON) {
+		log_warnx("kernel-forwarding on: %s", why);
+		return -1;
+	}
+	log_warnx("kernel-forwarding auto: not used: %s", why);
+	return 0;
+}
+
 /* The layers below, wired to each other and to us. */
 static int
 master_layers(struct master *m, int foreground)
@@ -465,6 +510,9 @@ master_run(struct master *m)
 			workers_signal_all(SIGKILL);
 		/* Reap what is left: a worker must not outlive us. */
 		workers_wait_all();
+		if (m->kfwd)
+			kfwd_stop(m->kfwd_dir, conf->shm_name,
+			    conf->kernel_ifs, conf->nkernel_ifs);
 	}
 	/*
 	 * Freeing a signal event puts back the handler from before it was
@@ -519,7 +567,7 @@ master_main(struct config *conf, int foreground,
 		fatalx("event_base_new");
 
 	if (master_listen(&m) == 0 && master_table(&m) == 0 &&
-	    master_layers(&m, foreground) == 0) {
+	    master_kfwd(&m) == 0 && master_layers(&m, foreground) == 0) {
 		master_run(&m);
 		rc = 0;
 	}

@@ -58,6 +58,8 @@ struct master {
 	struct peer		 up;		/* to it */
 	struct event		*up_timer;
 	int			 handed_off;
+	int			 kfwd;		/* the kernel fast path runs */
+	char			 kfwd_dir[256];	/* where it is pinned */
 };
 
 int	master_main(struct config *, int, void (*)(struct config *), char **);

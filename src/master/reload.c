@@ -98,6 +98,19 @@ reload_str_equal(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+static int
+reload_kifs_equal(const struct config *a, const struct config *b)
+{
+	int i;
+
+	if (a->nkernel_ifs != b->nkernel_ifs)
+		return 0;
+	for (i = 0; i < a->nkernel_ifs; i++)
+		if (strcmp(a->kernel_ifs[i], b->kernel_ifs[i]) != 0)
+			return 0;
+	return 1;
+}
+
 /*
  * What changed that takes a restart: logged as such, and (for the limits
  * the running daemon cannot grow) put back in nc as it runs.
@@ -119,6 +132,9 @@ reload_restart_only(const struct master *m, struct config *nc)
 	}
 	if (!reload_str_equal(nc->shm_name, c->shm_name))
 		log_warnx("reload: shm-name changed: needs a restart");
+	if (nc->kernel_fwd != c->kernel_fwd || !reload_kifs_equal(nc, c))
+		log_warnx("reload: kernel-forwarding or kernel-interfaces "
+		    "changed: needs a restart");
 	if (!reload_str_equal(nc->user, c->user) ||
 	    !reload_str_equal(nc->group, c->group))
 		log_warnx("reload: user/group changed: needs a restart");

@@ -89,6 +89,7 @@ session_dirsnap(const struct shm_dir *d, struct session_dirsnap *o)
 	o->max_latency_ms = (double)SHM_LOAD(&d->latency_max_ns) / 1e6;
 	o->last_packet_ms = SHM_LOAD(&d->last_packet_ms);
 	o->ssrc = SHM_LOAD(&d->ssrc);
+	o->in_kernel = SHM_LOAD(&d->in_kernel);
 }
 
 void

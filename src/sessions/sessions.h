@@ -54,6 +54,7 @@ struct session_snapshot {
 		double	 loss_rate, jitter_ms, avg_latency_ms, max_latency_ms;
 		int64_t  last_packet_ms;
 		uint32_t ssrc;
+		uint32_t in_kernel;	/* SHM_KERNEL_* */
 	} dir[2];
 };
 

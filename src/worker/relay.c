@@ -478,6 +478,10 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 		wctx_report(&rs->relay->ctx, IPC_ACTIVE, rs->idx, rs->gen, 0,
 		    NULL);
 	}
+	/* Only with kernel-forwarding: one test otherwise. */
+	if (__builtin_expect(r->kfd >= 0, 0) && t.sent > 0 &&
+	    !(rs->kf & (1u << sk->role)))
+		relay_kfwd_offer(rs, sk->role);
 }
 
 static void

@@ -104,6 +104,9 @@ struct relay_sess {
 	uint8_t			 run;
 	uint8_t			 cand_live;	/* slot's cand_count != 0 */
 	uint8_t			 seen_dirty;	/* seen_ns not in the slot */
+	uint8_t			 kf;		/* roles in the kernel, a bit each */
+	uint8_t			 kf_failed;	/* roles the kernel refused */
+	uint8_t			 kf_listed;	/* in relay's kf_list */
 
 	_Alignas(64) struct relay_sock sk[SK_MAX];
 	/* where forward media goes: the destination, RTP and RTCP */
@@ -134,6 +137,10 @@ struct relay_sess {
 	/* sockets whose drop count the timer reads, off the packet path */
 	uint8_t			 ovfl_watch;	/* roles, a bit each */
 	LIST_ENTRY(relay_sess)	 ovfl_entry;	/* in relay's ovfl_watch */
+	/* the kernel fast path's keys, network order (relay_kfwd.c) */
+	uint32_t		 kf_addr[SK_MAX];
+	uint16_t		 kf_port[SK_MAX];
+	LIST_ENTRY(relay_sess)	 kf_entry;	/* in relay's kf_list */
 } __attribute__((aligned(64)));
 
 union relay_cmsg {
@@ -192,6 +199,12 @@ struct relay {
 	LIST_HEAD(, relay_sess)	  ovfl_watch;
 	struct event		 *ev_ovfl;
 	int			  meminfo;	/* the kernel has SO_MEMINFO */
+
+	/* the kernel fast path (relay_kfwd.c): its map, -1 when not used */
+	int			  kfd;
+	uint32_t		  kf_acl_seq;	/* the rules the entries obey */
+	struct event		 *ev_kfwd;
+	LIST_HEAD(, relay_sess)	  kf_list;	/* sessions with entries */
 };
 
 /* What one batch did to one direction, written to the slot at the end. */
@@ -235,6 +248,14 @@ int	relay_latch_rtp(struct relay_sess *, const struct sockaddr *,
 	    const struct rtp_info *, int64_t);
 int	relay_latch_rtcp(struct relay_sess *, const struct sockaddr *,
 	    int64_t);
+
+/* relay_kfwd.c */
+void	relay_kfwd_init(struct relay *);
+void	relay_kfwd_free(struct relay *);
+void	relay_kfwd_offer(struct relay_sess *, int);
+void	relay_kfwd_adopt(struct relay_sess *);
+void	relay_kfwd_drop(struct relay_sess *, int);
+void	relay_kfwd_drop_all(struct relay_sess *);
 
 /* relay_err.c */
 void	relay_errqueue(struct relay_sess *, struct relay_sock *);

@@ -35,6 +35,9 @@ relay_latch_load(struct relay_sess *rs)
 	struct shm_slot	*s = rs->slot;
 	uint32_t	 bits;
 
+	/* The kernel's entries were made for the old latch: out first. */
+	if (rs->kf != 0)
+		relay_kfwd_drop_all(rs);
 	bits = atomic_load_explicit(&s->latched, memory_order_acquire);
 	rs->latched = bits;
 	if (bits & LATCH_RTP) {

@@ -110,6 +110,7 @@ relay_new(struct event_base *base, struct shm_table *shm,
 	}
 	r->meminfo = 1;
 	LIST_INIT(&r->ovfl_watch);
+	relay_kfwd_init(r);
 	if ((r->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
 	    (r->ev_poll = event_new(base, r->epfd, EV_READ | EV_PERSIST,
 	    relay_poll, r)) == NULL || event_add(r->ev_poll, NULL) == -1 ||
@@ -124,6 +125,7 @@ relay_new(struct event_base *base, struct shm_table *shm,
 		if (r->epfd != -1)
 			close(r->epfd);
 		tcp_free(r->tcp);
+		relay_kfwd_free(r);
 		free(r->sess);
 		free(r);
 		return NULL;
@@ -151,6 +153,7 @@ relay_free(struct relay *r)
 	for (i = 0; i < r->shm->nslots && r->count > 0; i++)
 		relay_remove(r, i);
 	tcp_free(r->tcp);
+	relay_kfwd_free(r);
 	event_free(r->ev_ovfl);
 	event_free(r->ev_poll);
 	close(r->epfd);
@@ -305,6 +308,8 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 	 */
 	for (i = 0; i < nfds; i++)
 		relay_meminfo(rs, &rs->sk[i], 1);
+	if (r->kfd >= 0)
+		relay_kfwd_adopt(rs);
 	r->sess[slot] = rs;
 	r->count++;
 	return 0;
@@ -352,6 +357,7 @@ relay_remove(struct relay *r, uint32_t slot)
 		return;
 	if (rs->ovfl_watch != 0)
 		LIST_REMOVE(rs, ovfl_entry);
+	relay_kfwd_drop_all(rs);
 	for (i = 0; i < rs->nsock; i++) {
 		/*
 		 * Not left to close: the master holds a copy of the socket,

@@ -336,6 +336,14 @@ rtpstat_publish(struct shm_dir *dir)
 		    (uint64_t)(s->jitter * 1e9 / rate), memory_order_relaxed);
 }
 
+/* dir's source state was written from elsewhere (the kernel fast path). */
+void
+rtpstat_sync(struct shm_dir *dir)
+{
+	atomic_store_explicit(&dir->ssrc, dir->src.ssrc, memory_order_relaxed);
+	rtpstat_publish(dir);
+}
+
 /*
  * Account one valid RTP packet that arrived at arrival_ns (CLOCK_REALTIME,
  * ns) in dir's source state, and publish the derived counters.

@@ -98,5 +98,6 @@ int	rtcp_check(const uint8_t *, size_t);
 int	srtcp_check(const uint8_t *, size_t);
 uint32_t rtp_clock_rate(uint8_t);
 void	rtpstat_update(struct shm_dir *, const struct rtp_info *, int64_t);
+void	rtpstat_sync(struct shm_dir *);
 
 #endif

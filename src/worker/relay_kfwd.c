@@ -1,0 +1,417 @@
+/*
+ * Session directions handed to the kernel fast path (src/kfwd) and
+ * taken back.  Once a direction is established (the caller latched, a
+ * few valid RTP packets from the expected sender relayed here, the
+ * destination allowed by the rules), relay.c offers it: the map gets an
+ * entry keyed by the socket's local address and port, saying who may
+ * send and what the packet becomes (the addresses and ports this worker
+ * would send it with), with the RTP state to go on from.  From then on
+ * the program relays those packets in the kernel; what it does not take
+ * (another sender, non-RTP) still comes here.
+ *
+ * A timer merges the entries' figures into the slot (what is new since
+ * the last merge, which the slot remembers for a worker that replaces
+ * this one), so that the status, the metrics and the idle timeout see
+ * one set of figures.  A latch that moves, a session removed and a rule
+ * change take the entries out first (their last figures read as they
+ * go); the session then goes on here and may be offered again.
+ */
+#include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <linux/types.h>
+#include <linux/bpf.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "relay_int.h"
+#include "kfwd.h"
+#include "kfwd_map.h"
+
+#define KFWD_MIN_RTP	8	/* valid RTP packets relayed here first */
+#define KFWD_MIN_RTCP	2
+#define KFWD_TICK_MS	500	/* merge the kernel's figures this often */
+
+static int64_t
+kfwd_clock_off(void)
+{
+	struct timespec	rt, mono;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	return ((int64_t)rt.tv_sec - mono.tv_sec) * NS_PER_S +
+	    (rt.tv_nsec - mono.tv_nsec);
+}
+
+/*
+ * The local IPv4 address and port of fd; with dst, a wildcard address as
+ * the kernel would pick it towards dst, and *local: dst is this host's
+ * (the kernel picks dst itself as the source).
+ */
+static int
+kfwd_local(int fd, const union relay_sa *dst, uint32_t *addr,
+    uint16_t *port, int *local)
+{
+	struct sockaddr_in	sin, pick;
+	socklen_t		len = sizeof(sin);
+	int			probe;
+
+	if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1 ||
+	    sin.sin_family != AF_INET)
+		return -1;
+	*port = sin.sin_port;
+	*addr = sin.sin_addr.s_addr;
+	if (dst == NULL)
+		return 0;
+	/* What the routing table says of dst: a connected probe. */
+	if ((probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	len = sizeof(pick);
+	if (connect(probe, &dst->sa, sizeof(dst->sin)) == -1 ||
+	    getsockname(probe, (struct sockaddr *)&pick, &len) == -1) {
+		close(probe);
+		return -1;
+	}
+	close(probe);
+	if (*addr == INADDR_ANY)
+		*addr = pick.sin_addr.s_addr;
+	*local = pick.sin_addr.s_addr == dst->sin.sin_addr.s_addr;
+	return 0;
+}
+
+static void
+kfwd_key_of(const struct relay_sess *rs, int role, struct kfwd_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->addr = rs->kf_addr[role];
+	k->port = rs->kf_port[role];
+}
+
+/* What is new in entry v since the last merge, into the slot. */
+static void
+kfwd_merge(struct relay_sess *rs, int role, const struct kfwd_val *v)
+{
+	struct shm_slot		*s = rs->slot;
+	struct shm_dir		*d = &s->dir[role & 1];
+	struct shm_kbase	*b = &s->kbase[role];
+	uint64_t		 dp, db, ds, dbs;
+
+	if (v->packets < b->packets || v->sent < b->sent)
+		memset(b, 0, sizeof(*b));	/* a new entry */
+	dp = v->packets - b->packets;
+	db = v->bytes - b->bytes;
+	ds = v->sent - b->sent;
+	dbs = v->bytes_sent - b->bytes_sent;
+	if (role >= SK_LISTEN_RTCP) {
+		if (dp != 0)
+			SHM_ADD(&d->rtcp_received, dp);
+		if (ds != 0)
+			SHM_ADD(&d->rtcp_sent, ds);
+	} else {
+		if (dp != 0) {
+			SHM_ADD(&d->packets_received, dp);
+			SHM_ADD(&d->bytes_received, db);
+		}
+		if (ds != 0) {
+			SHM_ADD(&d->packets_sent, ds);
+			SHM_ADD(&d->bytes_sent, dbs);
+		}
+		/* The kernel's RTP state is the truth while it has the entry. */
+		d->src.ssrc = v->rtp.ssrc;
+		d->src.max_seq = v->rtp.max_seq;
+		d->src.cycles = v->rtp.cycles;
+		d->src.base_seq = v->rtp.base_seq;
+		d->src.bad_seq = v->rtp.bad_seq;
+		d->src.probation = v->rtp.probation;
+		d->src.received = v->rtp.received;
+		d->src.clock_rate = v->rtp.clock_rate;
+		d->src.transit = v->rtp.transit;
+		d->src.valid = v->rtp.valid;
+		d->src.jitter = (double)v->rtp.jitter_q8 / 256.0;
+		d->src.lost_base = v->rtp.lost_base;
+		d->src.expected_base = v->rtp.expected_base;
+		rtpstat_sync(d);
+	}
+	if (dp != 0)
+		SHM_ADD(&d->kernel_packets, dp);
+	if (v->last_ns / NS_PER_MS > SHM_LOAD(&d->last_packet_ms))
+		atomic_store_explicit(&d->last_packet_ms, v->last_ns /
+		    NS_PER_MS, memory_order_relaxed);
+	/* The latched caller spoke: what the latch policy's quiet reads. */
+	if (role == SK_LISTEN_RTP && v->last_ns > rs->seen_ns) {
+		rs->seen_ns = v->last_ns;
+		s->latch.seen_ms = rs->seen_ns / NS_PER_MS;
+	}
+	b->packets = v->packets;
+	b->bytes = v->bytes;
+	b->sent = v->sent;
+	b->bytes_sent = v->bytes_sent;
+}
+
+/* Per direction, what is in the kernel: for the status. */
+static void
+kfwd_flags(struct relay_sess *rs)
+{
+	atomic_store_explicit(&rs->slot->dir[0].in_kernel,
+	    ((rs->kf & 0x1) ? SHM_KERNEL_RTP : 0) |
+	    ((rs->kf & 0x4) ? SHM_KERNEL_RTCP : 0), memory_order_relaxed);
+	atomic_store_explicit(&rs->slot->dir[1].in_kernel,
+	    ((rs->kf & 0x2) ? SHM_KERNEL_RTP : 0) |
+	    ((rs->kf & 0x8) ? SHM_KERNEL_RTCP : 0), memory_order_relaxed);
+}
+
+static void
+kfwd_unlist(struct relay_sess *rs)
+{
+	if (rs->kf == 0 && rs->kf_listed) {
+		LIST_REMOVE(rs, kf_entry);
+		rs->kf_listed = 0;
+	}
+}
+
+/* Take role's entry out of the kernel, with its last figures. */
+void
+relay_kfwd_drop(struct relay_sess *rs, int role)
+{
+	struct relay	*r = rs->relay;
+	struct kfwd_key	 k;
+	struct kfwd_val	 v;
+
+	if (!(rs->kf & (1u << role)))
+		return;
+	kfwd_key_of(rs, role, &k);
+	if (kfwd_map_take(r->kfd, &k, &v) == 0)
+		kfwd_merge(rs, role, &v);
+	else if (errno != ENOENT)
+		log_warn("slot %u: kernel forwarding: remove", rs->idx);
+	memset(&rs->slot->kbase[role], 0, sizeof(rs->slot->kbase[role]));
+	rs->kf &= (uint8_t)~(1u << role);
+	kfwd_flags(rs);
+	kfwd_unlist(rs);
+}
+
+void
+relay_kfwd_drop_all(struct relay_sess *rs)
+{
+	int i;
+
+	for (i = 0; i < SK_MAX; i++)
+		relay_kfwd_drop(rs, i);
+}
+
+/*
+ * Who may send to role's socket, and where its packets go, as the packet
+ * path decides it now: 0, or -1 when the direction is not established.
+ */
+static int
+kfwd_route(struct relay_sess *rs, int role, const union relay_sa **src,
+    int *strict, const union relay_sa **dst)
+{
+	int rtcp = role >= SK_LISTEN_RTCP;
+
+	if (!(rs->latched & LATCH_RTP))
+		return -1;
+	if (!(role & 1)) {
+		/* caller -> destination: only from the latched caller */
+		if (rtcp && !(rs->latched & LATCH_RTCP))
+			return -1;
+		*src = &rs->latch[rtcp];
+		*strict = KFWD_F_SRC_ADDR | KFWD_F_SRC_PORT;
+		*dst = &rs->dest[rtcp];
+	} else {
+		if (rs->unidir)
+			return -1;
+		*src = &rs->dest[rtcp];
+		*strict = (rs->src_addr ? KFWD_F_SRC_ADDR : 0) |
+		    (rs->src_port ? KFWD_F_SRC_PORT : 0);
+		if (rtcp && (rs->latched & LATCH_RTCP))
+			*dst = &rs->latch[1];
+		else
+			*dst = &rs->latch[rtcp ? 2 : 0];
+	}
+	if ((*src)->sa.sa_family != AF_INET || (*dst)->sa.sa_family != AF_INET)
+		return -1;
+	return 0;
+}
+
+/*
+ * relay.c offers role's direction after a batch it relayed: into the
+ * kernel if it is established, not rate-limited and allowed.
+ */
+void
+relay_kfwd_offer(struct relay_sess *rs, int role)
+{
+	struct relay		*r = rs->relay;
+	struct shm_dir		*d = &rs->slot->dir[role & 1];
+	const union relay_sa	*src, *dst;
+	struct kfwd_key		 k;
+	struct kfwd_val		 v;
+	int			 strict, rule, local = 0;
+	int			 rtcp = role >= SK_LISTEN_RTCP;
+
+	if (rs->limited || (rs->kf_failed & (1u << role)) || role >= rs->nsock)
+		return;
+	if (rtcp ? SHM_LOAD(&d->rtcp_sent) < KFWD_MIN_RTCP :
+	    !d->src.valid || d->src.received < KFWD_MIN_RTP)
+		return;
+	if (kfwd_route(rs, role, &src, &strict, &dst) == -1)
+		return;
+	if (acl_check(wctx_acl(&r->ctx), &dst->sa, ACL_UDP, &rule) !=
+	    ACL_ALLOW)
+		return;
+	memset(&v, 0, sizeof(v));
+	if (kfwd_local(rs->sk[role].fd, NULL, &rs->kf_addr[role],
+	    &rs->kf_port[role], NULL) == -1 ||
+	    kfwd_local(rs->sk[role ^ 1].fd, dst, &v.new_saddr,
+	    &v.new_sport, &local) == -1) {
+		rs->kf_failed |= (uint8_t)(1u << role);
+		return;
+	}
+	v.src_addr = src->sin.sin_addr.s_addr;
+	v.src_port = src->sin.sin_port;
+	v.flags = (uint16_t)(strict | (rtcp ? KFWD_F_RTCP : 0) |
+	    (local ? KFWD_F_LOCAL : 0));
+	v.new_daddr = dst->sin.sin_addr.s_addr;
+	v.new_dport = dst->sin.sin_port;
+	v.dyn_rate = rs->clock_rate;
+	v.clock_off = kfwd_clock_off();
+	if (!rtcp) {
+		v.rtp.ssrc = d->src.ssrc;
+		v.rtp.max_seq = d->src.max_seq;
+		v.rtp.cycles = d->src.cycles;
+		v.rtp.base_seq = d->src.base_seq;
+		v.rtp.bad_seq = d->src.bad_seq;
+		v.rtp.probation = d->src.probation;
+		v.rtp.received = d->src.received;
+		v.rtp.clock_rate = d->src.clock_rate;
+		v.rtp.transit = d->src.transit;
+		v.rtp.valid = d->src.valid;
+		v.rtp.jitter_q8 = (uint64_t)(d->src.jitter * 256.0);
+		v.rtp.lost_base = d->src.lost_base;
+		v.rtp.expected_base = d->src.expected_base;
+	}
+	kfwd_key_of(rs, role, &k);
+	memset(&rs->slot->kbase[role], 0, sizeof(rs->slot->kbase[role]));
+	if (kfwd_map_put(r->kfd, &k, &v) == -1) {
+		log_warn("slot %u: kernel forwarding: add", rs->idx);
+		rs->kf_failed |= (uint8_t)(1u << role);
+		return;
+	}
+	rs->kf |= (uint8_t)(1u << role);
+	SHM_ADD(&d->kernel_offloads, 1);
+	kfwd_flags(rs);
+	if (!rs->kf_listed) {
+		LIST_INSERT_HEAD(&r->kf_list, rs, kf_entry);
+		rs->kf_listed = 1;
+	}
+	log_debug("slot %u: socket %d in the kernel", rs->idx, role);
+}
+
+/*
+ * A session given to this worker (again): entries a worker before us
+ * left in the kernel are ours now, merged from where it left them.
+ */
+void
+relay_kfwd_adopt(struct relay_sess *rs)
+{
+	struct relay		*r = rs->relay;
+	const union relay_sa	*src, *dst;
+	struct kfwd_key		 k;
+	struct kfwd_val		 v;
+	int			 role, strict;
+
+	for (role = 0; role < rs->nsock; role++) {
+		if (kfwd_route(rs, role, &src, &strict, &dst) == -1 ||
+		    kfwd_local(rs->sk[role].fd, NULL, &rs->kf_addr[role],
+		    &rs->kf_port[role], NULL) == -1)
+			continue;
+		kfwd_key_of(rs, role, &k);
+		if (kfwd_map_get(r->kfd, &k, &v) == -1)
+			continue;
+		rs->kf |= (uint8_t)(1u << role);
+		kfwd_merge(rs, role, &v);
+	}
+	if (rs->kf != 0) {
+		kfwd_flags(rs);
+		LIST_INSERT_HEAD(&r->kf_list, rs, kf_entry);
+		rs->kf_listed = 1;
+		log_debug("slot %u: adopted from the kernel", rs->idx);
+	}
+}
+
+/* The timer: merge every entry's figures; a rule change takes all out. */
+static void
+kfwd_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay		*r = arg;
+	struct relay_sess	*rs, *next;
+	struct kfwd_key		 k;
+	struct kfwd_val		 v;
+	uint32_t		 seq;
+	int			 role;
+
+	seq = wctx_acl(&r->ctx)->seq;
+	if (seq != r->kf_acl_seq) {
+		r->kf_acl_seq = seq;
+		for (rs = LIST_FIRST(&r->kf_list); rs != NULL; rs = next) {
+			next = LIST_NEXT(rs, kf_entry);
+			relay_kfwd_drop_all(rs);
+		}
+		return;
+	}
+	LIST_FOREACH(rs, &r->kf_list, kf_entry)
+		for (role = 0; role < rs->nsock; role++) {
+			if (!(rs->kf & (1u << role)))
+				continue;
+			kfwd_key_of(rs, role, &k);
+			if (kfwd_map_get(r->kfd, &k, &v) == 0)
+				kfwd_merge(rs, role, &v);
+		}
+}
+
+/* The pinned map of the master's program, if it runs one: kfd >= 0. */
+void
+relay_kfwd_init(struct relay *r)
+{
+	char	dir[256];
+
+	r->kfd = -1;
+	LIST_INIT(&r->kf_list);
+	if (kfwd_pindir(r->shm->name, dir, sizeof(dir)) == -1 ||
+	    (r->kfd = kfwd_map_open(dir)) == -1)
+		return;
+	r->kf_acl_seq = wctx_acl(&r->ctx)->seq;
+	if ((r->ev_kfwd = event_new(r->base, -1, EV_PERSIST, kfwd_tick,
+	    r)) == NULL || event_add(r->ev_kfwd, &(struct timeval){ 0,
+	    KFWD_TICK_MS * 1000 }) == -1) {
+		log_warnx("kernel forwarding: no timer: not used");
+		if (r->ev_kfwd != NULL)
+			event_free(r->ev_kfwd);
+		r->ev_kfwd = NULL;
+		close(r->kfd);
+		r->kfd = -1;
+		return;
+	}
+	log_debug("kernel forwarding: map %s/sessions", dir);
+}
+
+void
+relay_kfwd_free(struct relay *r)
+{
+	if (r->ev_kfwd != NULL)
+		event_free(r->ev_kfwd);
+	if (r->kfd != -1)
+		close(r->kfd);
+}
