@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,6 +21,8 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,8 +106,8 @@ wait_in_kernel(struct rpc_client *c, const char *id, int both)
  * the expected source port; seq from seq0.
  */
 static void
-exchange(int fd, uint16_t port, int rfd, uint16_t from_port, uint16_t seq0,
-    uint32_t ssrc, int n)
+exchange_at(int fd, const char *addr, uint16_t port, int rfd,
+    uint16_t from_port, uint16_t seq0, uint32_t ssrc, int n)
 {
 	struct sockaddr_storage	from;
 	uint8_t			b[256], got[256];
@@ -116,14 +119,20 @@ exchange(int fd, uint16_t port, int rfd, uint16_t from_port, uint16_t seq0,
 		len = harness_rtp(b, (uint16_t)(seq0 + i),
 		    160u * (uint32_t)(seq0 + i), ssrc, 40 + (size_t)(i % 7));
 		b[len - 1] = (uint8_t)i;	/* each one its own */
-		ck_assert_int_eq(harness_send(fd, "127.0.0.1", port, b, len),
-		    0);
+		ck_assert_int_eq(harness_send(fd, addr, port, b, len), 0);
 		r = harness_recv(rfd, got, sizeof(got), 3000, &from);
 		ck_assert_msg(r == (ssize_t)len, "packet %d: got %zd of %zu",
 		    i, r, len);
 		ck_assert_msg(memcmp(b, got, len) == 0, "packet %d differs", i);
 		ck_assert_uint_eq(harness_sa_port(&from), from_port);
 	}
+}
+
+static void
+exchange(int fd, uint16_t port, int rfd, uint16_t from_port, uint16_t seq0,
+    uint32_t ssrc, int n)
+{
+	exchange_at(fd, "127.0.0.1", port, rfd, from_port, seq0, ssrc, n);
 }
 
 /*
@@ -188,6 +197,174 @@ START_TEST(test_verifier)
 }
 END_TEST
 
+/*
+ * Three hosts: the caller's and the callee's network namespaces, each
+ * over a veth pair to ours, where the daemon runs.  Names carry our pid.
+ */
+#define NS_CALLER	"10.200.1.2"
+#define NS_RELAY_C	"10.200.1.1"
+#define NS_CALLEE	"10.200.2.2"
+#define NS_RELAY_D	"10.200.2.1"
+
+static char	ns_c[32], ns_d[32], if_c[16], if_d[16];
+
+static void
+sh(const char *fmt, ...)
+{
+	char	cmd[512];
+	va_list	ap;
+	int	r;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	r = system(cmd);
+	ck_assert_msg(r == 0, "%s: %d", cmd, r);
+}
+
+/* Unchecked: in the runner, even when the test failed. */
+static void
+ns_down(void)
+{
+	char cmd[128];
+
+	if (ns_c[0] != '\0') {
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; "
+		    "ip netns del %s 2>/dev/null", ns_c, ns_d);
+		if (system(cmd) != 0)
+			fprintf(stderr, "check_kfwd: %s failed\n", cmd);
+	}
+}
+
+static void
+ns_names(void)
+{
+	long pid = (long)getpid();
+
+	snprintf(ns_c, sizeof(ns_c), "kfwd-c-%ld", pid);
+	snprintf(ns_d, sizeof(ns_d), "kfwd-d-%ld", pid);
+	snprintf(if_c, sizeof(if_c), "kc%ld", pid);
+	snprintf(if_d, sizeof(if_d), "kd%ld", pid);
+}
+
+static void
+ns_up(void)
+{
+	sh("ip netns add %s && ip netns add %s", ns_c, ns_d);
+	sh("sysctl -qw net.ipv4.conf.all.forwarding=1");
+	sh("ip link add %s type veth peer name p netns %s", if_c, ns_c);
+	sh("ip link add %s type veth peer name p netns %s", if_d, ns_d);
+	sh("ip addr add %s/24 dev %s && ip link set %s up", NS_RELAY_C, if_c,
+	    if_c);
+	sh("ip addr add %s/24 dev %s && ip link set %s up", NS_RELAY_D, if_d,
+	    if_d);
+	sh("ip -n %s addr add %s/24 dev p && ip -n %s link set p up && "
+	    "ip -n %s link set lo up", ns_c, NS_CALLER, ns_c, ns_c);
+	sh("ip -n %s addr add %s/24 dev p && ip -n %s link set p up && "
+	    "ip -n %s link set lo up", ns_d, NS_CALLEE, ns_d, ns_d);
+}
+
+/* A UDP socket in namespace ns, bound to addr: it stays there. */
+static int
+ns_udp(const char *ns, const char *addr, uint16_t *port)
+{
+	struct sockaddr_in	sin;
+	socklen_t		len = sizeof(sin);
+	char			path[64];
+	int			self, other, fd;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	ck_assert_int_ne(self = open("/proc/self/ns/net", O_RDONLY), -1);
+	ck_assert_int_ne(other = open(path, O_RDONLY), -1);
+	ck_assert_int_eq(setns(other, CLONE_NEWNET), 0);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	ck_assert_int_eq(setns(self, CLONE_NEWNET), 0);
+	close(self);
+	close(other);
+	ck_assert_int_ne(fd, -1);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, addr, &sin.sin_addr);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/*
+ * Caller and callee in namespaces of their own, over veth: the kernel
+ * relays between the two interfaces (bpf_redirect_neigh) both ways, byte
+ * for byte, with the worker stopped.
+ */
+START_TEST(test_netns_both_ways)
+{
+	struct harness_session		 a = { .laddr = NS_RELAY_C,
+	    .faddr = NS_RELAY_D, .daddr = NS_CALLEE, .nortcp = 1,
+	    .id = "kn1" };
+	Rtpproxy__CreateSessionResponse	*resp = NULL;
+	Rtpproxy__SessionInfo		*i;
+	struct rpc_client		*c;
+	char				 extra[256], det[256];
+	uint16_t			 cport, dport, lp, fp;
+	int				 cal, dst;
+	pid_t				 w;
+
+	ns_up();
+	snprintf(extra, sizeof(extra), "kernel-forwarding on\n"
+	    "kernel-interfaces lo %s %s\n", if_c, if_d);
+	c = up(extra);
+	cal = ns_udp(ns_c, NS_CALLER, &cport);
+	dst = ns_udp(ns_d, NS_CALLEE, &dport);
+	a.dport = dport;
+	ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) == 0,
+	    "%s", det);
+	lp = (uint16_t)resp->session->listen->port;
+	fp = (uint16_t)resp->session->forward->port;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+
+	exchange_at(cal, NS_RELAY_C, lp, dst, fp, 1, 0x1111, 12);
+	exchange_at(dst, NS_RELAY_D, fp, cal, lp, 1, 0x2222, 12);
+	ck_assert_int_eq(wait_in_kernel(c, "kn1", 1), 0);
+	ck_assert_int_gt(w = harness_worker_pid(&d, 0), 0);
+	ck_assert_int_eq(kill(w, SIGSTOP), 0);
+	exchange_at(cal, NS_RELAY_C, lp, dst, fp, 13, 0x1111, 200);
+	exchange_at(dst, NS_RELAY_D, fp, cal, lp, 13, 0x2222, 200);
+	ck_assert_int_eq(kill(w, SIGCONT), 0);
+	sleep_ms(1500 * harness_slow());
+	ck_assert_int_eq(harness_status(c, "kn1", &i), 0);
+	ck_assert_uint_eq(i->forward_stats->packets_sent, 212);
+	ck_assert_uint_eq(i->reverse_stats->packets_sent, 212);
+	ck_assert_uint_ge(i->forward_stats->kernel_packets, 200);
+	ck_assert_uint_ge(i->reverse_stats->kernel_packets, 200);
+	harness_info_free(i);
+	rpc_client_free(c);
+	close(cal);
+	close(dst);
+}
+END_TEST
+
+/* Pins of our daemons that a failed test killed: test tables only. */
+static void
+pins_left(void)
+{
+	struct dirent	*e;
+	DIR		*dp;
+	char		 dir[300], shm[128];
+	long		 pid;
+
+	if ((dp = opendir(KFWD_PIN_ROOT)) == NULL)
+		return;
+	while ((e = readdir(dp)) != NULL) {
+		if (sscanf(e->d_name, "rtpproxyd-test-%ld-", &pid) != 1 ||
+		    kill((pid_t)pid, 0) == 0)
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%s", KFWD_PIN_ROOT, e->d_name);
+		snprintf(shm, sizeof(shm), "/%s", e->d_name);
+		kfwd_cleanup(dir, shm);
+	}
+	closedir(dp);
+}
+
 static Suite *
 kfwd_suite(void)
 {
@@ -202,6 +379,13 @@ kfwd_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, NULL, down);
 	tcase_add_test(tc, test_loopback_both_ways);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("netns");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, NULL, down);
+	tcase_add_unchecked_fixture(tc, NULL, ns_down);
+	tcase_add_test(tc, test_netns_both_ways);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -221,9 +405,11 @@ main(void)
 		fprintf(stderr, "check_kfwd: ip link set lo up failed\n");
 		return EXIT_FAILURE;
 	}
+	ns_names();
 	sr = srunner_create(kfwd_suite());
 
 	srunner_run_all(sr, CK_NORMAL);
+	pins_left();
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

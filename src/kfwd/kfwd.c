@@ -85,6 +85,32 @@ kfwd_bpffs(char *why, size_t len)
 	return 0;
 }
 
+/*
+ * The kernel's FIB lookup for BPF answers only for an interface with
+ * IPv4 forwarding on: without it, media that comes in on ifname and
+ * leaves by another interface stays in userspace.  Said once, at start.
+ */
+static void
+kfwd_check_forwarding(const char *ifname)
+{
+	char	path[128], v = '1';
+	FILE	*fp;
+
+	if (strcmp(ifname, "lo") == 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding",
+	    ifname);
+	if ((fp = fopen(path, "r")) == NULL)
+		return;
+	if (fread(&v, 1, 1, fp) != 1)
+		v = '1';
+	fclose(fp);
+	if (v == '0')
+		log_warnx("kernel forwarding: net.ipv4.conf.%s.forwarding is "
+		    "0: media that comes in on %s and is routed out of "
+		    "another interface stays in userspace", ifname, ifname);
+}
+
 /* Load the program into the kernel and unload it: the verifier's word. */
 int
 kfwd_verify(char *log, size_t len)
@@ -214,6 +240,7 @@ kfwd_start(const char *pindir, const char *shm_name, char *const *ifnames,
 			    strerror(-err));
 			goto fail;
 		}
+		kfwd_check_forwarding(ifnames[i]);
 	}
 	if (skel != NULL)
 		kfwd_bpf__destroy(skel);	/* the pins and filters hold it */

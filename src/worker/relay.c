@@ -384,6 +384,13 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 	int			 i, ntx = 0, ok;
 
 	memset(&t, 0, sizeof(t));
+	/*
+	 * The RTP state has one writer at a time: packets that reached the
+	 * socket while the kernel had the direction (queued before it went
+	 * in, or refused by the program) take it back first.
+	 */
+	if (__builtin_expect(rs->kf & (1u << sk->role), 0))
+		relay_kfwd_drop(rs, sk->role);
 	for (i = 0; i < n; i++) {
 		m = &r->rx[i].msg_hdr;
 		len = r->rx[i].msg_len;

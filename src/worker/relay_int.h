@@ -107,6 +107,7 @@ struct relay_sess {
 	uint8_t			 kf;		/* roles in the kernel, a bit each */
 	uint8_t			 kf_failed;	/* roles the kernel refused */
 	uint8_t			 kf_listed;	/* in relay's kf_list */
+	uint8_t			 kf_again;	/* taken back for a batch */
 
 	_Alignas(64) struct relay_sock sk[SK_MAX];
 	/* where forward media goes: the destination, RTP and RTCP */

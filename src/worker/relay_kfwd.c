@@ -198,10 +198,12 @@ relay_kfwd_drop(struct relay_sess *rs, int role)
 		log_warn("slot %u: kernel forwarding: remove", rs->idx);
 	memset(&rs->slot->kbase[role], 0, sizeof(rs->slot->kbase[role]));
 	rs->kf &= (uint8_t)~(1u << role);
+	rs->kf_again |= (uint8_t)(1u << role);
 	kfwd_flags(rs);
 	kfwd_unlist(rs);
 }
 
+/* Out for good (a latch moved, rules changed): a new offload after. */
 void
 relay_kfwd_drop_all(struct relay_sess *rs)
 {
@@ -209,6 +211,7 @@ relay_kfwd_drop_all(struct relay_sess *rs)
 
 	for (i = 0; i < SK_MAX; i++)
 		relay_kfwd_drop(rs, i);
+	rs->kf_again = 0;
 }
 
 /*
@@ -310,7 +313,10 @@ relay_kfwd_offer(struct relay_sess *rs, int role)
 		return;
 	}
 	rs->kf |= (uint8_t)(1u << role);
-	SHM_ADD(&d->kernel_offloads, 1);
+	/* Back after the worker had a few of its packets: not a new one. */
+	if (!(rs->kf_again & (1u << role)))
+		SHM_ADD(&d->kernel_offloads, 1);
+	rs->kf_again &= (uint8_t)~(1u << role);
 	kfwd_flags(rs);
 	if (!rs->kf_listed) {
 		LIST_INSERT_HEAD(&r->kf_list, rs, kf_entry);
