@@ -10,6 +10,7 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <arpa/inet.h>
@@ -22,6 +23,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +196,226 @@ START_TEST(test_verifier)
 	if (r != 0)
 		fprintf(stderr, "kfwd_verify: %s\n%s\n", strerror(errno), vlog);
 	ck_assert_int_eq(r, 0);
+}
+END_TEST
+
+
+/* The RTP figures of a direction: kernel_packets, expected, lost, jitter. */
+struct figs {
+	uint64_t	kernel, expected, sent;
+	int64_t		lost;
+	double		jitter;
+	int		in_kernel;
+};
+
+static void
+figs(struct rpc_client *c, const char *id, struct figs *f)
+{
+	Rtpproxy__SessionInfo *i;
+
+	ck_assert_int_eq(harness_status(c, id, &i), 0);
+	f->kernel = i->forward_stats->kernel_packets;
+	f->expected = i->forward_stats->packets_expected;
+	f->sent = i->forward_stats->packets_sent;
+	f->lost = i->forward_stats->packets_lost;
+	f->jitter = i->forward_stats->jitter_ms;
+	f->in_kernel = i->forward_stats->rtp_in_kernel;
+	harness_info_free(i);
+}
+
+/* Drain what waits at fd: how many. */
+static int
+drain(int fd, int ms)
+{
+	uint8_t	b[512];
+	int	n = 0;
+
+	while (harness_recv(fd, b, sizeof(b), ms, NULL) > 0)
+		n++;
+	return n;
+}
+
+/*
+ * One stream, with gaps and timestamps that wander, to two sessions: one
+ * the kernel relays, one with a rate limit (which keeps it in the worker).
+ * The same counts and loss, and jitter within 1 %, whichever path.
+ */
+START_TEST(test_same_figures)
+{
+	struct harness_session	 a = { .laddr = "127.0.0.1",
+	    .faddr = "127.0.0.1", .daddr = "127.0.0.1", .nortcp = 1 };
+	Rtpproxy__CreateSessionResponse *resp = NULL;
+	struct rpc_client	*c;
+	struct figs		 k, u;
+	char			 det[256];
+	uint8_t			 b[256];
+	uint16_t		 dk, du, lk, lu, fk, seq;
+	int			 ck, cu, dsk, dsu, got = 0;
+	size_t			 len;
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	ck_assert_int_ne(ck = harness_udp(0, NULL), -1);
+	ck_assert_int_ne(cu = harness_udp(0, NULL), -1);
+	ck_assert_int_ne(dsk = harness_udp(0, &dk), -1);
+	ck_assert_int_ne(dsu = harness_udp(0, &du), -1);
+	mksess(c, "kf", dk, &lk, &fk);
+	a.id = "us";
+	a.dport = du;
+	a.rate_pps = 100000;
+	ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) == 0,
+	    "%s", det);
+	lu = (uint16_t)resp->session->listen->port;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+
+	for (seq = 1; seq <= 600; seq++) {
+		if (seq % 37 == 0 || seq % 101 == 0)
+			continue;	/* lost on the way */
+		len = harness_rtp(b, seq, 160u * seq + (seq % 5) * 400u,
+		    0xabcd, 80);
+		ck_assert_int_eq(harness_send(ck, "127.0.0.1", lk, b, len), 0);
+		ck_assert_int_eq(harness_send(cu, "127.0.0.1", lu, b, len), 0);
+		if (seq % 4 == 0)
+			sleep_ms(1);
+		got += drain(dsk, 0);
+		drain(dsu, 0);
+	}
+	got += drain(dsk, 500);
+	drain(dsu, 100);
+	sleep_ms(1500 * harness_slow());
+	figs(c, "kf", &k);
+	figs(c, "us", &u);
+	ck_assert_msg(k.kernel > 400, "kernel path: %llu packets",
+	    (unsigned long long)k.kernel);
+	ck_assert_int_eq(k.in_kernel, 1);
+	/* the rate-limited session stays in the worker */
+	ck_assert_uint_eq(u.kernel, 0);
+	ck_assert_int_eq(u.in_kernel, 0);
+	ck_assert_uint_eq(k.sent, u.sent);
+	ck_assert_uint_eq(k.sent, (uint64_t)got);
+	ck_assert_uint_eq(k.expected, u.expected);
+	ck_assert_int_eq(k.lost, u.lost);
+	ck_assert_int_gt(k.lost, 0);
+	ck_assert_msg(k.jitter > 0 && fabs(k.jitter - u.jitter) <=
+	    0.01 * u.jitter, "jitter: kernel %.4f ms, worker %.4f ms",
+	    k.jitter, u.jitter);
+	rpc_client_free(c);
+	close(ck);
+	close(cu);
+	close(dsk);
+	close(dsu);
+}
+END_TEST
+
+/*
+ * What the kernel does not take goes to the worker: a datagram that is
+ * not RTP (relayed as it is), a sender that is not the latched one
+ * (refused under latch-policy never); RTP from the caller then goes on
+ * in the kernel.
+ */
+START_TEST(test_fallbacks)
+{
+	struct harness_session	 a = { .id = "fb", .laddr = "127.0.0.1",
+	    .faddr = "127.0.0.1", .daddr = "127.0.0.1", .nortcp = 1,
+	    .latch_policy = RTPPROXY__LATCH_POLICY__LATCH_POLICY_NEVER };
+	Rtpproxy__CreateSessionResponse *resp = NULL;
+	Rtpproxy__SessionInfo	*i;
+	struct rpc_client	*c;
+	struct sockaddr_storage	 from;
+	char			 det[256];
+	uint8_t			 b[256], got[256];
+	uint16_t		 dport, lp, fp;
+	int			 cal, dst, other;
+	ssize_t			 r;
+	pid_t			 w;
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	ck_assert_int_ne(cal = harness_udp(0, NULL), -1);
+	ck_assert_int_ne(dst = harness_udp(0, &dport), -1);
+	ck_assert_int_ne(other = harness_udp(0, NULL), -1);
+	a.dport = dport;
+	ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) == 0,
+	    "%s", det);
+	lp = (uint16_t)resp->session->listen->port;
+	fp = (uint16_t)resp->session->forward->port;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	exchange(cal, lp, dst, fp, 1, 0x77, 12);
+	ck_assert_int_eq(wait_in_kernel(c, "fb", 0), 0);
+
+	/* not RTP: the worker relays it, byte for byte */
+	memset(b, 0x5a, 60);
+	b[0] = 0x00;
+	b[1] = 0x01;
+	ck_assert_int_eq(harness_send(cal, "127.0.0.1", lp, b, 60), 0);
+	r = harness_recv(dst, got, sizeof(got), 3000, &from);
+	ck_assert_int_eq(r, 60);
+	ck_assert_int_eq(memcmp(b, got, 60), 0);
+	ck_assert_uint_eq(harness_sa_port(&from), fp);
+
+	/* another sender: refused by the worker, not relayed by the kernel */
+	r = (ssize_t)harness_rtp(b, 500, 80000, 0x99, 40);
+	ck_assert_int_eq(harness_send(other, "127.0.0.1", lp, b, (size_t)r),
+	    0);
+	ck_assert_int_eq(harness_recv(dst, got, sizeof(got), 500, NULL), -1);
+
+	/*
+	 * The worker took the direction back for those; the caller's next
+	 * RTP it relays hands it to the kernel again, which then relays with
+	 * the worker stopped.
+	 */
+	exchange(cal, lp, dst, fp, 13, 0x77, 8);
+	ck_assert_int_eq(wait_in_kernel(c, "fb", 0), 0);
+	ck_assert_int_gt(w = harness_worker_pid(&d, 0), 0);
+	ck_assert_int_eq(kill(w, SIGSTOP), 0);
+	exchange(cal, lp, dst, fp, 21, 0x77, 20);
+	ck_assert_int_eq(kill(w, SIGCONT), 0);
+	sleep_ms(1500 * harness_slow());
+	ck_assert_int_eq(harness_status(c, "fb", &i), 0);
+	ck_assert_uint_eq(i->forward_stats->non_rtp_packets, 1);
+	ck_assert_uint_eq(i->forward_stats->dropped_source, 1);
+	ck_assert_uint_eq(i->forward_stats->packets_sent, 12 + 1 + 8 + 20);
+	ck_assert_uint_eq(i->forward_stats->packets_received,
+	    12 + 1 + 1 + 8 + 20);
+	ck_assert_uint_ge(i->forward_stats->kernel_packets, 20);
+	/* taken back for the worker's packets, not handed over anew */
+	ck_assert_uint_eq(i->forward_stats->kernel_offloads, 1);
+	harness_info_free(i);
+	rpc_client_free(c);
+	close(cal);
+	close(dst);
+	close(other);
+}
+END_TEST
+
+/* auto without the privilege: one line that says why, and userspace. */
+START_TEST(test_auto_no_privilege)
+{
+	struct rpc_client	*c;
+	char			 wrap[256];
+	uint16_t		 dport, lp, fp;
+	int			 cal, dst;
+	FILE			*fp_;
+
+	snprintf(wrap, sizeof(wrap), "/tmp/kfwd-wrap-%ld.sh", (long)getpid());
+	ck_assert_ptr_nonnull(fp_ = fopen(wrap, "w"));
+	fprintf(fp_, "#!/bin/sh\nexec setpriv --bounding-set "
+	    "-bpf,-net_admin,-sys_admin,-perfmon -- \"$@\"\n");
+	fclose(fp_);
+	ck_assert_int_eq(chmod(wrap, 0700), 0);
+	setenv("RTPPROXYD_WRAPPER", wrap, 1);
+	c = up("kernel-forwarding auto\nkernel-interfaces lo\n");
+	unsetenv("RTPPROXYD_WRAPPER");
+	unlink(wrap);
+	ck_assert_int_eq(harness_log_count(&d, "kernel-forwarding auto: not "
+	    "used:"), 1);
+	ck_assert_int_ge(harness_log_count(&d, "CAP_"), 1);
+	ck_assert_int_ne(cal = harness_udp(0, NULL), -1);
+	ck_assert_int_ne(dst = harness_udp(0, &dport), -1);
+	mksess(c, "np", dport, &lp, &fp);
+	exchange(cal, lp, dst, fp, 1, 0x42, 20);
+	ck_assert_int_eq(wait_in_kernel(c, "np", 0) == 0 ? 1 : 0, 0);
+	rpc_client_free(c);
+	close(cal);
+	close(dst);
 }
 END_TEST
 
@@ -379,6 +601,9 @@ kfwd_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, NULL, down);
 	tcase_add_test(tc, test_loopback_both_ways);
+	tcase_add_test(tc, test_same_figures);
+	tcase_add_test(tc, test_fallbacks);
+	tcase_add_test(tc, test_auto_no_privilege);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("netns");

@@ -404,8 +404,8 @@ master_kfwd(struct master *m)
 	    -1)
 		return -1;
 	if (conf->kernel_fwd == KFWD_OFF) {
-		if (!m->adopting)
-			kfwd_cleanup(m->kfwd_dir, conf->shm_name);
+		/* Nothing of ours left in the kernel, whoever put it there. */
+		kfwd_cleanup(m->kfwd_dir, conf->shm_name);
 		return 0;
 	}
 	if (conf->nkernel_ifs == 0)
@@ -422,6 +422,7 @@ master_kfwd(struct master *m)
 		    m->kfwd_dir);
 		return 0;
 	}
+	kfwd_cleanup(m->kfwd_dir, conf->shm_name);
 	if (conf->kernel_fwd == KFWD_ON) {
 		log_warnx("kernel-forwarding on: %s", why);
 		return -1;

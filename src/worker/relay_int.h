@@ -141,6 +141,11 @@ struct relay_sess {
 	/* the kernel fast path's keys, network order (relay_kfwd.c) */
 	uint32_t		 kf_addr[SK_MAX];
 	uint16_t		 kf_port[SK_MAX];
+	/* what the packets become, worked out once per latch */
+	uint32_t		 kf_saddr[SK_MAX];
+	uint16_t		 kf_sport[SK_MAX];
+	uint8_t			 kf_known;	/* roles with the above, a bit each */
+	uint8_t			 kf_local;	/* ... whose destination is here */
 	LIST_ENTRY(relay_sess)	 kf_entry;	/* in relay's kf_list */
 } __attribute__((aligned(64)));
 

@@ -212,6 +212,7 @@ relay_kfwd_drop_all(struct relay_sess *rs)
 	for (i = 0; i < SK_MAX; i++)
 		relay_kfwd_drop(rs, i);
 	rs->kf_again = 0;
+	rs->kf_known = 0;
 }
 
 /*
@@ -275,13 +276,24 @@ relay_kfwd_offer(struct relay_sess *rs, int role)
 	    ACL_ALLOW)
 		return;
 	memset(&v, 0, sizeof(v));
-	if (kfwd_local(rs->sk[role].fd, NULL, &rs->kf_addr[role],
-	    &rs->kf_port[role], NULL) == -1 ||
-	    kfwd_local(rs->sk[role ^ 1].fd, dst, &v.new_saddr,
-	    &v.new_sport, &local) == -1) {
-		rs->kf_failed |= (uint8_t)(1u << role);
-		return;
+	if (!(rs->kf_known & (1u << role))) {
+		/* system calls: once until the latch or the rules change */
+		if (kfwd_local(rs->sk[role].fd, NULL, &rs->kf_addr[role],
+		    &rs->kf_port[role], NULL) == -1 ||
+		    kfwd_local(rs->sk[role ^ 1].fd, dst, &rs->kf_saddr[role],
+		    &rs->kf_sport[role], &local) == -1) {
+			rs->kf_failed |= (uint8_t)(1u << role);
+			return;
+		}
+		rs->kf_known |= (uint8_t)(1u << role);
+		if (local)
+			rs->kf_local |= (uint8_t)(1u << role);
+		else
+			rs->kf_local &= (uint8_t)~(1u << role);
 	}
+	local = (rs->kf_local & (1u << role)) != 0;
+	v.new_saddr = rs->kf_saddr[role];
+	v.new_sport = rs->kf_sport[role];
 	v.src_addr = src->sin.sin_addr.s_addr;
 	v.src_port = src->sin.sin_port;
 	v.flags = (uint16_t)(strict | (rtcp ? KFWD_F_RTCP : 0) |
