@@ -419,6 +419,168 @@ START_TEST(test_auto_no_privilege)
 }
 END_TEST
 
+
+/* A loopback session in the kernel both ways: its sockets and ports. */
+struct lsess {
+	int		cal, dst;
+	uint16_t	lp, fp;
+	uint16_t	seq;
+};
+
+static void
+lsess_up(struct rpc_client *c, const char *id, struct lsess *l)
+{
+	uint16_t dport;
+
+	ck_assert_int_ne(l->cal = harness_udp(0, NULL), -1);
+	ck_assert_int_ne(l->dst = harness_udp(0, &dport), -1);
+	mksess(c, id, dport, &l->lp, &l->fp);
+	exchange(l->cal, l->lp, l->dst, l->fp, 1, 0x1010, 12);
+	exchange(l->dst, l->fp, l->cal, l->lp, 1, 0x2020, 12);
+	l->seq = 13;
+	ck_assert_int_eq(wait_in_kernel(c, id, 1), 0);
+}
+
+static void
+lsess_both(struct lsess *l, int n)
+{
+	exchange(l->cal, l->lp, l->dst, l->fp, l->seq, 0x1010, n);
+	exchange(l->dst, l->fp, l->cal, l->lp, l->seq, 0x2020, n);
+	l->seq = (uint16_t)(l->seq + n);
+}
+
+static int
+pinned(void)
+{
+	char		dir[256];
+	struct stat	st;
+
+	ck_assert_int_eq(kfwd_pindir(d.shm, dir, sizeof(dir)), 0);
+	return stat(dir, &st) == 0;
+}
+
+/*
+ * A worker killed with SIGKILL: the kernel relays on while there is no
+ * worker, the new one adopts the entries and their figures; nothing
+ * lost, nothing counted twice, no new hand-over.
+ */
+START_TEST(test_worker_killed)
+{
+	struct rpc_client	*c;
+	Rtpproxy__SessionInfo	*i;
+	struct lsess		 l;
+	pid_t			 w;
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	lsess_up(c, "kw", &l);
+	ck_assert_int_gt(w = harness_worker_pid(&d, 0), 0);
+	ck_assert_int_eq(kill(w, SIGKILL), 0);
+	lsess_both(&l, 100);
+	ck_assert_int_eq(harness_wait_log(&d, "worker 0 ready", 2, 10000), 0);
+	lsess_both(&l, 20);
+	sleep_ms(1500 * harness_slow());
+	ck_assert_int_eq(harness_status(c, "kw", &i), 0);
+	ck_assert_int_eq(i->forward_stats->rtp_in_kernel, 1);
+	ck_assert_int_eq(i->reverse_stats->rtp_in_kernel, 1);
+	ck_assert_uint_eq(i->forward_stats->packets_sent, 132);
+	ck_assert_uint_eq(i->reverse_stats->packets_sent, 132);
+	ck_assert_uint_eq(i->forward_stats->packets_received, 132);
+	ck_assert_uint_eq(i->forward_stats->kernel_offloads, 1);
+	ck_assert_int_eq(i->forward_stats->packets_lost, 0);
+	harness_info_free(i);
+	rpc_client_free(c);
+	close(l.cal);
+	close(l.dst);
+}
+END_TEST
+
+/*
+ * The master replaced with SIGUSR2 mid-stream: the new one adopts the
+ * pinned program, the session stays in the kernel, every packet
+ * arrives; a clean stop of the new master unpins it all.
+ */
+START_TEST(test_master_usr2)
+{
+	struct rpc_client	*c;
+	Rtpproxy__SessionInfo	*i;
+	struct lsess		 l;
+	pid_t			 old = 0, now = -1;
+	int			 n;
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	lsess_up(c, "ku", &l);
+	old = d.pid;
+	ck_assert_int_eq(kill(old, SIGUSR2), 0);
+	for (n = 0; n < 20; n++)
+		lsess_both(&l, 5);
+	for (n = 0; n < 500; n++) {
+		now = harness_pidfile_pid(&d);
+		if (now > 0 && now != old && harness_log_count(&d,
+		    "all 1 workers ready") >= 2)
+			break;
+		sleep_ms(20);
+	}
+	ck_assert_int_ne(now, old);
+	ck_assert_int_eq(harness_log_count(&d, "kernel forwarding on 1 "
+	    "interface"), 2);
+	lsess_both(&l, 20);
+	rpc_client_free(c);
+	sleep_ms(1500 * harness_slow());
+	ck_assert_ptr_nonnull(c = rpc_client_new(d.grpc));
+	ck_assert_int_eq(harness_status(c, "ku", &i), 0);
+	ck_assert_int_eq(i->forward_stats->rtp_in_kernel, 1);
+	ck_assert_uint_eq(i->forward_stats->packets_sent, 132);
+	ck_assert_uint_eq(i->reverse_stats->packets_sent, 132);
+	ck_assert_uint_eq(i->forward_stats->kernel_offloads, 1);
+	harness_info_free(i);
+	rpc_client_free(c);
+	/* a clean stop of the new master: nothing left pinned */
+	ck_assert(pinned());
+	ck_assert_int_eq(kill(now, SIGTERM), 0);
+	for (n = 0; n < 500 && harness_alive(now); n++)
+		sleep_ms(20);
+	ck_assert(!harness_alive(now));
+	ck_assert(!pinned());
+	(void)waitpid(old, NULL, 0);
+	d.pid = -1;
+	close(l.cal);
+	close(l.dst);
+}
+END_TEST
+
+/*
+ * The whole daemon killed (SIGKILL, master and workers): its pins and
+ * filter stay; the next start, with kernel-forwarding off, removes them.
+ */
+START_TEST(test_leftovers_removed)
+{
+	struct rpc_client	*c;
+	struct lsess		 l;
+	char			 out[4096];
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	lsess_up(c, "kl", &l);
+	rpc_client_free(c);
+	harness_kill_workers(&d, SIGKILL);
+	ck_assert_int_eq(kill(d.pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(d.pid, NULL, 0), d.pid);
+	d.pid = -1;
+	ck_assert(pinned());
+	ck_assert_int_eq(harness_run("tc filter show dev lo ingress", out,
+	    sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "kfwd_ingress"));
+	ck_assert_int_eq(harness_conf_set(&d, "kernel-forwarding off"), 0);
+	ck_assert_int_eq(truncate(d.log, 0), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	ck_assert(!pinned());
+	ck_assert_int_eq(harness_run("tc filter show dev lo ingress", out,
+	    sizeof(out)), 0);
+	ck_assert_ptr_null(strstr(out, "kfwd_ingress"));
+	close(l.cal);
+	close(l.dst);
+}
+END_TEST
+
 /*
  * Three hosts: the caller's and the callee's network namespaces, each
  * over a veth pair to ours, where the daemon runs.  Names carry our pid.
@@ -604,6 +766,14 @@ kfwd_suite(void)
 	tcase_add_test(tc, test_same_figures);
 	tcase_add_test(tc, test_fallbacks);
 	tcase_add_test(tc, test_auto_no_privilege);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("restart");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, NULL, down);
+	tcase_add_test(tc, test_worker_killed);
+	tcase_add_test(tc, test_master_usr2);
+	tcase_add_test(tc, test_leftovers_removed);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("netns");

@@ -188,8 +188,10 @@ kfwd_start(const char *pindir, const char *shm_name, char *const *ifnames,
 		return -1;
 	if (adopt) {
 		snprintf(path, sizeof(path), "%s/prog", pindir);
-		if ((pfd = bpf_obj_get(path)) == -1)
+		if ((pfd = bpf_obj_get(path)) < 0) {
+			pfd = -1;
 			adopt = 0;
+		}
 	}
 	if (!adopt) {
 		kfwd_cleanup(pindir, shm_name);
@@ -269,10 +271,12 @@ kfwd_stop(const char *pindir, const char *shm_name, char *const *ifnames,
 int
 kfwd_map_open(const char *pindir)
 {
-	char path[256];
+	char	path[256];
+	int	fd;
 
 	snprintf(path, sizeof(path), "%s/sessions", pindir);
-	return bpf_obj_get(path);
+	/* libbpf says -errno */
+	return (fd = bpf_obj_get(path)) < 0 ? -1 : fd;
 }
 
 int

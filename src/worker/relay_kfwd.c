@@ -369,12 +369,40 @@ relay_kfwd_adopt(struct relay_sess *rs)
 	}
 }
 
-/* The timer: merge every entry's figures; a rule change takes all out. */
+/*
+ * The destination rules moved (a reload, a new master publishing them):
+ * the entries whose destination they no longer allow come out.
+ */
+static void
+kfwd_recheck(struct relay *r)
+{
+	struct relay_sess	*rs, *next;
+	const union relay_sa	*src, *dst;
+	const struct shm_acl	*acl = wctx_acl(&r->ctx);
+	int			 role, strict, rule;
+
+	for (rs = LIST_FIRST(&r->kf_list); rs != NULL; rs = next) {
+		next = LIST_NEXT(rs, kf_entry);
+		for (role = 0; role < rs->nsock; role++) {
+			if (!(rs->kf & (1u << role)))
+				continue;
+			if (kfwd_route(rs, role, &src, &strict, &dst) == 0 &&
+			    acl_check(acl, &dst->sa, ACL_UDP, &rule) ==
+			    ACL_ALLOW)
+				continue;
+			relay_kfwd_drop(rs, role);
+			rs->kf_again &= (uint8_t)~(1u << role);
+			rs->kf_known &= (uint8_t)~(1u << role);
+		}
+	}
+}
+
+/* The timer: merge every entry's figures; rules that moved, checked. */
 static void
 kfwd_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay		*r = arg;
-	struct relay_sess	*rs, *next;
+	struct relay_sess	*rs;
 	struct kfwd_key		 k;
 	struct kfwd_val		 v;
 	uint32_t		 seq;
@@ -383,11 +411,7 @@ kfwd_tick(evutil_socket_t fd, short what, void *arg)
 	seq = wctx_acl(&r->ctx)->seq;
 	if (seq != r->kf_acl_seq) {
 		r->kf_acl_seq = seq;
-		for (rs = LIST_FIRST(&r->kf_list); rs != NULL; rs = next) {
-			next = LIST_NEXT(rs, kf_entry);
-			relay_kfwd_drop_all(rs);
-		}
-		return;
+		kfwd_recheck(r);
 	}
 	LIST_FOREACH(rs, &r->kf_list, kf_entry)
 		for (role = 0; role < rs->nsock; role++) {
