@@ -66,12 +66,17 @@ struct config {
 	uint32_t	 api_max_streams;	/* calls at once per connection */
 
 	/* the kernel fast path (src/kfwd) */
-	int		 kernel_fwd;		/* KFWD_OFF, _AUTO, _ON */
+	int		 kernel_fwd;		/* CONF_KFWD_* */
 	char		**kernel_ifs;		/* interfaces it is attached to */
 	int		 nkernel_ifs;
 };
 
 #define CONF_MAX_KERNEL_IFS	16
+
+/* kernel-forwarding off | auto | on */
+#define CONF_KFWD_OFF		0
+#define CONF_KFWD_AUTO		1
+#define CONF_KFWD_ON		2
 
 #define CONF_RS_ANY		0	/* reverse media from anywhere */
 #define CONF_RS_ADDRESS		1	/* only from the destination address */
@@ -89,6 +94,7 @@ int	config_load_files(struct config *, char *, size_t);
 void	config_free_secrets(struct config *);
 int	config_parse_bps(const char *, uint64_t *);
 const char *config_rs_name(int);
+const char *config_kfwd_name(int);
 void	config_dump(const struct config *, FILE *);
 
 #endif

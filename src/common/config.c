@@ -13,7 +13,6 @@
 #include "acl.h"
 #include "conf.h"
 #include "config_int.h"
-#include "kfwd.h"
 
 #define CONF_LINE_MAX	1024
 #define CONF_MAX_ARGS	8
@@ -416,13 +415,22 @@ conf_latch(struct conf_state *st, const struct conf_keyword *kw,
 	    "(got \"%s\")", argv[0]);
 }
 
+static const char *conf_kfwd_names[] = { "off", "auto", "on" };
+
+const char *
+config_kfwd_name(int m)
+{
+	return m >= CONF_KFWD_OFF && m <= CONF_KFWD_ON ? conf_kfwd_names[m] :
+	    "?";
+}
+
 static int
 conf_kfwd(struct conf_state *st, const struct conf_keyword *kw, char **argv)
 {
 	int m;
 
-	for (m = KFWD_OFF; m <= KFWD_ON; m++)
-		if (strcmp(argv[0], kfwd_mode_name(m)) == 0) {
+	for (m = CONF_KFWD_OFF; m <= CONF_KFWD_ON; m++)
+		if (strcmp(argv[0], config_kfwd_name(m)) == 0) {
 			st->conf->kernel_fwd = m;
 			return 0;
 		}

@@ -17,7 +17,6 @@
 #include "acl.h"
 #include "conf.h"
 #include "config_int.h"
-#include "kfwd.h"
 
 /* log.c maps facility names to numbers, not back. */
 static const char *const conf_facilities[] = {
@@ -111,7 +110,7 @@ config_dump(const struct config *c, FILE *fp)
 	fprintf(fp, "latch-learn-time %u\n", c->latch_learn_ms);
 	fprintf(fp, "latch-quiet-time %u\n", c->latch_quiet_ms);
 	fprintf(fp, "latch-run %u\n", c->latch_run);
-	fprintf(fp, "kernel-forwarding %s\n", kfwd_mode_name(c->kernel_fwd));
+	fprintf(fp, "kernel-forwarding %s\n", config_kfwd_name(c->kernel_fwd));
 	if (c->nkernel_ifs > 0) {
 		fprintf(fp, "kernel-interfaces");
 		for (i = 0; i < (size_t)c->nkernel_ifs; i++)

@@ -383,17 +383,3 @@ kfwd_pindir(const char *shm_name, char *buf, size_t len)
 			buf[n] = '_';
 	return 0;
 }
-
-const char *
-kfwd_mode_name(int mode)
-{
-	switch (mode) {
-	case KFWD_OFF:
-		return "off";
-	case KFWD_AUTO:
-		return "auto";
-	case KFWD_ON:
-		return "on";
-	}
-	return "?";
-}

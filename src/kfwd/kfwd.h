@@ -13,11 +13,6 @@
 
 #define KFWD_PIN_ROOT	"/sys/fs/bpf/rtpproxyd"
 
-/* kernel-forwarding off | auto | on */
-#define KFWD_OFF	0
-#define KFWD_AUTO	1
-#define KFWD_ON		2
-
 struct kfwd_key;
 struct kfwd_val;
 
@@ -32,6 +27,5 @@ int	kfwd_map_put(int, const struct kfwd_key *, const struct kfwd_val *);
 int	kfwd_map_del(int, const struct kfwd_key *);
 int	kfwd_map_get(int, const struct kfwd_key *, struct kfwd_val *);
 int	kfwd_map_take(int, const struct kfwd_key *, struct kfwd_val *);
-const char *kfwd_mode_name(int);
 
 #endif

@@ -403,7 +403,7 @@ master_kfwd(struct master *m)
 	if (kfwd_pindir(conf->shm_name, m->kfwd_dir, sizeof(m->kfwd_dir)) ==
 	    -1)
 		return -1;
-	if (conf->kernel_fwd == KFWD_OFF) {
+	if (conf->kernel_fwd == CONF_KFWD_OFF) {
 		/* Nothing of ours left in the kernel, whoever put it there. */
 		kfwd_cleanup(m->kfwd_dir, conf->shm_name);
 		return 0;
@@ -423,7 +423,7 @@ master_kfwd(struct master *m)
 		return 0;
 	}
 	kfwd_cleanup(m->kfwd_dir, conf->shm_name);
-	if (conf->kernel_fwd == KFWD_ON) {
+	if (conf->kernel_fwd == CONF_KFWD_ON) {
 		log_warnx("kernel-forwarding on: %s", why);
 		return -1;
 	}
