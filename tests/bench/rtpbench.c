@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
@@ -59,6 +60,17 @@ static int			 payload = 160;
 static uint64_t			 px_sent, px_dropped;
 static double			 px_lat_sum, px_lat_max;
 
+/*
+ * Hosts of their own (load mode): callers and destinations in network
+ * namespaces (/run/netns/NAME), the sessions' listen and forward
+ * addresses on the relay's side, the destinations' address; NULL: -a.
+ * direct: no relay, the callers send to the destinations themselves
+ * (through whatever routes between them), for the cost of the path alone.
+ */
+static const char		*o_caller_ns, *o_dest_ns;
+static const char		*o_listen, *o_forward, *o_dest;
+static int			 o_direct;
+
 static __dead void
 usage(void)
 {
@@ -66,6 +78,9 @@ usage(void)
 	    "[-r pps_per_session | 0] [-d seconds]\n"
 	    "                [-b payload_bytes] [-a media_address] "
 	    "[-p daemon_pid]\n"
+	    "                [-x caller_netns] [-y dest_netns] [-L listen_addr] "
+	    "[-f forward_addr]\n"
+	    "                [-A dest_addr] [-0]\n"
 	    "       rtpbench -C -X rtpproxyd -Y refrelay [-B] [-N n,n,...] "
 	    "[-R pps] [-t step_s]\n"
 	    "                [-d seconds] [-G burst] [-T tries] [-c cpu] "
@@ -114,6 +129,62 @@ bind_udp(const struct sockaddr_storage *addr, socklen_t len, uint16_t *port)
 	return fd;
 }
 
+/* bind_udp in network namespace ns (NULL: ours); -1 on failure. */
+static int
+bind_udp_ns(const char *ns, const struct sockaddr_storage *addr,
+    socklen_t len, uint16_t *port)
+{
+	char	path[300];
+	int	self, other, fd, saved;
+
+	if (ns == NULL)
+		return bind_udp(addr, len, port);
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	if ((self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if ((other = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    setns(other, CLONE_NEWNET) == -1) {
+		saved = errno;
+		if (other != -1)
+			close(other);
+		close(self);
+		errno = saved;
+		return -1;
+	}
+	fd = bind_udp(addr, len, port);
+	saved = errno;
+	if (setns(self, CLONE_NEWNET) == -1) {
+		perror("rtpbench: setns back");
+		exit(1);
+	}
+	close(self);
+	close(other);
+	errno = saved;
+	return fd;
+}
+
+/* All CPUs' busy and steal time (/proc/stat, ticks): softirq included. */
+static int
+machine_busy(uint64_t *busy, uint64_t *steal, uint64_t *total)
+{
+	unsigned long long	v[8] = { 0 };
+	FILE			*f;
+	int			 n;
+
+	if ((f = fopen("/proc/stat", "r")) == NULL)
+		return -1;
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+	    &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (n != 8)
+		return -1;
+	/* user nice system idle iowait irq softirq steal */
+	*busy = v[0] + v[1] + v[2] + v[5] + v[6];
+	*steal = v[7];
+	*total = *busy + v[3] + v[4] + v[7];
+	return 0;
+}
+
 static int
 create_session(struct rpc_client *c, const char *addr, struct bsess *b,
     uint16_t dport)
@@ -127,7 +198,9 @@ create_session(struct rpc_client *c, const char *addr, struct bsess *b,
 	char				 details[256];
 	int				 rc;
 
-	l.address = f.address = d.address = (char *)addr;
+	l.address = (char *)(o_listen != NULL ? o_listen : addr);
+	f.address = (char *)(o_forward != NULL ? o_forward : addr);
+	d.address = (char *)(o_dest != NULL ? o_dest : addr);
 	d.port = dport;
 	req.listen = &l;
 	req.forward = &f;
@@ -145,8 +218,8 @@ create_session(struct rpc_client *c, const char *addr, struct bsess *b,
 		return -1;
 	}
 	snprintf(b->id, sizeof(b->id), "%s", resp->session->session_id);
-	if (parse_ip(addr, (uint16_t)resp->session->listen->port, &b->listen,
-	    &b->listenlen) == -1) {
+	if (parse_ip(l.address, (uint16_t)resp->session->listen->port,
+	    &b->listen, &b->listenlen) == -1) {
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
 		return -1;
 	}
@@ -315,7 +388,13 @@ classic_run(const char *server, const char *addr, uint32_t pps,
 	struct sockaddr_storage	 media;
 	struct epoll_event	 ev;
 	struct cpu		 c0, c1;
-	socklen_t		 medialen;
+	struct sockaddr_storage	 dmedia;
+	socklen_t		 medialen, dmedialen;
+	uint64_t		 mb0 = 0, mb1 = 0, ms0 = 0, ms1 = 0, mt0 = 0;
+	uint64_t		 mt1 = 0;
+	long			 hz = sysconf(_SC_CLK_TCK);
+	double			 base = 0, net, bcpu;
+	struct rusage		 ru0, ru1;
 	int64_t			 t0, t_end, now, next, interval = 0, elapsed;
 	uint64_t		 k = 0, sent = 0, recvd = 0, got;
 	uint64_t		 written_off = 0;
@@ -324,7 +403,9 @@ classic_run(const char *server, const char *addr, uint32_t pps,
 	int			 ep, i, gone, rc = 0;
 	uint16_t		 dport;
 
-	if (parse_ip(addr, 0, &media, &medialen) == -1) {
+	if (parse_ip(addr, 0, &media, &medialen) == -1 ||
+	    parse_ip(o_dest != NULL ? o_dest : addr, 0, &dmedia,
+	    &dmedialen) == -1) {
 		fprintf(stderr, "rtpbench: %s: not an IP address\n", addr);
 		return 2;
 	}
@@ -340,15 +421,22 @@ classic_run(const char *server, const char *addr, uint32_t pps,
 		return 1;
 	}
 	for (i = 0; i < (int)n && !bench_stop; i++) {
-		ss[i].caller = bind_udp(&media, medialen, NULL);
-		ss[i].dest = bind_udp(&media, medialen, &dport);
+		ss[i].caller = bind_udp_ns(o_caller_ns, &media, medialen, NULL);
+		ss[i].dest = bind_udp_ns(o_dest_ns, &dmedia, dmedialen, &dport);
 		if (ss[i].caller == -1 || ss[i].dest == -1) {
 			perror("rtpbench: socket");
 			rc = 1;
 			break;
 		}
 		nsess = i + 1;
-		if (create_session(c, addr, &ss[i], dport) == -1) {
+		if (o_direct) {
+			/* no relay: straight to the destination */
+			if (parse_ip(o_dest != NULL ? o_dest : addr, dport,
+			    &ss[i].listen, &ss[i].listenlen) == -1) {
+				rc = 1;
+				break;
+			}
+		} else if (create_session(c, addr, &ss[i], dport) == -1) {
 			rc = 1;
 			break;
 		}
@@ -363,8 +451,38 @@ classic_run(const char *server, const char *addr, uint32_t pps,
 	if (rc != 0 || bench_stop)
 		goto out;
 
+	/*
+	 * The machine without our traffic, for a second: what the other
+	 * jobs on it keep busy, taken off the figure below.
+	 */
+	(void)machine_busy(&mb0, &ms0, &mt0);
+	now = mono_ns();
+	while (mono_ns() < now + 1000000000 && !bench_stop)
+		(void)poll_rx(ep, 100000000);
+	(void)machine_busy(&mb1, &ms1, &mt1);
+	base = (double)(mb1 - mb0) / ((double)(mono_ns() - now) / 1e9);
+	/*
+	 * Ten packets a session first, 100 ms apart, not measured: the
+	 * latches and the caches warm, the directions a relay hands to the
+	 * kernel handed over (it waits for 8 valid RTP packets).
+	 */
+	for (k = 0; k < 10 && !bench_stop; k++) {
+		for (i = 0; i < nsess; i++)
+			(void)send_one(i);
+		now = mono_ns();
+		while ((t0 = mono_ns()) < now + 100000000)
+			(void)poll_rx(ep, now + 100000000 - t0);
+	}
+	k = 0;
+	for (i = 0; i < nsess; i++)
+		ss[i].sent = ss[i].received = 0;
+	lat_count = lat_max_ns = 0;
+	memset(hist, 0, sizeof(hist));
 	cpu_sample(dpid, &c0);
+	(void)machine_busy(&mb0, &ms0, &mt0);
+	(void)getrusage(RUSAGE_SELF, &ru0);
 	t0 = mono_ns();
+	next = t0;
 	t_end = t0 + (int64_t)secs * 1000000000;
 	if (pps > 0)
 		/* between two packets of all sessions together */
@@ -407,6 +525,8 @@ classic_run(const char *server, const char *addr, uint32_t pps,
 	while (recvd < sent && (now = mono_ns()) < t_end)
 		recvd += poll_rx(ep, t_end - now);
 	cpu_sample(dpid, &c1);
+	(void)machine_busy(&mb1, &ms1, &mt1);
+	(void)getrusage(RUSAGE_SELF, &ru1);
 
 	wall = (double)elapsed / 1e9;
 	printf("sessions      %d\n", nsess);
@@ -425,6 +545,34 @@ classic_run(const char *server, const char *addr, uint32_t pps,
 	printf("latency (us)  p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  "
 	    "max %.0f\n", percentile(50), percentile(90), percentile(99),
 	    percentile(99.9), (double)lat_max_ns / 1000);
+	if (mt1 > mt0 && hz > 0) {
+		net = (double)(mb1 - mb0) - base * wall;
+		if (net < 0)
+			net = 0;
+		printf("machine CPU   %.2f s busy, all CPUs, softirq included "
+		    "(%.0f %% of the machine), %.2f us per packet delivered; "
+		    "steal %.0f %%\n", (double)(mb1 - mb0) / (double)hz,
+		    100.0 * (double)(mb1 - mb0) / (double)(mt1 - mt0),
+		    recvd > 0 ? (double)(mb1 - mb0) / (double)hz * 1e6 /
+		    (double)recvd : 0.0,
+		    100.0 * (double)(ms1 - ms0) / (double)(mt1 - mt0));
+		printf("machine net   %.2f s over the second before the run "
+		    "(%.0f %% busy then), %.2f us per packet delivered\n",
+		    net / (double)hz, 100.0 * base / (double)hz /
+		    (double)sysconf(_SC_NPROCESSORS_ONLN), recvd > 0 ?
+		    net / (double)hz * 1e6 / (double)recvd : 0.0);
+	}
+	/*
+	 * Ours: the kernel work of a send (and of what a relay in the kernel
+	 * does with it, in the softirq that runs as the send returns) and of
+	 * a receive mostly lands here.
+	 */
+	bcpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
+	    (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+	    (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
+	    (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+	printf("bench CPU     %.2f s, %.2f us per packet delivered\n", bcpu,
+	    recvd > 0 ? bcpu * 1e6 / (double)recvd : 0.0);
 	if (dpid > 0 && c0.n > 0) {
 		cpu = cpu_delta(&c0, &c1, &gone);
 		for (i = 0; i < c1.n; i++) {
@@ -543,9 +691,27 @@ main(int argc, char *argv[])
 	o.burst = 8;
 	o.tries = 4;
 	while ((ch = getopt(argc, argv,
-	    "a:Bb:Cc:d:FG:i:N:n:o:Pp:R:r:s:T:t:X:Y:"))
+	    "0A:a:Bb:Cc:d:f:FG:i:L:N:n:o:Pp:R:r:s:T:t:X:x:Y:y:"))
 	    != -1) {
 		switch (ch) {
+		case '0':
+			o_direct = 1;
+			break;
+		case 'A':
+			o_dest = optarg;
+			break;
+		case 'f':
+			o_forward = optarg;
+			break;
+		case 'L':
+			o_listen = optarg;
+			break;
+		case 'x':
+			o_caller_ns = optarg;
+			break;
+		case 'y':
+			o_dest_ns = optarg;
+			break;
 		case 'a':
 			o.addr = optarg;
 			break;
