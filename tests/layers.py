@@ -14,8 +14,10 @@ import sys
 
 # Lower numbers are lower layers.  Equal numbers in different areas are
 # strangers: neither may call the other.
-RANK = {"shm": 0, "common": 1, "worker": 2, "sessions": 2, "api": 3,
-        "master": 4, "ctl": 5, "main": 6}
+# kfwd (the kernel fast path's loader and map) is over common, under the
+# worker and the master that use it.
+RANK = {"shm": 0, "common": 1, "kfwd": 1.5, "worker": 2, "sessions": 2,
+        "api": 3, "master": 4, "ctl": 5, "main": 6}
 
 top = os.environ.get("top_builddir", ".")
 
