@@ -581,6 +581,273 @@ START_TEST(test_leftovers_removed)
 }
 END_TEST
 
+/* Until the forward RTP is out of the kernel (or 10 s): 0 or -1. */
+static int
+wait_out_of_kernel(struct rpc_client *c, const char *id)
+{
+	Rtpproxy__SessionInfo	*i;
+	int			 n, out = 0;
+
+	for (n = 0; n < 100 * harness_slow() && !out; n++) {
+		if (harness_status(c, id, &i) != 0)
+			return -1;
+		out = !i->forward_stats->rtp_in_kernel &&
+		    !i->reverse_stats->rtp_in_kernel;
+		harness_info_free(i);
+		if (!out)
+			sleep_ms(100);
+	}
+	return out ? 0 : -1;
+}
+
+/* An RTCP receiver report of ssrc, 32 octets: its length. */
+static size_t
+mkrr(uint8_t *b, uint32_t ssrc, uint8_t tag)
+{
+	memset(b, 0, 32);
+	b[0] = 0x81;
+	b[1] = 201;
+	b[3] = 7;
+	b[4] = (uint8_t)(ssrc >> 24);
+	b[5] = (uint8_t)(ssrc >> 16);
+	b[6] = (uint8_t)(ssrc >> 8);
+	b[7] = (uint8_t)ssrc;
+	b[31] = tag;
+	return 32;
+}
+
+/* RTCP both ways in the kernel too, byte for byte, on port + 1. */
+START_TEST(test_rtcp)
+{
+	struct harness_session		 a = { .id = "kr", .laddr = "127.0.0.1",
+	    .faddr = "127.0.0.1", .daddr = "127.0.0.1" };
+	Rtpproxy__CreateSessionResponse	*resp = NULL;
+	Rtpproxy__SessionInfo		*i;
+	struct rpc_client		*c;
+	struct sockaddr_storage		 from;
+	uint8_t				 b[64], got[64];
+	char				 det[256];
+	uint16_t			 dport, lp, fp;
+	int				 cal, cal1, dst, dst1, n, ok = 0;
+	size_t				 len;
+	pid_t				 w;
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	/* even ports with RTCP on the next: bound by the harness's peers */
+	for (n = 0; n < 50 && !ok; n++) {
+		ck_assert_int_ne(dst = harness_udp(0, &dport), -1);
+		if ((dport & 1) == 0 &&
+		    (dst1 = harness_udp_bind(0, (uint16_t)(dport + 1))) != -1)
+			ok = 1;
+		else
+			close(dst);
+	}
+	ck_assert(ok);
+	ok = 0;
+	for (n = 0; n < 50 && !ok; n++) {
+		uint16_t cp;
+
+		ck_assert_int_ne(cal = harness_udp(0, &cp), -1);
+		if ((cp & 1) == 0 &&
+		    (cal1 = harness_udp_bind(0, (uint16_t)(cp + 1))) != -1)
+			ok = 1;
+		else
+			close(cal);
+	}
+	ck_assert(ok);
+	a.dport = dport;
+	ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) == 0,
+	    "%s", det);
+	lp = (uint16_t)resp->session->listen->port;
+	fp = (uint16_t)resp->session->forward->port;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	exchange(cal, lp, dst, fp, 1, 0x31, 12);
+	exchange(dst, fp, cal, lp, 1, 0x32, 12);
+	for (n = 0; n < 4; n++) {
+		len = mkrr(b, 0x31, (uint8_t)n);
+		ck_assert_int_eq(harness_send(cal1, "127.0.0.1", lp + 1, b,
+		    len), 0);
+		ck_assert_int_eq(harness_recv(dst1, got, sizeof(got), 3000,
+		    NULL), (ssize_t)len);
+		len = mkrr(b, 0x32, (uint8_t)n);
+		ck_assert_int_eq(harness_send(dst1, "127.0.0.1", fp + 1, b,
+		    len), 0);
+		ck_assert_int_eq(harness_recv(cal1, got, sizeof(got), 3000,
+		    NULL), (ssize_t)len);
+	}
+	for (n = 0, ok = 0; n < 100 && !ok; n++) {
+		ck_assert_int_eq(harness_status(c, "kr", &i), 0);
+		ok = i->forward_stats->rtcp_in_kernel &&
+		    i->reverse_stats->rtcp_in_kernel;
+		harness_info_free(i);
+		if (!ok)
+			sleep_ms(100);
+	}
+	ck_assert_msg(ok, "RTCP not in the kernel");
+	ck_assert_int_gt(w = harness_worker_pid(&d, 0), 0);
+	ck_assert_int_eq(kill(w, SIGSTOP), 0);
+	for (n = 10; n < 30; n++) {
+		len = mkrr(b, 0x31, (uint8_t)n);
+		ck_assert_int_eq(harness_send(cal1, "127.0.0.1", lp + 1, b,
+		    len), 0);
+		ck_assert_int_eq(harness_recv(dst1, got, sizeof(got), 3000,
+		    &from), (ssize_t)len);
+		ck_assert_int_eq(memcmp(b, got, len), 0);
+		ck_assert_uint_eq(harness_sa_port(&from), fp + 1);
+		len = mkrr(b, 0x32, (uint8_t)n);
+		ck_assert_int_eq(harness_send(dst1, "127.0.0.1", fp + 1, b,
+		    len), 0);
+		ck_assert_int_eq(harness_recv(cal1, got, sizeof(got), 3000,
+		    &from), (ssize_t)len);
+		ck_assert_int_eq(memcmp(b, got, len), 0);
+		ck_assert_uint_eq(harness_sa_port(&from), lp + 1);
+	}
+	ck_assert_int_eq(kill(w, SIGCONT), 0);
+	sleep_ms(1500 * harness_slow());
+	ck_assert_int_eq(harness_status(c, "kr", &i), 0);
+	ck_assert_uint_eq(i->forward_stats->rtcp_packets_sent, 24);
+	ck_assert_uint_eq(i->reverse_stats->rtcp_packets_sent, 24);
+	harness_info_free(i);
+	rpc_client_free(c);
+	close(cal);
+	close(cal1);
+	close(dst);
+	close(dst1);
+}
+END_TEST
+
+/*
+ * A reload whose rules deny the destination takes the entries out of
+ * the kernel, and they are not handed over again.
+ */
+START_TEST(test_rule_change)
+{
+	struct rpc_client	*c;
+	struct lsess		 l;
+	uint8_t			 b[256];
+	size_t			 len;
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	lsess_up(c, "kc", &l);
+	ck_assert_int_eq(harness_conf_add(&d, "deny-destination "
+	    "127.0.0.1/32"), 0);
+	ck_assert_int_eq(harness_reload(&d), 0);
+	ck_assert_int_eq(wait_out_of_kernel(c, "kc"), 0);
+	/* RTP goes on to the worker, which does not hand it over again */
+	len = harness_rtp(b, l.seq, 160u * l.seq, 0x1010, 40);
+	ck_assert_int_eq(harness_send(l.cal, "127.0.0.1", l.lp, b, len), 0);
+	sleep_ms(1200 * harness_slow());
+	ck_assert_int_eq(wait_out_of_kernel(c, "kc"), 0);
+	rpc_client_free(c);
+	close(l.cal);
+	close(l.dst);
+}
+END_TEST
+
+/*
+ * The idle timeout sees the kernel's packets: a session whose media the
+ * kernel relays for longer than its idle timeout stays; silent, it goes.
+ */
+START_TEST(test_idle_timeout)
+{
+	struct harness_session	 a = { .id = "ki", .laddr = "127.0.0.1",
+	    .faddr = "127.0.0.1", .daddr = "127.0.0.1", .nortcp = 1,
+	    .idle = 2 };
+	Rtpproxy__CreateSessionResponse *resp = NULL;
+	Rtpproxy__SessionInfo	*i;
+	struct rpc_client	*c;
+	char			 det[256];
+	uint16_t		 dport, lp, fp, seq = 1;
+	int			 cal, dst, n;
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	ck_assert_int_ne(cal = harness_udp(0, NULL), -1);
+	ck_assert_int_ne(dst = harness_udp(0, &dport), -1);
+	a.dport = dport;
+	ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) == 0,
+	    "%s", det);
+	lp = (uint16_t)resp->session->listen->port;
+	fp = (uint16_t)resp->session->forward->port;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	exchange(cal, lp, dst, fp, seq, 0x41, 12);
+	seq = 13;
+	ck_assert_int_eq(wait_in_kernel(c, "ki", 0), 0);
+	/* 4 s of media, all through the kernel: twice the idle timeout */
+	for (n = 0; n < 20; n++) {
+		exchange(cal, lp, dst, fp, seq, 0x41, 1);
+		seq++;
+		sleep_ms(200);
+	}
+	ck_assert_int_eq(harness_status(c, "ki", &i), 0);
+	ck_assert_uint_ge(i->forward_stats->kernel_packets, 10);
+	harness_info_free(i);
+	/* silent now: closed by the idle timeout */
+	for (n = 0; n < 100 * harness_slow(); n++) {
+		if (harness_status(c, "ki", &i) != 0)
+			break;
+		harness_info_free(i);
+		sleep_ms(100);
+	}
+	ck_assert_int_ge(harness_log_count(&d, "session ki closed: idle"), 1);
+	rpc_client_free(c);
+	close(cal);
+	close(dst);
+}
+END_TEST
+
+/*
+ * The caller moves (latch-policy latest): the entries made for the old
+ * address come out first, and the new one is handed over in its turn.
+ */
+START_TEST(test_relatch)
+{
+	struct harness_session	 a = { .id = "km", .laddr = "127.0.0.1",
+	    .faddr = "127.0.0.1", .daddr = "127.0.0.1", .nortcp = 1,
+	    .latch_policy = RTPPROXY__LATCH_POLICY__LATCH_POLICY_LATEST };
+	Rtpproxy__CreateSessionResponse *resp = NULL;
+	Rtpproxy__SessionInfo	*i;
+	struct rpc_client	*c;
+	char			 det[256];
+	uint16_t		 dport, lp, fp;
+	int			 cal, cal2, dst;
+	pid_t			 w;
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	ck_assert_int_ne(cal = harness_udp(0, NULL), -1);
+	ck_assert_int_ne(cal2 = harness_udp(0, NULL), -1);
+	ck_assert_int_ne(dst = harness_udp(0, &dport), -1);
+	a.dport = dport;
+	ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) == 0,
+	    "%s", det);
+	lp = (uint16_t)resp->session->listen->port;
+	fp = (uint16_t)resp->session->forward->port;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	exchange(cal, lp, dst, fp, 1, 0x51, 12);
+	exchange(dst, fp, cal, lp, 1, 0x52, 12);
+	ck_assert_int_eq(wait_in_kernel(c, "km", 1), 0);
+	/* the caller's new address: RTP in sequence moves the latch */
+	exchange(cal2, lp, dst, fp, 13, 0x51, 12);
+	/* the reverse media follows it, first through the worker */
+	exchange(dst, fp, cal2, lp, 13, 0x52, 12);
+	ck_assert_int_eq(wait_in_kernel(c, "km", 1), 0);
+	ck_assert_int_gt(w = harness_worker_pid(&d, 0), 0);
+	ck_assert_int_eq(kill(w, SIGSTOP), 0);
+	exchange(cal2, lp, dst, fp, 25, 0x51, 10);
+	exchange(dst, fp, cal2, lp, 25, 0x52, 10);
+	ck_assert_int_eq(kill(w, SIGCONT), 0);
+	sleep_ms(1500 * harness_slow());
+	ck_assert_int_eq(harness_status(c, "km", &i), 0);
+	ck_assert_uint_eq(i->forward_stats->kernel_offloads, 2);
+	ck_assert_uint_eq(i->forward_stats->packets_sent, 34);
+	ck_assert_uint_eq(i->reverse_stats->packets_sent, 34);
+	harness_info_free(i);
+	rpc_client_free(c);
+	close(cal);
+	close(cal2);
+	close(dst);
+}
+END_TEST
+
 /*
  * Three hosts: the caller's and the callee's network namespaces, each
  * over a veth pair to ours, where the daemon runs.  Names carry our pid.
@@ -733,7 +1000,7 @@ pins_left(void)
 {
 	struct dirent	*e;
 	DIR		*dp;
-	char		 dir[300], shm[128];
+	char		 dir[300], shm[300];
 	long		 pid;
 
 	if ((dp = opendir(KFWD_PIN_ROOT)) == NULL)
@@ -766,6 +1033,10 @@ kfwd_suite(void)
 	tcase_add_test(tc, test_same_figures);
 	tcase_add_test(tc, test_fallbacks);
 	tcase_add_test(tc, test_auto_no_privilege);
+	tcase_add_test(tc, test_rtcp);
+	tcase_add_test(tc, test_rule_change);
+	tcase_add_test(tc, test_idle_timeout);
+	tcase_add_test(tc, test_relatch);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("restart");
