@@ -3,7 +3,11 @@
 # in network namespaces over veth (tests/bench/README, "Kernel fast
 # path").  Run as root from the top of the build tree:
 #
-#   tests/bench/kfwd-netns.sh [-d seconds] [sessions:pps ...]
+#   tests/bench/kfwd-netns.sh [-d seconds] [-m] [sessions:pps ...]
+#
+# -m: also the highest paced rate each path passes with < 0.1 % loss:
+# from 25,000 pkt/s in all, doubling until a step fails (or rtpbench
+# cannot offer 98 % of it), then three halvings of the interval.
 #
 # Three namespaces of its own (names with our pid), removed at the end:
 # the callers' (10.201.1.2), the destinations' (10.201.2.2) and the
@@ -17,10 +21,14 @@
 set -eu
 
 secs=5
-if [ "${1-}" = -d ]; then
-	secs=$2
-	shift 2
-fi
+search=no
+while [ $# -gt 0 ]; do
+	case $1 in
+	-d)	secs=$2; shift 2 ;;
+	-m)	search=yes; shift ;;
+	*)	break ;;
+	esac
+done
 [ $# -gt 0 ] || set -- 1000:20 4000:10
 top=$(pwd)
 daemon=${RTPPROXYD:-$top/src/rtpproxyd}
@@ -121,17 +129,53 @@ run() {		# label sessions pps [extra]
 	    grep -E '^(offered|delivered|loss|latency|machine|daemon CPU|bench CPU)'
 }
 
+# One paced step of total pkt/s: 0 if it passed (< 0.1 % loss, >= 98 %
+# offered); its rtpbench lines in $dir/step.
+step() {	# sessions total [extra]
+	sn=$1 st=$2
+	shift 2
+	pps=$((st / sn))
+	[ "$pps" -ge 1 ] || pps=1
+	inr "$bench" -s 127.0.0.1:50991 -n "$sn" -r "$pps" -d "$secs" \
+	    -a 10.201.1.2 -x "$C" -y "$E" -L 10.201.1.1 -f 10.201.2.1 \
+	    -A 10.201.2.2 "$@" > "$dir/step" 2>&1 || return 1
+	awk -v want=$((pps * sn)) '
+	    /^offered/ { off = $2 }
+	    /^loss/ { loss = $2 }
+	    END { exit !(off >= 0.98 * want && loss < 0.1) }' "$dir/step"
+}
+
+maxrate() {	# label sessions [extra]
+	ml=$1 mn=$2
+	shift 2
+	lo=0 hi=0 t=25000
+	while [ "$t" -le 1600000 ]; do
+		if step "$mn" "$t" "$@"; then lo=$t; t=$((t * 2)); else hi=$t; break; fi
+	done
+	i=0
+	while [ "$hi" -gt 0 ] && [ $i -lt 3 ]; do
+		t=$(((lo + hi) / 2))
+		if step "$mn" "$t" "$@"; then lo=$t; else hi=$t; fi
+		i=$((i + 1))
+	done
+	echo "== $ml, $mn sessions: max paced pkt/s with < 0.1 % loss:" \
+	    "$lo (lowest failed: ${hi:-none})"
+}
+
 for spec in "$@"; do
 	n=${spec%%:*} r=${spec#*:}
 	start off
 	run "direct path (routed by the relay's namespace)" "$n" "$r" -0
 	run "direct path (routed by the relay's namespace)" "$n" 0 -0
+	[ $search = no ] || maxrate "direct path" "$n" -0
 	run "userspace (kernel-forwarding off)" "$n" "$r" -p "$dpid"
 	run "userspace (kernel-forwarding off)" "$n" 0 -p "$dpid"
+	[ $search = no ] || maxrate "userspace" "$n" -p "$dpid"
 	stop
 	start on
 	run "kernel (kernel-forwarding on)" "$n" "$r" -p "$dpid"
 	run "kernel (kernel-forwarding on)" "$n" 0 -p "$dpid"
+	[ $search = no ] || maxrate "kernel" "$n" -p "$dpid"
 	stop
 done
 grep -v "overlaps the kernel's ephemeral" "$dir/log" || :
