@@ -849,6 +849,69 @@ START_TEST(test_relatch)
 END_TEST
 
 /*
+ * A TCP session with kernel-forwarding on: relayed by the worker as
+ * before (RFC 4571 frames of RTP), nothing of it in the kernel.
+ */
+START_TEST(test_tcp_stays)
+{
+	struct harness_session		 a = { .id = "kt", .laddr = "127.0.0.1",
+	    .daddr = "127.0.0.1", .transport = 1 };
+	Rtpproxy__CreateSessionResponse	*resp = NULL;
+	Rtpproxy__SessionInfo		*i;
+	struct rpc_client		*c;
+	struct sockaddr_in		 sin;
+	socklen_t			 slen = sizeof(sin);
+	uint8_t				 b[256], got[4096];
+	char				 det[256];
+	size_t				 len, want = 0, have = 0;
+	ssize_t				 r;
+	int				 l, cal, peer, n;
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	ck_assert_int_ge(l = socket(AF_INET, SOCK_STREAM, 0), 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(l, 4), 0);
+	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &slen), 0);
+	a.dport = ntohs(sin.sin_port);
+	ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) == 0,
+	    "%s", det);
+	sin.sin_port = htons((uint16_t)resp->session->listen->port);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	ck_assert_int_ge(cal = socket(AF_INET, SOCK_STREAM, 0), 0);
+	ck_assert_int_eq(connect(cal, (struct sockaddr *)&sin, sizeof(sin)),
+	    0);
+	ck_assert_int_ge(peer = accept(l, NULL, NULL), 0);
+	for (n = 0; n < 30; n++) {
+		len = harness_rtp(b + 2, (uint16_t)(n + 1), 160u * (n + 1),
+		    0x61, 40);
+		b[0] = (uint8_t)(len >> 8);
+		b[1] = (uint8_t)len;
+		ck_assert_int_eq(send(cal, b, len + 2, 0), (ssize_t)(len + 2));
+		want += len + 2;
+	}
+	while (have < want) {
+		r = harness_recv(peer, got, sizeof(got), 3000, NULL);
+		ck_assert_int_gt(r, 0);
+		have += (size_t)r;
+	}
+	ck_assert_uint_eq(have, want);
+	sleep_ms(800 * harness_slow());
+	ck_assert_int_eq(harness_status(c, "kt", &i), 0);
+	ck_assert_int_eq(i->forward_stats->rtp_in_kernel, 0);
+	ck_assert_uint_eq(i->forward_stats->kernel_packets, 0);
+	ck_assert_uint_eq(i->forward_stats->kernel_offloads, 0);
+	harness_info_free(i);
+	rpc_client_free(c);
+	close(cal);
+	close(peer);
+	close(l);
+}
+END_TEST
+
+/*
  * Three hosts: the caller's and the callee's network namespaces, each
  * over a veth pair to ours, where the daemon runs.  Names carry our pid.
  */
@@ -1037,6 +1100,7 @@ kfwd_suite(void)
 	tcase_add_test(tc, test_rule_change);
 	tcase_add_test(tc, test_idle_timeout);
 	tcase_add_test(tc, test_relatch);
+	tcase_add_test(tc, test_tcp_stays);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("restart");
