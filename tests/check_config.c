@@ -649,6 +649,70 @@ round_trip(const struct config *a)
 	free(text);
 }
 
+/* kernel-forwarding and kernel-interfaces: values, errors, the dump. */
+START_TEST(test_kernel_forwarding)
+{
+	struct config	 c, b;
+	char		*text = NULL;
+	size_t		 len = 0;
+	FILE		*fp;
+
+	config_defaults(&c);
+	ck_assert_int_eq(c.kernel_fwd, CONF_KFWD_OFF);
+	ck_assert_int_eq(c.nkernel_ifs, 0);
+	config_free(&c);
+	parse_ok(&c, "kernel-forwarding auto\nkernel-interfaces eth0 lo\n");
+	ck_assert_int_eq(c.kernel_fwd, CONF_KFWD_AUTO);
+	ck_assert_int_eq(c.nkernel_ifs, 2);
+	ck_assert_str_eq(c.kernel_ifs[0], "eth0");
+	ck_assert_str_eq(c.kernel_ifs[1], "lo");
+	ck_assert_ptr_nonnull(fp = open_memstream(&text, &len));
+	config_dump(&c, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	ck_assert_ptr_nonnull(strstr(text, "kernel-forwarding auto\n"));
+	ck_assert_ptr_nonnull(strstr(text, "kernel-interfaces eth0 lo\n"));
+	parse_ok(&b, text);
+	ck_assert_int_eq(b.kernel_fwd, CONF_KFWD_AUTO);
+	ck_assert_int_eq(b.nkernel_ifs, 2);
+	config_free(&b);
+	free(text);
+	config_free(&c);
+	parse_ok(&c, "kernel-forwarding on\nkernel-interfaces a b c\n");
+	ck_assert_int_eq(c.nkernel_ifs, 3);
+	ck_assert_int_eq(c.kernel_fwd, CONF_KFWD_ON);
+	config_free(&c);
+	/* lines add up, to 16 */
+	parse_ok(&c, "kernel-interfaces a\nkernel-interfaces b c\n");
+	ck_assert_int_eq(c.nkernel_ifs, 3);
+	ck_assert_str_eq(c.kernel_ifs[2], "c");
+	config_free(&c);
+	expect_error("kernel-interfaces a b c d e f g\n"
+	    "kernel-interfaces h i j k l m n\nkernel-interfaces o p q\n", 3,
+	    "more than 16");
+	/* 16 of them: the dump splits them over lines that parse again */
+	parse_ok(&c, "kernel-interfaces a b c d e f g\n"
+	    "kernel-interfaces h i j k l m n\nkernel-interfaces o p\n");
+	ck_assert_int_eq(c.nkernel_ifs, 16);
+	ck_assert_ptr_nonnull(fp = open_memstream(&text, &len));
+	config_dump(&c, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	parse_ok(&b, text);
+	ck_assert_int_eq(b.nkernel_ifs, 16);
+	ck_assert_str_eq(b.kernel_ifs[15], "p");
+	config_free(&b);
+	free(text);
+	config_free(&c);
+
+	expect_error("kernel-forwarding maybe\n", 1,
+	    "expected off, auto or on");
+	expect_error("\nkernel-interfaces eth0 a/b\n", 2,
+	    "not an interface name");
+	expect_error("kernel-interfaces 0123456789abcdef\n", 1,
+	    "not an interface name");
+	expect_error("kernel-interfaces\n", 1, "kernel-interfaces");
+}
+END_TEST
+
 START_TEST(test_round_trip)
 {
 	struct config c;
@@ -1064,6 +1128,7 @@ main(void)
 
 	tc = tcase_create("parse");
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_kernel_forwarding);
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_listen_parsed);
 	tcase_add_test(tc, test_edges);

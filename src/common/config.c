@@ -139,7 +139,7 @@ static const struct conf_keyword conf_keywords[] = {
 	    OFF(tls_client_ca), 2, 0, NULL },
 	{ "metrics-listen",	1, 0, conf_metrics,	0, 0, 0, NULL },
 	{ "kernel-forwarding",	1, 0, conf_kfwd,	0, 0, 0, NULL },
-	{ "kernel-interfaces",	-1, 0, conf_kifs,	0, 0, 0, NULL },
+	{ "kernel-interfaces",	-1, 1, conf_kifs,	0, 0, 0, NULL },
 	{ "orphan-timeout",	1, 0, conf_u32,
 	    OFF(orphan_timeout), 0, 86400, "seconds" },
 	{ "api-max-connections", 1, 0, conf_u32,
@@ -438,17 +438,16 @@ conf_kfwd(struct conf_state *st, const struct conf_keyword *kw, char **argv)
 	    "(got \"%s\")", argv[0]);
 }
 
-/* Interface names as the kernel takes them: 1..15 octets, no / or space. */
+/*
+ * Interface names as the kernel takes them: 1..15 octets, no / or space.
+ * Lines add up, as allow-destination's do.
+ */
 static int
 conf_kifs(struct conf_state *st, const struct conf_keyword *kw, char **argv)
 {
 	struct config	*c = st->conf;
 	size_t		 len;
-	int		 i;
 
-	for (i = 0; i < c->nkernel_ifs; i++)
-		free(c->kernel_ifs[i]);
-	c->nkernel_ifs = 0;
 	for (; *argv != NULL; argv++) {
 		len = strlen(*argv);
 		if (len == 0 || len > 15 || strpbrk(*argv, "/ \t:") != NULL ||

@@ -111,11 +111,13 @@ config_dump(const struct config *c, FILE *fp)
 	fprintf(fp, "latch-quiet-time %u\n", c->latch_quiet_ms);
 	fprintf(fp, "latch-run %u\n", c->latch_run);
 	fprintf(fp, "kernel-forwarding %s\n", config_kfwd_name(c->kernel_fwd));
-	if (c->nkernel_ifs > 0) {
-		fprintf(fp, "kernel-interfaces");
-		for (i = 0; i < (size_t)c->nkernel_ifs; i++)
-			fprintf(fp, " %s", c->kernel_ifs[i]);
-		fprintf(fp, "\n");
+	/* a line holds 7 names (CONF_MAX_ARGS), and lines add up */
+	for (i = 0; i < (size_t)c->nkernel_ifs; i++) {
+		if (i % 7 == 0)
+			fprintf(fp, "kernel-interfaces");
+		fprintf(fp, " %s", c->kernel_ifs[i]);
+		if (i % 7 == 6 || i + 1 == (size_t)c->nkernel_ifs)
+			fprintf(fp, "\n");
 	}
 	if (c->auth_token_file != NULL)
 		conf_put_kw(fp, "auth-token-file", c->auth_token_file);
