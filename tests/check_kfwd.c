@@ -911,6 +911,49 @@ START_TEST(test_tcp_stays)
 }
 END_TEST
 
+/* IPv6 on ::1, both ways, in the kernel with the worker stopped. */
+START_TEST(test_ipv6)
+{
+	struct harness_session		 a = { .id = "k6", .laddr = "::1",
+	    .faddr = "::1", .daddr = "::1", .nortcp = 1 };
+	Rtpproxy__CreateSessionResponse	*resp = NULL;
+	Rtpproxy__SessionInfo		*i;
+	struct rpc_client		*c;
+	char				 det[256];
+	uint16_t			 dport, lp, fp;
+	int				 cal, dst;
+	pid_t				 w;
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	ck_assert_msg((cal = harness_udp(1, NULL)) != -1, "no ::1 on lo");
+	ck_assert_int_ne(dst = harness_udp(1, &dport), -1);
+	a.dport = dport;
+	ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) == 0,
+	    "%s", det);
+	lp = (uint16_t)resp->session->listen->port;
+	fp = (uint16_t)resp->session->forward->port;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	exchange_at(cal, "::1", lp, dst, fp, 1, 0x61, 12);
+	exchange_at(dst, "::1", fp, cal, lp, 1, 0x62, 12);
+	ck_assert_int_eq(wait_in_kernel(c, "k6", 1), 0);
+	ck_assert_int_gt(w = harness_worker_pid(&d, 0), 0);
+	ck_assert_int_eq(kill(w, SIGSTOP), 0);
+	exchange_at(cal, "::1", lp, dst, fp, 13, 0x61, 50);
+	exchange_at(dst, "::1", fp, cal, lp, 13, 0x62, 50);
+	ck_assert_int_eq(kill(w, SIGCONT), 0);
+	sleep_ms(1500 * harness_slow());
+	ck_assert_int_eq(harness_status(c, "k6", &i), 0);
+	ck_assert_uint_eq(i->forward_stats->packets_sent, 62);
+	ck_assert_uint_eq(i->reverse_stats->packets_sent, 62);
+	ck_assert_uint_ge(i->forward_stats->kernel_packets, 50);
+	ck_assert_int_eq(i->forward_stats->packets_lost, 0);
+	harness_info_free(i);
+	rpc_client_free(c);
+	close(cal);
+	close(dst);
+}
+END_TEST
+
 /*
  * Three hosts: the caller's and the callee's network namespaces, each
  * over a veth pair to ours, where the daemon runs.  Names carry our pid.
@@ -919,6 +962,10 @@ END_TEST
 #define NS_RELAY_C	"10.200.1.1"
 #define NS_CALLEE	"10.200.2.2"
 #define NS_RELAY_D	"10.200.2.1"
+#define NS6_CALLER	"fd01:1::2"
+#define NS6_RELAY_C	"fd01:1::1"
+#define NS6_CALLEE	"fd01:2::2"
+#define NS6_RELAY_D	"fd01:2::1"
 
 static char	ns_c[32], ns_d[32], if_c[16], if_d[16];
 
@@ -976,32 +1023,48 @@ ns_up(void)
 	    "ip -n %s link set lo up", ns_c, NS_CALLER, ns_c, ns_c);
 	sh("ip -n %s addr add %s/24 dev p && ip -n %s link set p up && "
 	    "ip -n %s link set lo up", ns_d, NS_CALLEE, ns_d, ns_d);
+	/* IPv6 too, without duplicate address detection's wait */
+	sh("sysctl -qw net.ipv6.conf.all.forwarding=1");
+	sh("ip addr add %s/64 dev %s nodad", NS6_RELAY_C, if_c);
+	sh("ip addr add %s/64 dev %s nodad", NS6_RELAY_D, if_d);
+	sh("ip -n %s addr add %s/64 dev p nodad", ns_c, NS6_CALLER);
+	sh("ip -n %s addr add %s/64 dev p nodad", ns_d, NS6_CALLEE);
 }
 
 /* A UDP socket in namespace ns, bound to addr: it stays there. */
 static int
 ns_udp(const char *ns, const char *addr, uint16_t *port)
 {
-	struct sockaddr_in	sin;
-	socklen_t		len = sizeof(sin);
+	struct sockaddr_storage	ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t		len;
 	char			path[64];
-	int			self, other, fd;
+	int			self, other, fd, v6 = strchr(addr, ':') != NULL;
 
 	snprintf(path, sizeof(path), "/run/netns/%s", ns);
 	ck_assert_int_ne(self = open("/proc/self/ns/net", O_RDONLY), -1);
 	ck_assert_int_ne(other = open(path, O_RDONLY), -1);
 	ck_assert_int_eq(setns(other, CLONE_NEWNET), 0);
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
 	ck_assert_int_eq(setns(self, CLONE_NEWNET), 0);
 	close(self);
 	close(other);
 	ck_assert_int_ne(fd, -1);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	inet_pton(AF_INET, addr, &sin.sin_addr);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	*port = ntohs(sin.sin_port);
+	memset(&ss, 0, sizeof(ss));
+	if (v6) {
+		sin6->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, addr, &sin6->sin6_addr);
+		len = sizeof(*sin6);
+	} else {
+		sin->sin_family = AF_INET;
+		inet_pton(AF_INET, addr, &sin->sin_addr);
+		len = sizeof(*sin);
+	}
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&ss, len), 0);
+	len = sizeof(ss);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+	*port = ntohs(v6 ? sin6->sin6_port : sin->sin_port);
 	return fd;
 }
 
@@ -1010,50 +1073,67 @@ ns_udp(const char *ns, const char *addr, uint16_t *port)
  * relays between the two interfaces (bpf_redirect_neigh) both ways, byte
  * for byte, with the worker stopped.
  */
-START_TEST(test_netns_both_ways)
+/* One session from caller to callee through the relay's two sides. */
+static void
+netns_session(struct rpc_client *c, const char *id, const char *caller,
+    const char *relay_c, const char *relay_d, const char *callee)
 {
-	struct harness_session		 a = { .laddr = NS_RELAY_C,
-	    .faddr = NS_RELAY_D, .daddr = NS_CALLEE, .nortcp = 1,
-	    .id = "kn1" };
+	struct harness_session		 a = { .laddr = relay_c,
+	    .faddr = relay_d, .daddr = callee, .nortcp = 1, .id = id };
 	Rtpproxy__CreateSessionResponse	*resp = NULL;
 	Rtpproxy__SessionInfo		*i;
-	struct rpc_client		*c;
-	char				 extra[256], det[256];
+	char				 det[256];
 	uint16_t			 cport, dport, lp, fp;
 	int				 cal, dst;
 	pid_t				 w;
 
-	ns_up();
-	snprintf(extra, sizeof(extra), "kernel-forwarding on\n"
-	    "kernel-interfaces lo %s %s\n", if_c, if_d);
-	c = up(extra);
-	cal = ns_udp(ns_c, NS_CALLER, &cport);
-	dst = ns_udp(ns_d, NS_CALLEE, &dport);
+	cal = ns_udp(ns_c, caller, &cport);
+	dst = ns_udp(ns_d, callee, &dport);
 	a.dport = dport;
 	ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) == 0,
-	    "%s", det);
+	    "%s: %s", id, det);
 	lp = (uint16_t)resp->session->listen->port;
 	fp = (uint16_t)resp->session->forward->port;
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 
-	exchange_at(cal, NS_RELAY_C, lp, dst, fp, 1, 0x1111, 12);
-	exchange_at(dst, NS_RELAY_D, fp, cal, lp, 1, 0x2222, 12);
-	ck_assert_int_eq(wait_in_kernel(c, "kn1", 1), 0);
+	exchange_at(cal, relay_c, lp, dst, fp, 1, 0x1111, 12);
+	exchange_at(dst, relay_d, fp, cal, lp, 1, 0x2222, 12);
+	ck_assert_msg(wait_in_kernel(c, id, 1) == 0, "%s not in the kernel",
+	    id);
 	ck_assert_int_gt(w = harness_worker_pid(&d, 0), 0);
 	ck_assert_int_eq(kill(w, SIGSTOP), 0);
-	exchange_at(cal, NS_RELAY_C, lp, dst, fp, 13, 0x1111, 200);
-	exchange_at(dst, NS_RELAY_D, fp, cal, lp, 13, 0x2222, 200);
+	exchange_at(cal, relay_c, lp, dst, fp, 13, 0x1111, 200);
+	exchange_at(dst, relay_d, fp, cal, lp, 13, 0x2222, 200);
 	ck_assert_int_eq(kill(w, SIGCONT), 0);
 	sleep_ms(1500 * harness_slow());
-	ck_assert_int_eq(harness_status(c, "kn1", &i), 0);
+	ck_assert_int_eq(harness_status(c, id, &i), 0);
 	ck_assert_uint_eq(i->forward_stats->packets_sent, 212);
 	ck_assert_uint_eq(i->reverse_stats->packets_sent, 212);
 	ck_assert_uint_ge(i->forward_stats->kernel_packets, 200);
 	ck_assert_uint_ge(i->reverse_stats->kernel_packets, 200);
 	harness_info_free(i);
-	rpc_client_free(c);
 	close(cal);
 	close(dst);
+}
+
+/*
+ * Caller and callee in namespaces of their own, over veth: the kernel
+ * relays between the two interfaces (bpf_redirect_neigh) both ways, byte
+ * for byte, with the worker stopped; IPv4, then IPv6.
+ */
+START_TEST(test_netns_both_ways)
+{
+	struct rpc_client	*c;
+	char			 extra[256];
+
+	ns_up();
+	snprintf(extra, sizeof(extra), "kernel-forwarding on\n"
+	    "kernel-interfaces lo %s %s\n", if_c, if_d);
+	c = up(extra);
+	netns_session(c, "kn4", NS_CALLER, NS_RELAY_C, NS_RELAY_D, NS_CALLEE);
+	netns_session(c, "kn6", NS6_CALLER, NS6_RELAY_C, NS6_RELAY_D,
+	    NS6_CALLEE);
+	rpc_client_free(c);
 }
 END_TEST
 
@@ -1101,6 +1181,7 @@ kfwd_suite(void)
 	tcase_add_test(tc, test_idle_timeout);
 	tcase_add_test(tc, test_relatch);
 	tcase_add_test(tc, test_tcp_stays);
+	tcase_add_test(tc, test_ipv6);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("restart");

@@ -93,22 +93,28 @@ kfwd_bpffs(char *why, size_t len)
 static void
 kfwd_check_forwarding(const char *ifname)
 {
-	char	path[128], v = '1';
-	FILE	*fp;
+	const char	*ip[2] = { "ipv4", "ipv6" };
+	char		 path[128], v;
+	FILE		*fp;
+	int		 i;
 
 	if (strcmp(ifname, "lo") == 0)
 		return;
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding",
-	    ifname);
-	if ((fp = fopen(path, "r")) == NULL)
-		return;
-	if (fread(&v, 1, 1, fp) != 1)
-		v = '1';
-	fclose(fp);
-	if (v == '0')
-		log_warnx("kernel forwarding: net.ipv4.conf.%s.forwarding is "
-		    "0: media that comes in on %s and is routed out of "
-		    "another interface stays in userspace", ifname, ifname);
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "/proc/sys/net/%s/conf/%s/"
+		    "forwarding", ip[i], ifname);
+		if ((fp = fopen(path, "r")) == NULL)
+			continue;
+		if (fread(&v, 1, 1, fp) != 1)
+			v = '1';
+		fclose(fp);
+		if (v == '0')
+			log_warnx("kernel forwarding: net.%s.conf.%s."
+			    "forwarding is 0: %s media that comes in on %s and "
+			    "is routed out of another interface stays in "
+			    "userspace", ip[i], ifname, i ? "IPv6" : "IPv4",
+			    ifname);
+	}
 }
 
 /* Load the program into the kernel and unload it: the verifier's word. */

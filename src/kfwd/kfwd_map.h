@@ -22,10 +22,11 @@
 #define KFWD_F_SRC_PORT	0x04	/* ... and src_port */
 #define KFWD_F_LOCAL	0x08	/* new_daddr is this host's: deliver here */
 
+/* IPv4: addr[0], the rest 0; IPv6: all 16 octets. */
 struct kfwd_key {
-	__u32	addr;		/* local IPv4 address, network order; 0: any */
+	__u32	addr[4];	/* local address, network order; 0: any */
 	__u16	port;		/* network order */
-	__u16	pad;
+	__u16	family;		/* 4 or 6 */
 };
 
 /*
@@ -50,12 +51,12 @@ struct kfwd_rtp {
 };
 
 struct kfwd_val {
-	/* the worker writes, once */
-	__u32	src_addr;	/* network order, with KFWD_F_SRC_ADDR */
+	/* the worker writes, once; addresses as in struct kfwd_key */
+	__u32	src_addr[4];	/* network order, with KFWD_F_SRC_ADDR */
 	__u16	src_port;	/* network order, with KFWD_F_SRC_PORT */
 	__u16	flags;		/* KFWD_F_* */
-	__u32	new_saddr;	/* what the packet becomes: network order */
-	__u32	new_daddr;
+	__u32	new_saddr[4];	/* what the packet becomes: network order */
+	__u32	new_daddr[4];
 	__u16	new_sport;
 	__u16	new_dport;
 	__u32	dyn_rate;	/* clock rate of dynamic payload types */

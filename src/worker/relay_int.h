@@ -139,10 +139,11 @@ struct relay_sess {
 	uint8_t			 ovfl_watch;	/* roles, a bit each */
 	LIST_ENTRY(relay_sess)	 ovfl_entry;	/* in relay's ovfl_watch */
 	/* the kernel fast path's keys, network order (relay_kfwd.c) */
-	uint32_t		 kf_addr[SK_MAX];
+	uint32_t		 kf_addr[SK_MAX][4];	/* as in the map */
 	uint16_t		 kf_port[SK_MAX];
+	uint8_t			 kf_v6;		/* the session's media is IPv6 */
 	/* what the packets become, worked out once per latch */
-	uint32_t		 kf_saddr[SK_MAX];
+	uint32_t		 kf_saddr[SK_MAX][4];
 	uint16_t		 kf_sport[SK_MAX];
 	uint8_t			 kf_known;	/* roles with the above, a bit each */
 	uint8_t			 kf_local;	/* ... whose destination is here */

@@ -55,39 +55,63 @@ kfwd_clock_off(void)
 	    (rt.tv_nsec - mono.tv_nsec);
 }
 
+/* An address as the map has it: IPv4 in addr[0], IPv6 all 16 octets. */
+static void
+kfwd_addr(const union relay_sa *u, uint32_t *addr)
+{
+	memset(addr, 0, 16);
+	if (u->sa.sa_family == AF_INET)
+		addr[0] = u->sin.sin_addr.s_addr;
+	else
+		memcpy(addr, &u->sin6.sin6_addr, 16);
+}
+
+/* IPv4 or IPv6 and not IPv4-mapped: what the program takes. */
+static int
+kfwd_family_ok(const union relay_sa *u, int family)
+{
+	if (u->sa.sa_family != family)
+		return 0;
+	return family == AF_INET || !IN6_IS_ADDR_V4MAPPED(&u->sin6.sin6_addr);
+}
+
 /*
- * The local IPv4 address and port of fd; with dst, a wildcard address as
- * the kernel would pick it towards dst, and *local: dst is this host's
- * (the kernel picks dst itself as the source).
+ * The local address and port of fd (of family); with dst, a wildcard
+ * address as the kernel would pick it towards dst, and *local: dst is
+ * this host's (the kernel picks dst itself as the source).
  */
 static int
-kfwd_local(int fd, const union relay_sa *dst, uint32_t *addr,
+kfwd_local(int fd, int family, const union relay_sa *dst, uint32_t *addr,
     uint16_t *port, int *local)
 {
-	struct sockaddr_in	sin, pick;
-	socklen_t		len = sizeof(sin);
-	int			probe;
+	union relay_sa	here, pick;
+	socklen_t	len = sizeof(here);
+	uint32_t	a[4], d[4];
+	int		probe;
 
-	if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1 ||
-	    sin.sin_family != AF_INET)
+	if (getsockname(fd, &here.sa, &len) == -1 ||
+	    !kfwd_family_ok(&here, family))
 		return -1;
-	*port = sin.sin_port;
-	*addr = sin.sin_addr.s_addr;
+	*port = family == AF_INET ? here.sin.sin_port : here.sin6.sin6_port;
+	kfwd_addr(&here, addr);
 	if (dst == NULL)
 		return 0;
 	/* What the routing table says of dst: a connected probe. */
-	if ((probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+	if ((probe = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
 	len = sizeof(pick);
-	if (connect(probe, &dst->sa, sizeof(dst->sin)) == -1 ||
-	    getsockname(probe, (struct sockaddr *)&pick, &len) == -1) {
+	if (connect(probe, &dst->sa, family == AF_INET ? sizeof(dst->sin) :
+	    sizeof(dst->sin6)) == -1 ||
+	    getsockname(probe, &pick.sa, &len) == -1) {
 		close(probe);
 		return -1;
 	}
 	close(probe);
-	if (*addr == INADDR_ANY)
-		*addr = pick.sin_addr.s_addr;
-	*local = pick.sin_addr.s_addr == dst->sin.sin_addr.s_addr;
+	kfwd_addr(&pick, a);
+	kfwd_addr(dst, d);
+	if (addr[0] == 0 && addr[1] == 0 && addr[2] == 0 && addr[3] == 0)
+		memcpy(addr, a, 16);
+	*local = memcmp(a, d, sizeof(a)) == 0;
 	return 0;
 }
 
@@ -95,8 +119,9 @@ static void
 kfwd_key_of(const struct relay_sess *rs, int role, struct kfwd_key *k)
 {
 	memset(k, 0, sizeof(*k));
-	k->addr = rs->kf_addr[role];
+	memcpy(k->addr, rs->kf_addr[role], sizeof(k->addr));
 	k->port = rs->kf_port[role];
+	k->family = rs->kf_v6 ? 6 : 4;
 }
 
 /* What is new in entry v since the last merge, into the slot. */
@@ -245,7 +270,9 @@ kfwd_route(struct relay_sess *rs, int role, const union relay_sa **src,
 		else
 			*dst = &rs->latch[rtcp ? 2 : 0];
 	}
-	if ((*src)->sa.sa_family != AF_INET || (*dst)->sa.sa_family != AF_INET)
+	/* IPv4 to IPv4 or IPv6 to IPv6, not IPv4-mapped */
+	if (!kfwd_family_ok(*src, (*dst)->sa.sa_family) ||
+	    !kfwd_family_ok(*dst, (*dst)->sa.sa_family))
 		return -1;
 	return 0;
 }
@@ -278,10 +305,10 @@ relay_kfwd_offer(struct relay_sess *rs, int role)
 	memset(&v, 0, sizeof(v));
 	if (!(rs->kf_known & (1u << role))) {
 		/* system calls: once until the latch or the rules change */
-		if (kfwd_local(rs->sk[role].fd, NULL, &rs->kf_addr[role],
-		    &rs->kf_port[role], NULL) == -1 ||
-		    kfwd_local(rs->sk[role ^ 1].fd, dst, &rs->kf_saddr[role],
-		    &rs->kf_sport[role], &local) == -1) {
+		if (kfwd_local(rs->sk[role].fd, dst->sa.sa_family, NULL,
+		    rs->kf_addr[role], &rs->kf_port[role], NULL) == -1 ||
+		    kfwd_local(rs->sk[role ^ 1].fd, dst->sa.sa_family, dst,
+		    rs->kf_saddr[role], &rs->kf_sport[role], &local) == -1) {
 			rs->kf_failed |= (uint8_t)(1u << role);
 			return;
 		}
@@ -292,14 +319,15 @@ relay_kfwd_offer(struct relay_sess *rs, int role)
 			rs->kf_local &= (uint8_t)~(1u << role);
 	}
 	local = (rs->kf_local & (1u << role)) != 0;
-	v.new_saddr = rs->kf_saddr[role];
+	rs->kf_v6 = dst->sa.sa_family == AF_INET6;
+	memcpy(v.new_saddr, rs->kf_saddr[role], sizeof(v.new_saddr));
 	v.new_sport = rs->kf_sport[role];
-	v.src_addr = src->sin.sin_addr.s_addr;
-	v.src_port = src->sin.sin_port;
+	kfwd_addr(src, v.src_addr);
+	v.src_port = rs->kf_v6 ? src->sin6.sin6_port : src->sin.sin_port;
 	v.flags = (uint16_t)(strict | (rtcp ? KFWD_F_RTCP : 0) |
 	    (local ? KFWD_F_LOCAL : 0));
-	v.new_daddr = dst->sin.sin_addr.s_addr;
-	v.new_dport = dst->sin.sin_port;
+	kfwd_addr(dst, v.new_daddr);
+	v.new_dport = rs->kf_v6 ? dst->sin6.sin6_port : dst->sin.sin_port;
 	v.dyn_rate = rs->clock_rate;
 	v.clock_off = kfwd_clock_off();
 	if (!rtcp) {
@@ -352,9 +380,10 @@ relay_kfwd_adopt(struct relay_sess *rs)
 
 	for (role = 0; role < rs->nsock; role++) {
 		if (kfwd_route(rs, role, &src, &strict, &dst) == -1 ||
-		    kfwd_local(rs->sk[role].fd, NULL, &rs->kf_addr[role],
-		    &rs->kf_port[role], NULL) == -1)
+		    kfwd_local(rs->sk[role].fd, dst->sa.sa_family, NULL,
+		    rs->kf_addr[role], &rs->kf_port[role], NULL) == -1)
 			continue;
+		rs->kf_v6 = dst->sa.sa_family == AF_INET6;
 		kfwd_key_of(rs, role, &k);
 		if (kfwd_map_get(r->kfd, &k, &v) == -1)
 			continue;
