@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x52545058u	/* "RTPX" */
-#define SHM_VERSION	4u
+#define SHM_VERSION	5u
 #define SHM_ID_MAX	64		/* session id, NUL included */
 #define SHM_REASON_MAX	128
 #define SHM_MAX_WORKERS	64
@@ -356,6 +356,10 @@ struct shm_slot {
 	struct shm_addr		dest;
 	char			id[SHM_ID_MAX];
 	char			error[SHM_REASON_MAX];
+	/* src/repl: this session (not another of its id), its owner's epoch */
+	uint64_t		repl_inc;
+	uint32_t		repl_epoch;
+	uint32_t		repl_pad;
 
 	/* the owning worker writes */
 	_Atomic uint32_t	latched;	/* bit 0: RTP, bit 1: RTCP */

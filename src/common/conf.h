@@ -69,6 +69,18 @@ struct config {
 	int		 kernel_fwd;		/* CONF_KFWD_* */
 	char		**kernel_ifs;		/* interfaces it is attached to */
 	int		 nkernel_ifs;
+
+	/* the sessions' state in Redis (src/master/redis.c) */
+	char		*redis;			/* as written; NULL: none */
+	char		*redis_host;		/* numeric; NULL: unix path */
+	uint16_t	 redis_port;
+	char		*redis_unix;
+	uint32_t	 redis_db;
+	char		*redis_prefix;
+	char		*redis_password_file;
+	unsigned int	 redis_password_line;
+	char		*redis_password;	/* its contents */
+	char		*node_id;		/* NULL: the host's name */
 };
 
 #define CONF_MAX_KERNEL_IFS	16
@@ -84,6 +96,7 @@ struct config {
 
 #define CONF_MAX_RULES	(SHM_ACL_MAX - 64)	/* room for built-in ones */
 #define CONF_MAX_TOKENS	16
+#define CONF_NODE_MAX	64	/* node-id, redis-prefix: bytes */
 
 void	config_defaults(struct config *);
 int	config_load(struct config *, const char *, int, char *, size_t);

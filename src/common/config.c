@@ -1,5 +1,8 @@
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,6 +88,10 @@ static int	conf_kfwd(struct conf_state *, const struct conf_keyword *,
 		    char **);
 static int	conf_kifs(struct conf_state *, const struct conf_keyword *,
 		    char **);
+static int	conf_redis(struct conf_state *, const struct conf_keyword *,
+		    char **);
+static int	conf_word(struct conf_state *, const struct conf_keyword *,
+		    char **);
 
 #define OFF(f)	offsetof(struct config, f)
 
@@ -152,6 +159,14 @@ static const struct conf_keyword conf_keywords[] = {
 	    OFF(api_idle_timeout), 0, 86400, "seconds" },
 	{ "api-max-streams",	1, 0, conf_u32,
 	    OFF(api_max_streams), 1, 100000, "streams" },
+	{ "redis",		1, 0, conf_redis,	0, 0, 0, NULL },
+	{ "redis-db",		1, 0, conf_u32,
+	    OFF(redis_db), 0, 65535, "(a database number)" },
+	{ "redis-prefix",	1, 0, conf_word,	OFF(redis_prefix), 0, 0,
+	    NULL },
+	{ "redis-password-file", 1, 0, conf_file,
+	    OFF(redis_password_file), 0, 0, NULL },
+	{ "node-id",		1, 0, conf_word,	OFF(node_id), 1, 0, NULL },
 };
 #define NKEYWORDS	(sizeof(conf_keywords) / sizeof(conf_keywords[0]))
 
@@ -516,6 +531,8 @@ conf_file(struct conf_state *st, const struct conf_keyword *kw, char **argv)
 	*p = xstrdup(argv[0]);
 	if (kw->off == OFF(auth_token_file))
 		c->auth_token_line = st->line;
+	else if (kw->off == OFF(redis_password_file))
+		c->redis_password_line = st->line;
 	else
 		c->tls_line[kw->min] = st->line;
 	return 0;
@@ -552,6 +569,88 @@ conf_metrics(struct conf_state *st, const struct conf_keyword *kw,
 	    sizeof(why)) == -1)
 		return conf_err(st, "%s", why);
 	st->conf->metrics_listen = la;
+	return 0;
+}
+
+/*
+ * redis ADDRESS:PORT, [IPV6]:PORT or /unix/path.  Numeric addresses only:
+ * a name would be looked up by hiredis with a blocking getaddrinfo on
+ * the master's loop, which nothing may wait on.
+ */
+static int
+conf_redis(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	struct config		*c = st->conf;
+	struct in6_addr		 a6;
+	char			 host[ADDR_TEXT_MAX], *p;
+	const char		*s = argv[0];
+	uint32_t		 port;
+	size_t			 len;
+
+	free(c->redis);
+	free(c->redis_host);
+	free(c->redis_unix);
+	c->redis = c->redis_host = c->redis_unix = NULL;
+	if (strcmp(s, "none") == 0)
+		return 0;
+	if (s[0] == '/') {
+		if (strlen(s) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+			return conf_err(st, "redis: unix path too long "
+			    "(got \"%s\")", s);
+		c->redis = xstrdup(s);
+		c->redis_unix = xstrdup(s);
+		return 0;
+	}
+	if ((p = strrchr(s, ':')) == NULL || p == s ||
+	    parse_u32(p + 1, 1, 65535, &port) == -1)
+		goto bad;
+	len = (size_t)(p - s);
+	if (s[0] == '[') {
+		if (len < 3 || s[len - 1] != ']')
+			goto bad;
+		s++;
+		len -= 2;
+	}
+	if (len >= sizeof(host))
+		goto bad;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	if (inet_pton(AF_INET, host, &a6) != 1 &&
+	    inet_pton(AF_INET6, host, &a6) != 1)
+		goto bad;
+	c->redis = xstrdup(argv[0]);
+	c->redis_host = xstrdup(host);
+	c->redis_port = (uint16_t)port;
+	return 0;
+bad:
+	return conf_err(st, "redis: expected none, ADDRESS:PORT, "
+	    "[IPV6-ADDRESS]:PORT (numeric) or an absolute unix socket path "
+	    "(got \"%s\")", argv[0]);
+}
+
+/* node-id (min 1), redis-prefix: 1..63 of A-Z a-z 0-9 . _ - : */
+static int
+conf_word(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	char		**p = (char **)((char *)st->conf + kw->off);
+	const char	*s = argv[0];
+	size_t		 i, len = strlen(s);
+	int		 ok = len >= 1 && len < CONF_NODE_MAX;
+
+	for (i = 0; ok && i < len; i++)
+		ok = (s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '.' || s[i] == '_' || s[i] == '-' ||
+		    (s[i] == ':' && kw->min == 0);
+	if (!ok)
+		return conf_err(st, "%s: must be 1..%d of A-Z a-z 0-9 . _ -%s "
+		    "(got \"%s\")", kw->name, CONF_NODE_MAX - 1,
+		    kw->min == 0 ? " :" : "", s);
+	free(*p);
+	*p = xstrdup(s);
 	return 0;
 }
 
@@ -744,6 +843,7 @@ config_defaults(struct config *c)
 	c->api_handshake_timeout = 10;
 	c->api_idle_timeout = 120;
 	c->api_max_streams = 128;
+	c->redis_prefix = xstrdup("rtpproxyd:");
 }
 
 /*
@@ -779,6 +879,11 @@ config_free_secrets(struct config *c)
 	free(c->tokens);
 	c->tokens = NULL;
 	c->ntokens = 0;
+	if (c->redis_password != NULL) {
+		explicit_bzero(c->redis_password, strlen(c->redis_password));
+		free(c->redis_password);
+		c->redis_password = NULL;
+	}
 	for (i = 0; i < 3; i++) {
 		if (c->tls_pem[i] != NULL) {
 			explicit_bzero(c->tls_pem[i], strlen(c->tls_pem[i]));
@@ -805,6 +910,12 @@ config_free(struct config *c)
 	while (c->nkernel_ifs > 0)
 		free(c->kernel_ifs[--c->nkernel_ifs]);
 	free(c->kernel_ifs);
+	free(c->redis);
+	free(c->redis_host);
+	free(c->redis_unix);
+	free(c->redis_prefix);
+	free(c->redis_password_file);
+	free(c->node_id);
 	memset(c, 0, sizeof(*c));
 }
 

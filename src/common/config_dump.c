@@ -138,4 +138,11 @@ config_dump(const struct config *c, FILE *fp)
 	fprintf(fp, "api-handshake-timeout %u\n", c->api_handshake_timeout);
 	fprintf(fp, "api-idle-timeout %u\n", c->api_idle_timeout);
 	fprintf(fp, "api-max-streams %u\n", c->api_max_streams);
+	conf_put_kw(fp, "redis", c->redis != NULL ? c->redis : "none");
+	fprintf(fp, "redis-db %u\n", c->redis_db);
+	conf_put_kw(fp, "redis-prefix", c->redis_prefix);
+	if (c->redis_password_file != NULL)
+		conf_put_kw(fp, "redis-password-file", c->redis_password_file);
+	if (c->node_id != NULL)
+		conf_put_kw(fp, "node-id", c->node_id);
 }

@@ -125,6 +125,51 @@ conf_pem(const char *text, const char *what)
 }
 
 /*
+ * The password for Redis's AUTH: the file's first line, without its
+ * newline; the file must not be readable by others.
+ */
+static int
+conf_redis_password(struct config *c, const char *name, char *err,
+    size_t errlen)
+{
+	struct stat	 sb;
+	const char	*why = NULL;
+	char		*buf;
+	size_t		 len, n;
+
+	if (file_read(c->redis_password_file, CONF_SECRET_MAX, &buf,
+	    &len) == -1) {
+		snprintf(err, errlen, "%s:%u: redis-password-file %s: %s",
+		    name, c->redis_password_line, c->redis_password_file,
+		    file_strerror(CONF_SECRET_MAX));
+		return -1;
+	}
+	n = strcspn(buf, "\r\n");
+	if (n == 0)
+		why = "empty";
+	else if (memchr(buf, '\0', len) != NULL)
+		why = "a NUL byte in it";
+	if (why == NULL) {
+		c->redis_password = xmalloc(n + 1);
+		memcpy(c->redis_password, buf, n);
+		c->redis_password[n] = '\0';
+		if (stat(c->redis_password_file, &sb) == 0 &&
+		    (sb.st_mode & 0077) != 0)
+			log_warnx("redis-password-file %s can be read by others "
+			    "than its owner: chmod 600 it",
+			    c->redis_password_file);
+	}
+	explicit_bzero(buf, len);
+	free(buf);
+	if (why != NULL) {
+		snprintf(err, errlen, "%s:%u: redis-password-file %s: %s",
+		    name, c->redis_password_line, c->redis_password_file, why);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Read the files the configuration names (the token file, the TLS
  * certificate, key and client CA), so that a missing or unreadable one
  * is an error of the configuration, with its line.  Called by
@@ -166,6 +211,11 @@ config_load_files(struct config *c, char *err, size_t errlen)
 			config_free_secrets(c);
 			return -1;
 		}
+	}
+	if (c->redis_password_file != NULL &&
+	    conf_redis_password(c, name, err, errlen) == -1) {
+		config_free_secrets(c);
+		return -1;
 	}
 	for (i = 0; i < 3; i++) {
 		if (path[i] == NULL)

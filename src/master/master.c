@@ -25,6 +25,7 @@
 #include "api.h"
 #include "master.h"
 #include "kfwd.h"
+#include "repl.h"
 #include "sessions.h"
 
 #define MASTER_STOP_WAIT_S	5	/* then SIGKILL the workers */
@@ -431,6 +432,14 @@ master_kfwd(struct master *m)
 	return 0;
 }
 
+/* A session's event: to the API's subscribers, and to Redis. */
+static void
+master_publish(const struct session_event *ev)
+{
+	grpcsvc_publish(ev);
+	redis_event(ev);
+}
+
 /* The layers below, wired to each other and to us. */
 static int
 master_layers(struct master *m, int foreground)
@@ -458,9 +467,10 @@ master_layers(struct master *m, int foreground)
 	senv.conf = m->conf;
 	senv.shm = &m->shm;
 	senv.nworkers = m->nworkers;
-	senv.publish = grpcsvc_publish;
+	senv.publish = master_publish;
 	grpcsvc_set_table(&m->shm);
-	if (session_init(&senv) == -1 || metrics_start(m->base, m) == -1)
+	if (session_init(&senv) == -1 || metrics_start(m->base, m) == -1 ||
+	    redis_start(m->base, m->conf, m->shm.nslots) == -1)
 		return -1;
 	if (m->adopting)
 		session_adopt_table();
@@ -524,6 +534,7 @@ master_run(struct master *m)
 		if (sigs[i] != SIGCHLD)
 			signal(sigs[i], SIG_IGN);
 	}
+	redis_stop();
 	session_shutdown();
 	log_notice("stopped");
 }

@@ -15,6 +15,7 @@
 #include "api.h"
 #include "apigate.h"
 #include "master.h"
+#include "repl.h"
 #include "sessions.h"
 
 static const char *const metrics_dirname[2] = { "forward", "reverse" };
@@ -313,6 +314,52 @@ metrics_events(struct evbuffer *b, const struct shm_header *h)
 	    (unsigned long long)SHM_LOAD(&h->events_dropped));
 }
 
+/* The write-through to Redis (src/repl/redis.c), when configured. */
+static void
+metrics_redis(struct evbuffer *b)
+{
+	static const char *const names[][2] = {
+		{ "rtpproxyd_redis_writes_total", "Session records written "
+		    "to Redis (created, changed, counters' snapshots)." },
+		{ "rtpproxyd_redis_deletes_total", "Session records Redis "
+		    "confirmed deleted." },
+		{ "rtpproxyd_redis_errors_total", "Error replies from Redis." },
+		{ "rtpproxyd_redis_connects_total", "Connections to Redis "
+		    "made." },
+		{ "rtpproxyd_redis_connect_failures_total", "Connections to "
+		    "Redis that failed; retried with backoff." },
+		{ "rtpproxyd_redis_timeouts_total", "Times Redis did not "
+		    "answer in 5 s and was connected to again." },
+		{ "rtpproxyd_redis_dropped_total", "Deletes given up because "
+		    "too many waited for Redis (the records stay)." },
+	};
+	struct redis_stats	st;
+	uint64_t		v[7];
+	size_t			i;
+
+	redis_get_stats(&st);
+	if (!st.configured)
+		return;
+	v[0] = st.writes;
+	v[1] = st.deletes;
+	v[2] = st.errors;
+	v[3] = st.connects;
+	v[4] = st.connect_failures;
+	v[5] = st.timeouts;
+	v[6] = st.dropped;
+	for (i = 0; i < 7; i++) {
+		metrics_family(b, names[i][0], "counter", names[i][1]);
+		evbuffer_add_printf(b, "%s %llu\n", names[i][0],
+		    (unsigned long long)v[i]);
+	}
+	metrics_family(b, "rtpproxyd_redis_up", "gauge", "1 when connected "
+	    "to Redis.");
+	evbuffer_add_printf(b, "rtpproxyd_redis_up %d\n", st.up);
+	metrics_family(b, "rtpproxyd_redis_pending", "gauge", "Sessions and "
+	    "deletes waiting to be written to Redis.");
+	evbuffer_add_printf(b, "rtpproxyd_redis_pending %u\n", st.pending);
+}
+
 static void
 metrics_api(struct evbuffer *b)
 {
@@ -417,4 +464,5 @@ metrics_render(struct evbuffer *b, struct metrics_view *v)
 	metrics_grpc(b, h);
 	metrics_events(b, h);
 	metrics_api(b);
+	metrics_redis(b);
 }

@@ -154,6 +154,14 @@ reload_restart_only(const struct master *m, struct config *nc)
 		log_warnx("reload: api-idle-timeout changed: needs a restart");
 	if (nc->api_max_streams != c->api_max_streams)
 		log_warnx("reload: api-max-streams changed: needs a restart");
+	if (!reload_str_equal(nc->redis, c->redis) ||
+	    nc->redis_db != c->redis_db ||
+	    !reload_str_equal(nc->redis_prefix, c->redis_prefix) ||
+	    !reload_str_equal(nc->redis_password_file,
+	    c->redis_password_file) ||
+	    !reload_str_equal(nc->node_id, c->node_id))
+		log_warnx("reload: redis, redis-db, redis-prefix, "
+		    "redis-password-file or node-id changed: needs a restart");
 	if (nc->api_max_conns > c->api_max_conns &&
 	    daemon_raise_nofile(reload_nofile(nc, m->nworkers), err,
 	    sizeof(err)) == -1) {

@@ -122,6 +122,8 @@ session_snapshot(uint32_t i, struct session_snapshot *o)
 	o->relatches = atomic_load_explicit(&s->latch.moves,
 	    memory_order_relaxed);
 	o->created_ms = s->created_ms;
+	o->repl_inc = s->repl_inc;
+	o->repl_epoch = s->repl_epoch;
 	memcpy(o->error, s->error, sizeof(o->error));
 	o->error[sizeof(o->error) - 1] = '\0';
 	o->last_activity_ms = o->created_ms;
@@ -423,6 +425,10 @@ session_fill(uint32_t i, const struct session_params *p, const char *id,
 	    c->stats_interval;
 	s->clock_rate = p->clock_rate;
 	s->created_ms = now_ms();
+	/* Told apart from a later session of the same id (src/repl). */
+	s->repl_epoch = p->repl_epoch != 0 ? p->repl_epoch : 1;
+	s->repl_inc = p->repl_inc != 0 ? p->repl_inc :
+	    ((uint64_t)s->created_ms << 16) | (atomic_load(&s->gen) & 0xffff);
 }
 
 int

@@ -28,6 +28,9 @@ struct session_params {
 	uint32_t		rate_pps;	/* 0: the configured default */
 	uint64_t		rate_bps;
 	int			latch_policy;	/* SHM_LATCH_*; 0: default */
+	/* a session resumed from Redis (src/repl); 0: a new one */
+	uint64_t		repl_inc;
+	uint32_t		repl_epoch;
 };
 
 /* A consistent copy of a slot, for replies and events. */
@@ -46,6 +49,8 @@ struct session_snapshot {
 	uint64_t	rate_bps;
 	uint32_t	latch_policy;	/* SHM_LATCH_* */
 	uint32_t	relatches;
+	uint64_t	repl_inc;
+	uint32_t	repl_epoch;
 	int64_t		created_ms;
 	int64_t		last_activity_ms;
 	char		error[SHM_REASON_MAX];

@@ -1,0 +1,77 @@
+/*
+ * The sessions' state outside the machine: redis.c writes it through to
+ * Redis from the registry's events; redis_rec.c is a session's record
+ * as Redis holds it.  In the master only: nothing on the packet path
+ * waits for it.
+ */
+#ifndef RTPPROXYD_REPL_H
+#define RTPPROXYD_REPL_H
+
+#include "common.h"
+#include "conf.h"
+#include "sessions.h"
+#include "shm.h"
+
+struct event_base;
+
+/* redis_rec.c: a session's record, the fields of its Redis hash */
+#define REDIS_REC_VERSION	1
+#define REDIS_REC_FIELDS	24	/* at most, in a record */
+#define REDIS_REC_TEXT		512	/* bytes of one field's value */
+#define REDIS_REC_ALL		0	/* redis_rec_argv: every field */
+#define REDIS_REC_COUNTERS	1	/* ... the counters and the time */
+#define REDIS_REC_NCOUNT	(sizeof(struct shm_totals) / sizeof(uint64_t))
+
+struct redis_rec {
+	char		 id[SHM_ID_MAX];
+	char		 node[CONF_NODE_MAX];
+	uint64_t	 inc;		/* this session, not another of its id */
+	uint32_t	 epoch;
+	uint32_t	 state;
+	uint32_t	 flags;		/* SHM_F_* */
+	struct shm_addr	 listen, forward, dest, latched, latched_rtcp;
+	uint32_t	 idle_timeout_s;
+	uint32_t	 stats_interval_ms;
+	uint32_t	 clock_rate;
+	uint32_t	 rate_pps;
+	uint64_t	 rate_bps;
+	uint32_t	 latch_policy;
+	uint32_t	 relatches;
+	int64_t		 created_ms;
+	int64_t		 written_ms;
+	struct shm_totals c[2];
+	/* redis_rec_argv's text */
+	char		 text[REDIS_REC_FIELDS][REDIS_REC_TEXT];
+};
+
+void	redis_rec_from_snap(struct redis_rec *,
+	    const struct session_snapshot *, const char *, uint64_t, uint32_t,
+	    int64_t);
+int	redis_rec_argv(struct redis_rec *, const char **, int);
+int	redis_rec_parse(struct redis_rec *, size_t, const char *const *,
+	    const size_t *, char *, size_t);
+
+/* redis.c: the write-through */
+#define REDIS_SNAP_MS	1000	/* counters' snapshot without stats-interval */
+
+struct redis_stats {
+	int		configured;
+	int		up;
+	uint64_t	writes;		/* session records (HSET) sent */
+	uint64_t	deletes;	/* deletes Redis confirmed */
+	uint64_t	errors;		/* error replies */
+	uint64_t	connects;
+	uint64_t	connect_failures;
+	uint64_t	timeouts;	/* no answer in time: reconnected */
+	uint64_t	dropped;	/* deletes given up (too many waiting) */
+	uint32_t	inflight;	/* commands not answered yet */
+	uint32_t	pending;	/* sessions and deletes to write */
+};
+
+int	redis_start(struct event_base *, const struct config *, uint32_t);
+void	redis_stop(void);
+void	redis_event(const struct session_event *);
+void	redis_get_stats(struct redis_stats *);
+const char *redis_node(void);
+
+#endif

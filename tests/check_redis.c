@@ -1,0 +1,570 @@
+/*
+ * The sessions' state in Redis, with a real redis-server that the test
+ * starts on a free loopback port (never a mock) and reads back with
+ * hiredis: the configuration's keywords, the write-through of a session
+ * (its record, its latch, its counters, its delete), a Redis that is
+ * absent, killed, restarted and stopped (SIGSTOP) while sessions are
+ * created, and a daemon killed with SIGKILL that restores its sessions
+ * from Redis when it starts again, skipping records it cannot use.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "harness.h"
+#include "conf.h"
+
+static struct daemon	d;
+static uint16_t		rport;		/* redis-server's */
+static uint16_t		mport;		/* the daemon's metrics */
+static char		rpidfile[256];
+
+/* --- helpers ------------------------------------------------------------ */
+
+static int64_t
+mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+msleep(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static pid_t
+redis_pid(void)
+{
+	FILE	*f;
+	long	 pid = -1;
+
+	if ((f = fopen(rpidfile, "r")) == NULL)
+		return -1;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = -1;
+	fclose(f);
+	return pid > 1 ? (pid_t)pid : -1;
+}
+
+static redisContext *
+redis_conn(int ms)
+{
+	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
+	redisContext	*c = redisConnectWithTimeout("127.0.0.1", rport, tv);
+
+	if (c != NULL && c->err) {
+		redisFree(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* redis-server on rport, in d.dir; it answers PING when this returns. */
+static int
+redis_up(void)
+{
+	char		 port[16], dir[160];
+	redisContext	*c;
+	redisReply	*r;
+	pid_t		 pid;
+	int		 i, devnull;
+
+	snprintf(port, sizeof(port), "%u", rport);
+	snprintf(dir, sizeof(dir), "%s", d.dir);
+	(void)unlink(rpidfile);
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid == 0) {
+		if ((devnull = open("/dev/null", O_RDWR)) != -1) {
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+		}
+		/* Its own process, so that the test's kill does not reach us. */
+		setsid();
+		execlp("redis-server", "redis-server", "--port", port,
+		    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		    "--dir", dir, "--pidfile", rpidfile,
+		    "--notify-keyspace-events", "Kgh", (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 200; i++) {
+		if ((c = redis_conn(500)) != NULL) {
+			r = redisCommand(c, "PING");
+			redisFree(c);
+			if (r != NULL) {
+				freeReplyObject(r);
+				for (; i < 200 && redis_pid() == -1; i++)
+					msleep(20);
+				return 0;
+			}
+		}
+		msleep(50);
+	}
+	return -1;
+}
+
+/* SIGKILL redis-server and wait until it is gone. */
+static void
+redis_down(void)
+{
+	pid_t	pid = redis_pid();
+	int	i;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGKILL);
+	for (i = 0; i < 300 && harness_alive(pid); i++) {
+		(void)waitpid(pid, NULL, WNOHANG);
+		msleep(10);
+	}
+	(void)waitpid(pid, NULL, WNOHANG);
+	(void)unlink(rpidfile);
+}
+
+static redisReply *
+rcmd(const char *fmt, const char *arg)
+{
+	redisContext	*c;
+	redisReply	*r;
+
+	ck_assert_ptr_nonnull(c = redis_conn(5000));
+	r = redisCommand(c, fmt, arg);
+	redisFree(c);
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+/* A field of the session's record; "" if none (or no record). */
+static const char *
+rfield(const char *id, const char *field)
+{
+	static char	 val[512];
+	char		 key[4096 + 32];
+	redisContext	*c;
+	redisReply	*r;
+
+	val[0] = '\0';
+	snprintf(key, sizeof(key), "t:session:%s", id);
+	if ((c = redis_conn(5000)) == NULL)
+		return val;
+	r = redisCommand(c, "HGET %s %s", key, field);
+	redisFree(c);
+	if (r != NULL && r->type == REDIS_REPLY_STRING)
+		snprintf(val, sizeof(val), "%s", r->str);
+	if (r != NULL)
+		freeReplyObject(r);
+	return val;
+}
+
+static int
+rexists(const char *id)
+{
+	char		 key[160];
+	redisReply	*r;
+	int		 n;
+
+	snprintf(key, sizeof(key), "t:session:%s", id);
+	r = rcmd("EXISTS %s", key);
+	n = (int)r->integer;
+	freeReplyObject(r);
+	return n;
+}
+
+/* Wait until field of id's record is want ("" waits for no record). */
+static int
+rwait(const char *id, const char *field, const char *want, int ms)
+{
+	int64_t until = mono() + ms * harness_slow();
+
+	do {
+		if (want[0] == '\0' ? rexists(id) == 0 :
+		    strcmp(rfield(id, field), want) == 0)
+			return 0;
+		msleep(50);
+	} while (mono() < until);
+	return -1;
+}
+
+/* The value of a metric line starting with name (and a space); -1. */
+static long long
+metric(const char *name)
+{
+	struct sockaddr_in	 sin;
+	static char		 buf[256 * 1024];
+	char			 req[128], pat[128], *p;
+	size_t			 n = 0;
+	ssize_t			 r;
+	long long		 v = -1;
+	int			 fd;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(mport);
+	snprintf(req, sizeof(req), "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+	    "Connection: close\r\n\r\n");
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		close(fd);
+		return -1;
+	}
+	while (n < sizeof(buf) - 1 &&
+	    (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	buf[n] = '\0';
+	snprintf(pat, sizeof(pat), "\n%s ", name);
+	if ((p = strstr(buf, pat)) != NULL)
+		v = atoll(p + strlen(pat));
+	return v;
+}
+
+static struct rpc_client *
+client(void)
+{
+	struct rpc_client *c;
+
+	ck_assert_ptr_nonnull(c = rpc_client_new(d.grpc));
+	return c;
+}
+
+/* A session from caller (any port) to dest; its listen port. */
+static uint16_t
+create(struct rpc_client *rc, const char *id, uint16_t dport)
+{
+	struct harness_session		 hs = { .id = id, .laddr =
+	    "127.0.0.1", .daddr = "127.0.0.1", .dport = dport,
+	    .nortcp = 1 };
+	Rtpproxy__CreateSessionResponse	*resp;
+	uint16_t			 port;
+
+	ck_assert_int_eq(harness_create(rc, &hs, &resp, NULL, 0), RP_OK);
+	port = (uint16_t)resp->session->listen->port;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return port;
+}
+
+/* --- fixtures ------------------------------------------------------------ */
+
+static void
+up_redis(const char *more)
+{
+	char extra[512];
+
+	signal(SIGPIPE, SIG_IGN);
+	rport = harness_tcp_port();
+	mport = harness_tcp_port();
+	snprintf(extra, sizeof(extra), "redis 127.0.0.1:%u\nredis-prefix t:\n"
+	    "node-id node-a\nmetrics-listen 127.0.0.1:%u\n"
+	    "stats-interval 200\n%s", rport, mport, more ? more : "");
+	if (harness_prepare(&d, 2, extra) == -1)
+		fprintf(stderr, "check_redis: cannot prepare the daemon\n");
+	snprintf(rpidfile, sizeof(rpidfile), "%s/redis.pid", d.dir);
+}
+
+static void
+up(void)
+{
+	up_redis(NULL);
+}
+
+static void
+down(void)
+{
+	redis_down();
+	harness_cleanup(&d);
+}
+
+/* --- the configuration ---------------------------------------------------- */
+
+static int
+parse(const char *text, char *err, size_t len)
+{
+	struct config	c;
+	int		rc;
+
+	err[0] = '\0';
+	rc = config_parse_buf(&c, "t.conf", text, err, len);
+	if (rc == 0)
+		config_free(&c);
+	return rc;
+}
+
+START_TEST(config_keywords)
+{
+	struct config	 c;
+	char		 err[512], path[256], text[512];
+	FILE		*f;
+	int		 fd;
+
+	ck_assert_int_eq(parse("redis 127.0.0.1:6379\nredis-db 3\n"
+	    "redis-prefix rp:x.\nnode-id a-1.b_2\n", err, sizeof(err)), 0);
+	ck_assert_int_eq(parse("redis [::1]:6380\n", err, sizeof(err)), 0);
+	ck_assert_int_eq(parse("redis /run/redis/redis.sock\n", err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(parse("redis none\n", err, sizeof(err)), 0);
+
+	/* Names would block the loop in getaddrinfo: numeric only. */
+	ck_assert_int_eq(parse("\nredis localhost:6379\n", err, sizeof(err)),
+	    -1);
+	ck_assert_ptr_nonnull(strstr(err, "t.conf:2: redis: expected"));
+	ck_assert_int_eq(parse("redis 127.0.0.1\n", err, sizeof(err)), -1);
+	ck_assert_int_eq(parse("redis 127.0.0.1:0\n", err, sizeof(err)), -1);
+	ck_assert_int_eq(parse("redis 127.0.0.1:65536\n", err, sizeof(err)),
+	    -1);
+	ck_assert_int_eq(parse("redis [::1:6379\n", err, sizeof(err)), -1);
+	ck_assert_int_eq(parse("redis relative/path\n", err, sizeof(err)), -1);
+	ck_assert_int_eq(parse("redis-db 65536\n", err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "t.conf:1: redis-db: must be"));
+	ck_assert_int_eq(parse("#\n#\nnode-id a/b\n", err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "t.conf:3: node-id: must be"));
+	ck_assert_int_eq(parse("node-id a:b\n", err, sizeof(err)), -1);
+	ck_assert_int_eq(parse("redis-prefix \"a b\"\n", err, sizeof(err)),
+	    -1);
+	ck_assert_ptr_nonnull(strstr(err, "redis-prefix: must be"));
+	ck_assert_int_eq(parse("redis-password-file pw\n", err, sizeof(err)),
+	    -1);
+	ck_assert_ptr_nonnull(strstr(err, "t.conf:1: redis-password-file: "
+	    "must be an absolute path"));
+	ck_assert_int_eq(parse("node-id a\nnode-id b\n", err, sizeof(err)),
+	    -1);
+
+	/* The password file is read with the configuration, line and all. */
+	snprintf(path, sizeof(path), "/tmp/check_redis.%ld.pw", (long)getpid());
+	snprintf(text, sizeof(text), "\nredis-password-file %s\n", path);
+	(void)unlink(path);
+	ck_assert_int_eq(config_parse_buf(&c, "t.conf", text, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(config_load_files(&c, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":2: redis-password-file"));
+	ck_assert_int_ge(fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600),
+	    0);
+	ck_assert_int_eq(write(fd, "s3cret\n", 7), 7);
+	close(fd);
+	ck_assert_msg(config_load_files(&c, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(c.redis_password, "s3cret");
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fclose(f);
+	ck_assert_int_eq(config_load_files(&c, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "empty"));
+	config_free(&c);
+	(void)unlink(path);
+}
+END_TEST
+
+/* --- write-through ------------------------------------------------------- */
+
+START_TEST(write_through)
+{
+	struct rpc_client	*rc;
+	uint8_t			 pkt[256], got[256];
+	uint16_t		 lport, cport, dport;
+	char			 want[64];
+	const char		*c0;
+	redisReply		*r;
+	size_t			 n;
+	int			 caller, dest, i;
+
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "redis 127.0.0.1", 1, 5000), 0);
+	rc = client();
+	ck_assert_int_ge(caller = harness_udp(0, &cport), 0);
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	lport = create(rc, "wt-1", dport);
+
+	/* The record: everything a restart needs, owner and epoch. */
+	ck_assert_int_eq(rwait("wt-1", "v", "1", 5000), 0);
+	ck_assert_str_eq(rfield("wt-1", "id"), "wt-1");
+	ck_assert_str_eq(rfield("wt-1", "node"), "node-a");
+	ck_assert_str_eq(rfield("wt-1", "epoch"), "1");
+	snprintf(want, sizeof(want), "127.0.0.1:%u", lport);
+	ck_assert_str_eq(rfield("wt-1", "listen"), want);
+	snprintf(want, sizeof(want), "127.0.0.1:%u", dport);
+	ck_assert_str_eq(rfield("wt-1", "dest"), want);
+	ck_assert_str_ne(rfield("wt-1", "forward"), "");
+	ck_assert_str_eq(rfield("wt-1", "latched"), "");
+	/* no RTCP, the idle timeout configured, reverse from dest only */
+	ck_assert_str_eq(rfield("wt-1", "flags"), "26");
+	r = rcmd("SISMEMBER t:node:%s wt-1", "node-a");
+	ck_assert_int_eq(r->integer, 1);
+	freeReplyObject(r);
+
+	/* Media: the latch and the state follow, the counters snapshot. */
+	for (i = 0; i < 10; i++) {
+		n = harness_rtp(pkt, (uint16_t)(10 + i), (uint32_t)i * 160,
+		    0x1234, 100);
+		ck_assert_int_eq(harness_send(caller, "127.0.0.1", lport, pkt,
+		    n), 0);
+		ck_assert_int_eq(harness_recv(dest, got, sizeof(got), 3000,
+		    NULL), (ssize_t)n);
+	}
+	snprintf(want, sizeof(want), "127.0.0.1:%u", cport);
+	ck_assert_int_eq(rwait("wt-1", "latched", want, 5000), 0);
+	ck_assert_int_eq(rwait("wt-1", "state", "3", 5000), 0);	/* ACTIVE */
+	for (i = 0; i < 100; i++) {
+		c0 = rfield("wt-1", "c0");
+		if (strncmp(c0, "10 ", 3) == 0)
+			break;
+		msleep(50);
+	}
+	/* packets received, bytes received, packets sent, bytes sent */
+	snprintf(want, sizeof(want), "10 %zu 10 %zu ", 10 * n, 10 * n);
+	ck_assert_int_eq(strncmp(rfield("wt-1", "c0"), want, strlen(want)),
+	    0);
+	ck_assert_int_ge(metric("rtpproxyd_redis_writes_total"), 2);
+	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 1);
+
+	/* Destroyed: gone from Redis, and from the node's set. */
+	ck_assert_int_eq(harness_destroy(rc, "wt-1"), RP_OK);
+	ck_assert_int_eq(rwait("wt-1", "v", "", 5000), 0);
+	r = rcmd("SISMEMBER t:node:%s wt-1", "node-a");
+	ck_assert_int_eq(r->integer, 0);
+	freeReplyObject(r);
+	for (i = 0; i < 100 && metric("rtpproxyd_redis_deletes_total") < 1;
+	    i++)
+		msleep(50);
+	ck_assert_int_eq(metric("rtpproxyd_redis_deletes_total"), 1);
+	close(caller);
+	close(dest);
+	rpc_client_free(rc);
+}
+END_TEST
+
+/* --- Redis absent, killed, restarted, stopped ---------------------------- */
+
+/* Every session in ids[0..n) alive is in Redis, every other one not. */
+static int
+consistent(char ids[][32], const int *alive, int n, int ms)
+{
+	int64_t	until = mono() + ms * harness_slow();
+	int	i, ok;
+
+	do {
+		for (ok = 1, i = 0; i < n && ok; i++)
+			ok = rexists(ids[i]) == alive[i];
+		if (ok)
+			return 0;
+		msleep(100);
+	} while (mono() < until);
+	for (i = 0; i < n; i++)
+		if (rexists(ids[i]) != alive[i])
+			fprintf(stderr, "check_redis: %s: %s in Redis\n",
+			    ids[i], alive[i] ? "not" : "still");
+	return -1;
+}
+
+START_TEST(outage)
+{
+	static char		 ids[120][32];
+	static int		 alive[120];
+	struct rpc_client	*rc;
+	uint16_t		 dport;
+	int			 dest, n = 0, i;
+	pid_t			 rp;
+
+	/* Started with no Redis: the API works, Redis is tried again. */
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	rc = client();
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	/* Each session takes two port pairs of the harness's 100. */
+	for (; n < 12; n++) {
+		snprintf(ids[n], sizeof(ids[n]), "out-%d", n);
+		create(rc, ids[n], dport);
+		alive[n] = 1;
+	}
+	ck_assert_int_eq(harness_destroy(rc, ids[3]), RP_OK);
+	alive[3] = 0;
+	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 0);
+	ck_assert_int_gt(metric("rtpproxyd_redis_connect_failures_total"), 0);
+	ck_assert_int_gt(metric("rtpproxyd_redis_pending"), 0);
+	/* One warning for the outage, not one per attempt. */
+	ck_assert_int_eq(harness_log_count(&d, "written again when it is "
+	    "back"), 1);
+
+	/* Redis comes: caught up, and nothing of what was destroyed. */
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(consistent(ids, alive, n, 15000), 0);
+
+	/* Killed and started again while sessions come and go. */
+	for (; n < 26; n++) {
+		if (n == 16)
+			redis_down();
+		snprintf(ids[n], sizeof(ids[n]), "out-%d", n);
+		create(rc, ids[n], dport);
+		alive[n] = 1;
+		if (n % 2 == 0) {
+			ck_assert_int_eq(harness_destroy(rc, ids[n - 1]),
+			    RP_OK);
+			alive[n - 1] = 0;
+		}
+	}
+	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 0);
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(consistent(ids, alive, n, 15000), 0);
+
+	/* Stopped (no answers at all): calls are answered all the same. */
+	ck_assert_int_gt(rp = redis_pid(), 0);
+	kill(rp, SIGSTOP);
+	for (; n < 40; n++) {
+		snprintf(ids[n], sizeof(ids[n]), "out-%d", n);
+		create(rc, ids[n], dport);
+		alive[n] = 1;
+		if (n % 2 == 0) {
+			ck_assert_int_eq(harness_destroy(rc, ids[n - 1]),
+			    RP_OK);
+			alive[n - 1] = 0;
+		}
+	}
+	/* Long enough for the daemon to give up on it and try again. */
+	for (i = 0; i < 200 && metric("rtpproxyd_redis_timeouts_total") < 1;
+	    i++)
+		msleep(50);
+	ck_assert_int_ge(metric("rtpproxyd_redis_timeouts_total"), 1);
+	kill(rp, SIGCONT);
+	ck_assert_int_eq(consistent(ids, alive, n, 20000), 0);
+	for (i = 0; i < 200 && metric("rtpproxyd_redis_up") != 1; i++)
+		msleep(50);
+	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 1);
+	ck_assert_int_eq(consistent(ids, alive, n, 20000), 0);
+	close(dest);
+	rpc_client_free(rc);
+}
+END_TEST
+
+int
+main(void)
+{
+	const TTest *const t_conf[] = { config_keywords, NULL };
+	const TTest *const t_wt[] = { write_through, NULL };
+	const TTest *const t_out[] = { outage, NULL };
+	Suite	*s = suite_create("redis");
+
+	signal(SIGPIPE, SIG_IGN);
+	harness_tcase(s, "config", NULL, NULL, 30, t_conf);
+	harness_tcase(s, "write-through", up, down, 60, t_wt);
+	harness_tcase(s, "outage", up, down, 120, t_out);
+	return harness_run_suite(s);
+}
