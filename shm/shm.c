@@ -227,6 +227,25 @@ shm_totals_add(struct shm_totals *t, const struct shm_dir *d)
 	t->latency_count += SHM_LOAD(&d->latency_count);
 }
 
+/*
+ * A resumed session's counters, before any worker has its slot (so
+ * that they go on from where another node left them).
+ */
+void
+shm_dir_load(struct shm_dir *d, const struct shm_totals *t)
+{
+#define SHM_SET_(f, kind, proto, metric, label, help)			\
+	atomic_store_explicit(&d->f, t->f, memory_order_relaxed);
+	SHM_DIR_COUNTERS(SHM_SET_)
+#undef SHM_SET_
+	atomic_store_explicit(&d->packets_lost, t->packets_lost,
+	    memory_order_relaxed);
+	atomic_store_explicit(&d->latency_sum_ns, t->latency_sum_ns,
+	    memory_order_relaxed);
+	atomic_store_explicit(&d->latency_count, t->latency_count,
+	    memory_order_relaxed);
+}
+
 /* Counter SHM_C_* of the totals. */
 uint64_t
 shm_totals_get(const struct shm_totals *t, int c)

@@ -508,6 +508,7 @@ int	 shm_validate(const struct shm_header *, size_t);
 struct shm_slot	*shm_slot(struct shm_table *, uint32_t);
 void	 shm_slot_reset(struct shm_slot *);
 void	 shm_totals_add(struct shm_totals *, const struct shm_dir *);
+void	 shm_dir_load(struct shm_dir *, const struct shm_totals *);
 uint64_t shm_totals_get(const struct shm_totals *, int);
 uint64_t shm_totals_dropped(const struct shm_totals *);
 int	 shm_lat_bucket(uint64_t);

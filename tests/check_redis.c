@@ -7,6 +7,7 @@
  * created, and a daemon killed with SIGKILL that restores its sessions
  * from Redis when it starts again, skipping records it cannot use.
  */
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -179,7 +180,7 @@ rfield(const char *id, const char *field)
 static int
 rexists(const char *id)
 {
-	char		 key[160];
+	char		 key[4096 + 32];
 	redisReply	*r;
 	int		 n;
 
@@ -521,6 +522,8 @@ START_TEST(outage)
 			alive[n - 1] = 0;
 		}
 	}
+	for (i = 0; i < 200 && metric("rtpproxyd_redis_up") != 0; i++)
+		msleep(50);
 	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 0);
 	ck_assert_int_eq(redis_up(), 0);
 	ck_assert_int_eq(consistent(ids, alive, n, 15000), 0);
@@ -554,17 +557,173 @@ START_TEST(outage)
 }
 END_TEST
 
+/* --- a lone node killed and started again -------------------------------- */
+
+/* The whole daemon gone at once, and its table with it (a reboot). */
+static void
+kill_all(void)
+{
+	ck_assert_int_eq(kill(d.pid, SIGKILL), 0);
+	(void)waitpid(d.pid, NULL, 0);
+	d.pid = -1;
+	harness_kill_workers(&d, SIGKILL);
+	msleep(200);
+	(void)shm_unlink(d.shm);
+}
+
+static void
+rset(const char *cmd)
+{
+	redisContext	*c;
+	redisReply	*r;
+
+	ck_assert_ptr_nonnull(c = redis_conn(5000));
+	ck_assert_ptr_nonnull(r = redisCommand(c, cmd));
+	ck_assert_int_ne(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+START_TEST(restart)
+{
+	struct rpc_client	*rc;
+	Rtpproxy__SessionInfo	*si;
+	uint8_t			 pkt[256], got[256];
+	uint16_t		 lport, fport, cport, dport, busy;
+	char			 cmd[1024], want[64], c0[512];
+	unsigned long long	 before;
+	size_t			 n = 0;
+	int			 caller, dest, hold, i;
+
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	rc = client();
+	ck_assert_int_ge(caller = harness_udp(0, &cport), 0);
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	lport = create(rc, "rs-1", dport);
+	create(rc, "rs-2", dport);
+	create(rc, "rs-3", dport);
+	ck_assert_int_eq(harness_destroy(rc, "rs-3"), RP_OK);
+	ck_assert_int_eq(harness_status(rc, "rs-1", &si), RP_OK);
+	fport = (uint16_t)si->forward->port;
+	harness_info_free(si);
+	for (i = 0; i < 10; i++) {
+		n = harness_rtp(pkt, (uint16_t)(10 + i), (uint32_t)i * 160,
+		    0x77, 100);
+		ck_assert_int_eq(harness_send(caller, "127.0.0.1", lport, pkt,
+		    n), 0);
+		ck_assert_int_eq(harness_recv(dest, got, sizeof(got), 3000,
+		    NULL), (ssize_t)n);
+	}
+	snprintf(want, sizeof(want), "127.0.0.1:%u", cport);
+	ck_assert_int_eq(rwait("rs-1", "latched", want, 5000), 0);
+	for (i = 0; i < 100 && strncmp(rfield("rs-1", "c0"), "10 ", 3) != 0;
+	    i++)
+		msleep(50);
+	snprintf(c0, sizeof(c0), "%s", rfield("rs-1", "c0"));
+	ck_assert_int_eq(strncmp(c0, "10 ", 3), 0);
+	ck_assert_int_eq(rwait("rs-3", "v", "", 5000), 0);
+	rpc_client_free(rc);
+
+	kill_all();
+
+	/* What a node must not trip over. */
+	rset("SADD t:node:node-a junk-1 junk-2 junk-3 junk-4 junk-5 "
+	    "busy-1 junk-6");
+	rset("HSET t:session:junk-1 v 99 id junk-1");
+	rset("HSET t:session:junk-2 v 1 id junk-2 node node-a");
+	rset("SET t:session:junk-3 garbage");
+	rset("HSET t:session:junk-5 v 1 id junk-5 node node-a inc "
+	    "0000000000000001 epoch 1 listen 127.0.0.1:99999 forward "
+	    "127.0.0.1:1 dest 127.0.0.1:2");
+	rset("HSET t:session:junk-6 v 1 id junk-6 node node-a inc "
+	    "0000000000000001 epoch 1 listen 127.0.0.1:2 forward "
+	    "127.0.0.1:1 dest 127.0.0.1:2 c0 \"1 2 x\"");
+	/* A record fine but for a port someone else holds: left alone. */
+	busy = (uint16_t)(d.port_max - 1);
+	ck_assert_int_ge(hold = harness_udp_bind(0, busy), 0);
+	snprintf(cmd, sizeof(cmd), "HSET t:session:busy-1 v 1 id busy-1 node "
+	    "node-a inc 0000000000000002 epoch 1 listen 127.0.0.1:%u forward "
+	    "127.0.0.1:%u dest 127.0.0.1:%u flags 26", busy, busy - 2, dport);
+	rset(cmd);
+
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "sessions restored", 1, 10000),
+	    0);
+	ck_assert_int_eq(harness_log_count(&d, "2 sessions restored, 7 "
+	    "skipped"), 1);
+	ck_assert_int_eq(harness_log_count(&d, "session junk-1 not restored: "
+	    "version \"99\""), 1);
+	ck_assert_int_eq(harness_log_count(&d, "session junk-3 not restored: "
+	    "not a hash"), 1);
+	ck_assert_int_eq(harness_log_count(&d, "session junk-4 not restored: "
+	    "no record"), 1);
+	ck_assert_int_eq(harness_log_count(&d, "session busy-1 not restored: "
+	    "left in Redis"), 1);
+	ck_assert_int_eq(metric("rtpproxyd_redis_restored_total"), 2);
+	ck_assert_int_eq(metric("rtpproxyd_redis_skipped_total"), 7);
+	ck_assert_str_eq(rfield("busy-1", "id"), "busy-1");
+	close(hold);
+
+	/* Same id, same ports, the latch and the counters go on. */
+	rc = client();
+	ck_assert_int_eq(harness_status(rc, "rs-1", &si), RP_OK);
+	ck_assert_uint_eq(si->listen->port, lport);
+	ck_assert_uint_eq(si->forward->port, fport);
+	ck_assert_ptr_nonnull(si->latched);
+	ck_assert_uint_eq(si->latched->port, cport);
+	before = si->forward_stats->packets_received;
+	ck_assert_uint_eq(before, 10);
+	harness_info_free(si);
+	ck_assert_int_eq(harness_status(rc, "rs-2", &si), RP_OK);
+	harness_info_free(si);
+	ck_assert_int_ne(harness_status(rc, "rs-3", &si), RP_OK);
+
+	/* Reverse media reaches the caller before the caller says a word. */
+	n = harness_rtp(pkt, 500, 0, 0x99, 100);
+	ck_assert_int_eq(harness_send(dest, "127.0.0.1", fport, pkt, n), 0);
+	ck_assert_int_eq(harness_recv(caller, got, sizeof(got), 3000, NULL),
+	    (ssize_t)n);
+	n = harness_rtp(pkt, 20, 1600, 0x77, 100);
+	ck_assert_int_eq(harness_send(caller, "127.0.0.1", lport, pkt, n), 0);
+	ck_assert_int_eq(harness_recv(dest, got, sizeof(got), 3000, NULL),
+	    (ssize_t)n);
+	for (i = 0; i < 100 && strncmp(rfield("rs-1", "c0"), "11 ", 3) != 0;
+	    i++)
+		msleep(50);
+	ck_assert_int_eq(strncmp(rfield("rs-1", "c0"), "11 ", 3), 0);
+	ck_assert_int_eq(harness_destroy(rc, "rs-1"), RP_OK);
+	ck_assert_int_eq(rwait("rs-1", "v", "", 5000), 0);
+
+	/* Killed again: what was destroyed stays gone. */
+	rpc_client_free(rc);
+	kill_all();
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "sessions restored", 2, 10000),
+	    0);
+	rc = client();
+	ck_assert_int_ne(harness_status(rc, "rs-1", &si), RP_OK);
+	ck_assert_int_eq(harness_status(rc, "rs-2", &si), RP_OK);
+	harness_info_free(si);
+	rpc_client_free(rc);
+	close(caller);
+	close(dest);
+}
+END_TEST
+
 int
 main(void)
 {
 	const TTest *const t_conf[] = { config_keywords, NULL };
 	const TTest *const t_wt[] = { write_through, NULL };
 	const TTest *const t_out[] = { outage, NULL };
+	const TTest *const t_restart[] = { restart, NULL };
 	Suite	*s = suite_create("redis");
 
 	signal(SIGPIPE, SIG_IGN);
 	harness_tcase(s, "config", NULL, NULL, 30, t_conf);
 	harness_tcase(s, "write-through", up, down, 60, t_wt);
 	harness_tcase(s, "outage", up, down, 120, t_out);
+	harness_tcase(s, "restart", up, down, 90, t_restart);
 	return harness_run_suite(s);
 }

@@ -470,7 +470,7 @@ master_layers(struct master *m, int foreground)
 	senv.publish = master_publish;
 	grpcsvc_set_table(&m->shm);
 	if (session_init(&senv) == -1 || metrics_start(m->base, m) == -1 ||
-	    redis_start(m->base, m->conf, m->shm.nslots) == -1)
+	    redis_start(m->base, m->conf, m->shm.nslots, !m->adopting) == -1)
 		return -1;
 	if (m->adopting)
 		session_adopt_table();

@@ -332,9 +332,14 @@ metrics_redis(struct evbuffer *b)
 		    "answer in 5 s and was connected to again." },
 		{ "rtpproxyd_redis_dropped_total", "Deletes given up because "
 		    "too many waited for Redis (the records stay)." },
+		{ "rtpproxyd_redis_restored_total", "Sessions this master "
+		    "restored from Redis when it started." },
+		{ "rtpproxyd_redis_skipped_total", "Records in Redis this "
+		    "master did not restore: unreadable, of another version or "
+		    "owner, or a port it could not bind (each logged)." },
 	};
 	struct redis_stats	st;
-	uint64_t		v[7];
+	uint64_t		v[9];
 	size_t			i;
 
 	redis_get_stats(&st);
@@ -347,7 +352,9 @@ metrics_redis(struct evbuffer *b)
 	v[4] = st.connect_failures;
 	v[5] = st.timeouts;
 	v[6] = st.dropped;
-	for (i = 0; i < 7; i++) {
+	v[7] = st.restored;
+	v[8] = st.skipped;
+	for (i = 0; i < 9; i++) {
 		metrics_family(b, names[i][0], "counter", names[i][1]);
 		evbuffer_add_printf(b, "%s %llu\n", names[i][0],
 		    (unsigned long long)v[i]);

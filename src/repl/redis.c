@@ -104,11 +104,14 @@ static struct {
 	struct event		*flush_ev, *retry_ev, *tick_ev;
 	int64_t			 snap_ms;	/* the last counters' pass */
 	int			 restoring;	/* sessions from Redis */
+	int			 restore;	/* to do, once connected */
+	uint32_t		 restore_wait;	/* records asked for */
 	struct redis_stats	 st;
 } rd;
 
 static void	rd_connect(void);
 static void	rd_flush_soon(void);
+static void	rd_restore_begin(void);
 
 static void
 rd_key(char *buf, size_t len, const char *what, const char *name)
@@ -367,6 +370,8 @@ rd_on_connect(const redisAsyncContext *ac, int status)
 	    "; writing every session");
 	rd.was_up = 1;
 	rd_mark_all(RD_FULL);
+	if (rd.restore)
+		rd_restore_begin();
 	rd_flush_soon();
 }
 
@@ -520,9 +525,172 @@ redis_node(void)
 	return rd.node;
 }
 
+/* --- restoring a lone node's sessions on start --------------------------- */
+
+static void
+rd_skip(const char *id, const char *fmt, const char *why)
+{
+	rd.st.skipped++;
+	log_warnx("redis: session %.64s not restored: %s%s", id, fmt, why);
+}
+
+static void
+rd_params(struct session_params *p, struct session_resume *res,
+    const struct redis_rec *r)
+{
+	memset(p, 0, sizeof(*p));
+	memset(res, 0, sizeof(*res));
+	memcpy(p->id, r->id, sizeof(p->id));
+	shm_addr_to_sa(&r->listen, &p->listen);
+	shm_addr_to_sa(&r->forward, &p->forward);
+	shm_addr_to_sa(&r->dest, &p->dest);
+	p->tcp = (r->flags & SHM_F_TCP) != 0;
+	p->unidirectional = (r->flags & SHM_F_UNIDIR) != 0;
+	p->disable_rtcp = (r->flags & SHM_F_NORTCP) != 0 && !p->tcp;
+	p->idle_timeout_s = (r->flags & SHM_F_IDLE_DEF) ? 0 :
+	    r->idle_timeout_s;
+	p->stats_interval_ms = r->stats_interval_ms;
+	p->clock_rate = r->clock_rate;
+	p->reverse_source = (r->flags & SHM_F_SRC_PORT) ?
+	    CONF_RS_ADDRESS_PORT : (r->flags & SHM_F_SRC_ADDR) ?
+	    CONF_RS_ADDRESS : CONF_RS_ANY;
+	p->rate_pps = r->rate_pps;
+	p->rate_bps = r->rate_bps;
+	p->latch_policy = (int)r->latch_policy;
+	p->repl_inc = r->inc;
+	p->repl_epoch = r->epoch;
+	res->latched = r->latched;
+	res->latched_rtcp = r->latched_rtcp;
+	res->relatches = r->relatches;
+	res->c[0] = r->c[0];
+	res->c[1] = r->c[1];
+	p->resume = res;
+}
+
+/* HGETALL of one id of our set: the session again, or why not. */
+static void
+rd_restore_one(redisAsyncContext *ac, void *arg, void *priv)
+{
+	redisReply		*reply = arg;
+	char			*id = priv;
+	struct redis_rec	*rec;
+	struct session_params	 p;
+	struct session_resume	 res;
+	struct rp_error		 err;
+	const char		*kv[2 * REDIS_REC_FIELDS + 16];
+	size_t			 kvlen[2 * REDIS_REC_FIELDS + 16], i;
+	char			 why[160];
+
+	rd_reply_common(ac, reply);
+	rd.restore_wait--;
+	if (reply == NULL)
+		rd.restore = 1;		/* again at the next connection */
+	else if (session_lookup(id) != -1)
+		;			/* restored at an earlier try */
+	else if (reply->type != REDIS_REPLY_ARRAY)
+		rd_skip(id, "not a hash: ", reply->type == REDIS_REPLY_ERROR ?
+		    reply->str : "another type");
+	else if (reply->elements == 0)
+		rd_skip(id, "", "no record (stale in the node's set)");
+	else if (reply->elements > sizeof(kv) / sizeof(kv[0]))
+		rd_skip(id, "", "too many fields");
+	else {
+		for (i = 0; i < reply->elements; i++) {
+			if (reply->element[i]->type != REDIS_REPLY_STRING)
+				break;
+			kv[i] = reply->element[i]->str;
+			kvlen[i] = reply->element[i]->len;
+		}
+		rec = xmalloc(sizeof(*rec));
+		if (i < reply->elements)
+			rd_skip(id, "", "a field that is not a string");
+		else if (redis_rec_parse(rec, reply->elements, kv, kvlen, why,
+		    sizeof(why)) == -1)
+			rd_skip(id, "", why);
+		else if (strcmp(rec->id, id) != 0)
+			rd_skip(id, "", "the record is of another id");
+		else if (strcmp(rec->node, rd.node) != 0) {
+			snprintf(why, sizeof(why), "node %s owns it now "
+			    "(epoch %u)", rec->node, rec->epoch);
+			rd_skip(id, "", why);
+		} else {
+			rd_params(&p, &res, rec);
+			rd.restoring = 1;
+			if (session_create(&p, NULL, &err) == -1)
+				rd_skip(id, "left in Redis: ", err.msg);
+			else {
+				rd.st.restored++;
+				log_info("redis: session %s restored (epoch %u)",
+				    id, rec->epoch);
+			}
+			rd.restoring = 0;
+		}
+		free(rec);
+	}
+	free(id);
+	if (rd.restore_wait == 0 && !rd.restore)
+		log_notice("redis: %llu sessions restored, %llu skipped",
+		    (unsigned long long)rd.st.restored,
+		    (unsigned long long)rd.st.skipped);
+}
+
+/* SMEMBERS of our node's set: each of its records. */
+static void
+rd_restore_ids(redisAsyncContext *ac, void *arg, void *priv)
+{
+	redisReply	*reply = arg;
+	char		 key[RD_KEY_MAX], *id;
+	const char	*argv[2];
+	size_t		 i;
+
+	rd_reply_common(ac, reply);
+	if (reply == NULL)
+		return;		/* again at the next connection */
+	rd.restore = 0;
+	if (reply->type != REDIS_REPLY_ARRAY) {
+		log_warnx("redis: the set of node %s: %s; nothing restored",
+		    rd.node, reply->type == REDIS_REPLY_ERROR ? reply->str :
+		    "not a set");
+		return;
+	}
+	log_info("redis: restoring %zu sessions of node %s",
+	    reply->elements, rd.node);
+	for (i = 0; i < reply->elements; i++) {
+		if (reply->element[i]->type != REDIS_REPLY_STRING ||
+		    reply->element[i]->len == 0 ||
+		    reply->element[i]->len >= SHM_ID_MAX ||
+		    memchr(reply->element[i]->str, '\0',
+		    reply->element[i]->len) != NULL) {
+			rd_skip("?", "", "an id in the node's set that is not "
+			    "one");
+			continue;
+		}
+		rd_key(key, sizeof(key), "session", reply->element[i]->str);
+		argv[0] = "HGETALL";
+		argv[1] = key;
+		id = xstrdup(reply->element[i]->str);
+		if (rd_send(rd_restore_one, id, 2, argv, NULL) == 0)
+			rd.restore_wait++;
+		else
+			free(id);
+	}
+}
+
+static void
+rd_restore_begin(void)
+{
+	char		 set[RD_KEY_MAX];
+	const char	*argv[2];
+
+	rd_key(set, sizeof(set), "node", rd.node);
+	argv[0] = "SMEMBERS";
+	argv[1] = set;
+	rd_send(rd_restore_ids, NULL, 2, argv, NULL);
+}
+
 int
 redis_start(struct event_base *base, const struct config *c,
-    uint32_t nslots)
+    uint32_t nslots, int restore)
 {
 	struct timeval tick = { 0, RD_TICK_MS * 1000 };
 
@@ -545,6 +713,8 @@ redis_start(struct event_base *base, const struct config *c,
 	rd.queue = xcalloc(nslots, sizeof(*rd.queue));
 	TAILQ_INIT(&rd.dels);
 	rd.backoff_ms = RD_BACKOFF_MIN;
+	/* An adopted table has the sessions already, and newer. */
+	rd.restore = restore;
 	rd.flush_ev = evtimer_new(base, rd_flush, NULL);
 	rd.retry_ev = evtimer_new(base, rd_retry, NULL);
 	rd.tick_ev = event_new(base, -1, EV_PERSIST, rd_tick, NULL);

@@ -310,7 +310,8 @@ redis_rec_parse(struct redis_rec *r, size_t n, const char *const *kv,
 		else if (strcmp(f, "bps") == 0)
 			bad = rr_u64(v, 100000000000ULL, &r->rate_bps) == -1;
 		else if (strcmp(f, "latch") == 0)
-			bad = rr_u32(v, 255, &r->latch_policy) == -1;
+			bad = rr_u32(v, SHM_LATCH_LATEST, &r->latch_policy) ==
+			    -1;
 		else if (strcmp(f, "relatches") == 0)
 			bad = rr_u32(v, UINT32_MAX, &r->relatches) == -1;
 		else if (strcmp(f, "created") == 0) {

@@ -64,11 +64,14 @@ struct redis_stats {
 	uint64_t	connect_failures;
 	uint64_t	timeouts;	/* no answer in time: reconnected */
 	uint64_t	dropped;	/* deletes given up (too many waiting) */
+	uint64_t	restored;	/* sessions restored on start */
+	uint64_t	skipped;	/* records not restored: why logged */
 	uint32_t	inflight;	/* commands not answered yet */
 	uint32_t	pending;	/* sessions and deletes to write */
 };
 
-int	redis_start(struct event_base *, const struct config *, uint32_t);
+int	redis_start(struct event_base *, const struct config *, uint32_t,
+	    int);
 void	redis_stop(void);
 void	redis_event(const struct session_event *);
 void	redis_get_stats(struct redis_stats *);

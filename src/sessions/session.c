@@ -387,6 +387,36 @@ session_check(const struct session_params *p, int rtcp,
 	return 0;
 }
 
+/*
+ * A session resumed from another node or start: its latch and counters
+ * carry on.  Written before any worker has the slot, which a worker
+ * takes as it takes a slot after a worker restart.
+ */
+static void
+session_fill_resume(struct shm_slot *s, const struct session_resume *r)
+{
+	uint32_t bits = 0;
+	int64_t	 now = now_ms();
+
+	if (r->latched.family != 0) {
+		s->latch_rtp = r->latched;
+		bits |= 1;
+	}
+	if (r->latched_rtcp.family != 0) {
+		s->latch_rtcp = r->latched_rtcp;
+		bits |= 2;
+	}
+	if (bits != 0) {
+		/* Learnt already: the latch holds while its source sends. */
+		s->latch.learn_end_ms = now;
+		s->latch.seen_ms = now;
+	}
+	atomic_store(&s->latch.moves, r->relatches);
+	shm_dir_load(&s->dir[0], &r->c[0]);
+	shm_dir_load(&s->dir[1], &r->c[1]);
+	atomic_store_explicit(&s->latched, bits, memory_order_release);
+}
+
 /* The new session's slot: what it was asked for, and the defaults. */
 static void
 session_fill(uint32_t i, const struct session_params *p, const char *id,
@@ -429,6 +459,8 @@ session_fill(uint32_t i, const struct session_params *p, const char *id,
 	s->repl_epoch = p->repl_epoch != 0 ? p->repl_epoch : 1;
 	s->repl_inc = p->repl_inc != 0 ? p->repl_inc :
 	    ((uint64_t)s->created_ms << 16) | (atomic_load(&s->gen) & 0xffff);
+	if (p->resume != NULL)
+		session_fill_resume(s, p->resume);
 }
 
 int

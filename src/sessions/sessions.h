@@ -13,6 +13,14 @@
 struct config;
 
 /* session.c: the master's session registry */
+
+/* What a session resumed from elsewhere (src/repl) carries on with. */
+struct session_resume {
+	struct shm_addr		latched, latched_rtcp;	/* family 0: none */
+	uint32_t		relatches;
+	struct shm_totals	c[2];
+};
+
 struct session_params {
 	char			id[SHM_ID_MAX];	/* "" = make one */
 	struct sockaddr_storage	listen;		/* port 0 = allocate */
@@ -31,6 +39,7 @@ struct session_params {
 	/* a session resumed from Redis (src/repl); 0: a new one */
 	uint64_t		repl_inc;
 	uint32_t		repl_epoch;
+	const struct session_resume *resume;	/* NULL: a new one */
 };
 
 /* A consistent copy of a slot, for replies and events. */
