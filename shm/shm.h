@@ -32,7 +32,7 @@
 #define SHM_LOCAL_MAX	128		/* addresses of this host */
 #define SHM_OWN_MAX	16		/* API and metrics ports */
 #define SHM_LAT_BUCKETS	18		/* <= 2^k us, k = 0..16, and more */
-#define SHM_GRPC_METHODS 9		/* the last: unknown methods */
+#define SHM_GRPC_METHODS 10		/* the last: unknown methods */
 #define SHM_GRPC_CODES	17
 
 /* A single writer's counter update: no lock prefix on the packet path. */

@@ -29,7 +29,7 @@
 #include "harness.h"
 #include "conf.h"
 
-static struct daemon	d;
+static struct daemon	d, d2;		/* d2: a standby */
 static uint16_t		rport;		/* redis-server's */
 static uint16_t		mport;		/* the daemon's metrics */
 static char		rpidfile[256];
@@ -296,6 +296,26 @@ down(void)
 {
 	redis_down();
 	harness_cleanup(&d);
+	if (d2.dir[0] != '\0')
+		harness_cleanup(&d2);
+	memset(&d2, 0, sizeof(d2));
+}
+
+/* node-a, and node-b on the same port range to take over from it. */
+static void
+up_pair(void)
+{
+	char line[64], extra[256];
+
+	up_redis(NULL);
+	snprintf(extra, sizeof(extra), "redis 127.0.0.1:%u\nredis-prefix t:\n"
+	    "node-id node-b\nstats-interval 200\n", rport);
+	if (harness_prepare(&d2, 2, extra) == -1)
+		fprintf(stderr, "check_redis: cannot prepare the standby\n");
+	snprintf(line, sizeof(line), "port-range %u %u", d.port_min,
+	    d.port_max);
+	if (harness_conf_set(&d2, line) == -1)
+		fprintf(stderr, "check_redis: cannot set its port range\n");
 }
 
 /* --- the configuration ---------------------------------------------------- */
@@ -561,14 +581,20 @@ END_TEST
 
 /* The whole daemon gone at once, and its table with it (a reboot). */
 static void
+kill_daemon(struct daemon *x)
+{
+	ck_assert_int_eq(kill(x->pid, SIGKILL), 0);
+	(void)waitpid(x->pid, NULL, 0);
+	x->pid = -1;
+	harness_kill_workers(x, SIGKILL);
+	msleep(200);
+	(void)shm_unlink(x->shm);
+}
+
+static void
 kill_all(void)
 {
-	ck_assert_int_eq(kill(d.pid, SIGKILL), 0);
-	(void)waitpid(d.pid, NULL, 0);
-	d.pid = -1;
-	harness_kill_workers(&d, SIGKILL);
-	msleep(200);
-	(void)shm_unlink(d.shm);
+	kill_daemon(&d);
 }
 
 static void
@@ -648,7 +674,7 @@ START_TEST(restart)
 	rset(cmd);
 
 	ck_assert_int_eq(harness_launch(&d, 1), 0);
-	ck_assert_int_eq(harness_wait_log(&d, "sessions restored", 1, 10000),
+	ck_assert_int_eq(harness_wait_log(&d, "sessions restored", 2, 10000),
 	    0);
 	ck_assert_int_eq(harness_log_count(&d, "2 sessions restored, 7 "
 	    "skipped"), 1);
@@ -659,7 +685,8 @@ START_TEST(restart)
 	ck_assert_int_eq(harness_log_count(&d, "session junk-4 not restored: "
 	    "no record"), 1);
 	ck_assert_int_eq(harness_log_count(&d, "session busy-1 not restored: "
-	    "left in Redis"), 1);
+	    "listen"), 1);
+	ck_assert_int_eq(harness_log_count(&d, "(left in Redis)"), 1);
 	ck_assert_int_eq(metric("rtpproxyd_redis_restored_total"), 2);
 	ck_assert_int_eq(metric("rtpproxyd_redis_skipped_total"), 7);
 	ck_assert_str_eq(rfield("busy-1", "id"), "busy-1");
@@ -699,13 +726,145 @@ START_TEST(restart)
 	rpc_client_free(rc);
 	kill_all();
 	ck_assert_int_eq(harness_launch(&d, 1), 0);
-	ck_assert_int_eq(harness_wait_log(&d, "sessions restored", 2, 10000),
+	ck_assert_int_eq(harness_wait_log(&d, "sessions restored", 3, 10000),
 	    0);
 	rc = client();
 	ck_assert_int_ne(harness_status(rc, "rs-1", &si), RP_OK);
 	ck_assert_int_eq(harness_status(rc, "rs-2", &si), RP_OK);
 	harness_info_free(si);
 	rpc_client_free(rc);
+	close(caller);
+	close(dest);
+}
+END_TEST
+
+/* --- a standby takes over ------------------------------------------------ */
+
+static struct rpc_client *
+client_of(struct daemon *x)
+{
+	struct rpc_client *c;
+
+	ck_assert_ptr_nonnull(c = rpc_client_new(x->grpc));
+	return c;
+}
+
+START_TEST(takeover)
+{
+	struct rpc_client	*ra, *rb;
+	Rtpproxy__SessionInfo	*si;
+	redisReply		*r;
+	uint8_t			 pkt[256], got[256];
+	uint16_t		 lport, fport, cport, dport;
+	char			 cmd[512], out[512];
+	size_t			 n = 0;
+	int			 caller, dest, i;
+
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	ck_assert_int_eq(harness_launch(&d2, 1), 0);
+	ra = client_of(&d);
+	ck_assert_int_ge(caller = harness_udp(0, &cport), 0);
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	lport = create(ra, "tk-1", dport);
+	create(ra, "tk-2", dport);
+	create(ra, "tk-3", dport);
+	ck_assert_int_eq(harness_destroy(ra, "tk-3"), RP_OK);
+	ck_assert_int_eq(harness_status(ra, "tk-1", &si), RP_OK);
+	fport = (uint16_t)si->forward->port;
+	harness_info_free(si);
+	for (i = 0; i < 10; i++) {
+		n = harness_rtp(pkt, (uint16_t)(10 + i), (uint32_t)i * 160,
+		    0x77, 100);
+		ck_assert_int_eq(harness_send(caller, "127.0.0.1", lport, pkt,
+		    n), 0);
+		ck_assert_int_eq(harness_recv(dest, got, sizeof(got), 3000,
+		    NULL), (ssize_t)n);
+	}
+	for (i = 0; i < 100 && strncmp(rfield("tk-1", "c0"), "10 ", 3) != 0;
+	    i++)
+		msleep(50);
+	ck_assert_int_eq(strncmp(rfield("tk-1", "c0"), "10 ", 3), 0);
+	ck_assert_int_eq(rwait("tk-3", "v", "", 5000), 0);
+	rpc_client_free(ra);
+
+	/* node-a is gone; node-b is told to take over (rtpproxyctl). */
+	kill_daemon(&d);
+	snprintf(cmd, sizeof(cmd), "%s -s %s takeover node-a 2>&1",
+	    getenv("RTPPROXYCTL"), d2.grpc);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "node-b: taking over the sessions "
+	    "of node-a"));
+	ck_assert_int_eq(harness_wait_log(&d2, "takeover of node node-a done: "
+	    "2 sessions resumed, 0 skipped", 1, 10000), 0);
+
+	/* Same id, ports, latch; counters go on; node-b owns it, epoch 2. */
+	rb = client_of(&d2);
+	ck_assert_int_eq(harness_status(rb, "tk-1", &si), RP_OK);
+	ck_assert_uint_eq(si->listen->port, lport);
+	ck_assert_uint_eq(si->forward->port, fport);
+	ck_assert_ptr_nonnull(si->latched);
+	ck_assert_uint_eq(si->latched->port, cport);
+	ck_assert_uint_eq(si->forward_stats->packets_received, 10);
+	harness_info_free(si);
+	ck_assert_int_ne(harness_status(rb, "tk-3", &si), RP_OK);
+	ck_assert_int_eq(rwait("tk-1", "node", "node-b", 5000), 0);
+	ck_assert_str_eq(rfield("tk-1", "epoch"), "2");
+	r = rcmd("SISMEMBER t:node:%s tk-1", "node-a");
+	ck_assert_int_eq(r->integer, 0);
+	freeReplyObject(r);
+	r = rcmd("SISMEMBER t:node:%s tk-1", "node-b");
+	ck_assert_int_eq(r->integer, 1);
+	freeReplyObject(r);
+	n = harness_rtp(pkt, 500, 0, 0x99, 100);
+	ck_assert_int_eq(harness_send(dest, "127.0.0.1", fport, pkt, n), 0);
+	ck_assert_int_eq(harness_recv(caller, got, sizeof(got), 3000, NULL),
+	    (ssize_t)n);
+	n = harness_rtp(pkt, 20, 1600, 0x77, 100);
+	ck_assert_int_eq(harness_send(caller, "127.0.0.1", lport, pkt, n), 0);
+	ck_assert_int_eq(harness_recv(dest, got, sizeof(got), 3000, NULL),
+	    (ssize_t)n);
+	for (i = 0; i < 100 && strncmp(rfield("tk-1", "c0"), "11 ", 3) != 0;
+	    i++)
+		msleep(50);
+	ck_assert_int_eq(strncmp(rfield("tk-1", "c0"), "11 ", 3), 0);
+
+	/* Asked again, or for itself: refused. */
+	snprintf(cmd, sizeof(cmd), "%s -s %s takeover node-b 2>&1",
+	    getenv("RTPPROXYCTL"), d2.grpc);
+	ck_assert_int_ne(harness_run(cmd, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "is this node"));
+
+	/*
+	 * Fencing: node-a comes back, even with the id still in its set
+	 * (as if the claim's SREM were lost): it resumes nothing.
+	 */
+	rset("SADD t:node:node-a tk-1");
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "sessions restored", 2, 10000),
+	    0);
+	ck_assert_int_eq(harness_log_count(&d, "session tk-1 not restored: "
+	    "node node-b owns it now (epoch 2)"), 1);
+	ra = client_of(&d);
+	ck_assert_int_ne(harness_status(ra, "tk-1", &si), RP_OK);
+	ck_assert_int_ne(harness_status(ra, "tk-2", &si), RP_OK);
+	rpc_client_free(ra);
+	kill_daemon(&d);
+
+	/* Destroyed on the new owner: gone, and stays gone. */
+	ck_assert_int_eq(harness_destroy(rb, "tk-1"), RP_OK);
+	ck_assert_int_eq(rwait("tk-1", "v", "", 5000), 0);
+	rpc_client_free(rb);
+	kill_daemon(&d2);
+	ck_assert_int_eq(harness_launch(&d2, 1), 0);
+	ck_assert_int_eq(harness_wait_log(&d2, "sessions restored", 2, 10000),
+	    0);
+	rb = client_of(&d2);
+	ck_assert_int_ne(harness_status(rb, "tk-1", &si), RP_OK);
+	ck_assert_int_eq(harness_status(rb, "tk-2", &si), RP_OK);
+	harness_info_free(si);
+	ck_assert_int_eq(rexists("tk-1"), 0);
+	rpc_client_free(rb);
 	close(caller);
 	close(dest);
 }
@@ -718,6 +877,7 @@ main(void)
 	const TTest *const t_wt[] = { write_through, NULL };
 	const TTest *const t_out[] = { outage, NULL };
 	const TTest *const t_restart[] = { restart, NULL };
+	const TTest *const t_take[] = { takeover, NULL };
 	Suite	*s = suite_create("redis");
 
 	signal(SIGPIPE, SIG_IGN);
@@ -725,5 +885,6 @@ main(void)
 	harness_tcase(s, "write-through", up, down, 60, t_wt);
 	harness_tcase(s, "outage", up, down, 120, t_out);
 	harness_tcase(s, "restart", up, down, 90, t_restart);
+	harness_tcase(s, "takeover", up_pair, down, 90, t_take);
 	return harness_run_suite(s);
 }

@@ -7,6 +7,7 @@
 
 struct config;
 struct event_base;
+struct rp_error;
 struct session_event;
 struct shm_table;
 
@@ -19,5 +20,12 @@ void	grpcsvc_drain(void (*)(void));
 void	grpcsvc_stop(void);
 void	grpcsvc_reconfigure(const struct config *);
 void	grpcsvc_set_table(struct shm_table *);
+
+/* High availability: what HaTakeover calls (src/repl), NULLs for none. */
+struct api_ha {
+	int		(*takeover)(const char *, struct rp_error *);
+	const char	*(*node)(void);
+};
+void	grpcsvc_set_ha(const struct api_ha *);
 
 #endif

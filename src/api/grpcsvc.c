@@ -22,6 +22,7 @@ static const struct {
 	{ "/rtpproxy.RtpProxy/ListSessions", GS_UNARY, gs_rpc_list },
 	{ "/rtpproxy.RtpProxy/StreamSessionEvents", GS_EVENTS,
 	    gs_rpc_events },
+	{ "/rtpproxy.RtpProxy/HaTakeover", GS_UNARY, gs_rpc_takeover },
 	{ "/grpc.health.v1.Health/Check", GS_UNARY, gs_rpc_health },
 	{ "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
 	    GS_REFLECT, gs_rpc_reflect },
@@ -46,6 +47,14 @@ void
 grpcsvc_set_table(struct shm_table *t)
 {
 	gs_table = t;
+}
+
+struct api_ha gs_ha;
+
+void
+grpcsvc_set_ha(const struct api_ha *ha)
+{
+	gs_ha = *ha;
 }
 
 static void	gs_shutdown_server(void);

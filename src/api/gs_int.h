@@ -131,11 +131,14 @@ struct gs_call {
 LIST_HEAD(gs_calls, gs_call);
 
 gs_handler gs_rpc_create, gs_rpc_destroy, gs_rpc_status, gs_rpc_list,
-    gs_rpc_events, gs_rpc_health, gs_rpc_reflect;
+    gs_rpc_events, gs_rpc_health, gs_rpc_reflect, gs_rpc_takeover;
 
-#define GS_NMETHODS	8
+#define GS_NMETHODS	9
 #define GS_DEPTH	16	/* requests posted per method */
 #define GS_NSLOTS	(GS_NMETHODS * GS_DEPTH)
+
+/* What the master gave for high availability (grpcsvc_set_ha). */
+extern struct api_ha gs_ha;
 
 struct grpcsvc {
 	struct event_base	*base;

@@ -155,6 +155,35 @@ fail:
 	rtpproxy__list_sessions_request__free_unpacked(req, NULL);
 }
 void
+gs_rpc_takeover(struct gs_call *c, grpc_byte_buffer *bb)
+{
+	Rtpproxy__HaTakeoverRequest	*req;
+	Rtpproxy__HaTakeoverResponse	 resp =
+	    RTPPROXY__HA_TAKEOVER_RESPONSE__INIT;
+	struct rp_error			 err;
+
+	memset(&err, 0, sizeof(err));
+	req = (Rtpproxy__HaTakeoverRequest *)gs_decode(bb,
+	    &rtpproxy__ha_takeover_request__descriptor, &err);
+	if (req == NULL) {
+		gs_reply_err(c, &err);
+		return;
+	}
+	if (gs_ha.takeover == NULL) {
+		rp_err(&err, RP_FAILED_PRECONDITION, "redis is not "
+		    "configured on this node");
+		gs_reply_err(c, &err);
+	} else if (gs_ha.takeover(req->node, &err) == -1)
+		gs_reply_err(c, &err);
+	else {
+		resp.node = req->node;
+		resp.standby = (char *)gs_ha.node();
+		gs_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	}
+	rtpproxy__ha_takeover_request__free_unpacked(req, NULL);
+}
+
+void
 gs_rpc_health(struct gs_call *c, grpc_byte_buffer *bb)
 {
 	Grpc__Health__V1__HealthCheckRequest	*req;

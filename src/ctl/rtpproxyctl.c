@@ -28,6 +28,7 @@
 #define M_LIST		"/rtpproxy.RtpProxy/ListSessions"
 #define M_EVENTS	"/rtpproxy.RtpProxy/StreamSessionEvents"
 #define M_HEALTH	"/grpc.health.v1.Health/Check"
+#define M_TAKEOVER	"/rtpproxy.RtpProxy/HaTakeover"
 
 static int		 jflag;
 static int		 timeout_ms = 5000;
@@ -55,6 +56,7 @@ usage(int code)
 "  list [--state state] [-n page_size] [-p page_token] [-a]\n"
 "  watch [id] [-c count]\n"
 "  health\n"
+"  takeover node\n"
 "server: host:port, [v6addr]:port or unix:/path "
 "[$RTPPROXYCTL_SERVER or " DEFAULT_SERVER "]\n"
 "token file: [$RTPPROXYCTL_TOKEN_FILE]\n");
@@ -499,6 +501,37 @@ cmd_health(struct rpc_client *c, int argc, char **argv)
 	return rc;
 }
 
+static int
+cmd_takeover(struct rpc_client *c, int argc, char **argv)
+{
+	Rtpproxy__HaTakeoverRequest	 req = RTPPROXY__HA_TAKEOVER_REQUEST__INIT;
+	Rtpproxy__HaTakeoverResponse	*resp;
+	struct json			 j = { stdout, 0, { 0 } };
+	char				 details[512];
+	int				 rc, ch;
+
+	while ((ch = getopt(argc, argv, "")) != -1)
+		usage(EX_USAGE_);
+	if (argc - optind != 1)
+		usagex("takeover: one node-id is needed");
+	req.node = argv[optind];
+	rc = rpc_unary(c, M_TAKEOVER, &req.base,
+	    &rtpproxy__ha_takeover_response__descriptor,
+	    (ProtobufCMessage **)&resp, details, sizeof(details), timeout_ms);
+	if (rc != 0)
+		return failed(rc, details);
+	if (jflag) {
+		json_open(&j, NULL, '{');
+		json_str(&j, "node", resp->node);
+		json_str(&j, "standby", resp->standby);
+		json_close(&j, '}');
+	} else
+		printf("%s: taking over the sessions of %s\n", resp->standby,
+		    resp->node);
+	rtpproxy__ha_takeover_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
 static const struct {
 	const char	*name;
 	int		(*fn)(struct rpc_client *, int, char **);
@@ -509,6 +542,7 @@ static const struct {
 	{ "list", cmd_list },
 	{ "watch", cmd_watch },
 	{ "health", cmd_health },
+	{ "takeover", cmd_takeover },
 };
 
 /* A whole regular file of at most 1 MiB, or exit with what went wrong. */

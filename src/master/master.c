@@ -469,6 +469,11 @@ master_layers(struct master *m, int foreground)
 	senv.nworkers = m->nworkers;
 	senv.publish = master_publish;
 	grpcsvc_set_table(&m->shm);
+	if (m->conf->redis != NULL) {
+		const struct api_ha ha = { redis_takeover, redis_node };
+
+		grpcsvc_set_ha(&ha);
+	}
 	if (session_init(&senv) == -1 || metrics_start(m->base, m) == -1 ||
 	    redis_start(m->base, m->conf, m->shm.nslots, !m->adopting) == -1)
 		return -1;

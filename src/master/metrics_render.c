@@ -335,11 +335,19 @@ metrics_redis(struct evbuffer *b)
 		{ "rtpproxyd_redis_restored_total", "Sessions this master "
 		    "restored from Redis when it started." },
 		{ "rtpproxyd_redis_skipped_total", "Records in Redis this "
-		    "master did not restore: unreadable, of another version or "
-		    "owner, or a port it could not bind (each logged)." },
+		    "master did not restore or resume: unreadable, of another "
+		    "version or owner, or a port it could not bind (each "
+		    "logged)." },
+		{ "rtpproxyd_redis_takeovers_total", "Takeovers of other "
+		    "nodes asked of this master." },
+		{ "rtpproxyd_redis_resumed_total", "Sessions of other nodes "
+		    "this master resumed." },
+		{ "rtpproxyd_redis_fenced_total", "Sessions this master "
+		    "closed because another node owns them with a higher "
+		    "epoch." },
 	};
 	struct redis_stats	st;
-	uint64_t		v[9];
+	uint64_t		v[12];
 	size_t			i;
 
 	redis_get_stats(&st);
@@ -354,7 +362,10 @@ metrics_redis(struct evbuffer *b)
 	v[6] = st.dropped;
 	v[7] = st.restored;
 	v[8] = st.skipped;
-	for (i = 0; i < 9; i++) {
+	v[9] = st.takeovers;
+	v[10] = st.resumed;
+	v[11] = st.fenced;
+	for (i = 0; i < 12; i++) {
 		metrics_family(b, names[i][0], "counter", names[i][1]);
 		evbuffer_add_printf(b, "%s %llu\n", names[i][0],
 		    (unsigned long long)v[i]);

@@ -65,6 +65,9 @@ struct redis_stats {
 	uint64_t	timeouts;	/* no answer in time: reconnected */
 	uint64_t	dropped;	/* deletes given up (too many waiting) */
 	uint64_t	restored;	/* sessions restored on start */
+	uint64_t	takeovers;	/* of other nodes, asked for */
+	uint64_t	resumed;	/* their sessions made here */
+	uint64_t	fenced;		/* closed here: another node owns them */
 	uint64_t	skipped;	/* records not restored: why logged */
 	uint32_t	inflight;	/* commands not answered yet */
 	uint32_t	pending;	/* sessions and deletes to write */
@@ -75,6 +78,9 @@ int	redis_start(struct event_base *, const struct config *, uint32_t,
 void	redis_stop(void);
 void	redis_event(const struct session_event *);
 void	redis_get_stats(struct redis_stats *);
+
+/* redis_resume.c: sessions of another node, taken over */
+int	redis_takeover(const char *, struct rp_error *);
 const char *redis_node(void);
 
 #endif

@@ -1,0 +1,402 @@
+/*
+ * Sessions made again from their records in Redis: a lone node's own
+ * when it starts without a table (rs.restore), and another node's when
+ * this one takes it over (redis_takeover).  What comes from Redis comes
+ * from outside: a record is parsed field by field (redis_rec_parse), and
+ * the session goes through the checks of an API call (session_create);
+ * what cannot be used is logged, counted and left in Redis.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "repl_int.h"
+#include "sessions.h"
+
+/*
+ * A takeover's claim: the record passes from the old owner to us with
+ * the next epoch, only if the old owner still has it with the epoch we
+ * read (another standby may be quicker), and its id from the old node's
+ * set to ours.
+ *
+ * KEYS: the record, the old node's set, ours.
+ * ARGV: old node, its epoch, our node, our epoch, id.
+ */
+static const char rs_claim_lua[] =
+    "if redis.call('hget', KEYS[1], 'node') ~= ARGV[1] or\n"
+    "    redis.call('hget', KEYS[1], 'epoch') ~= ARGV[2] then\n"
+    "	return 0\n"
+    "end\n"
+    "redis.call('hset', KEYS[1], 'node', ARGV[3], 'epoch', ARGV[4])\n"
+    "redis.call('srem', KEYS[2], ARGV[5])\n"
+    "redis.call('sadd', KEYS[3], ARGV[5])\n"
+    "return 1\n";
+
+/* One record on its way: a restore's or a takeover's. */
+struct rs_req {
+	int			 take;		/* 0: restore */
+	char			 id[SHM_ID_MAX];
+	struct redis_rec	 rec;
+};
+
+static struct {
+	int		restore;	/* to do, once connected */
+	uint32_t	wait;		/* records asked for, restore */
+	char		take[CONF_NODE_MAX];	/* "": no takeover running */
+	uint32_t	take_wait;
+	uint64_t	take_resumed, take_skipped;
+} rs;
+
+static void
+rs_skip(const char *id, const char *what, const char *why)
+{
+	rc.st.skipped++;
+	log_warnx("redis: session %.64s not %s: %s", id, what, why);
+}
+
+static void
+rs_params(struct session_params *p, struct session_resume *res,
+    const struct redis_rec *r)
+{
+	memset(p, 0, sizeof(*p));
+	memset(res, 0, sizeof(*res));
+	memcpy(p->id, r->id, sizeof(p->id));
+	shm_addr_to_sa(&r->listen, &p->listen);
+	shm_addr_to_sa(&r->forward, &p->forward);
+	shm_addr_to_sa(&r->dest, &p->dest);
+	p->tcp = (r->flags & SHM_F_TCP) != 0;
+	p->unidirectional = (r->flags & SHM_F_UNIDIR) != 0;
+	p->disable_rtcp = (r->flags & SHM_F_NORTCP) != 0 && !p->tcp;
+	p->idle_timeout_s = (r->flags & SHM_F_IDLE_DEF) ? 0 :
+	    r->idle_timeout_s;
+	p->stats_interval_ms = r->stats_interval_ms;
+	p->clock_rate = r->clock_rate;
+	p->reverse_source = (r->flags & SHM_F_SRC_PORT) ?
+	    CONF_RS_ADDRESS_PORT : (r->flags & SHM_F_SRC_ADDR) ?
+	    CONF_RS_ADDRESS : CONF_RS_ANY;
+	p->rate_pps = r->rate_pps;
+	p->rate_bps = r->rate_bps;
+	p->latch_policy = (int)r->latch_policy;
+	p->repl_inc = r->inc;
+	p->repl_epoch = r->epoch;
+	res->latched = r->latched;
+	res->latched_rtcp = r->latched_rtcp;
+	res->relatches = r->relatches;
+	res->c[0] = r->c[0];
+	res->c[1] = r->c[1];
+	p->resume = res;
+}
+
+static void
+rs_done(int take)
+{
+	if (!take && rs.wait == 0 && !rs.restore)
+		log_notice("redis: %llu sessions restored, %llu skipped",
+		    (unsigned long long)rc.st.restored,
+		    (unsigned long long)rc.st.skipped);
+	if (take && rs.take_wait == 0 && rs.take[0] != '\0') {
+		log_notice("redis: takeover of node %s done: %llu sessions "
+		    "resumed, %llu skipped", rs.take,
+		    (unsigned long long)rs.take_resumed,
+		    (unsigned long long)rs.take_skipped);
+		rs.take[0] = '\0';
+	}
+}
+
+/* Make the session of rec here; 0, or -1 (logged). */
+static int
+rs_create(const struct redis_rec *rec, uint32_t epoch, const char *what)
+{
+	struct session_params	p;
+	struct session_resume	res;
+	struct rp_error		err;
+	char			why[320];
+
+	rs_params(&p, &res, rec);
+	p.repl_epoch = epoch;
+	if (session_create(&p, NULL, &err) == -1) {
+		snprintf(why, sizeof(why), "%s (left in Redis)", err.msg);
+		rs_skip(rec->id, what, why);
+		return -1;
+	}
+	log_info("redis: session %s %s (epoch %u)", rec->id, what, epoch);
+	return 0;
+}
+
+static void
+rs_claimed(redisAsyncContext *ac, void *arg, void *priv)
+{
+	redisReply	*reply = arg;
+	struct rs_req	*q = priv;
+
+	rc_reply(reply);
+	rs.take_wait--;
+	if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+		rs.take_skipped++;
+		rs_skip(q->id, "resumed", "the claim failed");
+	} else if (reply->integer != 1) {
+		rs.take_skipped++;
+		rs_skip(q->id, "resumed", "taken or changed by another node "
+		    "meanwhile");
+	} else if (rs_create(&q->rec, q->rec.epoch + 1, "resumed") == -1)
+		rs.take_skipped++;
+	else {
+		rs.take_resumed++;
+		rc.st.resumed++;
+	}
+	free(q);
+	rs_done(1);
+}
+
+static int
+rs_claim(struct rs_req *q)
+{
+	char		 key[3][RC_KEY_MAX], old[12], new[12];
+	const char	*argv[11];
+
+	rc_key(key[0], RC_KEY_MAX, "session", q->id);
+	rc_key(key[1], RC_KEY_MAX, "node", q->rec.node);
+	rc_key(key[2], RC_KEY_MAX, "node", rc.node);
+	snprintf(old, sizeof(old), "%u", q->rec.epoch);
+	snprintf(new, sizeof(new), "%u", q->rec.epoch + 1);
+	argv[0] = "EVAL";
+	argv[1] = rs_claim_lua;
+	argv[2] = "3";
+	argv[3] = key[0];
+	argv[4] = key[1];
+	argv[5] = key[2];
+	argv[6] = q->rec.node;
+	argv[7] = old;
+	argv[8] = rc.node;
+	argv[9] = new;
+	argv[10] = q->id;
+	if (rc_send(rs_claimed, q, 11, argv) == -1)
+		return -1;
+	rs.take_wait++;
+	return 0;
+}
+
+/* HGETALL of one id: parsed, then made again (restore) or claimed. */
+static void
+rs_record(redisAsyncContext *ac, void *arg, void *priv)
+{
+	redisReply	*reply = arg;
+	struct rs_req	*q = priv;
+	const char	*kv[2 * REDIS_REC_FIELDS + 16], *what;
+	const char	*owner = q->take ? rs.take : rc.node;
+	size_t		 kvlen[2 * REDIS_REC_FIELDS + 16], i;
+	char		 why[160];
+
+	rc_reply(reply);
+	what = q->take ? "resumed" : "restored";
+	if (q->take)
+		rs.take_wait--;
+	else
+		rs.wait--;
+	if (reply == NULL) {
+		if (!q->take)
+			rs.restore = 1;	/* again at the next connection */
+		else
+			rs_skip(q->id, what, "Redis went away");
+		goto done;
+	}
+	if (session_lookup(q->id) != -1) {
+		if (q->take)
+			rs_skip(q->id, what, "a session of that id runs here");
+		goto done;	/* a restore's earlier try made it */
+	}
+	if (reply->type != REDIS_REPLY_ARRAY) {
+		snprintf(why, sizeof(why), "not a hash%s%.120s",
+		    reply->type == REDIS_REPLY_ERROR ? ": " : "",
+		    reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+		rs_skip(q->id, what, why);
+		goto skipped;
+	}
+	if (reply->elements == 0) {
+		rs_skip(q->id, what, "no record (stale in the node's set)");
+		goto skipped;
+	}
+	if (reply->elements > sizeof(kv) / sizeof(kv[0])) {
+		rs_skip(q->id, what, "too many fields");
+		goto skipped;
+	}
+	for (i = 0; i < reply->elements; i++) {
+		if (reply->element[i]->type != REDIS_REPLY_STRING) {
+			rs_skip(q->id, what, "a field that is not a string");
+			goto skipped;
+		}
+		kv[i] = reply->element[i]->str;
+		kvlen[i] = reply->element[i]->len;
+	}
+	if (redis_rec_parse(&q->rec, reply->elements, kv, kvlen, why,
+	    sizeof(why)) == -1) {
+		rs_skip(q->id, what, why);
+		goto skipped;
+	}
+	if (strcmp(q->rec.id, q->id) != 0) {
+		rs_skip(q->id, what, "the record is of another id");
+		goto skipped;
+	}
+	if (strcmp(q->rec.node, owner) != 0) {
+		/* Fencing: it has moved on, with a higher epoch. */
+		snprintf(why, sizeof(why), "node %s owns it now (epoch %u)",
+		    q->rec.node, q->rec.epoch);
+		rs_skip(q->id, what, why);
+		goto skipped;
+	}
+	if (q->take) {
+		if (q->rec.epoch == UINT32_MAX)
+			rs_skip(q->id, what, "epoch at its limit");
+		else if (rs_claim(q) == 0)
+			return;		/* q goes on */
+		else
+			rs_skip(q->id, what, "Redis went away");
+		goto skipped;
+	}
+	if (rs_create(&q->rec, q->rec.epoch, what) == 0)
+		rc.st.restored++;
+	goto done;
+skipped:
+	if (q->take)
+		rs.take_skipped++;
+done:
+	rs_done(q->take);
+	free(q);
+}
+
+/* SMEMBERS of a node's set: each of its records. */
+static void
+rs_ids(redisAsyncContext *ac, void *arg, void *priv)
+{
+	redisReply	*reply = arg;
+	struct rs_req	*q;
+	const char	*argv[2], *node;
+	char		 key[RC_KEY_MAX];
+	int		 take = priv != NULL;
+	size_t		 i;
+
+	rc_reply(reply);
+	node = take ? rs.take : rc.node;
+	if (take)
+		rs.take_wait--;
+	if (reply == NULL) {
+		if (take)
+			log_warnx("redis: takeover of node %s: Redis went "
+			    "away; ask again", node);
+		goto done;	/* a restore: again at the next connection */
+	}
+	if (!take)
+		rs.restore = 0;
+	if (reply->type != REDIS_REPLY_ARRAY) {
+		log_warnx("redis: the set of node %s: %s; nothing %s", node,
+		    reply->type == REDIS_REPLY_ERROR ? reply->str :
+		    "not a set", take ? "taken over" : "restored");
+		goto done;
+	}
+	log_info("redis: %s %zu sessions of node %s", take ? "taking over" :
+	    "restoring", reply->elements, node);
+	for (i = 0; i < reply->elements; i++) {
+		if (reply->element[i]->type != REDIS_REPLY_STRING ||
+		    reply->element[i]->len == 0 ||
+		    reply->element[i]->len >= SHM_ID_MAX ||
+		    memchr(reply->element[i]->str, '\0',
+		    reply->element[i]->len) != NULL) {
+			rs_skip("?", take ? "resumed" : "restored",
+			    "an id in the node's set that is not one");
+			if (take)
+				rs.take_skipped++;
+			continue;
+		}
+		q = xcalloc(1, sizeof(*q));
+		q->take = take;
+		memcpy(q->id, reply->element[i]->str, reply->element[i]->len);
+		rc_key(key, sizeof(key), "session", q->id);
+		argv[0] = "HGETALL";
+		argv[1] = key;
+		if (rc_send(rs_record, q, 2, argv) == -1) {
+			free(q);
+			continue;
+		}
+		if (take)
+			rs.take_wait++;
+		else
+			rs.wait++;
+	}
+done:
+	rs_done(take);
+	if (take && reply == NULL)
+		rs.take[0] = '\0';
+}
+
+static int
+rs_members(const char *node, int take)
+{
+	char		 set[RC_KEY_MAX];
+	const char	*argv[2];
+
+	rc_key(set, sizeof(set), "node", node);
+	argv[0] = "SMEMBERS";
+	argv[1] = set;
+	return rc_send(rs_ids, take ? (void *)1 : NULL, 2, argv);
+}
+
+/*
+ * Take over the sessions of node: claimed one by one in Redis with the
+ * next epoch, then made here.  Answered at once; the outcome is logged
+ * and counted.  0, or -1 with err.
+ */
+int
+redis_takeover(const char *node, struct rp_error *err)
+{
+	size_t i, len = strlen(node);
+
+	if (rc.conf == NULL)
+		return rp_err(err, RP_FAILED_PRECONDITION, "redis is not "
+		    "configured on this node");
+	if (len == 0 || len >= CONF_NODE_MAX ||
+	    strspn(node, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789._-") != len)
+		return rp_err(err, RP_INVALID_ARGUMENT, "node must be 1-%d of "
+		    "A-Z a-z 0-9 . _ -", CONF_NODE_MAX - 1);
+	if (strcmp(node, rc.node) == 0)
+		return rp_err(err, RP_INVALID_ARGUMENT, "node %s is this node",
+		    node);
+	if (rs.take[0] != '\0')
+		return rp_err(err, RP_FAILED_PRECONDITION, "a takeover of "
+		    "node %s is running", rs.take);
+	if (!rc.up)
+		return rp_err(err, RP_UNAVAILABLE, "not connected to Redis");
+	for (i = 0; i <= len; i++)
+		rs.take[i] = node[i];
+	rs.take_resumed = rs.take_skipped = 0;
+	if (rs_members(node, 1) == -1) {
+		rs.take[0] = '\0';
+		return rp_err(err, RP_UNAVAILABLE, "not connected to Redis");
+	}
+	rs.take_wait = 1;
+	rc.st.takeovers++;
+	log_notice("redis: taking over the sessions of node %s", node);
+	return 0;
+}
+
+void
+resume_init(int restore)
+{
+	memset(&rs, 0, sizeof(rs));
+	rs.restore = restore;
+}
+
+/* Connected: the restore, if it is still due. */
+void
+resume_up(void)
+{
+	if (rs.restore && rs.wait == 0)
+		(void)rs_members(rc.node, 0);
+}
+
+void
+resume_stop(void)
+{
+	memset(&rs, 0, sizeof(rs));
+}
