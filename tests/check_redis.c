@@ -8,6 +8,7 @@
  * from Redis when it starts again, skipping records it cannot use.
  */
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -18,6 +19,7 @@
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,10 @@ static struct daemon	d, d2;		/* d2: a standby */
 static uint16_t		rport;		/* redis-server's */
 static uint16_t		mport;		/* the daemon's metrics */
 static char		rpidfile[256];
+/* the two-namespace test: its namespaces, and the test's own */
+static char		ns[3][32];	/* node-a, node-b, the clients */
+static int		ns_self = -1, ns_client = -1;
+static char		rhost[32] = "127.0.0.1";
 
 /* --- helpers ------------------------------------------------------------ */
 
@@ -67,11 +73,30 @@ redis_pid(void)
 	return pid > 1 ? (pid_t)pid : -1;
 }
 
+/* Sockets made between these two are in the clients' namespace. */
+static void
+ns_enter(void)
+{
+	if (ns_client != -1)
+		ck_assert_int_eq(setns(ns_client, CLONE_NEWNET), 0);
+}
+
+static void
+ns_leave(void)
+{
+	if (ns_client != -1)
+		ck_assert_int_eq(setns(ns_self, CLONE_NEWNET), 0);
+}
+
 static redisContext *
 redis_conn(int ms)
 {
 	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
-	redisContext	*c = redisConnectWithTimeout("127.0.0.1", rport, tv);
+	redisContext	*c;
+
+	ns_enter();
+	c = redisConnectWithTimeout(rhost, rport, tv);
+	ns_leave();
 
 	if (c != NULL && c->err) {
 		redisFree(c);
@@ -102,10 +127,17 @@ redis_up(void)
 		}
 		/* Its own process, so that the test's kill does not reach us. */
 		setsid();
-		execlp("redis-server", "redis-server", "--port", port,
-		    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		    "--dir", dir, "--pidfile", rpidfile,
-		    "--notify-keyspace-events", "Kgh", (char *)NULL);
+		if (ns[2][0] != '\0')
+			execlp("ip", "ip", "netns", "exec", ns[2],
+			    "redis-server", "--port", port, "--bind", rhost,
+			    "--protected-mode", "no",
+			    "--save", "", "--appendonly", "no", "--dir", dir,
+			    "--pidfile", rpidfile, (char *)NULL);
+		else
+			execlp("redis-server", "redis-server", "--port", port,
+			    "--bind", rhost, "--save", "", "--appendonly",
+			    "no", "--dir", dir, "--pidfile", rpidfile,
+			    (char *)NULL);
 		_exit(127);
 	}
 	for (i = 0; i < 200; i++) {
@@ -371,6 +403,21 @@ START_TEST(config_keywords)
 	    "must be an absolute path"));
 	ck_assert_int_eq(parse("node-id a\nnode-id b\n", err, sizeof(err)),
 	    -1);
+	ck_assert_int_eq(parse("redis 127.0.0.1:1\nstandby-for a 10.0.0.1\n"
+	    "standby-for b ::1\n", err, sizeof(err)), 0);
+	ck_assert_int_eq(parse("\nstandby-for a 10.0.0.1\n", err,
+	    sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "t.conf:2: standby-for given "
+	    "without redis"));
+	ck_assert_int_eq(parse("redis 127.0.0.1:1\nstandby-for a "
+	    "10.0.0.1:5\n", err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "t.conf:2: standby-for: the "
+	    "floating address"));
+	ck_assert_int_eq(parse("redis 127.0.0.1:1\nstandby-for a/b "
+	    "10.0.0.1\n", err, sizeof(err)), -1);
+	ck_assert_int_eq(parse("redis 127.0.0.1:1\nstandby-for a 10.0.0.1\n"
+	    "standby-for a 10.0.0.2\n", err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "given twice (first on line 2)"));
 
 	/* The password file is read with the configuration, line and all. */
 	snprintf(path, sizeof(path), "/tmp/check_redis.%ld.pw", (long)getpid());
@@ -870,6 +917,252 @@ START_TEST(takeover)
 }
 END_TEST
 
+/* --- two hosts, a floating address, keepalived's move --------------------- */
+
+#define NS_NET		"10.77.0"
+#define NS_FLOAT	NS_NET ".100"
+
+static int
+sh(const char *fmt, ...)
+{
+	char	cmd[1024];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+ns_down(void)
+{
+	int i;
+
+	if (ns_client != -1)
+		close(ns_client);
+	if (ns_self != -1)
+		close(ns_self);
+	ns_client = ns_self = -1;
+	for (i = 0; i < 3; i++)
+		if (ns[i][0] != '\0')
+			(void)sh("ip netns del %s 2>/dev/null", ns[i]);
+	memset(ns, 0, sizeof(ns));
+}
+
+/*
+ * node-a (NS_NET.1) and node-b (.2) on a bridge in the clients'
+ * namespace (.3, where redis-server, the caller and the destination
+ * are); the floating address on node-a.  Each daemon in its namespace
+ * through a wrapper, its API on a unix socket.
+ */
+static void
+up_ns(void)
+{
+	const char	*who[2] = { "a", "b" };
+	char		 path[256], line[512], extra[512];
+	FILE		*f;
+	int		 i, ok = 1;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (geteuid() != 0)
+		return;
+	for (i = 0; i < 3; i++)
+		snprintf(ns[i], sizeof(ns[i]), "rpredis-%c-%ld", "abc"[i],
+		    (long)getpid());
+	for (i = 0; i < 3 && ok; i++)
+		ok = sh("ip netns add %s", ns[i]) == 0 &&
+		    sh("ip -n %s link set lo up", ns[i]) == 0;
+	ok = ok && sh("ip -n %s link add br0 type bridge", ns[2]) == 0 &&
+	    sh("ip -n %s link set br0 up", ns[2]) == 0 &&
+	    sh("ip -n %s addr add " NS_NET ".3/24 dev br0", ns[2]) == 0;
+	for (i = 0; i < 2 && ok; i++)
+		ok = sh("ip link add v%s netns %s type veth peer name c%s "
+		    "netns %s", who[i], ns[i], who[i], ns[2]) == 0 &&
+		    sh("ip -n %s link set c%s master br0 up", ns[2],
+		    who[i]) == 0 &&
+		    sh("ip -n %s link set v%s up", ns[i], who[i]) == 0 &&
+		    sh("ip -n %s addr add " NS_NET ".%d/24 dev v%s", ns[i],
+		    i + 1, who[i]) == 0;
+	ok = ok && sh("ip -n %s addr add " NS_FLOAT "/24 dev va", ns[0]) == 0;
+	if (!ok) {
+		fprintf(stderr, "check_redis: cannot build the namespaces\n");
+		return;
+	}
+	snprintf(rhost, sizeof(rhost), NS_NET ".3");
+	up_redis(NULL);
+	snprintf(extra, sizeof(extra), "redis " NS_NET ".3:%u\n"
+	    "redis-prefix t:\nnode-id node-b\nstats-interval 200\n"
+	    "standby-for node-a " NS_FLOAT "\n", rport);
+	(void)harness_prepare(&d2, 2, extra);
+	snprintf(line, sizeof(line), "port-range %u %u", d.port_min,
+	    d.port_max);
+	(void)harness_conf_set(&d2, line);
+	snprintf(line, sizeof(line), "redis " NS_NET ".3:%u", rport);
+	(void)harness_conf_set(&d, line);
+	(void)harness_conf_set(&d, "metrics-listen none");
+	for (i = 0; i < 2; i++) {
+		struct daemon *x = i == 0 ? &d : &d2;
+
+		snprintf(line, sizeof(line), "listen unix:%s/api.sock", x->dir);
+		(void)harness_conf_set(x, line);
+	}
+	/* The daemons run in their namespaces through this. */
+	snprintf(path, sizeof(path), "%s/netns-wrap", d.dir);
+	if ((f = fopen(path, "w")) != NULL) {
+		fprintf(f, "#!/bin/sh\nexec ip netns exec \"$RTP_NETNS\" "
+		    "\"$@\"\n");
+		fclose(f);
+		chmod(path, 0755);
+	}
+	setenv("RTPPROXYD_WRAPPER", path, 1);
+}
+
+static void
+down_ns(void)
+{
+	down();
+	unsetenv("RTPPROXYD_WRAPPER");
+	ns_down();
+	snprintf(rhost, sizeof(rhost), "127.0.0.1");
+}
+
+static int
+launch_in(struct daemon *x, int which)
+{
+	setenv("RTP_NETNS", ns[which], 1);
+	return harness_launch(x, 1);
+}
+
+/* A UDP socket of the clients' namespace on addr, any port. */
+static int
+ns_udp(const char *addr, uint16_t *port)
+{
+	int fd;
+
+	ns_enter();
+	fd = harness_udp_addr(addr, 0, port);
+	ns_leave();
+	return fd;
+}
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+START_TEST(floating)
+{
+	struct harness_session		 hs = { .id = "fl-1", .laddr = NS_FLOAT,
+	    .faddr = NS_FLOAT, .daddr = NS_NET ".3", .nortcp = 1 };
+	Rtpproxy__CreateSessionResponse	*resp;
+	Rtpproxy__SessionInfo		*si;
+	struct rpc_client		*ra, *rb;
+	uint8_t				 pkt[256], got[256];
+	uint16_t			 lport, fport, cport, dport;
+	int64_t				 last = 0, first = 0, moved = 0, t0;
+	uint64_t			 before;
+	size_t				 n;
+	int				 caller, dest, seq = 0, killed = 0;
+	char				 path[128];
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "check_redis: floating: needs root for network "
+		    "namespaces: not run\n");
+		return;
+	}
+	ck_assert_str_ne(ns[2], "");
+	snprintf(path, sizeof(path), "/var/run/netns/%s", ns[2]);
+	ck_assert_int_ge(ns_self = open("/proc/self/ns/net", O_RDONLY), 0);
+	ck_assert_int_ge(ns_client = open(path, O_RDONLY), 0);
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(launch_in(&d, 0), 0);
+	ck_assert_int_eq(launch_in(&d2, 1), 0);
+	ck_assert_int_ge(caller = ns_udp(NS_NET ".3", &cport), 0);
+	ck_assert_int_ge(dest = ns_udp(NS_NET ".3", &dport), 0);
+	ra = client_of(&d);
+	hs.dport = dport;
+	ck_assert_int_eq(harness_create(ra, &hs, &resp, NULL, 0), RP_OK);
+	lport = (uint16_t)resp->session->listen->port;
+	fport = (uint16_t)resp->session->forward->port;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	rpc_client_free(ra);
+
+	/*
+	 * Media every 20 ms; after 50 packets node-a's whole daemon is
+	 * killed, and the address moved to node-b as keepalived does (and
+	 * its gratuitous ARP: the clients forget node-a's MAC).
+	 */
+	t0 = mono();
+	while (mono() - t0 < 30000 * harness_slow()) {
+		n = harness_rtp(pkt, (uint16_t)seq, (uint32_t)seq * 160,
+		    0x55, 100);
+		seq++;
+		ck_assert_int_eq(harness_send(caller, NS_FLOAT, lport, pkt, n),
+		    0);
+		while (harness_recv(dest, got, sizeof(got), 20, NULL) > 0) {
+			if (!killed)
+				last = wall_ms();
+			else if (first == 0)
+				first = wall_ms();
+		}
+		if (first != 0 && seq > 60)
+			break;
+		if (seq == 50) {
+			kill_daemon(&d);
+			ck_assert_int_eq(sh("ip -n %s addr del " NS_FLOAT
+			    "/24 dev va", ns[0]), 0);
+			ck_assert_int_eq(sh("ip -n %s addr add " NS_FLOAT
+			    "/24 dev vb", ns[1]), 0);
+			ck_assert_int_eq(sh("ip -n %s neigh flush all",
+			    ns[2]), 0);
+			moved = wall_ms();
+			killed = 1;
+		}
+	}
+	ck_assert_int_ne(last, 0);
+	ck_assert_int_ne(first, 0);
+	fprintf(stderr, "check_redis: floating: media gap %lld ms (address "
+	    "moved %lld ms after the last packet before)\n",
+	    (long long)(first - last), (long long)(moved - last));
+	ck_assert_int_eq(harness_log_count(&d2, "floating address " NS_FLOAT
+	    " is on this host now: taking over node node-a"), 1);
+
+	/* The same session on node-b, its latch, its counters going on. */
+	rb = client_of(&d2);
+	ck_assert_int_eq(harness_status(rb, "fl-1", &si), RP_OK);
+	ck_assert_uint_eq(si->listen->port, lport);
+	ck_assert_ptr_nonnull(si->latched);
+	ck_assert_uint_eq(si->latched->port, cport);
+	before = si->forward_stats->packets_received;
+	ck_assert_uint_gt(before, 45);
+	harness_info_free(si);
+	n = harness_rtp(pkt, 900, 0, 0x66, 100);
+	ck_assert_int_eq(harness_send(dest, NS_FLOAT, fport, pkt, n), 0);
+	ck_assert_int_eq(harness_recv(caller, got, sizeof(got), 3000, NULL),
+	    (ssize_t)n);
+	ck_assert_int_eq(rwait("fl-1", "node", "node-b", 5000), 0);
+
+	/* Destroyed on node-b: gone; node-a back: nothing comes back. */
+	ck_assert_int_eq(harness_destroy(rb, "fl-1"), RP_OK);
+	ck_assert_int_eq(rwait("fl-1", "v", "", 5000), 0);
+	rpc_client_free(rb);
+	ck_assert_int_eq(launch_in(&d, 0), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "sessions restored", 2, 10000),
+	    0);
+	ra = client_of(&d);
+	ck_assert_int_ne(harness_status(ra, "fl-1", &si), RP_OK);
+	rpc_client_free(ra);
+	ck_assert_int_eq(rexists("fl-1"), 0);
+	close(caller);
+	close(dest);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -878,6 +1171,7 @@ main(void)
 	const TTest *const t_out[] = { outage, NULL };
 	const TTest *const t_restart[] = { restart, NULL };
 	const TTest *const t_take[] = { takeover, NULL };
+	const TTest *const t_float[] = { floating, NULL };
 	Suite	*s = suite_create("redis");
 
 	signal(SIGPIPE, SIG_IGN);
@@ -886,5 +1180,6 @@ main(void)
 	harness_tcase(s, "outage", up, down, 120, t_out);
 	harness_tcase(s, "restart", up, down, 90, t_restart);
 	harness_tcase(s, "takeover", up_pair, down, 90, t_take);
+	harness_tcase(s, "floating", up_ns, down_ns, 120, t_float);
 	return harness_run_suite(s);
 }

@@ -12,6 +12,8 @@
 
 /* config.c */
 #define CONF_MAX_LISTEN	8
+#define CONF_NODE_MAX	64	/* node-id, redis-prefix: bytes */
+#define CONF_MAX_STANDBY 8
 
 struct config {
 	struct listen_addr listen[CONF_MAX_LISTEN];	/* the API's */
@@ -81,6 +83,14 @@ struct config {
 	unsigned int	 redis_password_line;
 	char		*redis_password;	/* its contents */
 	char		*node_id;		/* NULL: the host's name */
+	/* standby-for NODE ADDRESS: take NODE over when ADDRESS is here */
+	struct conf_standby {
+		char			node[CONF_NODE_MAX];
+		struct sockaddr_storage	addr;	/* port 0 */
+		char			text[ADDR_TEXT_MAX];
+		unsigned int		line;
+	}		 standby[CONF_MAX_STANDBY];
+	int		 nstandby;
 };
 
 #define CONF_MAX_KERNEL_IFS	16
@@ -96,7 +106,6 @@ struct config {
 
 #define CONF_MAX_RULES	(SHM_ACL_MAX - 64)	/* room for built-in ones */
 #define CONF_MAX_TOKENS	16
-#define CONF_NODE_MAX	64	/* node-id, redis-prefix: bytes */
 
 void	config_defaults(struct config *);
 int	config_load(struct config *, const char *, int, char *, size_t);

@@ -92,6 +92,8 @@ static int	conf_redis(struct conf_state *, const struct conf_keyword *,
 		    char **);
 static int	conf_word(struct conf_state *, const struct conf_keyword *,
 		    char **);
+static int	conf_standby(struct conf_state *,
+		    const struct conf_keyword *, char **);
 
 #define OFF(f)	offsetof(struct config, f)
 
@@ -167,6 +169,7 @@ static const struct conf_keyword conf_keywords[] = {
 	{ "redis-password-file", 1, 0, conf_file,
 	    OFF(redis_password_file), 0, 0, NULL },
 	{ "node-id",		1, 0, conf_word,	OFF(node_id), 1, 0, NULL },
+	{ "standby-for",	2, 1, conf_standby,	0, 0, 0, NULL },
 };
 #define NKEYWORDS	(sizeof(conf_keywords) / sizeof(conf_keywords[0]))
 
@@ -629,28 +632,80 @@ bad:
 	    "(got \"%s\")", argv[0]);
 }
 
-/* node-id (min 1), redis-prefix: 1..63 of A-Z a-z 0-9 . _ - : */
+/* 1..63 of A-Z a-z 0-9 . _ -, and : if colon */
 static int
-conf_word(struct conf_state *st, const struct conf_keyword *kw,
-    char **argv)
+conf_word_ok(const char *s, int colon)
 {
-	char		**p = (char **)((char *)st->conf + kw->off);
-	const char	*s = argv[0];
-	size_t		 i, len = strlen(s);
-	int		 ok = len >= 1 && len < CONF_NODE_MAX;
+	size_t	i, len = strlen(s);
+	int	ok = len >= 1 && len < CONF_NODE_MAX;
 
 	for (i = 0; ok && i < len; i++)
 		ok = (s[i] >= 'a' && s[i] <= 'z') ||
 		    (s[i] >= 'A' && s[i] <= 'Z') ||
 		    (s[i] >= '0' && s[i] <= '9') ||
 		    s[i] == '.' || s[i] == '_' || s[i] == '-' ||
-		    (s[i] == ':' && kw->min == 0);
-	if (!ok)
+		    (s[i] == ':' && colon);
+	return ok;
+}
+
+/* node-id (min 1), redis-prefix (min 0: with ':') */
+static int
+conf_word(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	char		**p = (char **)((char *)st->conf + kw->off);
+	const char	*s = argv[0];
+
+	if (!conf_word_ok(s, kw->min == 0))
 		return conf_err(st, "%s: must be 1..%d of A-Z a-z 0-9 . _ -%s "
 		    "(got \"%s\")", kw->name, CONF_NODE_MAX - 1,
 		    kw->min == 0 ? " :" : "", s);
 	free(*p);
 	*p = xstrdup(s);
+	return 0;
+}
+
+/*
+ * standby-for NODE ADDRESS: take over NODE's sessions when ADDRESS (the
+ * floating address keepalived moves) appears on this host.
+ */
+static int
+conf_standby(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	struct config		*c = st->conf;
+	struct conf_standby	*sb;
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+	int			 i;
+
+	if (c->nstandby == CONF_MAX_STANDBY)
+		return conf_err(st, "standby-for: at most %d nodes",
+		    CONF_MAX_STANDBY);
+	if (!conf_word_ok(argv[0], 0))
+		return conf_err(st, "standby-for: the node must be 1..%d of "
+		    "A-Z a-z 0-9 . _ - (got \"%s\")", CONF_NODE_MAX - 1,
+		    argv[0]);
+	sb = &c->standby[c->nstandby];
+	memset(sb, 0, sizeof(*sb));
+	sin = (struct sockaddr_in *)&sb->addr;
+	sin6 = (struct sockaddr_in6 *)&sb->addr;
+	if (inet_pton(AF_INET, argv[1], &sin->sin_addr) == 1)
+		sin->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, argv[1], &sin6->sin6_addr) == 1)
+		sin6->sin6_family = AF_INET6;
+	else
+		return conf_err(st, "standby-for: the floating address must be "
+		    "a numeric IPv4 or IPv6 address, no port (got \"%s\")",
+		    argv[1]);
+	for (i = 0; i < c->nstandby; i++)
+		if (strcmp(c->standby[i].node, argv[0]) == 0)
+			return conf_err(st, "standby-for: node %s given twice "
+			    "(first on line %u)", argv[0], c->standby[i].line);
+	snprintf(sb->node, sizeof(sb->node), "%s", argv[0]);
+	snprintf(sb->text, sizeof(sb->text), "%s", argv[1]);
+	sb->line = st->line;
+	c->nstandby++;
 	return 0;
 }
 
@@ -797,6 +852,11 @@ conf_parse(struct config *c, const char *name, const char *text,
 		st.line = c->tls_line[2];
 		return conf_err(&st, "tls-client-ca given without tls-cert and "
 		    "tls-key");
+	}
+
+	if (c->nstandby > 0 && c->redis == NULL) {
+		st.line = c->standby[0].line;
+		return conf_err(&st, "standby-for given without redis");
 	}
 
 	/* A group alone would be silently ignored by the privilege drop. */

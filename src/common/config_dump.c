@@ -145,4 +145,7 @@ config_dump(const struct config *c, FILE *fp)
 		conf_put_kw(fp, "redis-password-file", c->redis_password_file);
 	if (c->node_id != NULL)
 		conf_put_kw(fp, "node-id", c->node_id);
+	for (i = 0; i < (size_t)c->nstandby; i++)
+		fprintf(fp, "standby-for %s %s\n", c->standby[i].node,
+		    c->standby[i].text);
 }

@@ -159,9 +159,12 @@ reload_restart_only(const struct master *m, struct config *nc)
 	    !reload_str_equal(nc->redis_prefix, c->redis_prefix) ||
 	    !reload_str_equal(nc->redis_password_file,
 	    c->redis_password_file) ||
-	    !reload_str_equal(nc->node_id, c->node_id))
+	    !reload_str_equal(nc->node_id, c->node_id) ||
+	    nc->nstandby != c->nstandby || memcmp(nc->standby, c->standby,
+	    sizeof(c->standby[0]) * (size_t)c->nstandby) != 0)
 		log_warnx("reload: redis, redis-db, redis-prefix, "
-		    "redis-password-file or node-id changed: needs a restart");
+		    "redis-password-file, node-id or standby-for changed: "
+		    "needs a restart");
 	if (nc->api_max_conns > c->api_max_conns &&
 	    daemon_raise_nofile(reload_nofile(nc, m->nworkers), err,
 	    sizeof(err)) == -1) {

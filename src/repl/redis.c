@@ -400,7 +400,10 @@ redis_start(struct event_base *base, const struct config *c,
 	rd.on = 1;
 	/* An adopted table has the sessions already, and newer. */
 	resume_init(restore);
-	return rc_start(base, c, &ops);
+	if (rc_start(base, c, &ops) == -1)
+		return -1;
+	float_start();
+	return 0;
 }
 
 void
@@ -413,6 +416,7 @@ redis_stop(void)
 	if (rd.ndels > 0 || rd.qlen > 0)
 		log_notice("redis: stopping with %u sessions and %u deletes "
 		    "not written", rd.qlen, rd.ndels);
+	float_stop();
 	rc_stop();
 	resume_stop();
 	while ((d = TAILQ_FIRST(&rd.dels)) != NULL) {

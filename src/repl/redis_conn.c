@@ -26,6 +26,7 @@ static struct {
 	struct rc_ops		 ops;
 	redisAsyncContext	*ac;
 	int			 was_up;	/* for the log: once per outage */
+	int			 good;		/* this connection answered */
 	int64_t			 connect_ms;	/* when this connect began */
 	int64_t			 reply_ms;	/* the last answer */
 	uint32_t		 backoff_ms;
@@ -73,6 +74,20 @@ rc_reply(redisReply *reply)
 	if (reply->type == REDIS_REPLY_ERROR) {
 		rc.st.errors++;
 		log_warnx("redis %s: %s", rc.conf->redis, reply->str);
+		return;
+	}
+	/*
+	 * Only a connection that answers resets the backoff: one that a
+	 * Redis closes at once (protected mode, maxclients) must not be
+	 * made again ten times a second.
+	 */
+	if (!cn.good) {
+		cn.good = 1;
+		cn.backoff_ms = RC_BACKOFF_MIN;
+		if (!cn.was_up)
+			log_info("redis %s: connected again; writing every "
+			    "session", rc.conf->redis);
+		cn.was_up = 1;
 	}
 }
 
@@ -114,10 +129,7 @@ rc_on_connect(const redisAsyncContext *ac, int status)
 	rc.st.up = 1;
 	rc.st.connects++;
 	cn.reply_ms = now_ms();
-	cn.backoff_ms = RC_BACKOFF_MIN;
-	log_info("redis %s: connected%s", rc.conf->redis, cn.was_up ? "" :
-	    "; writing every session");
-	cn.was_up = 1;
+	log_debug("redis %s: connected", rc.conf->redis);
 	cn.ops.up();
 }
 
@@ -151,6 +163,7 @@ rc_connect(void)
 		return;
 	}
 	cn.ac = ac;
+	cn.good = 0;
 	if (redisLibeventAttach(ac, rc.base) != REDIS_OK) {
 		redisAsyncFree(ac);
 		cn.ac = NULL;
@@ -171,6 +184,9 @@ rc_connect(void)
 		argv[1] = db;
 		rc_send(rc_setup_done, (void *)"SELECT", 2, argv);
 	}
+	/* Something to answer, so that a good connection is known. */
+	argv[0] = "PING";
+	rc_send(rc_setup_done, (void *)"PING", 1, argv);
 }
 
 static void

@@ -38,6 +38,10 @@ int	rc_send(redisCallbackFn *, void *, int, const char **);
 void	rc_reply(redisReply *);
 void	rc_key(char *, size_t, const char *, const char *);
 
+/* redis_float.c: standby-for's floating addresses, watched */
+void	float_start(void);
+void	float_stop(void);
+
 /* redis_resume.c: sessions made again from their records */
 void	resume_init(int);
 void	resume_up(void);
