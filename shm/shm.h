@@ -65,6 +65,7 @@ enum shm_state {
 #define SHM_F_SRC_ADDR	0x10	/* reverse media only from the destination */
 #define SHM_F_SRC_PORT	0x20	/* ... and only from its port */
 #define SHM_F_QUARANTINED 0x100	/* crashed workers: relayed no more */
+#define SHM_F_RESUMED	0x200	/* made again from Redis (src/repl) */
 
 /*
  * Why sessions closed, X(NAME, word), for logs, events and metrics (which

@@ -24,7 +24,6 @@
 #define RD_BATCH	512	/* sessions written per batch */
 #define RD_INFLIGHT	4096	/* commands sent and not answered */
 #define RD_MAX_DELS	(1U << 20)	/* deletes waiting for Redis */
-#define RD_TOMB_S	"600"	/* a delete's tombstone lives this long */
 
 /* A write's slot and generation, in its callback's pointer. */
 #if UINTPTR_MAX > 0xffffffffu
@@ -46,12 +45,12 @@ struct rd_slot {
 	uint8_t		dirty;		/* RD_* */
 	uint8_t		queued;		/* in rd.queue */
 	uint8_t		sent;		/* a full record went for gen */
+	uint8_t		fresh;		/* made here: no record before */
 };
 
 struct rd_del {
 	TAILQ_ENTRY(rd_del)	 entry;
 	char			 id[SHM_ID_MAX];
-	uint64_t		 inc;
 	uint32_t		 epoch;
 };
 
@@ -59,30 +58,30 @@ struct rd_del {
  * Writes and deletes are scripts, so that one is never undone by a late
  * other: a connection given up on (Redis stopped, not dead) may still
  * have commands in Redis's socket, which Redis runs when it wakes, maybe
- * after those of the next connection.  A delete leaves a tombstone with
- * the session's incarnation (not its id: a controller may use an id
- * again) for RD_TOMB_S; a write of that incarnation finds it and does
- * nothing.  Neither touches a record of a higher epoch: another node
- * owns the session now (fencing).  A counters' write (ARGV[4] "0") does
- * not make a record that is gone.
+ * after those of the next connection.  Each connection has a number
+ * (rc.cgen, larger than the last one's), which its scripts leave in the
+ * node's key PREFIXconn:NODE; a script of an older connection finds a
+ * larger one there and does nothing.  Neither touches a record of a
+ * higher epoch: another node owns the session now (fencing).  A
+ * counters' write (ARGV[4] "0") does not make a record that is gone.
  *
- * KEYS: the record, the tombstone, the node's set.
- * ARGV: incarnation, epoch, id, full; then the fields and values.
+ * KEYS: the record, the node's connection key, the node's set.
+ * ARGV: connection number, epoch, id, full; then the fields and values.
  */
-static const char rd_write_lua[] =
-    "if redis.call('get', KEYS[2]) == ARGV[1] then return 0 end\n"
-    "local e = redis.call('hget', KEYS[1], 'epoch')\n"
+#define RD_LUA_CONN							\
+    "local g = redis.call('get', KEYS[2])\n"				\
+    "if g and tonumber(g) > tonumber(ARGV[1]) then return 0 end\n"	\
+    "if g ~= ARGV[1] then redis.call('set', KEYS[2], ARGV[1]) end\n"	\
+    "local e = redis.call('hget', KEYS[1], 'epoch')\n"		\
     "if e and tonumber(e) > tonumber(ARGV[2]) then return -1 end\n"
+static const char rd_write_lua[] = RD_LUA_CONN
     "if ARGV[4] == '0' and not e then return 0 end\n"
     "redis.call('hset', KEYS[1], unpack(ARGV, 5))\n"
     "if ARGV[4] == '1' then redis.call('sadd', KEYS[3], ARGV[3]) end\n"
     "return 1\n";
-static const char rd_del_lua[] =
-    "redis.call('srem', KEYS[3], ARGV[3])\n"
-    "local e = redis.call('hget', KEYS[1], 'epoch')\n"
-    "if e and tonumber(e) > tonumber(ARGV[2]) then return -1 end\n"
-    "redis.call('set', KEYS[2], ARGV[1], 'EX', " RD_TOMB_S ")\n"
+static const char rd_del_lua[] = RD_LUA_CONN
     "redis.call('del', KEYS[1])\n"
+    "redis.call('srem', KEYS[3], ARGV[3])\n"
     "return 1\n";
 TAILQ_HEAD(rd_dels, rd_del);
 
@@ -109,6 +108,7 @@ rd_mark(uint32_t slot, uint32_t gen, uint8_t what)
 		r->gen = gen;
 		r->sent = 0;
 		r->dirty = 0;
+		r->fresh = 0;
 	}
 	if (!r->sent)
 		what |= RD_FULL;
@@ -183,7 +183,7 @@ static void
 rd_keys(char key[][RC_KEY_MAX], const char *id)
 {
 	rc_key(key[0], RC_KEY_MAX, "session", id);
-	rc_key(key[1], RC_KEY_MAX, "deleted", id);
+	rc_key(key[1], RC_KEY_MAX, "conn", rc.node);
 	rc_key(key[2], RC_KEY_MAX, "node", rc.node);
 }
 
@@ -194,7 +194,7 @@ rd_send_del(struct rd_del *d)
 	const char	*argv[9];
 
 	rd_keys(key, d->id);
-	snprintf(inc, sizeof(inc), "%016llx", (unsigned long long)d->inc);
+	snprintf(inc, sizeof(inc), "%llu", (unsigned long long)rc.cgen);
 	snprintf(epoch, sizeof(epoch), "%u", d->epoch);
 	argv[0] = "EVAL";
 	argv[1] = rd_del_lua;
@@ -228,8 +228,7 @@ rd_send_slot(uint32_t i)
 	redis_rec_from_snap(&rec, &snap, rc.node, snap.repl_inc,
 	    snap.repl_epoch, now_ms());
 	rd_keys(key, snap.id);
-	snprintf(inc, sizeof(inc), "%016llx",
-	    (unsigned long long)snap.repl_inc);
+	snprintf(inc, sizeof(inc), "%llu", (unsigned long long)rc.cgen);
 	snprintf(epoch, sizeof(epoch), "%u", snap.repl_epoch);
 	argv[0] = "EVAL";
 	argv[1] = rd_write_lua;
@@ -331,6 +330,7 @@ redis_event(const struct session_event *ev)
 		r->gen = sn->slot_gen;
 		r->sent = 0;
 		r->dirty = 0;
+		r->fresh = !(sn->flags & SHM_F_RESUMED);
 		rd_mark(sn->slot, sn->slot_gen, RD_FULL);
 		break;
 	case SEV_STATE_CHANGED:
@@ -343,11 +343,14 @@ redis_event(const struct session_event *ev)
 		break;
 	case SEV_CLOSED:
 		/*
-		 * Deleted even if never written by us: the record may be
-		 * another master's (an adopted table) or a restored one.
+		 * Nothing to delete for a session made here and never
+		 * written; but a resumed one, or one of an adopted table,
+		 * has a record that others wrote.
 		 */
 		if (r->gen == sn->slot_gen) {
 			r->dirty = 0;
+			if (r->fresh && !r->sent)
+				break;
 			r->sent = 0;
 		}
 		if (rd.ndels >= RD_MAX_DELS) {
@@ -358,7 +361,6 @@ redis_event(const struct session_event *ev)
 		}
 		d = xcalloc(1, sizeof(*d));
 		memcpy(d->id, sn->id, sizeof(d->id));
-		d->inc = sn->repl_inc;
 		d->epoch = sn->repl_epoch;
 		TAILQ_INSERT_TAIL(&rd.dels, d, entry);
 		rd.ndels++;

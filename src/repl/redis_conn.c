@@ -115,9 +115,46 @@ rc_send(redisCallbackFn *fn, void *arg, int argc, const char **argv)
 	return 0;
 }
 
+/*
+ * The connection's number: larger than any this node used before (the
+ * one in PREFIXconn:NODE), even if the clock stepped back.  Only then
+ * is the connection up and written to.
+ */
+static void
+rc_cgen_done(redisAsyncContext *ac, void *r, void *arg)
+{
+	redisReply		*reply = r;
+	unsigned long long	 last = 0;
+	uint64_t		 now = (uint64_t)now_ms();
+
+	rc_reply(reply);
+	if (reply == NULL || ac != cn.ac)
+		return;
+	if (reply->type == REDIS_REPLY_STRING)
+		last = strtoull(reply->str, NULL, 10);
+	else if (reply->type != REDIS_REPLY_NIL) {
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	rc.cgen = now > last ? now : last + 1;
+	if (rc.cgen <= last) {
+		redisAsyncDisconnect(ac);	/* a number of garbage */
+		return;
+	}
+	rc.up = 1;
+	rc.st.up = 1;
+	rc.st.connects++;
+	log_debug("redis %s: connected (number %llu)", rc.conf->redis,
+	    (unsigned long long)rc.cgen);
+	cn.ops.up();
+}
+
 static void
 rc_on_connect(const redisAsyncContext *ac, int status)
 {
+	char		 key[RC_KEY_MAX];
+	const char	*argv[2];
+
 	if (ac != cn.ac)
 		return;
 	if (status != REDIS_OK) {
@@ -125,12 +162,12 @@ rc_on_connect(const redisAsyncContext *ac, int status)
 		rc_lost(ac->errstr);
 		return;
 	}
-	rc.up = 1;
-	rc.st.up = 1;
-	rc.st.connects++;
 	cn.reply_ms = now_ms();
-	log_debug("redis %s: connected", rc.conf->redis);
-	cn.ops.up();
+	rc_key(key, sizeof(key), "conn", rc.node);
+	argv[0] = "GET";
+	argv[1] = key;
+	if (rc_send(rc_cgen_done, NULL, 2, argv) == -1)
+		redisAsyncDisconnect(cn.ac);
 }
 
 static void
@@ -184,9 +221,6 @@ rc_connect(void)
 		argv[1] = db;
 		rc_send(rc_setup_done, (void *)"SELECT", 2, argv);
 	}
-	/* Something to answer, so that a good connection is known. */
-	argv[0] = "PING";
-	rc_send(rc_setup_done, (void *)"PING", 1, argv);
 }
 
 static void

@@ -27,6 +27,7 @@ struct repl_conn {
 	const struct config	*conf;
 	char			 node[CONF_NODE_MAX];
 	int			 up;
+	uint64_t		 cgen;		/* this connection's number */
 	struct redis_stats	 st;
 };
 extern struct repl_conn rc;

@@ -459,8 +459,10 @@ session_fill(uint32_t i, const struct session_params *p, const char *id,
 	s->repl_epoch = p->repl_epoch != 0 ? p->repl_epoch : 1;
 	s->repl_inc = p->repl_inc != 0 ? p->repl_inc :
 	    ((uint64_t)s->created_ms << 16) | (atomic_load(&s->gen) & 0xffff);
-	if (p->resume != NULL)
+	if (p->resume != NULL) {
+		s->flags |= SHM_F_RESUMED;
 		session_fill_resume(s, p->resume);
+	}
 }
 
 int
