@@ -780,6 +780,17 @@ START_TEST(restart)
 	ck_assert_int_eq(harness_status(rc, "rs-2", &si), RP_OK);
 	harness_info_free(si);
 	rpc_client_free(rc);
+
+	/*
+	 * Stopped (SIGTERM): its sessions are closed, and gone from Redis
+	 * before the daemon exits, however soon after they were made.
+	 */
+	rc = client();
+	create(rc, "rs-5", dport);
+	rpc_client_free(rc);
+	ck_assert_int_ge(harness_stop(&d, 10000), 0);
+	ck_assert_int_eq(rexists("rs-2"), 0);
+	ck_assert_int_eq(rexists("rs-5"), 0);
 	close(caller);
 	close(dest);
 }

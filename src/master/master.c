@@ -29,6 +29,7 @@
 #include "sessions.h"
 
 #define MASTER_STOP_WAIT_S	5	/* then SIGKILL the workers */
+#define MASTER_REDIS_WAIT_MS	1000	/* for Redis's last answers */
 
 static struct master *master_self;
 
@@ -54,11 +55,24 @@ master_all_ready(void)
 		daemon_notify("READY=1");
 }
 
-/* Stopping, and the last worker is gone. */
+static void
+master_loopbreak(void)
+{
+	event_base_loopbreak(master_self->base);
+}
+
+/*
+ * Stopping, and the last worker is gone: once Redis has the deletes of
+ * the sessions just closed (a second at most), or the restart of this
+ * node would bring them back.
+ */
 static void
 master_all_stopped(void)
 {
-	event_base_loopbreak(master_self->base);
+	if (master_self->stopping == 2)
+		master_loopbreak();
+	else
+		redis_drain(master_loopbreak, MASTER_REDIS_WAIT_MS);
 }
 
 static void

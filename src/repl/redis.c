@@ -87,6 +87,8 @@ TAILQ_HEAD(rd_dels, rd_del);
 
 static struct {
 	int			 on;
+	void			(*final)(void);	/* stopping: when all is said */
+	struct event		*final_ev;
 	struct rd_slot		*s;
 	uint32_t		 nslots;
 	uint32_t		*queue;		/* ring of slots to write */
@@ -98,6 +100,7 @@ static struct {
 } rd;
 
 static void	rd_flush_soon(void);
+static void	rd_flush(evutil_socket_t, short, void *);
 
 static void
 rd_mark(uint32_t slot, uint32_t gen, uint8_t what)
@@ -138,6 +141,49 @@ rd_mark_all(uint8_t what)
  * epoch (it took it over while we could not see Redis, or it): this
  * node stops relaying it, so that media never goes two ways.
  */
+/* Stopping: the master goes on once Redis has answered all, or not. */
+static void
+rd_final_check(int force)
+{
+	void (*fn)(void) = rd.final;
+
+	if (fn == NULL || (!force && rc.up && (rc.st.inflight > 0 ||
+	    rd.qlen > 0 || !TAILQ_EMPTY(&rd.dels))))
+		return;
+	rd.final = NULL;
+	evtimer_del(rd.final_ev);
+	fn();
+}
+
+static void
+rd_final_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	rd_final_check(1);
+}
+
+/*
+ * A stopping master has closed its sessions: their deletes go at once,
+ * and done is called when Redis has confirmed them (or at once, with no
+ * Redis), at most ms later; else a restart would bring them back.
+ */
+void
+redis_drain(void (*done)(void), int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (!rd.on) {
+		done();
+		return;
+	}
+	rd.final = done;
+	if (evtimer_pending(rd.flush_ev, NULL)) {
+		evtimer_del(rd.flush_ev);
+		rd_flush(-1, 0, NULL);
+	}
+	evtimer_add(rd.final_ev, &tv);
+	rd_final_check(0);
+}
+
 static void
 rd_write_done(redisAsyncContext *ac, void *r, void *arg)
 {
@@ -148,8 +194,9 @@ rd_write_done(redisAsyncContext *ac, void *r, void *arg)
 	struct rp_error		 err;
 
 	rc_reply(reply);
+	rd_final_check(0);
 	if (reply == NULL || reply->type != REDIS_REPLY_INTEGER ||
-	    reply->integer != -1 || slot >= rd.nslots)
+	    reply->integer != -1 || slot >= rd.nslots || rd.final != NULL)
 		return;
 	session_snapshot(slot, &snap);
 	if ((snap.slot_gen & RD_GEN_MASK) != gen || snap.state == SHM_FREE ||
@@ -169,6 +216,7 @@ rd_del_done(redisAsyncContext *ac, void *r, void *arg)
 	struct rd_del	*d = arg;
 
 	rc_reply(reply);
+	rd_final_check(0);
 	if (reply != NULL && reply->type != REDIS_REPLY_ERROR) {
 		free(d);
 		rd.ndels--;
@@ -397,7 +445,8 @@ redis_start(struct event_base *base, const struct config *c,
 	rd.s = xcalloc(nslots, sizeof(*rd.s));
 	rd.queue = xcalloc(nslots, sizeof(*rd.queue));
 	TAILQ_INIT(&rd.dels);
-	if ((rd.flush_ev = evtimer_new(base, rd_flush, NULL)) == NULL)
+	if ((rd.flush_ev = evtimer_new(base, rd_flush, NULL)) == NULL ||
+	    (rd.final_ev = evtimer_new(base, rd_final_timeout, NULL)) == NULL)
 		fatalx("redis: evtimer_new");
 	rd.on = 1;
 	/* An adopted table has the sessions already, and newer. */
@@ -426,6 +475,7 @@ redis_stop(void)
 		free(d);
 	}
 	event_free(rd.flush_ev);
+	event_free(rd.final_ev);
 	free(rd.s);
 	free(rd.queue);
 	memset(&rd, 0, sizeof(rd));

@@ -76,6 +76,7 @@ struct redis_stats {
 int	redis_start(struct event_base *, const struct config *, uint32_t,
 	    int);
 void	redis_stop(void);
+void	redis_drain(void (*)(void), int);
 void	redis_event(const struct session_event *);
 void	redis_get_stats(struct redis_stats *);
 
