@@ -5,9 +5,13 @@
 #ifndef RTPPROXYD_API_H
 #define RTPPROXYD_API_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 struct config;
 struct event_base;
 struct rp_error;
+struct session_snapshot;
 struct session_event;
 struct shm_table;
 
@@ -21,10 +25,26 @@ void	grpcsvc_stop(void);
 void	grpcsvc_reconfigure(const struct config *);
 void	grpcsvc_set_table(struct shm_table *);
 
-/* High availability: what HaTakeover calls (src/repl), NULLs for none. */
+/* A page of another node's sessions, as read from Redis. */
+struct api_ha_list {
+	const struct rp_error		*err;	/* NULL: the page */
+	size_t				 n;
+	const struct session_snapshot	*snap;
+	const char *const		*node;	/* each one's owner */
+	const char			*next;	/* "": the last page */
+};
+
+/*
+ * High availability (src/repl), NULLs for none: HaTakeover; this node's
+ * node-id; ListSessions of another node (or "*": all), answered later
+ * through done(arg, page) unless it fails at once (-1, err).
+ */
 struct api_ha {
 	int		(*takeover)(const char *, struct rp_error *);
 	const char	*(*node)(void);
+	int		(*list)(const char *, uint32_t, const char *,
+			    void (*)(void *, const struct api_ha_list *),
+			    void *, struct rp_error *);
 };
 void	grpcsvc_set_ha(const struct api_ha *);
 

@@ -108,5 +108,8 @@ gs_info_fill(struct gs_info *gi, const struct session_snapshot *s)
 	i->rate_limit_bps = s->rate_bps;
 	i->latch_policy = (Rtpproxy__LatchPolicy)s->latch_policy;
 	i->relatches = s->relatches;
+	/* Another node's session (ListSessions) gets its own after. */
+	if (gs_ha.node != NULL)
+		i->node = (char *)gs_ha.node();
 	return i;
 }

@@ -124,6 +124,8 @@ struct gs_call {
 	/* ServerReflectionInfo */
 	struct refl_stream	*refl;
 
+	uint32_t		 list_state;	/* a held ListSessions' filter */
+
 	/* a stream's next step when a send completes (or drain begins) */
 	void			(*next)(struct gs_call *);
 };

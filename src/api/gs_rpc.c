@@ -84,6 +84,77 @@ gs_rpc_status(struct gs_call *c, grpc_byte_buffer *bb)
 	}
 	rtpproxy__get_session_status_request__free_unpacked(req, NULL);
 }
+/* Another node's page, from Redis: the call held until now. */
+static void
+gs_list_done(void *arg, const struct api_ha_list *l)
+{
+	struct gs_call			*c = arg;
+	Rtpproxy__ListSessionsResponse	 resp =
+	    RTPPROXY__LIST_SESSIONS_RESPONSE__INIT;
+	Rtpproxy__SessionInfo		**ptrs;
+	struct gs_info			*gis;
+	size_t				 i, n = 0;
+
+	if (l->err != NULL) {
+		gs_reply_err(c, l->err);
+		gs_call_release(c);
+		return;
+	}
+	gis = xcalloc(l->n + 1, sizeof(*gis));
+	ptrs = xcalloc(l->n + 1, sizeof(*ptrs));
+	for (i = 0; i < l->n; i++) {
+		if (c->list_state != 0 && l->snap[i].state != c->list_state)
+			continue;
+		ptrs[n] = gs_info_fill(&gis[n], &l->snap[i]);
+		ptrs[n]->node = (char *)l->node[i];
+		n++;
+	}
+	resp.n_sessions = n;
+	resp.sessions = ptrs;
+	resp.next_page_token = (char *)l->next;
+	gs_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	free(gis);
+	free(ptrs);
+	gs_call_release(c);
+}
+
+/*
+ * ListSessions of another node (or "*"), from Redis: answered when
+ * Redis has; the call is held meanwhile (a drain waits for it).
+ */
+static void
+gs_list_remote(struct gs_call *c, Rtpproxy__ListSessionsRequest *req)
+{
+	struct rp_error	 err;
+	const char	*tok = req->page_token;
+	uint32_t	 page;
+
+	memset(&err, 0, sizeof(err));
+	page = req->page_size == 0 ? GS_PAGE_DEFAULT : req->page_size;
+	if (page > GS_PAGE_MAX)
+		page = GS_PAGE_MAX;
+	if (gs_ha.list == NULL) {
+		rp_err(&err, RP_FAILED_PRECONDITION, "node: redis is not "
+		    "configured on this node");
+		gs_reply_err(c, &err);
+		return;
+	}
+	if (tok[0] != '\0' && (tok[0] != 'r' || strlen(tok) < 2 ||
+	    strlen(tok) > 21 || strspn(tok + 1, "0123456789") !=
+	    strlen(tok) - 1)) {
+		rp_err(&err, RP_INVALID_ARGUMENT, "page_token is not valid");
+		gs_reply_err(c, &err);
+		return;
+	}
+	c->list_state = (uint32_t)req->state;
+	c->refs++;
+	if (gs_ha.list(req->node, page, tok[0] != '\0' ? tok + 1 : "0",
+	    gs_list_done, c, &err) == -1) {
+		gs_reply_err(c, &err);
+		gs_call_release(c);
+	}
+}
+
 void
 gs_rpc_list(struct gs_call *c, grpc_byte_buffer *bb)
 {
@@ -110,6 +181,12 @@ gs_rpc_list(struct gs_call *c, grpc_byte_buffer *bb)
 		rp_err(&err, RP_INVALID_ARGUMENT, "state %d is not a known "
 		    "SessionState (0-5)", (int)req->state);
 		goto fail;
+	}
+	if (req->node[0] != '\0' && (gs_ha.node == NULL ||
+	    strcmp(req->node, gs_ha.node()) != 0)) {
+		gs_list_remote(c, req);
+		rtpproxy__list_sessions_request__free_unpacked(req, NULL);
+		return;
 	}
 	nslots = gs_table != NULL ? gs_table->nslots : 0;
 	if (req->page_token[0] != '\0' &&

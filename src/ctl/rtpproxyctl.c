@@ -54,6 +54,7 @@ usage(int code)
 "  destroy id\n"
 "  status id\n"
 "  list [--state state] [-n page_size] [-p page_token] [-a]\n"
+"       [--node node-id | --node '*']\n"
 "  watch [id] [-c count]\n"
 "  health\n"
 "  takeover node\n"
@@ -323,6 +324,7 @@ cmd_list(struct rpc_client *c, int argc, char **argv)
 		{ "page-size", required_argument, NULL, 'n' },
 		{ "page-token", required_argument, NULL, 'p' },
 		{ "all", no_argument, NULL, 'a' },
+		{ "node", required_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 }
 	};
 	Rtpproxy__ListSessionsRequest	  req =
@@ -332,9 +334,12 @@ cmd_list(struct rpc_client *c, int argc, char **argv)
 	size_t				  npages = 0, p;
 	int				  ch, rc = 0, all = 0;
 
-	while ((ch = getopt_long(argc, argv, "s:n:p:a", longopts, NULL)) !=
+	while ((ch = getopt_long(argc, argv, "s:n:p:aN:", longopts, NULL)) !=
 	    -1) {
 		switch (ch) {
+		case 'N':
+			req.node = optarg;
+			break;
 		case 's':
 			req.state = (Rtpproxy__SessionState)parse_state(optarg);
 			break;

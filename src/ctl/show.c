@@ -196,6 +196,8 @@ json_session(struct json *j, const char *key, const Rtpproxy__SessionInfo *s)
 	json_str(j, "latch_policy", latch_name((int)s->latch_policy));
 	json_u64(j, "relatches", s->relatches);
 	json_u64(j, "worker", s->worker);
+	if (s->node != NULL && s->node[0] != '\0')
+		json_str(j, "node", s->node);
 	json_str(j, "error_message", s->error_message);
 	json_dir(j, "forward_stats", s->forward_stats);
 	json_dir(j, "reverse_stats", s->reverse_stats);
@@ -321,6 +323,8 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 		printf("%-14s %s\n", "latched RTCP", ep_str(s->latched_rtcp,
 		    a, sizeof(a)));
 	printf("%-14s %u\n", "worker", s->worker);
+	if (s->node != NULL && s->node[0] != '\0')
+		printf("%-14s %s\n", "node", s->node);
 	printf("%-14s %s\n", "created", time_str(s->created_at_ms, t,
 	    sizeof(t)));
 	printf("%-14s %s\n", "last activity", time_str(s->last_activity_ms,
@@ -399,12 +403,15 @@ print_list(Rtpproxy__ListSessionsResponse **pages, size_t npages)
 	char				 l[96], fw[96], d[96], age[16];
 	size_t				 p, i;
 	int				 wid = 2, wl = 6, wf = 7, wd = 11, n;
+	int				 wn = 0;	/* NODE, with redis */
 
 	for (p = 0; p < npages; p++)
 		for (i = 0; i < pages[p]->n_sessions; i++) {
 			s = pages[p]->sessions[i];
 			if ((n = (int)strlen(s->session_id)) > wid)
 				wid = n;
+			if (s->node != NULL && (n = (int)strlen(s->node)) > wn)
+				wn = n < 4 ? 4 : n;
 			if ((n = (int)strlen(ep_str(s->listen, l,
 			    sizeof(l)))) > wl)
 				wl = n;
@@ -415,22 +422,28 @@ print_list(Rtpproxy__ListSessionsResponse **pages, size_t npages)
 			    sizeof(l)))) > wd)
 				wd = n;
 		}
-	printf("%-*s  %-10s  %-*s  %-*s  %-*s  %10s  %10s  %5s\n", wid, "ID",
+	printf("%-*s  %-10s  %-*s  %-*s  %-*s  %10s  %10s  %5s", wid, "ID",
 	    "STATE", wl, "LISTEN", wf, "FORWARD", wd, "DESTINATION",
 	    "PKTS-FWD", "PKTS-REV", "AGE");
+	if (wn > 0)
+		printf("  %s", "NODE");
+	printf("\n");
 	for (p = 0; p < npages; p++)
 		for (i = 0; i < pages[p]->n_sessions; i++) {
 			s = pages[p]->sessions[i];
 			f = s->forward_stats ? s->forward_stats : &zero_dir;
 			r = s->reverse_stats ? s->reverse_stats : &zero_dir;
 			printf("%-*s  %-10s  %-*s  %-*s  %-*s  %10" PRIu64
-			    "  %10" PRIu64 "  %5s\n", wid, s->session_id,
+			    "  %10" PRIu64 "  %5s", wid, s->session_id,
 			    STATE_NAME(s->state),
 			    wl, ep_str(s->listen, l, sizeof(l)),
 			    wf, ep_str(s->forward, fw, sizeof(fw)),
 			    wd, ep_str(s->destination, d, sizeof(d)),
 			    f->packets_received, r->packets_received,
 			    age_str(s->created_at_ms, age, sizeof(age)));
+			if (wn > 0)
+				printf("  %s", s->node != NULL ? s->node : "");
+			printf("\n");
 		}
 }
 

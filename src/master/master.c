@@ -484,7 +484,8 @@ master_layers(struct master *m, int foreground)
 	senv.publish = master_publish;
 	grpcsvc_set_table(&m->shm);
 	if (m->conf->redis != NULL) {
-		const struct api_ha ha = { redis_takeover, redis_node };
+		const struct api_ha ha = { redis_takeover, redis_node,
+		    redis_list };
 
 		grpcsvc_set_ha(&ha);
 	}

@@ -47,6 +47,37 @@ redis_rec_from_snap(struct redis_rec *r, const struct session_snapshot *s,
 		r->c[d] = s->dir[d].c;
 }
 
+/* What the API shows of another node's session: its record. */
+void
+redis_rec_to_snap(const struct redis_rec *r, struct session_snapshot *s)
+{
+	int d;
+
+	memset(s, 0, sizeof(*s));
+	memcpy(s->id, r->id, sizeof(s->id));
+	s->state = r->state;
+	s->flags = r->flags;
+	s->listen = r->listen;
+	s->forward = r->forward;
+	s->dest = r->dest;
+	s->latched = r->latched;
+	s->latched_rtcp = r->latched_rtcp;
+	s->idle_timeout_s = r->idle_timeout_s;
+	s->stats_interval_ms = r->stats_interval_ms;
+	s->clock_rate = r->clock_rate;
+	s->rate_pps = r->rate_pps;
+	s->rate_bps = r->rate_bps;
+	s->latch_policy = r->latch_policy != 0 ? r->latch_policy :
+	    SHM_LATCH_LEARN;
+	s->relatches = r->relatches;
+	s->repl_inc = r->inc;
+	s->repl_epoch = r->epoch;
+	s->created_ms = r->created_ms;
+	s->last_activity_ms = r->written_ms;
+	for (d = 0; d < 2; d++)
+		s->dir[d].c = r->c[d];
+}
+
 static void
 rr_addr(char *buf, size_t len, const struct shm_addr *a)
 {

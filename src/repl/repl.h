@@ -50,6 +50,8 @@ void	redis_rec_from_snap(struct redis_rec *,
 int	redis_rec_argv(struct redis_rec *, const char **, int);
 int	redis_rec_parse(struct redis_rec *, size_t, const char *const *,
 	    const size_t *, char *, size_t);
+void	redis_rec_to_snap(const struct redis_rec *,
+	    struct session_snapshot *);
 
 /* redis.c: the write-through */
 #define REDIS_SNAP_MS	1000	/* counters' snapshot without stats-interval */
@@ -82,6 +84,12 @@ void	redis_get_stats(struct redis_stats *);
 
 /* redis_resume.c: sessions of another node, taken over */
 int	redis_takeover(const char *, struct rp_error *);
+
+/* redis_list.c: ListSessions of another node, or "*" */
+struct api_ha_list;
+int	redis_list(const char *, uint32_t, const char *,
+	    void (*)(void *, const struct api_ha_list *), void *,
+	    struct rp_error *);
 const char *redis_node(void);
 
 #endif
