@@ -34,6 +34,7 @@
 static struct daemon	d, d2;		/* d2: a standby */
 static uint16_t		rport;		/* redis-server's */
 static uint16_t		mport;		/* the daemon's metrics */
+static uint16_t		mport2;		/* the standby's */
 static char		rpidfile[256];
 /* the two-namespace test: its namespaces, and the test's own */
 static char		ns[3][32];	/* node-a, node-b, the clients */
@@ -238,9 +239,17 @@ rwait(const char *id, const char *field, const char *want, int ms)
 	return -1;
 }
 
-/* The value of a metric line starting with name (and a space); -1. */
+static long long metric_at(uint16_t, const char *);
+
 static long long
 metric(const char *name)
+{
+	return metric_at(mport, name);
+}
+
+/* The value of a metric line starting with name (and a space); -1. */
+static long long
+metric_at(uint16_t port, const char *name)
 {
 	struct sockaddr_in	 sin;
 	static char		 buf[256 * 1024];
@@ -255,7 +264,7 @@ metric(const char *name)
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons(mport);
+	sin.sin_port = htons(port);
 	snprintf(req, sizeof(req), "GET /metrics HTTP/1.1\r\nHost: x\r\n"
 	    "Connection: close\r\n\r\n");
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
@@ -340,8 +349,11 @@ up_pair(void)
 	char line[64], extra[256];
 
 	up_redis(NULL);
+	mport2 = harness_tcp_port();
+	/* TEST-NET-1: an address never on this host. */
 	snprintf(extra, sizeof(extra), "redis 127.0.0.1:%u\nredis-prefix t:\n"
-	    "node-id node-b\nstats-interval 200\n", rport);
+	    "node-id node-b\nstats-interval 200\nmetrics-listen "
+	    "127.0.0.1:%u\nstandby-for node-a 192.0.2.123\n", rport, mport2);
 	if (harness_prepare(&d2, 2, extra) == -1)
 		fprintf(stderr, "check_redis: cannot prepare the standby\n");
 	snprintf(line, sizeof(line), "port-range %u %u", d.port_min,
@@ -849,6 +861,12 @@ START_TEST(takeover)
 	ck_assert_int_eq(strncmp(rfield("tk-1", "c0"), "10 ", 3), 0);
 	ck_assert_int_eq(rwait("tk-3", "v", "", 5000), 0);
 	rpc_client_free(ra);
+	/* What the standby would take over, as it follows Redis. */
+	for (i = 0; i < 100 && metric_at(mport2, "rtpproxyd_redis_standby_"
+	    "sessions{node=\"node-a\"}") != 2; i++)
+		msleep(50);
+	ck_assert_int_eq(metric_at(mport2, "rtpproxyd_redis_standby_sessions"
+	    "{node=\"node-a\"}"), 2);
 
 	/* node-a is gone; node-b is told to take over (rtpproxyctl). */
 	kill_daemon(&d);

@@ -348,7 +348,10 @@ metrics_redis(struct evbuffer *b)
 	};
 	struct redis_stats	st;
 	uint64_t		v[12];
+	const char		*node;
+	int64_t			n;
 	size_t			i;
+	int			k;
 
 	redis_get_stats(&st);
 	if (!st.configured)
@@ -376,6 +379,14 @@ metrics_redis(struct evbuffer *b)
 	metrics_family(b, "rtpproxyd_redis_pending", "gauge", "Sessions and "
 	    "deletes waiting to be written to Redis.");
 	evbuffer_add_printf(b, "rtpproxyd_redis_pending %u\n", st.pending);
+	if (redis_standby(0, &node, &n) == -1)
+		return;
+	metrics_family(b, "rtpproxyd_redis_standby_sessions", "gauge",
+	    "Sessions in Redis of each node this one backs (standby-for): "
+	    "what a takeover would resume; -1 while not known.");
+	for (k = 0; redis_standby(k, &node, &n) == 0; k++)
+		evbuffer_add_printf(b, "rtpproxyd_redis_standby_sessions"
+		    "{node=\"%s\"} %lld\n", node, (long long)n);
 }
 
 static void

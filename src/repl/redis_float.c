@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +22,58 @@
 #include "repl_int.h"
 
 #define FL_POLL_MS	100
+#define FL_COUNT_EVERY	10	/* polls: the backed nodes' sessions */
 
 static struct {
 	struct event	*ev;
 	int		 present[CONF_MAX_STANDBY];
 	int		 done[CONF_MAX_STANDBY];
 	char		 last[CONF_MAX_STANDBY][256];	/* the last refusal */
+	unsigned int	 polls;
+	int64_t		 count[CONF_MAX_STANDBY];	/* -1: not known */
 } fl;
+
+/* SCARD of a backed node's set: what a takeover would resume. */
+static void
+fl_counted(redisAsyncContext *ac, void *r, void *arg)
+{
+	redisReply	*reply = r;
+	int		 k = (int)(intptr_t)arg;
+
+	rc_reply(reply);
+	if (k >= 0 && k < CONF_MAX_STANDBY)
+		fl.count[k] = reply != NULL &&
+		    reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+}
+
+static void
+fl_count(void)
+{
+	const struct config	*c = rc.conf;
+	char			 key[RC_KEY_MAX];
+	const char		*argv[2];
+	int			 k;
+
+	for (k = 0; k < c->nstandby; k++) {
+		rc_key(key, sizeof(key), "node", c->standby[k].node);
+		argv[0] = "SCARD";
+		argv[1] = key;
+		if (!rc.up || rc_send(fl_counted, (void *)(intptr_t)k, 2,
+		    argv) == -1)
+			fl.count[k] = -1;
+	}
+}
+
+/* The sessions in Redis of the k-th node this one backs; -1. */
+int
+redis_standby(int k, const char **node, int64_t *n)
+{
+	if (rc.conf == NULL || k < 0 || k >= rc.conf->nstandby)
+		return -1;
+	*node = rc.conf->standby[k].node;
+	*n = fl.count[k];
+	return 0;
+}
 
 static int
 fl_match(const struct sockaddr *a, const struct sockaddr_storage *b)
@@ -53,6 +99,8 @@ fl_poll(evutil_socket_t fd, short ev, void *arg)
 	struct rp_error		 err;
 	int			 k, here;
 
+	if (++fl.polls % FL_COUNT_EVERY == 0)
+		fl_count();
 	if (getifaddrs(&ifa) == -1)
 		return;
 	for (k = 0; k < c->nstandby; k++) {
@@ -89,6 +137,7 @@ float_start(void)
 	struct timeval tv = { 0, FL_POLL_MS * 1000 };
 
 	memset(&fl, 0, sizeof(fl));
+	memset(fl.count, 0xff, sizeof(fl.count));
 	if (rc.conf->nstandby == 0)
 		return;
 	fl.ev = event_new(rc.base, -1, EV_PERSIST, fl_poll, NULL);

@@ -85,6 +85,9 @@ void	redis_get_stats(struct redis_stats *);
 /* redis_resume.c: sessions of another node, taken over */
 int	redis_takeover(const char *, struct rp_error *);
 
+/* redis_float.c: the nodes this one backs (standby-for) */
+int	redis_standby(int, const char **, int64_t *);
+
 /* redis_list.c: ListSessions of another node, or "*" */
 struct api_ha_list;
 int	redis_list(const char *, uint32_t, const char *,
