@@ -275,18 +275,28 @@ redis_rec_parse(struct redis_rec *r, size_t n, const char *const *kv,
 	unsigned int	 seen = 0;
 	uint64_t	 u;
 	uint32_t	 ver;
-	size_t		 i;
+	size_t		 i, k;
 	int		 bad = 0;
 
 	memset(r, 0, offsetof(struct redis_rec, text));
 	for (i = 0; i + 1 < n && !bad; i += 2) {
 		if (kvlen[i] >= sizeof(f) || kvlen[i + 1] >= sizeof(v) ||
+		    memchr(kv[i], '\0', kvlen[i]) != NULL ||
 		    memchr(kv[i + 1], '\0', kvlen[i + 1]) != NULL) {
-			snprintf(why, whylen, "a field or value too long");
+			snprintf(why, whylen, "a field or value too long, or "
+			    "with a NUL byte");
 			return -1;
 		}
 		memcpy(f, kv[i], kvlen[i]);
 		f[kvlen[i]] = '\0';
+		/* Ours never has a field twice: which one would count? */
+		for (k = 0; k < i; k += 2)
+			if (kvlen[k] == kvlen[i] &&
+			    memcmp(kv[k], kv[i], kvlen[i]) == 0) {
+				snprintf(why, whylen, "field %s given twice",
+				    f);
+				return -1;
+			}
 		memcpy(v, kv[i + 1], kvlen[i + 1]);
 		v[kvlen[i + 1]] = '\0';
 		if (strcmp(f, "v") == 0) {
