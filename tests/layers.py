@@ -15,9 +15,11 @@ import sys
 # Lower numbers are lower layers.  Equal numbers in different areas are
 # strangers: neither may call the other.
 # kfwd (the kernel fast path's loader and map) is over common, under the
-# worker and the master that use it.
+# worker and the master that use it.  repl (sessions in Redis) is beside
+# the API: the master calls both, and they reach each other only through
+# the pointers the master gives.
 RANK = {"shm": 0, "common": 1, "kfwd": 1.5, "worker": 2, "sessions": 2,
-        "api": 3, "master": 4, "ctl": 5, "main": 6}
+        "api": 3, "repl": 3, "master": 4, "ctl": 5, "main": 6}
 
 top = os.environ.get("top_builddir", ".")
 
