@@ -205,7 +205,8 @@ _Static_assert(SHM_DIR_COUNTERS(SHM_DIR_SIZE_)
     SHM_DIR_OTHER_(latency_max_ns) SHM_DIR_OTHER_(last_packet_ms)
     SHM_DIR_OTHER_(src) SHM_DIR_OTHER_(packets_lost)
     SHM_DIR_OTHER_(jitter_ns) SHM_DIR_OTHER_(ssrc) SHM_DIR_OTHER_(in_kernel)
-    SHM_DIR_OTHER_(pad1) 0 == sizeof(struct shm_dir),
+    SHM_DIR_OTHER_(pt) SHM_DIR_OTHER_(pad2) SHM_DIR_OTHER_(pad3)
+    SHM_DIR_OTHER_(q) SHM_DIR_OTHER_(dtmf) 0 == sizeof(struct shm_dir),
     "a field of struct shm_dir is neither in SHM_DIR_COUNTERS nor named");
 
 #define SHM_COUNTER_(f, k, proto, m, l, h)				\

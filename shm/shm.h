@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x52545058u	/* "RTPX" */
-#define SHM_VERSION	5u
+#define SHM_VERSION	6u
 #define SHM_ID_MAX	64		/* session id, NUL included */
 #define SHM_REASON_MAX	128
 #define SHM_MAX_WORKERS	64
@@ -66,6 +66,7 @@ enum shm_state {
 #define SHM_F_SRC_PORT	0x20	/* ... and only from its port */
 #define SHM_F_QUARANTINED 0x100	/* crashed workers: relayed no more */
 #define SHM_F_RESUMED	0x200	/* made again from Redis (src/repl) */
+#define SHM_F_DROP_DTMF	0x1000	/* telephone-events are not relayed */
 
 /*
  * Why sessions closed, X(NAME, word), for logs, events and metrics (which
@@ -114,6 +115,62 @@ struct shm_rtpsrc {
 	double		jitter;		/* A.8 estimate, ts units */
 	int64_t		lost_base;	/* loss carried across SSRC changes */
 	uint64_t	expected_base;
+};
+
+/*
+ * What RTCP says about one direction's media (RFC 3550 6.4), written by
+ * the owning worker as RTCP passes, never on an RTP packet; the master
+ * reads it for replies and metrics.  The sender reports of this
+ * direction's sender (their NTP time's middle 32 bits and when they went
+ * by), so that the receiver's answer, coming back the other way with
+ * LSR and DLSR, gives the round trip between the relay and that
+ * receiver; and the receiver's last report block about this direction.
+ * Two cache lines.
+ */
+#define SHM_SR_KEEP	4
+
+struct shm_rtcpq {
+	uint32_t	sr_lsr[SHM_SR_KEEP];	/* 0: none */
+	int64_t		sr_ns[SHM_SR_KEEP];	/* CLOCK_REALTIME */
+	uint32_t	sr_next;
+	_Atomic uint32_t fraction_lost;		/* of 256, last report */
+	_Atomic int32_t	cum_lost;		/* 24-bit signed, reported */
+	_Atomic uint32_t rep_ssrc;		/* the reporter */
+	/* second line */
+	_Atomic uint64_t jitter_ns;		/* reported jitter */
+	_Atomic uint64_t rtt_ns;		/* last round trip */
+	_Atomic uint64_t rtt_sum_ns;
+	_Atomic uint64_t rtt_count;
+	_Atomic uint64_t rtt_max_ns;
+	_Atomic uint64_t reports;		/* blocks about this direction */
+	_Atomic int64_t	report_ms;		/* the last one's; 0: none */
+	_Atomic uint64_t srs;			/* sender reports seen */
+};
+
+/*
+ * RFC 4733 telephone-event state of one direction, written by the owning
+ * worker on packets of the session's DTMF payload type only: the event
+ * (by its RTP timestamp) in progress or last reported, so that redundant
+ * end packets and retransmissions make no second event, also across a
+ * worker restart.  One cache line.
+ */
+#define SHM_DTMF_NONE	0
+#define SHM_DTMF_ON	1	/* in progress, its end not seen */
+#define SHM_DTMF_DONE	2	/* reported */
+
+struct shm_dtmf {
+	uint32_t	ts;		/* the event's RTP timestamp */
+	uint32_t	ssrc;
+	uint8_t		state;		/* SHM_DTMF_* */
+	uint8_t		event;
+	uint8_t		volume;
+	uint8_t		pad0;
+	uint32_t	duration;	/* timestamp units, longest seen */
+	int64_t		start_ns;	/* first packet, less its duration */
+	int64_t		last_ns;
+	int64_t		tat_ns;		/* events told: a GCRA */
+	uint32_t	untold;		/* over the rate, not told */
+	uint32_t	pad1[5];
 };
 
 /*
@@ -191,7 +248,18 @@ struct shm_rtpsrc {
 	X(kernel_offloads, TRAFFIC, kernel_offloads,			\
 	    "rtpproxyd_kernel_offloads_total", "kernel offloads",	\
 	    "Times a session direction (RTP or RTCP) was handed to the "	\
-	    "kernel fast path.")
+	    "kernel fast path.")					\
+	X(rtcp_malformed, RTCP, rtcp_malformed,				\
+	    "rtpproxyd_rtcp_malformed_packets_total", "RTCP malformed",	\
+	    "RTCP compound packets relayed whose reports do not fit "	\
+	    "their lengths: what does not fit is not used.")		\
+	X(dtmf_events, RTP, dtmf_events,				\
+	    "rtpproxyd_dtmf_events_total", "DTMF events",		\
+	    "RFC 4733 telephone-events (digits) detected.")		\
+	X(dtmf_dropped, RTP, dtmf_packets_dropped,			\
+	    "rtpproxyd_dtmf_dropped_packets_total", "DTMF dropped",	\
+	    "Telephone-event packets not relayed, as the session's "	\
+	    "drop-dtmf option asks.")
 
 /* The metrics show the kinds in this order, the drops last. */
 enum shm_counter_kind {
@@ -224,8 +292,9 @@ extern const struct shm_counter shm_counters[SHM_C_N];
  * how often they change: the first cache line with every batch, the second
  * (RTP source state) and third with every RTP packet, the rest rarely.
  * Besides the counters of SHM_DIR_COUNTERS: the latency figures, the last
- * packet's time, the loss, jitter and SSRC.  A new counter takes a word of
- * pad1.
+ * packet's time, the loss, jitter and SSRC; then what RTCP said and the
+ * telephone-event state (struct shm_rtcpq, shm_dtmf), which RTP packets
+ * do not touch.  A new counter takes a word of pad3.
  */
 struct shm_dir {
 	_Atomic uint64_t	packets_received;
@@ -256,8 +325,20 @@ struct shm_dir {
 	_Atomic uint64_t	rtcp_sent;
 	_Atomic uint64_t	kernel_packets;		/* kernel fast path */
 	_Atomic uint64_t	kernel_offloads;
-	uint64_t		pad1[1];
+	_Atomic uint64_t	rtcp_malformed;
+
+	/* off the packet path: telephone-events, RTCP, a new source */
+	_Atomic uint64_t	dtmf_events;
+	_Atomic uint64_t	dtmf_dropped;
+	_Atomic uint32_t	pt;		/* of the source's first packet */
+	uint32_t		pad2;
+	uint64_t		pad3[5];
+	struct shm_rtcpq	q;
+	struct shm_dtmf		dtmf;
 } __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct shm_rtcpq) == 128, "two cache lines");
+_Static_assert(sizeof(struct shm_dtmf) == 64, "a cache line");
 
 #define SHM_KERNEL_RTP	0x01	/* in_kernel: RTP is in the kernel */
 #define SHM_KERNEL_RTCP	0x02	/* ... and RTCP */
@@ -348,6 +429,7 @@ struct shm_slot {
 	uint32_t		setup_timeout_s;
 	uint32_t		stats_interval_ms;
 	uint32_t		clock_rate;	/* dynamic PTs; 0: 8000 */
+	uint32_t		dtmf_pt;	/* telephone-event; 0: none */
 	uint32_t		rate_pps;	/* per direction; 0: none */
 	uint32_t		rate_burst_ms;
 	uint64_t		rate_bps;	/* per direction; 0: none */

@@ -63,6 +63,19 @@ gs_info_dir(Rtpproxy__DirectionStats *d, const struct session_dirsnap *s)
 	d->ssrc = s->ssrc;
 	d->rtp_in_kernel = (s->in_kernel & SHM_KERNEL_RTP) != 0;
 	d->rtcp_in_kernel = (s->in_kernel & SHM_KERNEL_RTCP) != 0;
+	d->rtt_ms = s->q.rtt_ms;
+	d->rtt_avg_ms = s->q.rtt_avg_ms;
+	d->rtt_max_ms = s->q.rtt_max_ms;
+	d->rtt_samples = s->q.rtt_samples;
+	d->reported_loss_rate = s->q.rep_loss;
+	d->reported_packets_lost = s->q.rep_lost;
+	d->reported_jitter_ms = s->q.rep_jitter_ms;
+	d->rtcp_reports = s->q.reports;
+	d->rtcp_sender_reports = s->q.srs;
+	d->last_report_ms = s->q.report_ms;
+	d->mos = s->q.mos;
+	d->r_factor = s->q.r;
+	d->payload_type = s->q.pt;
 }
 
 Rtpproxy__SessionInfo *
@@ -111,5 +124,7 @@ gs_info_fill(struct gs_info *gi, const struct session_snapshot *s)
 	/* Another node's session (ListSessions) gets its own after. */
 	if (gs_ha.node != NULL)
 		i->node = (char *)gs_ha.node();
+	i->dtmf_payload_type = s->dtmf_pt;
+	i->drop_dtmf = (s->flags & SHM_F_DROP_DTMF) != 0;
 	return i;
 }

@@ -240,6 +240,8 @@ request_create_params(const Rtpproxy__CreateSessionRequest *req,
 	p->idle_timeout_s = req->idle_timeout_s;
 	p->stats_interval_ms = req->stats_interval_ms;
 	p->clock_rate = req->clock_rate;
+	p->dtmf_pt = req->dtmf_payload_type;
+	p->drop_dtmf = req->drop_dtmf ? 1 : 0;
 	switch (req->reverse_source) {
 	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_DEFAULT:
 		p->reverse_source = -1;

@@ -160,6 +160,19 @@ json_dir(struct json *j, const char *key, const Rtpproxy__DirectionStats *d)
 	json_ctr(j, d, shown, SHM_C_rtcp_received);
 	json_ctr(j, d, shown, SHM_C_rtcp_sent);
 	json_ctr(j, d, shown, SHM_C_packets_expected);
+	json_dbl(j, "rtt_ms", d->rtt_ms);
+	json_dbl(j, "rtt_avg_ms", d->rtt_avg_ms);
+	json_dbl(j, "rtt_max_ms", d->rtt_max_ms);
+	json_u64(j, "rtt_samples", d->rtt_samples);
+	json_dbl(j, "reported_loss_rate", d->reported_loss_rate);
+	json_i64(j, "reported_packets_lost", d->reported_packets_lost);
+	json_dbl(j, "reported_jitter_ms", d->reported_jitter_ms);
+	json_u64(j, "rtcp_reports", d->rtcp_reports);
+	json_u64(j, "rtcp_sender_reports", d->rtcp_sender_reports);
+	json_i64(j, "last_report_ms", d->last_report_ms);
+	json_dbl(j, "mos", d->mos);
+	json_dbl(j, "r_factor", d->r_factor);
+	json_u64(j, "payload_type", d->payload_type);
 	json_ctrs(j, d, shown, CTR_ALL);
 	json_i64(j, "last_packet_ms", d->last_packet_ms);
 	json_u64(j, "ssrc", d->ssrc);
@@ -195,6 +208,8 @@ json_session(struct json *j, const char *key, const Rtpproxy__SessionInfo *s)
 	json_u64(j, "rate_limit_bps", s->rate_limit_bps);
 	json_str(j, "latch_policy", latch_name((int)s->latch_policy));
 	json_u64(j, "relatches", s->relatches);
+	json_u64(j, "dtmf_payload_type", s->dtmf_payload_type);
+	json_bool(j, "drop_dtmf", s->drop_dtmf);
 	json_u64(j, "worker", s->worker);
 	if (s->node != NULL && s->node[0] != '\0')
 		json_str(j, "node", s->node);
@@ -334,6 +349,9 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 		printf("%-14s %u ms\n", "stats every", s->stats_interval_ms);
 	if (s->clock_rate > 0)
 		printf("%-14s %u Hz\n", "clock rate", s->clock_rate);
+	if (s->dtmf_payload_type > 0)
+		printf("%-14s payload type %u%s\n", "DTMF",
+		    s->dtmf_payload_type, s->drop_dtmf ? ", dropped" : "");
 	printf("%-14s %s\n", "reverse from",
 	    rs_name((int)s->reverse_source));
 	if (s->transport != RTPPROXY__TRANSPORT__TRANSPORT_TCP)
@@ -370,6 +388,21 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 	ROW_D("latency max ms", max_latency_ms);
 	row_ctr(f, r, shown, SHM_C_rtcp_received);
 	row_ctr(f, r, shown, SHM_C_rtcp_sent);
+	row_ctr(f, r, shown, SHM_C_rtcp_malformed);
+	/* What RTCP's receiver reports say of each direction's media. */
+	printf("%-22s %16" PRIu64 " %16" PRIu64 "\n", "RTCP reports",
+	    f->rtcp_reports, r->rtcp_reports);
+	ROW_D("RTT ms", rtt_ms);
+	ROW_D("RTT avg ms", rtt_avg_ms);
+	ROW_D("RTT max ms", rtt_max_ms);
+	printf("%-22s %15.2f%% %15.2f%%\n", "reported loss",
+	    f->reported_loss_rate * 100.0, r->reported_loss_rate * 100.0);
+	printf("%-22s %16" PRId64 " %16" PRId64 "\n", "reported lost",
+	    f->reported_packets_lost, r->reported_packets_lost);
+	ROW_D("reported jitter ms", reported_jitter_ms);
+	printf("%-22s %16.2f %16.2f\n", "MOS (E-model)", f->mos, r->mos);
+	printf("%-22s %16.1f %16.1f\n", "R factor", f->r_factor,
+	    r->r_factor);
 	row_ctr(f, r, shown, SHM_C_non_rtp);
 	row_ctrs(f, r, shown, CTR_ALL);
 	printf("%-22s %16s", "last packet", time_str(f->last_packet_ms, t,

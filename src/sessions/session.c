@@ -115,6 +115,7 @@ session_snapshot(uint32_t i, struct session_snapshot *o)
 	o->idle_timeout_s = s->idle_timeout_s;
 	o->stats_interval_ms = s->stats_interval_ms;
 	o->clock_rate = s->clock_rate;
+	o->dtmf_pt = s->dtmf_pt;
 	o->rate_pps = s->rate_pps;
 	o->rate_bps = s->rate_bps;
 	o->latch_policy = s->latch.policy != 0 ? s->latch.policy :
@@ -129,6 +130,7 @@ session_snapshot(uint32_t i, struct session_snapshot *o)
 	o->last_activity_ms = o->created_ms;
 	for (d = 0; d < 2; d++) {
 		session_dirsnap(&s->dir[d], &o->dir[d]);
+		quality_dir(s, d, &o->dir[d].q);
 		if (o->dir[d].last_packet_ms > o->last_activity_ms)
 			o->last_activity_ms = o->dir[d].last_packet_ms;
 	}
@@ -351,6 +353,14 @@ session_check(const struct session_params *p, int rtcp,
 		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "clock_rate %u is out of range: 0 (8000 Hz) or "
 		    "1000..1000000", p->clock_rate);
+	if (p->dtmf_pt != 0 && (p->dtmf_pt < 96 || p->dtmf_pt > 127))
+		return rp_err(err, RP_INVALID_ARGUMENT,
+		    "dtmf_payload_type %u is out of range: 0 (101) or a "
+		    "dynamic payload type, 96..127", p->dtmf_pt);
+	if (p->tcp && p->drop_dtmf)
+		return rp_err(err, RP_INVALID_ARGUMENT, "drop_dtmf is for "
+		    "UDP sessions: a TCP session's streams are relayed as "
+		    "they are");
 	if (p->reverse_source < -1 || p->reverse_source > CONF_RS_ADDRESS_PORT)
 		return rp_err(err, RP_INVALID_ARGUMENT,
 		    "reverse_source %d is not a known ReverseSource",
@@ -434,7 +444,9 @@ session_fill(uint32_t i, const struct session_params *p, const char *id,
 	    (rtcp ? 0 : SHM_F_NORTCP) | (p->tcp ? SHM_F_TCP : 0) |
 	    (p->idle_timeout_s == 0 ? SHM_F_IDLE_DEF : 0) |
 	    (rs != CONF_RS_ANY ? SHM_F_SRC_ADDR : 0) |
-	    (rs == CONF_RS_ADDRESS_PORT ? SHM_F_SRC_PORT : 0);
+	    (rs == CONF_RS_ADDRESS_PORT ? SHM_F_SRC_PORT : 0) |
+	    (p->drop_dtmf ? SHM_F_DROP_DTMF : 0);
+	s->dtmf_pt = p->dtmf_pt ? p->dtmf_pt : 101;
 	s->rate_pps = p->tcp ? 0 : p->rate_pps ? p->rate_pps : c->rate_pps;
 	s->rate_bps = p->tcp ? 0 : p->rate_bps ? p->rate_bps : c->rate_bps;
 	s->rate_burst_ms = c->rate_burst_ms;

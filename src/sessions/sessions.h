@@ -9,6 +9,7 @@
 #include "ipc.h"
 #include "peer.h"
 #include "shm.h"
+#include "quality.h"
 
 struct config;
 
@@ -40,6 +41,8 @@ struct session_params {
 	uint64_t		repl_inc;
 	uint32_t		repl_epoch;
 	const struct session_resume *resume;	/* NULL: a new one */
+	uint32_t		dtmf_pt;	/* 0: 101 */
+	int			drop_dtmf;
 };
 
 /* A consistent copy of a slot, for replies and events. */
@@ -54,6 +57,7 @@ struct session_snapshot {
 	uint32_t	idle_timeout_s;
 	uint32_t	stats_interval_ms;
 	uint32_t	clock_rate;
+	uint32_t	dtmf_pt;
 	uint32_t	rate_pps;
 	uint64_t	rate_bps;
 	uint32_t	latch_policy;	/* SHM_LATCH_* */
@@ -69,6 +73,7 @@ struct session_snapshot {
 		int64_t  last_packet_ms;
 		uint32_t ssrc;
 		uint32_t in_kernel;	/* SHM_KERNEL_* */
+		struct quality q;	/* RTCP's figures, the MOS */
 	} dir[2];
 };
 

@@ -323,6 +323,7 @@ relay_publish(struct shm_dir *d, int rtcp, const struct relay_tally *t)
 	if (rtcp) {
 		ADD(rtcp_received, t->received);
 		ADD(rtcp_sent, t->sent);
+		ADD(rtcp_malformed, t->rtcp_malformed);
 	} else {
 		ADD(packets_received, t->received);
 		ADD(bytes_received, t->bytes);
@@ -415,9 +416,9 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 			continue;
 		}
 		if (rtcp) {
-			ok = rtcp_check(r->buf[i], len) == 0 ||
-			    srtcp_check(r->buf[i], len) == 0;
-			if (!ok) {
+			/* ok: plain RTCP, whose reports can be read */
+			ok = rtcp_check(r->buf[i], len) == 0;
+			if (!ok && srtcp_check(r->buf[i], len) != 0) {
 				t.invalid++;
 				continue;
 			}
@@ -426,6 +427,9 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 				t.source++;
 				continue;
 			}
+			if (ok && rtcpq_parse(d, &s->dir[rev ? SHM_DIR_FWD :
+			    SHM_DIR_REV], r->buf[i], len, ns) == -1)
+				t.rtcp_malformed++;
 		} else {
 			ok = rtp_parse(r->buf[i], len, &ri) == 0;
 			/*

@@ -219,6 +219,7 @@ struct relay_tally {
 	uint64_t	received, bytes, invalid, not_latched, non_rtp;
 	uint64_t	sent, bytes_sent, send_error, overflow;
 	uint64_t	source, rate_limited;
+	uint64_t	rtcp_malformed, dtmf, dtmf_dropped;
 	uint64_t	lat_sum, lat_count, lat_max;
 	int64_t		last_ns;
 };

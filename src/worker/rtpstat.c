@@ -358,6 +358,7 @@ rtpstat_update(struct shm_dir *dir, const struct rtp_info *ri,
 		src_new(s, ri);
 		atomic_store_explicit(&dir->ssrc, ri->ssrc,
 		    memory_order_relaxed);
+		atomic_store_explicit(&dir->pt, ri->pt, memory_order_relaxed);
 		atomic_store_explicit(&dir->jitter_ns, 0,
 		    memory_order_relaxed);
 	}

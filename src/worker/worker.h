@@ -100,4 +100,8 @@ uint32_t rtp_clock_rate(uint8_t);
 void	rtpstat_update(struct shm_dir *, const struct rtp_info *, int64_t);
 void	rtpstat_sync(struct shm_dir *);
 
+/* rtcpq.c: call quality from RTCP reports (pure functions on shm state) */
+int	rtcpq_parse(struct shm_dir *, struct shm_dir *, const uint8_t *,
+	    size_t, int64_t);
+
 #endif

@@ -1,0 +1,584 @@
+/*
+ * Call quality from RTCP and DTMF, through the real daemon: a caller and
+ * a destination on loopback exchange RTP and RTCP through a session as
+ * real endpoints do, with the delay and the loss the test injects, and
+ * the figures come back by GetSessionStatus.
+ */
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <check.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "harness.h"
+#include "rtpproxy.pb-c.h"
+
+#define ST_ACTIVE	RTPPROXY__SESSION_STATE__SESSION_STATE_ACTIVE
+
+static struct daemon	dmn;
+
+static int
+tms(int ms)
+{
+	return ms * harness_slow();
+}
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void
+sleep_until_ns(int64_t when)
+{
+	struct timespec	ts;
+	int64_t		left;
+
+	while ((left = when - real_ns()) > 0) {
+		ts.tv_sec = left / 1000000000LL;
+		ts.tv_nsec = left % 1000000000LL;
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Two sockets on an even port of the peer range and the one above. */
+static uint16_t
+udp_pair(int fd[2])
+{
+	static unsigned	next;
+	unsigned	i, p, span = (HARNESS_PEER_MAX - HARNESS_PEER_MIN) / 2;
+	int		on = 1;
+
+	if (next == 0)
+		next = (unsigned)getpid() * 7;
+	for (i = 0; i < 2000; i++) {
+		p = HARNESS_PEER_MIN + (next++ % span) * 2;
+		if ((fd[0] = harness_udp_bind(0, (uint16_t)p)) == -1)
+			continue;
+		if ((fd[1] = harness_udp_bind(0, (uint16_t)(p + 1))) == -1) {
+			close(fd[0]);
+			continue;
+		}
+		/* The kernel's receive time, for the DLSR the test reports. */
+		ck_assert_int_eq(setsockopt(fd[1], SOL_SOCKET, SO_TIMESTAMPNS,
+		    &on, sizeof(on)), 0);
+		return (uint16_t)p;
+	}
+	ck_abort_msg("no free port pair");
+	return 0;
+}
+
+static void
+tx(int fd, uint16_t port, const void *buf, size_t len)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		slen;
+
+	harness_sa_loopback(&ss, &slen, 0, port);
+	ck_assert_int_eq(sendto(fd, buf, len, 0, (struct sockaddr *)&ss, slen),
+	    (ssize_t)len);
+}
+
+/* A datagram within ms, and the kernel's time of its arrival (ns). */
+static ssize_t
+rx_ts(int fd, void *buf, size_t len, int ms, int64_t *ns)
+{
+	struct pollfd	 pfd = { fd, POLLIN, 0 };
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(struct timespec))];
+	} cm;
+	struct msghdr	 msg;
+	struct iovec	 iov = { buf, len };
+	struct cmsghdr	*c;
+	struct timespec	 ts;
+	ssize_t		 n;
+
+	*ns = 0;
+	if (poll(&pfd, 1, tms(ms)) != 1)
+		return -1;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = &cm;
+	msg.msg_controllen = sizeof(cm);
+	if ((n = recvmsg(fd, &msg, 0)) == -1)
+		return -1;
+	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET &&
+		    c->cmsg_type == SCM_TIMESTAMPNS) {
+			memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+			*ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+		}
+	if (*ns == 0)
+		*ns = real_ns();
+	return n;
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v & 0xff;
+}
+
+static uint32_t
+get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+struct rblock {
+	uint32_t	ssrc;
+	uint8_t		fraction;
+	int32_t		cum;
+	uint32_t	jitter;		/* timestamp units */
+	uint32_t	lsr, dlsr;
+};
+
+static size_t
+put_block(uint8_t *b, const struct rblock *r)
+{
+	put32(b, r->ssrc);
+	put32(b + 4, (uint32_t)r->cum & 0xffffff);
+	b[4] = r->fraction;
+	put32(b + 8, 0x10000);		/* extended highest sequence */
+	put32(b + 12, r->jitter);
+	put32(b + 16, r->lsr);
+	put32(b + 20, r->dlsr);
+	return 24;
+}
+
+/* An SR (no blocks) from ssrc with this NTP time; its length. */
+static size_t
+mksr(uint8_t *b, uint32_t ssrc, uint64_t ntp)
+{
+	b[0] = 0x80;
+	b[1] = 200;
+	b[2] = 0;
+	b[3] = 6;
+	put32(b + 4, ssrc);
+	put32(b + 8, (uint32_t)(ntp >> 32));
+	put32(b + 12, (uint32_t)ntp);
+	put32(b + 16, 1234);
+	put32(b + 20, 10);
+	put32(b + 24, 1600);
+	return 28;
+}
+
+/*
+ * An RR with the block r (nblocks claimed in its count, 1 present), and
+ * an SDES after it as RFC 3550 compounds have.
+ */
+static size_t
+mkrr(uint8_t *b, uint32_t ssrc, const struct rblock *r, int nblocks)
+{
+	size_t n;
+
+	b[0] = (uint8_t)(0x80 | nblocks);
+	b[1] = 201;
+	b[2] = 0;
+	b[3] = 7;
+	put32(b + 4, ssrc);
+	n = 8 + put_block(b + 8, r);
+	/* SDES: one chunk, CNAME "q", end, padded to a word */
+	b[n] = 0x81;
+	b[n + 1] = 202;
+	b[n + 2] = 0;
+	b[n + 3] = 2;
+	put32(b + n + 4, ssrc);
+	b[n + 8] = 1;
+	b[n + 9] = 1;
+	b[n + 10] = 'q';
+	b[n + 11] = 0;
+	return n + 12;
+}
+
+static uint64_t
+ntp_now(void)
+{
+	int64_t ns = real_ns();
+
+	return (uint64_t)(ns / 1000000000LL + 2208988800LL) << 32 |
+	    (uint64_t)((ns % 1000000000LL) * 4294967296.0 / 1e9);
+}
+
+/* The E-model of G.107 as rtpproxyd(8) describes it, for G.711. */
+static double
+mos_g711(double loss, double delay_ms)
+{
+	double ppl = loss * 100.0, r, id;
+
+	id = 0.024 * delay_ms + (delay_ms > 177.3 ?
+	    0.11 * (delay_ms - 177.3) : 0.0);
+	r = 93.2 - id - 95.0 * ppl / (ppl + 25.1);
+	if (r <= 0)
+		return 1.0;
+	return 1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7e-6;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void
+up(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (harness_start(&dmn, 1, NULL) == -1) {
+		fprintf(stderr, "check_quality: the daemon did not start; log "
+		    "in %s\n", dmn.log);
+		setenv("RTPPROXYD_KEEP", "1", 1);
+	}
+}
+
+static void
+down(void)
+{
+	harness_stop(&dmn, 5000);
+	harness_cleanup(&dmn);
+}
+
+static struct rpc_client *
+client(void)
+{
+	struct rpc_client *c;
+
+	ck_assert_msg(dmn.pid > 0, "daemon not running; see %s", dmn.log);
+	ck_assert_ptr_nonnull(c = rpc_client_new(dmn.grpc));
+	return c;
+}
+
+struct call {
+	int		cal[2], dst[2];
+	uint16_t	cport, dport, lp, fp;
+};
+
+/* A session from a caller to a destination, media latched both ways. */
+static void
+call_up(struct rpc_client *c, const char *id, struct call *k,
+    const struct harness_session *opt)
+{
+	struct harness_session		 a;
+	Rtpproxy__CreateSessionResponse	*resp = NULL;
+	uint8_t				 b[256];
+	size_t				 n;
+	char				 det[256];
+
+	k->cport = udp_pair(k->cal);
+	k->dport = udp_pair(k->dst);
+	if (opt != NULL)
+		a = *opt;
+	else
+		memset(&a, 0, sizeof(a));
+	a.id = id;
+	a.laddr = a.faddr = a.daddr = "127.0.0.1";
+	a.dport = k->dport;
+	ck_assert_int_eq(harness_create(c, &a, &resp, det, sizeof(det)), 0);
+	k->lp = (uint16_t)resp->session->listen->port;
+	k->fp = (uint16_t)resp->session->forward->port;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	/* RTP both ways: the caller's latch, and each side's SSRC known */
+	n = harness_rtp(b, 1, 160, 0xca11e7, 160);
+	tx(k->cal[0], k->lp, b, n);
+	ck_assert_int_eq(harness_recv(k->dst[0], b, sizeof(b), tms(3000),
+	    NULL), (ssize_t)n);
+	n = harness_rtp(b, 1, 160, 0xde57, 160);
+	tx(k->dst[0], k->fp, b, n);
+	ck_assert_int_eq(harness_recv(k->cal[0], b, sizeof(b), tms(3000),
+	    NULL), (ssize_t)n);
+}
+
+static void
+call_down(struct rpc_client *c, const char *id, struct call *k)
+{
+	int i;
+
+	ck_assert_int_eq(harness_destroy(c, id), 0);
+	for (i = 0; i < 2; i++) {
+		close(k->cal[i]);
+		close(k->dst[i]);
+	}
+}
+
+/*
+ * One round trip as an RFC 3550 receiver makes it, with delay_ms of it
+ * injected: the SR from `from` goes through the relay to `to`, which
+ * answers after delay_ms plus some work of its own, with a DLSR that
+ * covers only its own work: to the relay, delay_ms of network.
+ */
+static void
+round_trip(int from, uint16_t from_port, uint32_t from_ssrc, int to,
+    uint16_t to_port, uint32_t to_ssrc, int delay_ms, const struct rblock *r)
+{
+	struct rblock	blk = *r;
+	uint8_t		b[256];
+	uint64_t	ntp = ntp_now();
+	int64_t		got_ns, send_ns;
+	size_t		n;
+
+	n = mksr(b, from_ssrc, ntp);
+	tx(from, from_port, b, n);
+	ck_assert_int_eq(rx_ts(to, b, sizeof(b), 3000, &got_ns), (ssize_t)n);
+	ck_assert_uint_eq(get32(b + 8), (uint32_t)(ntp >> 32));
+	sleep_until_ns(got_ns + (int64_t)(delay_ms + 20) * 1000000LL);
+	blk.ssrc = from_ssrc;
+	blk.lsr = (uint32_t)(ntp >> 16);
+	send_ns = real_ns();
+	blk.dlsr = (uint32_t)((send_ns - got_ns - delay_ms * 1000000LL) *
+	    65536 / 1000000000LL);
+	n = mkrr(b, to_ssrc, &blk, 1);
+	tx(to, to_port, b, n);
+}
+
+/* Status until pred holds for it, or the last one after 5 s. */
+static Rtpproxy__SessionInfo *
+status_until(struct rpc_client *c, const char *id,
+    int (*pred)(const Rtpproxy__SessionInfo *))
+{
+	Rtpproxy__SessionInfo	*si = NULL;
+	int64_t			 end = mono_us() + tms(5000) * 1000LL;
+
+	for (;;) {
+		if (si != NULL)
+			harness_info_free(si);
+		ck_assert_int_eq(harness_status(c, id, &si), 0);
+		if (pred(si) || mono_us() > end)
+			return si;
+		usleep(10000);
+	}
+}
+
+static int
+two_rtt_each(const Rtpproxy__SessionInfo *si)
+{
+	return si->forward_stats->rtt_samples >= 2 &&
+	    si->reverse_stats->rtt_samples >= 2;
+}
+
+START_TEST(quality_rtt)
+{
+	struct rpc_client	*c = client();
+	Rtpproxy__SessionInfo	*si;
+	struct call		 k;
+	struct rblock		 fwd = { .fraction = 26, .cum = 42,
+	    .jitter = 80 };		/* 10 ms at 8000 Hz */
+	struct rblock		 rev = { .fraction = 0, .cum = -3,
+	    .jitter = 16 };
+	double			 rtt;
+	int			 i;
+
+	call_up(c, "q-rtt", &k, NULL);
+	/*
+	 * Forward media's receiver (the destination) 300 ms away, reverse
+	 * media's (the caller) 150 ms: twice each.
+	 */
+	for (i = 0; i < 2; i++) {
+		round_trip(k.cal[1], k.lp + 1, 0xca11e7, k.dst[1], k.fp + 1,
+		    0xde57, 300, &fwd);
+		ck_assert_int_ge(harness_recv(k.cal[1], (uint8_t[256]){ 0 },
+		    256, tms(3000), NULL), 8);
+		round_trip(k.dst[1], k.fp + 1, 0xde57, k.cal[1], k.lp + 1,
+		    0xca11e7, 150, &rev);
+		ck_assert_int_ge(harness_recv(k.dst[1], (uint8_t[256]){ 0 },
+		    256, tms(3000), NULL), 8);
+	}
+	si = status_until(c, "q-rtt", two_rtt_each);
+	rtt = si->forward_stats->rtt_ms;
+	ck_assert_msg(fabs(rtt - 300.0) <= 30.0, "forward rtt %.3f ms, not "
+	    "300 +- 10%%", rtt);
+	rtt = si->reverse_stats->rtt_ms;
+	ck_assert_msg(fabs(rtt - 150.0) <= 15.0, "reverse rtt %.3f ms, not "
+	    "150 +- 10%%", rtt);
+	ck_assert_uint_eq(si->forward_stats->rtt_samples, 2);
+	ck_assert_uint_eq(si->reverse_stats->rtt_samples, 2);
+	ck_assert(fabs(si->forward_stats->rtt_avg_ms - 300.0) <= 30.0);
+	ck_assert(si->forward_stats->rtt_max_ms >= si->forward_stats->rtt_ms);
+	/* what the receivers reported, each about the media it receives */
+	ck_assert(fabs(si->forward_stats->reported_loss_rate - 26 / 256.0) <
+	    1e-9);
+	ck_assert_int_eq(si->forward_stats->reported_packets_lost, 42);
+	ck_assert(fabs(si->forward_stats->reported_jitter_ms - 10.0) < 1e-6);
+	ck_assert_int_eq(si->reverse_stats->reported_packets_lost, -3);
+	ck_assert(fabs(si->reverse_stats->reported_jitter_ms - 2.0) < 1e-6);
+	ck_assert_uint_eq(si->forward_stats->rtcp_reports, 2);
+	ck_assert_uint_eq(si->reverse_stats->rtcp_reports, 2);
+	ck_assert_uint_eq(si->forward_stats->rtcp_sender_reports, 2);
+	ck_assert_uint_eq(si->reverse_stats->rtcp_sender_reports, 2);
+	ck_assert_uint_eq(si->forward_stats->rtcp_malformed, 0);
+	ck_assert_int_gt(si->forward_stats->last_report_ms, 0);
+	ck_assert_uint_eq(si->forward_stats->payload_type, 0);
+	/*
+	 * MOS: 10.2 % loss, one-way delay (300 + 150) / 2 plus a jitter
+	 * buffer of 20 ms.
+	 */
+	ck_assert_msg(fabs(si->forward_stats->mos - mos_g711(26 / 256.0,
+	    245.0)) < 0.15, "forward MOS %.3f", si->forward_stats->mos);
+	harness_info_free(si);
+	call_down(c, "q-rtt", &k);
+	rpc_client_free(c);
+}
+END_TEST
+
+static int
+have_reports(const Rtpproxy__SessionInfo *si)
+{
+	return si->forward_stats->rtcp_reports >= 1 &&
+	    si->reverse_stats->packets_expected >= 199;
+}
+
+/*
+ * Loss injected on both legs: forward media lost past the relay (only
+ * the destination's report can tell), reverse media lost before it (the
+ * relay sees the gaps; the caller sends no RTCP).
+ */
+START_TEST(quality_mos)
+{
+	struct rpc_client	*c = client();
+	Rtpproxy__SessionInfo	*si;
+	struct call		 k;
+	struct rblock		 blk;
+	uint8_t			 b[256];
+	uint32_t		 got = 0, expected, lost;
+	double			 loss, lo, hi;
+	size_t			 n;
+	int			 i;
+
+	call_up(c, "q-mos", &k, NULL);
+	/* forward: 200 packets, the destination loses every 10th */
+	for (i = 2; i < 202; i++) {
+		n = harness_rtp(b, (uint16_t)i, (uint32_t)i * 160, 0xca11e7,
+		    160);
+		tx(k.cal[0], k.lp, b, n);
+		if (harness_recv(k.dst[0], b, sizeof(b), tms(3000), NULL) ==
+		    (ssize_t)n && i % 10 != 0)
+			got++;
+	}
+	expected = 201;		/* sequence 1 .. 201 */
+	lost = expected - got - 1;	/* the first came in call_up */
+	memset(&blk, 0, sizeof(blk));
+	blk.ssrc = 0xca11e7;
+	blk.fraction = (uint8_t)(lost * 256 / expected);
+	blk.cum = (int32_t)lost;
+	n = mkrr(b, 0xde57, &blk, 1);
+	tx(k.dst[1], k.fp + 1, b, n);
+	/* reverse: 200 sequence numbers, 10 of them never sent (5 %) */
+	for (i = 2; i < 202; i++) {
+		if (i % 20 == 0)
+			continue;
+		n = harness_rtp(b, (uint16_t)i, (uint32_t)i * 160, 0xde57,
+		    160);
+		tx(k.dst[0], k.fp, b, n);
+		ck_assert_int_eq(harness_recv(k.cal[0], b, sizeof(b),
+		    tms(3000), NULL), (ssize_t)n);
+	}
+	si = status_until(c, "q-mos", have_reports);
+	ck_assert_uint_eq(si->forward_stats->rtcp_reports, 1);
+	/* the relay itself saw no forward loss: the MOS is the report's */
+	ck_assert_int_eq(si->forward_stats->packets_lost, 0);
+	loss = (double)blk.fraction / 256.0;
+	ck_assert(loss > 0.09 && loss < 0.11);
+	/*
+	 * The E-model's range for that loss: no round trip known, so the
+	 * delay is the jitter buffer alone, 0 .. 20 ms.
+	 */
+	lo = mos_g711(0.11, 20.0);
+	hi = mos_g711(0.09, 0.0);
+	ck_assert_msg(si->forward_stats->mos >= lo &&
+	    si->forward_stats->mos <= hi, "forward MOS %.3f not in "
+	    "[%.3f, %.3f]", si->forward_stats->mos, lo, hi);
+	ck_assert(si->forward_stats->r_factor > 0 &&
+	    si->forward_stats->r_factor < 93.2);
+	/* reverse: the relay's own loss figure, 10 of 201 */
+	ck_assert_uint_eq(si->reverse_stats->rtcp_reports, 0);
+	ck_assert_int_eq(si->reverse_stats->packets_lost, 10);
+	/* its jitter is the test's sending pace: up to a few hundred ms */
+	lo = mos_g711(0.06, 2.0 * si->reverse_stats->jitter_ms + 1.0);
+	hi = mos_g711(0.04, 0.0);
+	ck_assert_msg(si->reverse_stats->mos >= lo &&
+	    si->reverse_stats->mos <= hi, "reverse MOS %.3f not in "
+	    "[%.3f, %.3f]", si->reverse_stats->mos, lo, hi);
+	harness_info_free(si);
+	call_down(c, "q-mos", &k);
+	rpc_client_free(c);
+}
+END_TEST
+
+static int
+one_sent(const Rtpproxy__SessionInfo *si)
+{
+	return si->forward_stats->rtcp_packets_sent >= 2;
+}
+
+/* Reports that claim more than their length: relayed, used no further. */
+START_TEST(quality_malformed)
+{
+	struct rpc_client	*c = client();
+	Rtpproxy__SessionInfo	*si;
+	struct call		 k;
+	struct rblock		 blk = { .ssrc = 0xde57, .fraction = 128,
+	    .cum = 7 };
+	uint8_t			 b[256];
+	size_t			 n;
+
+	call_up(c, "q-bad", &k, NULL);
+	/* an RR from the caller about reverse media: 5 blocks, 1 there */
+	n = mkrr(b, 0xca11e7, &blk, 5);
+	tx(k.cal[1], k.lp + 1, b, n);
+	ck_assert_int_eq(harness_recv(k.dst[1], b, sizeof(b), tms(3000),
+	    NULL), (ssize_t)n);
+	/* an SR too short for its sender info */
+	n = mksr(b, 0xca11e7, ntp_now());
+	b[3] = 1;
+	n = 8;
+	tx(k.cal[1], k.lp + 1, b, n);
+	ck_assert_int_eq(harness_recv(k.dst[1], b, sizeof(b), tms(3000),
+	    NULL), (ssize_t)n);
+	si = status_until(c, "q-bad", one_sent);
+	ck_assert_uint_eq(si->forward_stats->rtcp_packets_sent, 2);
+	ck_assert_uint_eq(si->forward_stats->rtcp_malformed, 2);
+	/* the block that fitted counts */
+	ck_assert_uint_eq(si->reverse_stats->rtcp_reports, 1);
+	ck_assert_int_eq(si->reverse_stats->reported_packets_lost, 7);
+	ck_assert_uint_eq(si->forward_stats->rtcp_sender_reports, 0);
+	harness_info_free(si);
+	call_down(c, "q-bad", &k);
+	rpc_client_free(c);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite			*s = suite_create("quality");
+	const TTest		*const t_rtcp[] = { quality_rtt, quality_mos,
+	    quality_malformed, NULL };
+
+	harness_tcase(s, "rtcp", up, down, 60, t_rtcp);
+	return harness_run_suite(s);
+}
