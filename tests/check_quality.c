@@ -26,7 +26,10 @@
 
 #define ST_ACTIVE	RTPPROXY__SESSION_STATE__SESSION_STATE_ACTIVE
 
+#define M_EVENTS	"/rtpproxy.RtpProxy/StreamSessionEvents"
+
 static struct daemon	dmn;
+static uint16_t		mport;		/* metrics */
 
 static int
 tms(int ms)
@@ -249,8 +252,12 @@ mos_g711(double loss, double delay_ms)
 static void
 up(void)
 {
+	char extra[64];
+
 	signal(SIGPIPE, SIG_IGN);
-	if (harness_start(&dmn, 1, NULL) == -1) {
+	mport = harness_tcp_port();
+	snprintf(extra, sizeof(extra), "metrics-listen 127.0.0.1:%u", mport);
+	if (harness_start(&dmn, 1, extra) == -1) {
 		fprintf(stderr, "check_quality: the daemon did not start; log "
 		    "in %s\n", dmn.log);
 		setenv("RTPPROXYD_KEEP", "1", 1);
@@ -572,12 +579,143 @@ START_TEST(quality_malformed)
 }
 END_TEST
 
+/* GET /metrics: the body, NUL-terminated, in buf. */
+static void
+scrape(char *buf, size_t len)
+{
+	static const char	 req[] = "GET /metrics HTTP/1.1\r\n"
+	    "Host: x\r\nConnection: close\r\n\r\n";
+	struct sockaddr_in	 sin;
+	struct pollfd		 pfd;
+	size_t			 have = 0;
+	ssize_t			 n;
+	char			*body;
+	int			 fd;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(mport);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_ge(fd = socket(AF_INET, SOCK_STREAM, 0), 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)),
+	    0);
+	ck_assert_int_eq(write(fd, req, sizeof(req) - 1),
+	    (ssize_t)sizeof(req) - 1);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	while (have < len - 1 && poll(&pfd, 1, tms(5000)) == 1 &&
+	    (n = read(fd, buf + have, len - 1 - have)) > 0)
+		have += (size_t)n;
+	buf[have] = '\0';
+	close(fd);
+	ck_assert_ptr_nonnull(body = strstr(buf, "\r\n\r\n"));
+	memmove(buf, body + 4, strlen(body + 4) + 1);
+}
+
+/* The value of the sample that starts with this name and labels. */
+static double
+sample(const char *text, const char *series)
+{
+	const char	*p = text;
+	size_t		 n = strlen(series);
+
+	while ((p = strstr(p, series)) != NULL) {
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+		p += n;
+	}
+	ck_abort_msg("no sample %s", series);
+	return 0;
+}
+
+static int
+one_rtt_each(const Rtpproxy__SessionInfo *si)
+{
+	return si->forward_stats->rtt_samples >= 1 &&
+	    si->reverse_stats->rtt_samples >= 1;
+}
+
+/* The quality in STATS_UPDATE events, and in the metrics' histograms. */
+START_TEST(quality_events_metrics)
+{
+	struct rpc_client			*c = client();
+	Rtpproxy__StreamSessionEventsRequest	 req =
+	    RTPPROXY__STREAM_SESSION_EVENTS_REQUEST__INIT;
+	struct harness_session			 opt;
+	struct rpc_stream			*st;
+	Rtpproxy__SessionEvent			*ev = NULL;
+	Rtpproxy__SessionInfo			*si;
+	struct rblock				 blk = { .fraction = 13 };
+	static char				 text[1 << 20];
+	struct call				 k;
+	int64_t					 end;
+	int					 seen = 0;
+
+	req.session_id = (char *)"q-ev";
+	ck_assert_ptr_nonnull(st = rpc_stream_open(c, M_EVENTS, &req.base,
+	    0));
+	memset(&opt, 0, sizeof(opt));
+	opt.stats_ms = 100;
+	call_up(c, "q-ev", &k, &opt);
+	round_trip(k.cal[1], k.lp + 1, 0xca11e7, k.dst[1], k.fp + 1, 0xde57,
+	    120, &blk);
+	ck_assert_int_ge(harness_recv(k.cal[1], (uint8_t[256]){ 0 }, 256,
+	    tms(3000), NULL), 8);
+	round_trip(k.dst[1], k.fp + 1, 0xde57, k.cal[1], k.lp + 1, 0xca11e7,
+	    40, &blk);
+	si = status_until(c, "q-ev", one_rtt_each);
+	ck_assert_uint_eq(si->forward_stats->rtt_samples, 1);
+	harness_info_free(si);
+	/* a STATS_UPDATE that carries them */
+	end = mono_us() + tms(5000) * 1000LL;
+	while (!seen && mono_us() < end && rpc_stream_next(st,
+	    &rtpproxy__session_event__descriptor, (ProtobufCMessage **)&ev,
+	    tms(1000)) == 0) {
+		if (ev->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_STATS_UPDATE &&
+		    ev->session != NULL &&
+		    ev->session->forward_stats->rtt_samples == 1 &&
+		    ev->session->reverse_stats->rtt_samples == 1) {
+			ck_assert(fabs(ev->session->forward_stats->rtt_ms -
+			    120.0) <= 12.0);
+			ck_assert(ev->session->forward_stats->mos > 1.0);
+			seen = 1;
+		}
+		protobuf_c_message_free_unpacked(&ev->base, NULL);
+	}
+	ck_assert_msg(seen, "no STATS_UPDATE with the round trips");
+	rpc_stream_free(st);
+	/* forward 0.12 s, reverse 0.04 s: each in its bucket */
+	scrape(text, sizeof(text));
+	ck_assert(sample(text, "rtpproxyd_rtcp_rtt_seconds_count"
+	    "{direction=\"forward\"}") == 1.0);
+	ck_assert(sample(text, "rtpproxyd_rtcp_rtt_seconds_bucket"
+	    "{direction=\"forward\",le=\"0.1\"}") == 0.0);
+	ck_assert(sample(text, "rtpproxyd_rtcp_rtt_seconds_bucket"
+	    "{direction=\"forward\",le=\"0.15\"}") == 1.0);
+	ck_assert(sample(text, "rtpproxyd_rtcp_rtt_seconds_bucket"
+	    "{direction=\"reverse\",le=\"0.02\"}") == 0.0);
+	ck_assert(sample(text, "rtpproxyd_rtcp_rtt_seconds_bucket"
+	    "{direction=\"reverse\",le=\"0.05\"}") == 1.0);
+	ck_assert(fabs(sample(text, "rtpproxyd_rtcp_rtt_seconds_sum"
+	    "{direction=\"forward\"}") - 0.12) < 0.012);
+	/* MOS: 5 % reported loss forward, G.711: about 3.9 */
+	ck_assert(sample(text, "rtpproxyd_mos_count{direction=\"forward\"}") ==
+	    1.0);
+	ck_assert(sample(text, "rtpproxyd_mos_bucket{direction=\"forward\","
+	    "le=\"3.8\"}") == 0.0);
+	ck_assert(sample(text, "rtpproxyd_mos_bucket{direction=\"forward\","
+	    "le=\"4\"}") == 1.0);
+	call_down(c, "q-ev", &k);
+	rpc_client_free(c);
+}
+END_TEST
+
 int
 main(void)
 {
 	Suite			*s = suite_create("quality");
 	const TTest		*const t_rtcp[] = { quality_rtt, quality_mos,
-	    quality_malformed, NULL };
+	    quality_malformed, quality_events_metrics, NULL };
 
 	harness_tcase(s, "rtcp", up, down, 60, t_rtcp);
 	return harness_run_suite(s);

@@ -20,6 +20,64 @@
 
 static const char *const metrics_dirname[2] = { "forward", "reverse" };
 
+/* The buckets of the call quality histograms, over sessions. */
+static const double metrics_rtt_le[] = { 0.005, 0.01, 0.02, 0.05, 0.1,
+    0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0 };
+static const double metrics_mos_le[] = { 1.5, 2.0, 2.5, 3.0, 3.5, 3.8,
+    4.0, 4.2, 4.4, 4.5 };
+#define METRICS_RTT_N	(sizeof(metrics_rtt_le) / sizeof(double))
+#define METRICS_MOS_N	(sizeof(metrics_mos_le) / sizeof(double))
+
+static void	metrics_double(struct evbuffer *, double);
+
+/* One direction's histogram over sessions: counts per bucket, sum. */
+struct metrics_hist {
+	uint64_t	n[16];		/* the last: above every bound */
+	double		sum;
+};
+
+static void
+metrics_hist_add(struct metrics_hist *h, const double *le, size_t nle,
+    double v)
+{
+	size_t k;
+
+	for (k = 0; k < nle && v > le[k]; k++)
+		;
+	h->n[k]++;
+	h->sum += v;
+}
+
+static void
+metrics_hist(struct evbuffer *b, const char *name, const char *help,
+    const struct metrics_hist *h, const double *le, size_t nle)
+{
+	uint64_t	cum;
+	size_t		k;
+	int		d;
+
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name,
+	    help, name);
+	for (d = 0; d < 2; d++) {
+		cum = 0;
+		for (k = 0; k < nle; k++) {
+			cum += h[d].n[k];
+			evbuffer_add_printf(b, "%s_bucket{direction=\"%s\","
+			    "le=\"%g\"} %llu\n", name, metrics_dirname[d],
+			    le[k], (unsigned long long)cum);
+		}
+		cum += h[d].n[nle];
+		evbuffer_add_printf(b, "%s_bucket{direction=\"%s\",le=\"+Inf\"} "
+		    "%llu\n", name, metrics_dirname[d],
+		    (unsigned long long)cum);
+		evbuffer_add_printf(b, "%s_sum{direction=\"%s\"} ", name,
+		    metrics_dirname[d]);
+		metrics_double(b, h[d].sum);
+		evbuffer_add_printf(b, "%s_count{direction=\"%s\"} %llu\n",
+		    name, metrics_dirname[d], (unsigned long long)cum);
+	}
+}
+
 static void
 metrics_family(struct evbuffer *b, const char *name, const char *type,
     const char *help)
@@ -445,11 +503,15 @@ metrics_render(struct evbuffer *b, struct metrics_view *v)
 	struct shm_totals	 t[2];
 	uint64_t		 nstate[SHM_CLOSED + 1];
 	double			*loss[2], *jit[2];
+	struct metrics_hist	 rtt[2], mos[2];
+	struct quality		 q;
 	size_t			 n[2] = { 0, 0 };
 	uint32_t		 i, st;
 	int			 d;
 
 	memset(nstate, 0, sizeof(nstate));
+	memset(rtt, 0, sizeof(rtt));
+	memset(mos, 0, sizeof(mos));
 	memcpy(t, h->closed, sizeof(t));
 	for (d = 0; d < 2; d++) {
 		loss[d] = v->vals + (size_t)(2 * d) * v->nslots;
@@ -464,6 +526,17 @@ metrics_render(struct evbuffer *b, struct metrics_view *v)
 		nstate[st]++;
 		for (d = 0; d < 2; d++) {
 			shm_totals_add(&t[d], &s->dir[d]);
+			if (st == SHM_ACTIVE) {
+				quality_dir(s, d, &q);
+				if (q.rtt_samples > 0)
+					metrics_hist_add(&rtt[d],
+					    metrics_rtt_le, METRICS_RTT_N,
+					    q.rtt_ms / 1e3);
+				if (q.mos > 0.0)
+					metrics_hist_add(&mos[d],
+					    metrics_mos_le, METRICS_MOS_N,
+					    q.mos);
+			}
 			if (st != SHM_ACTIVE ||
 			    SHM_LOAD(&s->dir[d].packets_expected) == 0)
 				continue;
@@ -489,6 +562,14 @@ metrics_render(struct evbuffer *b, struct metrics_view *v)
 	for (d = 0; d < 2; d++)
 		metrics_summary(b, "rtpproxyd_rtp_jitter_seconds", d, jit[d],
 		    n[d]);
+	metrics_hist(b, "rtpproxyd_rtcp_rtt_seconds", "Round-trip time "
+	    "between the relay and each direction's receiver (RTCP LSR/DLSR, "
+	    "RFC 3550 6.4.1), the last of each active session that has one; "
+	    "_count is how many.", rtt, metrics_rtt_le, METRICS_RTT_N);
+	metrics_hist(b, "rtpproxyd_mos", "MOS estimate (simplified ITU-T "
+	    "G.107 E-model) of each direction of the active sessions that "
+	    "have one; _count is how many.", mos, metrics_mos_le,
+	    METRICS_MOS_N);
 	metrics_latency(b, m);
 	metrics_grpc(b, h);
 	metrics_events(b, h);
