@@ -710,12 +710,306 @@ START_TEST(quality_events_metrics)
 }
 END_TEST
 
+/* --- DTMF --------------------------------------------------------------- */
+
+/* An RTP packet of payload type pt with a telephone-event payload. */
+static size_t
+mkevent(uint8_t *b, uint8_t pt, int marker, uint16_t seq, uint32_t ts,
+    uint32_t ssrc, uint8_t event, int end, uint8_t volume, uint16_t dur)
+{
+	b[0] = 0x80;
+	b[1] = (uint8_t)((marker ? 0x80 : 0) | pt);
+	b[2] = seq >> 8;
+	b[3] = seq & 0xff;
+	put32(b + 4, ts);
+	put32(b + 8, ssrc);
+	b[12] = event;
+	b[13] = (uint8_t)((end ? 0x80 : 0) | (volume & 0x3f));
+	b[14] = dur >> 8;
+	b[15] = dur & 0xff;
+	return 16;
+}
+
+struct sender {
+	int		fd;
+	uint16_t	port;
+	uint32_t	ssrc;
+	uint8_t		pt;		/* telephone-event */
+	uint16_t	seq;
+	uint32_t	ts;
+	int		sent_events;	/* telephone-event packets */
+	int		sent_voice;
+};
+
+static void
+send_pkt(struct sender *x, const uint8_t *b, size_t n)
+{
+	tx(x->fd, x->port, b, n);
+	usleep(1000);		/* a pace, so no receive buffer fills */
+}
+
+static void
+voice(struct sender *x, int n)
+{
+	uint8_t	b[256];
+	size_t	len;
+
+	while (n-- > 0) {
+		len = harness_rtp(b, x->seq++, x->ts, x->ssrc, 160);
+		send_pkt(x, b, len);
+		x->ts += 160;
+		x->sent_voice++;
+	}
+}
+
+/*
+ * A digit as RFC 4733 senders send it: a start packet with the marker,
+ * updates every 50 ms of growing duration, three end packets; lose_start
+ * and nends (0: every end lost) vary it.  Its timestamp is the start's;
+ * the voice after it takes up the time it took.
+ */
+static void
+digit(struct sender *x, uint8_t ev, uint16_t dur, int lose_start, int nends)
+{
+	uint8_t		b[64];
+	uint16_t	d;
+	size_t		n;
+	int		i, first = 1;
+
+	for (d = 400; d < dur; d += 400, first = 0) {
+		n = mkevent(b, x->pt, first, x->seq++, x->ts, x->ssrc, ev, 0,
+		    10, d);
+		if (!(first && lose_start)) {
+			send_pkt(x, b, n);
+			x->sent_events++;
+		}
+	}
+	for (i = 0; i < 3; i++) {
+		n = mkevent(b, x->pt, 0, x->seq++, x->ts, x->ssrc, ev, 1, 10,
+		    dur);
+		if (i < nends) {
+			send_pkt(x, b, n);
+			x->sent_events++;
+		}
+	}
+	x->ts += dur;
+}
+
+/* The next DTMF event of the stream within ms, or NULL. */
+static Rtpproxy__SessionEvent *
+next_dtmf(struct rpc_stream *st, int ms)
+{
+	Rtpproxy__SessionEvent	*ev = NULL;
+	int64_t			 end = mono_us() + (int64_t)ms * 1000, left;
+
+	while ((left = (end - mono_us()) / 1000) > 0 && rpc_stream_next(st,
+	    &rtpproxy__session_event__descriptor, (ProtobufCMessage **)&ev,
+	    (int)left) == 0) {
+		if (ev->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_DTMF)
+			return ev;
+		protobuf_c_message_free_unpacked(&ev->base, NULL);
+	}
+	return NULL;
+}
+
+static void
+expect_dtmf(struct rpc_stream *st, const char *digit, uint32_t ms,
+    const char *dir, int end_seen, int64_t since_ms)
+{
+	Rtpproxy__SessionEvent *ev = next_dtmf(st, tms(5000));
+
+	ck_assert_msg(ev != NULL, "no DTMF event for digit %s", digit);
+	ck_assert_ptr_nonnull(ev->dtmf);
+	ck_assert_str_eq(ev->dtmf->digit, digit);
+	ck_assert_uint_eq(ev->dtmf->duration_ms, ms);
+	ck_assert_uint_eq(ev->dtmf->volume, 10);
+	ck_assert_str_eq(ev->dtmf->direction, dir);
+	ck_assert_int_eq(ev->dtmf->end_seen, end_seen);
+	ck_assert_int_ge(ev->dtmf->start_ms, since_ms - 1000);
+	ck_assert_int_le(ev->dtmf->start_ms, ev->timestamp_ms);
+	protobuf_c_message_free_unpacked(&ev->base, NULL);
+}
+
+static int
+dtmf_counted(const Rtpproxy__SessionInfo *si)
+{
+	return si->forward_stats->dtmf_events >= 4 &&
+	    si->reverse_stats->dtmf_events >= 1;
+}
+
+START_TEST(dtmf_events)
+{
+	struct rpc_client			*c = client();
+	Rtpproxy__StreamSessionEventsRequest	 req =
+	    RTPPROXY__STREAM_SESSION_EVENTS_REQUEST__INIT;
+	struct rpc_stream			*st;
+	Rtpproxy__SessionInfo			*si;
+	Rtpproxy__SessionEvent			*ev;
+	struct call				 k;
+	struct sender				 fw, rv;
+	uint8_t					 b[64];
+	size_t					 n;
+	int64_t					 t0 = real_ns() / 1000000;
+
+	req.session_id = (char *)"q-dtmf";
+	ck_assert_ptr_nonnull(st = rpc_stream_open(c, M_EVENTS, &req.base,
+	    0));
+	call_up(c, "q-dtmf", &k, NULL);
+	memset(&fw, 0, sizeof(fw));
+	fw.fd = k.cal[0];
+	fw.port = k.lp;
+	fw.ssrc = 0xca11e7;
+	fw.pt = 101;
+	fw.seq = 2;
+	fw.ts = 320;
+	rv = fw;
+	rv.fd = k.dst[0];
+	rv.port = k.fp;
+	rv.ssrc = 0xde57;
+
+	voice(&fw, 5);
+	digit(&fw, 1, 1600, 0, 3);		/* "1", 200 ms */
+	voice(&fw, 3);
+	digit(&fw, 11, 2400, 1, 3);		/* "#", start lost */
+	/* the end again, and a late update, after voice went on */
+	voice(&fw, 2);
+	n = mkevent(b, 101, 0, fw.seq++, fw.ts - 2400 - 320, fw.ssrc, 11, 1,
+	    10, 2400);
+	send_pkt(&fw, b, n);
+	n = mkevent(b, 101, 0, fw.seq++, fw.ts - 2400 - 320, fw.ssrc, 11, 0,
+	    10, 800);
+	send_pkt(&fw, b, n);
+	fw.sent_events += 2;
+	/* "9", every end lost: 100 ms as far as its updates went */
+	digit(&fw, 9, 1200, 0, 0);
+	digit(&fw, 12, 960, 0, 3);		/* "A" at once after it */
+	voice(&fw, 3);
+	digit(&rv, 5, 1280, 0, 3);		/* reverse "5", 160 ms */
+	voice(&rv, 2);
+
+	expect_dtmf(st, "1", 200, "forward", 1, t0);
+	expect_dtmf(st, "#", 300, "forward", 1, t0);
+	expect_dtmf(st, "9", 100, "forward", 0, t0);
+	expect_dtmf(st, "A", 120, "forward", 1, t0);
+	expect_dtmf(st, "5", 160, "reverse", 1, t0);
+	/* and nothing more: each digit once */
+	ev = next_dtmf(st, tms(1000));
+	ck_assert_msg(ev == NULL, "a DTMF event too many: %s",
+	    ev != NULL && ev->dtmf != NULL ? ev->dtmf->digit : "?");
+	si = status_until(c, "q-dtmf", dtmf_counted);
+	ck_assert_uint_eq(si->forward_stats->dtmf_events, 4);
+	ck_assert_uint_eq(si->reverse_stats->dtmf_events, 1);
+	ck_assert_uint_eq(si->forward_stats->dtmf_packets_dropped, 0);
+	ck_assert_uint_eq(si->dtmf_payload_type, 101);
+	/* every packet relayed */
+	ck_assert_uint_eq(si->forward_stats->packets_sent,
+	    (uint64_t)(1 + fw.sent_voice + fw.sent_events));
+	harness_info_free(si);
+	rpc_stream_free(st);
+	call_down(c, "q-dtmf", &k);
+	rpc_client_free(c);
+}
+END_TEST
+
+static int
+dropped_counted(const Rtpproxy__SessionInfo *si)
+{
+	return si->forward_stats->dtmf_events >= 1 &&
+	    si->forward_stats->packets_received >= 12;
+}
+
+/* drop_dtmf on payload type 96: detected, counted, not relayed. */
+START_TEST(dtmf_drop)
+{
+	struct rpc_client			*c = client();
+	Rtpproxy__StreamSessionEventsRequest	 req =
+	    RTPPROXY__STREAM_SESSION_EVENTS_REQUEST__INIT;
+	struct harness_session			 opt;
+	struct rpc_stream			*st;
+	Rtpproxy__SessionInfo			*si;
+	struct call				 k;
+	struct sender				 fw;
+	uint8_t					 b[256];
+	int					 pt96 = 0, other = 0;
+	int64_t					 t0 = real_ns() / 1000000;
+
+	req.session_id = (char *)"q-drop";
+	ck_assert_ptr_nonnull(st = rpc_stream_open(c, M_EVENTS, &req.base,
+	    0));
+	memset(&opt, 0, sizeof(opt));
+	opt.dtmf_pt = 96;
+	opt.drop_dtmf = 1;
+	call_up(c, "q-drop", &k, &opt);
+	memset(&fw, 0, sizeof(fw));
+	fw.fd = k.cal[0];
+	fw.port = k.lp;
+	fw.ssrc = 0xca11e7;
+	fw.pt = 96;
+	fw.seq = 2;
+	fw.ts = 320;
+	voice(&fw, 3);
+	digit(&fw, 7, 1600, 0, 3);
+	voice(&fw, 3);
+	expect_dtmf(st, "7", 200, "forward", 1, t0);
+	/* the destination got the voice, not the digit */
+	while (harness_recv(k.dst[0], b, sizeof(b), tms(500), NULL) > 0) {
+		if ((b[1] & 0x7f) == 96)
+			pt96++;
+		else
+			other++;
+	}
+	ck_assert_int_eq(pt96, 0);
+	ck_assert_int_eq(other, 6);
+	si = status_until(c, "q-drop", dropped_counted);
+	ck_assert_uint_eq(si->forward_stats->dtmf_events, 1);
+	ck_assert_uint_eq(si->forward_stats->dtmf_packets_dropped,
+	    (uint64_t)fw.sent_events);
+	ck_assert_uint_eq(si->forward_stats->packets_dropped, 0);
+	ck_assert_uint_eq(si->dtmf_payload_type, 96);
+	ck_assert(si->drop_dtmf);
+	harness_info_free(si);
+	rpc_stream_free(st);
+	call_down(c, "q-drop", &k);
+	rpc_client_free(c);
+}
+END_TEST
+
+/* Options out of range are refused, and say why. */
+START_TEST(dtmf_options)
+{
+	struct rpc_client	*c = client();
+	struct harness_session	 a;
+	char			 det[256];
+	int			 fd[2];
+	uint16_t		 port = udp_pair(fd);
+
+	memset(&a, 0, sizeof(a));
+	a.id = "q-opt";
+	a.laddr = a.faddr = a.daddr = "127.0.0.1";
+	a.dport = port;
+	a.dtmf_pt = 13;
+	ck_assert_int_eq(harness_create(c, &a, NULL, det, sizeof(det)),
+	    3);	/* INVALID_ARGUMENT */
+	ck_assert_ptr_nonnull(strstr(det, "dtmf_payload_type 13"));
+	a.dtmf_pt = 0;
+	a.drop_dtmf = 1;
+	a.transport = RTPPROXY__TRANSPORT__TRANSPORT_TCP;
+	ck_assert_int_eq(harness_create(c, &a, NULL, det, sizeof(det)),
+	    3);	/* INVALID_ARGUMENT */
+	ck_assert_ptr_nonnull(strstr(det, "drop_dtmf"));
+	close(fd[0]);
+	close(fd[1]);
+	rpc_client_free(c);
+}
+END_TEST
+
 int
 main(void)
 {
 	Suite			*s = suite_create("quality");
 	const TTest		*const t_rtcp[] = { quality_rtt, quality_mos,
-	    quality_malformed, quality_events_metrics, NULL };
+	    quality_malformed, quality_events_metrics, dtmf_events, dtmf_drop,
+	    dtmf_options, NULL };
 
 	harness_tcase(s, "rtcp", up, down, 60, t_rtcp);
 	return harness_run_suite(s);

@@ -771,6 +771,8 @@ harness_create(struct rpc_client *c, const struct harness_session *a,
 	req.rate_limit_pps = a->rate_pps;
 	req.rate_limit_bps = a->rate_bps;
 	req.latch_policy = (Rtpproxy__LatchPolicy)a->latch_policy;
+	req.dtmf_payload_type = a->dtmf_pt;
+	req.drop_dtmf = a->drop_dtmf != 0;
 	rc = rpc_unary(c, M_CREATE, &req.base,
 	    &rtpproxy__create_session_response__descriptor,
 	    (ProtobufCMessage **)&resp, det, dlen, 10000 * harness_slow());

@@ -135,6 +135,8 @@ struct harness_session {
 	uint32_t	 rate_pps;
 	uint64_t	 rate_bps;
 	int		 latch_policy;	/* Rtpproxy__LatchPolicy */
+	uint32_t	 dtmf_pt;	/* 0: 101 */
+	int		 drop_dtmf;
 };
 /*
  * The gRPC status; *out is the reply, NULL unless OK (free it with

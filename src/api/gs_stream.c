@@ -154,11 +154,37 @@ grpcsvc_subscribers(void)
 {
 	return svc != NULL ? svc->nsubs : 0;
 }
+/* RFC 4733 section 3.2: events 0-15 are the DTMF digits. */
+static Rtpproxy__DtmfEvent *
+gs_dtmf(Rtpproxy__DtmfEvent *d, char *digit, size_t len,
+    const struct session_dtmf *t)
+{
+	static const char digits[] = "0123456789*#ABCD";
+
+	rtpproxy__dtmf_event__init(d);
+	if (t->event < 16)
+		snprintf(digit, len, "%c", digits[t->event]);
+	else
+		snprintf(digit, len, "%u", t->event);
+	d->digit = digit;
+	d->event = t->event;
+	d->duration_ms = t->duration_ms;
+	d->volume = t->volume;
+	d->direction = (char *)(t->reverse ? "reverse" : "forward");
+	d->start_ms = t->start_ms;
+	d->rtp_timestamp = t->rtp_ts;
+	d->ssrc = t->ssrc;
+	d->end_seen = t->end_seen != 0;
+	return d;
+}
+
 void
 grpcsvc_publish(const struct session_event *ev)
 {
 	Rtpproxy__SessionEvent	 m = RTPPROXY__SESSION_EVENT__INIT;
 	Rtpproxy__Endpoint	 ep[2];
+	Rtpproxy__DtmfEvent	 dt;
+	char			 digit[12];
 	struct gs_call		*c, *next;
 	struct gs_info		 gi;
 	grpc_slice		 s;
@@ -191,6 +217,8 @@ grpcsvc_publish(const struct session_event *ev)
 		m.previous_address = gs_info_ep(&ep[1], addr[1],
 		    ev->prev_addr);
 	m.rtcp = ev->rtcp != 0;
+	if (ev->dtmf != NULL)
+		m.dtmf = gs_dtmf(&dt, digit, sizeof(digit), ev->dtmf);
 	len = rtpproxy__session_event__get_packed_size(&m);
 	s = grpc_slice_malloc(len);
 	rtpproxy__session_event__pack(&m, GRPC_SLICE_START_PTR(s));

@@ -40,6 +40,8 @@ ipc_size(uint16_t type)
 	case IPC_LATCHED:
 	case IPC_REFUSED:
 		return sizeof(struct ipc_latch);
+	case IPC_DTMF:
+		return sizeof(struct ipc_dtmf);
 	}
 	return 0;
 }

@@ -33,6 +33,7 @@ enum ipc_type {
 	IPC_HAVE,		/* adopted: relays slot with these sockets */
 	IPC_LATCHED,		/* slot's latch moved; from, to, reason */
 	IPC_REFUSED,		/* slot refused a sender; to, reason */
+	IPC_DTMF = 14,		/* slot saw a telephone-event; arg: direction */
 	/* master -> worker */
 	IPC_ADD = 16,		/* relay slot; its sockets attached */
 	IPC_REMOVE,		/* stop relaying slot */
@@ -84,6 +85,24 @@ struct ipc_latch {
 	char		reason[368];	/* NUL-terminated */
 };
 _Static_assert(sizeof(struct ipc_latch) <= IPC_MAXMSG, "fits a message");
+
+/*
+ * IPC_DTMF: an RFC 4733 event (a digit) one direction carried, told once
+ * when its end packet is first seen (or, when every end was lost, as the
+ * next event begins).  hdr.arg: SHM_DIR_FWD or SHM_DIR_REV.
+ */
+struct ipc_dtmf {
+	struct ipc_hdr	hdr;
+	uint32_t	event;
+	uint32_t	volume;
+	uint32_t	duration;	/* timestamp units */
+	uint32_t	clock_rate;	/* of the timestamps */
+	uint32_t	rtp_ts;
+	uint32_t	ssrc;
+	uint32_t	end_seen;
+	uint32_t	pad0;
+	int64_t		start_ms;	/* wall clock */
+};
 
 /*
  * What one side sends the other, in order: a message goes at once when

@@ -50,7 +50,7 @@ usage(int code)
 "  create [-i id] -l addr[:port] -d addr:port [-f addr[:port]] [-u] [-R]\n"
 "         [-I idle_s] [-S stats_ms] [-C clock_hz] [--tcp]\n"
 "         [--reverse-source any|address|address-port] [--pps N] [--bps N]\n"
-"         [--latch learn|never|latest]\n"
+"         [--latch learn|never|latest] [--dtmf-pt type] [--drop-dtmf]\n"
 "  destroy id\n"
 "  status id\n"
 "  list [--state state] [-n page_size] [-p page_token] [-a]\n"
@@ -173,6 +173,8 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 		{ "pps", required_argument, NULL, 'P' },
 		{ "bps", required_argument, NULL, 'B' },
 		{ "latch", required_argument, NULL, 'L' },
+		{ "dtmf-pt", required_argument, NULL, 'D' },
+		{ "drop-dtmf", no_argument, NULL, 'X' },
 		{ NULL, 0, NULL, 0 }
 	};
 	Rtpproxy__CreateSessionRequest	 req =
@@ -243,6 +245,12 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 				usagex("--latch: %s is not learn, never or "
 				    "latest", optarg);
 			req.latch_policy = (Rtpproxy__LatchPolicy)p;
+			break;
+		case 'D':
+			req.dtmf_payload_type = parse_num("--dtmf-pt", optarg);
+			break;
+		case 'X':
+			req.drop_dtmf = 1;
 			break;
 		default:
 			usage(EX_USAGE_);

@@ -523,6 +523,19 @@ show_event(const Rtpproxy__SessionEvent *e, int json)
 		json_endpoint(&j, "address", e->address);
 		json_endpoint(&j, "previous_address", e->previous_address);
 		json_bool(&j, "rtcp", e->rtcp);
+		if (e->dtmf != NULL) {
+			json_open(&j, "dtmf", '{');
+			json_str(&j, "digit", e->dtmf->digit);
+			json_u64(&j, "event", e->dtmf->event);
+			json_u64(&j, "duration_ms", e->dtmf->duration_ms);
+			json_u64(&j, "volume", e->dtmf->volume);
+			json_str(&j, "direction", e->dtmf->direction);
+			json_i64(&j, "start_ms", e->dtmf->start_ms);
+			json_u64(&j, "rtp_timestamp", e->dtmf->rtp_timestamp);
+			json_u64(&j, "ssrc", e->dtmf->ssrc);
+			json_bool(&j, "end_seen", e->dtmf->end_seen);
+			json_close(&j, '}');
+		}
 		json_session(&j, "session", e->session);
 		json_close(&j, '}');
 		fflush(stdout);
@@ -542,6 +555,22 @@ show_event(const Rtpproxy__SessionEvent *e, int json)
 		    " rev %" PRIu64 " pkts %" PRId64 " lost %.2f ms jitter",
 		    f->packets_received, f->packets_lost, f->jitter_ms,
 		    r->packets_received, r->packets_lost, r->jitter_ms);
+	}
+	if (e->dtmf != NULL)
+		printf(" %s digit %s, %u ms, -%u dBm0, started %s%s",
+		    e->dtmf->direction, e->dtmf->digit,
+		    e->dtmf->duration_ms, e->dtmf->volume,
+		    time_str(e->dtmf->start_ms, t, sizeof(t)),
+		    e->dtmf->end_seen ? "" : " (its end was lost)");
+	if (e->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_STATS_UPDATE &&
+	    e->session != NULL) {
+		f = e->session->forward_stats ? e->session->forward_stats :
+		    &zero_dir;
+		r = e->session->reverse_stats ? e->session->reverse_stats :
+		    &zero_dir;
+		if (f->mos > 0.0 || r->mos > 0.0)
+			printf("; MOS %.2f/%.2f RTT %.1f/%.1f ms", f->mos,
+			    r->mos, f->rtt_ms, r->rtt_ms);
 	}
 	if (e->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_RELATCHED) {
 		printf(" %s from %s", e->rtcp ? "RTCP" : "RTP",

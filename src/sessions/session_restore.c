@@ -370,6 +370,35 @@ session_latch_report(uint32_t i, const struct ipc_latch *m)
 	ev.rtcp = rtcp;
 	sr.publish(&ev);
 }
+/* A telephone-event a worker saw: an event (no log line: digits). */
+static void
+session_dtmf_report(uint32_t i, const struct ipc_dtmf *m)
+{
+	struct session_event	ev;
+	struct session_dtmf	dt;
+	uint32_t		rate = m->clock_rate != 0 ? m->clock_rate :
+	    8000;
+
+	if (m->hdr.arg > SHM_DIR_REV || m->event > 255 || m->volume > 63)
+		return;
+	memset(&dt, 0, sizeof(dt));
+	dt.event = m->event;
+	dt.volume = m->volume;
+	dt.duration_ms = (uint32_t)((uint64_t)m->duration * 1000 / rate);
+	dt.reverse = m->hdr.arg == SHM_DIR_REV;
+	dt.start_ms = m->start_ms;
+	dt.rtp_ts = m->rtp_ts;
+	dt.ssrc = m->ssrc;
+	dt.end_seen = m->end_seen != 0;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = SEV_DTMF;
+	ev.timestamp_ms = now_ms();
+	session_snapshot(i, &ev.snap);
+	ev.state = ev.previous_state = ev.snap.state;
+	ev.dtmf = &dt;
+	sr.publish(&ev);
+}
+
 /* A worker's message; fds (its descriptors) are ours to keep or close. */
 void
 session_ipc(int w, const struct ipc_hdr *h, int *fds, int nfds)
@@ -405,6 +434,11 @@ session_ipc(int w, const struct ipc_hdr *h, int *fds, int nfds)
 	case IPC_REMOVED:
 		if (sr.s[h->slot].removing)
 			session_free_slot(h->slot);
+		break;
+	case IPC_DTMF:
+		if (!se->removing)
+			session_dtmf_report(h->slot,
+			    (const struct ipc_dtmf *)h);
 		break;
 	case IPC_LATCHED:
 	case IPC_REFUSED:

@@ -86,6 +86,19 @@ enum session_event_type {
 	SEV_CLOSED = 5,
 	SEV_RELATCHED = 6,
 	SEV_SOURCE_REFUSED = 7,
+	SEV_DTMF = 10,
+};
+
+/* A telephone-event, as DTMF events tell it. */
+struct session_dtmf {
+	uint32_t	event;
+	uint32_t	volume;
+	uint32_t	duration_ms;
+	int		reverse;
+	int64_t		start_ms;
+	uint32_t	rtp_ts;
+	uint32_t	ssrc;
+	int		end_seen;
 };
 
 struct session_event {
@@ -97,6 +110,7 @@ struct session_event {
 	/* RELATCHED: the new and the old address; SOURCE_REFUSED: addr */
 	const struct shm_addr	*addr, *prev_addr;
 	int			 rtcp;
+	const struct session_dtmf *dtmf;	/* DTMF */
 	struct session_snapshot	 snap;
 };
 

@@ -272,6 +272,7 @@ static const struct peer_type wk_types[] = {
 	{ IPC_HAVE, wk_have },
 	{ IPC_LATCHED, wk_forward },
 	{ IPC_REFUSED, wk_forward },
+	{ IPC_DTMF, wk_forward },
 	{ 0, NULL }
 };
 

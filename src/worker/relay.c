@@ -330,6 +330,8 @@ relay_publish(struct shm_dir *d, int rtcp, const struct relay_tally *t)
 		ADD(packets_sent, t->sent);
 		ADD(bytes_sent, t->bytes_sent);
 		ADD(non_rtp, t->non_rtp);
+		ADD(dtmf_events, t->dtmf);
+		ADD(dtmf_dropped, t->dtmf_dropped);
 	}
 	ADD(dropped_invalid, t->invalid);
 	ADD(dropped_not_latched, t->not_latched);
@@ -444,6 +446,15 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 			if (ok) {
 				ri.dyn_rate = rs->clock_rate;
 				rtpstat_update(d, &ri, ns);
+				/* Its payload type is all DTMF costs others. */
+				if (__builtin_expect(ri.pt == rs->dtmf_pt, 0)) {
+					t.dtmf += (uint64_t)relay_dtmf(rs, rev,
+					    r->buf[i], len, &ri, ns);
+					if (rs->drop_dtmf) {
+						t.dtmf_dropped++;
+						continue;
+					}
+				}
 			} else
 				t.non_rtp++;
 		}

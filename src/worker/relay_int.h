@@ -92,6 +92,8 @@ struct relay_sess {
 	uint8_t			 reported_active;
 	uint8_t			 reported_error;
 	uint8_t			 nsock;
+	uint8_t			 dtmf_pt;	/* telephone-event; 0xff none */
+	uint8_t			 drop_dtmf;
 	uint32_t		 clock_rate;
 	uint32_t		 latched;	/* the slot's, as last loaded */
 	/* the slot's ovfl_seen, kept here; written back when it changes */
@@ -256,6 +258,10 @@ int	relay_latch_rtp(struct relay_sess *, const struct sockaddr *,
 	    const struct rtp_info *, int64_t);
 int	relay_latch_rtcp(struct relay_sess *, const struct sockaddr *,
 	    int64_t);
+
+/* relay_dtmf.c */
+int	relay_dtmf(struct relay_sess *, int, const uint8_t *, size_t,
+	    const struct rtp_info *, int64_t);
 
 /* relay_kfwd.c */
 void	relay_kfwd_init(struct relay *);

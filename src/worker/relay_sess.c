@@ -272,6 +272,10 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 	rs->src_addr = (s->flags & SHM_F_SRC_ADDR) != 0;
 	rs->src_port = (s->flags & SHM_F_SRC_PORT) != 0;
 	rs->clock_rate = s->clock_rate;
+	/* 0xff matches no payload type: no detection (TCP) */
+	rs->dtmf_pt = s->dtmf_pt >= 96 && s->dtmf_pt <= 127 ?
+	    (uint8_t)s->dtmf_pt : 0xff;
+	rs->drop_dtmf = (s->flags & SHM_F_DROP_DTMF) != 0;
 	rs->policy = s->latch.policy >= SHM_LATCH_LEARN &&
 	    s->latch.policy <= SHM_LATCH_LATEST ? s->latch.policy :
 	    SHM_LATCH_LEARN;

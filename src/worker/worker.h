@@ -100,6 +100,15 @@ uint32_t rtp_clock_rate(uint8_t);
 void	rtpstat_update(struct shm_dir *, const struct rtp_info *, int64_t);
 void	rtpstat_sync(struct shm_dir *);
 
+/* dtmf.c: RFC 4733 telephone-events (pure functions on shm state) */
+struct dtmf_told {
+	uint8_t		event, volume, end_seen;
+	uint32_t	duration, rtp_ts, ssrc;
+	int64_t		start_ns;
+};
+int	dtmf_update(struct shm_dtmf *, const uint8_t *, size_t,
+	    const struct rtp_info *, uint32_t, int64_t, struct dtmf_told *);
+
 /* rtcpq.c: call quality from RTCP reports (pure functions on shm state) */
 int	rtcpq_parse(struct shm_dir *, struct shm_dir *, const uint8_t *,
 	    size_t, int64_t);
