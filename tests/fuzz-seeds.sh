@@ -7,7 +7,7 @@
 top_builddir=${top_builddir:-.}
 top_srcdir=${top_srcdir:-.}
 MAKE=${MAKE:-make}
-FUZZ_NAMES=${FUZZ_NAMES:-rtp ipc config acl request reflection tcp h2 redisrec}
+FUZZ_NAMES=${FUZZ_NAMES:-rtp ipc config acl request reflection tcp h2 redisrec rtcp}
 # Not the jobserver or the variables of the make that runs the tests.
 unset MAKEFLAGS MFLAGS
 

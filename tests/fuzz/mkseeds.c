@@ -707,6 +707,121 @@ seeds_reflection(void)
 	    sizeof(bad_utf8));
 }
 
+/* --- RTCP and DTMF: records of length | step | direction | packet ----- */
+
+static void
+rtcp_record(struct seed *s, const struct seed *pkt, uint16_t step, int dir)
+{
+	put16(s, (uint16_t)pkt->n);
+	put16(s, step);
+	put8(s, (uint8_t)dir);
+	put(s, pkt->b, pkt->n);
+}
+
+/* An RR of ssrc about source, answering an SR whose NTP middle is lsr. */
+static void
+rtcp_rr_lsr(struct seed *p, uint32_t ssrc, uint32_t source, uint32_t lsr,
+    uint32_t dlsr, int count)
+{
+	put8(p, (uint8_t)(0x80 | count));
+	put8(p, 201);
+	put16(p, 7);
+	put32(p, ssrc);
+	put32(p, source);
+	put32(p, 0x1a00002a);		/* 26/256, 42 lost */
+	put32(p, 0x00010000);
+	put32(p, 80);			/* jitter */
+	put32(p, lsr);
+	put32(p, dlsr);
+}
+
+static void
+dtmf_packet(struct seed *p, uint16_t seq, uint32_t ts, int marker,
+    uint8_t event, int end, uint16_t dur)
+{
+	struct rtp r = { .pt = 101, .marker = (uint8_t)marker, .seq = seq,
+	    .ts = ts, .ssrc = 0x77, .payload = 0 };
+
+	rtp_packet(p, &r);
+	put8(p, event);
+	put8(p, (uint8_t)((end ? 0x80 : 0) | 10));
+	put16(p, dur);
+}
+
+static void
+seeds_rtcp(void)
+{
+	struct seed	s, pkt;
+	uint16_t	seq = 1, d;
+	int		i, k;
+
+	/* SR one way, the RR answering it back 100 ms later; both ways. */
+	memset(&s, 0, sizeof(s));
+	for (k = 0; k < 2; k++) {
+		memset(&pkt, 0, sizeof(pkt));
+		rtcp_sr(&pkt, 0);
+		rtcp_sdes(&pkt);
+		rtcp_record(&s, &pkt, 8, k);
+		memset(&pkt, 0, sizeof(pkt));
+		rtcp_rr_lsr(&pkt, 0x55667788, 0x11223344, 0xa5b6c780,
+		    0x00000ccd, 1);
+		rtcp_sdes(&pkt);
+		rtcp_record(&s, &pkt, 800, k ^ 1);
+	}
+	seed_write("rtcp", "sr-rr-both-ways", &s);
+
+	/* An RR claiming 5 blocks with 1; an SR too short; a bad length. */
+	memset(&s, 0, sizeof(s));
+	memset(&pkt, 0, sizeof(pkt));
+	rtcp_rr_lsr(&pkt, 0x55667788, 0x11223344, 0, 0, 5);
+	rtcp_record(&s, &pkt, 8, 0);
+	memset(&pkt, 0, sizeof(pkt));
+	rtcp_sr(&pkt, 0);
+	pkt.b[3] = 1;
+	pkt.n = 8;
+	rtcp_record(&s, &pkt, 8, 1);
+	memset(&pkt, 0, sizeof(pkt));
+	rtcp_sr(&pkt, 2);
+	pkt.b[3] = 40;
+	rtcp_record(&s, &pkt, 8, 0);
+	seed_write("rtcp", "malformed", &s);
+
+	/* A DLSR longer than the wait, and an SR with two blocks. */
+	memset(&s, 0, sizeof(s));
+	memset(&pkt, 0, sizeof(pkt));
+	rtcp_sr(&pkt, 2);
+	rtcp_record(&s, &pkt, 8, 1);
+	memset(&pkt, 0, sizeof(pkt));
+	rtcp_rr_lsr(&pkt, 0x55667788, 0x11223344, 0xa5b6c780, 0xffffffff, 1);
+	rtcp_record(&s, &pkt, 8, 0);
+	seed_write("rtcp", "dlsr-lie", &s);
+
+	/*
+	 * Digits as senders send them: start, updates, three ends; a lost
+	 * start; every end lost; a late repeat of an end.
+	 */
+	memset(&s, 0, sizeof(s));
+	for (k = 0; k < 3; k++) {
+		for (d = 400, i = 0; d < 1600; d += 400, i++) {
+			memset(&pkt, 0, sizeof(pkt));
+			dtmf_packet(&pkt, seq++, 8000u * (uint32_t)(k + 1),
+			    i == 0, (uint8_t)(k + 1), 0, d);
+			if (!(k == 1 && i == 0))
+				rtcp_record(&s, &pkt, 400, 0);
+		}
+		for (i = 0; i < 3 && k != 2; i++) {
+			memset(&pkt, 0, sizeof(pkt));
+			dtmf_packet(&pkt, seq++, 8000u * (uint32_t)(k + 1), 0,
+			    (uint8_t)(k + 1), 1, 1600);
+			rtcp_record(&s, &pkt, 8, 0);
+		}
+	}
+	memset(&pkt, 0, sizeof(pkt));
+	dtmf_packet(&pkt, seq++, 8000, 0, 1, 1, 1600);
+	rtcp_record(&s, &pkt, 8, 0);
+	seed_write("rtcp", "dtmf-digits", &s);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -717,6 +832,7 @@ main(int argc, char *argv[])
 	log_init(1, LOG_INFO, LOG_DAEMON, "mkseeds");
 	top = argv[1];
 	seeds_rtp();
+	seeds_rtcp();
 	seeds_ipc();
 	seeds_request();
 	seeds_reflection();
