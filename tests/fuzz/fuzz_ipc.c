@@ -72,6 +72,7 @@ read_as_master(const void *buf, size_t n, const int *fds, int nfds)
 	const struct ipc_error	*e = buf;
 	const struct ipc_have	*hv = buf;
 	const struct ipc_latch	*l = buf;
+	const struct ipc_dtmf	*dt = buf;
 	char			 error[SHM_REASON_MAX];
 	char			 reason[sizeof(l->reason)];
 	volatile uint32_t	 sink;
@@ -121,6 +122,13 @@ read_as_master(const void *buf, size_t n, const int *fds, int nfds)
 		snprintf(reason, sizeof(reason), "%s", l->reason);
 		FUZZ_CHECK(strlen(reason) < sizeof(l->reason));
 		(void)utf8_valid(reason, strlen(reason));
+		break;
+	case IPC_DTMF:
+		/* session_dtmf_report: plain numbers, range-checked. */
+		FUZZ_CHECK(n == sizeof(*dt) && nfds == 0);
+		sink += dt->hdr.arg + dt->event + dt->volume + dt->duration +
+		    dt->clock_rate + dt->rtp_ts + dt->ssrc + dt->end_seen +
+		    (uint32_t)dt->start_ms;
 		break;
 	default:
 		FUZZ_CHECK(!"a worker's type ipc_check passes that the master "

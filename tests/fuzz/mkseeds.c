@@ -414,6 +414,7 @@ seeds_ipc(void)
 	};
 	struct ipc_error	e;
 	struct ipc_latch	l;
+	struct ipc_dtmf		dt;
 	struct ipc_have		hv;
 	struct ipc_hdr		h;
 	uint8_t			big[IPC_MAXMSG + 64];
@@ -443,6 +444,17 @@ seeds_ipc(void)
 	snprintf(l.reason, sizeof(l.reason), "sender 192.0.2.1:40002 is "
 	    "refused");
 	ipc_seed("refused", 0, IPC_MAXFDS, &l, sizeof(l));
+	ipc_init(&dt.hdr, IPC_DTMF, 3, 17, 5);
+	dt.hdr.arg = SHM_DIR_REV;
+	dt.event = 11;
+	dt.volume = 10;
+	dt.duration = 1600;
+	dt.clock_rate = 8000;
+	dt.rtp_ts = 48000;
+	dt.ssrc = 0x77;
+	dt.end_seen = 1;
+	dt.start_ms = 1700000000000LL;
+	ipc_seed("dtmf", 0, IPC_MAXFDS, &dt, sizeof(dt));
 	ipc_init(&hv.hdr, IPC_HAVE, 3, 17, 5);
 	hv.hdr.arg = 2;
 	hv.status = IPC_HAVE_ACTIVE | IPC_HAVE_ERROR;
