@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -451,6 +452,18 @@ START_TEST(quality_rtt)
 	rpc_client_free(c);
 }
 END_TEST
+
+static int
+is_active(const Rtpproxy__SessionInfo *si)
+{
+	return si->state == ST_ACTIVE;
+}
+
+static int
+one_rtt_fwd(const Rtpproxy__SessionInfo *si)
+{
+	return si->forward_stats->rtt_samples >= 1;
+}
 
 static int
 have_reports(const Rtpproxy__SessionInfo *si)
@@ -1003,13 +1016,88 @@ START_TEST(dtmf_options)
 }
 END_TEST
 
+/* rtpproxyctl: status shows the quality, watch the digits. */
+START_TEST(ctl_status_watch)
+{
+	struct rpc_client	*c = client();
+	const char		*bin = getenv("RTPPROXYCTL");
+	struct rblock		 blk = { .fraction = 13 };
+	struct sender		 fw;
+	struct call		 k;
+	static char		 out[65536];
+	char			 cmd[512], path[256];
+	FILE			*fp;
+	pid_t			 pid;
+	int			 st, i;
+	size_t			 n;
+
+	if (bin == NULL)
+		bin = "../src/rtpproxyctl";
+	call_up(c, "q-ctl", &k, NULL);
+	/* ACTIVE, so that the one event watch prints next is the digit */
+	harness_info_free(status_until(c, "q-ctl", is_active));
+	snprintf(path, sizeof(path), "%s/watch.out", dmn.dir);
+	if ((pid = fork()) == 0) {
+		if (freopen(path, "w", stdout) == NULL)
+			_exit(127);
+		execl(bin, bin, "-s", dmn.grpc, "watch", "q-ctl", "-c", "1",
+		    (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_gt(pid, 0);
+	usleep(300000);		/* its stream open (events are not replayed) */
+	memset(&fw, 0, sizeof(fw));
+	fw.fd = k.cal[0];
+	fw.port = k.lp;
+	fw.ssrc = 0xca11e7;
+	fw.pt = 101;
+	fw.seq = 2;
+	fw.ts = 320;
+	digit(&fw, 11, 1600, 0, 3);
+	for (i = 0; i < 100 * harness_slow() && waitpid(pid, &st, WNOHANG) == 0;
+	    i++)
+		usleep(50000);
+	if (i == 100 * harness_slow()) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		ck_abort_msg("rtpproxyctl watch printed no event");
+	}
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_ptr_nonnull(fp = fopen(path, "r"));
+	n = fread(out, 1, sizeof(out) - 1, fp);
+	out[n] = '\0';
+	fclose(fp);
+	ck_assert_msg(strstr(out, "DTMF") != NULL &&
+	    strstr(out, "forward digit #, 200 ms, -10 dBm0") != NULL,
+	    "watch printed: %s", out);
+
+	round_trip(k.cal[1], k.lp + 1, 0xca11e7, k.dst[1], k.fp + 1, 0xde57,
+	    100, &blk);
+	harness_info_free(status_until(c, "q-ctl", one_rtt_fwd));
+	snprintf(cmd, sizeof(cmd), "%s -s %s status q-ctl 2>&1", bin,
+	    dmn.grpc);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
+	ck_assert_msg(strstr(out, "MOS (E-model)") != NULL &&
+	    strstr(out, "RTT ms") != NULL && strstr(out, "DTMF events") !=
+	    NULL && strstr(out, "reported loss") != NULL, "status: %s", out);
+	snprintf(cmd, sizeof(cmd), "%s -s %s -j status q-ctl 2>&1", bin,
+	    dmn.grpc);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "\"rtt_ms\":"));
+	ck_assert_ptr_nonnull(strstr(out, "\"mos\":"));
+	ck_assert_ptr_nonnull(strstr(out, "\"dtmf_payload_type\":101"));
+	call_down(c, "q-ctl", &k);
+	rpc_client_free(c);
+}
+END_TEST
+
 int
 main(void)
 {
 	Suite			*s = suite_create("quality");
 	const TTest		*const t_rtcp[] = { quality_rtt, quality_mos,
 	    quality_malformed, quality_events_metrics, dtmf_events, dtmf_drop,
-	    dtmf_options, NULL };
+	    dtmf_options, ctl_status_watch, NULL };
 
 	harness_tcase(s, "rtcp", up, down, 60, t_rtcp);
 	return harness_run_suite(s);
