@@ -1091,13 +1091,87 @@ START_TEST(ctl_status_watch)
 }
 END_TEST
 
+static int
+got_10(const Rtpproxy__SessionInfo *si)
+{
+	return si->forward_stats->packets_received >= 10;
+}
+
+/*
+ * A worker killed in the middle of a digit: the one that replaces it
+ * tells the digit once when its end comes, and not the one before again.
+ */
+START_TEST(dtmf_worker_restart)
+{
+	struct rpc_client			*c = client();
+	Rtpproxy__StreamSessionEventsRequest	 req =
+	    RTPPROXY__STREAM_SESSION_EVENTS_REQUEST__INIT;
+	struct rpc_stream			*st;
+	Rtpproxy__SessionEvent			*ev;
+	struct sender				 fw;
+	struct call				 k;
+	uint8_t					 b[64];
+	size_t					 n;
+	pid_t					 wpid;
+	int					 nready, i;
+	uint32_t				 ts3;
+	int64_t					 t0 = real_ns() / 1000000;
+
+	req.session_id = (char *)"q-restart";
+	ck_assert_ptr_nonnull(st = rpc_stream_open(c, M_EVENTS, &req.base,
+	    0));
+	call_up(c, "q-restart", &k, NULL);
+	memset(&fw, 0, sizeof(fw));
+	fw.fd = k.cal[0];
+	fw.port = k.lp;
+	fw.ssrc = 0xca11e7;
+	fw.pt = 101;
+	fw.seq = 2;
+	fw.ts = 320;
+	ts3 = fw.ts;
+	digit(&fw, 3, 1600, 0, 3);		/* 6 packets */
+	expect_dtmf(st, "3", 200, "forward", 1, t0);
+	/* "4" begins: its start and two updates, 10 packets in all */
+	for (i = 0; i < 3; i++) {
+		n = mkevent(b, 101, i == 0, fw.seq++, fw.ts, fw.ssrc, 4, 0,
+		    10, (uint16_t)(400 * (i + 1)));
+		send_pkt(&fw, b, n);
+	}
+	harness_info_free(status_until(c, "q-restart", got_10));
+	nready = harness_log_count(&dmn, "worker 0 ready");
+	wpid = harness_worker_pid(&dmn, 0);
+	ck_assert_int_gt(wpid, 0);
+	ck_assert_int_eq(kill(wpid, SIGKILL), 0);
+	ck_assert_int_eq(harness_wait_log(&dmn, "worker 0 ready", nready + 1,
+	    tms(10000)), 0);
+	/*
+	 * A late repeat of the end of "3" (a worker that forgot would tell
+	 * "3" again), then the three ends of "4".
+	 */
+	n = mkevent(b, 101, 0, fw.seq++, ts3, fw.ssrc, 3, 1, 10, 1600);
+	send_pkt(&fw, b, n);
+	for (i = 0; i < 3; i++) {
+		n = mkevent(b, 101, 0, fw.seq++, fw.ts, fw.ssrc, 4, 1, 10,
+		    1600);
+		send_pkt(&fw, b, n);
+	}
+	expect_dtmf(st, "4", 200, "forward", 1, t0);
+	ev = next_dtmf(st, tms(1000));
+	ck_assert_msg(ev == NULL, "a DTMF event too many: %s",
+	    ev != NULL && ev->dtmf != NULL ? ev->dtmf->digit : "?");
+	rpc_stream_free(st);
+	call_down(c, "q-restart", &k);
+	rpc_client_free(c);
+}
+END_TEST
+
 int
 main(void)
 {
 	Suite			*s = suite_create("quality");
 	const TTest		*const t_rtcp[] = { quality_rtt, quality_mos,
 	    quality_malformed, quality_events_metrics, dtmf_events, dtmf_drop,
-	    dtmf_options, ctl_status_watch, NULL };
+	    dtmf_options, ctl_status_watch, dtmf_worker_restart, NULL };
 
 	harness_tcase(s, "rtcp", up, down, 60, t_rtcp);
 	return harness_run_suite(s);
