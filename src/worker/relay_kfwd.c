@@ -292,7 +292,9 @@ relay_kfwd_offer(struct relay_sess *rs, int role)
 	int			 strict, rule, local = 0;
 	int			 rtcp = role >= SK_LISTEN_RTCP;
 
-	if (rs->limited || (rs->kf_failed & (1u << role)) || role >= rs->nsock)
+	/* drop_dtmf: the kernel would relay what the session must drop */
+	if (rs->limited || rs->drop_dtmf || (rs->kf_failed & (1u << role)) ||
+	    role >= rs->nsock)
 		return;
 	if (rtcp ? SHM_LOAD(&d->rtcp_sent) < KFWD_MIN_RTCP :
 	    !d->src.valid || d->src.received < KFWD_MIN_RTP)
