@@ -32,7 +32,7 @@
 #define SHM_LOCAL_MAX	128		/* addresses of this host */
 #define SHM_OWN_MAX	16		/* API and metrics ports */
 #define SHM_LAT_BUCKETS	18		/* <= 2^k us, k = 0..16, and more */
-#define SHM_GRPC_METHODS 10		/* the last: unknown methods */
+#define SHM_GRPC_METHODS 11		/* the last: unknown methods */
 #define SHM_GRPC_CODES	17
 
 /* A single writer's counter update: no lock prefix on the packet path. */
@@ -443,6 +443,8 @@ struct shm_slot {
 	uint64_t		repl_inc;
 	uint32_t		repl_epoch;
 	uint32_t		repl_pad;
+	uint32_t		updates;	/* UpdateSession changes */
+	uint32_t		pad_m;
 
 	/* the owning worker writes */
 	_Atomic uint32_t	latched;	/* bit 0: RTP, bit 1: RTCP */

@@ -28,6 +28,7 @@ static const struct {
 	    GS_REFLECT, gs_rpc_reflect },
 	{ "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 	    GS_REFLECT, gs_rpc_reflect },
+	{ "/rtpproxy.RtpProxy/UpdateSession", GS_UNARY, gs_rpc_update },
 };
 
 /* What reflection lists, when the embedded descriptors describe it. */

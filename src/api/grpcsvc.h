@@ -52,6 +52,10 @@ ProtobufCMessage *request_decode(const ProtobufCMessageDescriptor *,
 int	request_check_id(const char *, int, struct rp_error *);
 int	request_create_params(const struct Rtpproxy__CreateSessionRequest *,
 	    struct session_params *, struct rp_error *);
+struct Rtpproxy__UpdateSessionRequest;
+struct session_update;
+int	request_update_params(const struct Rtpproxy__UpdateSessionRequest *,
+	    struct session_update *, struct rp_error *);
 
 /* ListSessions page tokens, keyed per process. */
 #define REQUEST_TOKEN_KEYLEN	16

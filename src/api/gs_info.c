@@ -18,7 +18,7 @@ GS_STATE_(CREATED) GS_STATE_(CONNECTING) GS_STATE_(ACTIVE) GS_STATE_(ERROR)
 GS_STATE_(CLOSED)
 GS_EVENT_(CREATED) GS_EVENT_(STATE_CHANGED) GS_EVENT_(STATS_UPDATE)
 GS_EVENT_(ERROR) GS_EVENT_(CLOSED) GS_EVENT_(RELATCHED)
-GS_EVENT_(SOURCE_REFUSED) GS_EVENT_(DTMF)
+GS_EVENT_(SOURCE_REFUSED) GS_EVENT_(UPDATED) GS_EVENT_(DTMF)
 SHM_LATCH_POLICIES(GS_LATCH_)
 
 /* Each counter of the list is a uint64 of DirectionStats. */
@@ -126,5 +126,6 @@ gs_info_fill(struct gs_info *gi, const struct session_snapshot *s)
 		i->node = (char *)gs_ha.node();
 	i->dtmf_payload_type = s->dtmf_pt;
 	i->drop_dtmf = (s->flags & SHM_F_DROP_DTMF) != 0;
+	i->updates = s->updates;
 	return i;
 }

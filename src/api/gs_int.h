@@ -133,9 +133,10 @@ struct gs_call {
 LIST_HEAD(gs_calls, gs_call);
 
 gs_handler gs_rpc_create, gs_rpc_destroy, gs_rpc_status, gs_rpc_list,
-    gs_rpc_events, gs_rpc_health, gs_rpc_reflect, gs_rpc_takeover;
+    gs_rpc_events, gs_rpc_health, gs_rpc_reflect, gs_rpc_takeover,
+    gs_rpc_update;
 
-#define GS_NMETHODS	9
+#define GS_NMETHODS	10
 #define GS_DEPTH	16	/* requests posted per method */
 #define GS_NSLOTS	(GS_NMETHODS * GS_DEPTH)
 

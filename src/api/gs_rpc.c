@@ -59,6 +59,33 @@ gs_rpc_destroy(struct gs_call *c, grpc_byte_buffer *bb)
 	rtpproxy__destroy_session_request__free_unpacked(req, NULL);
 }
 void
+gs_rpc_update(struct gs_call *c, grpc_byte_buffer *bb)
+{
+	Rtpproxy__UpdateSessionRequest	*req;
+	Rtpproxy__UpdateSessionResponse	 resp =
+	    RTPPROXY__UPDATE_SESSION_RESPONSE__INIT;
+	struct session_update		 u;
+	struct session_snapshot		 snap;
+	struct rp_error			 err;
+	struct gs_info			 gi;
+
+	memset(&err, 0, sizeof(err));
+	req = (Rtpproxy__UpdateSessionRequest *)gs_decode(bb,
+	    &rtpproxy__update_session_request__descriptor, &err);
+	if (req == NULL) {
+		gs_reply_err(c, &err);
+		return;
+	}
+	if (request_update_params(req, &u, &err) == -1 ||
+	    session_update(&u, &snap, &err) == -1)
+		gs_reply_err(c, &err);
+	else {
+		resp.session = gs_info_fill(&gi, &snap);
+		gs_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	}
+	rtpproxy__update_session_request__free_unpacked(req, NULL);
+}
+void
 gs_rpc_status(struct gs_call *c, grpc_byte_buffer *bb)
 {
 	Rtpproxy__GetSessionStatusRequest	*req;

@@ -219,6 +219,9 @@ grpcsvc_publish(const struct session_event *ev)
 	m.rtcp = ev->rtcp != 0;
 	if (ev->dtmf != NULL)
 		m.dtmf = gs_dtmf(&dt, digit, sizeof(digit), ev->dtmf);
+	/* Names of our own, ASCII: no copy needed. */
+	m.n_changed = ev->nchanged;
+	m.changed = (char **)(uintptr_t)ev->changed;
 	len = rtpproxy__session_event__get_packed_size(&m);
 	s = grpc_slice_malloc(len);
 	rtpproxy__session_event__pack(&m, GRPC_SLICE_START_PTR(s));

@@ -286,6 +286,77 @@ request_create_params(const Rtpproxy__CreateSessionRequest *req,
 }
 
 
+/* UpdateSession's request: only what it sets is to change. */
+int
+request_update_params(const Rtpproxy__UpdateSessionRequest *req,
+    struct session_update *u, struct rp_error *err)
+{
+	memset(u, 0, sizeof(*u));
+	if (request_check_id(req->session_id, 0, err) == -1)
+		return -1;
+	snprintf(u->id, sizeof(u->id), "%s", req->session_id);
+	if (req->destination != NULL) {
+		if (req_endpoint(req->destination, "destination", 1, 1,
+		    &u->dest, err) == -1)
+			return -1;
+		if (req_is_wildcard(&u->dest))
+			return rp_err(err, RP_INVALID_ARGUMENT,
+			    "destination.address must not be a wildcard "
+			    "address: it means this host, not a place to send "
+			    "media to");
+		u->has_dest = 1;
+	}
+	switch (req->direction) {
+	case RTPPROXY__UPDATE_DIRECTION__UPDATE_DIRECTION_UNCHANGED:
+		u->unidirectional = -1;
+		break;
+	case RTPPROXY__UPDATE_DIRECTION__UPDATE_DIRECTION_BOTH:
+		u->unidirectional = 0;
+		break;
+	case RTPPROXY__UPDATE_DIRECTION__UPDATE_DIRECTION_FORWARD_ONLY:
+		u->unidirectional = 1;
+		break;
+	default:
+		return rp_err(err, RP_INVALID_ARGUMENT, "direction %d is not a "
+		    "known UpdateDirection (0 UNCHANGED, 1 BOTH, "
+		    "2 FORWARD_ONLY)", (int)req->direction);
+	}
+	if (req->rate_limit != NULL) {
+		u->has_rate = 1;
+		u->rate_pps = req->rate_limit->pps;
+		u->rate_bps = req->rate_limit->bps;
+	}
+	u->idle_timeout_s = req->idle_timeout_s;
+	u->stats_interval_ms = req->stats_interval_ms;
+	switch (req->reverse_source) {
+	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_DEFAULT:
+		u->reverse_source = -1;
+		break;
+	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ANY:
+		u->reverse_source = CONF_RS_ANY;
+		break;
+	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ADDRESS:
+		u->reverse_source = CONF_RS_ADDRESS;
+		break;
+	case RTPPROXY__REVERSE_SOURCE__REVERSE_SOURCE_ADDRESS_PORT:
+		u->reverse_source = CONF_RS_ADDRESS_PORT;
+		break;
+	default:
+		return rp_err(err, RP_INVALID_ARGUMENT, "reverse_source %d is "
+		    "not a known ReverseSource (0 UNCHANGED, 1 ANY, 2 ADDRESS, "
+		    "3 ADDRESS_PORT)", (int)req->reverse_source);
+	}
+	if ((int)req->latch_policy < 0 ||
+	    (int)req->latch_policy > SHM_LATCH_LATEST)
+		return rp_err(err, RP_INVALID_ARGUMENT, "latch_policy %d is not "
+		    "a known LatchPolicy (0 UNCHANGED, 1 LEARN, 2 NEVER, "
+		    "3 LATEST)", (int)req->latch_policy);
+	u->latch_policy = (int)req->latch_policy;
+	u->record = -1;
+	return 0;
+}
+
+
 /*
  * A message of type d from its wire bytes, its strings checked: NULL
  * with err set when it does not decode or a string is not valid UTF-8

@@ -29,6 +29,7 @@ ipc_size(uint16_t type)
 	case IPC_REMOVE:
 	case IPC_SHUTDOWN:
 	case IPC_SETLOG:
+	case IPC_UPDATE:
 	case IPC_HELLO:
 	case IPC_TAKE:
 	case IPC_GO:

@@ -39,6 +39,7 @@ enum ipc_type {
 	IPC_REMOVE,		/* stop relaying slot */
 	IPC_SHUTDOWN,		/* exit */
 	IPC_SETLOG,		/* new log level */
+	IPC_UPDATE,		/* slot changed (UpdateSession): read it again */
 	/* a new master <-> the master it takes over from */
 	IPC_TAKE = 32,		/* new: ready, let go */
 	IPC_GO,			/* old: let go; the pid file, if any */

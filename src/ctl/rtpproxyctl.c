@@ -29,6 +29,7 @@
 #define M_EVENTS	"/rtpproxy.RtpProxy/StreamSessionEvents"
 #define M_HEALTH	"/grpc.health.v1.Health/Check"
 #define M_TAKEOVER	"/rtpproxy.RtpProxy/HaTakeover"
+#define M_UPDATE	"/rtpproxy.RtpProxy/UpdateSession"
 
 static int		 jflag;
 static int		 timeout_ms = 5000;
@@ -51,6 +52,10 @@ usage(int code)
 "         [-I idle_s] [-S stats_ms] [-C clock_hz] [--tcp]\n"
 "         [--reverse-source any|address|address-port] [--pps N] [--bps N]\n"
 "         [--latch learn|never|latest] [--dtmf-pt type] [--drop-dtmf]\n"
+"  update id [-d addr:port] [--both | -u] [--pps N] [--bps N]\n"
+"         [-I idle_s] [-S stats_ms]\n"
+"         [--reverse-source any|address|address-port]\n"
+"         [--latch learn|never|latest]\n"
 "  destroy id\n"
 "  status id\n"
 "  list [--state state] [-n page_size] [-p page_token] [-a]\n"
@@ -269,6 +274,91 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 		return failed(rc, details);
 	show_session(resp->session, 0, jflag);
 	rtpproxy__create_session_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+/* Only what is given changes; the rate limits go together. */
+static int
+cmd_update(struct rpc_client *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "destination", required_argument, NULL, 'd' },
+		{ "unidirectional", no_argument, NULL, 'u' },
+		{ "both", no_argument, NULL, 'b' },
+		{ "idle-timeout", required_argument, NULL, 'I' },
+		{ "stats-interval", required_argument, NULL, 'S' },
+		{ "reverse-source", required_argument, NULL, 'r' },
+		{ "pps", required_argument, NULL, 'P' },
+		{ "bps", required_argument, NULL, 'B' },
+		{ "latch", required_argument, NULL, 'L' },
+		{ NULL, 0, NULL, 0 }
+	};
+	Rtpproxy__UpdateSessionRequest	 req =
+	    RTPPROXY__UPDATE_SESSION_REQUEST__INIT;
+	Rtpproxy__Endpoint		 d = RTPPROXY__ENDPOINT__INIT;
+	Rtpproxy__UpdateRateLimit	 rl = RTPPROXY__UPDATE_RATE_LIMIT__INIT;
+	Rtpproxy__UpdateSessionResponse	*resp;
+	char				 db[128], details[512];
+	int				 ch, rc, i, p;
+
+	while ((ch = getopt_long(argc, argv, "d:ubI:S:", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			parse_hostport("-d", optarg, 1, &d, db, sizeof(db));
+			req.destination = &d;
+			break;
+		case 'u':
+			req.direction = RTPPROXY__UPDATE_DIRECTION__UPDATE_DIRECTION_FORWARD_ONLY;
+			break;
+		case 'b':
+			req.direction = RTPPROXY__UPDATE_DIRECTION__UPDATE_DIRECTION_BOTH;
+			break;
+		case 'I':
+			req.idle_timeout_s = parse_num("-I", optarg);
+			break;
+		case 'S':
+			req.stats_interval_ms = parse_num("-S", optarg);
+			break;
+		case 'r':
+			for (i = 0; i <= CONF_RS_ADDRESS_PORT; i++)
+				if (strcmp(optarg, config_rs_name(i)) == 0)
+					break;
+			if (i > CONF_RS_ADDRESS_PORT)
+				usagex("--reverse-source: %s is not any, "
+				    "address or address-port", optarg);
+			req.reverse_source = (Rtpproxy__ReverseSource)(i + 1);
+			break;
+		case 'P':
+			rl.pps = parse_num("--pps", optarg);
+			req.rate_limit = &rl;
+			break;
+		case 'B':
+			if (config_parse_bps(optarg, &rl.bps) == -1)
+				usagex("--bps: %s is not a number of bits per "
+				    "second (with k, M or G)", optarg);
+			req.rate_limit = &rl;
+			break;
+		case 'L':
+			if ((p = shm_latch_from_name(optarg)) == -1)
+				usagex("--latch: %s is not learn, never or "
+				    "latest", optarg);
+			req.latch_policy = (Rtpproxy__LatchPolicy)p;
+			break;
+		default:
+			usage(EX_USAGE_);
+		}
+	}
+	if (argc - optind != 1)
+		usagex("update: one session id is needed");
+	req.session_id = argv[optind];
+	rc = rpc_unary(c, M_UPDATE, &req.base,
+	    &rtpproxy__update_session_response__descriptor,
+	    (ProtobufCMessage **)&resp, details, sizeof(details), timeout_ms);
+	if (rc != 0)
+		return failed(rc, details);
+	show_session(resp->session, 1, jflag);
+	rtpproxy__update_session_response__free_unpacked(resp, NULL);
 	return 0;
 }
 
@@ -550,6 +640,7 @@ static const struct {
 	int		(*fn)(struct rpc_client *, int, char **);
 } commands[] = {
 	{ "create", cmd_create },
+	{ "update", cmd_update },
 	{ "destroy", cmd_destroy },
 	{ "status", cmd_status },
 	{ "list", cmd_list },

@@ -210,6 +210,7 @@ json_session(struct json *j, const char *key, const Rtpproxy__SessionInfo *s)
 	json_u64(j, "relatches", s->relatches);
 	json_u64(j, "dtmf_payload_type", s->dtmf_payload_type);
 	json_bool(j, "drop_dtmf", s->drop_dtmf);
+	json_u64(j, "updates", s->updates);
 	json_u64(j, "worker", s->worker);
 	if (s->node != NULL && s->node[0] != '\0')
 		json_str(j, "node", s->node);
@@ -366,6 +367,8 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 			printf(" %" PRIu64 " bits/s", s->rate_limit_bps);
 		printf(" per direction\n");
 	}
+	if (s->updates > 0)
+		printf("%-14s %u\n", "updates", s->updates);
 	if (!stats)
 		return;
 	printf("\n%-22s %16s %16s\n", "", "forward", "reverse");
@@ -535,6 +538,13 @@ show_event(const Rtpproxy__SessionEvent *e, int json)
 			json_u64(&j, "ssrc", e->dtmf->ssrc);
 			json_bool(&j, "end_seen", e->dtmf->end_seen);
 			json_close(&j, '}');
+		if (e->n_changed > 0) {
+			size_t k;
+
+			json_open(&j, "changed", '[');
+			for (k = 0; k < e->n_changed; k++)
+				json_str(&j, NULL, e->changed[k]);
+			json_close(&j, ']');
 		}
 		json_session(&j, "session", e->session);
 		json_close(&j, '}');

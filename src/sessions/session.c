@@ -122,6 +122,7 @@ session_snapshot(uint32_t i, struct session_snapshot *o)
 	    SHM_LATCH_LEARN;
 	o->relatches = atomic_load_explicit(&s->latch.moves,
 	    memory_order_relaxed);
+	o->updates = s->updates;
 	o->created_ms = s->created_ms;
 	o->repl_inc = s->repl_inc;
 	o->repl_epoch = s->repl_epoch;

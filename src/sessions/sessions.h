@@ -45,6 +45,25 @@ struct session_params {
 	int			drop_dtmf;
 };
 
+/*
+ * UpdateSession: what to change in a live session.  Each part is left as
+ * it is when unset (has_*, 0 or -1 as said).
+ */
+struct session_update {
+	char			id[SHM_ID_MAX];
+	int			has_dest;
+	struct sockaddr_storage	dest;
+	int			unidirectional;	/* -1: unchanged */
+	int			has_rate;
+	uint32_t		rate_pps;	/* 0: the configured default */
+	uint64_t		rate_bps;
+	uint32_t		idle_timeout_s;	/* 0: unchanged */
+	uint32_t		stats_interval_ms; /* 0: unchanged */
+	int			reverse_source;	/* CONF_RS_*; -1: unchanged */
+	int			latch_policy;	/* SHM_LATCH_*; 0: unchanged */
+	int			record;		/* 1 start, 0 stop, -1 as is */
+};
+
 /* A consistent copy of a slot, for replies and events. */
 struct session_snapshot {
 	uint32_t	slot;
@@ -64,6 +83,7 @@ struct session_snapshot {
 	uint32_t	relatches;
 	uint64_t	repl_inc;
 	uint32_t	repl_epoch;
+	uint32_t	updates;
 	int64_t		created_ms;
 	int64_t		last_activity_ms;
 	char		error[SHM_REASON_MAX];
@@ -86,6 +106,8 @@ enum session_event_type {
 	SEV_CLOSED = 5,
 	SEV_RELATCHED = 6,
 	SEV_SOURCE_REFUSED = 7,
+	SEV_UPDATED = 8,
+	SEV_RECORDING = 9,
 	SEV_DTMF = 10,
 };
 
@@ -111,6 +133,9 @@ struct session_event {
 	const struct shm_addr	*addr, *prev_addr;
 	int			 rtcp;
 	const struct session_dtmf *dtmf;	/* DTMF */
+	/* UPDATED: the names of the request's fields that changed */
+	const char *const	*changed;
+	size_t			 nchanged;
 	struct session_snapshot	 snap;
 };
 
@@ -135,6 +160,8 @@ int	session_destroy(const char *, struct session_snapshot *,
 	    struct rp_error *);
 int	session_get(const char *, struct session_snapshot *,
 	    struct rp_error *);
+int	session_update(const struct session_update *,
+	    struct session_snapshot *, struct rp_error *);
 int	session_lookup(const char *);		/* slot or -1 */
 void	session_snapshot(uint32_t, struct session_snapshot *);
 uint32_t session_next(uint32_t);		/* in-use slot >= arg, or nslots */

@@ -220,6 +220,52 @@ relay_sockopts(int fd, int role)
 	return 0;
 }
 /*
+ * What the master may change in a live session (UpdateSession), copied
+ * from its slot: at the start, and again when the master says so.
+ */
+static void
+relay_sess_load(struct relay_sess *rs)
+{
+	struct shm_slot *s = rs->slot;
+
+	rs->unidir = (s->flags & SHM_F_UNIDIR) != 0;
+	rs->src_addr = (s->flags & SHM_F_SRC_ADDR) != 0;
+	rs->src_port = (s->flags & SHM_F_SRC_PORT) != 0;
+	rs->clock_rate = s->clock_rate;
+	/* 0xff matches no payload type: no detection (TCP) */
+	rs->dtmf_pt = s->dtmf_pt >= 96 && s->dtmf_pt <= 127 ?
+	    (uint8_t)s->dtmf_pt : 0xff;
+	rs->drop_dtmf = (s->flags & SHM_F_DROP_DTMF) != 0;
+	rs->policy = s->latch.policy >= SHM_LATCH_LEARN &&
+	    s->latch.policy <= SHM_LATCH_LATEST ? s->latch.policy :
+	    SHM_LATCH_LEARN;
+	rs->run = s->latch.run < 2 ? 2 : s->latch.run;
+	rs->quiet_ns = (int64_t)s->latch.quiet_ms * NS_PER_MS;
+	rs->tau_ns = (int64_t)s->rate_burst_ms * 1000000;
+	rs->pkt_ns = s->rate_pps != 0 ? NS_PER_S / s->rate_pps : 0;
+	rs->byte_ns_q16 = s->rate_bps != 0 ?
+	    ((uint64_t)8 * NS_PER_S << 16) / s->rate_bps : 0;
+	rs->limited = rs->pkt_ns != 0 || rs->byte_ns_q16 != 0;
+	rs->destlen[0] = relay_sa_set(&rs->dest[0], &s->dest, 0);
+	rs->destlen[1] = relay_sa_set(&rs->dest[1], &s->dest, 1);
+}
+/*
+ * The master changed slot (IPC_UPDATE): take its new destination, modes
+ * and limits.  The latch, the counters and the buckets' state stay.  0,
+ * or -1 when slot is not relayed here (a TCP session: nothing to take).
+ */
+int
+relay_update(struct relay *r, uint32_t slot, uint32_t gen)
+{
+	struct relay_sess *rs;
+
+	if (slot >= r->shm->nslots || (rs = r->sess[slot]) == NULL ||
+	    rs->gen != gen)
+		return -1;
+	relay_sess_load(rs);
+	return 0;
+}
+/*
  * Relay slot with the sockets the master bound: [listen RTP, forward RTP]
  * or [listen RTP, forward RTP, listen RTCP, forward RTCP].  On success the
  * relay owns the descriptors; on failure (-1, errno set) the caller still
@@ -268,31 +314,11 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 	rs->slot = s;
 	rs->idx = slot;
 	rs->gen = gen;
-	rs->unidir = (s->flags & SHM_F_UNIDIR) != 0;
-	rs->src_addr = (s->flags & SHM_F_SRC_ADDR) != 0;
-	rs->src_port = (s->flags & SHM_F_SRC_PORT) != 0;
-	rs->clock_rate = s->clock_rate;
-	/* 0xff matches no payload type: no detection (TCP) */
-	rs->dtmf_pt = s->dtmf_pt >= 96 && s->dtmf_pt <= 127 ?
-	    (uint8_t)s->dtmf_pt : 0xff;
-	rs->drop_dtmf = (s->flags & SHM_F_DROP_DTMF) != 0;
-	rs->policy = s->latch.policy >= SHM_LATCH_LEARN &&
-	    s->latch.policy <= SHM_LATCH_LATEST ? s->latch.policy :
-	    SHM_LATCH_LEARN;
-	rs->run = s->latch.run < 2 ? 2 : s->latch.run;
-	rs->quiet_ns = (int64_t)s->latch.quiet_ms * NS_PER_MS;
+	relay_sess_load(rs);
 	rs->learn_end_ns = s->latch.learn_end_ms * NS_PER_MS;
 	rs->seen_ns = s->latch.seen_ms * NS_PER_MS;
 	rs->cand_live = s->latch.cand_count != 0;
-	rs->tau_ns = (int64_t)s->rate_burst_ms * 1000000;
-	if (s->rate_pps != 0)
-		rs->pkt_ns = NS_PER_S / s->rate_pps;
-	if (s->rate_bps != 0)
-		rs->byte_ns_q16 = ((uint64_t)8 * NS_PER_S << 16) / s->rate_bps;
-	rs->limited = rs->pkt_ns != 0 || rs->byte_ns_q16 != 0;
 	rs->nsock = (uint8_t)nfds;
-	rs->destlen[0] = relay_sa_set(&rs->dest[0], &s->dest, 0);
-	rs->destlen[1] = relay_sa_set(&rs->dest[1], &s->dest, 1);
 	memcpy(rs->ovfl, s->ovfl_seen, sizeof(rs->ovfl));
 	/* After a worker restart the slot still holds the latch. */
 	relay_latch_load(rs);

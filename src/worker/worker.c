@@ -196,6 +196,16 @@ worker_remove(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
 }
 
 static int
+worker_update(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
+    void *arg)
+{
+	relay_busy(w.relay, h->slot, h->slot_gen);
+	(void)relay_update(w.relay, h->slot, h->slot_gen);
+	relay_idle(w.relay);
+	return 0;
+}
+
+static int
 worker_shutdown(struct peer *p, const struct ipc_hdr *h, int *fds, int nfds,
     void *arg)
 {
@@ -245,6 +255,7 @@ static const struct peer_type worker_types[] = {
 	{ IPC_REMOVE, worker_remove },
 	{ IPC_SHUTDOWN, worker_shutdown },
 	{ IPC_SETLOG, worker_setlog },
+	{ IPC_UPDATE, worker_update },
 	{ 0, worker_unknown }
 };
 

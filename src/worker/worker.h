@@ -58,6 +58,7 @@ uint64_t	 relay_gso_count(const struct relay *);
 /* owns the descriptors on success; on -1 the caller still does */
 int		 relay_add(struct relay *, uint32_t, uint32_t, int *, int);
 void		 relay_remove(struct relay *, uint32_t);
+int		 relay_update(struct relay *, uint32_t, uint32_t);
 int		 relay_count(const struct relay *);
 void		 relay_busy(struct relay *, uint32_t, uint32_t);
 void		 relay_idle(struct relay *);
