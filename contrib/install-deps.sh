@@ -12,6 +12,7 @@ PACKAGES="build-essential autoconf automake pkg-config libevent-dev
 libgrpc-dev protobuf-c-compiler libprotobuf-c-dev grpc-proto check
 valgrind mandoc procps iproute2 shellcheck python3 openssl libssl-dev prometheus
 clang libclang-rt-14-dev liburing-dev bpftool libbpf-dev libhiredis-dev redis-server
+tshark
 dpkg-dev debhelper dh-autoreconf lintian adduser"
 
 prog=${0##*/}

@@ -67,6 +67,7 @@ enum shm_state {
 #define SHM_F_QUARANTINED 0x100	/* crashed workers: relayed no more */
 #define SHM_F_RESUMED	0x200	/* made again from Redis (src/repl) */
 #define SHM_F_DROP_DTMF	0x1000	/* telephone-events are not relayed */
+#define SHM_F_RECORD	0x400	/* write a pcap file (rec_gen: which start) */
 
 /*
  * Why sessions closed, X(NAME, word), for logs, events and metrics (which
@@ -419,6 +420,27 @@ struct shm_latch {
 	struct shm_addr	cand;		/* a new source, on its way */
 };
 
+/*
+ * A session's recording, written by its worker: the relay's thread
+ * (parts, seen_gen, file, dropped: copies it had no room for) and its
+ * writer thread (state, packets, error).  A new worker goes on from here.
+ */
+#define SHM_REC_NONE	0
+#define SHM_REC_ACTIVE	1	/* a file is being written */
+#define SHM_REC_FAILED	2	/* error says why; media flows on */
+#define SHM_REC_STOPPED	3
+
+struct shm_rec {
+	_Atomic uint32_t	state;		/* SHM_REC_* */
+	uint32_t		parts;		/* files begun */
+	uint32_t		seen_gen;	/* the slot's rec_gen acted on */
+	uint32_t		pad0;
+	_Atomic uint64_t	packets;	/* written */
+	_Atomic uint64_t	dropped;
+	char			file[256];	/* the current or last file */
+	char			error[128];
+};
+
 struct shm_slot {
 	/* master writes; release on publish, acquire on read */
 	_Atomic uint32_t	state;		/* enum shm_state */
@@ -444,7 +466,7 @@ struct shm_slot {
 	uint32_t		repl_epoch;
 	uint32_t		repl_pad;
 	uint32_t		updates;	/* UpdateSession changes */
-	uint32_t		pad_m;
+	uint32_t		rec_gen;	/* recording starts asked for */
 
 	/* the owning worker writes */
 	_Atomic uint32_t	latched;	/* bit 0: RTP, bit 1: RTCP */
@@ -455,6 +477,7 @@ struct shm_slot {
 	struct shm_addr		latch_rtcp;
 	struct shm_latch	latch;		/* the policy: master */
 	struct shm_tcpdir	tcp[2];
+	struct shm_rec		rec;
 	struct shm_dir		dir[2];		/* SHM_DIR_FWD, SHM_DIR_REV */
 	struct shm_kbase	kbase[4];	/* by socket role */
 } __attribute__((aligned(64)));
@@ -572,6 +595,8 @@ struct shm_header {
 	struct shm_totals closed[2];
 	struct shm_acl	acl;
 	struct shm_worker workers[SHM_MAX_WORKERS];
+	/* recording-dir, for the workers ("": none); master writes */
+	char		rec_dir[200];
 };
 
 struct shm_table {

@@ -127,7 +127,9 @@ shm-name $shm
 pidfile none
 max-sessions 100
 allow-destination 127.0.0.0/8 ::1
+recording-dir $tmp/recordings
 EOF
+	mkdir -p "$tmp/recordings"
 	"$RTPPROXYD" -f -c "$tmp/rtpproxyd.conf" </dev/null >/dev/null \
 	    2>"$log" &
 	dpid=$!

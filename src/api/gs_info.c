@@ -18,7 +18,7 @@ GS_STATE_(CREATED) GS_STATE_(CONNECTING) GS_STATE_(ACTIVE) GS_STATE_(ERROR)
 GS_STATE_(CLOSED)
 GS_EVENT_(CREATED) GS_EVENT_(STATE_CHANGED) GS_EVENT_(STATS_UPDATE)
 GS_EVENT_(ERROR) GS_EVENT_(CLOSED) GS_EVENT_(RELATCHED)
-GS_EVENT_(SOURCE_REFUSED) GS_EVENT_(UPDATED) GS_EVENT_(DTMF)
+GS_EVENT_(SOURCE_REFUSED) GS_EVENT_(UPDATED) GS_EVENT_(RECORDING) GS_EVENT_(DTMF)
 SHM_LATCH_POLICIES(GS_LATCH_)
 
 /* Each counter of the list is a uint64 of DirectionStats. */
@@ -127,5 +127,19 @@ gs_info_fill(struct gs_info *gi, const struct session_snapshot *s)
 	i->dtmf_payload_type = s->dtmf_pt;
 	i->drop_dtmf = (s->flags & SHM_F_DROP_DTMF) != 0;
 	i->updates = s->updates;
+	if (s->rec_parts > 0 || s->rec_state != SHM_REC_NONE) {
+		rtpproxy__recording__init(&gi->rec);
+		gs_text(gi->rec_file, sizeof(gi->rec_file), s->rec_file,
+		    sizeof(s->rec_file));
+		gs_text(gi->rec_error, sizeof(gi->rec_error), s->rec_error,
+		    sizeof(s->rec_error));
+		gi->rec.active = s->rec_state == SHM_REC_ACTIVE;
+		gi->rec.file = gi->rec_file;
+		gi->rec.packets = s->rec_packets;
+		gi->rec.dropped = s->rec_dropped;
+		gi->rec.error = gi->rec_error;
+		gi->rec.parts = s->rec_parts;
+		i->recording = &gi->rec;
+	}
 	return i;
 }

@@ -205,6 +205,9 @@ struct gs_info {
 	char				addr[5][GS_ADDRLEN];
 	char				id[SHM_ID_MAX];
 	char				error[SHM_REASON_MAX];
+	Rtpproxy__Recording		rec;
+	char				rec_file[256];
+	char				rec_error[128];
 };
 
 /* What reflection lists and health knows, when the descriptors have it. */

@@ -236,6 +236,7 @@ request_create_params(const Rtpproxy__CreateSessionRequest *req,
 		return -1;
 	}
 	p->unidirectional = req->unidirectional ? 1 : 0;
+	p->record = req->record ? 1 : 0;
 	p->disable_rtcp = req->disable_rtcp ? 1 : 0;
 	p->idle_timeout_s = req->idle_timeout_s;
 	p->stats_interval_ms = req->stats_interval_ms;
@@ -352,7 +353,21 @@ request_update_params(const Rtpproxy__UpdateSessionRequest *req,
 		    "a known LatchPolicy (0 UNCHANGED, 1 LEARN, 2 NEVER, "
 		    "3 LATEST)", (int)req->latch_policy);
 	u->latch_policy = (int)req->latch_policy;
-	u->record = -1;
+	switch (req->recording) {
+	case RTPPROXY__UPDATE_RECORDING__UPDATE_RECORDING_UNCHANGED:
+		u->record = -1;
+		break;
+	case RTPPROXY__UPDATE_RECORDING__UPDATE_RECORDING_START:
+		u->record = 1;
+		break;
+	case RTPPROXY__UPDATE_RECORDING__UPDATE_RECORDING_STOP:
+		u->record = 0;
+		break;
+	default:
+		return rp_err(err, RP_INVALID_ARGUMENT, "recording %d is not a "
+		    "known UpdateRecording (0 UNCHANGED, 1 START, 2 STOP)",
+		    (int)req->recording);
+	}
 	return 0;
 }
 

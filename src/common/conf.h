@@ -49,6 +49,7 @@ struct config {
 
 	/* the API's security */
 	char		*auth_token_file;
+	char		*recording_dir;		/* NULL: none */
 	unsigned int	 auth_token_line;
 	char		**tokens;		/* from auth-token-file */
 	size_t		 ntokens;

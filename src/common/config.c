@@ -94,6 +94,8 @@ static int	conf_word(struct conf_state *, const struct conf_keyword *,
 		    char **);
 static int	conf_standby(struct conf_state *,
 		    const struct conf_keyword *, char **);
+static int	conf_recdir(struct conf_state *, const struct conf_keyword *,
+		    char **);
 
 #define OFF(f)	offsetof(struct config, f)
 
@@ -170,6 +172,7 @@ static const struct conf_keyword conf_keywords[] = {
 	    OFF(redis_password_file), 0, 0, NULL },
 	{ "node-id",		1, 0, conf_word,	OFF(node_id), 1, 0, NULL },
 	{ "standby-for",	2, 1, conf_standby,	0, 0, 0, NULL },
+	{ "recording-dir",	1, 0, conf_recdir,	0, 0, 0, NULL },
 };
 #define NKEYWORDS	(sizeof(conf_keywords) / sizeof(conf_keywords[0]))
 
@@ -334,6 +337,35 @@ conf_name(struct conf_state *st, const struct conf_keyword *kw,
 		return conf_err(st, "%s: empty name", kw->name);
 	free(*p);
 	*p = xstrdup(argv[0]);
+	return 0;
+}
+
+/*
+ * Where sessions' pcap files go, or none.  The workers read it from the
+ * session table, which has room for 199 octets of it.
+ */
+static int
+conf_recdir(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	struct config	*c = st->conf;
+	size_t		 n = strlen(argv[0]);
+
+	if (strcmp(argv[0], "none") == 0) {
+		free(c->recording_dir);
+		c->recording_dir = NULL;
+		return 0;
+	}
+	if (argv[0][0] != '/')
+		return conf_err(st, "recording-dir: must be an absolute path "
+		    "or \"none\" (got \"%s\")", argv[0]);
+	while (n > 1 && argv[0][n - 1] == '/')
+		argv[0][--n] = '\0';
+	if (n >= sizeof(((struct shm_header *)0)->rec_dir) - 1)
+		return conf_err(st, "recording-dir: longer than %zu octets",
+		    sizeof(((struct shm_header *)0)->rec_dir) - 2);
+	free(c->recording_dir);
+	c->recording_dir = xstrdup(argv[0]);
 	return 0;
 }
 
@@ -963,6 +995,7 @@ config_free(struct config *c)
 	free(c->path);
 	free(c->rules);
 	free(c->auth_token_file);
+	free(c->recording_dir);
 	config_free_secrets(c);
 	free(c->tls_cert);
 	free(c->tls_key);

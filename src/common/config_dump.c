@@ -148,4 +148,6 @@ config_dump(const struct config *c, FILE *fp)
 	for (i = 0; i < (size_t)c->nstandby; i++)
 		fprintf(fp, "standby-for %s %s\n", c->standby[i].node,
 		    c->standby[i].text);
+	conf_put_kw(fp, "recording-dir", c->recording_dir != NULL ?
+	    c->recording_dir : "none");
 }

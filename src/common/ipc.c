@@ -35,6 +35,7 @@ ipc_size(uint16_t type)
 	case IPC_GO:
 		return sizeof(struct ipc_hdr);
 	case IPC_ERROR:
+	case IPC_RECORDING:
 		return sizeof(struct ipc_error);
 	case IPC_HAVE:
 		return sizeof(struct ipc_have);

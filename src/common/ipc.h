@@ -33,6 +33,7 @@ enum ipc_type {
 	IPC_HAVE,		/* adopted: relays slot with these sockets */
 	IPC_LATCHED,		/* slot's latch moved; from, to, reason */
 	IPC_REFUSED,		/* slot refused a sender; to, reason */
+	IPC_RECORDING,		/* slot's recording: err = SHM_REC_*, reason */
 	IPC_DTMF = 14,		/* slot saw a telephone-event; arg: direction */
 	/* master -> worker */
 	IPC_ADD = 16,		/* relay slot; its sockets attached */

@@ -52,10 +52,11 @@ usage(int code)
 "         [-I idle_s] [-S stats_ms] [-C clock_hz] [--tcp]\n"
 "         [--reverse-source any|address|address-port] [--pps N] [--bps N]\n"
 "         [--latch learn|never|latest] [--dtmf-pt type] [--drop-dtmf]\n"
+"         [--record]\n"
 "  update id [-d addr:port] [--both | -u] [--pps N] [--bps N]\n"
 "         [-I idle_s] [-S stats_ms]\n"
 "         [--reverse-source any|address|address-port]\n"
-"         [--latch learn|never|latest]\n"
+"         [--latch learn|never|latest] [--record start|stop]\n"
 "  destroy id\n"
 "  status id\n"
 "  list [--state state] [-n page_size] [-p page_token] [-a]\n"
@@ -180,6 +181,7 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 		{ "latch", required_argument, NULL, 'L' },
 		{ "dtmf-pt", required_argument, NULL, 'D' },
 		{ "drop-dtmf", no_argument, NULL, 'X' },
+		{ "record", no_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 }
 	};
 	Rtpproxy__CreateSessionRequest	 req =
@@ -256,6 +258,8 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 			break;
 		case 'X':
 			req.drop_dtmf = 1;
+		case 'W':
+			req.record = 1;
 			break;
 		default:
 			usage(EX_USAGE_);
@@ -291,6 +295,7 @@ cmd_update(struct rpc_client *c, int argc, char **argv)
 		{ "pps", required_argument, NULL, 'P' },
 		{ "bps", required_argument, NULL, 'B' },
 		{ "latch", required_argument, NULL, 'L' },
+		{ "record", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 }
 	};
 	Rtpproxy__UpdateSessionRequest	 req =
@@ -344,6 +349,15 @@ cmd_update(struct rpc_client *c, int argc, char **argv)
 				usagex("--latch: %s is not learn, never or "
 				    "latest", optarg);
 			req.latch_policy = (Rtpproxy__LatchPolicy)p;
+			break;
+		case 'W':
+			if (strcmp(optarg, "start") == 0)
+				req.recording = RTPPROXY__UPDATE_RECORDING__UPDATE_RECORDING_START;
+			else if (strcmp(optarg, "stop") == 0)
+				req.recording = RTPPROXY__UPDATE_RECORDING__UPDATE_RECORDING_STOP;
+			else
+				usagex("--record: %s is not start or stop",
+				    optarg);
 			break;
 		default:
 			usage(EX_USAGE_);

@@ -211,6 +211,16 @@ json_session(struct json *j, const char *key, const Rtpproxy__SessionInfo *s)
 	json_u64(j, "dtmf_payload_type", s->dtmf_payload_type);
 	json_bool(j, "drop_dtmf", s->drop_dtmf);
 	json_u64(j, "updates", s->updates);
+	if (s->recording != NULL) {
+		json_open(j, "recording", '{');
+		json_bool(j, "active", s->recording->active);
+		json_str(j, "file", s->recording->file);
+		json_u64(j, "packets", s->recording->packets);
+		json_u64(j, "dropped", s->recording->dropped);
+		json_str(j, "error", s->recording->error);
+		json_u64(j, "parts", s->recording->parts);
+		json_close(j, '}');
+	}
 	json_u64(j, "worker", s->worker);
 	if (s->node != NULL && s->node[0] != '\0')
 		json_str(j, "node", s->node);
@@ -369,6 +379,16 @@ print_session(const Rtpproxy__SessionInfo *s, int stats)
 	}
 	if (s->updates > 0)
 		printf("%-14s %u\n", "updates", s->updates);
+	if (s->recording != NULL) {
+		printf("%-14s %s %s, %" PRIu64 " packets, %" PRIu64
+		    " dropped, %u part%s", "recording", s->recording->active ?
+		    "to" : "was", s->recording->file, s->recording->packets,
+		    s->recording->dropped, s->recording->parts,
+		    s->recording->parts == 1 ? "" : "s");
+		if (s->recording->error != NULL && *s->recording->error != '\0')
+			printf(" (%s)", s->recording->error);
+		printf("\n");
+	}
 	if (!stats)
 		return;
 	printf("\n%-22s %16s %16s\n", "", "forward", "reverse");

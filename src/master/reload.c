@@ -190,6 +190,7 @@ reload_take_live(struct config *c, struct config *nc)
 	MOVE(tls_cert);
 	MOVE(tls_key);
 	MOVE(tls_client_ca);
+	MOVE(recording_dir);
 	for (i = 0; i < 3; i++) {
 		MOVE(tls_pem[i]);
 		MOVE(tls_line[i]);

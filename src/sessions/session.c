@@ -123,6 +123,15 @@ session_snapshot(uint32_t i, struct session_snapshot *o)
 	o->relatches = atomic_load_explicit(&s->latch.moves,
 	    memory_order_relaxed);
 	o->updates = s->updates;
+	o->rec_state = atomic_load_explicit(&s->rec.state,
+	    memory_order_acquire);
+	o->rec_parts = s->rec.parts;
+	o->rec_packets = SHM_LOAD(&s->rec.packets);
+	o->rec_dropped = SHM_LOAD(&s->rec.dropped);
+	memcpy(o->rec_file, s->rec.file, sizeof(o->rec_file));
+	o->rec_file[sizeof(o->rec_file) - 1] = '\0';
+	memcpy(o->rec_error, s->rec.error, sizeof(o->rec_error));
+	o->rec_error[sizeof(o->rec_error) - 1] = '\0';
 	o->created_ms = s->created_ms;
 	o->repl_inc = s->repl_inc;
 	o->repl_epoch = s->repl_epoch;
@@ -383,6 +392,13 @@ session_check(const struct session_params *p, int rtcp,
 		    "sessions: a TCP session relays both streams, and TCP's "
 		    "flow control paces them", p->unidirectional ?
 		    "unidirectional" : "a rate limit");
+	if (p->record && p->tcp)
+		return rp_err(err, RP_INVALID_ARGUMENT, "record is for UDP "
+		    "sessions");
+	if (p->record && (c->recording_dir == NULL ||
+	    c->recording_dir[0] == '\0'))
+		return rp_err(err, RP_FAILED_PRECONDITION, "record: no "
+		    "recording-dir is configured");
 	if (p->tcp && p->latch_policy != 0)
 		return rp_err(err, RP_INVALID_ARGUMENT, "latch_policy is for "
 		    "UDP sessions: a TCP session's caller is the one that "
@@ -446,8 +462,10 @@ session_fill(uint32_t i, const struct session_params *p, const char *id,
 	    (p->idle_timeout_s == 0 ? SHM_F_IDLE_DEF : 0) |
 	    (rs != CONF_RS_ANY ? SHM_F_SRC_ADDR : 0) |
 	    (rs == CONF_RS_ADDRESS_PORT ? SHM_F_SRC_PORT : 0) |
-	    (p->drop_dtmf ? SHM_F_DROP_DTMF : 0);
+	    (p->drop_dtmf ? SHM_F_DROP_DTMF : 0) |
+	    (p->record ? SHM_F_RECORD : 0);
 	s->dtmf_pt = p->dtmf_pt ? p->dtmf_pt : 101;
+	s->rec_gen = p->record ? 1 : 0;
 	s->rate_pps = p->tcp ? 0 : p->rate_pps ? p->rate_pps : c->rate_pps;
 	s->rate_bps = p->tcp ? 0 : p->rate_bps ? p->rate_bps : c->rate_bps;
 	s->rate_burst_ms = c->rate_burst_ms;
@@ -734,12 +752,23 @@ session_acl_refresh(const struct config *c)
 	    "host", sr.acl.nrules, sr.acl.nlocal);
 }
 
+/* Where workers write recordings: in the table, for them to read. */
+static void
+session_rec_dir(const struct config *c)
+{
+	char *d = sr.shm->hdr->rec_dir;
+
+	snprintf(d, sizeof(sr.shm->hdr->rec_dir), "%s",
+	    c->recording_dir != NULL ? c->recording_dir : "");
+}
+
 void
 session_reconfigure(const struct config *c)
 {
 	uint32_t i;
 
 	session_acl_refresh(c);
+	session_rec_dir(c);
 	for (i = session_next(0); i < sr.nslots; i = session_next(i + 1)) {
 		session_slot(i)->setup_timeout_s = c->setup_timeout;
 		if (session_slot(i)->flags & SHM_F_IDLE_DEF)
@@ -783,6 +812,7 @@ session_init(const struct sessions_env *env)
 	/* Published before any worker exists; the seq starts even. */
 	sr.acl.nrules = UINT32_MAX;
 	session_acl_refresh(sr.conf);
+	session_rec_dir(sr.conf);
 	sr.sweep_ev = event_new(sr.base, -1, EV_PERSIST, session_sweep, NULL);
 	if (sr.sweep_ev == NULL)
 		fatalx("session_init: event_new");

@@ -399,6 +399,38 @@ session_dtmf_report(uint32_t i, const struct ipc_dtmf *m)
 	sr.publish(&ev);
 }
 
+/* What a session's recording did: a log line and a RECORDING event. */
+static void
+session_rec_report(uint32_t i, const struct ipc_error *e)
+{
+	struct shm_slot	*s = session_slot(i);
+	char		 what[sizeof(e->reason)], reason[320];
+
+	snprintf(what, sizeof(what), "%s", e->reason);
+	if (!utf8_valid(what, strlen(what)))
+		snprintf(what, sizeof(what), "(not valid UTF-8)");
+	switch (e->err) {
+	case SHM_REC_ACTIVE:
+		snprintf(reason, sizeof(reason), "recording to %s", what);
+		break;
+	case SHM_REC_FAILED:
+		snprintf(reason, sizeof(reason), "recording failed: %s", what);
+		break;
+	case SHM_REC_STOPPED:
+		snprintf(reason, sizeof(reason), "recording stopped: %s, "
+		    "%llu packets written, %llu dropped", what,
+		    (unsigned long long)SHM_LOAD(&s->rec.packets),
+		    (unsigned long long)SHM_LOAD(&s->rec.dropped));
+		break;
+	default:
+		return;
+	}
+	if (e->err == SHM_REC_FAILED)
+		log_warnx("session %s: %s", s->id, reason);
+	else
+		log_info("session %s: %s", s->id, reason);
+	session_emit(i, SEV_RECORDING, session_state(i), reason);
+}
 /* A worker's message; fds (its descriptors) are ours to keep or close. */
 void
 session_ipc(int w, const struct ipc_hdr *h, int *fds, int nfds)
@@ -452,6 +484,10 @@ session_ipc(int w, const struct ipc_hdr *h, int *fds, int nfds)
 		    (st == SHM_CREATED || st == SHM_CONNECTING))
 			session_change(h->slot, SHM_ACTIVE, SEV_STATE_CHANGED,
 			    NULL);
+		break;
+	case IPC_RECORDING:
+		if (!se->removing)
+			session_rec_report(h->slot, e);
 		break;
 	case IPC_ERROR:
 		if (sr.s[h->slot].removing ||

@@ -82,6 +82,10 @@ upd_check(uint32_t i, const struct session_update *u, uint32_t keys[2],
 		    "TCP session: only idle_timeout_s and stats_interval_ms "
 		    "can change (its connection to the destination is made)",
 		    s->id);
+	if (u->record == 1 && (sr.conf->recording_dir == NULL ||
+	    sr.conf->recording_dir[0] == '\0'))
+		return rp_err(err, RP_FAILED_PRECONDITION, "recording: no "
+		    "recording-dir is configured");
 	if (u->stats_interval_ms != 0 && (u->stats_interval_ms < 100 ||
 	    u->stats_interval_ms > 3600000))
 		return rp_err(err, RP_INVALID_ARGUMENT,
@@ -215,6 +219,16 @@ upd_apply(uint32_t i, const struct session_update *u, struct upd_log *l)
 		    shm_latch_name(s->latch.policy ? s->latch.policy :
 		    SHM_LATCH_LEARN), shm_latch_name(u->latch_policy));
 		s->latch.policy = (uint8_t)u->latch_policy;
+	}
+	/* Started again after a failure or a stop: a new part. */
+	if (u->record == 1 && (!(flags & SHM_F_RECORD) ||
+	    atomic_load(&s->rec.state) != SHM_REC_ACTIVE)) {
+		upd_note(l, "recording", "recording started");
+		flags |= SHM_F_RECORD;
+		s->rec_gen++;
+	} else if (u->record == 0 && (flags & SHM_F_RECORD)) {
+		upd_note(l, "recording", "recording stopped");
+		flags &= ~SHM_F_RECORD;
 	}
 	s->flags = flags;
 }

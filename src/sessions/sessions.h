@@ -43,6 +43,7 @@ struct session_params {
 	const struct session_resume *resume;	/* NULL: a new one */
 	uint32_t		dtmf_pt;	/* 0: 101 */
 	int			drop_dtmf;
+	int			record;		/* a pcap file (recording-dir) */
 };
 
 /*
@@ -84,6 +85,11 @@ struct session_snapshot {
 	uint64_t	repl_inc;
 	uint32_t	repl_epoch;
 	uint32_t	updates;
+	uint32_t	rec_state;	/* SHM_REC_* */
+	uint32_t	rec_parts;
+	uint64_t	rec_packets, rec_dropped;
+	char		rec_file[256];
+	char		rec_error[128];
 	int64_t		created_ms;
 	int64_t		last_activity_ms;
 	char		error[SHM_REASON_MAX];

@@ -273,6 +273,7 @@ static const struct peer_type wk_types[] = {
 	{ IPC_LATCHED, wk_forward },
 	{ IPC_REFUSED, wk_forward },
 	{ IPC_DTMF, wk_forward },
+	{ IPC_RECORDING, wk_forward },
 	{ 0, NULL }
 };
 

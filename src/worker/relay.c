@@ -488,8 +488,14 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 	/* Drops after the last datagram queued: ask once drained. */
 	if ((t.overflow = relay_drops(rs, sk->role, drops, 0)) != 0)
 		sk->ovfl_check = 1;
-	if (ntx > 0)
+	if (ntx > 0) {
 		relay_send(rs, out, ntx, dst, dstlen, &t);
+		/* A copy of what went, for the writer: no wait, no syscall. */
+		if (__builtin_expect(rs->rec != NULL, 0) && t.sent > 0)
+			rec_put_batch(rs->rec, s, rs->idx, (rev ? REC_F_REV :
+			    0) | (rtcp ? REC_F_RTCP : 0), r->txiov, r->txok,
+			    r->txns, ntx, dst);
+	}
 	relay_publish(d, rtcp, &t);
 	if (rs->seen_dirty) {
 		s->latch.seen_ms = rs->seen_ns / NS_PER_MS;

@@ -137,6 +137,11 @@ struct relay_sess {
 	int64_t			 moves_tat;	/* ns */
 	uint32_t		 moves_untold;
 	char			 error[120];	/* what was reported */
+	/* recording: the writer, or NULL; what the master was told of it */
+	struct rec		*rec;
+	uint32_t		 rec_serial;	/* the file's; 0: none */
+	uint64_t		 rec_base;	/* packets of earlier parts */
+	uint32_t		 rec_told_state, rec_told_parts;
 	/* sockets whose drop count the timer reads, off the packet path */
 	uint8_t			 ovfl_watch;	/* roles, a bit each */
 	LIST_ENTRY(relay_sess)	 ovfl_entry;	/* in relay's ovfl_watch */
@@ -207,6 +212,8 @@ struct relay {
 	/* sessions with sockets whose drop count the timer reads */
 	LIST_HEAD(, relay_sess)	  ovfl_watch;
 	struct event		 *ev_ovfl;
+	struct rec		 *rec;		/* made at the first recording */
+	struct event		 *ev_rec;	/* tells what the writer did */
 	int			  meminfo;	/* the kernel has SO_MEMINFO */
 
 	/* the kernel fast path (relay_kfwd.c): its map, -1 when not used */

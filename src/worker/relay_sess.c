@@ -154,6 +154,9 @@ relay_free(struct relay *r)
 		relay_remove(r, i);
 	tcp_free(r->tcp);
 	relay_kfwd_free(r);
+	if (r->ev_rec != NULL)
+		event_free(r->ev_rec);
+	rec_free(r->rec);
 	event_free(r->ev_ovfl);
 	event_free(r->ev_poll);
 	close(r->epfd);
@@ -249,6 +252,91 @@ relay_sess_load(struct relay_sess *rs)
 	rs->destlen[0] = relay_sa_set(&rs->dest[0], &s->dest, 0);
 	rs->destlen[1] = relay_sa_set(&rs->dest[1], &s->dest, 1);
 }
+/* What the writer says of the session's file, into its slot. */
+static void
+relay_rec_pull(struct relay_sess *rs)
+{
+	struct relay	*r = rs->relay;
+	struct shm_slot	*s = rs->slot;
+	uint64_t	 packets;
+	uint32_t	 st;
+	char		 err[sizeof(s->rec.error)];
+
+	if (rs->rec_serial == 0 || r->rec == NULL ||
+	    rec_status(r->rec, rs->idx, rs->rec_serial, &st, &packets, err,
+	    sizeof(err)) == -1)
+		return;
+	atomic_store_explicit(&s->rec.packets, rs->rec_base + packets,
+	    memory_order_relaxed);
+	memcpy(s->rec.error, err, sizeof(err));
+	atomic_store_explicit(&s->rec.state, st, memory_order_release);
+}
+/*
+ * What the writer did (a file opened, failed, closed), told the master
+ * once per change: from the slots, off the packet path.
+ */
+static void
+relay_rec_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay		*r = arg;
+	struct relay_sess	*rs;
+	struct shm_slot		*s;
+	char			 why[120];
+	const char		*src;
+	size_t			 n;
+	uint32_t		 i, st;
+
+	for (i = 0; i < r->shm->nslots; i++) {
+		if ((rs = r->sess[i]) == NULL)
+			continue;
+		relay_rec_pull(rs);
+		s = rs->slot;
+		st = atomic_load_explicit(&s->rec.state, memory_order_acquire);
+		if (st == rs->rec_told_state && s->rec.parts ==
+		    rs->rec_told_parts)
+			continue;
+		rs->rec_told_state = st;
+		rs->rec_told_parts = s->rec.parts;
+		src = st == SHM_REC_FAILED ? s->rec.error : s->rec.file;
+		n = strnlen(src, sizeof(why) - 1);
+		memcpy(why, src, n);
+		why[n] = '\0';
+		wctx_report(&r->ctx, IPC_RECORDING, i, rs->gen, (int)st, why);
+	}
+}
+/*
+ * Recording as the slot asks: begin a file (a new part) when the master
+ * started it again (rec_gen) or this worker is new to the session
+ * (adding), close it when the master stopped it.
+ */
+static void
+relay_rec_sync(struct relay_sess *rs, int adding)
+{
+	struct relay	*r = rs->relay;
+	struct shm_slot	*s = rs->slot;
+	int		 want = (s->flags & SHM_F_RECORD) != 0;
+
+	if (want && (adding || rs->rec == NULL ||
+	    s->rec.seen_gen != s->rec_gen)) {
+		if (r->rec == NULL) {
+			if ((r->rec = rec_new(r->shm)) == NULL)
+				return;
+			r->ev_rec = event_new(r->base, -1, EV_PERSIST,
+			    relay_rec_tick, r);
+			if (r->ev_rec != NULL)
+				event_add(r->ev_rec, &(struct timeval){ 0,
+				    200000 });
+		}
+		relay_rec_pull(rs);
+		s->rec.seen_gen = s->rec_gen;
+		rs->rec_base = SHM_LOAD(&s->rec.packets);
+		rs->rec_serial = rec_start(r->rec, rs->idx, rs->gen);
+		rs->rec = rs->rec_serial != 0 ? r->rec : NULL;
+	} else if (!want && rs->rec != NULL) {
+		rec_stop(rs->rec, rs->idx, 1, SHM_LOAD(&s->rec.dropped));
+		rs->rec = NULL;
+	}
+}
 /*
  * The master changed slot (IPC_UPDATE): take its new destination, modes
  * and limits.  The latch, the counters and the buckets' state stay.  0,
@@ -263,6 +351,7 @@ relay_update(struct relay *r, uint32_t slot, uint32_t gen)
 	    rs->gen != gen)
 		return -1;
 	relay_sess_load(rs);
+	relay_rec_sync(rs, 0);
 	return 0;
 }
 /*
@@ -342,6 +431,10 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 		relay_kfwd_adopt(rs);
 	r->sess[slot] = rs;
 	r->count++;
+	/* What the master was told stays told: only changes go. */
+	rs->rec_told_state = atomic_load(&s->rec.state);
+	rs->rec_told_parts = s->rec.parts;
+	relay_rec_sync(rs, 1);
 	return 0;
 fail:
 	saved = errno;
@@ -388,6 +481,10 @@ relay_remove(struct relay *r, uint32_t slot)
 	if (rs->ovfl_watch != 0)
 		LIST_REMOVE(rs, ovfl_entry);
 	relay_kfwd_drop_all(rs);
+	if (rs->rec != NULL) {
+		relay_rec_pull(rs);
+		rec_stop(rs->rec, slot, 0, SHM_LOAD(&rs->slot->rec.dropped));
+	}
 	for (i = 0; i < rs->nsock; i++) {
 		/*
 		 * Not left to close: the master holds a copy of the socket,

@@ -36,7 +36,7 @@ wctx_report(struct wctx *x, uint16_t type, uint32_t slot, uint32_t gen,
 	struct ipc_error m;
 
 	ipc_init(&m.hdr, type, 0, slot, gen);
-	if (type == IPC_ERROR) {
+	if (type == IPC_ERROR || type == IPC_RECORDING) {
 		m.err = err;
 		snprintf(m.reason, sizeof(m.reason), "%s",
 		    reason != NULL ? reason : "");

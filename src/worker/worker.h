@@ -59,6 +59,21 @@ uint64_t	 relay_gso_count(const struct relay *);
 int		 relay_add(struct relay *, uint32_t, uint32_t, int *, int);
 void		 relay_remove(struct relay *, uint32_t);
 int		 relay_update(struct relay *, uint32_t, uint32_t);
+
+/* record.c: pcap files written off the packet path */
+struct rec;
+#define REC_F_REV	0x01	/* destination -> caller */
+#define REC_F_RTCP	0x02
+struct rec	*rec_new(struct shm_table *);
+void		 rec_free(struct rec *);
+uint32_t	 rec_start(struct rec *, uint32_t, uint32_t);
+void		 rec_stop(struct rec *, uint32_t, int, uint64_t);
+int		 rec_status(struct rec *, uint32_t, uint32_t, uint32_t *,
+		    uint64_t *, char *, size_t);
+struct iovec;
+void		 rec_put_batch(struct rec *, struct shm_slot *, uint32_t, int,
+		    const struct iovec *, const uint8_t *, const int64_t *, int,
+		    const struct sockaddr *);
 int		 relay_count(const struct relay *);
 void		 relay_busy(struct relay *, uint32_t, uint32_t);
 void		 relay_idle(struct relay *);
