@@ -45,6 +45,7 @@ struct bopts {
 	int		 tries;		/* -T */
 	const char	*conf[MAX_CONF_LINES];	/* -o */
 	int		 nconf;
+	int		 record;	/* -W: rtpproxyd records every session */
 };
 
 /* A latency histogram in microseconds. */
@@ -98,6 +99,7 @@ struct target {
 	char			 shm[64];
 	int			 in, out;	/* refrelay's stdin, stdout */
 	struct rpc_client	*rpc;
+	int			 record;	/* sessions are recorded (-W) */
 };
 
 /* One session as the generator sees it. */

@@ -85,7 +85,7 @@ usage(void)
 	    "[-R pps] [-t step_s]\n"
 	    "                [-d seconds] [-G burst] [-T tries] [-c cpu] "
 	    "[-o 'key value']\n"
-	    "                [-b bytes] [-a address]\n"
+	    "                [-b bytes] [-a address] [-W]\n"
 	    "       rtpbench -F [-X rtpproxyd] [-Y refrelay] [-B] "
 	    "[-n streams] [-d seconds] [-G burst]\n"
 	    "                [-c cpu] [-o 'key value'] [-b bytes] "
@@ -691,7 +691,7 @@ main(int argc, char *argv[])
 	o.burst = 8;
 	o.tries = 4;
 	while ((ch = getopt(argc, argv,
-	    "0A:a:Bb:Cc:d:f:FG:i:L:N:n:o:Pp:R:r:s:T:t:X:x:Y:y:"))
+	    "0A:a:Bb:Cc:d:f:FG:i:L:N:n:o:Pp:R:r:s:T:t:WX:x:Y:y:"))
 	    != -1) {
 		switch (ch) {
 		case '0':
@@ -788,6 +788,9 @@ main(int argc, char *argv[])
 		case 't':
 			if (parse_secs(optarg, 0.05, 600, &o.step_s) == -1)
 				usage();
+			break;
+		case 'W':
+			o.record = 1;
 			break;
 		case 'X':
 			o.rtpproxyd = optarg;

@@ -408,6 +408,15 @@ write_conf(struct target *t, const struct bopts *o, int sessions)
 	snprintf(gen[g++], sizeof(gen[0]), "pidfile %s/rtpproxyd.pid",
 	    t->dir);
 	snprintf(gen[g++], sizeof(gen[0]), "shm-name %s", t->shm);
+	/* -W: the recordings go to the scratch directory, and go with it */
+	if (o->record) {
+		snprintf(gen[g++], sizeof(gen[0]), "recording-dir %s/rec",
+		    t->dir);
+		path_in(t, "rec", path, sizeof(path));
+		if (mkdir(path, 0700) == -1)
+			return -1;
+		t->record = 1;
+	}
 	for (i = 0; i < g; i++)
 		n = conf_put(lines, n, gen[i]);
 	for (i = 0; extra_conf[i] != NULL; i++)
@@ -733,6 +742,7 @@ rtpp_sessions(struct target *t, const char *addr, const char *dhost,
 	req.forward = &f;
 	req.destination = &d;
 	req.disable_rtcp = 1;
+	req.record = t->record;
 	for (i = 0; i < n && !bench_stop; i++) {
 		resp = NULL;
 		rc = rpc_unary(t->rpc, M_CREATE, &req.base,
@@ -833,6 +843,25 @@ target_stop(struct target *t)
 			log_tail(t);
 		}
 		t->pid = -1;
+	}
+	if (t->dir[0] != '\0' && t->record) {
+		char		 rec[128], f[512];
+		struct dirent	*de;
+		DIR		*d;
+
+		path_in(t, "rec", rec, sizeof(rec));
+		if ((d = opendir(rec)) != NULL) {
+			while ((de = readdir(d)) != NULL) {
+				if (de->d_name[0] == '.')
+					continue;
+				snprintf(f, sizeof(f), "%s/%s", rec,
+				    de->d_name);
+				(void)unlink(f);
+			}
+			closedir(d);
+		}
+		(void)rmdir(rec);
+		t->record = 0;
 	}
 	if (t->dir[0] != '\0') {
 		unlink_in(t, "rtpproxyd.conf");
