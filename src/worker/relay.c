@@ -491,7 +491,7 @@ relay_batch(struct relay_sess *rs, struct relay_sock *sk, int n)
 	if (ntx > 0) {
 		relay_send(rs, out, ntx, dst, dstlen, &t);
 		/* A copy of what went, for the writer: no wait, no syscall. */
-		if (__builtin_expect(rs->rec != NULL, 0) && t.sent > 0)
+		if (__builtin_expect(rs->recording, 0) && t.sent > 0)
 			rec_put_batch(rs->rec, s, rs->idx, (rev ? REC_F_REV :
 			    0) | (rtcp ? REC_F_RTCP : 0), r->txiov, r->txok,
 			    r->txns, ntx, dst);

@@ -94,6 +94,7 @@ struct relay_sess {
 	uint8_t			 nsock;
 	uint8_t			 dtmf_pt;	/* telephone-event; 0xff none */
 	uint8_t			 drop_dtmf;
+	uint8_t			 recording;	/* rec is set: on the hot line */
 	uint32_t		 clock_rate;
 	uint32_t		 latched;	/* the slot's, as last loaded */
 	/* the slot's ovfl_seen, kept here; written back when it changes */

@@ -336,6 +336,7 @@ relay_rec_sync(struct relay_sess *rs, int adding)
 		rec_stop(rs->rec, rs->idx, 1, SHM_LOAD(&s->rec.dropped));
 		rs->rec = NULL;
 	}
+	rs->recording = rs->rec != NULL;
 }
 /*
  * The master changed slot (IPC_UPDATE): take its new destination, modes
