@@ -544,6 +544,7 @@ START_TEST(worker_restart)
 	struct rpc_client	*c = client();
 	Rtpproxy__SessionInfo	*si;
 	char			 path[512], file[256];
+	struct stat		 sb;
 	uint16_t		 pd, pc, lport;
 	int			 fd, fc, n;
 	pid_t			 wpid;
@@ -556,12 +557,19 @@ START_TEST(worker_restart)
 	ck_assert_int_eq(wait_rec(c, "rs", 1, NULL, 0), 0);
 	send_rtp(fc, lport, 1, 50, 0x66);
 	ck_assert_int_eq(drain(fd, tms(2000)), 50);
-	/* written: the writer flushes within half a second */
+	/* on disk: the writer writes what it holds every half a second */
 	ck_assert_int_eq(wait_rec(c, "rs", 1, NULL, 50), 0);
-	usleep(1200000);
 	ck_assert_int_eq(harness_status(c, "rs", &si), 0);
 	snprintf(file, sizeof(file), "%s", si->recording->file);
 	harness_info_free(si);
+	rec_path(path, sizeof(path), file);
+	for (n = 0; n < 200; n++) {
+		if (stat(path, &sb) == 0 && sb.st_size >= 24 + 50 *
+		    (16 + 20 + 8 + 172))
+			break;
+		usleep(50000);
+	}
+	ck_assert_int_lt(n, 200);
 
 	wpid = harness_worker_pid(&d, 0);
 	ck_assert_int_gt(wpid, 0);
@@ -586,6 +594,60 @@ START_TEST(worker_restart)
 	snprintf(path + strlen(path) - strlen("1.pcap"), 8, "2.pcap");
 	ck_assert_int_eq(tshark_seq(path, 0x66, 51, NULL, NULL, &n), 0);
 	ck_assert_int_eq(n, 50);
+	close(fd);
+	close(fc);
+	rpc_client_free(c);
+}
+END_TEST
+
+/*
+ * A master replaced by SIGUSR2 changes nothing: the worker is adopted and
+ * goes on writing the same file.
+ */
+START_TEST(master_takeover)
+{
+	struct rpc_client	*c = client();
+	Rtpproxy__SessionInfo	*si;
+	char			 path[512];
+	uint16_t		 pd, pc, lport;
+	int			 fd, fc, n, i;
+	pid_t			 old, now = -1;
+
+	fd = harness_udp(0, &pd);
+	fc = harness_udp(0, &pc);
+	ck_assert_int_eq(create_rec(c, "tk", pd, 1, 0, &si, NULL, 0), 0);
+	lport = (uint16_t)si->listen->port;
+	harness_info_free(si);
+	ck_assert_int_eq(wait_rec(c, "tk", 1, NULL, 0), 0);
+	send_rtp(fc, lport, 1, 30, 0x88);
+	ck_assert_int_eq(drain(fd, tms(2000)), 30);
+
+	old = harness_pidfile_pid(&d);
+	ck_assert_int_gt(old, 0);
+	ck_assert_int_eq(kill(old, SIGUSR2), 0);
+	for (i = 0; i < 500; i++) {
+		now = harness_pidfile_pid(&d);
+		if (now > 0 && now != old && harness_log_count(&d,
+		    "all 1 workers ready") >= 2)
+			break;
+		usleep(20000);
+	}
+	ck_assert_int_ne(now, old);
+	rpc_client_free(c);
+	c = client();
+	send_rtp(fc, lport, 31, 30, 0x88);
+	ck_assert_int_eq(drain(fd, tms(2000)), 30);
+	ck_assert_int_eq(wait_rec(c, "tk", 1, NULL, 60), 0);
+	ck_assert_int_eq(harness_status(c, "tk", &si), 0);
+	ck_assert_uint_eq(si->recording->parts, 1);
+	ck_assert_uint_eq(si->recording->packets, 60);
+	rec_path(path, sizeof(path), si->recording->file);
+	harness_info_free(si);
+	ck_assert_int_eq(harness_destroy(c, "tk"), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "-1.pcap closed: 60 packets "
+	    "written, 0 dropped", 1, tms(5000)), 0);
+	ck_assert_int_eq(tshark_seq(path, 0x88, 1, NULL, NULL, &n), 0);
+	ck_assert_int_eq(n, 60);
 	close(fd);
 	close(fc);
 	rpc_client_free(c);
@@ -655,6 +717,7 @@ main(void)
 	const TTest *const t_gone[] = { dir_gone_disk_full, NULL };
 	const TTest *const t_restart[] = { worker_restart, NULL };
 	const TTest *const t_behind[] = { writer_behind, NULL };
+	const TTest *const t_usr2[] = { master_takeover, NULL };
 	Suite	*s = suite_create("record");
 
 	if (system("tshark -v >/dev/null 2>&1") != 0) {
@@ -668,5 +731,6 @@ main(void)
 	harness_tcase(s, "gone-full", up, down, 90, t_gone);
 	harness_tcase(s, "restart", up, down, 90, t_restart);
 	harness_tcase(s, "behind", up_stall, down, 90, t_behind);
+	harness_tcase(s, "usr2", up, down, 90, t_usr2);
 	return harness_run_suite(s);
 }

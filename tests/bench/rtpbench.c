@@ -80,7 +80,7 @@ usage(void)
 	    "[-p daemon_pid]\n"
 	    "                [-x caller_netns] [-y dest_netns] [-L listen_addr] "
 	    "[-f forward_addr]\n"
-	    "                [-A dest_addr] [-0]\n"
+	    "                [-A dest_addr] [-0] [-W]\n"
 	    "       rtpbench -C -X rtpproxyd -Y refrelay [-B] [-N n,n,...] "
 	    "[-R pps] [-t step_s]\n"
 	    "                [-d seconds] [-G burst] [-T tries] [-c cpu] "
@@ -185,6 +185,8 @@ machine_busy(uint64_t *busy, uint64_t *steal, uint64_t *total)
 	return 0;
 }
 
+static int			 record_all;	/* -W */
+
 static int
 create_session(struct rpc_client *c, const char *addr, struct bsess *b,
     uint16_t dport)
@@ -206,6 +208,7 @@ create_session(struct rpc_client *c, const char *addr, struct bsess *b,
 	req.forward = &f;
 	req.destination = &d;
 	req.disable_rtcp = 1;
+	req.record = record_all;
 	rc = rpc_unary(c, M_CREATE, &req.base,
 	    &rtpproxy__create_session_response__descriptor,
 	    (ProtobufCMessage **)&resp, details, sizeof(details), 10000);
@@ -790,7 +793,7 @@ main(int argc, char *argv[])
 				usage();
 			break;
 		case 'W':
-			o.record = 1;
+			o.record = record_all = 1;
 			break;
 		case 'X':
 			o.rtpproxyd = optarg;
