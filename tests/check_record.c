@@ -32,6 +32,7 @@
 
 static struct daemon	d;
 static char		recdir[256];
+static const char	*media = "127.0.0.1";	/* the sessions' address */
 
 static void
 up_with(const char *dir_extra, int user)
@@ -121,8 +122,8 @@ create_rec(struct rpc_client *c, const char *id, uint16_t dport, int record,
 	int				 rc;
 
 	req.session_id = (char *)id;
-	l.address = (char *)"127.0.0.1";
-	ds.address = (char *)"127.0.0.1";
+	l.address = (char *)media;
+	ds.address = (char *)media;
 	ds.port = dport;
 	req.listen = &l;
 	req.destination = &ds;
@@ -206,7 +207,7 @@ send_rtp(int fd, uint16_t port, uint16_t seq0, int count, uint32_t ssrc)
 	for (i = 0; i < count; i++) {
 		n = harness_rtp(b, (uint16_t)(seq0 + i), 160u * (uint32_t)i,
 		    ssrc, 160);
-		ck_assert_int_eq(harness_send(fd, "127.0.0.1", port, b, n), 0);
+		ck_assert_int_eq(harness_send(fd, media, port, b, n), 0);
 		usleep(1000);
 	}
 }
@@ -249,8 +250,12 @@ tshark_seq(const char *path, uint32_t ssrc, uint16_t seq0, const char *src,
 	unsigned int seq;
 
 	snprintf(cmd, sizeof(cmd), "tshark -n -r '%s' -o rtp.heuristic_rtp:TRUE "
-	    "-T fields -E separator=' ' -e rtp.ssrc -e rtp.seq -e ip.src "
-	    "-e udp.srcport -e ip.dst -e udp.dstport 2>/dev/null", path);
+	    "-o udp.check_checksum:TRUE -o ip.check_checksum:TRUE "
+	    "-Y '!_ws.expert.severity >= warning' "
+	    "-T fields -E separator=' ' -e rtp.ssrc -e rtp.seq -e %s "
+	    "-e udp.srcport -e %s -e udp.dstport 2>/dev/null", path,
+	    strchr(media, ':') != NULL ? "ipv6.src" : "ip.src",
+	    strchr(media, ':') != NULL ? "ipv6.dst" : "ip.dst");
 	if ((p = popen(cmd, "r")) == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), p) != NULL) {
@@ -410,6 +415,54 @@ START_TEST(tshark_agrees)
 	ck_assert_int_eq(tshark_seq(path, 0x1111, 1200, NULL,
 	    NULL, &n), 0);
 	ck_assert_int_eq(n, 10);
+	close(fd);
+	close(fc);
+	rpc_client_free(c);
+}
+END_TEST
+
+/*
+ * IPv6: the headers made up are IPv6 with a UDP checksum (mandatory
+ * there), which tshark checks; packets that fail a check would not be
+ * counted.
+ */
+START_TEST(ipv6)
+{
+	struct rpc_client	*c = client();
+	Rtpproxy__SessionInfo	*si;
+	char			 path[512], a[96], b[96];
+	uint16_t		 pd, pc, lport, fport;
+	int			 fd, fc, n;
+
+	media = "::1";
+	fd = harness_udp(1, &pd);
+	fc = harness_udp(1, &pc);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(create_rec(c, "v6", pd, 1, 0, &si, NULL, 0), 0);
+	lport = (uint16_t)si->listen->port;
+	fport = (uint16_t)si->forward->port;
+	harness_info_free(si);
+	ck_assert_int_eq(wait_rec(c, "v6", 1, NULL, 0), 0);
+	send_rtp(fc, lport, 7, 40, 0x6666);
+	ck_assert_int_eq(drain(fd, tms(2000)), 40);
+	send_rtp(fd, fport, 9, 30, 0x6667);
+	ck_assert_int_eq(drain(fc, tms(2000)), 30);
+	ck_assert_int_eq(wait_rec(c, "v6", 1, NULL, 70), 0);
+	ck_assert_int_eq(harness_status(c, "v6", &si), 0);
+	rec_path(path, sizeof(path), si->recording->file);
+	harness_info_free(si);
+	ck_assert_int_eq(harness_destroy(c, "v6"), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "v6-", 1, tms(5000)), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "closed: 70 packets written",
+	    1, tms(5000)), 0);
+	snprintf(a, sizeof(a), "::1 %u", fport);
+	snprintf(b, sizeof(b), "::1 %u", pd);
+	ck_assert_int_eq(tshark_seq(path, 0x6666, 7, a, b, &n), 0);
+	ck_assert_int_eq(n, 40);
+	snprintf(a, sizeof(a), "::1 %u", lport);
+	snprintf(b, sizeof(b), "::1 %u", pc);
+	ck_assert_int_eq(tshark_seq(path, 0x6667, 9, a, b, &n), 0);
+	ck_assert_int_eq(n, 30);
 	close(fd);
 	close(fc);
 	rpc_client_free(c);
@@ -718,6 +771,7 @@ main(void)
 	const TTest *const t_restart[] = { worker_restart, NULL };
 	const TTest *const t_behind[] = { writer_behind, NULL };
 	const TTest *const t_usr2[] = { master_takeover, NULL };
+	const TTest *const t_v6[] = { ipv6, NULL };
 	Suite	*s = suite_create("record");
 
 	if (system("tshark -v >/dev/null 2>&1") != 0) {
@@ -732,5 +786,6 @@ main(void)
 	harness_tcase(s, "restart", up, down, 90, t_restart);
 	harness_tcase(s, "behind", up_stall, down, 90, t_behind);
 	harness_tcase(s, "usr2", up, down, 90, t_usr2);
+	harness_tcase(s, "ipv6", up, down, 60, t_v6);
 	return harness_run_suite(s);
 }
