@@ -506,7 +506,7 @@ END_TEST
 START_TEST(refused_without_dir)
 {
 	struct rpc_client	*c = client();
-	char			 det[512];
+	char			 det[512], dir[300], line[320];
 	uint16_t		 pd;
 	int			 fd;
 
@@ -520,6 +520,16 @@ START_TEST(refused_without_dir)
 	ck_assert_int_eq(create_rec(c, "tcp", pd, 1, 1, NULL, det,
 	    sizeof(det)), RP_INVALID_ARGUMENT);
 	ck_assert_int_eq(harness_destroy(c, "nodir"), 0);
+
+	/* Given on SIGHUP: recordings begun from then on go there. */
+	snprintf(dir, sizeof(dir), "%s/rec", d.dir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	snprintf(line, sizeof(line), "recording-dir %s", dir);
+	ck_assert_int_eq(harness_conf_set(&d, line), 0);
+	ck_assert_int_eq(harness_reload(&d), 0);
+	ck_assert_int_eq(create_rec(c, "hup", pd, 1, 0, NULL, NULL, 0), 0);
+	ck_assert_int_eq(wait_rec(c, "hup", 1, NULL, 0), 0);
+	ck_assert_int_eq(harness_destroy(c, "hup"), 0);
 	close(fd);
 	rpc_client_free(c);
 }
