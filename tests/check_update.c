@@ -166,7 +166,7 @@ START_TEST(destination_midstream)
 	int				 fa, fb, fc, i, ka = 0, kb = 0;
 	int				 maxa = -1, minb = -1, maxb = -1, mina = -1;
 	int				 found = 0, k;
-	size_t				 n, j;
+	size_t				 n;
 
 	fa = harness_udp(0, &pa);
 	fb = harness_udp(0, &pb);
@@ -244,8 +244,7 @@ START_TEST(destination_midstream)
 	ck_assert_int_eq(harness_status(c, "mid", &si), 0);
 	ck_assert_uint_eq(si->updates, 1);
 	harness_info_free(si);
-	for (j = 0; j < 1; j++)
-		ck_assert_int_eq(harness_destroy(c, "mid"), 0);
+	ck_assert_int_eq(harness_destroy(c, "mid"), 0);
 	close(fa);
 	close(fb);
 	close(fc);
