@@ -292,8 +292,12 @@ relay_kfwd_offer(struct relay_sess *rs, int role)
 	int			 strict, rule, local = 0;
 	int			 rtcp = role >= SK_LISTEN_RTCP;
 
-	/* drop_dtmf: the kernel would relay what the session must drop */
-	if (rs->limited || rs->drop_dtmf || (rs->kf_failed & (1u << role)) ||
+	/*
+	 * drop_dtmf: the kernel would relay what the session must drop; a
+	 * recorded session stays here, where the copies are made.
+	 */
+	if (rs->limited || rs->drop_dtmf || rs->recording ||
+	    (rs->kf_failed & (1u << role)) ||
 	    role >= rs->nsock)
 		return;
 	if (rtcp ? SHM_LOAD(&d->rtcp_sent) < KFWD_MIN_RTCP :
@@ -378,6 +382,7 @@ relay_kfwd_adopt(struct relay_sess *rs)
 	const union relay_sa	*src, *dst;
 	struct kfwd_key		 k;
 	struct kfwd_val		 v;
+	uint32_t		 daddr[4];
 	int			 role, strict;
 
 	for (role = 0; role < rs->nsock; role++) {
@@ -391,6 +396,15 @@ relay_kfwd_adopt(struct relay_sess *rs)
 			continue;
 		rs->kf |= (uint8_t)(1u << role);
 		kfwd_merge(rs, role, &v);
+		/*
+		 * Changed while no worker had it (UpdateSession: another
+		 * destination, recording): out, and offered again as it is.
+		 */
+		kfwd_addr(dst, daddr);
+		if (rs->recording || memcmp(daddr, v.new_daddr,
+		    sizeof(daddr)) != 0 || v.new_dport != (rs->kf_v6 ?
+		    dst->sin6.sin6_port : dst->sin.sin_port))
+			relay_kfwd_drop(rs, role);
 	}
 	if (rs->kf != 0) {
 		kfwd_flags(rs);

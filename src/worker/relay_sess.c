@@ -351,6 +351,12 @@ relay_update(struct relay *r, uint32_t slot, uint32_t gen)
 	if (slot >= r->shm->nslots || (rs = r->sess[slot]) == NULL ||
 	    rs->gen != gen)
 		return -1;
+	/*
+	 * What the kernel fast path holds was made from the old values (the
+	 * destination, the direction, a limit, recording): out with it; the
+	 * packet path offers it again as it is now.
+	 */
+	relay_kfwd_drop_all(rs);
 	relay_sess_load(rs);
 	relay_rec_sync(rs, 0);
 	return 0;
@@ -428,14 +434,15 @@ relay_add(struct relay *r, uint32_t slot, uint32_t gen, int *fds, int nfds)
 	 */
 	for (i = 0; i < nfds; i++)
 		relay_meminfo(rs, &rs->sk[i], 1);
-	if (r->kfd >= 0)
-		relay_kfwd_adopt(rs);
 	r->sess[slot] = rs;
 	r->count++;
 	/* What the master was told stays told: only changes go. */
 	rs->rec_told_state = atomic_load(&s->rec.state);
 	rs->rec_told_parts = s->rec.parts;
 	relay_rec_sync(rs, 1);
+	/* After recording is known: a recorded session is not the kernel's. */
+	if (r->kfd >= 0)
+		relay_kfwd_adopt(rs);
 	return 0;
 fail:
 	saved = errno;
