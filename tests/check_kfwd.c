@@ -745,6 +745,69 @@ START_TEST(test_rule_change)
 END_TEST
 
 /*
+ * UpdateSession moves a session the kernel relays to another destination:
+ * its entries come out (they hold the old one), and every packet after the
+ * answer's first reaches the new destination, none the old.
+ */
+START_TEST(test_update_destination)
+{
+	struct rpc_client		*c;
+	struct lsess			 l;
+	Rtpproxy__UpdateSessionRequest	 req =
+	    RTPPROXY__UPDATE_SESSION_REQUEST__INIT;
+	Rtpproxy__UpdateSessionResponse	*resp = NULL;
+	Rtpproxy__Endpoint		 ep = RTPPROXY__ENDPOINT__INIT;
+	uint8_t				 b[256];
+	char				 det[256];
+	uint16_t			 np;
+	size_t				 len;
+	int				 nd, i, got = 0, old = 0;
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	lsess_up(c, "ku", &l);
+	ck_assert_int_ne(nd = harness_udp(0, &np), -1);
+	req.session_id = (char *)"ku";
+	ep.address = (char *)"127.0.0.1";
+	ep.port = np;
+	req.destination = &ep;
+	ck_assert_int_eq(rpc_unary(c, "/rtpproxy.RtpProxy/UpdateSession",
+	    &req.base, &rtpproxy__update_session_response__descriptor,
+	    (ProtobufCMessage **)&resp, det, sizeof(det), 10000), 0);
+	rtpproxy__update_session_response__free_unpacked(resp, NULL);
+	/* the first one that reaches the new destination, then 40 more */
+	for (i = 0; i < 100 && got == 0; i++) {
+		len = harness_rtp(b, l.seq, 160u * l.seq, 0x1010, 40);
+		l.seq++;
+		ck_assert_int_eq(harness_send(l.cal, "127.0.0.1", l.lp, b,
+		    len), 0);
+		if (harness_recv(nd, b, sizeof(b), 50, NULL) > 0)
+			got = 1;
+	}
+	ck_assert_int_eq(got, 1);
+	while (harness_recv(l.dst, b, sizeof(b), 100, NULL) > 0)
+		;
+	for (i = 0; i < 40; i++) {
+		len = harness_rtp(b, l.seq, 160u * l.seq, 0x1010, 40);
+		l.seq++;
+		ck_assert_int_eq(harness_send(l.cal, "127.0.0.1", l.lp, b,
+		    len), 0);
+		sleep_ms(5);
+	}
+	for (i = 0; i < 40; i++)
+		if (harness_recv(nd, b, sizeof(b), 2000, NULL) > 0)
+			got++;
+	while (harness_recv(l.dst, b, sizeof(b), 200, NULL) > 0)
+		old++;
+	ck_assert_int_eq(got, 41);
+	ck_assert_int_eq(old, 0);
+	rpc_client_free(c);
+	close(l.cal);
+	close(l.dst);
+	close(nd);
+}
+END_TEST
+
+/*
  * The idle timeout sees the kernel's packets: a session whose media the
  * kernel relays for longer than its idle timeout stays; silent, it goes.
  */
@@ -1178,6 +1241,7 @@ kfwd_suite(void)
 	tcase_add_test(tc, test_auto_no_privilege);
 	tcase_add_test(tc, test_rtcp);
 	tcase_add_test(tc, test_rule_change);
+	tcase_add_test(tc, test_update_destination);
 	tcase_add_test(tc, test_idle_timeout);
 	tcase_add_test(tc, test_relatch);
 	tcase_add_test(tc, test_tcp_stays);
