@@ -517,6 +517,30 @@ START_TEST(write_through)
 	ck_assert_int_ge(metric("rtpproxyd_redis_writes_total"), 2);
 	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 1);
 
+	/* UpdateSession: the record follows the new destination. */
+	{
+		Rtpproxy__UpdateSessionRequest	 u =
+		    RTPPROXY__UPDATE_SESSION_REQUEST__INIT;
+		Rtpproxy__UpdateSessionResponse	*ur = NULL;
+		Rtpproxy__Endpoint		 ep = RTPPROXY__ENDPOINT__INIT;
+		uint16_t			 nport;
+		int				 nd;
+
+		ck_assert_int_ge(nd = harness_udp(0, &nport), 0);
+		u.session_id = (char *)"wt-1";
+		ep.address = (char *)"127.0.0.1";
+		ep.port = nport;
+		u.destination = &ep;
+		ck_assert_int_eq(rpc_unary(rc,
+		    "/rtpproxy.RtpProxy/UpdateSession", &u.base,
+		    &rtpproxy__update_session_response__descriptor,
+		    (ProtobufCMessage **)&ur, NULL, 0, 10000), 0);
+		rtpproxy__update_session_response__free_unpacked(ur, NULL);
+		snprintf(want, sizeof(want), "127.0.0.1:%u", nport);
+		ck_assert_int_eq(rwait("wt-1", "dest", want, 5000), 0);
+		close(nd);
+	}
+
 	/* Destroyed: gone from Redis, and from the node's set. */
 	ck_assert_int_eq(harness_destroy(rc, "wt-1"), RP_OK);
 	ck_assert_int_eq(rwait("wt-1", "v", "", 5000), 0);

@@ -384,6 +384,7 @@ redis_event(const struct session_event *ev)
 	case SEV_STATE_CHANGED:
 	case SEV_ERROR:
 	case SEV_RELATCHED:
+	case SEV_UPDATED:	/* UpdateSession: a new destination, flags */
 		rd_mark(sn->slot, sn->slot_gen, RD_FULL);
 		break;
 	case SEV_STATS_UPDATE:
