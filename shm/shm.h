@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x52545058u	/* "RTPX" */
-#define SHM_VERSION	6u
+#define SHM_VERSION	7u
 #define SHM_ID_MAX	64		/* session id, NUL included */
 #define SHM_REASON_MAX	128
 #define SHM_MAX_WORKERS	64

@@ -258,6 +258,7 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 			break;
 		case 'X':
 			req.drop_dtmf = 1;
+			break;
 		case 'W':
 			req.record = 1;
 			break;

@@ -558,6 +558,7 @@ show_event(const Rtpproxy__SessionEvent *e, int json)
 			json_u64(&j, "ssrc", e->dtmf->ssrc);
 			json_bool(&j, "end_seen", e->dtmf->end_seen);
 			json_close(&j, '}');
+		}
 		if (e->n_changed > 0) {
 			size_t k;
 
