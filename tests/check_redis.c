@@ -308,6 +308,19 @@ create(struct rpc_client *rc, const char *id, uint16_t dport)
 	return port;
 }
 
+/* The same with DTMF options other than the defaults. */
+static void
+create_dtmf(struct rpc_client *rc, const char *id, uint16_t dport)
+{
+	struct harness_session		 hs = { .id = id, .laddr =
+	    "127.0.0.1", .daddr = "127.0.0.1", .dport = dport,
+	    .nortcp = 1, .dtmf_pt = 110, .drop_dtmf = 1 };
+	Rtpproxy__CreateSessionResponse	*resp;
+
+	ck_assert_int_eq(harness_create(rc, &hs, &resp, NULL, 0), RP_OK);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+}
+
 /* --- fixtures ------------------------------------------------------------ */
 
 static void
@@ -710,7 +723,7 @@ START_TEST(restart)
 	ck_assert_int_ge(caller = harness_udp(0, &cport), 0);
 	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
 	lport = create(rc, "rs-1", dport);
-	create(rc, "rs-2", dport);
+	create_dtmf(rc, "rs-2", dport);
 	create(rc, "rs-3", dport);
 	ck_assert_int_eq(harness_destroy(rc, "rs-3"), RP_OK);
 	ck_assert_int_eq(harness_status(rc, "rs-1", &si), RP_OK);
@@ -789,7 +802,10 @@ START_TEST(restart)
 	before = si->forward_stats->packets_received;
 	ck_assert_uint_eq(before, 10);
 	harness_info_free(si);
+	/* The DTMF options came back too. */
 	ck_assert_int_eq(harness_status(rc, "rs-2", &si), RP_OK);
+	ck_assert_uint_eq(si->dtmf_payload_type, 110);
+	ck_assert(si->drop_dtmf);
 	harness_info_free(si);
 	ck_assert_int_ne(harness_status(rc, "rs-3", &si), RP_OK);
 

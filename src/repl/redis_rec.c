@@ -14,7 +14,8 @@
 #include "repl.h"
 
 #define RR_F_KNOWN	(SHM_F_UNIDIR | SHM_F_NORTCP | SHM_F_TCP | \
-			    SHM_F_IDLE_DEF | SHM_F_SRC_ADDR | SHM_F_SRC_PORT)
+			    SHM_F_IDLE_DEF | SHM_F_SRC_ADDR | SHM_F_SRC_PORT | \
+			    SHM_F_DROP_DTMF)
 
 void
 redis_rec_from_snap(struct redis_rec *r, const struct session_snapshot *s,
@@ -37,6 +38,7 @@ redis_rec_from_snap(struct redis_rec *r, const struct session_snapshot *s,
 	r->idle_timeout_s = s->idle_timeout_s;
 	r->stats_interval_ms = s->stats_interval_ms;
 	r->clock_rate = s->clock_rate;
+	r->dtmf_pt = s->dtmf_pt;
 	r->rate_pps = s->rate_pps;
 	r->rate_bps = s->rate_bps;
 	r->latch_policy = s->latch_policy;
@@ -65,6 +67,8 @@ redis_rec_to_snap(const struct redis_rec *r, struct session_snapshot *s)
 	s->idle_timeout_s = r->idle_timeout_s;
 	s->stats_interval_ms = r->stats_interval_ms;
 	s->clock_rate = r->clock_rate;
+	/* A record from before DTMF was kept has none: the default. */
+	s->dtmf_pt = r->dtmf_pt != 0 ? r->dtmf_pt : 101;
 	s->rate_pps = r->rate_pps;
 	s->rate_bps = r->rate_bps;
 	s->latch_policy = r->latch_policy != 0 ? r->latch_policy :
@@ -144,6 +148,7 @@ redis_rec_argv(struct redis_rec *r, const char **argv, int what)
 		RR_PUT("idle", "%u", r->idle_timeout_s);
 		RR_PUT("stats", "%u", r->stats_interval_ms);
 		RR_PUT("clock", "%u", r->clock_rate);
+		RR_PUT("dtmf", "%u", r->dtmf_pt);
 		RR_PUT("pps", "%u", r->rate_pps);
 		RR_PUT("bps", "%llu", (unsigned long long)r->rate_bps);
 		RR_PUT("latch", "%u", r->latch_policy);
@@ -346,6 +351,9 @@ redis_rec_parse(struct redis_rec *r, size_t n, const char *const *kv,
 			bad = rr_u32(v, 3600000, &r->stats_interval_ms) == -1;
 		else if (strcmp(f, "clock") == 0)
 			bad = rr_u32(v, 1000000, &r->clock_rate) == -1;
+		else if (strcmp(f, "dtmf") == 0)
+			bad = rr_u32(v, 127, &r->dtmf_pt) == -1 ||
+			    (r->dtmf_pt != 0 && r->dtmf_pt < 96);
 		else if (strcmp(f, "pps") == 0)
 			bad = rr_u32(v, 10000000, &r->rate_pps) == -1;
 		else if (strcmp(f, "bps") == 0)

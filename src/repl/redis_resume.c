@@ -72,6 +72,8 @@ rs_params(struct session_params *p, struct session_resume *res,
 	    r->idle_timeout_s;
 	p->stats_interval_ms = r->stats_interval_ms;
 	p->clock_rate = r->clock_rate;
+	p->dtmf_pt = r->dtmf_pt;
+	p->drop_dtmf = (r->flags & SHM_F_DROP_DTMF) != 0 && !p->tcp;
 	p->reverse_source = (r->flags & SHM_F_SRC_PORT) ?
 	    CONF_RS_ADDRESS_PORT : (r->flags & SHM_F_SRC_ADDR) ?
 	    CONF_RS_ADDRESS : CONF_RS_ANY;

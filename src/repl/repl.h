@@ -16,7 +16,7 @@ struct event_base;
 
 /* redis_rec.c: a session's record, the fields of its Redis hash */
 #define REDIS_REC_VERSION	1
-#define REDIS_REC_FIELDS	24	/* at most, in a record */
+#define REDIS_REC_FIELDS	26	/* at most, in a record */
 #define REDIS_REC_TEXT		512	/* bytes of one field's value */
 #define REDIS_REC_ALL		0	/* redis_rec_argv: every field */
 #define REDIS_REC_COUNTERS	1	/* ... the counters and the time */
@@ -33,6 +33,7 @@ struct redis_rec {
 	uint32_t	 idle_timeout_s;
 	uint32_t	 stats_interval_ms;
 	uint32_t	 clock_rate;
+	uint32_t	 dtmf_pt;	/* 0: none kept (101) */
 	uint32_t	 rate_pps;
 	uint64_t	 rate_bps;
 	uint32_t	 latch_policy;
