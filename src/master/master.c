@@ -419,8 +419,14 @@ master_kfwd(struct master *m)
 	    -1)
 		return -1;
 	if (conf->kernel_fwd == CONF_KFWD_OFF) {
-		/* Nothing of ours left in the kernel, whoever put it there. */
-		kfwd_cleanup(m->kfwd_dir, conf->shm_name);
+		/*
+		 * Nothing of ours left in the kernel, whoever put it there.
+		 * A daemon that attached filters pinned them first, so no pin
+		 * directory means nothing to remove: no netlink request to
+		 * every interface at each start.
+		 */
+		if (access(m->kfwd_dir, F_OK) == 0)
+			kfwd_cleanup(m->kfwd_dir, conf->shm_name);
 		return 0;
 	}
 	if (conf->nkernel_ifs == 0)
