@@ -69,14 +69,6 @@ ms_now(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 /* VmRSS of a process, kB; 0 if it cannot be read. */
 static long
 rss_kb(pid_t pid)
@@ -207,38 +199,6 @@ closed_within(int fd, int ms)
 }
 
 /* The value of a sample in a scrape of metrics-listen, or -1. */
-static long long
-scrape(uint16_t port, const char *sample)
-{
-	static char		buf[1 << 18];
-	struct sockaddr_in	sin;
-	const char		*req = "GET /metrics HTTP/1.0\r\n\r\n", *p;
-	size_t			n = 0;
-	ssize_t			r;
-	int			fd;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		return -1;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-	    write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
-		close(fd);
-		return -1;
-	}
-	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n,
-	    sizeof(buf) - 1 - n)) > 0)
-		n += (size_t)r;
-	close(fd);
-	buf[n] = '\0';
-	for (p = buf; (p = strstr(p, sample)) != NULL; p++)
-		if ((p == buf || p[-1] == '\n') && p[strlen(sample)] == ' ')
-			return atoll(p + strlen(sample) + 1);
-	return -1;
-}
-
 /* A session from 127.0.0.1 to a local socket: its listen port. */
 static uint16_t
 relay_session(struct rpc_client *c, const char *id, uint16_t dport)
@@ -317,7 +277,7 @@ under_attack(const char *mode, const char *why, const char *reason)
 		    "%lld ms", rc, (long long)(ms_now() - t));
 		if (ms_now() - t > worst)
 			worst = ms_now() - t;
-		sleep_ms(200);
+		harness_sleep_ms(200);
 	}
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	    "h2attack did not run");
@@ -344,7 +304,7 @@ under_attack(const char *mode, const char *why, const char *reason)
 	ck_assert_int_eq(health(h, 5000 * harness_slow()), RP_OK);
 	snprintf(sample, sizeof(sample), "rtpproxyd_api_connections_closed_"
 	    "total{reason=\"%s\"}", reason);
-	ck_assert_int_ge(scrape(mport, sample), 1);
+	ck_assert_int_ge(harness_metric(mport, sample), 1);
 	rpc_client_free(c);
 	rpc_client_free(h);
 	close(caller);
@@ -398,7 +358,7 @@ START_TEST(connection_limits)
 		close(fds[i]);
 	ck_assert_ptr_nonnull(h = rpc_client_new(d.grpc));
 	for (i = 0; i < 50 && health(h, 1000) != RP_OK; i++)
-		sleep_ms(100);
+		harness_sleep_ms(100);
 	ck_assert_int_eq(health(h, 5000), RP_OK);
 	rpc_client_free(h);
 }
@@ -429,7 +389,7 @@ START_TEST(idle_connections)
 	    5000), 0);
 	ck_assert(closed_within(quiet, 15000 * harness_slow()));
 	/* The stream is still there: it gets the next event. */
-	sleep_ms(1000);
+	harness_sleep_ms(1000);
 	ck_assert_int_eq(relay_session(c, "after-idle", 5004) != 0, 1);
 	{
 		ProtobufCMessage *m = NULL;
@@ -480,7 +440,7 @@ START_TEST(descriptor_reserve)
 		snprintf(src, sizeof(src), "127.0.1.%d", 1 + n % 16);
 		ck_assert_int_ge(fds[n] = raw_conn(src, 1), 0);
 	}
-	sleep_ms(500);
+	harness_sleep_ms(500);
 	ck_assert_int_ge(dst = harness_udp(0, &dport), 0);
 	for (i = 0; i < 40; i++) {
 		snprintf(id, sizeof(id), "reserve-%d", i);
@@ -540,13 +500,13 @@ START_TEST(stop_with_idle_clients)
 	ck_assert_ptr_nonnull(c = rpc_client_new(d.grpc));
 	ck_assert_int_eq(health(c, 5000), RP_OK);
 	ck_assert_int_ge(raw = raw_conn("127.0.0.2", 1), 0);
-	sleep_ms(200);
+	harness_sleep_ms(200);
 	t0 = ms_now();
 	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
 	for (i = 0; i < 300; i++) {
 		if (waitpid(d.pid, &status, WNOHANG) == d.pid)
 			break;
-		sleep_ms(20);
+		harness_sleep_ms(20);
 	}
 	ck_assert_int_lt(i, 300);
 	d.pid = -1;
@@ -605,7 +565,7 @@ START_TEST(stop_with_calls_in_flight)
 	for (i = 0; i < NCALLERS; i++)
 		ck_assert_int_eq(pthread_create(&k[i].t, NULL, caller_run,
 		    &k[i]), 0);
-	sleep_ms(500);
+	harness_sleep_ms(500);
 	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
 	for (i = 0; i < NCALLERS; i++) {
 		pthread_join(k[i].t, NULL);

@@ -58,29 +58,6 @@ static struct daemon	dmain, dlim, dports, didle, dbig, dstop, dsub;
 
 /* --- daemons ------------------------------------------------------------ */
 
-static int
-tms(int ms)
-{
-	return ms * harness_slow();
-}
-
-static int64_t
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static void
 launch_or_die(struct daemon *d)
 {
@@ -192,7 +169,7 @@ health(struct rpc_client *c, const char *service, int *serving)
 	req.service = (char *)service;
 	rc = rpc_unary(c, M_HEALTH, &req.base,
 	    &grpc__health__v1__health_check_response__descriptor,
-	    (ProtobufCMessage **)&resp, det, sizeof(det), tms(5000));
+	    (ProtobufCMessage **)&resp, det, sizeof(det), harness_ms(5000));
 	if (rc == ST_OK) {
 		*serving = resp->status ==
 		    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
@@ -223,7 +200,7 @@ create_retry(struct rpc_client *c, const char *id, uint32_t dp)
 	for (i = 0; i < 100 * harness_slow(); i++) {
 		if ((rc = create_simple(c, id, dp)) != ST_RESOURCE_EXHAUSTED)
 			return rc;
-		msleep(20);
+		harness_sleep_ms(20);
 	}
 	return rc;
 }
@@ -289,7 +266,7 @@ raw(struct rpc_client *c, const char *method, const void *p, size_t len,
 	int	 rc;
 
 	rc = rpc_unary_raw(c, method, p, len, &resp, &rlen, det, dlen,
-	    tms(5000));
+	    harness_ms(5000));
 	free(resp);
 	return rc;
 }
@@ -334,10 +311,10 @@ static Rtpproxy__SessionEvent *
 wait_event(struct rpc_stream *s, int type, const char *id, int ms)
 {
 	Rtpproxy__SessionEvent	*ev;
-	int64_t			 until = mono() + tms(ms), left;
+	int64_t			 until = harness_now_ms() + harness_ms(ms), left;
 	int			 rc;
 
-	while ((left = until - mono()) > 0) {
+	while ((left = until - harness_now_ms()) > 0) {
 		rc = rpc_stream_next(s, &rtpproxy__session_event__descriptor,
 		    (ProtobufCMessage **)&ev, (int)left);
 		if (rc != 0)
@@ -635,7 +612,7 @@ START_TEST(test_malformed_requests)
 	s = rpc_stream_open_raw(c, M_EVENTS, garbage, sizeof(garbage), 0);
 	ck_assert_ptr_nonnull(s);
 	ck_assert_int_eq(rpc_stream_next(s, &rtpproxy__session_event__descriptor,
-	    &m, tms(5000)), RPC_EOF);
+	    &m, harness_ms(5000)), RPC_EOF);
 	ck_assert_int_eq(rpc_stream_status(s, det, sizeof(det)),
 	    ST_INVALID_ARGUMENT);
 	rpc_stream_free(s);
@@ -741,7 +718,7 @@ START_TEST(test_unimplemented_at_once)
 	char			 det[256];
 	int64_t			 t0;
 
-	t0 = mono();
+	t0 = harness_now_ms();
 	ck_assert_int_eq(raw(c, "/rtpproxy.RtpProxy/NoSuchMethod", "", 0,
 	    det, sizeof(det)), ST_UNIMPLEMENTED);
 	ck_assert_int_eq(raw(c, "/no.Such/Service", "\x08\x01", 2, det,
@@ -749,7 +726,7 @@ START_TEST(test_unimplemented_at_once)
 	/* Health/Watch is not offered either. */
 	ck_assert_int_eq(raw(c, "/grpc.health.v1.Health/Watch", "", 0, det,
 	    sizeof(det)), ST_UNIMPLEMENTED);
-	ck_assert_int_lt(mono() - t0, 1000 * harness_slow());
+	ck_assert_int_lt(harness_now_ms() - t0, 1000 * harness_slow());
 	rpc_client_free(c);
 }
 END_TEST
@@ -824,11 +801,11 @@ reflect(struct rpc_client *c, const char *method,
 	struct rpc_stream				*s;
 	char						 det[256];
 
-	s = rpc_stream_open(c, method, &req->base, tms(5000));
+	s = rpc_stream_open(c, method, &req->base, harness_ms(5000));
 	ck_assert_ptr_nonnull(s);
 	ck_assert_int_eq(rpc_stream_next(s,
 	    &grpc__reflection__v1__server_reflection_response__descriptor,
-	    (ProtobufCMessage **)&resp, tms(5000)), 0);
+	    (ProtobufCMessage **)&resp, harness_ms(5000)), 0);
 	ck_assert_int_eq(rpc_stream_status(s, det, sizeof(det)), ST_OK);
 	rpc_stream_free(s);
 	return resp;
@@ -1014,14 +991,14 @@ START_TEST(test_stream_cancel)
 	    ST_CANCELLED);
 	rpc_stream_free(s);
 	ck_assert_int_eq(harness_wait_log(&dmain, "gone (cancelled",
-	    before + 1, tms(5000)), 0);
+	    before + 1, harness_ms(5000)), 0);
 
 	/* And a client that just goes away, stream and all. */
 	s = subscribe(c, NULL);
 	rpc_stream_free(s);
 	rpc_client_free(c);
 	ck_assert_int_eq(harness_wait_log(&dmain, "gone (cancelled",
-	    before + 2, tms(5000)), 0);
+	    before + 2, harness_ms(5000)), 0);
 
 	c = client(&dmain);
 	ck_assert_int_eq(health(c, "", &serving), ST_OK);
@@ -1076,8 +1053,8 @@ START_TEST(test_stuck_subscriber)
 	}
 	/* 100 events a second, read as they come, until the other one has
 	 * fallen behind. */
-	until = mono() + tms(20000);
-	while (!behind && mono() < until) {
+	until = harness_now_ms() + harness_ms(20000);
+	while (!behind && harness_now_ms() < until) {
 		rc = rpc_stream_next(s, &rtpproxy__session_event__descriptor,
 		    (ProtobufCMessage **)&ev, 50);
 		if (rc == RPC_TIMEOUT)
@@ -1099,7 +1076,7 @@ START_TEST(test_stuck_subscriber)
 	}
 	while (closed < 10 && rpc_stream_next(s,
 	    &rtpproxy__session_event__descriptor, (ProtobufCMessage **)&ev,
-	    tms(10000)) == 0) {
+	    harness_ms(10000)) == 0) {
 		ck_assert_uint_eq(ev->events_missed, 0);
 		if (ev->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_CLOSED)
 			closed++;
@@ -1109,7 +1086,7 @@ START_TEST(test_stuck_subscriber)
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	ck_assert_int_eq(harness_wait_log(&dsub, "gone (cancelled", 1,
-	    tms(5000)), 0);
+	    harness_ms(5000)), 0);
 	ck_assert_int_eq(health(c, "", &serving), ST_OK);
 	rpc_stream_free(s);
 	rpc_client_free(c);
@@ -1131,10 +1108,10 @@ START_TEST(test_events_missed_counted)
 	s = subscribe(c, "miss-1");
 	ck_assert_int_eq(harness_create(c, &a, NULL, NULL, 0), ST_OK);
 	/* Read nothing for a while: the window and the queue fill up. */
-	msleep(4000);
+	harness_sleep_ms(4000);
 	ck_assert_int_eq(harness_destroy(c, "miss-1"), ST_OK);
 	while ((rc = rpc_stream_next(s, &rtpproxy__session_event__descriptor,
-	    (ProtobufCMessage **)&ev, tms(5000))) == 0) {
+	    (ProtobufCMessage **)&ev, harness_ms(5000))) == 0) {
 		missed += ev->events_missed;
 		n++;
 		if (ev->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_CLOSED) {
@@ -1173,12 +1150,12 @@ START_TEST(test_idle_timeout)
 	ck_assert_int_eq(harness_send(cfd, "127.0.0.1",
 	    (uint16_t)cr->session->listen->port, pkt, rtp(pkt, 7, 99)), 0);
 	free_msg(cr);
-	t0 = mono();
+	t0 = harness_now_ms();
 	ev = wait_event(s, RTPPROXY__EVENT_TYPE__EVENT_TYPE_CLOSED, "idle-1",
 	    8000);
 	ck_assert_ptr_nonnull(ev);
 	ck_assert_str_eq(ev->reason, "idle timeout");
-	ck_assert_int_ge(mono() - t0, 500);
+	ck_assert_int_ge(harness_now_ms() - t0, 500);
 	free_msg(ev);
 	ck_assert_int_eq(harness_by_id(c, M_STATUS, "idle-1", NULL, NULL, NULL,
 	    0), ST_NOT_FOUND);
@@ -1238,7 +1215,7 @@ START_TEST(test_relay_both_ways)
 		    si->reverse_stats->packets_sent == 1)
 			break;
 		free_msg(resp);
-		msleep(20);
+		harness_sleep_ms(20);
 	}
 	ck_assert_uint_eq(si->forward_stats->packets_received, 5);
 	ck_assert_uint_eq(si->forward_stats->packets_sent, 5);
@@ -1311,7 +1288,7 @@ START_TEST(test_second_daemon_same_port)
 			two.pid = -1;
 			break;
 		}
-		msleep(100);
+		harness_sleep_ms(100);
 	}
 	ck_assert_msg(two.pid == -1, "a second daemon runs on %s", dlim.grpc);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 0,
@@ -1334,7 +1311,7 @@ list_page(struct rpc_client *c, uint32_t page_size, const char *token,
 	req.state = (Rtpproxy__SessionState)state;
 	return rpc_unary(c, M_LIST, &req.base,
 	    &rtpproxy__list_sessions_response__descriptor,
-	    (ProtobufCMessage **)out, det, dlen, tms(10000));
+	    (ProtobufCMessage **)out, det, dlen, harness_ms(10000));
 }
 
 START_TEST(test_thousand_sessions_paged)
@@ -1418,13 +1395,13 @@ START_TEST(test_thousand_sessions_paged)
 	free_msg(r);
 
 	/* Sequential unary latency, for the record. */
-	t0 = mono();
+	t0 = harness_now_ms();
 	for (k = 0; k < 1000; k++) {
 		snprintf(id, sizeof(id), "bulk-%04d", k);
 		ck_assert_int_eq(harness_by_id(c, M_STATUS, id, NULL, NULL,
 		    NULL, 0), ST_OK);
 	}
-	dt = mono() - t0;
+	dt = harness_now_ms() - t0;
 	fprintf(stderr, "check_grpc: 1000 GetSessionStatus over %s in %lld ms "
 	    "(%.0f calls/s)\n", dbig.grpc, (long long)dt,
 	    dt > 0 ? 1000.0 * 1000.0 / (double)dt : 0.0);
@@ -1452,7 +1429,7 @@ START_TEST(test_shutdown_ends_streams_then_unavailable)
 	ck_assert_int_eq(kill(dstop.pid, SIGTERM), 0);
 	/* The session closes, its event arrives, then the stream ends. */
 	while ((rc = rpc_stream_next(s, &rtpproxy__session_event__descriptor,
-	    (ProtobufCMessage **)&ev, tms(10000))) == 0) {
+	    (ProtobufCMessage **)&ev, harness_ms(10000))) == 0) {
 		if (ev->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_CLOSED &&
 		    strcmp(ev->session_id, "stop-1") == 0)
 			closed = 1;
@@ -1470,7 +1447,7 @@ START_TEST(test_shutdown_ends_streams_then_unavailable)
 	/* It stops by itself (the runner, its parent, reaps it). */
 	for (i = 0; i < 200 * harness_slow() && harness_alive(dstop.pid);
 	    i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	ck_assert_msg(!harness_alive(dstop.pid), "the daemon did not stop");
 	ck_assert_int_ge(harness_log_count(&dstop, "grpc: every call is "
 	    "finished"), 1);
@@ -1578,7 +1555,7 @@ START_TEST(test_rtpproxyctl)
 		f = popen(cmd, "r");
 		ck_assert_ptr_nonnull(f);
 		ck_assert_int_eq(harness_wait_log(&dmain,
-		    "subscribed to the events of ctl-3", n + 1, tms(5000)), 0);
+		    "subscribed to the events of ctl-3", n + 1, harness_ms(5000)), 0);
 		ck_assert_int_eq(ctl("destroy ctl-3", NULL, 0), 0);
 		while (fgets(out, sizeof(out), f) != NULL) {
 			ck_assert_ptr_nonnull(strstr(out,

@@ -39,23 +39,6 @@
 
 static struct daemon	d;
 
-static int64_t
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 static void
 up(const char *extra)
 {
@@ -123,9 +106,9 @@ static Rtpproxy__SessionEvent *
 wait_event(struct rpc_stream *s, int type, const char *id, int ms)
 {
 	Rtpproxy__SessionEvent	*ev;
-	int64_t			 until = mono() + ms * harness_slow(), left;
+	int64_t			 until = harness_now_ms() + ms * harness_slow(), left;
 
-	while ((left = until - mono()) > 0) {
+	while ((left = until - harness_now_ms()) > 0) {
 		if (rpc_stream_next(s, &rtpproxy__session_event__descriptor,
 		    (ProtobufCMessage **)&ev, (int)left) != 0)
 			return NULL;
@@ -273,11 +256,11 @@ call_close(struct rpc_client *c, struct call *k)
 static void
 talk_for(struct call *k, int ms)
 {
-	int64_t until = mono() + ms;
+	int64_t until = harness_now_ms() + ms;
 
-	while (mono() < until) {
+	while (harness_now_ms() < until) {
 		talk(k);
-		sleep_ms(20);
+		harness_sleep_ms(20);
 	}
 	drain(k->dst[0], 10);
 }
@@ -302,7 +285,7 @@ reverse(struct call *k, int rtcp, int n, int talking, int fd_a, int *got_a,
 		    (uint32_t)i * 160, 0xde57, 100);
 		ck_assert_int_eq(harness_send(k->dst[rtcp], "127.0.0.1",
 		    k->fport + rtcp, b, len), 0);
-		sleep_ms(20);
+		harness_sleep_ms(20);
 	}
 	*got_a = drain(fd_a, 300);
 	*got_b = drain(fd_b, 50);
@@ -490,7 +473,7 @@ START_TEST(dest_in_range)
 		if ((rc = create_udp(c, "want-p", "127.0.0.1", p, "127.0.0.1",
 		    40000, NULL, NULL, det, sizeof(det))) != RP_PERMISSION_DENIED)
 			break;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	ck_assert_msg(rc == RP_OK, "%d: %s", rc, det);
 	ck_assert_int_eq(harness_destroy(c, "want-p"), RP_OK);
@@ -583,7 +566,7 @@ START_TEST(own_ports)
 		    atomic_load(&t.ports->owner[0][fport + 1]);
 		if (o == 0)
 			break;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	ck_assert_uint_eq(o, 0);
 	ck_assert_int_eq(own(&t, "127.0.0.2", fport), 0);
@@ -624,7 +607,7 @@ START_TEST(own_ports_takeover)
 	ck_assert_int_ge(slot = slot_of(&t, "own-take"), 0);
 	ck_assert_int_eq(kill(old, SIGKILL), 0);
 	for (i = 0; i < 250 && harness_alive(old); i++)
-		sleep_ms(20);
+		harness_sleep_ms(20);
 	ck_assert(!harness_alive(old));
 	/* What a master that died between two stores could leave. */
 	atomic_store(&t.ports->owner[0][d.port_max], (uint32_t)slot + 1);
@@ -647,7 +630,7 @@ START_TEST(own_ports_takeover)
 	ck_assert_int_eq(harness_destroy(c, "own-take"), RP_OK);
 	for (i = 0; i < 300 && atomic_load(&t.ports->owner[0][lport]) != 0;
 	    i++)
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	ck_assert_uint_eq(atomic_load(&t.ports->owner[0][lport]), 0);
 	shm_detach(&t);
 	rpc_client_free(c);
@@ -711,7 +694,7 @@ START_TEST(refused_visible)
 	harness_info_free(si);
 
 	/* Five seconds on, the next refusal is told, with the count. */
-	sleep_ms(5000);
+	harness_sleep_ms(5000);
 	n = harness_rtp(b, seq++, 160, 0xbad, 100);
 	ck_assert_int_eq(harness_send(bad, "127.0.0.1", lport, b, n), 0);
 	ck_assert_ptr_nonnull(ev = wait_event(s, EV_REFUSED, "refused", 3000));
@@ -796,7 +779,7 @@ START_TEST(refused_bounded)
 	ck_assert_msg(lines >= 1 && lines <= 10 * (span + 2), "%d lines in "
 	    "%d s", lines, span);
 	/* The next one a second later says how many were not logged. */
-	sleep_ms(1100);
+	harness_sleep_ms(1100);
 	n = harness_rtp(b, 2, 320, 0xbad, 100);
 	a.id = "many-last";
 	ck_assert_int_eq(harness_create(c, &a, &resp, NULL, 0), RP_OK);
@@ -972,10 +955,10 @@ START_TEST(nat_rebinding)
 	nport = pair_on("127.0.0.4", nat);
 	talk_for(&k, LEARN_MS + 200);
 	/* Before the caller's last packet: its receive time is later. */
-	quiet_from = mono();
+	quiet_from = harness_now_ms();
 	talk(&k);
 	/* The new address sends on with the stream's SSRC and sequence. */
-	while (!moved && mono() - quiet_from < 10 * QUIET_MS) {
+	while (!moved && harness_now_ms() - quiet_from < 10 * QUIET_MS) {
 		rtp_from(&k, nat[0], k.ssrc, &k.seq);
 		n = harness_rtp(b, 1, 160, 0xde57, 100);
 		ck_assert_int_eq(harness_send(k.dst[0], "127.0.0.1", k.fport,
@@ -983,7 +966,7 @@ START_TEST(nat_rebinding)
 		if (harness_recv(nat[0], got, sizeof(got), 20, NULL) ==
 		    (ssize_t)n) {
 			moved = 1;
-			waited = mono() - quiet_from;
+			waited = harness_now_ms() - quiet_from;
 		}
 	}
 	ck_assert_msg(moved, "the latch did not move to the new address");
@@ -1045,10 +1028,10 @@ START_TEST(never_moves)
 	call_open(c, &k, "never", POL_NEVER);
 	(void)pair_on("127.0.0.4", nat);
 	/* The caller goes quiet; a new address sends in sequence. */
-	from = mono();
-	while (mono() - from < QUIET_MS + 1000 * harness_slow()) {
+	from = harness_now_ms();
+	while (harness_now_ms() - from < QUIET_MS + 1000 * harness_slow()) {
 		rtp_from(&k, nat[0], k.ssrc, &k.seq);
-		sleep_ms(20);
+		harness_sleep_ms(20);
 	}
 	rtcp_from(&k, nat[1], k.ssrc);
 	reverse(&k, 0, 10, 0, nat[0], &ga, k.caller[0], &gc);

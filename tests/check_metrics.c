@@ -44,23 +44,6 @@ static uint16_t		mport;
 
 /* --- helpers ------------------------------------------------------------ */
 
-static int64_t
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 static uint16_t
 free_port(void)
 {
@@ -114,12 +97,12 @@ static ssize_t
 read_all(int fd, char *buf, size_t len, int ms)
 {
 	struct pollfd	pfd = { .fd = fd, .events = POLLIN };
-	int64_t		until = mono() + ms;
+	int64_t		until = harness_now_ms() + ms;
 	size_t		n = 0;
 	ssize_t		r;
 
 	for (;;) {
-		int left = (int)(until - mono());
+		int left = (int)(until - harness_now_ms());
 
 		if (left <= 0 || poll(&pfd, 1, left) != 1)
 			return -1;
@@ -706,16 +689,16 @@ static void
 scrape_until(struct expo *e, const char *name, const char *labels,
     double want)
 {
-	int64_t until = mono() + 5000 * harness_slow();
+	int64_t until = harness_now_ms() + 5000 * harness_slow();
 
 	for (;;) {
 		scrape(e);
 		if (find(e, name, labels) != NULL &&
 		    val(e, name, labels) >= want)
 			return;
-		if (mono() > until)
+		if (harness_now_ms() > until)
 			break;
-		msleep(50);
+		harness_sleep_ms(50);
 	}
 	ck_abort_msg("%s{%s} is %g, not %g", name, labels, val(e, name,
 	    labels), want);
@@ -995,7 +978,7 @@ START_TEST(relay)
 	    "reason=\"destroyed\"") + 1);
 	for (i = 0; i < 100 && ival(&c, "rtpproxyd_sessions",
 	    "state=\"closing\"") > 0; i++) {
-		msleep(20);
+		harness_sleep_ms(20);
 		scrape(&c);
 	}
 	ck_assert_uint_eq(ival(&c, "rtpproxyd_sessions", "state=\"active\""),
@@ -1073,7 +1056,7 @@ START_TEST(loss_quantiles)
 				break;
 			harness_info_free(si);
 			si = NULL;
-			msleep(20);
+			harness_sleep_ms(20);
 		}
 		ck_assert_ptr_nonnull(si);
 		ck_assert_int_eq(si->forward_stats->packets_lost, gaps[i]);
@@ -1115,7 +1098,7 @@ START_TEST(loss_quantiles)
 		if (ival(&e, "rtpproxyd_sessions", "state=\"active\"") +
 		    ival(&e, "rtpproxyd_sessions", "state=\"closing\"") == 0)
 			break;
-		msleep(20);
+		harness_sleep_ms(20);
 	}
 	ck_assert_uint_eq(ival(&e, "rtpproxyd_rtp_loss_ratio_count", FWD), 0);
 	close(caller);
@@ -1202,7 +1185,7 @@ START_TEST(grpc_calls)
 		scrape(&b);
 		if (ival(&b, "rtpproxyd_event_subscribers", NULL) == 0)
 			break;
-		msleep(20);
+		harness_sleep_ms(20);
 	}
 	ck_assert_uint_eq(ival(&b, "rtpproxyd_event_subscribers", NULL), 0);
 }
@@ -1286,7 +1269,7 @@ START_TEST(keepalive)
 		if (i == 1)
 			break;
 		/* Again, a second later, on the same connection. */
-		msleep(1000);
+		harness_sleep_ms(1000);
 		n = 0;
 		ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL),
 		    (ssize_t)strlen(req));
@@ -1392,10 +1375,10 @@ static double
 until_closed(int fd, int ms)
 {
 	char	buf[4096];
-	int64_t	t0 = mono();
+	int64_t	t0 = harness_now_ms();
 
 	return read_all(fd, buf, sizeof(buf), ms) < 0 ? -1.0 :
-	    (double)(mono() - t0) / 1000.0;
+	    (double)(harness_now_ms() - t0) / 1000.0;
 }
 
 START_TEST(silent)
@@ -1408,10 +1391,10 @@ START_TEST(silent)
 	need_daemon();
 	ck_assert_int_ge(fd = tcp_connect(0, mport), 0);
 	/* Others are served meanwhile. */
-	t0 = mono();
+	t0 = harness_now_ms();
 	scrape(&e);
 	scrape(&e);
-	ck_assert_int_lt(mono() - t0, 2000 * harness_slow());
+	ck_assert_int_lt(harness_now_ms() - t0, 2000 * harness_slow());
 	t = until_closed(fd, (TIMEOUT_S + 5) * 1000 * harness_slow());
 	close(fd);
 	ck_assert_msg(t >= 0, "a silent client was not dropped");
@@ -1428,9 +1411,9 @@ START_TEST(dribble)
 
 	need_daemon();
 	ck_assert_int_ge(fd = tcp_connect(0, mport), 0);
-	t0 = mono();
+	t0 = harness_now_ms();
 	until = t0 + (TIMEOUT_S + 5) * 1000 * harness_slow();
-	while (mono() < until) {
+	while (harness_now_ms() < until) {
 		if (send(fd, &c, 1, MSG_NOSIGNAL) != 1) {
 			closed = 1;
 			break;
@@ -1443,7 +1426,7 @@ START_TEST(dribble)
 	}
 	close(fd);
 	ck_assert_msg(closed, "a dribbling client kept its connection");
-	ck_assert_int_ge(mono() - t0, (TIMEOUT_S - 2) * 1000);
+	ck_assert_int_ge(harness_now_ms() - t0, (TIMEOUT_S - 2) * 1000);
 }
 END_TEST
 
@@ -1457,12 +1440,12 @@ START_TEST(cap)
 	need_daemon();
 	for (i = 0; i < MAX_CONNS; i++)
 		ck_assert_int_ge(fds[i] = tcp_connect(0, mport), 0);
-	msleep(300 * harness_slow());
-	t0 = mono();
+	harness_sleep_ms(300 * harness_slow());
+	t0 = harness_now_ms();
 	scrape(&e);
-	ck_assert_msg(mono() - t0 >= 1500, "served at once with %d "
+	ck_assert_msg(harness_now_ms() - t0 >= 1500, "served at once with %d "
 	    "connections open (%lld ms)", MAX_CONNS,
-	    (long long)(mono() - t0));
+	    (long long)(harness_now_ms() - t0));
 	ck_assert_int_ge(harness_log_count(&d, "connections open: no more "
 	    "are accepted"), 1);
 	for (i = 0; i < MAX_CONNS; i++) {
@@ -1471,9 +1454,9 @@ START_TEST(cap)
 		close(fds[i]);
 	}
 	/* Accepting again, at once. */
-	t0 = mono();
+	t0 = harness_now_ms();
 	scrape(&e);
-	ck_assert_int_lt(mono() - t0, 1000 * harness_slow());
+	ck_assert_int_lt(harness_now_ms() - t0, 1000 * harness_slow());
 	ck_assert_int_eq(kill(d.pid, 0), 0);
 }
 END_TEST
@@ -1530,7 +1513,7 @@ refuse_start(const char *metrics, const char *want)
 			two.pid = -1;
 			break;
 		}
-		msleep(100);
+		harness_sleep_ms(100);
 	}
 	ck_assert_msg(two.pid == -1, "a daemon runs with metrics-listen %s",
 	    metrics);

@@ -32,12 +32,6 @@
 static struct daemon	dmn;
 static uint16_t		mport;		/* metrics */
 
-static int
-tms(int ms)
-{
-	return ms * harness_slow();
-}
-
 static int64_t
 mono_us(void)
 {
@@ -123,7 +117,7 @@ rx_ts(int fd, void *buf, size_t len, int ms, int64_t *ns)
 	ssize_t		 n;
 
 	*ns = 0;
-	if (poll(&pfd, 1, tms(ms)) != 1)
+	if (poll(&pfd, 1, harness_ms(ms)) != 1)
 		return -1;
 	memset(&msg, 0, sizeof(msg));
 	msg.msg_iov = &iov;
@@ -314,11 +308,11 @@ call_up(struct rpc_client *c, const char *id, struct call *k,
 	/* RTP both ways: the caller's latch, and each side's SSRC known */
 	n = harness_rtp(b, 1, 160, 0xca11e7, 160);
 	tx(k->cal[0], k->lp, b, n);
-	ck_assert_int_eq(harness_recv(k->dst[0], b, sizeof(b), tms(3000),
+	ck_assert_int_eq(harness_recv(k->dst[0], b, sizeof(b), harness_ms(3000),
 	    NULL), (ssize_t)n);
 	n = harness_rtp(b, 1, 160, 0xde57, 160);
 	tx(k->dst[0], k->fp, b, n);
-	ck_assert_int_eq(harness_recv(k->cal[0], b, sizeof(b), tms(3000),
+	ck_assert_int_eq(harness_recv(k->cal[0], b, sizeof(b), harness_ms(3000),
 	    NULL), (ssize_t)n);
 }
 
@@ -370,7 +364,7 @@ status_until(struct rpc_client *c, const char *id,
     int (*pred)(const Rtpproxy__SessionInfo *))
 {
 	Rtpproxy__SessionInfo	*si = NULL;
-	int64_t			 end = mono_us() + tms(5000) * 1000LL;
+	int64_t			 end = mono_us() + harness_ms(5000) * 1000LL;
 
 	for (;;) {
 		if (si != NULL)
@@ -410,11 +404,11 @@ START_TEST(quality_rtt)
 		round_trip(k.cal[1], k.lp + 1, 0xca11e7, k.dst[1], k.fp + 1,
 		    0xde57, 300, &fwd);
 		ck_assert_int_ge(harness_recv(k.cal[1], (uint8_t[256]){ 0 },
-		    256, tms(3000), NULL), 8);
+		    256, harness_ms(3000), NULL), 8);
 		round_trip(k.dst[1], k.fp + 1, 0xde57, k.cal[1], k.lp + 1,
 		    0xca11e7, 150, &rev);
 		ck_assert_int_ge(harness_recv(k.dst[1], (uint8_t[256]){ 0 },
-		    256, tms(3000), NULL), 8);
+		    256, harness_ms(3000), NULL), 8);
 	}
 	si = status_until(c, "q-rtt", two_rtt_each);
 	rtt = si->forward_stats->rtt_ms;
@@ -495,7 +489,7 @@ START_TEST(quality_mos)
 		n = harness_rtp(b, (uint16_t)i, (uint32_t)i * 160, 0xca11e7,
 		    160);
 		tx(k.cal[0], k.lp, b, n);
-		if (harness_recv(k.dst[0], b, sizeof(b), tms(3000), NULL) ==
+		if (harness_recv(k.dst[0], b, sizeof(b), harness_ms(3000), NULL) ==
 		    (ssize_t)n && i % 10 != 0)
 			got++;
 	}
@@ -515,7 +509,7 @@ START_TEST(quality_mos)
 		    160);
 		tx(k.dst[0], k.fp, b, n);
 		ck_assert_int_eq(harness_recv(k.cal[0], b, sizeof(b),
-		    tms(3000), NULL), (ssize_t)n);
+		    harness_ms(3000), NULL), (ssize_t)n);
 	}
 	si = status_until(c, "q-mos", have_reports);
 	ck_assert_uint_eq(si->forward_stats->rtcp_reports, 1);
@@ -570,14 +564,14 @@ START_TEST(quality_malformed)
 	/* an RR from the caller about reverse media: 5 blocks, 1 there */
 	n = mkrr(b, 0xca11e7, &blk, 5);
 	tx(k.cal[1], k.lp + 1, b, n);
-	ck_assert_int_eq(harness_recv(k.dst[1], b, sizeof(b), tms(3000),
+	ck_assert_int_eq(harness_recv(k.dst[1], b, sizeof(b), harness_ms(3000),
 	    NULL), (ssize_t)n);
 	/* an SR too short for its sender info */
 	n = mksr(b, 0xca11e7, ntp_now());
 	b[3] = 1;
 	n = 8;
 	tx(k.cal[1], k.lp + 1, b, n);
-	ck_assert_int_eq(harness_recv(k.dst[1], b, sizeof(b), tms(3000),
+	ck_assert_int_eq(harness_recv(k.dst[1], b, sizeof(b), harness_ms(3000),
 	    NULL), (ssize_t)n);
 	si = status_until(c, "q-bad", one_sent);
 	ck_assert_uint_eq(si->forward_stats->rtcp_packets_sent, 2);
@@ -616,7 +610,7 @@ scrape(char *buf, size_t len)
 	    (ssize_t)sizeof(req) - 1);
 	pfd.fd = fd;
 	pfd.events = POLLIN;
-	while (have < len - 1 && poll(&pfd, 1, tms(5000)) == 1 &&
+	while (have < len - 1 && poll(&pfd, 1, harness_ms(5000)) == 1 &&
 	    (n = read(fd, buf + have, len - 1 - have)) > 0)
 		have += (size_t)n;
 	buf[have] = '\0';
@@ -673,17 +667,17 @@ START_TEST(quality_events_metrics)
 	round_trip(k.cal[1], k.lp + 1, 0xca11e7, k.dst[1], k.fp + 1, 0xde57,
 	    120, &blk);
 	ck_assert_int_ge(harness_recv(k.cal[1], (uint8_t[256]){ 0 }, 256,
-	    tms(3000), NULL), 8);
+	    harness_ms(3000), NULL), 8);
 	round_trip(k.dst[1], k.fp + 1, 0xde57, k.cal[1], k.lp + 1, 0xca11e7,
 	    40, &blk);
 	si = status_until(c, "q-ev", one_rtt_each);
 	ck_assert_uint_eq(si->forward_stats->rtt_samples, 1);
 	harness_info_free(si);
 	/* a STATS_UPDATE that carries them */
-	end = mono_us() + tms(5000) * 1000LL;
+	end = mono_us() + harness_ms(5000) * 1000LL;
 	while (!seen && mono_us() < end && rpc_stream_next(st,
 	    &rtpproxy__session_event__descriptor, (ProtobufCMessage **)&ev,
-	    tms(1000)) == 0) {
+	    harness_ms(1000)) == 0) {
 		if (ev->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_STATS_UPDATE &&
 		    ev->session != NULL &&
 		    ev->session->forward_stats->rtt_samples == 1 &&
@@ -829,7 +823,7 @@ static void
 expect_dtmf(struct rpc_stream *st, const char *digit, uint32_t ms,
     const char *dir, int end_seen, int64_t since_ms)
 {
-	Rtpproxy__SessionEvent *ev = next_dtmf(st, tms(5000));
+	Rtpproxy__SessionEvent *ev = next_dtmf(st, harness_ms(5000));
 
 	ck_assert_msg(ev != NULL, "no DTMF event for digit %s", digit);
 	ck_assert_ptr_nonnull(ev->dtmf);
@@ -906,7 +900,7 @@ START_TEST(dtmf_events)
 	expect_dtmf(st, "A", 120, "forward", 1, t0);
 	expect_dtmf(st, "5", 160, "reverse", 1, t0);
 	/* and nothing more: each digit once */
-	ev = next_dtmf(st, tms(1000));
+	ev = next_dtmf(st, harness_ms(1000));
 	ck_assert_msg(ev == NULL, "a DTMF event too many: %s",
 	    ev != NULL && ev->dtmf != NULL ? ev->dtmf->digit : "?");
 	si = status_until(c, "q-dtmf", dtmf_counted);
@@ -965,7 +959,7 @@ START_TEST(dtmf_drop)
 	voice(&fw, 3);
 	expect_dtmf(st, "7", 200, "forward", 1, t0);
 	/* the destination got the voice, not the digit */
-	while (harness_recv(k.dst[0], b, sizeof(b), tms(500), NULL) > 0) {
+	while (harness_recv(k.dst[0], b, sizeof(b), harness_ms(500), NULL) > 0) {
 		if ((b[1] & 0x7f) == 96)
 			pt96++;
 		else
@@ -1143,7 +1137,7 @@ START_TEST(dtmf_worker_restart)
 	ck_assert_int_gt(wpid, 0);
 	ck_assert_int_eq(kill(wpid, SIGKILL), 0);
 	ck_assert_int_eq(harness_wait_log(&dmn, "worker 0 ready", nready + 1,
-	    tms(10000)), 0);
+	    harness_ms(10000)), 0);
 	/*
 	 * A late repeat of the end of "3" (a worker that forgot would tell
 	 * "3" again), then the three ends of "4".
@@ -1156,7 +1150,7 @@ START_TEST(dtmf_worker_restart)
 		send_pkt(&fw, b, n);
 	}
 	expect_dtmf(st, "4", 200, "forward", 1, t0);
-	ev = next_dtmf(st, tms(1000));
+	ev = next_dtmf(st, harness_ms(1000));
 	ck_assert_msg(ev == NULL, "a DTMF event too many: %s",
 	    ev != NULL && ev->dtmf != NULL ? ev->dtmf->digit : "?");
 	rpc_stream_free(st);

@@ -93,12 +93,6 @@ down(void)
 	}
 }
 
-static int
-tms(int ms)
-{
-	return ms * harness_slow();
-}
-
 static struct rpc_client *
 client(void)
 {
@@ -133,7 +127,7 @@ create_rec(struct rpc_client *c, const char *id, uint16_t dport, int record,
 	rc = rpc_unary(c, M_CREATE, &req.base,
 	    &rtpproxy__create_session_response__descriptor,
 	    (ProtobufCMessage **)&resp, det != NULL ? det : buf,
-	    det != NULL ? detlen : sizeof(buf), tms(10000));
+	    det != NULL ? detlen : sizeof(buf), harness_ms(10000));
 	if (si != NULL)
 		*si = NULL;
 	if (resp != NULL) {
@@ -163,7 +157,7 @@ set_recording(struct rpc_client *c, const char *id, int start, char *det,
 	rc = rpc_unary(c, M_UPDATE, &req.base,
 	    &rtpproxy__update_session_response__descriptor,
 	    (ProtobufCMessage **)&resp, det != NULL ? det : buf,
-	    det != NULL ? detlen : sizeof(buf), tms(10000));
+	    det != NULL ? detlen : sizeof(buf), harness_ms(10000));
 	if (resp != NULL)
 		rtpproxy__update_session_response__free_unpacked(resp, NULL);
 	return rc;
@@ -338,9 +332,9 @@ START_TEST(tshark_agrees)
 	ck_assert_int_eq(wait_rec(c, "rec1", 1, NULL, 0), 0);
 
 	send_rtp(fc, lport, 1000, 200, 0x1111);
-	ck_assert_int_eq(drain(fd, tms(2000)), 200);
+	ck_assert_int_eq(drain(fd, harness_ms(2000)), 200);
 	send_rtp(fd, fport, 65500, 100, 0x2222);	/* wraps */
-	ck_assert_int_eq(drain(fc, tms(2000)), 100);
+	ck_assert_int_eq(drain(fc, harness_ms(2000)), 100);
 	ck_assert_int_eq(wait_rec(c, "rec1", 1, NULL, 300), 0);
 	ck_assert_int_eq(set_recording(c, "rec1", 0, NULL, 0), 0);
 	ck_assert_int_eq(wait_rec(c, "rec1", 0, NULL, 300), 0);
@@ -386,7 +380,7 @@ START_TEST(tshark_agrees)
 
 	while ((!started || !stopped) && rpc_stream_next(st,
 	    &rtpproxy__session_event__descriptor, (ProtobufCMessage **)&ev,
-	    tms(5000)) == 0) {
+	    harness_ms(5000)) == 0) {
 		if (ev->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_RECORDING) {
 			if (strstr(ev->reason, "recording to rec1-") != NULL)
 				started = 1;
@@ -406,12 +400,12 @@ START_TEST(tshark_agrees)
 	ck_assert_int_eq(set_recording(c, "rec1", 1, NULL, 0), 0);
 	ck_assert_int_eq(wait_rec(c, "rec1", 1, NULL, 0), 0);
 	send_rtp(fc, lport, 1200, 10, 0x1111);
-	ck_assert_int_eq(drain(fd, tms(2000)), 10);
+	ck_assert_int_eq(drain(fd, harness_ms(2000)), 10);
 	ck_assert_int_eq(wait_rec(c, "rec1", 1, NULL, 310), 0);
 	ck_assert_int_eq(harness_destroy(c, "rec1"), 0);
 	snprintf(path + strlen(path) - strlen("1.pcap"), 8, "2.pcap");
 	ck_assert_int_eq(harness_wait_log(&d, "2.pcap closed: 10 packets "
-	    "written, 0 dropped", 1, tms(5000)), 0);
+	    "written, 0 dropped", 1, harness_ms(5000)), 0);
 	ck_assert_int_eq(tshark_seq(path, 0x1111, 1200, NULL,
 	    NULL, &n), 0);
 	ck_assert_int_eq(n, 10);
@@ -444,17 +438,17 @@ START_TEST(ipv6)
 	harness_info_free(si);
 	ck_assert_int_eq(wait_rec(c, "v6", 1, NULL, 0), 0);
 	send_rtp(fc, lport, 7, 40, 0x6666);
-	ck_assert_int_eq(drain(fd, tms(2000)), 40);
+	ck_assert_int_eq(drain(fd, harness_ms(2000)), 40);
 	send_rtp(fd, fport, 9, 30, 0x6667);
-	ck_assert_int_eq(drain(fc, tms(2000)), 30);
+	ck_assert_int_eq(drain(fc, harness_ms(2000)), 30);
 	ck_assert_int_eq(wait_rec(c, "v6", 1, NULL, 70), 0);
 	ck_assert_int_eq(harness_status(c, "v6", &si), 0);
 	rec_path(path, sizeof(path), si->recording->file);
 	harness_info_free(si);
 	ck_assert_int_eq(harness_destroy(c, "v6"), 0);
-	ck_assert_int_eq(harness_wait_log(&d, "v6-", 1, tms(5000)), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "v6-", 1, harness_ms(5000)), 0);
 	ck_assert_int_eq(harness_wait_log(&d, "closed: 70 packets written",
-	    1, tms(5000)), 0);
+	    1, harness_ms(5000)), 0);
 	snprintf(a, sizeof(a), "::1 %u", fport);
 	snprintf(b, sizeof(b), "::1 %u", pd);
 	ck_assert_int_eq(tshark_seq(path, 0x6666, 7, a, b, &n), 0);
@@ -488,7 +482,7 @@ START_TEST(cannot_create)
 	harness_info_free(si);
 	ck_assert_int_eq(wait_rec(c, "bad", 0, "cannot create", 0), 0);
 	send_rtp(fc, lport, 1, 50, 0x33);
-	ck_assert_int_eq(drain(fd, tms(2000)), 50);
+	ck_assert_int_eq(drain(fd, harness_ms(2000)), 50);
 	ck_assert_int_eq(harness_status(c, "bad", &si), 0);
 	ck_assert_msg(strstr(si->recording->error, "No such file") != NULL,
 	    "%s", si->recording->error);
@@ -555,15 +549,15 @@ START_TEST(dir_gone_disk_full)
 	harness_info_free(si);
 	ck_assert_int_eq(wait_rec(c, "gone", 1, NULL, 0), 0);
 	send_rtp(fc, lport, 1, 20, 0x44);
-	ck_assert_int_eq(drain(fd, tms(2000)), 20);
+	ck_assert_int_eq(drain(fd, harness_ms(2000)), 20);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", recdir);
 	ck_assert_int_eq(system(cmd), 0);
 	send_rtp(fc, lport, 21, 20, 0x44);
-	ck_assert_int_eq(drain(fd, tms(2000)), 20);
+	ck_assert_int_eq(drain(fd, harness_ms(2000)), 20);
 	ck_assert_int_eq(wait_rec(c, "gone", 0, "removed while recording",
 	    0), 0);
 	send_rtp(fc, lport, 41, 20, 0x44);
-	ck_assert_int_eq(drain(fd, tms(2000)), 20);
+	ck_assert_int_eq(drain(fd, harness_ms(2000)), 20);
 	ck_assert_int_eq(harness_destroy(c, "gone"), 0);
 
 	/* A disk that fills up. */
@@ -581,11 +575,11 @@ START_TEST(dir_gone_disk_full)
 	/* 600 packets of 172 octets and their headers: over 64 KB */
 	for (n = 0; n < 6; n++) {
 		send_rtp(fc, lport, (uint16_t)(1 + 100 * n), 100, 0x55);
-		ck_assert_int_eq(drain(fd, tms(2000)), 100);
+		ck_assert_int_eq(drain(fd, harness_ms(2000)), 100);
 	}
 	ck_assert_int_eq(wait_rec(c, "full", 0, "No space left", 0), 0);
 	send_rtp(fc, lport, 601, 20, 0x55);
-	ck_assert_int_eq(drain(fd, tms(2000)), 20);
+	ck_assert_int_eq(drain(fd, harness_ms(2000)), 20);
 	ck_assert_int_eq(harness_status(c, "full", &si), 0);
 	ck_assert_uint_eq(si->forward_stats->packets_sent, 620);
 	harness_info_free(si);
@@ -619,7 +613,7 @@ START_TEST(worker_restart)
 	harness_info_free(si);
 	ck_assert_int_eq(wait_rec(c, "rs", 1, NULL, 0), 0);
 	send_rtp(fc, lport, 1, 50, 0x66);
-	ck_assert_int_eq(drain(fd, tms(2000)), 50);
+	ck_assert_int_eq(drain(fd, harness_ms(2000)), 50);
 	/* on disk: the writer writes what it holds every half a second */
 	ck_assert_int_eq(wait_rec(c, "rs", 1, NULL, 50), 0);
 	ck_assert_int_eq(harness_status(c, "rs", &si), 0);
@@ -638,10 +632,10 @@ START_TEST(worker_restart)
 	ck_assert_int_gt(wpid, 0);
 	ck_assert_int_eq(kill(wpid, SIGKILL), 0);
 	ck_assert_int_eq(harness_wait_log(&d, "worker 0 ready", 2,
-	    tms(10000)), 0);
+	    harness_ms(10000)), 0);
 	ck_assert_int_eq(wait_rec(c, "rs", 1, NULL, 0), 0);
 	send_rtp(fc, lport, 51, 50, 0x66);
-	ck_assert_int_eq(drain(fd, tms(2000)), 50);
+	ck_assert_int_eq(drain(fd, harness_ms(2000)), 50);
 	ck_assert_int_eq(harness_status(c, "rs", &si), 0);
 	ck_assert_uint_eq(si->recording->parts, 2);
 	ck_assert_msg(strstr(si->recording->file, "-2.pcap") != NULL, "%s",
@@ -649,7 +643,7 @@ START_TEST(worker_restart)
 	harness_info_free(si);
 	ck_assert_int_eq(harness_destroy(c, "rs"), 0);
 	ck_assert_int_eq(harness_wait_log(&d, "-2.pcap closed: 50 packets "
-	    "written", 1, tms(5000)), 0);
+	    "written", 1, harness_ms(5000)), 0);
 
 	rec_path(path, sizeof(path), file);
 	ck_assert_int_eq(tshark_seq(path, 0x66, 1, NULL, NULL, &n), 0);
@@ -683,7 +677,7 @@ START_TEST(master_takeover)
 	harness_info_free(si);
 	ck_assert_int_eq(wait_rec(c, "tk", 1, NULL, 0), 0);
 	send_rtp(fc, lport, 1, 30, 0x88);
-	ck_assert_int_eq(drain(fd, tms(2000)), 30);
+	ck_assert_int_eq(drain(fd, harness_ms(2000)), 30);
 
 	old = harness_pidfile_pid(&d);
 	ck_assert_int_gt(old, 0);
@@ -699,7 +693,7 @@ START_TEST(master_takeover)
 	rpc_client_free(c);
 	c = client();
 	send_rtp(fc, lport, 31, 30, 0x88);
-	ck_assert_int_eq(drain(fd, tms(2000)), 30);
+	ck_assert_int_eq(drain(fd, harness_ms(2000)), 30);
 	ck_assert_int_eq(wait_rec(c, "tk", 1, NULL, 60), 0);
 	ck_assert_int_eq(harness_status(c, "tk", &si), 0);
 	ck_assert_uint_eq(si->recording->parts, 1);
@@ -708,7 +702,7 @@ START_TEST(master_takeover)
 	harness_info_free(si);
 	ck_assert_int_eq(harness_destroy(c, "tk"), 0);
 	ck_assert_int_eq(harness_wait_log(&d, "-1.pcap closed: 60 packets "
-	    "written, 0 dropped", 1, tms(5000)), 0);
+	    "written, 0 dropped", 1, harness_ms(5000)), 0);
 	ck_assert_int_eq(tshark_seq(path, 0x88, 1, NULL, NULL, &n), 0);
 	ck_assert_int_eq(n, 60);
 	close(fd);
@@ -739,7 +733,7 @@ START_TEST(writer_behind)
 	ck_assert_int_eq(wait_rec(c, "slow", 1, NULL, 0), 0);
 	for (n = 0; n < 6; n++) {
 		send_rtp(fc, lport, (uint16_t)(1 + 100 * n), 100, 0x77);
-		ck_assert_int_eq(drain(fd, tms(2000)), 100);
+		ck_assert_int_eq(drain(fd, harness_ms(2000)), 100);
 	}
 	for (i = 0; i < 100; i++) {
 		ck_assert_int_eq(harness_status(c, "slow", &si), 0);
@@ -761,7 +755,7 @@ START_TEST(writer_behind)
 	snprintf(want, sizeof(want), "closed: %llu packets written, %llu "
 	    "dropped", (unsigned long long)written,
 	    (unsigned long long)dropped);
-	ck_assert_int_eq(harness_wait_log(&d, want, 1, tms(10000)), 0);
+	ck_assert_int_eq(harness_wait_log(&d, want, 1, harness_ms(10000)), 0);
 	ck_assert_int_eq(tshark_seq(path, 0x77, 1, NULL, NULL, &n), 0);
 	/* what was written is a run with gaps: count only */
 	ck_assert_int_eq(n < 0 ? -n : n, (int)written);

@@ -1426,12 +1426,6 @@ END_TEST
 
 static struct daemon	dmn;
 
-static int
-tms(int ms)
-{
-	return ms * harness_slow();
-}
-
 /*
  * harness_prepare, then "port-range lo hi" instead of the harness's, or
  * the first nports of the harness's range.
@@ -1605,7 +1599,7 @@ e2e_status_until(struct rpc_client *c, const char *id, uint64_t fwd,
     uint64_t rev, uint64_t rtcp)
 {
 	Rtpproxy__SessionInfo	*si = NULL;
-	int64_t			 end = mono_us() + tms(3000) * 1000LL;
+	int64_t			 end = mono_us() + harness_ms(3000) * 1000LL;
 
 	for (;;) {
 		info_free(si);
@@ -1833,7 +1827,7 @@ START_TEST(e2e_worker_killed)
 		while (recv(dst[0], got, sizeof(got), MSG_DONTWAIT) > 0)
 			rcvd++;
 	}
-	ck_assert_int_eq(harness_wait_log(&dmn, ready, 2, tms(5000)), 0);
+	ck_assert_int_eq(harness_wait_log(&dmn, ready, 2, harness_ms(5000)), 0);
 	ck_assert_int_ne(harness_worker_pid(&dmn, (int)worker), wpid);
 	while (harness_recv(dst[0], got, sizeof(got), 300, NULL) > 0)
 		rcvd++;
@@ -2023,7 +2017,7 @@ START_TEST(e2e_kill_storm)
 	}
 	/* Every session relays again. */
 	memcpy(before, st.rcvd, sizeof(before));
-	end = mono_us() + tms(5000) * 1000LL;
+	end = mono_us() + harness_ms(5000) * 1000LL;
 	for (i = 0; i < st.n && mono_us() < end; i++)
 		while (st.rcvd[i] == before[i] && mono_us() < end)
 			stream_run(&st, 20);
@@ -2074,7 +2068,7 @@ START_TEST(e2e_poison)
 		ck_assert_uint_eq(st.worker[i], 0);
 	ck_assert_uint_eq(st.worker[4], 1);
 
-	end = mono_us() + tms(20000) * 1000LL;
+	end = mono_us() + harness_ms(20000) * 1000LL;
 	for (;;) {
 		stream_run(&st, 100);
 		ck_assert_int_eq(e2e_status(c, "poison", &si), 0);
@@ -2092,7 +2086,7 @@ START_TEST(e2e_poison)
 	/* It crashes no worker any more; the others relay. */
 	stream_run(&st, 1000);
 	memcpy(before, st.rcvd, sizeof(before));
-	end = mono_us() + tms(5000) * 1000LL;
+	end = mono_us() + harness_ms(5000) * 1000LL;
 	for (i = 1; i < st.n && mono_us() < end; i++)
 		while (st.rcvd[i] == before[i] && mono_us() < end)
 			stream_run(&st, 20);
@@ -2143,7 +2137,7 @@ START_TEST(e2e_poison_many)
 	}
 	stream_add(&st, c, "elsewhere", (uint16_t)(dmn.port_max - 59));
 	ck_assert_uint_eq(st.worker[6], 1);
-	end = mono_us() + tms(30000) * 1000LL;
+	end = mono_us() + harness_ms(30000) * 1000LL;
 	while (harness_log_count(&dmn, "respawning in") == 0 &&
 	    mono_us() < end)
 		stream_run(&st, 100);
@@ -2206,7 +2200,7 @@ START_TEST(e2e_overflow_stopped)
 	n = mkrtp(b, 0, 0, 0x5150, 160);
 	tx(cal[0], 0, lp, b, n);
 	sent++;
-	ck_assert_int_eq(harness_recv(dst[0], got, sizeof(got), tms(3000),
+	ck_assert_int_eq(harness_recv(dst[0], got, sizeof(got), harness_ms(3000),
 	    NULL), (ssize_t)n);
 
 	ck_assert_int_eq(kill(wpid, SIGSTOP), 0);
@@ -2217,7 +2211,7 @@ START_TEST(e2e_overflow_stopped)
 	ck_assert_int_eq(kill(wpid, SIGCONT), 0);
 
 	/* Every datagram is relayed or counted, with nothing more sent. */
-	end = mono_us() + tms(5000) * 1000LL;
+	end = mono_us() + harness_ms(5000) * 1000LL;
 	do {
 		usleep(20000);
 		while (recv(dst[0], got, sizeof(got), MSG_DONTWAIT) > 0)
@@ -2235,7 +2229,7 @@ START_TEST(e2e_overflow_stopped)
 	/* The next datagram's count is the same drops: not added again. */
 	tx(cal[0], 0, lp, b, n);
 	sent++;
-	ck_assert_int_eq(harness_recv(dst[0], got, sizeof(got), tms(3000),
+	ck_assert_int_eq(harness_recv(dst[0], got, sizeof(got), harness_ms(3000),
 	    NULL), (ssize_t)n);
 	si = e2e_status_until(c, "ovfl", rcvd + 1, 0, 0);
 	ck_assert_uint_eq(si->forward_stats->packets_received, rcvd + 1);
@@ -2257,8 +2251,8 @@ START_TEST(e2e_overflow_stopped)
 	}
 	ck_assert_int_eq(kill(wpid, SIGKILL), 0);
 	ck_assert_int_eq(harness_wait_log(&dmn, ready, nready + 1,
-	    tms(10000)), 0);
-	end = mono_us() + tms(5000) * 1000LL;
+	    harness_ms(10000)), 0);
+	end = mono_us() + harness_ms(5000) * 1000LL;
 	do {
 		usleep(20000);
 		while (recv(dst[0], got, sizeof(got), MSG_DONTWAIT) > 0)
@@ -2376,17 +2370,17 @@ START_TEST(e2e_report_burst)
 				rcvd++;
 	}
 	/* The worker relays on alone: wait until it has done them all. */
-	end = mono_us() + tms(30000) * 1000LL;
-	quiet = mono_us() + tms(3000) * 1000LL;
+	end = mono_us() + harness_ms(30000) * 1000LL;
+	quiet = mono_us() + harness_ms(3000) * 1000LL;
 	while (rcvd < N && mono_us() < end && mono_us() < quiet)
 		if (harness_recv(dst, got, sizeof(got), 100, NULL) > 0) {
 			rcvd++;
-			quiet = mono_us() + tms(3000) * 1000LL;
+			quiet = mono_us() + harness_ms(3000) * 1000LL;
 		}
 	ck_assert_int_eq(kill(dmn.pid, SIGCONT), 0);
 	ck_assert_int_ge(rcvd, N / 2);
 
-	end = mono_us() + tms(30000) * 1000LL;
+	end = mono_us() + harness_ms(30000) * 1000LL;
 	for (i = 0, active = 0; i < N; i++) {
 		snprintf(id, sizeof(id), "burst-%d", i);
 		for (;;) {

@@ -53,12 +53,6 @@ client(void)
 	return c;
 }
 
-static int
-tms(int ms)
-{
-	return ms * harness_slow();
-}
-
 /* UpdateSession; the gRPC status, the reply's session in *si if asked. */
 static int
 update(struct rpc_client *c, const Rtpproxy__UpdateSessionRequest *req,
@@ -71,7 +65,7 @@ update(struct rpc_client *c, const Rtpproxy__UpdateSessionRequest *req,
 	rc = rpc_unary(c, M_UPDATE, &req->base,
 	    &rtpproxy__update_session_response__descriptor,
 	    (ProtobufCMessage **)&resp, det != NULL ? det : buf,
-	    det != NULL ? detlen : sizeof(buf), tms(10000));
+	    det != NULL ? detlen : sizeof(buf), harness_ms(10000));
 	if (si != NULL)
 		*si = NULL;
 	if (resp != NULL) {
@@ -196,8 +190,8 @@ START_TEST(destination_midstream)
 		    maxa, minb);
 		usleep(2000);
 	}
-	ka += drain(fa, tms(1000), &maxa, &mina);
-	kb += drain(fb, tms(1000), &maxb, &minb);
+	ka += drain(fa, harness_ms(1000), &maxa, &mina);
+	kb += drain(fb, harness_ms(1000), &maxb, &minb);
 	ck_assert_int_eq(ka + kb, 300);
 	ck_assert_int_ge(ka, 100);
 	ck_assert_int_ge(kb, 150);
@@ -217,7 +211,7 @@ START_TEST(destination_midstream)
 
 	/* The event: what changed, from what to what. */
 	while (!found && rpc_stream_next(st, &rtpproxy__session_event__descriptor,
-	    (ProtobufCMessage **)&ev, tms(5000)) == 0) {
+	    (ProtobufCMessage **)&ev, harness_ms(5000)) == 0) {
 		if (ev->type == RTPPROXY__EVENT_TYPE__EVENT_TYPE_UPDATED) {
 			found = 1;
 			ck_assert_uint_eq(ev->n_changed, 1);
@@ -237,7 +231,7 @@ START_TEST(destination_midstream)
 	/* Reverse media from the new destination reaches the caller. */
 	n = harness_rtp(b, 7, 7, 0x4321, 20);
 	ck_assert_int_eq(harness_send(fb, "127.0.0.1", fport, b, n), 0);
-	ck_assert_int_eq(harness_recv(fc, b, sizeof(b), tms(3000), NULL),
+	ck_assert_int_eq(harness_recv(fc, b, sizeof(b), harness_ms(3000), NULL),
 	    (ssize_t)n);
 	/* Nothing changed: nothing to say, no count. */
 	ck_assert_int_eq(update_dest(c, "mid", "127.0.0.1", pb, NULL, 0), 0);
@@ -351,7 +345,7 @@ START_TEST(direction_and_rate)
 	/* latch the caller */
 	n = harness_rtp(b, 1, 1, 0x11, 20);
 	harness_send(fc, "127.0.0.1", lport, b, n);
-	ck_assert_int_eq(harness_recv(fa, b, sizeof(b), tms(3000), NULL),
+	ck_assert_int_eq(harness_recv(fa, b, sizeof(b), harness_ms(3000), NULL),
 	    (ssize_t)n);
 
 	req.session_id = (char *)"dir";
@@ -377,7 +371,7 @@ START_TEST(direction_and_rate)
 	ck_assert_int_eq(drain(fc, 300, NULL, NULL), 0);
 	n = harness_rtp(b, 2, 2, 0x11, 20);
 	harness_send(fc, "127.0.0.1", lport, b, n);
-	ck_assert_int_eq(harness_recv(fa, b, sizeof(b), tms(3000), NULL),
+	ck_assert_int_eq(harness_recv(fa, b, sizeof(b), harness_ms(3000), NULL),
 	    (ssize_t)n);
 
 	req.direction = RTPPROXY__UPDATE_DIRECTION__UPDATE_DIRECTION_BOTH;
@@ -399,12 +393,12 @@ START_TEST(direction_and_rate)
 	harness_info_free(si);
 	n = harness_rtp(b, 4, 4, 0x11, 20);
 	harness_send(fc, "127.0.0.1", lport, b, n);
-	(void)drain(fa, tms(1000), NULL, NULL);
+	(void)drain(fa, harness_ms(1000), NULL, NULL);
 	for (i = 0; i < 200; i++) {
 		n = harness_rtp(b, (uint16_t)(5 + i), 5, 0x11, 20);
 		harness_send(fc, "127.0.0.1", lport, b, n);
 	}
-	got = drain(fa, tms(1000), NULL, NULL);
+	got = drain(fa, harness_ms(1000), NULL, NULL);
 	ck_assert_int_lt(got, 150);
 	ck_assert_int_eq(harness_status(c, "dir", &si), 0);
 	ck_assert_uint_gt(si->forward_stats->dropped_rate_limited, 50);
@@ -432,7 +426,7 @@ burst(int fc, uint16_t lport, uint16_t seq0, int count, int fa, int fb,
 		usleep(2000);
 	}
 	*ka = drain(fa, 300, NULL, NULL);
-	*kb = drain(fb, tms(2000), NULL, NULL);
+	*kb = drain(fb, harness_ms(2000), NULL, NULL);
 }
 
 /*
@@ -504,7 +498,7 @@ START_TEST(kept_across_restarts)
 	ck_assert_int_gt(wpid, 0);
 	ck_assert_int_eq(kill(wpid, SIGKILL), 0);
 	ck_assert_int_eq(harness_wait_log(&d, "worker 0 ready", 2,
-	    tms(10000)), 0);
+	    harness_ms(10000)), 0);
 	burst(fc, lport, seq, 20, fa, fb, &ka, &kb);
 	seq += 20;
 	ck_assert_int_eq(ka, 0);

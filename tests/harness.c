@@ -84,6 +84,73 @@ harness_slow(void)
 }
 
 int
+harness_ms(int ms)
+{
+	return ms * harness_slow();
+}
+
+int64_t
+harness_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+harness_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+long long
+harness_metric(uint16_t port, const char *sample)
+{
+	static const char	 req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+	    "Connection: close\r\n\r\n";
+	static char		 buf[1 << 18];
+	struct sockaddr_in	 sin;
+	struct pollfd		 pfd;
+	const char		*p;
+	size_t			 n = 0, slen = strlen(sample);
+	ssize_t			 r;
+	int64_t			 deadline;
+	int			 fd, left;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1) {
+		close(fd);
+		return -1;
+	}
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	deadline = harness_now_ms() + harness_ms(5000);
+	while (n < sizeof(buf) - 1 &&
+	    (left = (int)(deadline - harness_now_ms())) > 0 &&
+	    poll(&pfd, 1, left) == 1 &&
+	    (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	buf[n] = '\0';
+	if ((p = strstr(buf, "\r\n\r\n")) == NULL)
+		return -1;
+	for (p += 3; (p = strstr(p, sample)) != NULL; p++)
+		if (p[-1] == '\n' && p[slen] == ' ')
+			return atoll(p + slen + 1);
+	return -1;
+}
+
+int
 harness_prepare(struct daemon *d, int workers, const char *extra)
 {
 	static unsigned	 seq;

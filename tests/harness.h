@@ -63,6 +63,17 @@ pid_t	harness_pidfile_pid(struct daemon *);
 void	harness_cleanup(struct daemon *);
 /* Scale for timeouts when running under valgrind (RTPPROXYD_SLOW). */
 int	harness_slow(void);
+/* ms scaled by harness_slow: every wait a test bounds. */
+int	harness_ms(int ms);
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t	harness_now_ms(void);
+void	harness_sleep_ms(int ms);
+/*
+ * The value of the first line of GET /metrics from 127.0.0.1:port that is
+ * exactly `sample VALUE` (sample: a name with its labels, if any); -1 if
+ * there is none or the daemon does not answer within 5 s (scaled).
+ */
+long long harness_metric(uint16_t port, const char *sample);
 /* Media ranges of harness daemons: 90 ranges of 200 ports. */
 #define HARNESS_MEDIA_MIN	42000
 #define HARNESS_MEDIA_MAX	59999
