@@ -10,6 +10,7 @@
 
 #include <check.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -364,12 +365,34 @@ START_TEST(test_daemonize_pidfile_term)
 	pid_t		 pid;
 
 	ck_assert_int_eq(harness_prepare(&d, 1, NULL), 0);
-	snprintf(cmd, sizeof(cmd), "%s -c %s", bin, d.conf);
+	/* fd 9: what a careless parent (a script's lock) leaves open. */
+	snprintf(cmd, sizeof(cmd), "%s -c %s 9>%s/inherited", bin, d.conf,
+	    d.dir);
 	ck_assert_int_eq(harness_run(cmd, NULL, 0), 0);
 	/* Ready when the command returned: shm and pidfile are there. */
 	pid = read_pidfile(d.pidfile);
 	ck_assert_int_gt(pid, 1);
 	ck_assert(harness_alive(pid));
+	/* It closed what it inherited and did not know. */
+	{
+		char		 fdd[64], link[400], to[300], want[300];
+		struct dirent	*de;
+		DIR		*dir;
+		ssize_t		 n;
+
+		snprintf(want, sizeof(want), "%s/inherited", d.dir);
+		snprintf(fdd, sizeof(fdd), "/proc/%ld/fd", (long)pid);
+		ck_assert_ptr_nonnull(dir = opendir(fdd));
+		while ((de = readdir(dir)) != NULL) {
+			snprintf(link, sizeof(link), "%s/%s", fdd, de->d_name);
+			if ((n = readlink(link, to, sizeof(to) - 1)) <= 0)
+				continue;
+			to[n] = '\0';
+			ck_assert_msg(strcmp(to, want) != 0,
+			    "the daemon kept inherited fd %s", de->d_name);
+		}
+		closedir(dir);
+	}
 	ck_assert(shm_exists(d.shm));
 	/* Detached: a session leader of its own, cwd is /. */
 	ck_assert_int_eq(getsid(pid), pid);

@@ -215,6 +215,36 @@ daemon_pidfile_close(int fd, const char *path)
 	close(fd);
 }
 
+
+/*
+ * Close every descriptor above stderr that we inherited, but keep (the
+ * channel from a master we take over from, or -1).  A parent's lock file
+ * or socket held for the daemon's whole life keeps the parent's lock
+ * taken and its peer from seeing EOF; nothing we are handed at exec is
+ * ours but the three standard ones and keep.
+ */
+void
+daemon_close_inherited(int keep)
+{
+	unsigned int	from = 3;
+	long		max, fd;
+
+	if (keep >= 3) {
+		if (keep > 3 && syscall(SYS_close_range, 3U,
+		    (unsigned int)keep - 1, 0U) == -1)
+			goto slow;
+		from = (unsigned int)keep + 1;
+	}
+	if (syscall(SYS_close_range, from, ~0U, 0U) == 0)
+		return;
+slow:
+	/* Before Linux 5.9: one by one, up to the limit. */
+	if ((max = sysconf(_SC_OPEN_MAX)) < 0 || max > 1 << 20)
+		max = 1 << 20;
+	for (fd = 3; fd < max; fd++)
+		if (fd != keep)
+			(void)close((int)fd);
+}
 /*
  * The parent stays until the child says whether it came up, so whoever
  * started us gets the real outcome as our exit status.  A socketpair

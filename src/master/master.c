@@ -588,6 +588,7 @@ master_main(struct config *conf, int foreground,
 	peer_init(&m.up);
 	m.overrides = overrides;
 	m.takeover_fd = takeover_from_env();
+	daemon_close_inherited(m.takeover_fd);
 	log_init(1, conf->log_level, conf->log_facility, "rtpproxyd");
 
 	table = master_prepare(&m);
