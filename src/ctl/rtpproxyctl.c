@@ -159,6 +159,40 @@ parse_state(const char *s)
 	    "error, closed)", s);
 }
 
+/* The options create and update share. */
+static Rtpproxy__ReverseSource
+parse_reverse_source(const char *s)
+{
+	int	i;
+
+	for (i = 0; i <= CONF_RS_ADDRESS_PORT; i++)
+		if (strcmp(s, config_rs_name(i)) == 0)
+			return (Rtpproxy__ReverseSource)(i + 1);
+	usagex("--reverse-source: %s is not any, address or address-port",
+	    s);
+}
+
+static Rtpproxy__LatchPolicy
+parse_latch(const char *s)
+{
+	int	p;
+
+	if ((p = shm_latch_from_name(s)) == -1)
+		usagex("--latch: %s is not learn, never or latest", s);
+	return (Rtpproxy__LatchPolicy)p;
+}
+
+static uint64_t
+parse_bps(const char *s)
+{
+	uint64_t	v;
+
+	if (config_parse_bps(s, &v) == -1)
+		usagex("--bps: %s is not a number of bits per second (with "
+		    "k, M or G)", s);
+	return v;
+}
+
 /* --- commands ----------------------------------------------------------- */
 
 static int
@@ -192,7 +226,7 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 	Rtpproxy__CreateSessionResponse	*resp;
 	char				 lb[128], db[128], fb[128];
 	char				 details[512];
-	int				 ch, rc, i, p;
+	int				 ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "i:l:d:f:uRI:S:C:", longopts,
 	    NULL)) != -1) {
@@ -231,27 +265,16 @@ cmd_create(struct rpc_client *c, int argc, char **argv)
 			req.transport = RTPPROXY__TRANSPORT__TRANSPORT_TCP;
 			break;
 		case 'r':
-			for (i = 0; i <= CONF_RS_ADDRESS_PORT; i++)
-				if (strcmp(optarg, config_rs_name(i)) == 0)
-					break;
-			if (i > CONF_RS_ADDRESS_PORT)
-				usagex("--reverse-source: %s is not any, "
-				    "address or address-port", optarg);
-			req.reverse_source = (Rtpproxy__ReverseSource)(i + 1);
+			req.reverse_source = parse_reverse_source(optarg);
 			break;
 		case 'P':
 			req.rate_limit_pps = parse_num("--pps", optarg);
 			break;
 		case 'B':
-			if (config_parse_bps(optarg, &req.rate_limit_bps) == -1)
-				usagex("--bps: %s is not a number of bits per "
-				    "second (with k, M or G)", optarg);
+			req.rate_limit_bps = parse_bps(optarg);
 			break;
 		case 'L':
-			if ((p = shm_latch_from_name(optarg)) == -1)
-				usagex("--latch: %s is not learn, never or "
-				    "latest", optarg);
-			req.latch_policy = (Rtpproxy__LatchPolicy)p;
+			req.latch_policy = parse_latch(optarg);
 			break;
 		case 'D':
 			req.dtmf_payload_type = parse_num("--dtmf-pt", optarg);
@@ -305,7 +328,7 @@ cmd_update(struct rpc_client *c, int argc, char **argv)
 	Rtpproxy__UpdateRateLimit	 rl = RTPPROXY__UPDATE_RATE_LIMIT__INIT;
 	Rtpproxy__UpdateSessionResponse	*resp;
 	char				 db[128], details[512];
-	int				 ch, rc, i, p;
+	int				 ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "d:ubI:S:", longopts,
 	    NULL)) != -1) {
@@ -327,29 +350,18 @@ cmd_update(struct rpc_client *c, int argc, char **argv)
 			req.stats_interval_ms = parse_num("-S", optarg);
 			break;
 		case 'r':
-			for (i = 0; i <= CONF_RS_ADDRESS_PORT; i++)
-				if (strcmp(optarg, config_rs_name(i)) == 0)
-					break;
-			if (i > CONF_RS_ADDRESS_PORT)
-				usagex("--reverse-source: %s is not any, "
-				    "address or address-port", optarg);
-			req.reverse_source = (Rtpproxy__ReverseSource)(i + 1);
+			req.reverse_source = parse_reverse_source(optarg);
 			break;
 		case 'P':
 			rl.pps = parse_num("--pps", optarg);
 			req.rate_limit = &rl;
 			break;
 		case 'B':
-			if (config_parse_bps(optarg, &rl.bps) == -1)
-				usagex("--bps: %s is not a number of bits per "
-				    "second (with k, M or G)", optarg);
+			rl.bps = parse_bps(optarg);
 			req.rate_limit = &rl;
 			break;
 		case 'L':
-			if ((p = shm_latch_from_name(optarg)) == -1)
-				usagex("--latch: %s is not learn, never or "
-				    "latest", optarg);
-			req.latch_policy = (Rtpproxy__LatchPolicy)p;
+			req.latch_policy = parse_latch(optarg);
 			break;
 		case 'W':
 			if (strcmp(optarg, "start") == 0)
