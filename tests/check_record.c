@@ -59,11 +59,17 @@ up_with(const char *dir_extra, int user)
 
 static void up(void) { up_with(NULL, 1); }
 
-/* A writer slower than the media: a small ring, a second a turn. */
+/*
+ * A writer slower than the media: a small ring, a second a turn (ten
+ * under valgrind, where sending the media takes seconds too).
+ */
 static void
 up_stall(void)
 {
-	setenv("RTPPROXYD_FAILPOINT", "rec-stall", 1);
+	char	fp[32];
+
+	snprintf(fp, sizeof(fp), "rec-stall:%d", harness_slow());
+	setenv("RTPPROXYD_FAILPOINT", fp, 1);
 	up_with(NULL, 1);
 	unsetenv("RTPPROXYD_FAILPOINT");
 }

@@ -518,7 +518,7 @@ rec_thread(void *arg)
 		if (head == tail || r->stall)
 			nanosleep(&nap, NULL);
 		if (r->stall && head != tail) {
-			struct timespec slow = { 1, 0 };
+			struct timespec slow = { r->stall, 0 };
 
 			nanosleep(&slow, NULL);
 		}
@@ -570,13 +570,17 @@ rec_new(struct shm_table *shm)
 	r->shm = shm;
 	r->size = REC_RING;
 	/*
-	 * For the tests only: RTPPROXYD_FAILPOINT=rec-stall gives a small
-	 * ring and a writer that takes a second a turn, as a slow disk would.
+	 * For the tests only: RTPPROXYD_FAILPOINT=rec-stall[:SECONDS] gives
+	 * a small ring and a writer that takes a second (or SECONDS, 1-60) a
+	 * turn, as a slow disk would.
 	 */
 	if ((fp = getenv("RTPPROXYD_FAILPOINT")) != NULL &&
-	    strcmp(fp, "rec-stall") == 0) {
+	    strncmp(fp, "rec-stall", 9) == 0 &&
+	    (fp[9] == '\0' || fp[9] == ':')) {
 		r->size = REC_RING_TEST;
-		r->stall = 1;
+		r->stall = fp[9] == ':' ? atoi(fp + 10) : 1;
+		if (r->stall < 1 || r->stall > 60)
+			r->stall = 1;
 	}
 	r->ring = xcalloc(1, r->size);
 	r->files = xcalloc(shm->nslots, sizeof(*r->files));
