@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC	0x52545058u	/* "RTPX" */
-#define SHM_VERSION	7u
+#define SHM_VERSION	8u
 #define SHM_ID_MAX	64		/* session id, NUL included */
 #define SHM_REASON_MAX	128
 #define SHM_MAX_WORKERS	64
@@ -597,6 +597,9 @@ struct shm_header {
 	struct shm_worker workers[SHM_MAX_WORKERS];
 	/* recording-dir, for the workers ("": none); master writes */
 	char		rec_dir[200];
+	/* recorded packets written and dropped by the sessions freed */
+	_Atomic uint64_t rec_closed_packets;
+	_Atomic uint64_t rec_closed_dropped;
 };
 
 struct shm_table {

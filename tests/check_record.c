@@ -31,23 +31,27 @@
 #define M_EVENTS	"/rtpproxy.RtpProxy/StreamSessionEvents"
 
 static struct daemon	d;
+static uint16_t		mport;		/* metrics */
 static char		recdir[256];
 static const char	*media = "127.0.0.1";	/* the sessions' address */
 
 static void
 up_with(const char *dir_extra, int user)
 {
-	char		 extra[512];
+	char		 extra[600];
 	struct passwd	*pw = getpwnam("nobody");
 
 	signal(SIGPIPE, SIG_IGN);
+	mport = harness_tcp_port();
 	snprintf(recdir, sizeof(recdir), "/tmp/rtpproxyd-rec.%ld",
 	    (long)getpid());
 	(void)mkdir(recdir, 0755);
 	if (pw != NULL)
 		(void)chown(recdir, pw->pw_uid, pw->pw_gid);
-	snprintf(extra, sizeof(extra), "recording-dir %s%s\n%s", recdir,
-	    dir_extra != NULL ? dir_extra : "", user ? "user nobody" : "");
+	snprintf(extra, sizeof(extra), "recording-dir %s%s\n"
+	    "metrics-listen 127.0.0.1:%u\n%s", recdir,
+	    dir_extra != NULL ? dir_extra : "", mport,
+	    user ? "user nobody" : "");
 	if (harness_prepare(&d, 1, extra) == -1)
 		return;
 	chmod(d.dir, 0755);
@@ -754,6 +758,13 @@ START_TEST(writer_behind)
 	ck_assert_uint_eq(written + dropped, 600);
 	ck_assert_uint_gt(dropped, 0);
 	ck_assert_uint_gt(written, 0);
+	/* The metrics say what the session says, */
+	ck_assert_int_eq(harness_metric(mport,
+	    "rtpproxyd_recordings{state=\"active\"}"), 1);
+	ck_assert_int_eq(harness_metric(mport,
+	    "rtpproxyd_recorded_packets_total"), (long long)written);
+	ck_assert_int_eq(harness_metric(mport,
+	    "rtpproxyd_recording_dropped_packets_total"), (long long)dropped);
 	ck_assert_int_eq(harness_status(c, "slow", &si), 0);
 	rec_path(path, sizeof(path), si->recording->file);
 	harness_info_free(si);
@@ -762,6 +773,16 @@ START_TEST(writer_behind)
 	    "dropped", (unsigned long long)written,
 	    (unsigned long long)dropped);
 	ck_assert_int_eq(harness_wait_log(&d, want, 1, harness_ms(10000)), 0);
+	/* and keep it once the session is gone. */
+	for (i = 0; i < 100 && harness_metric(mport,
+	    "rtpproxyd_recordings{state=\"active\"}") != 0; i++)
+		harness_sleep_ms(harness_ms(50));
+	ck_assert_int_eq(harness_metric(mport,
+	    "rtpproxyd_recordings{state=\"active\"}"), 0);
+	ck_assert_int_eq(harness_metric(mport,
+	    "rtpproxyd_recorded_packets_total"), (long long)written);
+	ck_assert_int_eq(harness_metric(mport,
+	    "rtpproxyd_recording_dropped_packets_total"), (long long)dropped);
 	ck_assert_int_eq(tshark_seq(path, 0x77, 1, NULL, NULL, &n), 0);
 	/* what was written is a run with gaps: count only */
 	ck_assert_int_eq(n < 0 ? -n : n, (int)written);

@@ -201,6 +201,43 @@ metrics_sessions(struct evbuffer *b, const struct master *m,
 	}
 }
 
+/* Recording: the live slots' figures on top of the freed ones'. */
+struct metrics_rec {
+	uint64_t	active, failed, packets, dropped;
+};
+
+static void
+metrics_rec_add(struct metrics_rec *r, const struct shm_slot *s)
+{
+	uint32_t st = SHM_LOAD(&s->rec.state);
+
+	r->active += st == SHM_REC_ACTIVE;
+	r->failed += st == SHM_REC_FAILED;
+	r->packets += SHM_LOAD(&s->rec.packets);
+	r->dropped += SHM_LOAD(&s->rec.dropped);
+}
+
+static void
+metrics_recording(struct evbuffer *b, const struct metrics_rec *r)
+{
+	metrics_family(b, "rtpproxyd_recordings", "gauge", "Sessions "
+	    "recording now (active), and whose recording failed (failed: "
+	    "their media flows on unrecorded).");
+	evbuffer_add_printf(b, "rtpproxyd_recordings{state=\"active\"} "
+	    "%llu\n", (unsigned long long)r->active);
+	evbuffer_add_printf(b, "rtpproxyd_recordings{state=\"failed\"} "
+	    "%llu\n", (unsigned long long)r->failed);
+	metrics_family(b, "rtpproxyd_recorded_packets_total", "counter",
+	    "Packets written to recordings.");
+	evbuffer_add_printf(b, "rtpproxyd_recorded_packets_total %llu\n",
+	    (unsigned long long)r->packets);
+	metrics_family(b, "rtpproxyd_recording_dropped_packets_total",
+	    "counter", "Packets relayed but not recorded: the writer was "
+	    "behind (a slow disk) and its queue full.");
+	evbuffer_add_printf(b, "rtpproxyd_recording_dropped_packets_total "
+	    "%llu\n", (unsigned long long)r->dropped);
+}
+
 /* The counters' families, by kind; then one of every reason to drop. */
 static void
 metrics_traffic(struct evbuffer *b, const struct shm_totals *t,
@@ -502,6 +539,7 @@ metrics_render(struct evbuffer *b, struct metrics_view *v)
 	struct shm_header	*h = m->shm.hdr;
 	struct shm_totals	 t[2];
 	uint64_t		 nstate[SHM_CLOSED + 1];
+	struct metrics_rec	 rec;
 	double			*loss[2], *jit[2];
 	struct metrics_hist	 rtt[2], mos[2];
 	struct quality		 q;
@@ -513,6 +551,9 @@ metrics_render(struct evbuffer *b, struct metrics_view *v)
 	memset(rtt, 0, sizeof(rtt));
 	memset(mos, 0, sizeof(mos));
 	memcpy(t, h->closed, sizeof(t));
+	memset(&rec, 0, sizeof(rec));
+	rec.packets = SHM_LOAD(&h->rec_closed_packets);
+	rec.dropped = SHM_LOAD(&h->rec_closed_dropped);
 	for (d = 0; d < 2; d++) {
 		loss[d] = v->vals + (size_t)(2 * d) * v->nslots;
 		jit[d] = v->vals + (size_t)(2 * d + 1) * v->nslots;
@@ -524,6 +565,7 @@ metrics_render(struct evbuffer *b, struct metrics_view *v)
 		if (st == SHM_FREE || st > SHM_CLOSED)
 			continue;
 		nstate[st]++;
+		metrics_rec_add(&rec, s);
 		for (d = 0; d < 2; d++) {
 			shm_totals_add(&t[d], &s->dir[d]);
 			if (st == SHM_ACTIVE) {
@@ -570,6 +612,7 @@ metrics_render(struct evbuffer *b, struct metrics_view *v)
 	    "G.107 E-model) of each direction of the active sessions that "
 	    "have one; _count is how many.", mos, metrics_mos_le,
 	    METRICS_MOS_N);
+	metrics_recording(b, &rec);
 	metrics_latency(b, m);
 	metrics_grpc(b, h);
 	metrics_events(b, h);

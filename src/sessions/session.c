@@ -642,6 +642,10 @@ session_free_slot(uint32_t i)
 	/* What it moved stays in the totals, which never go back. */
 	shm_totals_add(&sr.shm->hdr->closed[0], &session_slot(i)->dir[0]);
 	shm_totals_add(&sr.shm->hdr->closed[1], &session_slot(i)->dir[1]);
+	atomic_fetch_add(&sr.shm->hdr->rec_closed_packets,
+	    SHM_LOAD(&session_slot(i)->rec.packets));
+	atomic_fetch_add(&sr.shm->hdr->rec_closed_dropped,
+	    SHM_LOAD(&session_slot(i)->rec.dropped));
 	memset(se, 0, sizeof(*se));
 	se->hnext = NIL;
 	shm_slot_reset(session_slot(i));
