@@ -913,8 +913,9 @@ START_TEST(takeover)
 	snprintf(cmd, sizeof(cmd), "%s -s %s takeover node-a 2>&1",
 	    getenv("RTPPROXYCTL"), d2.grpc);
 	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
-	ck_assert_ptr_nonnull(strstr(out, "node-b: taking over the sessions "
-	    "of node-a"));
+	/* Answered when it is over, with what it did. */
+	ck_assert_ptr_nonnull(strstr(out, "node-b: took over node node-a: 2 "
+	    "sessions resumed, 0 skipped, 0 failed (of 2)"));
 	ck_assert_int_eq(harness_wait_log(&d2, "takeover of node node-a done: "
 	    "2 sessions resumed, 0 skipped", 1, 10000), 0);
 
@@ -986,6 +987,131 @@ START_TEST(takeover)
 	ck_assert_int_eq(rexists("tk-1"), 0);
 	rpc_client_free(rb);
 	close(caller);
+	close(dest);
+}
+END_TEST
+
+/* A JSON number field of rtpproxyctl -j's output; -1: none. */
+static long long
+jnum(const char *out, const char *key)
+{
+	char		 pat[64];
+	const char	*p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	if ((p = strstr(out, pat)) == NULL)
+		return -1;
+	p += strlen(pat);
+	while (*p == ' ')
+		p++;
+	return atoll(p);
+}
+
+/*
+ * HaTakeover answers when the takeover is over, with its outcome; an
+ * unknown node is nothing to take; Redis stopped (SIGSTOP) or gone is
+ * UNAVAILABLE; a client that gave up waiting leaves nothing behind.
+ */
+START_TEST(takeover_answer)
+{
+	struct rpc_client	*ra;
+	Rtpproxy__SessionInfo	*si;
+	char			 cmd[512], out[2048], id[32];
+	uint16_t		 dport;
+	pid_t			 rp;
+	int			 dest, i, st;
+
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	ck_assert_int_eq(harness_launch(&d2, 1), 0);
+	ra = client_of(&d);
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	for (i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "ta-%d", i);
+		create(ra, id, dport);
+	}
+	rpc_client_free(ra);
+	for (i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "ta-%d", i);
+		ck_assert_int_eq(rwait(id, "v", "1", 5000), 0);
+	}
+	/* An id without a record: skipped as unusable, not a failure. */
+	rset("SADD t:node:node-a ta-ghost");
+	kill_daemon(&d);
+
+	snprintf(cmd, sizeof(cmd), "%s -j -s %s takeover node-a 2>&1",
+	    getenv("RTPPROXYCTL"), d2.grpc);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(jnum(out, "sessions"), 6);
+	ck_assert_int_eq(jnum(out, "resumed"), 5);
+	ck_assert_int_eq(jnum(out, "skipped"), 1);
+	ck_assert_int_eq(jnum(out, "skipped_invalid"), 1);
+	ck_assert_int_eq(jnum(out, "failed"), 0);
+	/* Already resumed when the answer came. */
+	ra = client_of(&d2);
+	for (i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "ta-%d", i);
+		ck_assert_int_eq(harness_status(ra, id, &si), RP_OK);
+		harness_info_free(si);
+	}
+	rpc_client_free(ra);
+
+	/* A node with nothing in Redis: OK, and said so. */
+	snprintf(cmd, sizeof(cmd), "%s -s %s takeover node-z 2>&1",
+	    getenv("RTPPROXYCTL"), d2.grpc);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "node node-z has no sessions in "
+	    "Redis"));
+
+	/*
+	 * Redis stopped: no answer from it, and the takeover's answer is
+	 * UNAVAILABLE once the connection gives up (5 s), not a hang.
+	 */
+	ck_assert_int_gt(rp = redis_pid(), 0);
+	kill(rp, SIGSTOP);
+	snprintf(cmd, sizeof(cmd), "%s -s %s takeover node-x 2>&1",
+	    getenv("RTPPROXYCTL"), d2.grpc);
+	st = harness_run(cmd, out, sizeof(out));
+	kill(rp, SIGCONT);
+	ck_assert_msg(st == 14, "exit %d: %s", st, out);
+	ck_assert_msg(strstr(out, "Redis went away before the sessions of "
+	    "node node-x were read") != NULL ||
+	    strstr(out, "not connected to Redis") != NULL, "%s", out);
+
+	/* A client that gives up: the daemon answers into nothing. */
+	for (i = 0; i < 200 && metric_at(mport2, "rtpproxyd_redis_up") != 1;
+	    i++)
+		msleep(50);
+	ck_assert_int_eq(metric_at(mport2, "rtpproxyd_redis_up"), 1);
+	kill(rp, SIGSTOP);
+	snprintf(cmd, sizeof(cmd), "%s -t 1 -s %s takeover node-y 2>&1",
+	    getenv("RTPPROXYCTL"), d2.grpc);
+	st = harness_run(cmd, out, sizeof(out));
+	kill(rp, SIGCONT);
+	ck_assert_msg(st == 4, "exit %d: %s", st, out);
+	for (i = 0; i < 200 && harness_log_count(&d2, "takeover of node "
+	    "node-y") < 1; i++)
+		msleep(50);
+	snprintf(cmd, sizeof(cmd), "%s -s %s takeover node-y 2>&1",
+	    getenv("RTPPROXYCTL"), d2.grpc);
+	for (i = 0; i < 100; i++) {
+		st = harness_run(cmd, out, sizeof(out));
+		if (st == 0 || strstr(out, "is running") == NULL)
+			break;
+		msleep(100);
+	}
+	ck_assert_msg(st == 0, "exit %d: %s", st, out);
+	ck_assert(harness_alive(d2.pid));
+
+	/* Redis gone: refused at once. */
+	redis_down();
+	for (i = 0; i < 200 && metric_at(mport2, "rtpproxyd_redis_up") != 0;
+	    i++)
+		msleep(50);
+	snprintf(cmd, sizeof(cmd), "%s -s %s takeover node-a 2>&1",
+	    getenv("RTPPROXYCTL"), d2.grpc);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 14);
+	ck_assert_ptr_nonnull(strstr(out, "not connected to Redis"));
 	close(dest);
 }
 END_TEST
@@ -1326,6 +1452,7 @@ main(void)
 	const TTest *const t_out[] = { outage, NULL };
 	const TTest *const t_restart[] = { restart, NULL };
 	const TTest *const t_take[] = { takeover, NULL };
+	const TTest *const t_tans[] = { takeover_answer, NULL };
 	const TTest *const t_float[] = { floating, NULL };
 	const TTest *const t_list[] = { list_nodes, NULL };
 	Suite	*s = suite_create("redis");
@@ -1336,6 +1463,7 @@ main(void)
 	harness_tcase(s, "outage", up, down, 120, t_out);
 	harness_tcase(s, "restart", up, down, 90, t_restart);
 	harness_tcase(s, "takeover", up_pair, down, 90, t_take);
+	harness_tcase(s, "takeover-answer", up_pair, down, 120, t_tans);
 	harness_tcase(s, "list", up_pair, down, 60, t_list);
 	harness_tcase(s, "floating", up_ns, down_ns, 120, t_float);
 	return harness_run_suite(s);

@@ -34,13 +34,25 @@ struct api_ha_list {
 	const char			*next;	/* "": the last page */
 };
 
+/* A takeover's outcome, or why it could not run (err). */
+struct api_ha_take {
+	const struct rp_error	*err;	/* NULL: it ran */
+	const char		*node;	/* taken over */
+	uint32_t		 found;	/* ids in its set */
+	uint32_t		 resumed, skipped, failed;
+	uint32_t		 owned, running, invalid;	/* skipped: why */
+};
+
 /*
- * High availability (src/repl), NULLs for none: HaTakeover; this node's
+ * High availability (src/repl), NULLs for none: HaTakeover, answered
+ * later through done(arg, outcome) unless it fails at once; this node's
  * node-id; ListSessions of another node (or "*": all), answered later
  * through done(arg, page) unless it fails at once (-1, err).
  */
 struct api_ha {
-	int		(*takeover)(const char *, struct rp_error *);
+	int		(*takeover)(const char *,
+			    void (*)(void *, const struct api_ha_take *),
+			    void *, struct rp_error *);
 	const char	*(*node)(void);
 	int		(*list)(const char *, uint32_t, const char *,
 			    void (*)(void *, const struct api_ha_list *),

@@ -258,12 +258,39 @@ fail:
 	gs_reply_err(c, &err);
 	rtpproxy__list_sessions_request__free_unpacked(req, NULL);
 }
+/* The takeover is over (or has run long enough): the held call's answer. */
+static void
+gs_take_done(void *arg, const struct api_ha_take *t)
+{
+	struct gs_call			*c = arg;
+	Rtpproxy__HaTakeoverResponse	 resp =
+	    RTPPROXY__HA_TAKEOVER_RESPONSE__INIT;
+
+	if (t->err != NULL)
+		gs_reply_err(c, t->err);
+	else {
+		resp.node = (char *)t->node;
+		resp.standby = (char *)gs_ha.node();
+		resp.sessions = t->found;
+		resp.resumed = t->resumed;
+		resp.skipped = t->skipped;
+		resp.failed = t->failed;
+		resp.skipped_owned = t->owned;
+		resp.skipped_running = t->running;
+		resp.skipped_invalid = t->invalid;
+		gs_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	}
+	gs_call_release(c);
+}
+
+/*
+ * HaTakeover: held until the takeover is over, with its outcome (a drain
+ * waits for it; src/repl answers within REDIS_TAKE_MS in any case).
+ */
 void
 gs_rpc_takeover(struct gs_call *c, grpc_byte_buffer *bb)
 {
 	Rtpproxy__HaTakeoverRequest	*req;
-	Rtpproxy__HaTakeoverResponse	 resp =
-	    RTPPROXY__HA_TAKEOVER_RESPONSE__INIT;
 	struct rp_error			 err;
 
 	memset(&err, 0, sizeof(err));
@@ -277,12 +304,12 @@ gs_rpc_takeover(struct gs_call *c, grpc_byte_buffer *bb)
 		rp_err(&err, RP_FAILED_PRECONDITION, "redis is not "
 		    "configured on this node");
 		gs_reply_err(c, &err);
-	} else if (gs_ha.takeover(req->node, &err) == -1)
-		gs_reply_err(c, &err);
-	else {
-		resp.node = req->node;
-		resp.standby = (char *)gs_ha.node();
-		gs_reply(c, GRPC_STATUS_OK, NULL, &resp.base);
+	} else {
+		c->refs++;
+		if (gs_ha.takeover(req->node, gs_take_done, c, &err) == -1) {
+			gs_reply_err(c, &err);
+			gs_call_release(c);
+		}
 	}
 	rtpproxy__ha_takeover_request__free_unpacked(req, NULL);
 }

@@ -31,8 +31,11 @@
 #define M_TAKEOVER	"/rtpproxy.RtpProxy/HaTakeover"
 #define M_UPDATE	"/rtpproxy.RtpProxy/UpdateSession"
 
+#define TAKEOVER_TIMEOUT_MS	40000	/* the daemon answers in 30 s */
+
 static int		 jflag;
 static int		 timeout_ms = 5000;
+static int		 timeout_set;	/* -t given */
 static const char	*server;
 static const char	*cmdname = "";
 static volatile sig_atomic_t interrupted;
@@ -645,19 +648,42 @@ cmd_takeover(struct rpc_client *c, int argc, char **argv)
 	if (argc - optind != 1)
 		usagex("takeover: one node-id is needed");
 	req.node = argv[optind];
+	/* The answer comes when the takeover is over: 30 s at most. */
 	rc = rpc_unary(c, M_TAKEOVER, &req.base,
 	    &rtpproxy__ha_takeover_response__descriptor,
-	    (ProtobufCMessage **)&resp, details, sizeof(details), timeout_ms);
+	    (ProtobufCMessage **)&resp, details, sizeof(details),
+	    timeout_set ? timeout_ms : TAKEOVER_TIMEOUT_MS);
 	if (rc != 0)
 		return failed(rc, details);
 	if (jflag) {
 		json_open(&j, NULL, '{');
 		json_str(&j, "node", resp->node);
 		json_str(&j, "standby", resp->standby);
+		json_u64(&j, "sessions", resp->sessions);
+		json_u64(&j, "resumed", resp->resumed);
+		json_u64(&j, "skipped", resp->skipped);
+		json_u64(&j, "failed", resp->failed);
+		json_u64(&j, "skipped_owned", resp->skipped_owned);
+		json_u64(&j, "skipped_running", resp->skipped_running);
+		json_u64(&j, "skipped_invalid", resp->skipped_invalid);
 		json_close(&j, '}');
-	} else
-		printf("%s: taking over the sessions of %s\n", resp->standby,
-		    resp->node);
+	} else if (resp->sessions == 0)
+		printf("%s: node %s has no sessions in Redis (an unknown "
+		    "node, or one without calls): nothing taken over\n",
+		    resp->standby, resp->node);
+	else {
+		printf("%s: took over node %s: %u sessions resumed, %u "
+		    "skipped, %u failed (of %u)\n", resp->standby, resp->node,
+		    resp->resumed, resp->skipped, resp->failed,
+		    resp->sessions);
+		if (resp->skipped > 0)
+			printf("skipped: %u owned by another node, %u running "
+			    "here already, %u without a usable record\n",
+			    resp->skipped_owned, resp->skipped_running,
+			    resp->skipped_invalid);
+		if (resp->failed > 0)
+			printf("failed: see the daemon's log\n");
+	}
 	rtpproxy__ha_takeover_response__free_unpacked(resp, NULL);
 	return 0;
 }
@@ -778,6 +804,7 @@ main(int argc, char **argv)
 				usagex("-t: %s is not a number of seconds "
 				    "(1-86400)", optarg);
 			timeout_ms = (int)secs * 1000;
+			timeout_set = 1;
 			break;
 		case 'V':
 			printf("rtpproxyctl %s\n", PACKAGE_VERSION);

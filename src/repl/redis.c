@@ -360,6 +360,7 @@ rd_tick(int64_t now)
 		rd.snap_ms = now;
 		rd_mark_all(RD_COUNTERS);
 	}
+	resume_tick(now);
 }
 
 /* A session's event: what to write, or delete. */

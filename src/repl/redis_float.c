@@ -119,7 +119,7 @@ fl_poll(evutil_socket_t fd, short ev, void *arg)
 		if (!here || fl.done[k])
 			continue;
 		/* Not connected yet, or a takeover running: again soon. */
-		if (redis_takeover(c->standby[k].node, &err) == 0) {
+		if (redis_takeover(c->standby[k].node, NULL, NULL, &err) == 0) {
 			fl.done[k] = 1;
 			fl.last[k][0] = '\0';
 		} else if (strcmp(fl.last[k], err.msg) != 0) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "api.h"
 #include "repl_int.h"
 #include "sessions.h"
 
@@ -45,14 +46,64 @@ static struct {
 	uint32_t	wait;		/* records asked for, restore */
 	char		take[CONF_NODE_MAX];	/* "": no takeover running */
 	uint32_t	take_wait;
-	uint64_t	take_resumed, take_skipped;
+	struct api_ha_take t;		/* its outcome so far */
+	/* who waits for the answer: NULL, none (or no more) */
+	void		(*take_done)(void *, const struct api_ha_take *);
+	void		*take_arg;
+	int64_t		take_until;	/* then answered, still running */
 } rs;
+
+/* Why a takeover did not resume a session. */
+enum rs_why {
+	RS_OWNED,	/* skipped: another node owns it */
+	RS_RUNNING,	/* skipped: a session of that id runs here */
+	RS_INVALID,	/* skipped: no record, or an unusable one */
+	RS_FAILED	/* to take, but Redis or this node failed */
+};
 
 static void
 rs_skip(const char *id, const char *what, const char *why)
 {
 	rc.st.skipped++;
 	log_warnx("redis: session %.64s not %s: %s", id, what, why);
+}
+
+/* A takeover's session not resumed: counted by why, and logged. */
+static void
+rs_tskip(const char *id, enum rs_why w, const char *why)
+{
+	switch (w) {
+	case RS_OWNED:
+		rs.t.owned++;
+		break;
+	case RS_RUNNING:
+		rs.t.running++;
+		break;
+	case RS_INVALID:
+		rs.t.invalid++;
+		break;
+	case RS_FAILED:
+		rs.t.failed++;
+		break;
+	}
+	if (w != RS_FAILED)
+		rs.t.skipped++;
+	rs_skip(id, "resumed", why);
+}
+
+/* The takeover's answer to whom waits for it: once. */
+static void
+rs_answer(const struct rp_error *err)
+{
+	void	(*done)(void *, const struct api_ha_take *) = rs.take_done;
+
+	if (done == NULL)
+		return;
+	rs.take_done = NULL;
+	rs.t.err = err;
+	rs.t.node = rs.take;
+	done(rs.take_arg, &rs.t);
+	rs.t.err = NULL;
 }
 
 static void
@@ -98,10 +149,10 @@ rs_done(int take)
 		    (unsigned long long)rc.st.restored,
 		    (unsigned long long)rc.st.skipped);
 	if (take && rs.take_wait == 0 && rs.take[0] != '\0') {
-		log_notice("redis: takeover of node %s done: %llu sessions "
-		    "resumed, %llu skipped", rs.take,
-		    (unsigned long long)rs.take_resumed,
-		    (unsigned long long)rs.take_skipped);
+		log_notice("redis: takeover of node %s done: %u sessions "
+		    "resumed, %u skipped, %u failed", rs.take, rs.t.resumed,
+		    rs.t.skipped, rs.t.failed);
+		rs_answer(NULL);
 		rs.take[0] = '\0';
 	}
 }
@@ -134,17 +185,15 @@ rs_claimed(redisAsyncContext *ac, void *arg, void *priv)
 
 	rc_reply(reply);
 	rs.take_wait--;
-	if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-		rs.take_skipped++;
-		rs_skip(q->id, "resumed", "the claim failed");
-	} else if (reply->integer != 1) {
-		rs.take_skipped++;
-		rs_skip(q->id, "resumed", "taken or changed by another node "
+	if (reply == NULL || reply->type != REDIS_REPLY_INTEGER)
+		rs_tskip(q->id, RS_FAILED, "the claim failed");
+	else if (reply->integer != 1)
+		rs_tskip(q->id, RS_OWNED, "taken or changed by another node "
 		    "meanwhile");
-	} else if (rs_create(&q->rec, q->rec.epoch + 1, "resumed") == -1)
-		rs.take_skipped++;
+	else if (rs_create(&q->rec, q->rec.epoch + 1, "resumed") == -1)
+		rs.t.failed++;
 	else {
-		rs.take_resumed++;
+		rs.t.resumed++;
 		rc.st.resumed++;
 	}
 	free(q);
@@ -179,19 +228,28 @@ rs_claim(struct rs_req *q)
 	return 0;
 }
 
+/* A record not used: a takeover's counted by why. */
+static void
+rs_rskip(const struct rs_req *q, enum rs_why w, const char *why)
+{
+	if (q->take)
+		rs_tskip(q->id, w, why);
+	else
+		rs_skip(q->id, "restored", why);
+}
+
 /* HGETALL of one id: parsed, then made again (restore) or claimed. */
 static void
 rs_record(redisAsyncContext *ac, void *arg, void *priv)
 {
 	redisReply	*reply = arg;
 	struct rs_req	*q = priv;
-	const char	*kv[2 * REDIS_REC_FIELDS + 16], *what;
+	const char	*kv[2 * REDIS_REC_FIELDS + 16];
 	const char	*owner = q->take ? rs.take : rc.node;
 	size_t		 kvlen[2 * REDIS_REC_FIELDS + 16], i;
 	char		 why[160];
 
 	rc_reply(reply);
-	what = q->take ? "resumed" : "restored";
 	if (q->take)
 		rs.take_wait--;
 	else
@@ -200,68 +258,66 @@ rs_record(redisAsyncContext *ac, void *arg, void *priv)
 		if (!q->take)
 			rs.restore = 1;	/* again at the next connection */
 		else
-			rs_skip(q->id, what, "Redis went away");
+			rs_tskip(q->id, RS_FAILED, "Redis went away");
 		goto done;
 	}
 	if (session_lookup(q->id) != -1) {
 		if (q->take)
-			rs_skip(q->id, what, "a session of that id runs here");
+			rs_tskip(q->id, RS_RUNNING, "a session of that id "
+			    "runs here");
 		goto done;	/* a restore's earlier try made it */
 	}
 	if (reply->type != REDIS_REPLY_ARRAY) {
 		snprintf(why, sizeof(why), "not a hash%s%.120s",
 		    reply->type == REDIS_REPLY_ERROR ? ": " : "",
 		    reply->type == REDIS_REPLY_ERROR ? reply->str : "");
-		rs_skip(q->id, what, why);
-		goto skipped;
+		rs_rskip(q, RS_INVALID, why);
+		goto done;
 	}
 	if (reply->elements == 0) {
-		rs_skip(q->id, what, "no record (stale in the node's set)");
-		goto skipped;
+		rs_rskip(q, RS_INVALID, "no record (stale in the node's set)");
+		goto done;
 	}
 	if (reply->elements > sizeof(kv) / sizeof(kv[0])) {
-		rs_skip(q->id, what, "too many fields");
-		goto skipped;
+		rs_rskip(q, RS_INVALID, "too many fields");
+		goto done;
 	}
 	for (i = 0; i < reply->elements; i++) {
 		if (reply->element[i]->type != REDIS_REPLY_STRING) {
-			rs_skip(q->id, what, "a field that is not a string");
-			goto skipped;
+			rs_rskip(q, RS_INVALID, "a field that is not a "
+			    "string");
+			goto done;
 		}
 		kv[i] = reply->element[i]->str;
 		kvlen[i] = reply->element[i]->len;
 	}
 	if (redis_rec_parse(&q->rec, reply->elements, kv, kvlen, why,
 	    sizeof(why)) == -1) {
-		rs_skip(q->id, what, why);
-		goto skipped;
+		rs_rskip(q, RS_INVALID, why);
+		goto done;
 	}
 	if (strcmp(q->rec.id, q->id) != 0) {
-		rs_skip(q->id, what, "the record is of another id");
-		goto skipped;
+		rs_rskip(q, RS_INVALID, "the record is of another id");
+		goto done;
 	}
 	if (strcmp(q->rec.node, owner) != 0) {
 		/* Fencing: it has moved on, with a higher epoch. */
 		snprintf(why, sizeof(why), "node %s owns it now (epoch %u)",
 		    q->rec.node, q->rec.epoch);
-		rs_skip(q->id, what, why);
-		goto skipped;
+		rs_rskip(q, RS_OWNED, why);
+		goto done;
 	}
 	if (q->take) {
 		if (q->rec.epoch == UINT32_MAX)
-			rs_skip(q->id, what, "epoch at its limit");
+			rs_tskip(q->id, RS_FAILED, "epoch at its limit");
 		else if (rs_claim(q) == 0)
 			return;		/* q goes on */
 		else
-			rs_skip(q->id, what, "Redis went away");
-		goto skipped;
+			rs_tskip(q->id, RS_FAILED, "Redis went away");
+		goto done;
 	}
-	if (rs_create(&q->rec, q->rec.epoch, what) == 0)
+	if (rs_create(&q->rec, q->rec.epoch, "restored") == 0)
 		rc.st.restored++;
-	goto done;
-skipped:
-	if (q->take)
-		rs.take_skipped++;
 done:
 	rs_done(q->take);
 	free(q);
@@ -273,6 +329,7 @@ rs_ids(redisAsyncContext *ac, void *arg, void *priv)
 {
 	redisReply	*reply = arg;
 	struct rs_req	*q;
+	struct rp_error	 err;
 	const char	*argv[2], *node;
 	char		 key[RC_KEY_MAX];
 	int		 take = priv != NULL;
@@ -283,9 +340,16 @@ rs_ids(redisAsyncContext *ac, void *arg, void *priv)
 	if (take)
 		rs.take_wait--;
 	if (reply == NULL) {
-		if (take)
+		if (take) {
 			log_warnx("redis: takeover of node %s: Redis went "
 			    "away; ask again", node);
+			rp_err(&err, RP_UNAVAILABLE, "Redis went away before "
+			    "the sessions of node %s were read: nothing taken "
+			    "over; ask again", node);
+			rs_answer(&err);
+			rs.take[0] = '\0';
+			return;
+		}
 		goto done;	/* a restore: again at the next connection */
 	}
 	if (!take)
@@ -294,8 +358,18 @@ rs_ids(redisAsyncContext *ac, void *arg, void *priv)
 		log_warnx("redis: the set of node %s: %s; nothing %s", node,
 		    reply->type == REDIS_REPLY_ERROR ? reply->str :
 		    "not a set", take ? "taken over" : "restored");
+		if (take) {
+			rp_err(&err, RP_FAILED_PRECONDITION, "the set of node "
+			    "%s in Redis: %.120s; nothing taken over", node,
+			    reply->type == REDIS_REPLY_ERROR ? reply->str :
+			    "not a set");
+			rs_answer(&err);
+		}
 		goto done;
 	}
+	if (take)
+		rs.t.found = reply->elements > UINT32_MAX ? UINT32_MAX :
+		    (uint32_t)reply->elements;
 	log_info("redis: %s %zu sessions of node %s", take ? "taking over" :
 	    "restoring", reply->elements, node);
 	for (i = 0; i < reply->elements; i++) {
@@ -304,10 +378,12 @@ rs_ids(redisAsyncContext *ac, void *arg, void *priv)
 		    reply->element[i]->len >= SHM_ID_MAX ||
 		    memchr(reply->element[i]->str, '\0',
 		    reply->element[i]->len) != NULL) {
-			rs_skip("?", take ? "resumed" : "restored",
-			    "an id in the node's set that is not one");
 			if (take)
-				rs.take_skipped++;
+				rs_tskip("?", RS_INVALID, "an id in the "
+				    "node's set that is not one");
+			else
+				rs_skip("?", "restored", "an id in the "
+				    "node's set that is not one");
 			continue;
 		}
 		q = xcalloc(1, sizeof(*q));
@@ -317,6 +393,8 @@ rs_ids(redisAsyncContext *ac, void *arg, void *priv)
 		argv[0] = "HGETALL";
 		argv[1] = key;
 		if (rc_send(rs_record, q, 2, argv) == -1) {
+			if (take)
+				rs_tskip(q->id, RS_FAILED, "Redis went away");
 			free(q);
 			continue;
 		}
@@ -327,8 +405,6 @@ rs_ids(redisAsyncContext *ac, void *arg, void *priv)
 	}
 done:
 	rs_done(take);
-	if (take && reply == NULL)
-		rs.take[0] = '\0';
 }
 
 static int
@@ -345,11 +421,15 @@ rs_members(const char *node, int take)
 
 /*
  * Take over the sessions of node: claimed one by one in Redis with the
- * next epoch, then made here.  Answered at once; the outcome is logged
- * and counted.  0, or -1 with err.
+ * next epoch, then made here.  The outcome is logged, counted, and
+ * given to done(arg) when the takeover is over, or REDIS_TAKE_MS
+ * later (DEADLINE_EXCEEDED; it goes on), or when the daemon stops; done
+ * is always called once, unless this fails at once: -1 with err.
  */
 int
-redis_takeover(const char *node, struct rp_error *err)
+redis_takeover(const char *node,
+    void (*done)(void *, const struct api_ha_take *), void *arg,
+    struct rp_error *err)
 {
 	size_t i, len = strlen(node);
 
@@ -371,12 +451,15 @@ redis_takeover(const char *node, struct rp_error *err)
 		return rp_err(err, RP_UNAVAILABLE, "not connected to Redis");
 	for (i = 0; i <= len; i++)
 		rs.take[i] = node[i];
-	rs.take_resumed = rs.take_skipped = 0;
+	memset(&rs.t, 0, sizeof(rs.t));
 	if (rs_members(node, 1) == -1) {
 		rs.take[0] = '\0';
 		return rp_err(err, RP_UNAVAILABLE, "not connected to Redis");
 	}
 	rs.take_wait = 1;
+	rs.take_done = done;
+	rs.take_arg = arg;
+	rs.take_until = now_ms() + REDIS_TAKE_MS;
 	rc.st.takeovers++;
 	log_notice("redis: taking over the sessions of node %s", node);
 	return 0;
@@ -397,8 +480,29 @@ resume_up(void)
 		(void)rs_members(rc.node, 0);
 }
 
+/* A takeover's answer that has waited long enough: it goes on. */
+void
+resume_tick(int64_t now)
+{
+	struct rp_error err;
+
+	if (rs.take_done == NULL || now < rs.take_until)
+		return;
+	rp_err(&err, RP_DEADLINE_EXCEEDED, "the takeover of node %s still "
+	    "runs after %d s (%u of %u sessions resumed so far); it goes on: "
+	    "see the log", rs.take, REDIS_TAKE_MS / 1000, rs.t.resumed,
+	    rs.t.found);
+	rs_answer(&err);
+}
+
 void
 resume_stop(void)
 {
+	struct rp_error err;
+
+	rp_err(&err, RP_UNAVAILABLE, "the daemon stops: the takeover of node "
+	    "%s is not finished (%u of %u sessions resumed)", rs.take,
+	    rs.t.resumed, rs.t.found);
+	rs_answer(&err);
 	memset(&rs, 0, sizeof(rs));
 }

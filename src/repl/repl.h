@@ -84,7 +84,11 @@ void	redis_event(const struct session_event *);
 void	redis_get_stats(struct redis_stats *);
 
 /* redis_resume.c: sessions of another node, taken over */
-int	redis_takeover(const char *, struct rp_error *);
+struct api_ha_take;
+#define REDIS_TAKE_MS	30000	/* a takeover's answer waits at most */
+int	redis_takeover(const char *,
+	    void (*)(void *, const struct api_ha_take *), void *,
+	    struct rp_error *);
 
 /* redis_float.c: the nodes this one backs (standby-for) */
 int	redis_standby(int, const char **, int64_t *);

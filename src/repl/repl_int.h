@@ -46,6 +46,7 @@ void	float_stop(void);
 /* redis_resume.c: sessions made again from their records */
 void	resume_init(int);
 void	resume_up(void);
+void	resume_tick(int64_t);
 void	resume_stop(void);
 
 #endif
