@@ -1199,6 +1199,156 @@ START_TEST(list_nodes)
 }
 END_TEST
 
+/*
+ * Pages of another node's (or every node's) sessions with a state
+ * filter: all of them once, and every page full but the last.  Returns
+ * the number of pages; seen[] counts each id of ids[].
+ */
+static int
+pages(struct rpc_client *c, const char *node, int state, uint32_t size,
+    char ids[][32], int *seen, int nids, int *total)
+{
+	Rtpproxy__ListSessionsRequest	 req =
+	    RTPPROXY__LIST_SESSIONS_REQUEST__INIT;
+	Rtpproxy__ListSessionsResponse	*resp;
+	char				 token[256] = "", det[256];
+	size_t				 k;
+	int				 np, i, last = 0;
+
+	*total = 0;
+	for (np = 0; np < 100 && !last; np++) {
+		req.node = (char *)node;
+		req.state = (Rtpproxy__SessionState)state;
+		req.page_size = size;
+		req.page_token = token;
+		ck_assert_int_eq(rpc_unary(c, "/rtpproxy.RtpProxy/ListSessions",
+		    &req.base, &rtpproxy__list_sessions_response__descriptor,
+		    (ProtobufCMessage **)&resp, det, sizeof(det), 20000), 0);
+		last = resp->next_page_token[0] == '\0';
+		ck_assert_msg(last || resp->n_sessions == size, "page %d of "
+		    "%s: %zu sessions, not %u, and more to come", np, node,
+		    resp->n_sessions, size);
+		ck_assert_uint_le(resp->n_sessions, size);
+		for (k = 0; k < resp->n_sessions; k++) {
+			ck_assert_int_eq(resp->sessions[k]->state, state);
+			for (i = 0; i < nids; i++)
+				if (strcmp(ids[i],
+				    resp->sessions[k]->session_id) == 0)
+					break;
+			ck_assert_msg(i < nids, "%s listed",
+			    resp->sessions[k]->session_id);
+			seen[i]++;
+			(*total)++;
+		}
+		ck_assert_uint_lt(strlen(resp->next_page_token),
+		    sizeof(token));
+		snprintf(token, sizeof(token), "%s", resp->next_page_token);
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	}
+	ck_assert(last);
+	return np;
+}
+
+/* A page_token the daemon must refuse; its status. */
+static int
+bad_token(struct rpc_client *c, const char *tok, char *det, size_t len)
+{
+	Rtpproxy__ListSessionsRequest	 req =
+	    RTPPROXY__LIST_SESSIONS_REQUEST__INIT;
+	Rtpproxy__ListSessionsResponse	*resp = NULL;
+	int				 st;
+
+	req.node = (char *)"*";
+	req.page_size = 7;
+	req.page_token = (char *)tok;
+	st = rpc_unary(c, "/rtpproxy.RtpProxy/ListSessions", &req.base,
+	    &rtpproxy__list_sessions_response__descriptor,
+	    (ProtobufCMessage **)&resp, det, len, 20000);
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return st;
+}
+
+START_TEST(list_pages)
+{
+	static char		 ids[30][32], big[400];
+	struct rpc_client	*ra, *rb, *c;
+	uint8_t			 pkt[64];
+	uint16_t		 dport, lport;
+	char			 det[256];
+	int			 seen[30], dest, caller, i, np, total, want;
+	size_t			 n;
+
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(harness_conf_set(&d2, "port-range 30000 30199"), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	ck_assert_int_eq(harness_launch(&d2, 1), 0);
+	ra = client_of(&d);
+	rb = client_of(&d2);
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	ck_assert_int_ge(caller = harness_udp(0, NULL), 0);
+	/* 15 on each node; every third one ACTIVE, the others CONNECTING. */
+	for (i = 0; i < 30; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "pg-%c%02d", i < 15 ? 'a' : 'b',
+		    i % 15);
+		lport = create(i < 15 ? ra : rb, ids[i], dport);
+		if (i % 3 == 0) {
+			n = harness_rtp(pkt, 1, 0, 0x55, 20);
+			ck_assert_int_eq(harness_send(caller, "127.0.0.1",
+			    lport, pkt, n), 0);
+		}
+	}
+	for (i = 0; i < 30; i++)
+		ck_assert_int_eq(rwait(ids[i], "state", i % 3 == 0 ? "3" : "2",
+		    10000), 0);
+	c = ra;
+
+	/* Every node's CONNECTING ones: 20, in pages of 7, 7 and 6. */
+	memset(seen, 0, sizeof(seen));
+	np = pages(c, "*", 2, 7, ids, seen, 30, &total);
+	ck_assert_int_eq(total, 20);
+	ck_assert_int_eq(np, 3);
+	for (i = 0; i < 30; i++)
+		ck_assert_int_eq(seen[i], i % 3 == 0 ? 0 : 1);
+	/* node-b's, asked of node-a: 10 in 7 and 3; its ACTIVE ones. */
+	memset(seen, 0, sizeof(seen));
+	np = pages(c, "node-b", 2, 7, ids, seen, 30, &total);
+	ck_assert_int_eq(total, 10);
+	ck_assert_int_eq(np, 2);
+	for (i = 0; i < 30; i++)
+		ck_assert_int_eq(seen[i], i >= 15 && i % 3 != 0);
+	memset(seen, 0, sizeof(seen));
+	pages(c, "node-b", 3, 2, ids, seen, 30, &total);
+	ck_assert_int_eq(total, 5);
+	/* Every state, pages of 1: each once. */
+	memset(seen, 0, sizeof(seen));
+	for (want = 0, i = 0; i < 30; i++)
+		want += i % 3 == 0;
+	np = pages(c, "*", 3, 1, ids, seen, 30, &total);
+	ck_assert_int_eq(total, want);
+	ck_assert_int_eq(np, want);
+
+	/* Hostile tokens: refused, and the daemon goes on. */
+	memset(big, 'r', sizeof(big) - 1);
+	ck_assert_int_eq(bad_token(c, "r", det, sizeof(det)), 3);
+	ck_assert_ptr_nonnull(strstr(det, "page_token is not valid"));
+	ck_assert_int_eq(bad_token(c, "x12", det, sizeof(det)), 3);
+	ck_assert_int_eq(bad_token(c, "r12:bad id", det, sizeof(det)), 3);
+	ck_assert_int_eq(bad_token(c, "r99999999999999999999999", det,
+	    sizeof(det)), 3);
+	ck_assert_int_eq(bad_token(c, "r-1", det, sizeof(det)), 3);
+	ck_assert_int_eq(bad_token(c, big, det, sizeof(det)), 3);
+	ck_assert_int_eq(bad_token(c, "r12:", det, sizeof(det)), 3);
+	/* A cursor Redis never gave: an answer, whatever it is. */
+	ck_assert_int_eq(bad_token(c, "r123456", det, sizeof(det)), 0);
+	ck_assert(harness_alive(d.pid));
+	rpc_client_free(ra);
+	rpc_client_free(rb);
+	close(dest);
+	close(caller);
+}
+END_TEST
+
 /* --- two hosts, a floating address, keepalived's move --------------------- */
 
 #define NS_NET		"10.77.0"
@@ -1455,6 +1605,7 @@ main(void)
 	const TTest *const t_tans[] = { takeover_answer, NULL };
 	const TTest *const t_float[] = { floating, NULL };
 	const TTest *const t_list[] = { list_nodes, NULL };
+	const TTest *const t_pages[] = { list_pages, NULL };
 	Suite	*s = suite_create("redis");
 
 	signal(SIGPIPE, SIG_IGN);
@@ -1465,6 +1616,7 @@ main(void)
 	harness_tcase(s, "takeover", up_pair, down, 90, t_take);
 	harness_tcase(s, "takeover-answer", up_pair, down, 120, t_tans);
 	harness_tcase(s, "list", up_pair, down, 60, t_list);
+	harness_tcase(s, "list-pages", up_pair, down, 90, t_pages);
 	harness_tcase(s, "floating", up_ns, down_ns, 120, t_float);
 	return harness_run_suite(s);
 }

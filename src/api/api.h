@@ -46,15 +46,18 @@ struct api_ha_take {
 /*
  * High availability (src/repl), NULLs for none: HaTakeover, answered
  * later through done(arg, outcome) unless it fails at once; this node's
- * node-id; ListSessions of another node (or "*": all), answered later
- * through done(arg, page) unless it fails at once (-1, err).
+ * node-id; ListSessions of another node (or "*": all) with a state filter
+ * (0: any), a page size and its page token ("": the first page; checked
+ * there), answered later through done(arg, page) unless it fails at once
+ * (-1, err).
  */
 struct api_ha {
 	int		(*takeover)(const char *,
 			    void (*)(void *, const struct api_ha_take *),
 			    void *, struct rp_error *);
 	const char	*(*node)(void);
-	int		(*list)(const char *, uint32_t, const char *,
+	int		(*list)(const char *, uint32_t, uint32_t,
+			    const char *,
 			    void (*)(void *, const struct api_ha_list *),
 			    void *, struct rp_error *);
 };

@@ -95,7 +95,7 @@ int	redis_standby(int, const char **, int64_t *);
 
 /* redis_list.c: ListSessions of another node, or "*" */
 struct api_ha_list;
-int	redis_list(const char *, uint32_t, const char *,
+int	redis_list(const char *, uint32_t, uint32_t, const char *,
 	    void (*)(void *, const struct api_ha_list *), void *,
 	    struct rp_error *);
 const char *redis_node(void);
