@@ -1007,6 +1007,24 @@ jnum(const char *out, const char *key)
 	return atoll(p);
 }
 
+/* A metric of a daemon until it is want; its last value. */
+static long long
+metric_wait(uint16_t port, const char *name, long long want, int ms)
+{
+	long long	v = -1;
+	int		i;
+
+	for (i = 0; i < ms / 50; i++) {
+		if ((v = metric_at(port, name)) == want)
+			break;
+		msleep(50);
+	}
+	return v;
+}
+
+#define MIRRORED	"rtpproxyd_redis_mirrored_sessions{node=\"node-a\"}"
+#define RESYNCS		"rtpproxyd_redis_mirror_resyncs_total"
+
 /*
  * HaTakeover answers when the takeover is over, with its outcome; an
  * unknown node is nothing to take; Redis stopped (SIGSTOP) or gone is
@@ -1035,8 +1053,13 @@ START_TEST(takeover_answer)
 		snprintf(id, sizeof(id), "ta-%d", i);
 		ck_assert_int_eq(rwait(id, "v", "1", 5000), 0);
 	}
-	/* An id without a record: skipped as unusable, not a failure. */
+	/*
+	 * An id without a record, announced as a write would: skipped as
+	 * unusable, not a failure.
+	 */
 	rset("SADD t:node:node-a ta-ghost");
+	rset("PUBLISH t:chan:node-a +ta-ghost");
+	ck_assert_int_eq(metric_wait(mport2, MIRRORED, 6, 10000), 6);
 	kill_daemon(&d);
 
 	snprintf(cmd, sizeof(cmd), "%s -j -s %s takeover node-a 2>&1",
@@ -1112,6 +1135,66 @@ START_TEST(takeover_answer)
 	    getenv("RTPPROXYCTL"), d2.grpc);
 	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 14);
 	ck_assert_ptr_nonnull(strstr(out, "not connected to Redis"));
+	close(dest);
+}
+END_TEST
+
+/*
+ * The standby mirrors the node it backs as it changes, not only when it
+ * takes over: sessions made after it started are in its mirror, a
+ * destroyed one leaves it, a Redis restarted is read again, and the
+ * takeover resumes the mirror's sessions.
+ */
+START_TEST(mirror)
+{
+	struct rpc_client	*ra;
+	Rtpproxy__SessionInfo	*si;
+	char			 cmd[512], out[2048], id[32];
+	uint16_t		 dport;
+	int			 dest, i;
+
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(harness_launch(&d2, 1), 0);
+	ck_assert_int_eq(metric_wait(mport2, RESYNCS, 1, 10000), 1);
+	ck_assert_int_eq(metric_at(mport2, MIRRORED), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	ra = client_of(&d);
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	for (i = 0; i < 6; i++) {
+		snprintf(id, sizeof(id), "mi-%d", i);
+		create(ra, id, dport);
+	}
+	ck_assert_int_eq(metric_wait(mport2, MIRRORED, 6, 10000), 6);
+	ck_assert_int_eq(harness_destroy(ra, "mi-5"), RP_OK);
+	ck_assert_int_eq(metric_wait(mport2, MIRRORED, 5, 10000), 5);
+	/* Nothing was read of node-a's set but at the start. */
+	ck_assert_int_eq(metric_at(mport2, RESYNCS), 1);
+
+	/* Redis restarted (empty): node-a writes again, the mirror too. */
+	redis_down();
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(rwait("mi-4", "v", "1", 15000), 0);
+	ck_assert_int_ge(metric_wait(mport2, RESYNCS, 2, 15000), 2);
+	ck_assert_int_eq(metric_wait(mport2, MIRRORED, 5, 15000), 5);
+	create(ra, "mi-6", dport);
+	ck_assert_int_eq(metric_wait(mport2, MIRRORED, 6, 10000), 6);
+	rpc_client_free(ra);
+
+	/* node-a gone: the takeover resumes what the mirror has. */
+	kill_daemon(&d);
+	snprintf(cmd, sizeof(cmd), "%s -j -s %s takeover node-a 2>&1",
+	    getenv("RTPPROXYCTL"), d2.grpc);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(jnum(out, "sessions"), 6);
+	ck_assert_int_eq(jnum(out, "resumed"), 6);
+	ck_assert_int_eq(harness_log_count(&d2, "from its mirror"), 1);
+	ra = client_of(&d2);
+	ck_assert_int_eq(harness_status(ra, "mi-6", &si), RP_OK);
+	harness_info_free(si);
+	ck_assert_int_ne(harness_status(ra, "mi-5", &si), RP_OK);
+	rpc_client_free(ra);
+	/* Taken: they are node-b's now, not node-a's. */
+	ck_assert_int_eq(metric_wait(mport2, MIRRORED, 0, 10000), 0);
 	close(dest);
 }
 END_TEST
@@ -1603,6 +1686,7 @@ main(void)
 	const TTest *const t_restart[] = { restart, NULL };
 	const TTest *const t_take[] = { takeover, NULL };
 	const TTest *const t_tans[] = { takeover_answer, NULL };
+	const TTest *const t_mirror[] = { mirror, NULL };
 	const TTest *const t_float[] = { floating, NULL };
 	const TTest *const t_list[] = { list_nodes, NULL };
 	const TTest *const t_pages[] = { list_pages, NULL };
@@ -1615,6 +1699,7 @@ main(void)
 	harness_tcase(s, "restart", up, down, 90, t_restart);
 	harness_tcase(s, "takeover", up_pair, down, 90, t_take);
 	harness_tcase(s, "takeover-answer", up_pair, down, 120, t_tans);
+	harness_tcase(s, "mirror", up_pair, down, 120, t_mirror);
 	harness_tcase(s, "list", up_pair, down, 60, t_list);
 	harness_tcase(s, "list-pages", up_pair, down, 90, t_pages);
 	harness_tcase(s, "floating", up_ns, down_ns, 120, t_float);

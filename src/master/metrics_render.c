@@ -440,9 +440,12 @@ metrics_redis(struct evbuffer *b)
 		{ "rtpproxyd_redis_fenced_total", "Sessions this master "
 		    "closed because another node owns them with a higher "
 		    "epoch." },
+		{ "rtpproxyd_redis_mirror_resyncs_total", "Sets of nodes "
+		    "this one backs (standby-for) read again into its mirror: "
+		    "at every subscription to their channels." },
 	};
 	struct redis_stats	st;
-	uint64_t		v[12];
+	uint64_t		v[13];
 	const char		*node;
 	int64_t			n;
 	size_t			i;
@@ -463,7 +466,8 @@ metrics_redis(struct evbuffer *b)
 	v[9] = st.takeovers;
 	v[10] = st.resumed;
 	v[11] = st.fenced;
-	for (i = 0; i < 12; i++) {
+	v[12] = st.mirror_resyncs;
+	for (i = 0; i < 13; i++) {
 		metrics_family(b, names[i][0], "counter", names[i][1]);
 		evbuffer_add_printf(b, "%s %llu\n", names[i][0],
 		    (unsigned long long)v[i]);
@@ -481,6 +485,14 @@ metrics_redis(struct evbuffer *b)
 	    "what a takeover would resume; -1 while not known.");
 	for (k = 0; redis_standby(k, &node, &n) == 0; k++)
 		evbuffer_add_printf(b, "rtpproxyd_redis_standby_sessions"
+		    "{node=\"%s\"} %lld\n", node, (long long)n);
+	metrics_family(b, "rtpproxyd_redis_mirrored_sessions", "gauge",
+	    "Sessions of each node this one backs in its mirror, followed as "
+	    "they change; -1 while the mirror is not in step (not "
+	    "subscribed, or its set not read yet).");
+	for (k = 0; redis_standby(k, &node, &n) == 0 &&
+	    redis_mirrored(k, &n) == 0; k++)
+		evbuffer_add_printf(b, "rtpproxyd_redis_mirrored_sessions"
 		    "{node=\"%s\"} %lld\n", node, (long long)n);
 }
 

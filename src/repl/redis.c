@@ -64,9 +64,14 @@ struct rd_del {
  * larger one there and does nothing.  Neither touches a record of a
  * higher epoch: another node owns the session now (fencing).  A
  * counters' write (ARGV[4] "0") does not make a record that is gone.
+ * A full write and a delete say so on the node's channel ("+ID", "-ID":
+ * a standby's mirror follows them, redis_mirror.c); a counters' write
+ * does not (once a second for every session: the mirror has no use for
+ * it).
  *
  * KEYS: the record, the node's connection key, the node's set.
- * ARGV: connection number, epoch, id, full; then the fields and values.
+ * ARGV: connection number, epoch, id, full, the node's channel; then the
+ * fields and values (a write).
  */
 #define RD_LUA_CONN							\
     "local g = redis.call('get', KEYS[2])\n"				\
@@ -76,12 +81,16 @@ struct rd_del {
     "if e and tonumber(e) > tonumber(ARGV[2]) then return -1 end\n"
 static const char rd_write_lua[] = RD_LUA_CONN
     "if ARGV[4] == '0' and not e then return 0 end\n"
-    "redis.call('hset', KEYS[1], unpack(ARGV, 5))\n"
-    "if ARGV[4] == '1' then redis.call('sadd', KEYS[3], ARGV[3]) end\n"
+    "redis.call('hset', KEYS[1], unpack(ARGV, 6))\n"
+    "if ARGV[4] == '1' then\n"
+    "	redis.call('sadd', KEYS[3], ARGV[3])\n"
+    "	redis.call('publish', ARGV[5], '+' .. ARGV[3])\n"
+    "end\n"
     "return 1\n";
 static const char rd_del_lua[] = RD_LUA_CONN
     "redis.call('del', KEYS[1])\n"
     "redis.call('srem', KEYS[3], ARGV[3])\n"
+    "redis.call('publish', ARGV[5], '-' .. ARGV[3])\n"
     "return 1\n";
 TAILQ_HEAD(rd_dels, rd_del);
 
@@ -239,9 +248,11 @@ static int
 rd_send_del(struct rd_del *d)
 {
 	char		 key[3][RC_KEY_MAX], inc[20], epoch[12];
-	const char	*argv[9];
+	char		 chan[RC_KEY_MAX];
+	const char	*argv[11];
 
 	rd_keys(key, d->id);
+	rc_key(chan, sizeof(chan), "chan", rc.node);
 	snprintf(inc, sizeof(inc), "%llu", (unsigned long long)rc.cgen);
 	snprintf(epoch, sizeof(epoch), "%u", d->epoch);
 	argv[0] = "EVAL";
@@ -253,7 +264,9 @@ rd_send_del(struct rd_del *d)
 	argv[6] = inc;
 	argv[7] = epoch;
 	argv[8] = d->id;
-	return rc_send(rd_del_done, d, 9, argv);
+	argv[9] = "1";
+	argv[10] = chan;
+	return rc_send(rd_del_done, d, 11, argv);
 }
 
 /* Slot i as marked; 0, or -1 when hiredis cannot take more. */
@@ -264,7 +277,8 @@ rd_send_slot(uint32_t i)
 	struct session_snapshot	 snap;
 	struct redis_rec	 rec;
 	char			 key[3][RC_KEY_MAX], inc[20], epoch[12];
-	const char		*argv[10 + 2 * REDIS_REC_FIELDS];
+	char			 chan[RC_KEY_MAX];
+	const char		*argv[11 + 2 * REDIS_REC_FIELDS];
 	int			 argc, full = (r->dirty & RD_FULL) != 0;
 
 	session_snapshot(i, &snap);
@@ -288,7 +302,9 @@ rd_send_slot(uint32_t i)
 	argv[7] = epoch;
 	argv[8] = snap.id;
 	argv[9] = full ? "1" : "0";
-	argc = 10 + redis_rec_argv(&rec, argv + 10, full ? REDIS_REC_ALL :
+	rc_key(chan, sizeof(chan), "chan", rc.node);
+	argv[10] = chan;
+	argc = 11 + redis_rec_argv(&rec, argv + 11, full ? REDIS_REC_ALL :
 	    REDIS_REC_COUNTERS);
 	if (rc_send(rd_write_done, RD_ARG(i, r->gen), argc, argv) == -1)
 		return -1;
@@ -361,6 +377,7 @@ rd_tick(int64_t now)
 		rd_mark_all(RD_COUNTERS);
 	}
 	resume_tick(now);
+	mirror_tick();
 }
 
 /* A session's event: what to write, or delete. */
@@ -456,6 +473,7 @@ redis_start(struct event_base *base, const struct config *c,
 	if (rc_start(base, c, &ops) == -1)
 		return -1;
 	float_start();
+	mirror_start();
 	return 0;
 }
 
@@ -470,6 +488,7 @@ redis_stop(void)
 		log_notice("redis: stopping with %u sessions and %u deletes "
 		    "not written", rd.qlen, rd.ndels);
 	float_stop();
+	mirror_stop();
 	rc_stop();
 	resume_stop();
 	while ((d = TAILQ_FIRST(&rd.dels)) != NULL) {

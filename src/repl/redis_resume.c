@@ -21,8 +21,11 @@
  * read (another standby may be quicker), and its id from the old node's
  * set to ours.
  *
+ * Both nodes' channels hear of it (a standby's mirror, redis_mirror.c).
+ *
  * KEYS: the record, the old node's set, ours.
- * ARGV: old node, its epoch, our node, our epoch, id.
+ * ARGV: old node, its epoch, our node, our epoch, id, the old node's
+ * channel, ours.
  */
 static const char rs_claim_lua[] =
     "if redis.call('hget', KEYS[1], 'node') ~= ARGV[1] or\n"
@@ -32,6 +35,8 @@ static const char rs_claim_lua[] =
     "redis.call('hset', KEYS[1], 'node', ARGV[3], 'epoch', ARGV[4])\n"
     "redis.call('srem', KEYS[2], ARGV[5])\n"
     "redis.call('sadd', KEYS[3], ARGV[5])\n"
+    "redis.call('publish', ARGV[6], '-' .. ARGV[5])\n"
+    "redis.call('publish', ARGV[7], '+' .. ARGV[5])\n"
     "return 1\n";
 
 /* One record on its way: a restore's or a takeover's. */
@@ -204,7 +209,8 @@ static int
 rs_claim(struct rs_req *q)
 {
 	char		 key[3][RC_KEY_MAX], old[12], new[12];
-	const char	*argv[11];
+	char		 chan[2][RC_KEY_MAX];
+	const char	*argv[13];
 
 	rc_key(key[0], RC_KEY_MAX, "session", q->id);
 	rc_key(key[1], RC_KEY_MAX, "node", q->rec.node);
@@ -222,7 +228,11 @@ rs_claim(struct rs_req *q)
 	argv[8] = rc.node;
 	argv[9] = new;
 	argv[10] = q->id;
-	if (rc_send(rs_claimed, q, 11, argv) == -1)
+	rc_key(chan[0], RC_KEY_MAX, "chan", q->rec.node);
+	rc_key(chan[1], RC_KEY_MAX, "chan", rc.node);
+	argv[11] = chan[0];
+	argv[12] = chan[1];
+	if (rc_send(rs_claimed, q, 13, argv) == -1)
 		return -1;
 	rs.take_wait++;
 	return 0;
@@ -323,15 +333,54 @@ done:
 	free(q);
 }
 
+/* An id of the node's set (or of the mirror): its record, asked for. */
+static void
+rs_want(int take, const char *s, size_t len)
+{
+	struct rs_req	*q;
+	char		 key[RC_KEY_MAX];
+	const char	*argv[2];
+
+	if (len == 0 || len >= SHM_ID_MAX || memchr(s, '\0', len) != NULL) {
+		if (take)
+			rs_tskip("?", RS_INVALID, "an id in the node's set "
+			    "that is not one");
+		else
+			rs_skip("?", "restored", "an id in the node's set "
+			    "that is not one");
+		return;
+	}
+	q = xcalloc(1, sizeof(*q));
+	q->take = take;
+	memcpy(q->id, s, len);
+	rc_key(key, sizeof(key), "session", q->id);
+	argv[0] = "HGETALL";
+	argv[1] = key;
+	if (rc_send(rs_record, q, 2, argv) == -1) {
+		if (take)
+			rs_tskip(q->id, RS_FAILED, "Redis went away");
+		free(q);
+		return;
+	}
+	if (take)
+		rs.take_wait++;
+	else
+		rs.wait++;
+}
+
+static void
+rs_take_id(const char *id, void *arg)
+{
+	rs_want(1, id, strlen(id));
+}
+
 /* SMEMBERS of a node's set: each of its records. */
 static void
 rs_ids(redisAsyncContext *ac, void *arg, void *priv)
 {
 	redisReply	*reply = arg;
-	struct rs_req	*q;
 	struct rp_error	 err;
-	const char	*argv[2], *node;
-	char		 key[RC_KEY_MAX];
+	const char	*node;
 	int		 take = priv != NULL;
 	size_t		 i;
 
@@ -373,35 +422,11 @@ rs_ids(redisAsyncContext *ac, void *arg, void *priv)
 	log_info("redis: %s %zu sessions of node %s", take ? "taking over" :
 	    "restoring", reply->elements, node);
 	for (i = 0; i < reply->elements; i++) {
-		if (reply->element[i]->type != REDIS_REPLY_STRING ||
-		    reply->element[i]->len == 0 ||
-		    reply->element[i]->len >= SHM_ID_MAX ||
-		    memchr(reply->element[i]->str, '\0',
-		    reply->element[i]->len) != NULL) {
-			if (take)
-				rs_tskip("?", RS_INVALID, "an id in the "
-				    "node's set that is not one");
-			else
-				rs_skip("?", "restored", "an id in the "
-				    "node's set that is not one");
-			continue;
-		}
-		q = xcalloc(1, sizeof(*q));
-		q->take = take;
-		memcpy(q->id, reply->element[i]->str, reply->element[i]->len);
-		rc_key(key, sizeof(key), "session", q->id);
-		argv[0] = "HGETALL";
-		argv[1] = key;
-		if (rc_send(rs_record, q, 2, argv) == -1) {
-			if (take)
-				rs_tskip(q->id, RS_FAILED, "Redis went away");
-			free(q);
-			continue;
-		}
-		if (take)
-			rs.take_wait++;
+		if (reply->element[i]->type != REDIS_REPLY_STRING)
+			rs_want(take, "", 0);
 		else
-			rs.wait++;
+			rs_want(take, reply->element[i]->str,
+			    reply->element[i]->len);
 	}
 done:
 	rs_done(take);
@@ -431,7 +456,8 @@ redis_takeover(const char *node,
     void (*done)(void *, const struct api_ha_take *), void *arg,
     struct rp_error *err)
 {
-	size_t i, len = strlen(node);
+	size_t	i, len = strlen(node);
+	int64_t	n;
 
 	if (rc.conf == NULL)
 		return rp_err(err, RP_FAILED_PRECONDITION, "redis is not "
@@ -452,16 +478,31 @@ redis_takeover(const char *node,
 	for (i = 0; i <= len; i++)
 		rs.take[i] = node[i];
 	memset(&rs.t, 0, sizeof(rs.t));
-	if (rs_members(node, 1) == -1) {
-		rs.take[0] = '\0';
-		return rp_err(err, RP_UNAVAILABLE, "not connected to Redis");
-	}
-	rs.take_wait = 1;
+	rs.take_wait = 1;		/* ours, until all is asked */
 	rs.take_done = done;
 	rs.take_arg = arg;
 	rs.take_until = now_ms() + REDIS_TAKE_MS;
 	rc.st.takeovers++;
+	/*
+	 * A node this one mirrors: its ids are known, the records are read
+	 * now (the mirror has no counters, and may be a moment behind).
+	 */
 	log_notice("redis: taking over the sessions of node %s", node);
+	if ((n = mirror_ids(node, rs_take_id, NULL)) >= 0) {
+		log_info("redis: taking over %lld sessions of node %s from "
+		    "its mirror", (long long)n, node);
+		rs.t.found = (uint32_t)n;
+		rs.take_wait--;
+		rs_done(1);
+		return 0;
+	}
+	if (rs_members(node, 1) == -1) {
+		rs.take[0] = '\0';
+		rs.take_done = NULL;
+		rs.take_wait = 0;
+		rc.st.takeovers--;
+		return rp_err(err, RP_UNAVAILABLE, "not connected to Redis");
+	}
 	return 0;
 }
 

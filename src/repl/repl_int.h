@@ -43,6 +43,12 @@ void	rc_key(char *, size_t, const char *, const char *);
 void	float_start(void);
 void	float_stop(void);
 
+/* redis_mirror.c: the ids of the backed nodes' sessions, followed */
+void	mirror_start(void);
+void	mirror_tick(void);
+void	mirror_stop(void);
+int64_t	mirror_ids(const char *, void (*)(const char *, void *), void *);
+
 /* redis_resume.c: sessions made again from their records */
 void	resume_init(int);
 void	resume_up(void);
