@@ -1582,7 +1582,7 @@ START_TEST(floating)
 	int64_t				 last = 0, first = 0, moved = 0, t0;
 	uint64_t			 before;
 	size_t				 n;
-	int				 caller, dest, seq = 0;
+	int				 caller, dest, seq = 0, i;
 	char				 path[128];
 
 	/* A test that did not run did not pass: the suite runs as root. */
@@ -1604,6 +1604,18 @@ START_TEST(floating)
 	fport = (uint16_t)resp->session->forward->port;
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	rpc_client_free(ra);
+	/*
+	 * node-b mirrors it and binds its ports on the floating address in
+	 * advance (IP_FREEBIND: the address is not on node-b yet).
+	 */
+	for (i = 0; i < 200 && sh("ip netns exec %s ss -Hunl | grep -q "
+	    "'" NS_FLOAT ":%u '", ns[1], lport) != 0; i++)
+		msleep(50);
+	ck_assert_msg(sh("ip netns exec %s ss -Hunl | grep -q '" NS_FLOAT
+	    ":%u '", ns[1], lport) == 0, "node-b has not bound %s:%u in "
+	    "advance", NS_FLOAT, lport);
+	ck_assert_int_eq(sh("ip netns exec %s ss -Hunl | grep -q '" NS_FLOAT
+	    ":%u '", ns[1], fport), 0);
 
 	/*
 	 * Media every 20 ms; after 50 packets node-a's whole daemon is
@@ -1645,6 +1657,8 @@ START_TEST(floating)
 	    (long long)(moved - last), (long long)(first - moved));
 	ck_assert_int_eq(harness_log_count(&d2, "floating address " NS_FLOAT
 	    " is on this host now: taking over node node-a"), 1);
+	ck_assert_int_eq(harness_wait_log(&d2, "session fl-1 resumed (epoch "
+	    "2) on its sockets bound in advance", 1, 10000), 0);
 
 	/* The same session on node-b, its latch, its counters going on. */
 	rb = client_of(&d2);

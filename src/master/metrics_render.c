@@ -443,11 +443,14 @@ metrics_redis(struct evbuffer *b)
 		{ "rtpproxyd_redis_mirror_resyncs_total", "Sets of nodes "
 		    "this one backs (standby-for) read again into its mirror: "
 		    "at every subscription to their channels." },
+		{ "rtpproxyd_redis_prebind_failures_total", "Sessions of "
+		    "nodes this one backs whose ports on the floating address "
+		    "it could not bind in advance (each logged)." },
 	};
 	struct redis_stats	st;
-	uint64_t		v[13];
+	uint64_t		v[14];
 	const char		*node;
-	int64_t			n;
+	int64_t			n, pre;
 	size_t			i;
 	int			k;
 
@@ -467,7 +470,8 @@ metrics_redis(struct evbuffer *b)
 	v[10] = st.resumed;
 	v[11] = st.fenced;
 	v[12] = st.mirror_resyncs;
-	for (i = 0; i < 13; i++) {
+	v[13] = st.prebind_failures;
+	for (i = 0; i < 14; i++) {
 		metrics_family(b, names[i][0], "counter", names[i][1]);
 		evbuffer_add_printf(b, "%s %llu\n", names[i][0],
 		    (unsigned long long)v[i]);
@@ -491,9 +495,16 @@ metrics_redis(struct evbuffer *b)
 	    "they change; -1 while the mirror is not in step (not "
 	    "subscribed, or its set not read yet).");
 	for (k = 0; redis_standby(k, &node, &n) == 0 &&
-	    redis_mirrored(k, &n) == 0; k++)
+	    redis_mirrored(k, &n, &pre) == 0; k++)
 		evbuffer_add_printf(b, "rtpproxyd_redis_mirrored_sessions"
 		    "{node=\"%s\"} %lld\n", node, (long long)n);
+	metrics_family(b, "rtpproxyd_redis_prebound_sessions", "gauge",
+	    "Sessions of each node this one backs whose sockets it has bound "
+	    "in advance on the node's floating address (IP_FREEBIND).");
+	for (k = 0; redis_standby(k, &node, &n) == 0 &&
+	    redis_mirrored(k, &n, &pre) == 0; k++)
+		evbuffer_add_printf(b, "rtpproxyd_redis_prebound_sessions"
+		    "{node=\"%s\"} %lld\n", node, (long long)pre);
 }
 
 static void

@@ -10,6 +10,7 @@
  */
 #include <sys/queue.h>
 
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,14 +65,15 @@ struct rd_del {
  * larger one there and does nothing.  Neither touches a record of a
  * higher epoch: another node owns the session now (fencing).  A
  * counters' write (ARGV[4] "0") does not make a record that is gone.
- * A full write and a delete say so on the node's channel ("+ID", "-ID":
- * a standby's mirror follows them, redis_mirror.c); a counters' write
- * does not (once a second for every session: the mirror has no use for
- * it).
+ * A full write and a delete say so on the node's channel (a write: "+ID
+ * FLAGS LISTEN-ADDRESS PORT FORWARD-ADDRESS PORT", rd_announce's; a
+ * delete: "-ID"), so that a standby's mirror follows them and can bind
+ * their ports in advance (redis_mirror.c); a counters' write does not
+ * (once a second for every session: the mirror has no use for it).
  *
  * KEYS: the record, the node's connection key, the node's set.
  * ARGV: connection number, epoch, id, full, the node's channel; then the
- * fields and values (a write).
+ * announce and the fields and values (a write).
  */
 #define RD_LUA_CONN							\
     "local g = redis.call('get', KEYS[2])\n"				\
@@ -81,10 +83,10 @@ struct rd_del {
     "if e and tonumber(e) > tonumber(ARGV[2]) then return -1 end\n"
 static const char rd_write_lua[] = RD_LUA_CONN
     "if ARGV[4] == '0' and not e then return 0 end\n"
-    "redis.call('hset', KEYS[1], unpack(ARGV, 6))\n"
+    "redis.call('hset', KEYS[1], unpack(ARGV, 7))\n"
     "if ARGV[4] == '1' then\n"
     "	redis.call('sadd', KEYS[3], ARGV[3])\n"
-    "	redis.call('publish', ARGV[5], '+' .. ARGV[3])\n"
+    "	redis.call('publish', ARGV[5], ARGV[6])\n"
     "end\n"
     "return 1\n";
 static const char rd_del_lua[] = RD_LUA_CONN
@@ -269,6 +271,41 @@ rd_send_del(struct rd_del *d)
 	return rc_send(rd_del_done, d, 11, argv);
 }
 
+static unsigned int
+rd_port(const struct sockaddr_storage *ss)
+{
+	return ntohs(ss->ss_family == AF_INET ?
+	    ((const struct sockaddr_in *)ss)->sin_port :
+	    ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+/* A full write's message to the standbys: see rd_write_lua. */
+static void
+rd_announce(char *buf, size_t len, const struct session_snapshot *sn)
+{
+	struct sockaddr_storage	l, f;
+	char			la[INET6_ADDRSTRLEN], fa[INET6_ADDRSTRLEN];
+
+	shm_addr_to_sa(&sn->listen, &l);
+	shm_addr_to_sa(&sn->forward, &f);
+	if (l.ss_family != f.ss_family || (l.ss_family != AF_INET &&
+	    l.ss_family != AF_INET6) ||
+	    inet_ntop(l.ss_family, l.ss_family == AF_INET ?
+	    (void *)&((struct sockaddr_in *)&l)->sin_addr :
+	    (void *)&((struct sockaddr_in6 *)&l)->sin6_addr, la,
+	    sizeof(la)) == NULL ||
+	    inet_ntop(f.ss_family, f.ss_family == AF_INET ?
+	    (void *)&((struct sockaddr_in *)&f)->sin_addr :
+	    (void *)&((struct sockaddr_in6 *)&f)->sin6_addr, fa,
+	    sizeof(fa)) == NULL) {
+		snprintf(buf, len, "+%s", sn->id);
+		return;
+	}
+	snprintf(buf, len, "+%s %c %s %u %s %u", sn->id,
+	    (sn->flags & SHM_F_TCP) ? 't' : (sn->flags & SHM_F_NORTCP) ?
+	    'u' : 'r', la, rd_port(&l), fa, rd_port(&f));
+}
+
 /* Slot i as marked; 0, or -1 when hiredis cannot take more. */
 static int
 rd_send_slot(uint32_t i)
@@ -278,7 +315,8 @@ rd_send_slot(uint32_t i)
 	struct redis_rec	 rec;
 	char			 key[3][RC_KEY_MAX], inc[20], epoch[12];
 	char			 chan[RC_KEY_MAX];
-	const char		*argv[11 + 2 * REDIS_REC_FIELDS];
+	char			 ann[SHM_ID_MAX + 2 * INET6_ADDRSTRLEN + 24];
+	const char		*argv[12 + 2 * REDIS_REC_FIELDS];
 	int			 argc, full = (r->dirty & RD_FULL) != 0;
 
 	session_snapshot(i, &snap);
@@ -304,7 +342,9 @@ rd_send_slot(uint32_t i)
 	argv[9] = full ? "1" : "0";
 	rc_key(chan, sizeof(chan), "chan", rc.node);
 	argv[10] = chan;
-	argc = 11 + redis_rec_argv(&rec, argv + 11, full ? REDIS_REC_ALL :
+	rd_announce(ann, sizeof(ann), &snap);
+	argv[11] = ann;
+	argc = 12 + redis_rec_argv(&rec, argv + 12, full ? REDIS_REC_ALL :
 	    REDIS_REC_COUNTERS);
 	if (rc_send(rd_write_done, RD_ARG(i, r->gen), argc, argv) == -1)
 		return -1;

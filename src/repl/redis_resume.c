@@ -6,9 +6,11 @@
  * the session goes through the checks of an API call (session_create);
  * what cannot be used is logged, counted and left in Redis.
  */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "api.h"
@@ -44,7 +46,46 @@ struct rs_req {
 	int			 take;		/* 0: restore */
 	char			 id[SHM_ID_MAX];
 	struct redis_rec	 rec;
+	/* the standby's sockets bound in advance (redis_mirror.c) */
+	int			 has_pre;
+	int			 pre[4];
+	struct sockaddr_storage	 pl, pf;	/* where */
 };
+
+static void
+rs_free(struct rs_req *q)
+{
+	int i;
+
+	if (q->has_pre)
+		for (i = 0; i < 4; i++)
+			if (q->pre[i] != -1)
+				close(q->pre[i]);
+	free(q);
+}
+
+static int
+rs_same(const struct shm_addr *a, const struct sockaddr_storage *b)
+{
+	struct sockaddr_storage	s;
+
+	shm_addr_to_sa(a, &s);
+	if (s.ss_family != b->ss_family)
+		return 0;
+	if (s.ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const struct sockaddr_in *)&s;
+		const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+
+		return x->sin_port == y->sin_port &&
+		    x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	return s.ss_family == AF_INET6 &&
+	    ((const struct sockaddr_in6 *)&s)->sin6_port ==
+	    ((const struct sockaddr_in6 *)b)->sin6_port &&
+	    memcmp(&((const struct sockaddr_in6 *)&s)->sin6_addr,
+	    &((const struct sockaddr_in6 *)b)->sin6_addr,
+	    sizeof(struct in6_addr)) == 0;
+}
 
 static struct {
 	int		restore;	/* to do, once connected */
@@ -164,7 +205,8 @@ rs_done(int take)
 
 /* Make the session of rec here; 0, or -1 (logged). */
 static int
-rs_create(const struct redis_rec *rec, uint32_t epoch, const char *what)
+rs_create(const struct redis_rec *rec, uint32_t epoch, const char *what,
+    const int *pre)
 {
 	struct session_params	p;
 	struct session_resume	res;
@@ -173,12 +215,14 @@ rs_create(const struct redis_rec *rec, uint32_t epoch, const char *what)
 
 	rs_params(&p, &res, rec);
 	p.repl_epoch = epoch;
+	p.prebound = pre;
 	if (session_create(&p, NULL, &err) == -1) {
 		snprintf(why, sizeof(why), "%s (left in Redis)", err.msg);
 		rs_skip(rec->id, what, why);
 		return -1;
 	}
-	log_info("redis: session %s %s (epoch %u)", rec->id, what, epoch);
+	log_info("redis: session %s %s (epoch %u)%s", rec->id, what, epoch,
+	    pre != NULL ? " on its sockets bound in advance" : "");
 	return 0;
 }
 
@@ -195,13 +239,16 @@ rs_claimed(redisAsyncContext *ac, void *arg, void *priv)
 	else if (reply->integer != 1)
 		rs_tskip(q->id, RS_OWNED, "taken or changed by another node "
 		    "meanwhile");
-	else if (rs_create(&q->rec, q->rec.epoch + 1, "resumed") == -1)
+	else if (rs_create(&q->rec, q->rec.epoch + 1, "resumed",
+	    q->has_pre && !(q->rec.flags & SHM_F_TCP) &&
+	    rs_same(&q->rec.listen, &q->pl) &&
+	    rs_same(&q->rec.forward, &q->pf) ? q->pre : NULL) == -1)
 		rs.t.failed++;
 	else {
 		rs.t.resumed++;
 		rc.st.resumed++;
 	}
-	free(q);
+	rs_free(q);
 	rs_done(1);
 }
 
@@ -326,11 +373,11 @@ rs_record(redisAsyncContext *ac, void *arg, void *priv)
 			rs_tskip(q->id, RS_FAILED, "Redis went away");
 		goto done;
 	}
-	if (rs_create(&q->rec, q->rec.epoch, "restored") == 0)
+	if (rs_create(&q->rec, q->rec.epoch, "restored", NULL) == 0)
 		rc.st.restored++;
 done:
 	rs_done(q->take);
-	free(q);
+	rs_free(q);
 }
 
 /* An id of the node's set (or of the mirror): its record, asked for. */
@@ -353,13 +400,16 @@ rs_want(int take, const char *s, size_t len)
 	q = xcalloc(1, sizeof(*q));
 	q->take = take;
 	memcpy(q->id, s, len);
+	/* Ours now: they are handed to the session, or closed with q. */
+	if (take && mirror_take(rs.take, q->id, q->pre, &q->pl, &q->pf) == 0)
+		q->has_pre = 1;
 	rc_key(key, sizeof(key), "session", q->id);
 	argv[0] = "HGETALL";
 	argv[1] = key;
 	if (rc_send(rs_record, q, 2, argv) == -1) {
 		if (take)
 			rs_tskip(q->id, RS_FAILED, "Redis went away");
-		free(q);
+		rs_free(q);
 		return;
 	}
 	if (take)

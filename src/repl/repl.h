@@ -73,6 +73,7 @@ struct redis_stats {
 	uint64_t	fenced;		/* closed here: another node owns them */
 	uint64_t	skipped;	/* records not restored: why logged */
 	uint64_t	mirror_resyncs;	/* backed nodes' sets read again */
+	uint64_t	prebind_failures; /* ports not bound in advance */
 	uint32_t	inflight;	/* commands not answered yet */
 	uint32_t	pending;	/* sessions and deletes to write */
 };
@@ -95,7 +96,7 @@ int	redis_takeover(const char *,
 int	redis_standby(int, const char **, int64_t *);
 
 /* redis_mirror.c: the sessions mirrored of the k-th backed node */
-int	redis_mirrored(int, int64_t *);
+int	redis_mirrored(int, int64_t *, int64_t *);
 
 /* redis_list.c: ListSessions of another node, or "*" */
 struct api_ha_list;

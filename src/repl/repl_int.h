@@ -48,6 +48,8 @@ void	mirror_start(void);
 void	mirror_tick(void);
 void	mirror_stop(void);
 int64_t	mirror_ids(const char *, void (*)(const char *, void *), void *);
+int	mirror_take(const char *, const char *, int[4],
+	    struct sockaddr_storage *, struct sockaddr_storage *);
 
 /* redis_resume.c: sessions made again from their records */
 void	resume_init(int);

@@ -528,12 +528,14 @@ session_create(const struct session_params *p, struct session_snapshot *out,
 	if (session_dest_check(p, rtcp, kept, &nkept, err) == -1)
 		return -1;
 	session_keep(kept, nkept, 1);
-	if (session_bind_endpoint("listen", &listen, w, rtcp, p->tcp ?
+	if (session_bind_endpoint("listen", &listen, p->prebound, w, rtcp,
+	    p->tcp ?
 	    SESSION_TCP_LISTEN : 0, lfd, &lpair, err) == -1) {
 		session_keep(kept, nkept, -1);
 		return -1;
 	}
-	if (session_bind_endpoint("forward", &fwd, w, rtcp, p->tcp ?
+	if (session_bind_endpoint("forward", &fwd, p->prebound != NULL ?
+	    p->prebound + 2 : NULL, w, rtcp, p->tcp ?
 	    SESSION_TCP_CONNECT : 0, ffd, &fpair, err) == -1) {
 		close(lfd[0]);
 		if (lfd[1] != -1)

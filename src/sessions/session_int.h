@@ -104,7 +104,8 @@ uint16_t session_getport(const struct sockaddr_storage *);
 int	session_is_multicast(const struct sockaddr_storage *);
 int	session_bind_pair(struct sockaddr_storage *, int, int, int[2]);
 const char *session_bind_reason(int);
-int	session_bind_endpoint(const char *, struct sockaddr_storage *, int,
+int	session_bind_endpoint(const char *, struct sockaddr_storage *,
+	    const int *, int,
 	    int, int, int[2], uint16_t *, struct rp_error *);
 uint32_t session_pair_of(uint16_t);
 int	session_pick_worker(void);

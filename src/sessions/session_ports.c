@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -330,13 +331,33 @@ session_bind_code(int err)
 	}
 }
 /*
+ * Copies of the sockets pre (RTP, RTCP) bound in advance on ss's port,
+ * when there are as many as needed; 0, or -1: bind as usual.
+ */
+static int
+session_take_prebound(const int pre[2], int rtcp, int fds[2])
+{
+	if (pre == NULL || pre[0] == -1 || (rtcp && pre[1] == -1))
+		return -1;
+	if ((fds[0] = fcntl(pre[0], F_DUPFD_CLOEXEC, 0)) == -1)
+		return -1;
+	if (rtcp && (fds[1] = fcntl(pre[1], F_DUPFD_CLOEXEC, 0)) == -1) {
+		close(fds[0]);
+		fds[0] = -1;
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Bind an endpoint: an explicit port is checked against the range and
- * bound as asked; port 0 takes the next free pair of the worker's range.
+ * bound as asked (or its sockets bound in advance, pre, are taken);
+ * port 0 takes the next free pair of the worker's range.
  */
 int
 session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
-    int worker, int rtcp, int tcp, int fds[2], uint16_t *pairref,
-    struct rp_error *err)
+    const int *pre, int worker, int rtcp, int tcp, int fds[2],
+    uint16_t *pairref, struct rp_error *err)
 {
 	struct config	*c = sr.conf;
 	uint16_t	 port = session_getport(ss), lo, hi;
@@ -365,7 +386,9 @@ session_bind_endpoint(const char *what, struct sockaddr_storage *ss,
 			    "this host: a socket of ours there would loop "
 			    "media back into the daemon", what, port,
 			    rtcp ? " (or RTCP on port + 1)" : "");
-		if (session_bind_pair(ss, rtcp, tcp, fds) == -1) {
+		fds[0] = fds[1] = -1;
+		if ((tcp || session_take_prebound(pre, rtcp, fds) == -1) &&
+		    session_bind_pair(ss, rtcp, tcp, fds) == -1) {
 			e = errno;
 			return rp_err(err, session_bind_code(e),
 			    "%s %s port %u%s %s", what, a, port,

@@ -41,6 +41,13 @@ struct session_params {
 	uint64_t		repl_inc;
 	uint32_t		repl_epoch;
 	const struct session_resume *resume;	/* NULL: a new one */
+	/*
+	 * Sockets bound already on the listen and forward addresses and
+	 * ports (RTP, RTCP of each; -1: none), which the session takes
+	 * copies of (dup) instead of binding: a standby's, bound in advance
+	 * (src/repl).  NULL: none.  The caller closes its own.
+	 */
+	const int		*prebound;
 	uint32_t		dtmf_pt;	/* 0: 101 */
 	int			drop_dtmf;
 	int			record;		/* a pcap file (recording-dir) */
