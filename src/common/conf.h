@@ -83,6 +83,13 @@ struct config {
 	char		*redis_password_file;
 	unsigned int	 redis_password_line;
 	char		*redis_password;	/* its contents */
+	/* TLS to Redis through the master's bridge (src/repl/redis_tls.c) */
+	int		 redis_tls;
+	unsigned int	 redis_tls_kwline;	/* of redis-tls */
+	char		*redis_tls_ca, *redis_tls_cert, *redis_tls_key;
+	unsigned int	 redis_tls_line[3];
+	char		*redis_tls_pem[3];	/* their contents */
+	char		*redis_tls_name;	/* NULL: the address */
 	char		*node_id;		/* NULL: the host's name */
 	/* standby-for NODE ADDRESS: take NODE over when ADDRESS is here */
 	struct conf_standby {

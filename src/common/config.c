@@ -92,6 +92,8 @@ static int	conf_redis(struct conf_state *, const struct conf_keyword *,
 		    char **);
 static int	conf_word(struct conf_state *, const struct conf_keyword *,
 		    char **);
+static int	conf_rtls(struct conf_state *, const struct conf_keyword *,
+		    char **);
 static int	conf_standby(struct conf_state *,
 		    const struct conf_keyword *, char **);
 static int	conf_recdir(struct conf_state *, const struct conf_keyword *,
@@ -170,6 +172,14 @@ static const struct conf_keyword conf_keywords[] = {
 	    NULL },
 	{ "redis-password-file", 1, 0, conf_file,
 	    OFF(redis_password_file), 0, 0, NULL },
+	{ "redis-tls",		1, 0, conf_rtls,	0, 0, 0, NULL },
+	{ "redis-tls-ca",	1, 0, conf_file,
+	    OFF(redis_tls_ca), 3, 0, NULL },
+	{ "redis-tls-cert",	1, 0, conf_file,
+	    OFF(redis_tls_cert), 4, 0, NULL },
+	{ "redis-tls-key",	1, 0, conf_file,
+	    OFF(redis_tls_key), 5, 0, NULL },
+	{ "redis-tls-server-name", 1, 0, conf_rtls, 0, 1, 0, NULL },
 	{ "node-id",		1, 0, conf_word,	OFF(node_id), 1, 0, NULL },
 	{ "standby-for",	2, 1, conf_standby,	0, 0, 0, NULL },
 	{ "recording-dir",	1, 0, conf_recdir,	0, 0, 0, NULL },
@@ -568,6 +578,8 @@ conf_file(struct conf_state *st, const struct conf_keyword *kw, char **argv)
 		c->auth_token_line = st->line;
 	else if (kw->off == OFF(redis_password_file))
 		c->redis_password_line = st->line;
+	else if (kw->min >= 3)
+		c->redis_tls_line[kw->min - 3] = st->line;
 	else
 		c->tls_line[kw->min] = st->line;
 	return 0;
@@ -662,6 +674,44 @@ bad:
 	return conf_err(st, "redis: expected none, ADDRESS:PORT, "
 	    "[IPV6-ADDRESS]:PORT (numeric) or an absolute unix socket path "
 	    "(got \"%s\")", argv[0]);
+}
+
+/*
+ * redis-tls yes|no (min 0); redis-tls-server-name NAME (min 1): the
+ * name the server's certificate must carry, a DNS name of 1..253 of
+ * A-Z a-z 0-9 . - (and * for none of it: it is never a pattern here).
+ */
+static int
+conf_rtls(struct conf_state *st, const struct conf_keyword *kw,
+    char **argv)
+{
+	struct config	*c = st->conf;
+	const char	*s = argv[0];
+	size_t		 i, len = strlen(s);
+
+	if (kw->min == 0) {
+		if (strcmp(s, "yes") == 0)
+			c->redis_tls = 1;
+		else if (strcmp(s, "no") == 0)
+			c->redis_tls = 0;
+		else
+			return conf_err(st, "redis-tls: expected yes or no "
+			    "(got \"%s\")", s);
+		c->redis_tls_kwline = st->line;
+		return 0;
+	}
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+		    s[i] == '-'))
+			break;
+	if (len == 0 || len > 253 || i < len || s[0] == '.' || s[0] == '-')
+		return conf_err(st, "redis-tls-server-name: must be a host "
+		    "name of 1..253 of A-Z a-z 0-9 . - (got \"%s\")", s);
+	free(c->redis_tls_name);
+	c->redis_tls_name = xstrdup(s);
+	return 0;
 }
 
 /* 1..63 of A-Z a-z 0-9 . _ -, and : if colon */
@@ -841,6 +891,49 @@ conf_line(struct conf_state *st, const char *s, size_t len)
 	return kw->fn(st, kw, argv + 1);
 }
 
+/*
+ * TLS to Redis: a CA to check the server with, a certificate with its
+ * key or neither, a Redis over TCP, and no redis-tls-* without it.
+ */
+static int
+conf_rtls_check(struct conf_state *st)
+{
+	static const char *const kw[3] = { "redis-tls-ca", "redis-tls-cert",
+	    "redis-tls-key" };
+	struct config	*c = st->conf;
+	const char	*path[3] = { c->redis_tls_ca, c->redis_tls_cert,
+	    c->redis_tls_key };
+	int		 i;
+
+	if (!c->redis_tls) {
+		for (i = 0; i < 3; i++)
+			if (path[i] != NULL) {
+				st->line = c->redis_tls_line[i];
+				return conf_err(st, "%s given without "
+				    "redis-tls yes", kw[i]);
+			}
+		if (c->redis_tls_name != NULL)
+			return conf_err(st, "redis-tls-server-name given "
+			    "without redis-tls yes");
+		return 0;
+	}
+	st->line = c->redis_tls_kwline;
+	if (c->redis == NULL)
+		return conf_err(st, "redis-tls yes given without redis");
+	if (c->redis_unix != NULL)
+		return conf_err(st, "redis-tls yes: redis is a unix socket "
+		    "(TLS needs ADDRESS:PORT)");
+	if (c->redis_tls_ca == NULL)
+		return conf_err(st, "redis-tls yes given without redis-tls-ca "
+		    "(the CA that signed Redis's certificate)");
+	if ((c->redis_tls_cert == NULL) != (c->redis_tls_key == NULL)) {
+		i = c->redis_tls_cert != NULL ? 1 : 2;
+		st->line = c->redis_tls_line[i];
+		return conf_err(st, "%s given without %s", kw[i], kw[3 - i]);
+	}
+	return 0;
+}
+
 int
 conf_parse(struct config *c, const char *name, const char *text,
     size_t len, char *err, size_t errlen)
@@ -885,6 +978,9 @@ conf_parse(struct config *c, const char *name, const char *text,
 		return conf_err(&st, "tls-client-ca given without tls-cert and "
 		    "tls-key");
 	}
+
+	if (conf_rtls_check(&st) == -1)
+		return -1;
 
 	if (c->nstandby > 0 && c->redis == NULL) {
 		st.line = c->standby[0].line;
@@ -982,6 +1078,12 @@ config_free_secrets(struct config *c)
 			free(c->tls_pem[i]);
 		}
 		c->tls_pem[i] = NULL;
+		if (c->redis_tls_pem[i] != NULL) {
+			explicit_bzero(c->redis_tls_pem[i],
+			    strlen(c->redis_tls_pem[i]));
+			free(c->redis_tls_pem[i]);
+		}
+		c->redis_tls_pem[i] = NULL;
 	}
 }
 
@@ -1008,6 +1110,10 @@ config_free(struct config *c)
 	free(c->redis_unix);
 	free(c->redis_prefix);
 	free(c->redis_password_file);
+	free(c->redis_tls_ca);
+	free(c->redis_tls_cert);
+	free(c->redis_tls_key);
+	free(c->redis_tls_name);
 	free(c->node_id);
 	memset(c, 0, sizeof(*c));
 }

@@ -143,6 +143,15 @@ config_dump(const struct config *c, FILE *fp)
 	conf_put_kw(fp, "redis-prefix", c->redis_prefix);
 	if (c->redis_password_file != NULL)
 		conf_put_kw(fp, "redis-password-file", c->redis_password_file);
+	fprintf(fp, "redis-tls %s\n", c->redis_tls ? "yes" : "no");
+	if (c->redis_tls_ca != NULL)
+		conf_put_kw(fp, "redis-tls-ca", c->redis_tls_ca);
+	if (c->redis_tls_cert != NULL)
+		conf_put_kw(fp, "redis-tls-cert", c->redis_tls_cert);
+	if (c->redis_tls_key != NULL)
+		conf_put_kw(fp, "redis-tls-key", c->redis_tls_key);
+	if (c->redis_tls_name != NULL)
+		conf_put_kw(fp, "redis-tls-server-name", c->redis_tls_name);
 	if (c->node_id != NULL)
 		conf_put_kw(fp, "node-id", c->node_id);
 	for (i = 0; i < (size_t)c->nstandby; i++)

@@ -170,6 +170,48 @@ conf_redis_password(struct config *c, const char *name, char *err,
 }
 
 /*
+ * redis-tls-ca, -cert and -key: read here, as root at start, so that the
+ * bridge (src/repl/redis_tls.c) needs no file once privileges are gone.
+ */
+static int
+conf_redis_tls(struct config *c, const char *name, char *err, size_t errlen)
+{
+	static const char *const kw[3] = { "redis-tls-ca", "redis-tls-cert",
+	    "redis-tls-key" };
+	static const char *const pem[3] = { "CERTIFICATE", "CERTIFICATE",
+	    "PRIVATE KEY" };
+	const char	*path[3] = { c->redis_tls_ca, c->redis_tls_cert,
+	    c->redis_tls_key };
+	struct stat	 sb;
+	char		*buf;
+	size_t		 len;
+	int		 i;
+
+	for (i = 0; i < 3; i++) {
+		if (path[i] == NULL)
+			continue;
+		if (file_read(path[i], CONF_SECRET_MAX, &buf, &len) == -1) {
+			snprintf(err, errlen, "%s:%u: %s %s: %s", name,
+			    c->redis_tls_line[i], kw[i], path[i],
+			    file_strerror(CONF_SECRET_MAX));
+			return -1;
+		}
+		c->redis_tls_pem[i] = buf;
+		if (!conf_pem(buf, pem[i])) {
+			snprintf(err, errlen, "%s:%u: %s %s: no PEM %s in it",
+			    name, c->redis_tls_line[i], kw[i], path[i],
+			    pem[i]);
+			return -1;
+		}
+		if (i == 2 && stat(path[i], &sb) == 0 &&
+		    (sb.st_mode & 0077) != 0)
+			log_warnx("redis-tls-key %s can be read by others than "
+			    "its owner: chmod 600 it", path[i]);
+	}
+	return 0;
+}
+
+/*
  * Read the files the configuration names (the token file, the TLS
  * certificate, key and client CA), so that a missing or unreadable one
  * is an error of the configuration, with its line.  Called by
@@ -214,6 +256,10 @@ config_load_files(struct config *c, char *err, size_t errlen)
 	}
 	if (c->redis_password_file != NULL &&
 	    conf_redis_password(c, name, err, errlen) == -1) {
+		config_free_secrets(c);
+		return -1;
+	}
+	if (conf_redis_tls(c, name, err, errlen) == -1) {
 		config_free_secrets(c);
 		return -1;
 	}

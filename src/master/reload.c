@@ -98,6 +98,27 @@ reload_str_equal(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/*
+ * TLS to Redis: the bridge made its context at start, so a renewed
+ * certificate (the same paths, new contents) takes a restart too.
+ */
+static int
+reload_rtls_changed(const struct config *a, const struct config *b)
+{
+	int i;
+
+	if (a->redis_tls != b->redis_tls ||
+	    !reload_str_equal(a->redis_tls_name, b->redis_tls_name) ||
+	    !reload_str_equal(a->redis_tls_ca, b->redis_tls_ca) ||
+	    !reload_str_equal(a->redis_tls_cert, b->redis_tls_cert) ||
+	    !reload_str_equal(a->redis_tls_key, b->redis_tls_key))
+		return 1;
+	for (i = 0; i < 3; i++)
+		if (!reload_str_equal(a->redis_tls_pem[i], b->redis_tls_pem[i]))
+			return 1;
+	return 0;
+}
+
 static int
 reload_kifs_equal(const struct config *a, const struct config *b)
 {
@@ -160,11 +181,12 @@ reload_restart_only(const struct master *m, struct config *nc)
 	    !reload_str_equal(nc->redis_password_file,
 	    c->redis_password_file) ||
 	    !reload_str_equal(nc->node_id, c->node_id) ||
+	    reload_rtls_changed(nc, c) ||
 	    nc->nstandby != c->nstandby || memcmp(nc->standby, c->standby,
 	    sizeof(c->standby[0]) * (size_t)c->nstandby) != 0)
 		log_warnx("reload: redis, redis-db, redis-prefix, "
-		    "redis-password-file, node-id or standby-for changed: "
-		    "needs a restart");
+		    "redis-password-file, redis-tls*, node-id or standby-for "
+		    "changed: needs a restart");
 	if (nc->api_max_conns > c->api_max_conns &&
 	    daemon_raise_nofile(reload_nofile(nc, m->nworkers), err,
 	    sizeof(err)) == -1) {

@@ -4,7 +4,9 @@
  * with a backoff (RC_BACKOFF_MIN to RC_BACKOFF_MAX) when Redis goes,
  * gives a connection up when Redis has not answered for RC_STUCK_MS (a
  * stopped Redis still accepts connections), sends AUTH and SELECT first
- * on each, and counts what happens for the metrics.
+ * on each, and counts what happens for the metrics.  With redis-tls,
+ * hiredis connects to redis_tls.c's bridge instead, which says why a
+ * connection went (a certificate, a handshake) for the log line.
  */
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
@@ -173,8 +175,20 @@ rc_on_connect(const redisAsyncContext *ac, int status)
 static void
 rc_on_disconnect(const redisAsyncContext *ac, int status)
 {
+	char why[300];
+
 	if (ac != cn.ac)
 		return;
+	/* TLS's failures are the bridge's: hiredis saw an EOF only. */
+	if (rc.conf->redis_tls)
+		switch (rtls_why(why, sizeof(why))) {
+		case 1:
+			rc.st.connect_failures++;
+			/* FALLTHROUGH */
+		case 0:
+			rc_lost(why);
+			return;
+		}
 	rc_lost(status == REDIS_OK ? "disconnected" : ac->errstr);
 }
 
@@ -186,7 +200,9 @@ rc_connect(void)
 	const char		*argv[2];
 	char			 db[16];
 
-	if (c->redis_unix != NULL)
+	if (c->redis_tls)
+		ac = redisAsyncConnectUnix(rtls_path());
+	else if (c->redis_unix != NULL)
 		ac = redisAsyncConnectUnix(c->redis_unix);
 	else
 		ac = redisAsyncConnect(c->redis_host, c->redis_port);
@@ -270,6 +286,8 @@ rc_start(struct event_base *base, const struct config *c,
 		return -1;
 	}
 	rc.node[sizeof(rc.node) - 1] = '\0';
+	if (c->redis_tls && rtls_start(base, c) == -1)
+		return -1;
 	cn.backoff_ms = RC_BACKOFF_MIN;
 	cn.retry_ev = evtimer_new(base, rc_retry, NULL);
 	cn.tick_ev = event_new(base, -1, EV_PERSIST, rc_tick, NULL);
@@ -295,5 +313,7 @@ rc_stop(void)
 		event_free(cn.retry_ev);
 	if (cn.tick_ev != NULL)
 		event_free(cn.tick_ev);
+	if (rc.conf != NULL && rc.conf->redis_tls)
+		rtls_stop();
 	memset(&cn, 0, sizeof(cn));
 }

@@ -39,6 +39,12 @@ int	rc_send(redisCallbackFn *, void *, int, const char **);
 void	rc_reply(redisReply *);
 void	rc_key(char *, size_t, const char *, const char *);
 
+/* redis_tls.c: TLS to Redis, bridged from a private Unix socket */
+int	rtls_start(struct event_base *, const struct config *);
+const char *rtls_path(void);
+int	rtls_why(char *, size_t);
+void	rtls_stop(void);
+
 /* redis_float.c: standby-for's floating addresses, watched */
 void	float_start(void);
 void	float_stop(void);
