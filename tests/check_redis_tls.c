@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -322,6 +323,25 @@ conf_client_cert(void)
 	ck_assert_int_eq(harness_conf_add(&d, line), 0);
 }
 
+/* The bridge's private directories in d.dir (its TMPDIR): how many. */
+static int
+bridge_dirs(mode_t *mode)
+{
+	struct stat	st;
+	glob_t		g;
+	char		pat[256];
+	int		n;
+
+	snprintf(pat, sizeof(pat), "%s/rtpproxyd-redis.*", d.dir);
+	if (glob(pat, 0, NULL, &g) != 0)
+		return 0;
+	n = (int)g.gl_pathc;
+	if (n > 0 && mode != NULL && stat(g.gl_pathv[0], &st) == 0)
+		*mode = st.st_mode & 07777;
+	globfree(&g);
+	return n;
+}
+
 /* --- fixtures ------------------------------------------------------------ */
 
 static void
@@ -437,11 +457,19 @@ START_TEST(tls_writes)
 	char			 out[256], args[128];
 	int			 caller, dest;
 
+	mode_t			 mode = 0;
+	char			 line[512];
+
 	ck_assert_int_eq(redis_up(0), 0);
 	conf_tls("ca.pem", NULL);
+	/* The bridge's directory where the test sees it. */
+	setenv("TMPDIR", d.dir, 1);
 	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	unsetenv("TMPDIR");
 	ck_assert_int_eq(harness_wait_log(&d, "TLS, server name 127.0.0.1",
 	    1, 5000), 0);
+	ck_assert_int_eq(bridge_dirs(&mode), 1);
+	ck_assert_int_eq(mode, 0700);
 	rc = client();
 	ck_assert_int_ge(caller = harness_udp(0, &cport), 0);
 	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
@@ -461,12 +489,25 @@ START_TEST(tls_writes)
 	}
 	ck_assert_str_ne(out, "");
 	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 1);
+	ck_assert_int_eq(bridge_dirs(NULL), 1);
 	ck_assert_int_eq(metric("rtpproxyd_redis_connect_failures_total"), 0);
 	ck_assert_int_eq(harness_destroy(rc, "tls-1"), RP_OK);
 	ck_assert_int_eq(rwait("tls-1", 0, 10000), 0);
+
+	/* Another CA on reload: a restart's business, said so. */
+	snprintf(line, sizeof(line), "redis-tls-ca %s/other-ca.pem", d.dir);
+	ck_assert_int_eq(harness_conf_set(&d, line), 0);
+	ck_assert_int_eq(harness_reload(&d), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "redis-tls*, node-id or "
+	    "standby-for changed: needs a restart", 1, 5000), 0);
+	create(rc, "tls-2", dport);
+	ck_assert_int_eq(rwait("tls-2", 1, 10000), 0);
 	close(caller);
 	close(dest);
 	rpc_client_free(rc);
+	/* Gone with the daemon. */
+	ck_assert_int_ge(harness_stop(&d, 10000), 0);
+	ck_assert_int_eq(bridge_dirs(NULL), 0);
 }
 END_TEST
 
@@ -599,6 +640,42 @@ START_TEST(tls_restart)
 }
 END_TEST
 
+/*
+ * Megabytes through the bridge: 2,000 records of this node, each with
+ * 2 KB of junk and a version nobody writes, pipelined at start (2,000
+ * HGETALLs one way, 4 MB of answers the other); each is skipped, and
+ * the connection carries on.
+ */
+START_TEST(tls_bulk)
+{
+	struct rpc_client	*rc;
+	uint16_t		 dport;
+	char			 out[256];
+	int			 dest, i;
+
+	ck_assert_int_eq(redis_up(0), 0);
+	ck_assert_int_eq(rcli("EVAL \"for i = 1, 2000 do "
+	    "redis.call('HSET', 't:session:g' .. i, 'v', '99', 'junk', "
+	    "string.rep('x', 2000)); redis.call('SADD', 't:node:node-a', "
+	    "'g' .. i) end return 1\" 0", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "1");
+	conf_tls("ca.pem", NULL);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	for (i = 0; i < 300 && metric("rtpproxyd_redis_skipped_total") <
+	    2000; i++)
+		msleep(100 * harness_slow());
+	ck_assert_int_eq(metric("rtpproxyd_redis_skipped_total"), 2000);
+	rc = client();
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	create(rc, "bulk-1", dport);
+	ck_assert_int_eq(rwait("bulk-1", 1, 10000), 0);
+	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 1);
+	ck_assert_int_eq(metric("rtpproxyd_redis_connects_total"), 1);
+	close(dest);
+	rpc_client_free(rc);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -607,6 +684,7 @@ main(void)
 	const TTest *const t_ca[] = { tls_wrong_ca, NULL };
 	const TTest *const t_mutual[] = { tls_mutual, NULL };
 	const TTest *const t_restart[] = { tls_restart, NULL };
+	const TTest *const t_bulk[] = { tls_bulk, NULL };
 	Suite	*s = suite_create("redis_tls");
 
 	signal(SIGPIPE, SIG_IGN);
@@ -615,5 +693,6 @@ main(void)
 	harness_tcase(s, "wrong-ca", up, down, 60, t_ca);
 	harness_tcase(s, "mutual", up, down, 60, t_mutual);
 	harness_tcase(s, "restart", up, down, 90, t_restart);
+	harness_tcase(s, "bulk", up, down, 90, t_bulk);
 	return harness_run_suite(s);
 }

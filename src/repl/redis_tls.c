@@ -379,7 +379,7 @@ rt_open(void)
 static void
 rt_accept(evutil_socket_t lfd, short ev, void *arg)
 {
-	struct ucred	cred;
+	struct ucred	cred = { .pid = -1 };
 	socklen_t	len = sizeof(cred);
 	int		fd;
 
