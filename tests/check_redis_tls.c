@@ -342,6 +342,16 @@ bridge_dirs(mode_t *mode)
 	return n;
 }
 
+/* Stopped: the bridge's directory went with it. */
+static void
+stop_clean(void)
+{
+	ck_assert_int_eq(bridge_dirs(NULL), 1);
+	ck_assert_int_ge(harness_stop(&d, 10000 * harness_slow()), 0);
+	d.pid = -1;
+	ck_assert_int_eq(bridge_dirs(NULL), 0);
+}
+
 /* --- fixtures ------------------------------------------------------------ */
 
 static void
@@ -358,6 +368,8 @@ up(void)
 	if (harness_prepare(&d, 1, extra) == -1)
 		fprintf(stderr, "check_redis_tls: cannot prepare the daemon\n");
 	snprintf(rpidfile, sizeof(rpidfile), "%s/redis.pid", d.dir);
+	/* The bridge's directory where the test sees it (and removes it). */
+	setenv("TMPDIR", d.dir, 1);
 	if (certs() == -1)
 		fprintf(stderr, "check_redis_tls: openssl failed\n");
 }
@@ -365,6 +377,7 @@ up(void)
 static void
 down(void)
 {
+	unsetenv("TMPDIR");
 	redis_down();
 	harness_cleanup(&d);
 }
@@ -463,9 +476,7 @@ START_TEST(tls_writes)
 	ck_assert_int_eq(redis_up(0), 0);
 	conf_tls("ca.pem", NULL);
 	/* The bridge's directory where the test sees it. */
-	setenv("TMPDIR", d.dir, 1);
 	ck_assert_int_eq(harness_launch(&d, 1), 0);
-	unsetenv("TMPDIR");
 	ck_assert_int_eq(harness_wait_log(&d, "TLS, server name 127.0.0.1",
 	    1, 5000), 0);
 	ck_assert_int_eq(bridge_dirs(&mode), 1);
@@ -505,9 +516,7 @@ START_TEST(tls_writes)
 	close(caller);
 	close(dest);
 	rpc_client_free(rc);
-	/* Gone with the daemon. */
-	ck_assert_int_ge(harness_stop(&d, 10000), 0);
-	ck_assert_int_eq(bridge_dirs(NULL), 0);
+	stop_clean();
 }
 END_TEST
 
@@ -539,6 +548,7 @@ START_TEST(tls_wrong_ca)
 	close(caller);
 	close(dest);
 	rpc_client_free(rc);
+	stop_clean();
 }
 END_TEST
 
@@ -568,7 +578,7 @@ START_TEST(tls_mutual)
 	    harness_log_count(&d, ": TLS handshake: "), 1);
 	ck_assert_int_eq(rkeys(), 0);
 	rpc_client_free(rc);
-	ck_assert_int_ge(harness_stop(&d, 10000), 0);
+	stop_clean();
 
 	conf_client_cert();
 	ck_assert_int_eq(harness_launch(&d, 1), 0);
@@ -580,6 +590,7 @@ START_TEST(tls_mutual)
 	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 1);
 	close(dest);
 	rpc_client_free(rc);
+	stop_clean();
 }
 END_TEST
 
@@ -637,6 +648,7 @@ START_TEST(tls_restart)
 	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 1);
 	close(dest);
 	rpc_client_free(rc);
+	stop_clean();
 }
 END_TEST
 
@@ -673,6 +685,7 @@ START_TEST(tls_bulk)
 	ck_assert_int_eq(metric("rtpproxyd_redis_connects_total"), 1);
 	close(dest);
 	rpc_client_free(rc);
+	stop_clean();
 }
 END_TEST
 
