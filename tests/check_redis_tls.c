@@ -524,6 +524,7 @@ START_TEST(tls_wrong_ca)
 {
 	struct rpc_client	*rc;
 	uint16_t		 lport, cport, dport;
+	char			 line[512];
 	int			 caller, dest, i;
 
 	ck_assert_int_eq(redis_up(0), 0);
@@ -545,6 +546,21 @@ START_TEST(tls_wrong_ca)
 	create(rc, "bad-2", dport);
 	ck_assert_int_eq(rkeys(), 0);
 	ck_assert(harness_alive(d.pid));
+	rpc_client_free(rc);
+	stop_clean();
+
+	/* The right CA, but not the name the certificate carries. */
+	snprintf(line, sizeof(line), "redis-tls-ca %s/ca.pem", d.dir);
+	ck_assert_int_eq(harness_conf_set(&d, line), 0);
+	ck_assert_int_eq(harness_conf_add(&d, "redis-tls-server-name "
+	    "other.test"), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "certificate verify failed: "
+	    "hostname mismatch", 1, 10000 * harness_slow()), 0);
+	rc = client();
+	lport = create(rc, "bad-3", dport);
+	relay(lport, caller, dest);
+	ck_assert_int_eq(rkeys(), 0);
 	close(caller);
 	close(dest);
 	rpc_client_free(rc);
