@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -32,23 +31,6 @@ static struct daemon	d;
 static uint16_t		rport;		/* redis-server's TLS port */
 static uint16_t		mport;		/* the daemon's metrics */
 static char		rpidfile[256];
-
-static int64_t
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
 
 /* A shell command in d.dir; its exit code. */
 static int
@@ -161,10 +143,10 @@ redis_up(int auth_clients)
 		if (rcli("PING", out, sizeof(out)) == 0 &&
 		    strcmp(out, "PONG") == 0) {
 			for (; i < 200 && redis_pid() == -1; i++)
-				msleep(20);
+				harness_sleep_ms(20);
 			return 0;
 		}
-		msleep(100);
+		harness_sleep_ms(100);
 	}
 	return -1;
 }
@@ -180,7 +162,7 @@ redis_down(void)
 	kill(pid, SIGKILL);
 	for (i = 0; i < 300 && harness_alive(pid); i++) {
 		(void)waitpid(pid, NULL, WNOHANG);
-		msleep(10);
+		harness_sleep_ms(10);
 	}
 	(void)waitpid(pid, NULL, WNOHANG);
 	(void)unlink(rpidfile);
@@ -211,50 +193,20 @@ rkeys(void)
 static int
 rwait(const char *id, int want, int ms)
 {
-	int64_t until = mono() + ms * harness_slow();
+	int64_t until = harness_now_ms() + harness_ms(ms);
 
 	do {
 		if (rexists(id) == want)
 			return 0;
-		msleep(100);
-	} while (mono() < until);
+		harness_sleep_ms(100);
+	} while (harness_now_ms() < until);
 	return -1;
 }
 
-/* The value of a metric line starting with name (and a space); -1. */
 static long long
 metric(const char *name)
 {
-	struct sockaddr_in	 sin;
-	static char		 buf[256 * 1024];
-	char			 req[128], pat[128], *p;
-	size_t			 n = 0;
-	ssize_t			 r;
-	long long		 v = -1;
-	int			 fd;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		return -1;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons(mport);
-	snprintf(req, sizeof(req), "GET /metrics HTTP/1.1\r\nHost: x\r\n"
-	    "Connection: close\r\n\r\n");
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-	    write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
-		close(fd);
-		return -1;
-	}
-	while (n < sizeof(buf) - 1 &&
-	    (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
-		n += (size_t)r;
-	close(fd);
-	buf[n] = '\0';
-	snprintf(pat, sizeof(pat), "\n%s ", name);
-	if ((p = strstr(buf, pat)) != NULL)
-		v = atoll(p + strlen(pat));
-	return v;
+	return harness_metric(mport, name);
 }
 
 static struct rpc_client *
@@ -347,7 +299,7 @@ static void
 stop_clean(void)
 {
 	ck_assert_int_eq(bridge_dirs(NULL), 1);
-	ck_assert_int_ge(harness_stop(&d, 10000 * harness_slow()), 0);
+	ck_assert_int_ge(harness_stop(&d, harness_ms(10000)), 0);
 	d.pid = -1;
 	ck_assert_int_eq(bridge_dirs(NULL), 0);
 }
@@ -496,7 +448,7 @@ START_TEST(tls_writes)
 		ck_assert_int_eq(rcli(args, out, sizeof(out)), 0);
 		if (out[0] != '\0')
 			break;
-		msleep(100);
+		harness_sleep_ms(100);
 	}
 	ck_assert_str_ne(out, "");
 	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 1);
@@ -536,10 +488,10 @@ START_TEST(tls_wrong_ca)
 	lport = create(rc, "bad-1", dport);
 	relay(lport, caller, dest);
 	ck_assert_int_eq(harness_wait_log(&d, "certificate verify failed",
-	    1, 10000 * harness_slow()), 0);
+	    1, harness_ms(10000)), 0);
 	for (i = 0; i < 100 &&
 	    metric("rtpproxyd_redis_connect_failures_total") < 2; i++)
-		msleep(100);
+		harness_sleep_ms(100);
 	ck_assert_int_ge(metric("rtpproxyd_redis_connect_failures_total"), 2);
 	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 0);
 	ck_assert_int_eq(metric("rtpproxyd_redis_writes_total"), 0);
@@ -556,7 +508,7 @@ START_TEST(tls_wrong_ca)
 	    "other.test"), 0);
 	ck_assert_int_eq(harness_launch(&d, 1), 0);
 	ck_assert_int_eq(harness_wait_log(&d, "certificate verify failed: "
-	    "hostname mismatch", 1, 10000 * harness_slow()), 0);
+	    "hostname mismatch", 1, harness_ms(10000)), 0);
 	rc = client();
 	lport = create(rc, "bad-3", dport);
 	relay(lport, caller, dest);
@@ -583,7 +535,7 @@ START_TEST(tls_mutual)
 	create(rc, "mt-1", dport);
 	for (i = 0; i < 100 &&
 	    metric("rtpproxyd_redis_connect_failures_total") < 1; i++)
-		msleep(100);
+		harness_sleep_ms(100);
 	ck_assert_int_ge(metric("rtpproxyd_redis_connect_failures_total"), 1);
 	ck_assert_int_ge(harness_log_count(&d, "redis 127.0.0.1") , 1);
 	ck_assert_int_eq(harness_log_count(&d, "certificate verify failed"),
@@ -654,7 +606,7 @@ START_TEST(tls_restart)
 	}
 	ck_assert_int_eq(harness_destroy(rc, "rs-1"), RP_OK);
 	for (i = 0; i < 100 && metric("rtpproxyd_redis_up") != 0; i++)
-		msleep(100);
+		harness_sleep_ms(100);
 	ck_assert_int_eq(redis_up(0), 0);
 	for (i = 0; i < 6; i++) {
 		snprintf(id, sizeof(id), "rs-%d", i);
@@ -691,7 +643,7 @@ START_TEST(tls_bulk)
 	ck_assert_int_eq(harness_launch(&d, 1), 0);
 	for (i = 0; i < 300 && metric("rtpproxyd_redis_skipped_total") <
 	    2000; i++)
-		msleep(100 * harness_slow());
+		harness_sleep_ms(harness_ms(100));
 	ck_assert_int_eq(metric("rtpproxyd_redis_skipped_total"), 2000);
 	rc = client();
 	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
