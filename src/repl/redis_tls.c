@@ -23,7 +23,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,8 +68,6 @@ static struct {
 
 static unsigned char	rt_up[RT_BUF];		/* hiredis to Redis */
 static unsigned char	rt_down[RT_BUF];	/* Redis to hiredis */
-
-static void	rt_pump(void);
 
 static void
 rt_close(void)
