@@ -10,6 +10,7 @@
  */
 #include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <arpa/inet.h>
@@ -621,6 +622,79 @@ START_TEST(tls_restart)
 END_TEST
 
 /*
+ * The bridge's socket takes this master's connection only: another
+ * process's is closed unanswered and the bridge in use goes on.  A
+ * master replaced with SIGUSR2 makes a bridge of its own, the old one's
+ * directory goes with it, and the new one writes over TLS.
+ */
+START_TEST(tls_handover)
+{
+	struct sockaddr_un	 sun;
+	struct rpc_client	*rc;
+	glob_t			 g;
+	uint16_t		 dport;
+	char			 pat[256], buf[64];
+	struct timeval		 tv = { 10, 0 };
+	pid_t			 old, now = -1;
+	int			 dest, fd, i;
+
+	ck_assert_int_eq(redis_up(0), 0);
+	conf_tls("ca.pem", NULL);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	rc = client();
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	create(rc, "ho-1", dport);
+	ck_assert_int_eq(rwait("ho-1", 1, 10000), 0);
+
+	snprintf(pat, sizeof(pat), "%s/rtpproxyd-redis.*/redis.sock", d.dir);
+	ck_assert_int_eq(glob(pat, 0, NULL, &g), 0);
+	ck_assert_int_eq(g.gl_pathc, 1);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", g.gl_pathv[0]);
+	globfree(&g);
+	ck_assert_int_ge(fd = socket(AF_UNIX, SOCK_STREAM, 0), 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)),
+	    0);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+	    sizeof(tv)), 0);
+	ck_assert_int_eq(write(fd, "PING\r\n", 6), 6);
+	/* Closed unanswered: no +PONG from Redis through the bridge. */
+	ck_assert_int_le(read(fd, buf, sizeof(buf)), 0);
+	close(fd);
+	ck_assert_int_eq(harness_wait_log(&d, "not this master, refused", 1,
+	    harness_ms(5000)), 0);
+	create(rc, "ho-2", dport);
+	ck_assert_int_eq(rwait("ho-2", 1, 10000), 0);
+	ck_assert_int_eq(metric("rtpproxyd_redis_connects_total"), 1);
+	rpc_client_free(rc);
+
+	old = harness_pidfile_pid(&d);
+	ck_assert_int_gt(old, 0);
+	ck_assert_int_eq(kill(old, SIGUSR2), 0);
+	for (i = 0; i < 500; i++) {
+		now = harness_pidfile_pid(&d);
+		if (now > 0 && now != old && !harness_alive(old) &&
+		    harness_log_count(&d, "all 1 workers ready") >= 2)
+			break;
+		harness_sleep_ms(harness_ms(20));
+	}
+	ck_assert_int_ne(now, old);
+	ck_assert_int_eq(bridge_dirs(NULL), 1);
+	rc = client();
+	create(rc, "ho-3", dport);
+	ck_assert_int_eq(rwait("ho-3", 1, 10000), 0);
+	rpc_client_free(rc);
+	close(dest);
+	ck_assert_int_eq(kill(now, SIGTERM), 0);
+	for (i = 0; i < 500 && harness_alive(now); i++)
+		harness_sleep_ms(20);
+	ck_assert(!harness_alive(now));
+	ck_assert_int_eq(bridge_dirs(NULL), 0);
+}
+END_TEST
+
+/*
  * Megabytes through the bridge: 2,000 records of this node, each with
  * 2 KB of junk and a version nobody writes, pipelined at start (2,000
  * HGETALLs one way, 4 MB of answers the other); each is skipped, and
@@ -666,6 +740,7 @@ main(void)
 	const TTest *const t_mutual[] = { tls_mutual, NULL };
 	const TTest *const t_restart[] = { tls_restart, NULL };
 	const TTest *const t_bulk[] = { tls_bulk, NULL };
+	const TTest *const t_ho[] = { tls_handover, NULL };
 	Suite	*s = suite_create("redis_tls");
 
 	signal(SIGPIPE, SIG_IGN);
@@ -675,5 +750,6 @@ main(void)
 	harness_tcase(s, "mutual", up, down, 60, t_mutual);
 	harness_tcase(s, "restart", up, down, 90, t_restart);
 	harness_tcase(s, "bulk", up, down, 90, t_bulk);
+	harness_tcase(s, "handover", up, down, 90, t_ho);
 	return harness_run_suite(s);
 }
