@@ -658,9 +658,12 @@ START_TEST(tls_handover)
 	    0);
 	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
 	    sizeof(tv)), 0);
-	ck_assert_int_eq(write(fd, "PING\r\n", 6), 6);
-	/* Closed unanswered: no +PONG from Redis through the bridge. */
-	ck_assert_int_le(read(fd, buf, sizeof(buf)), 0);
+	/*
+	 * Closed unanswered: no +PONG from Redis through the bridge (the
+	 * write may find it closed already).
+	 */
+	if (write(fd, "PING\r\n", 6) == 6)
+		ck_assert_int_le(read(fd, buf, sizeof(buf)), 0);
 	close(fd);
 	ck_assert_int_eq(harness_wait_log(&d, "not this master, refused", 1,
 	    harness_ms(5000)), 0);
