@@ -28,9 +28,10 @@
 #include "harness.h"
 #include "conf.h"
 
-static struct daemon	d;
+static struct daemon	d, d2;		/* d2: a standby */
 static uint16_t		rport;		/* redis-server's TLS port */
 static uint16_t		mport;		/* the daemon's metrics */
+static uint16_t		mport2;		/* the standby's */
 static char		rpidfile[256];
 
 /* A shell command in d.dir; its exit code. */
@@ -332,6 +333,9 @@ down(void)
 {
 	unsetenv("TMPDIR");
 	redis_down();
+	if (d2.dir[0] != '\0')
+		harness_cleanup(&d2);
+	memset(&d2, 0, sizeof(d2));
 	harness_cleanup(&d);
 }
 
@@ -697,6 +701,75 @@ START_TEST(tls_handover)
 }
 END_TEST
 
+#define MIRRORED	"rtpproxyd_redis_mirrored_sessions{node=\"node-a\"}"
+
+/* A metric of the standby, waited for until at least want; its value. */
+static long long
+metric2_wait(const char *name, long long want)
+{
+	long long	v = -1;
+	int		i;
+
+	for (i = 0; i < 150; i++) {
+		if ((v = harness_metric(mport2, name)) >= want)
+			break;
+		harness_sleep_ms(harness_ms(100));
+	}
+	return v;
+}
+
+/*
+ * A standby's second connection (its subscription to the backed node's
+ * changes) goes through a bridge of its own, beside the first.
+ */
+START_TEST(tls_standby)
+{
+	struct rpc_client	*rc;
+	uint16_t		 dport;
+	char			 extra[1024], line[64];
+	int			 dest, i;
+
+	mport2 = harness_tcp_port();
+	snprintf(extra, sizeof(extra), "redis 127.0.0.1:%u\nredis-prefix t:\n"
+	    "node-id node-b\nstats-interval 200\nmetrics-listen "
+	    "127.0.0.1:%u\nstandby-for node-a 192.0.2.123\nredis-tls yes\n"
+	    "redis-tls-ca %s/ca.pem\n", rport, mport2, d.dir);
+	ck_assert_int_eq(harness_prepare(&d2, 1, extra), 0);
+	snprintf(line, sizeof(line), "port-range %u %u", d.port_min,
+	    d.port_max);
+	ck_assert_int_eq(harness_conf_set(&d2, line), 0);
+	ck_assert_int_eq(redis_up(0), 0);
+	ck_assert_int_eq(harness_launch(&d2, 1), 0);
+	ck_assert_int_ge(metric2_wait("rtpproxyd_redis_mirror_resyncs_total",
+	    1), 1);
+	conf_tls("ca.pem", NULL);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	rc = client();
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	create(rc, "sb-1", dport);
+	create(rc, "sb-2", dport);
+	create(rc, "sb-3", dport);
+	ck_assert_int_eq(metric2_wait(MIRRORED, 3),
+	    3);
+	ck_assert_int_eq(harness_destroy(rc, "sb-3"), RP_OK);
+	for (i = 0; i < 150 && harness_metric(mport2,
+	    MIRRORED) != 2; i++)
+		harness_sleep_ms(harness_ms(100));
+	ck_assert_int_eq(harness_metric(mport2,
+	    MIRRORED), 2);
+	/* The two bridges of node-b did not disturb each other. */
+	ck_assert_int_eq(harness_metric(mport2,
+	    "rtpproxyd_redis_connects_total"), 1);
+	ck_assert_int_eq(harness_metric(mport2,
+	    "rtpproxyd_redis_mirror_resyncs_total"), 1);
+	close(dest);
+	rpc_client_free(rc);
+	ck_assert_int_ge(harness_stop(&d2, harness_ms(10000)), 0);
+	d2.pid = -1;
+	stop_clean();
+}
+END_TEST
+
 /*
  * Megabytes through the bridge: 2,000 records of this node, each with
  * 2 KB of junk and a version nobody writes, pipelined at start (2,000
@@ -744,6 +817,7 @@ main(void)
 	const TTest *const t_restart[] = { tls_restart, NULL };
 	const TTest *const t_bulk[] = { tls_bulk, NULL };
 	const TTest *const t_ho[] = { tls_handover, NULL };
+	const TTest *const t_sb[] = { tls_standby, NULL };
 	Suite	*s = suite_create("redis_tls");
 
 	signal(SIGPIPE, SIG_IGN);
@@ -754,5 +828,6 @@ main(void)
 	harness_tcase(s, "restart", up, down, 90, t_restart);
 	harness_tcase(s, "bulk", up, down, 90, t_bulk);
 	harness_tcase(s, "handover", up, down, 90, t_ho);
+	harness_tcase(s, "standby", up, down, 90, t_sb);
 	return harness_run_suite(s);
 }

@@ -181,7 +181,7 @@ rc_on_disconnect(const redisAsyncContext *ac, int status)
 		return;
 	/* TLS's failures are the bridge's: hiredis saw an EOF only. */
 	if (rc.conf->redis_tls)
-		switch (rtls_why(why, sizeof(why))) {
+		switch (rtls_why(RTLS_MAIN, why, sizeof(why))) {
 		case 1:
 			rc.st.connect_failures++;
 			/* FALLTHROUGH */
@@ -201,7 +201,7 @@ rc_connect(void)
 	char			 db[16];
 
 	if (c->redis_tls)
-		ac = redisAsyncConnectUnix(rtls_path());
+		ac = redisAsyncConnectUnix(rtls_path(RTLS_MAIN));
 	else if (c->redis_unix != NULL)
 		ac = redisAsyncConnectUnix(c->redis_unix);
 	else

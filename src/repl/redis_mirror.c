@@ -559,7 +559,9 @@ mi_connect(evutil_socket_t fd, short ev, void *arg)
 
 	if (mi.ac != NULL)
 		return;
-	if (c->redis_unix != NULL)
+	if (c->redis_tls)	/* through redis_tls.c's second bridge */
+		ac = redisAsyncConnectUnix(rtls_path(RTLS_MIRROR));
+	else if (c->redis_unix != NULL)
 		ac = redisAsyncConnectUnix(c->redis_unix);
 	else
 		ac = redisAsyncConnect(c->redis_host, c->redis_port);

@@ -2,15 +2,18 @@
  * TLS to Redis.  Debian's hiredis (0.14) has no TLS and cannot be handed
  * a socket, so the master bridges: hiredis connects to a Unix socket in
  * a private directory (0700, made after privileges went, removed at
- * exit), and this file takes that one connection (from this process
- * only: SO_PEERCRED), connects to Redis over TCP, does the TLS handshake
+ * exit), one socket per connection of the master (redis_conn.c's, and a
+ * standby's subscription in redis_mirror.c), and this file takes that
+ * connection (from this process only: SO_PEERCRED), connects to Redis
+ * over TCP, does the TLS handshake
  * (1.2 or later, Redis's certificate checked against redis-tls-ca and
  * its name against redis-tls-server-name or the address, a client
  * certificate if configured) and copies bytes both ways on the master's
  * loop.  Each way has a bounded buffer: a full one stops reading its
  * source, so neither side can make the master hold more, and nothing
  * blocks.  Any failure closes both sides; redis_conn.c sees hiredis's
- * connection go, asks rtls_why why, and connects again with its backoff.
+ * connection go, asks rtls_why why, and connects again with its backoff
+ * (redis_mirror.c with its own).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -46,12 +49,17 @@ static struct {
 	struct event_base	*base;
 	const struct config	*conf;
 	SSL_CTX			*ctx;
-	char			 dir[96];	/* fits sun_path with the name */
-	char			 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char			 dir[96];	/* fits sun_path with a name */
+} rt;
+
+/* One hiredis connection's bridge: RTLS_MAIN's or RTLS_MIRROR's. */
+struct rt_br {
+	const char		*name;
 	int			 lfd;
 	struct event		*lev;
+	char			 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
-	/* the one bridge: hiredis's end (ufd) and Redis's (tfd) */
+	/* the bridge: hiredis's end (ufd) and Redis's (tfd) */
 	int			 state;
 	int			 ufd, tfd;
 	SSL			*ssl;
@@ -60,20 +68,25 @@ static struct {
 	int			 wpend;		/* SSL_write to repeat */
 	uint64_t		 answered;	/* bytes from Redis */
 
-	/* why the last bridge went, for redis_conn.c's log line */
+	/* why the last bridge went, for the log line of its user */
 	char			 why[256];
 	int			 why_early;	/* before Redis said a thing */
 	int			 have_why;
-} rt = { .lfd = -1, .ufd = -1, .tfd = -1 };
 
-static unsigned char	rt_up[RT_BUF];		/* hiredis to Redis */
-static unsigned char	rt_down[RT_BUF];	/* Redis to hiredis */
+	unsigned char		 up[RT_BUF];	/* hiredis to Redis */
+	unsigned char		 down[RT_BUF];	/* Redis to hiredis */
+};
+
+static struct rt_br	rt_br[RTLS_NCONN] = {
+	{ .name = "redis", .lfd = -1, .ufd = -1, .tfd = -1 },
+	{ .name = "mirror", .lfd = -1, .ufd = -1, .tfd = -1 },
+};
 
 static void
-rt_close(void)
+rt_close(struct rt_br *b)
 {
-	struct event	**ev[5] = { &rt.ur, &rt.uw, &rt.tr, &rt.tw,
-			    &rt.timer };
+	struct event	**ev[5] = { &b->ur, &b->uw, &b->tr, &b->tw,
+			    &b->timer };
 	int		  i;
 
 	for (i = 0; i < 5; i++)
@@ -81,58 +94,58 @@ rt_close(void)
 			event_free(*ev[i]);
 			*ev[i] = NULL;
 		}
-	if (rt.ssl != NULL)
-		SSL_free(rt.ssl);
-	rt.ssl = NULL;
-	if (rt.ufd != -1)
-		close(rt.ufd);
-	if (rt.tfd != -1)
-		close(rt.tfd);
-	rt.ufd = rt.tfd = -1;
-	rt.uplen = rt.downlen = 0;
-	rt.wpend = 0;
-	rt.state = RT_IDLE;
+	if (b->ssl != NULL)
+		SSL_free(b->ssl);
+	b->ssl = NULL;
+	if (b->ufd != -1)
+		close(b->ufd);
+	if (b->tfd != -1)
+		close(b->tfd);
+	b->ufd = b->tfd = -1;
+	b->uplen = b->downlen = 0;
+	b->wpend = 0;
+	b->state = RT_IDLE;
 	ERR_clear_error();
 }
 
 /* Close both sides, and keep why for redis_conn.c. */
 static void
-rt_fail(const char *fmt, ...)
+rt_fail(struct rt_br *b, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(rt.why, sizeof(rt.why), fmt, ap);
+	vsnprintf(b->why, sizeof(b->why), fmt, ap);
 	va_end(ap);
-	rt.why_early = rt.answered == 0;
-	rt.have_why = 1;
-	rt_close();
+	b->why_early = b->answered == 0;
+	b->have_why = 1;
+	rt_close(b);
 }
 
 /* The TLS error of an SSL call that failed: its text in why. */
 static void
-rt_ssl_fail(const char *what, int r)
+rt_ssl_fail(struct rt_br *b, const char *what, int r)
 {
 	unsigned long	 e = ERR_peek_last_error();
 	long		 v;
 	const char	*reason;
-	int		 err = SSL_get_error(rt.ssl, r), saved = errno;
+	int		 err = SSL_get_error(b->ssl, r), saved = errno;
 
-	if (rt.state == RT_HANDSHAKE &&
-	    (v = SSL_get_verify_result(rt.ssl)) != X509_V_OK) {
-		rt_fail("TLS: certificate verify failed: %s",
+	if (b->state == RT_HANDSHAKE &&
+	    (v = SSL_get_verify_result(b->ssl)) != X509_V_OK) {
+		rt_fail(b, "TLS: certificate verify failed: %s",
 		    X509_verify_cert_error_string(v));
 		return;
 	}
 	if (err == SSL_ERROR_ZERO_RETURN)
-		rt_fail("TLS: Redis closed the connection");
+		rt_fail(b, "TLS: Redis closed the connection");
 	else if (err == SSL_ERROR_SSL && e != 0 &&
 	    (reason = ERR_reason_error_string(e)) != NULL)
-		rt_fail("TLS %s: %s", what, reason);
+		rt_fail(b, "TLS %s: %s", what, reason);
 	else if (err == SSL_ERROR_SYSCALL && saved != 0)
-		rt_fail("TLS %s: %s", what, strerror(saved));
+		rt_fail(b, "TLS %s: %s", what, strerror(saved));
 	else
-		rt_fail("TLS %s: connection closed by Redis", what);
+		rt_fail(b, "TLS %s: connection closed by Redis", what);
 }
 
 static void
@@ -147,29 +160,29 @@ rt_set(struct event *ev, int on)
 
 /* hiredis's side, in every state: 0, or -1 when the bridge is gone. */
 static int
-rt_unix(int *progress)
+rt_unix(struct rt_br *b, int *progress)
 {
 	ssize_t n;
 
-	if (rt.uplen < RT_BUF) {
-		n = read(rt.ufd, rt_up + rt.uplen, RT_BUF - rt.uplen);
+	if (b->uplen < RT_BUF) {
+		n = read(b->ufd, b->up + b->uplen, RT_BUF - b->uplen);
 		if (n > 0) {
-			rt.uplen += (size_t)n;
+			b->uplen += (size_t)n;
 			*progress = 1;
 		} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
 			/* hiredis let go (or gave up on us): nothing to say */
-			rt_close();
+			rt_close(b);
 			return -1;
 		}
 	}
-	if (rt.downlen > 0) {
-		n = send(rt.ufd, rt_down, rt.downlen, MSG_NOSIGNAL);
+	if (b->downlen > 0) {
+		n = send(b->ufd, b->down, b->downlen, MSG_NOSIGNAL);
 		if (n > 0) {
-			memmove(rt_down, rt_down + n, rt.downlen - (size_t)n);
-			rt.downlen -= (size_t)n;
+			memmove(b->down, b->down + n, b->downlen - (size_t)n);
+			b->downlen -= (size_t)n;
 			*progress = 1;
 		} else if (n == -1 && errno != EAGAIN && errno != EINTR) {
-			rt_close();
+			rt_close(b);
 			return -1;
 		}
 	}
@@ -178,39 +191,39 @@ rt_unix(int *progress)
 
 /* The TLS side once up: 0, or -1 when the bridge is gone. */
 static int
-rt_tls(int *progress, int *want_r, int *want_w)
+rt_tls(struct rt_br *b, int *progress, int *want_r, int *want_w)
 {
 	int r, len, e;
 
-	if (rt.uplen > 0) {
-		len = rt.wpend > 0 ? rt.wpend : (int)rt.uplen;
-		if ((r = SSL_write(rt.ssl, rt_up, len)) > 0) {
-			memmove(rt_up, rt_up + r, rt.uplen - (size_t)r);
-			rt.uplen -= (size_t)r;
-			rt.wpend = 0;
+	if (b->uplen > 0) {
+		len = b->wpend > 0 ? b->wpend : (int)b->uplen;
+		if ((r = SSL_write(b->ssl, b->up, len)) > 0) {
+			memmove(b->up, b->up + r, b->uplen - (size_t)r);
+			b->uplen -= (size_t)r;
+			b->wpend = 0;
 			*progress = 1;
-		} else if ((e = SSL_get_error(rt.ssl, r)) ==
+		} else if ((e = SSL_get_error(b->ssl, r)) ==
 		    SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
 			/* OpenSSL wants the same call again */
-			rt.wpend = len;
+			b->wpend = len;
 			*(e == SSL_ERROR_WANT_READ ? want_r : want_w) = 1;
 		} else {
-			rt_ssl_fail("write", r);
+			rt_ssl_fail(b, "write", r);
 			return -1;
 		}
 	}
-	if (rt.downlen < RT_BUF) {
-		r = SSL_read(rt.ssl, rt_down + rt.downlen, RT_BUF -
-		    (int)rt.downlen);
+	if (b->downlen < RT_BUF) {
+		r = SSL_read(b->ssl, b->down + b->downlen, RT_BUF -
+		    (int)b->downlen);
 		if (r > 0) {
-			rt.downlen += (size_t)r;
-			rt.answered += (uint64_t)r;
+			b->downlen += (size_t)r;
+			b->answered += (uint64_t)r;
 			*progress = 1;
-		} else if ((e = SSL_get_error(rt.ssl, r)) ==
+		} else if ((e = SSL_get_error(b->ssl, r)) ==
 		    SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
 			*(e == SSL_ERROR_WANT_READ ? want_r : want_w) = 1;
 		else {
-			rt_ssl_fail("read", r);
+			rt_ssl_fail(b, "read", r);
 			return -1;
 		}
 	}
@@ -219,38 +232,38 @@ rt_tls(int *progress, int *want_r, int *want_w)
 
 /* The TCP connect's end, then the handshake: 0, or -1 (gone). */
 static int
-rt_handshake(int *want_r, int *want_w)
+rt_handshake(struct rt_br *b, int *want_r, int *want_w)
 {
 	socklen_t	len = sizeof(int);
 	int		err = 0, r, e;
 
-	if (rt.state == RT_CONNECTING) {
-		if (getsockopt(rt.tfd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+	if (b->state == RT_CONNECTING) {
+		if (getsockopt(b->tfd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 			err = errno;
 		if (err == EINPROGRESS || err == EALREADY) {
 			*want_w = 1;
 			return 0;
 		}
 		if (err != 0) {
-			rt_fail("connect: %s", strerror(err));
+			rt_fail(b, "connect: %s", strerror(err));
 			return -1;
 		}
-		rt.state = RT_HANDSHAKE;
+		b->state = RT_HANDSHAKE;
 	}
-	if ((r = SSL_do_handshake(rt.ssl)) == 1) {
-		rt.state = RT_UP;
-		event_del(rt.timer);
+	if ((r = SSL_do_handshake(b->ssl)) == 1) {
+		b->state = RT_UP;
+		event_del(b->timer);
 		log_debug("redis %s: TLS up (%s, %s)", rt.conf->redis,
-		    SSL_get_version(rt.ssl), SSL_get_cipher_name(rt.ssl));
+		    SSL_get_version(b->ssl), SSL_get_cipher_name(b->ssl));
 		return 0;
 	}
-	e = SSL_get_error(rt.ssl, r);
+	e = SSL_get_error(b->ssl, r);
 	if (e == SSL_ERROR_WANT_READ)
 		*want_r = 1;
 	else if (e == SSL_ERROR_WANT_WRITE)
 		*want_w = 1;
 	else {
-		rt_ssl_fail("handshake", r);
+		rt_ssl_fail(b, "handshake", r);
 		return -1;
 	}
 	return 0;
@@ -263,48 +276,53 @@ rt_handshake(int *want_r, int *want_w)
  * OpenSSL wants to read), writable when OpenSSL wants to write.
  */
 static void
-rt_pump(void)
+rt_pump(struct rt_br *b)
 {
 	int progress, want_r, want_w;
 
 	do {
 		progress = want_r = want_w = 0;
-		if (rt_unix(&progress) == -1)
+		if (rt_unix(b, &progress) == -1)
 			return;
-		if (rt.state != RT_UP) {
-			if (rt_handshake(&want_r, &want_w) == -1)
+		if (b->state != RT_UP) {
+			if (rt_handshake(b, &want_r, &want_w) == -1)
 				return;
-			if (rt.state == RT_UP)
+			if (b->state == RT_UP)
 				progress = 1;
-		} else if (rt_tls(&progress, &want_r, &want_w) == -1)
+		} else if (rt_tls(b, &progress, &want_r, &want_w) == -1)
 			return;
 	} while (progress);
-	rt_set(rt.ur, rt.uplen < RT_BUF);
-	rt_set(rt.uw, rt.downlen > 0);
-	rt_set(rt.tr, want_r);
-	rt_set(rt.tw, want_w);
+	rt_set(b->ur, b->uplen < RT_BUF);
+	rt_set(b->uw, b->downlen > 0);
+	rt_set(b->tr, want_r);
+	rt_set(b->tw, want_w);
 }
 
 static void
 rt_io(evutil_socket_t fd, short ev, void *arg)
 {
-	if (rt.state != RT_IDLE)
-		rt_pump();
+	struct rt_br *b = arg;
+
+	if (b->state != RT_IDLE)
+		rt_pump(b);
 }
 
 static void
 rt_timeout(evutil_socket_t fd, short ev, void *arg)
 {
-	if (rt.state == RT_CONNECTING)
-		rt_fail("connect timed out after %d s", RT_HANDSHAKE_MS / 1000);
-	else if (rt.state == RT_HANDSHAKE)
-		rt_fail("TLS handshake timed out after %d s",
+	struct rt_br *b = arg;
+
+	if (b->state == RT_CONNECTING)
+		rt_fail(b, "connect timed out after %d s",
+		    RT_HANDSHAKE_MS / 1000);
+	else if (b->state == RT_HANDSHAKE)
+		rt_fail(b, "TLS handshake timed out after %d s",
 		    RT_HANDSHAKE_MS / 1000);
 }
 
 /* Redis's side of a new bridge: 0, or -1 with why kept. */
 static int
-rt_open(void)
+rt_open(struct rt_br *b)
 {
 	const struct config	*c = rt.conf;
 	struct sockaddr_storage	 ss;
@@ -326,59 +344,60 @@ rt_open(void)
 		sin6->sin6_port = htons(c->redis_port);
 		sslen = sizeof(*sin6);
 	} else {
-		rt_fail("not a numeric address");
+		rt_fail(b, "not a numeric address");
 		return -1;
 	}
-	if ((rt.tfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	if ((b->tfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1) {
-		rt_fail("socket: %s", strerror(errno));
+		rt_fail(b, "socket: %s", strerror(errno));
 		return -1;
 	}
-	(void)setsockopt(rt.tfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(rt.tfd, (struct sockaddr *)&ss, sslen) == -1 &&
+	(void)setsockopt(b->tfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(b->tfd, (struct sockaddr *)&ss, sslen) == -1 &&
 	    errno != EINPROGRESS) {
-		rt_fail("connect: %s", strerror(errno));
+		rt_fail(b, "connect: %s", strerror(errno));
 		return -1;
 	}
-	if ((rt.ssl = SSL_new(rt.ctx)) == NULL ||
-	    SSL_set_fd(rt.ssl, rt.tfd) != 1) {
-		rt_fail("TLS: SSL_new failed");
+	if ((b->ssl = SSL_new(rt.ctx)) == NULL ||
+	    SSL_set_fd(b->ssl, b->tfd) != 1) {
+		rt_fail(b, "TLS: SSL_new failed");
 		return -1;
 	}
-	SSL_set_mode(rt.ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	SSL_set_mode(b->ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	    SSL_MODE_ENABLE_PARTIAL_WRITE);
 	if (c->redis_tls_name != NULL) {
-		if (SSL_set_tlsext_host_name(rt.ssl, c->redis_tls_name) != 1 ||
-		    SSL_set1_host(rt.ssl, c->redis_tls_name) != 1) {
-			rt_fail("TLS: cannot set the server name");
+		if (SSL_set_tlsext_host_name(b->ssl, c->redis_tls_name) != 1 ||
+		    SSL_set1_host(b->ssl, c->redis_tls_name) != 1) {
+			rt_fail(b, "TLS: cannot set the server name");
 			return -1;
 		}
-	} else if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(rt.ssl),
+	} else if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(b->ssl),
 	    c->redis_host) != 1) {
-		rt_fail("TLS: cannot check the address");
+		rt_fail(b, "TLS: cannot check the address");
 		return -1;
 	}
-	SSL_set_connect_state(rt.ssl);
-	rt.ur = event_new(rt.base, rt.ufd, EV_READ | EV_PERSIST, rt_io, NULL);
-	rt.uw = event_new(rt.base, rt.ufd, EV_WRITE | EV_PERSIST, rt_io, NULL);
-	rt.tr = event_new(rt.base, rt.tfd, EV_READ | EV_PERSIST, rt_io, NULL);
-	rt.tw = event_new(rt.base, rt.tfd, EV_WRITE | EV_PERSIST, rt_io, NULL);
-	rt.timer = evtimer_new(rt.base, rt_timeout, NULL);
-	if (rt.ur == NULL || rt.uw == NULL || rt.tr == NULL || rt.tw == NULL ||
-	    rt.timer == NULL)
+	SSL_set_connect_state(b->ssl);
+	b->ur = event_new(rt.base, b->ufd, EV_READ | EV_PERSIST, rt_io, b);
+	b->uw = event_new(rt.base, b->ufd, EV_WRITE | EV_PERSIST, rt_io, b);
+	b->tr = event_new(rt.base, b->tfd, EV_READ | EV_PERSIST, rt_io, b);
+	b->tw = event_new(rt.base, b->tfd, EV_WRITE | EV_PERSIST, rt_io, b);
+	b->timer = evtimer_new(rt.base, rt_timeout, b);
+	if (b->ur == NULL || b->uw == NULL || b->tr == NULL || b->tw == NULL ||
+	    b->timer == NULL)
 		fatalx("redis TLS: event_new");
-	evtimer_add(rt.timer, &tv);
-	rt.state = RT_CONNECTING;
+	evtimer_add(b->timer, &tv);
+	b->state = RT_CONNECTING;
 	return 0;
 }
 
-/* hiredis connected: only this process's, and one bridge at a time. */
+/* hiredis connected: only this process's, one bridge per socket. */
 static void
 rt_accept(evutil_socket_t lfd, short ev, void *arg)
 {
-	struct ucred	cred = { .pid = -1 };
-	socklen_t	len = sizeof(cred);
-	int		fd;
+	struct rt_br	*b = arg;
+	struct ucred	 cred = { .pid = -1 };
+	socklen_t	 len = sizeof(cred);
+	int		 fd;
 
 	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) ==
 	    -1)
@@ -391,13 +410,13 @@ rt_accept(evutil_socket_t lfd, short ev, void *arg)
 		close(fd);
 		return;
 	}
-	rt_close();		/* hiredis has one connection: this one */
-	rt.have_why = 0;
-	rt.answered = 0;
-	rt.ufd = fd;
-	if (rt_open() == -1)
+	rt_close(b);		/* its user has one connection: this one */
+	b->have_why = 0;
+	b->answered = 0;
+	b->ufd = fd;
+	if (rt_open(b) == -1)
 		return;
-	rt_pump();
+	rt_pump(b);
 }
 
 /* One PEM text's certificates: into the store (ca) or as ours. */
@@ -469,12 +488,11 @@ rt_context(const struct config *c)
 	return 0;
 }
 
-/* The private directory and its socket, made as the daemon's user. */
+/* The private directory, made as the daemon's user. */
 static int
-rt_listen(void)
+rt_dir(void)
 {
-	struct sockaddr_un	 sun;
-	const char		*tmp = getenv("TMPDIR");
+	const char *tmp = getenv("TMPDIR");
 
 	if (tmp == NULL || tmp[0] != '/' || strlen(tmp) > 64)
 		tmp = "/tmp";
@@ -485,21 +503,30 @@ rt_listen(void)
 		return -1;
 	}
 	(void)chmod(rt.dir, 0700);
-	snprintf(rt.path, sizeof(rt.path), "%s/redis.sock", rt.dir);
+	return 0;
+}
+
+/* A bridge's socket in it. */
+static int
+rt_listen(struct rt_br *b)
+{
+	struct sockaddr_un sun;
+
+	snprintf(b->path, sizeof(b->path), "%s/%s.sock", rt.dir, b->name);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, rt.path, sizeof(sun.sun_path));
-	if ((rt.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	memcpy(sun.sun_path, b->path, sizeof(sun.sun_path));
+	if ((b->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1 ||
-	    bind(rt.lfd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    listen(rt.lfd, 4) == -1) {
-		log_warn("redis: TLS bridge: %s", rt.path);
+	    bind(b->lfd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    listen(b->lfd, 4) == -1) {
+		log_warn("redis: TLS bridge: %s", b->path);
 		return -1;
 	}
-	if ((rt.lev = event_new(rt.base, rt.lfd, EV_READ | EV_PERSIST,
-	    rt_accept, NULL)) == NULL)
+	if ((b->lev = event_new(rt.base, b->lfd, EV_READ | EV_PERSIST,
+	    rt_accept, b)) == NULL)
 		fatalx("redis TLS: event_new");
-	event_add(rt.lev, NULL);
+	event_add(b->lev, NULL);
 	return 0;
 }
 
@@ -509,7 +536,9 @@ rtls_start(struct event_base *base, const struct config *c)
 {
 	rt.base = base;
 	rt.conf = c;
-	if (rt_context(c) == -1 || rt_listen() == -1) {
+	if (rt_context(c) == -1 || rt_dir() == -1 ||
+	    rt_listen(&rt_br[RTLS_MAIN]) == -1 ||
+	    (c->nstandby > 0 && rt_listen(&rt_br[RTLS_MIRROR]) == -1)) {
 		rtls_stop();
 		return -1;
 	}
@@ -519,42 +548,51 @@ rtls_start(struct event_base *base, const struct config *c)
 	return 0;
 }
 
-/* Where hiredis connects. */
+/* Where hiredis connects: RTLS_MAIN, or RTLS_MIRROR (a standby's). */
 const char *
-rtls_path(void)
+rtls_path(int which)
 {
-	return rt.path;
+	return rt_br[which].path;
 }
 
 /*
- * Why the last bridge went, once: 1 when Redis never answered through
+ * Why which's last bridge went, once: 1 when Redis never answered through
  * it (a failed connection), 0 when it went later, -1: nothing known.
  */
 int
-rtls_why(char *buf, size_t len)
+rtls_why(int which, char *buf, size_t len)
 {
-	if (!rt.have_why)
+	struct rt_br *b = &rt_br[which];
+
+	if (!b->have_why)
 		return -1;
-	rt.have_why = 0;
-	snprintf(buf, len, "%s", rt.why);
-	return rt.why_early;
+	b->have_why = 0;
+	snprintf(buf, len, "%s", b->why);
+	return b->why_early;
 }
 
 void
 rtls_stop(void)
 {
-	rt_close();
-	if (rt.lev != NULL)
-		event_free(rt.lev);
-	rt.lev = NULL;
-	if (rt.lfd != -1)
-		close(rt.lfd);
-	rt.lfd = -1;
-	if (rt.path[0] != '\0')
-		(void)unlink(rt.path);
+	struct rt_br	*b;
+	int		 i;
+
+	for (i = 0; i < RTLS_NCONN; i++) {
+		b = &rt_br[i];
+		rt_close(b);
+		if (b->lev != NULL)
+			event_free(b->lev);
+		b->lev = NULL;
+		if (b->lfd != -1)
+			close(b->lfd);
+		b->lfd = -1;
+		if (b->path[0] != '\0')
+			(void)unlink(b->path);
+		b->path[0] = '\0';
+	}
 	if (rt.dir[0] != '\0')
 		(void)rmdir(rt.dir);
-	rt.path[0] = rt.dir[0] = '\0';
+	rt.dir[0] = '\0';
 	if (rt.ctx != NULL)
 		SSL_CTX_free(rt.ctx);
 	rt.ctx = NULL;

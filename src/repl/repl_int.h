@@ -40,9 +40,12 @@ void	rc_reply(redisReply *);
 void	rc_key(char *, size_t, const char *, const char *);
 
 /* redis_tls.c: TLS to Redis, bridged from a private Unix socket */
+#define RTLS_MAIN	0	/* redis_conn.c's connection */
+#define RTLS_MIRROR	1	/* redis_mirror.c's, a standby's */
+#define RTLS_NCONN	2
 int	rtls_start(struct event_base *, const struct config *);
-const char *rtls_path(void);
-int	rtls_why(char *, size_t);
+const char *rtls_path(int);
+int	rtls_why(int, char *, size_t);
 void	rtls_stop(void);
 
 /* redis_float.c: standby-for's floating addresses, watched */
