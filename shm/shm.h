@@ -23,8 +23,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/types.h>
+
+#include "rfc3550.h"
+
 #define SHM_MAGIC	0x52545058u	/* "RTPX" */
-#define SHM_VERSION	8u
+#define SHM_VERSION	9u
 #define SHM_ID_MAX	64		/* session id, NUL included */
 #define SHM_REASON_MAX	128
 #define SHM_MAX_WORKERS	64
@@ -94,28 +98,6 @@ struct shm_addr {
 	uint16_t	port;
 	uint32_t	scope_id;
 	uint8_t		addr[16];
-};
-
-/*
- * RFC 3550 A.1 source state.  Only the owning worker reads or writes it; it
- * lives here so that a respawned worker continues where the dead one was.
- * Exactly one cache line.
- */
-struct shm_rtpsrc {
-	uint32_t	ssrc;
-	uint16_t	max_seq;
-	uint16_t	pad0;
-	uint32_t	cycles;		/* shifted count of wraps */
-	uint32_t	base_seq;
-	uint32_t	bad_seq;
-	uint32_t	probation;
-	uint32_t	received;
-	uint32_t	clock_rate;
-	int32_t		transit;	/* last relative transit, ts units */
-	uint32_t	valid;		/* 1 once a source is established */
-	double		jitter;		/* A.8 estimate, ts units */
-	int64_t		lost_base;	/* loss carried across SSRC changes */
-	uint64_t	expected_base;
 };
 
 /*
@@ -307,7 +289,13 @@ struct shm_dir {
 	_Atomic uint64_t	latency_max_ns;
 	_Atomic int64_t		last_packet_ms;	/* wall clock; 0 = never */
 
-	struct shm_rtpsrc	src;
+	/*
+	 * RFC 3550 A.1 source state (src/common/rfc3550.h; the kernel fast
+	 * path's map keeps the same).  Only the owning worker reads or writes
+	 * it; it lives here so that a respawned worker continues where the
+	 * dead one was.  Exactly one cache line.
+	 */
+	struct rfc3550_src	src;
 
 	_Atomic uint64_t	packets_expected;
 	_Atomic int64_t		packets_lost;

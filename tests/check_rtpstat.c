@@ -11,6 +11,8 @@
 
 #define T0_NS	(1700000000LL * 1000000000LL)	/* a whole second */
 #define MS	1000000LL
+/* The estimate in timestamp units (it is fixed point: rfc3550.h). */
+#define JIT()	((double)dir.src.jitter / (1 << RFC3550_JITTER_SHIFT))
 
 static struct shm_dir	dir;
 
@@ -495,7 +497,7 @@ START_TEST(ssrc_change)
 			    T0_NS + seq * 20 * MS + (seq & 1) * MS);
 	ck_assert_uint_eq(expected(), 9);
 	ck_assert_int_eq(lost(), 1);
-	ck_assert(dir.src.jitter > 0.0);
+	ck_assert(JIT() > 0.0);
 	ck_assert_uint_eq(atomic_load(&dir.ssrc), 0xaaaa);
 
 	/* A new source with unrelated sequence and timestamps. */
@@ -510,7 +512,7 @@ START_TEST(ssrc_change)
 		prev_l = l;
 		if (seq == 5000) {
 			ck_assert_uint_eq(dir.src.ssrc, 0xbbbb);
-			ck_assert(dir.src.jitter == 0.0);
+			ck_assert(JIT() == 0.0);
 			ck_assert_uint_eq(dir.src.valid, 0);
 			ck_assert_uint_eq(e, 9);
 			ck_assert_int_eq(l, 1);
@@ -521,7 +523,7 @@ START_TEST(ssrc_change)
 	ck_assert_uint_eq(expected(), 9 + 9);
 	ck_assert_int_eq(lost(), 1);
 	/* Perfectly paced: the new source has no jitter. */
-	ck_assert(dir.src.jitter == 0.0);
+	ck_assert(JIT() == 0.0);
 	ck_assert_uint_eq(atomic_load(&dir.jitter_ns), 0);
 
 	/* And back to the first SSRC: a new source again, totals kept. */
@@ -564,9 +566,9 @@ START_TEST(jitter_by_hand)
 	for (i = 0; i < 7; i++) {
 		feed((uint16_t)(1000 + i), ts0 + 160u * (uint32_t)i, 0x5555, 0,
 		    T0_NS + i * 20 * MS + dev_us[i] * 1000);
-		ck_assert_msg(dir.src.jitter > want[i] - 1e-6 &&
-		    dir.src.jitter < want[i] + 1e-6,
-		    "packet %d: jitter %.9f, want %.9f", i, dir.src.jitter,
+		ck_assert_msg(JIT() > want[i] - 1e-6 &&
+		    JIT() < want[i] + 1e-6,
+		    "packet %d: jitter %.9f, want %.9f", i, JIT(),
 		    want[i]);
 	}
 	ck_assert_uint_eq(dir.src.clock_rate, 8000);
@@ -585,19 +587,20 @@ START_TEST(jitter_rate_change)
 	for (i = 0; i < 5; i++)
 		feed((uint16_t)i, 160u * (uint32_t)i, 1, 0,
 		    T0_NS + i * 20 * MS + (i & 1) * MS);
-	j = dir.src.jitter;
+	j = JIT();
 	ck_assert(j > 0.0);
 	/* PT 10, 44100 Hz, from an unrelated timestamp base */
 	feed(5, 123456789u, 1, 10, T0_NS + 5 * 20 * MS);
 	ck_assert_uint_eq(dir.src.clock_rate, 44100);
-	ck_assert(dir.src.jitter > j * 44100 / 8000 - 1e-9);
-	ck_assert(dir.src.jitter < j * 44100 / 8000 + 1e-9);
+	/* to the estimate's resolution, 2^-24 units */
+	ck_assert(JIT() > j * 44100 / 8000 - 1e-7);
+	ck_assert(JIT() < j * 44100 / 8000 + 1e-7);
 	/* same duration in ns as before */
 	ck_assert_uint_eq(atomic_load(&dir.jitter_ns) / 1000,
 	    (uint64_t)(j * 1e9 / 8000) / 1000);
 	/* next packet perfectly paced: decays, no spike */
 	feed(6, 123456789u + 882u, 1, 10, T0_NS + 6 * 20 * MS);
-	ck_assert(dir.src.jitter < j * 44100 / 8000);
+	ck_assert(JIT() < j * 44100 / 8000);
 }
 END_TEST
 
@@ -631,6 +634,82 @@ START_TEST(jitter_restart_rate_change)
 	j = atomic_load(&dir.jitter_ns);
 	ck_assert_uint_lt(j, before);
 	ck_assert_uint_gt(j, before / 2);
+}
+END_TEST
+
+/*
+ * src/common/rfc3550.h on its own, at its edges (the kernel fast path runs
+ * the same code, so these hold there too): what each packet was, a
+ * sequence wrap, a jump believed on the second packet, a late packet, a
+ * timestamp wrap, and the fixed-point estimate at its extremes: the
+ * largest transit difference (|INT32_MIN|: the kernel's copy negated it
+ * in 32 bits), a rescale to a huge clock, and the ns of the largest
+ * estimate, none of which may wrap.
+ */
+START_TEST(header_edges)
+{
+	struct rfc3550_src	s;
+	uint32_t		ts = 0xffffff00u;
+	int64_t			ns = T0_NS;
+	uint16_t		seq = 65533;
+	int			i, r;
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(rfc3550_packet(&s, 9, seq, ts, ns, 8000),
+	    RFC3550_NEW);
+	/* in sequence across 65535 -> 0, RTP timestamps across 2^32 */
+	for (i = 1; i <= 6; i++) {
+		r = rfc3550_packet(&s, 9, (uint16_t)(seq + i),
+		    ts + 160u * (uint32_t)i, ns + i * 20 * MS, 8000);
+		ck_assert_int_eq(r, RFC3550_COUNTED);
+	}
+	ck_assert_uint_eq(s.cycles, RFC3550_SEQ_MOD);
+	ck_assert_uint_eq(s.max_seq, 3);
+	ck_assert_int_eq(rfc3550_expected(&s), 6);
+	ck_assert_uint_eq(s.received, 6);
+	ck_assert_uint_eq(s.jitter, 0);		/* perfectly paced */
+	/* 50 late: counted (A.1), max_seq stays */
+	ck_assert_int_eq(rfc3550_packet(&s, 9, (uint16_t)(3 - 50), ts, ns,
+	    8000), RFC3550_COUNTED);
+	ck_assert_uint_eq(s.max_seq, 3);
+	/* a jump of 20000: not counted until the next one follows it */
+	ck_assert_int_eq(rfc3550_packet(&s, 9, 20003, ts, ns, 8000), 0);
+	ck_assert_int_eq(rfc3550_packet(&s, 9, 20004, ts + 160,
+	    ns + 20 * MS, 8000), RFC3550_COUNTED);
+	ck_assert_uint_eq(s.base_seq, 20004);
+	ck_assert_uint_eq(s.expected_base, 6);
+	ck_assert_int_eq(s.lost_base, 6 - 7);	/* the late one: a duplicate */
+	/* another SSRC */
+	ck_assert_int_eq(rfc3550_packet(&s, 10, 1, 0, ns, 8000),
+	    RFC3550_NEW | RFC3550_CHANGE);
+	ck_assert_uint_eq(s.expected_base, 7);
+
+	/* the largest transit difference: 2^31 units */
+	memset(&s, 0, sizeof(s));
+	s.valid = 1;
+	s.received = 2;
+	s.clock_rate = 8000;
+	rfc3550_jitter(&s, 0x80000000u, 0, 8000);
+	ck_assert_int_eq(s.transit, INT32_MIN);
+	ck_assert_uint_eq(s.jitter, (uint64_t)1 << (31 + RFC3550_JITTER_SHIFT -
+	    4));
+	for (i = 0; i < 2000; i++) {
+		rfc3550_jitter(&s, (i & 1) ? 0x80000000u : 0, 0, 8000);
+		ck_assert_uint_le(s.jitter, RFC3550_JITTER_MAX);
+	}
+	ck_assert_uint_gt(s.jitter, RFC3550_JITTER_MAX / 2);
+	/* to a clock 2^19 times faster: saturates, does not wrap */
+	s.received = 3;
+	rfc3550_jitter(&s, 0, 0, 0xffffffffu);
+	ck_assert_uint_le(s.jitter, RFC3550_JITTER_MAX);
+	ck_assert_uint_gt(s.jitter, RFC3550_JITTER_MAX / 2);
+	/* the largest estimate of the slowest clock in ns: 2^31 s */
+	s.jitter = RFC3550_JITTER_MAX;
+	s.clock_rate = 1;
+	ck_assert_uint_eq(rfc3550_jitter_ns(&s), ((uint64_t)1 << 31) *
+	    1000000000u);
+	s.clock_rate = 0;
+	ck_assert_uint_eq(rfc3550_jitter_ns(&s), 0);
 }
 END_TEST
 
@@ -735,6 +814,7 @@ rtpstat_suite(void)
 	tcase_add_test(tc, jitter_by_hand);
 	tcase_add_test(tc, jitter_rate_change);
 	tcase_add_test(tc, jitter_restart_rate_change);
+	tcase_add_test(tc, header_edges);
 	tcase_add_test(tc, loss_rate_clamp);
 	tcase_add_test(tc, random_loss);
 	tcase_add_test(tc, jitter_dynamic_clock_rate);

@@ -8,7 +8,8 @@
  * when the new destination is local, else out of the interface the
  * route names (bpf_redirect_neigh).  The entry's figures (packets,
  * bytes, RFC 3550 sequence, loss and jitter) are kept as the worker
- * keeps them, for it to merge into the session's slot.
+ * keeps them, with the same code (src/common/rfc3550.h), for it to merge
+ * into the session's slot.
  *
  * IPv4 and IPv6 alike.  Anything else (another sender, non-RTP, IPv4
  * options or fragments, IPv6 extension headers, a destination the
@@ -49,10 +50,6 @@
 #define UDP6_DST_OFF	(UDP6_OFF + offsetof(struct udphdr, dest))
 #define PAY6_OFF	(UDP6_OFF + sizeof(struct udphdr))
 
-#define RTP_SEQ_MOD	65536u
-#define MAX_DROPOUT	3000
-#define MAX_MISORDER	100
-#define MIN_SEQUENTIAL	2
 #define RTCP_MAX_HDRS	8
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -71,35 +68,6 @@ struct kfwd_hdr {
 	__u16	seq;
 	__u8	pt;
 };
-
-static __always_inline __u32
-kfwd_clock_rate(__u8 pt, __u32 dyn)
-{
-	if (pt >= 96 && dyn != 0)
-		return dyn;
-	switch (pt) {
-	case 6:
-		return 16000;
-	case 10:
-	case 11:
-		return 44100;
-	case 16:
-		return 11025;
-	case 17:
-		return 22050;
-	case 14:
-	case 25:
-	case 26:
-	case 28:
-	case 31:
-	case 32:
-	case 33:
-	case 34:
-		return 90000;
-	default:
-		return 8000;
-	}
-}
 
 /* As rtp_parse (src/worker/rtpstat.c): 0 and *h for RTP, else -1. */
 static __always_inline int
@@ -173,108 +141,6 @@ kfwd_rtcp_check(struct __sk_buff *skb, __u32 pay, __u32 len)
 	return -1;
 }
 
-static __always_inline void
-kfwd_carry(struct kfwd_rtp *s)
-{
-	__s64 expected;
-
-	if (!s->valid)
-		return;
-	expected = (__s64)s->cycles + s->max_seq - (__s64)s->base_seq + 1;
-	s->expected_base += (__u64)expected;
-	s->lost_base += expected - (__s64)s->received;
-}
-
-static __always_inline void
-kfwd_init_seq(struct kfwd_rtp *s, __u16 seq)
-{
-	s->base_seq = seq;
-	s->max_seq = seq;
-	s->bad_seq = RTP_SEQ_MOD + 1;
-	s->cycles = 0;
-	s->received = 0;
-}
-
-/* RFC 3550 A.1 update_seq, as src_update_seq does it. */
-static __always_inline int
-kfwd_update_seq(struct kfwd_rtp *s, __u16 seq)
-{
-	__u16 udelta = (__u16)(seq - s->max_seq);
-
-	if (s->probation > 0) {
-		if (seq == (__u16)(s->max_seq + 1)) {
-			s->max_seq = seq;
-			if (--s->probation == 0) {
-				kfwd_init_seq(s, seq);
-				s->valid = 1;
-				s->received = 1;
-				return 1;
-			}
-		} else {
-			s->probation = MIN_SEQUENTIAL - 1;
-			s->max_seq = seq;
-		}
-		return 0;
-	}
-	if (udelta < MAX_DROPOUT) {
-		if (seq < s->max_seq)
-			s->cycles += RTP_SEQ_MOD;
-		s->max_seq = seq;
-	} else if (udelta <= RTP_SEQ_MOD - MAX_MISORDER) {
-		if (seq != s->bad_seq) {
-			s->bad_seq = (seq + 1) & (RTP_SEQ_MOD - 1);
-			return 0;
-		}
-		kfwd_carry(s);
-		kfwd_init_seq(s, seq);
-	}
-	s->received++;
-	return 1;
-}
-
-/* The RTP statistics of one packet; the caller holds the entry's lock. */
-static __always_inline void
-kfwd_rtpstat(struct kfwd_val *v, const struct kfwd_hdr *h, __u32 arrival,
-    __u32 rate)
-{
-	struct kfwd_rtp	*s = &v->rtp;
-	__s32		 transit, d;
-	__s64		 lost_base;
-	__u64		 expected_base;
-
-	if ((!s->valid && s->probation == 0) || h->ssrc != s->ssrc) {
-		if (s->valid || s->probation != 0)
-			v->ssrc_changes++;
-		kfwd_carry(s);
-		lost_base = s->lost_base;
-		expected_base = s->expected_base;
-		__builtin_memset(s, 0, sizeof(*s));
-		s->lost_base = lost_base;
-		s->expected_base = expected_base;
-		s->ssrc = h->ssrc;
-		kfwd_init_seq(s, h->seq);
-		s->max_seq = (__u16)(h->seq - 1);
-		s->probation = MIN_SEQUENTIAL;
-	}
-	if (!kfwd_update_seq(s, h->seq))
-		return;
-	/* RFC 3550 A.8 */
-	transit = (__s32)(arrival - h->ts);
-	if (s->clock_rate != 0 && s->clock_rate != rate)
-		s->jitter_q8 = s->jitter_q8 * rate / s->clock_rate;
-	if (s->received == 1 || s->clock_rate != rate) {
-		s->clock_rate = rate;
-	} else {
-		d = (__s32)((__u32)transit - (__u32)s->transit);
-		if (d < 0)
-			d = -d;
-		/* BPF has no signed division: an arithmetic shift */
-		s->jitter_q8 = (__u64)((__s64)s->jitter_q8 +
-		    ((((__s64)d << 8) - (__s64)s->jitter_q8) >> 4));
-	}
-	s->transit = transit;
-}
-
 /*
  * What a packet that passed the checks is: its payload's offset and
  * length, whether it is checked as RTCP, its RTP header; then its
@@ -295,15 +161,10 @@ kfwd_account(struct kfwd_val *v, const struct kfwd_hdr *h, __u32 len,
     int act)
 {
 	__s64	ns = (__s64)bpf_ktime_get_ns() + v->clock_off;
-	__u32	rate = 0, arrival = 0;
-	__u64	u;
+	__u32	rate = 0;
 
-	if (!(v->flags & KFWD_F_RTCP)) {
-		rate = kfwd_clock_rate(h->pt, v->dyn_rate);
-		u = (__u64)ns;
-		arrival = (__u32)((u / 1000000000u) * rate +
-		    (u % 1000000000u) * rate / 1000000000u);
-	}
+	if (!(v->flags & KFWD_F_RTCP))
+		rate = rfc3550_clock_rate(h->pt, v->dyn_rate);
 	bpf_spin_lock(&v->lock);
 	v->packets++;
 	v->bytes += len;
@@ -313,8 +174,11 @@ kfwd_account(struct kfwd_val *v, const struct kfwd_hdr *h, __u32 len,
 	}
 	if (ns > v->last_ns)
 		v->last_ns = ns;
-	if (!(v->flags & KFWD_F_RTCP) && act != TC_ACT_SHOT)
-		kfwd_rtpstat(v, h, arrival, rate);
+	/* the worker's statistics, the same code (src/common/rfc3550.h) */
+	if (!(v->flags & KFWD_F_RTCP) && act != TC_ACT_SHOT &&
+	    (rfc3550_packet(&v->rtp, h->ssrc, h->seq, h->ts, ns, rate) &
+	    RFC3550_CHANGE))
+		v->ssrc_changes++;
 	bpf_spin_unlock(&v->lock);
 }
 

@@ -15,6 +15,8 @@
 #ifndef RTPPROXYD_KFWD_MAP_H
 #define RTPPROXYD_KFWD_MAP_H
 
+#include "rfc3550.h"
+
 #define KFWD_MAP_MAX	65536	/* entries: 4 per session at most */
 
 #define KFWD_F_RTCP	0x01	/* RTCP: first header checked, no RTP state */
@@ -27,27 +29,6 @@ struct kfwd_key {
 	__u32	addr[4];	/* local address, network order; 0: any */
 	__u16	port;		/* network order */
 	__u16	family;		/* 4 or 6 */
-};
-
-/*
- * RFC 3550 A.1 source state, as struct shm_rtpsrc but for the jitter,
- * which is fixed point here (ts units << 8): no floating point in BPF.
- */
-struct kfwd_rtp {
-	__u32	ssrc;
-	__u16	max_seq;
-	__u16	pad0;
-	__u32	cycles;
-	__u32	base_seq;
-	__u32	bad_seq;
-	__u32	probation;
-	__u32	received;
-	__u32	clock_rate;
-	__s32	transit;
-	__u32	valid;
-	__u64	jitter_q8;
-	__s64	lost_base;
-	__u64	expected_base;
 };
 
 struct kfwd_val {
@@ -70,7 +51,7 @@ struct kfwd_val {
 	__u64	bytes_sent;
 	__u64	ssrc_changes;
 	__s64	last_ns;	/* CLOCK_REALTIME, 0: none yet */
-	struct kfwd_rtp rtp;
+	struct rfc3550_src rtp; /* as the session table's struct shm_dir */
 };
 
 #endif

@@ -154,19 +154,7 @@ kfwd_merge(struct relay_sess *rs, int role, const struct kfwd_val *v)
 			SHM_ADD(&d->bytes_sent, dbs);
 		}
 		/* The kernel's RTP state is the truth while it has the entry. */
-		d->src.ssrc = v->rtp.ssrc;
-		d->src.max_seq = v->rtp.max_seq;
-		d->src.cycles = v->rtp.cycles;
-		d->src.base_seq = v->rtp.base_seq;
-		d->src.bad_seq = v->rtp.bad_seq;
-		d->src.probation = v->rtp.probation;
-		d->src.received = v->rtp.received;
-		d->src.clock_rate = v->rtp.clock_rate;
-		d->src.transit = v->rtp.transit;
-		d->src.valid = v->rtp.valid;
-		d->src.jitter = (double)v->rtp.jitter_q8 / 256.0;
-		d->src.lost_base = v->rtp.lost_base;
-		d->src.expected_base = v->rtp.expected_base;
+		d->src = v->rtp;
 		rtpstat_sync(d);
 	}
 	if (dp != 0)
@@ -336,21 +324,8 @@ relay_kfwd_offer(struct relay_sess *rs, int role)
 	v.new_dport = rs->kf_v6 ? dst->sin6.sin6_port : dst->sin.sin_port;
 	v.dyn_rate = rs->clock_rate;
 	v.clock_off = kfwd_clock_off();
-	if (!rtcp) {
-		v.rtp.ssrc = d->src.ssrc;
-		v.rtp.max_seq = d->src.max_seq;
-		v.rtp.cycles = d->src.cycles;
-		v.rtp.base_seq = d->src.base_seq;
-		v.rtp.bad_seq = d->src.bad_seq;
-		v.rtp.probation = d->src.probation;
-		v.rtp.received = d->src.received;
-		v.rtp.clock_rate = d->src.clock_rate;
-		v.rtp.transit = d->src.transit;
-		v.rtp.valid = d->src.valid;
-		v.rtp.jitter_q8 = (uint64_t)(d->src.jitter * 256.0);
-		v.rtp.lost_base = d->src.lost_base;
-		v.rtp.expected_base = d->src.expected_base;
-	}
+	if (!rtcp)
+		v.rtp = d->src;
 	kfwd_key_of(rs, role, &k);
 	memset(&rs->slot->kbase[role], 0, sizeof(rs->slot->kbase[role]));
 	if (kfwd_map_put(r->kfd, &k, &v) == -1) {
