@@ -1089,8 +1089,8 @@ START_TEST(test_privileges_root)
 		gid_t	groups[4];
 		int	bad = 0;
 
-		if (daemon_drop_privileges("nobody", NULL, _i, err,
-		    sizeof(err)) == -1) {
+		if (daemon_drop_privileges("nobody", NULL, _i ? 1u << 10 : 0,
+		    err, sizeof(err)) == -1) {
 			if (geteuid() != 0 && strstr(err, "must be started as "
 			    "root") != NULL)
 				_exit(0);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <linux/capability.h>
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -24,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -543,6 +545,103 @@ START_TEST(test_master_usr2)
 	ck_assert(!pinned());
 	(void)waitpid(old, NULL, 0);
 	d.pid = -1;
+	close(l.cal);
+	close(l.dst);
+}
+END_TEST
+
+/* A capability set of pid from /proc/PID/status ("CapEff" ...), or ~0. */
+static uint64_t
+caps_of(pid_t pid, const char *set)
+{
+	char			 path[64], line[256];
+	unsigned long long	 v = ~0ULL;
+	size_t			 n = strlen(set);
+	FILE			*fp;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return ~0ULL;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (strncmp(line, set, n) == 0 && line[n] == ':')
+			v = strtoull(line + n + 1, NULL, 16);
+	fclose(fp);
+	return v;
+}
+
+/*
+ * Dropped to user nobody, the daemon still relays in the kernel: the
+ * master loads and pins as root, keeps CAP_NET_ADMIN alone (its filters
+ * to take off at the stop), the workers get the map's descriptor at exec
+ * and no capability at all.  SIGSTOP of the worker: the kernel alone
+ * relays.  A SIGUSR2 master is handed the descriptors and the capability
+ * and relays on; its clean stop takes the filter off and unpins.
+ */
+START_TEST(test_user_nobody)
+{
+	struct rpc_client	*c;
+	struct lsess		 l;
+	char			 out[4096], dir[256], path[300];
+	pid_t			 w, old, now = -1;
+	int			 n;
+
+	if (getpwnam("nobody") == NULL)
+		return;		/* no such user here: nothing to test */
+	c = up("user nobody\nkernel-forwarding on\nkernel-interfaces lo\n");
+	lsess_up(c, "kn", &l);
+	ck_assert_int_gt(w = harness_worker_pid(&d, 0), 0);
+	ck_assert_uint_eq(caps_of(w, "CapEff"), 0);
+	ck_assert_uint_eq(caps_of(w, "CapPrm"), 0);
+	ck_assert_uint_eq(caps_of(w, "CapAmb"), 0);
+	ck_assert_uint_eq(caps_of(d.pid, "CapEff"), 1ULL << CAP_NET_ADMIN);
+	ck_assert_uint_eq(caps_of(d.pid, "CapPrm"), 1ULL << CAP_NET_ADMIN);
+	ck_assert_int_eq(kill(w, SIGSTOP), 0);
+	lsess_both(&l, 30);
+	ck_assert_int_eq(kill(w, SIGCONT), 0);
+
+	/* a new master: the same, as nobody from the start (it reads the
+	 * configuration again) */
+	ck_assert_int_eq(chmod(d.dir, 0711), 0);
+	ck_assert_int_eq(chmod(d.conf, 0644), 0);
+	old = d.pid;
+	ck_assert_int_eq(kill(old, SIGUSR2), 0);
+	for (n = 0; n < 500; n++) {
+		now = harness_pidfile_pid(&d);
+		if (now > 0 && now != old && harness_log_count(&d,
+		    "all 1 workers ready") >= 2)
+			break;
+		sleep_ms(20);
+	}
+	ck_assert_int_ne(now, old);
+	ck_assert_int_eq(harness_log_count(&d, "kernel forwarding on 1 "
+	    "interface"), 2);
+	ck_assert_uint_eq(caps_of(now, "CapEff"), 1ULL << CAP_NET_ADMIN);
+	lsess_both(&l, 10);
+	/* its workers, respawned, get the map too */
+	n = harness_log_count(&d, "worker 0 ready");
+	ck_assert_int_eq(kill(w, SIGKILL), 0);
+	ck_assert_int_eq(harness_wait_log(&d, "worker 0 ready", n + 1,
+	    10000 * harness_slow()), 0);
+	ck_assert_int_gt(w = harness_worker_pid(&d, 0), 0);
+	ck_assert_uint_eq(caps_of(w, "CapEff"), 0);
+	lsess_both(&l, 10);
+	rpc_client_free(c);
+
+	/* a clean stop: no filter, no pin (the empty directory may stay) */
+	ck_assert_int_eq(kill(now, SIGTERM), 0);
+	for (n = 0; n < 500 && harness_alive(now); n++)
+		sleep_ms(20);
+	ck_assert(!harness_alive(now));
+	(void)waitpid(old, NULL, 0);
+	d.pid = -1;
+	ck_assert_int_eq(harness_run("tc filter show dev lo ingress", out,
+	    sizeof(out)), 0);
+	ck_assert_ptr_null(strstr(out, "kfwd_ingress"));
+	ck_assert_int_eq(kfwd_pindir(d.shm, dir, sizeof(dir)), 0);
+	snprintf(path, sizeof(path), "%s/sessions", dir);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/prog", dir);
+	ck_assert_int_eq(access(path, F_OK), -1);
 	close(l.cal);
 	close(l.dst);
 }
@@ -1254,6 +1353,7 @@ kfwd_suite(void)
 	tcase_add_test(tc, test_worker_killed);
 	tcase_add_test(tc, test_master_usr2);
 	tcase_add_test(tc, test_leftovers_removed);
+	tcase_add_test(tc, test_user_nobody);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("netns");

@@ -111,7 +111,7 @@ void	daemon_pidfile_close(int, const char *);
 int	daemon_detach(int *);
 void	daemon_detach_done(int, int);
 void	daemon_close_inherited(int);
-int	daemon_drop_privileges(const char *, const char *, int, char *,
+int	daemon_drop_privileges(const char *, const char *, uint32_t, char *,
 	    size_t);
 void	daemon_clear_ambient(void);
 int	daemon_raise_nofile(uint64_t, char *, size_t);

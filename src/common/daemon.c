@@ -324,30 +324,44 @@ daemon_detach_done(int notify_fd, int ok)
 }
 
 /*
- * This process's capabilities: CAP_NET_BIND_SERVICE alone, in every set
- * and as an ambient capability, so that it survives the execve of a new
- * master (SIGUSR2); or none (bind == 0).  0 or -1 (errno set).
+ * This process's capabilities: those of keep (CAP_TO_MASK bits of
+ * capabilities below 32) alone, in every set and as ambient capabilities,
+ * so that they survive the execve of a new master (SIGUSR2); a worker
+ * clears the ambient set before its exec (daemon_clear_ambient).  0 or -1
+ * (errno set).
  */
 static int
-daemon_set_caps(int bind)
+daemon_set_caps(uint32_t keep)
 {
 	struct __user_cap_header_struct	h = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct	d[_LINUX_CAPABILITY_U32S_3];
-	uint32_t			m = CAP_TO_MASK(CAP_NET_BIND_SERVICE);
-	int				i = CAP_TO_INDEX(CAP_NET_BIND_SERVICE);
+	int				cap;
 
 	memset(d, 0, sizeof(d));
-	if (bind)
-		d[i].effective = d[i].permitted = d[i].inheritable = m;
-	if (!bind && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0,
-	    0) == -1 && errno != EINVAL)
+	d[0].effective = d[0].permitted = d[0].inheritable = keep;
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1 &&
+	    errno != EINVAL)
 		return -1;
 	if (syscall(SYS_capset, &h, d) == -1)
 		return -1;
-	if (bind && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
-	    CAP_NET_BIND_SERVICE, 0, 0) == -1)
-		return -1;
+	for (cap = 0; cap < 32; cap++)
+		if ((keep & CAP_TO_MASK(cap)) && prctl(PR_CAP_AMBIENT,
+		    PR_CAP_AMBIENT_RAISE, cap, 0, 0) == -1)
+			return -1;
 	return 0;
+}
+
+/* The permitted capabilities below 32 (CAP_TO_MASK bits), or 0. */
+static uint32_t
+daemon_permitted(void)
+{
+	struct __user_cap_header_struct	h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct	d[_LINUX_CAPABILITY_U32S_3];
+
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &h, d) == -1)
+		return 0;
+	return d[0].permitted;
 }
 
 /* For a child that is not a master: no ambient capability across exec. */
@@ -358,12 +372,13 @@ daemon_clear_ambient(void)
 }
 
 /*
- * Switch to user and group for good.  keep_bind: keep CAP_NET_BIND_SERVICE
- * (and only that), for a listen address on a privileged port that a new
- * master, which starts as user, must bind again.
+ * Switch to user and group for good.  keep: the capabilities to keep (and
+ * only those; CAP_TO_MASK bits): CAP_NET_BIND_SERVICE for a listen
+ * address on a privileged port that a new master, which starts as user,
+ * must bind again; CAP_NET_ADMIN for the kernel fast path's filters.
  */
 int
-daemon_drop_privileges(const char *user, const char *group, int keep_bind,
+daemon_drop_privileges(const char *user, const char *group, uint32_t keep,
     char *err, size_t errlen)
 {
 	struct passwd	*pw;
@@ -413,7 +428,7 @@ daemon_drop_privileges(const char *user, const char *group, int keep_bind,
 			return -1;
 		}
 		/* A new master: what its predecessor kept, if still needed. */
-		if (!keep_bind && daemon_set_caps(0) == -1) {
+		if (daemon_set_caps(keep & daemon_permitted()) == -1) {
 			daemon_err(err, errlen, "dropping capabilities: %s",
 			    strerror(errno));
 			return -1;
@@ -431,7 +446,7 @@ daemon_drop_privileges(const char *user, const char *group, int keep_bind,
 		    strerror(errno));
 		return -1;
 	}
-	if (keep_bind && uid != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1) {
+	if (keep != 0 && uid != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1) {
 		daemon_err(err, errlen, "PR_SET_KEEPCAPS: %s", strerror(errno));
 		return -1;
 	}
@@ -440,11 +455,11 @@ daemon_drop_privileges(const char *user, const char *group, int keep_bind,
 		    (long)uid, user, strerror(errno));
 		return -1;
 	}
-	if (keep_bind && uid != 0) {
+	if (keep != 0 && uid != 0) {
 		(void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
-		if (daemon_set_caps(1) == -1) {
-			daemon_err(err, errlen, "keeping CAP_NET_BIND_SERVICE "
-			    "as user \"%s\": %s", user, strerror(errno));
+		if (daemon_set_caps(keep) == -1) {
+			daemon_err(err, errlen, "keeping capabilities %#x "
+			    "as user \"%s\": %s", keep, user, strerror(errno));
 			return -1;
 		}
 	}

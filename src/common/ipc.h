@@ -18,6 +18,7 @@
 
 #define IPC_VERSION	1
 #define IPC_FD		3	/* the worker's end, after exec */
+#define IPC_KFWD_FD	4	/* the kernel fast path's map, when there is one */
 #define IPC_MAXFDS	4
 #define IPC_MAXMSG	512
 

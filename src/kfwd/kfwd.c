@@ -14,6 +14,7 @@
 #include <sys/vfs.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -164,25 +165,18 @@ kfwd_detach_all(uint32_t prio)
 void
 kfwd_cleanup(const char *pindir, const char *shm_name)
 {
-	char path[256];
-
-	libbpf_set_print(kfwd_print);
-	kfwd_detach_all(kfwd_prio(shm_name));
-	snprintf(path, sizeof(path), "%s/sessions", pindir);
-	(void)unlink(path);
-	snprintf(path, sizeof(path), "%s/prog", pindir);
-	(void)unlink(path);
-	(void)rmdir(pindir);
+	kfwd_stop(pindir, shm_name, -1);
 }
 
 /*
  * Load, attach to ifnames[0 .. nif - 1] and pin under pindir.  adopt:
- * a master taking over: the pinned program stays, only the filters are
- * checked.  -1 and why when the kernel or our privileges say no.
+ * a master taking over: the pinned program (prog, when a master before
+ * handed it over, else the pin's) stays, only the filters are checked.
+ * -1 and why when the kernel or our privileges say no.
  */
 int
 kfwd_start(const char *pindir, const char *shm_name, char *const *ifnames,
-    int nif, int adopt, char *why, size_t len)
+    int nif, int adopt, int prog, char *why, size_t len)
 {
 	struct kfwd_bpf	*skel = NULL;
 	char		 path[256];
@@ -190,15 +184,18 @@ kfwd_start(const char *pindir, const char *shm_name, char *const *ifnames,
 	int		 i, pfd = -1, err;
 
 	libbpf_set_print(kfwd_print);
-	if (kfwd_bpffs(why, len) == -1)
-		return -1;
-	if (adopt) {
+	if (adopt && prog != -1 && (pfd = dup(prog)) == -1)
+		adopt = 0;
+	else if (adopt && prog == -1) {
 		snprintf(path, sizeof(path), "%s/prog", pindir);
 		if ((pfd = bpf_obj_get(path)) < 0) {
 			pfd = -1;
 			adopt = 0;
 		}
 	}
+	/* bpffs is looked at only for what is done by its paths */
+	if (!adopt && kfwd_bpffs(why, len) == -1)
+		return -1;
 	if (!adopt) {
 		kfwd_cleanup(pindir, shm_name);
 		if ((skel = kfwd_bpf__open_and_load()) == NULL) {
@@ -264,14 +261,119 @@ fail:
 	return -1;
 }
 
-/* A clean stop: filters off, pins gone; the program and map go with them. */
+/*
+ * A clean stop: filters off, pins gone; the program and map go with
+ * them.  dirfd, when not -1, is pindir opened by kfwd_hold: a master
+ * that runs as another user cannot reach /sys/fs/bpf's directories by
+ * their paths (root's, mode 0700), but may unpin in the one it owns.
+ * The directory itself stays then (its parent is root's): the next start
+ * removes it.
+ */
 void
-kfwd_stop(const char *pindir, const char *shm_name, char *const *ifnames,
-    int nif)
+kfwd_stop(const char *pindir, const char *shm_name, int dirfd)
 {
-	(void)ifnames;
-	(void)nif;
-	kfwd_cleanup(pindir, shm_name);
+	char path[256];
+
+	libbpf_set_print(kfwd_print);
+	kfwd_detach_all(kfwd_prio(shm_name));
+	if (dirfd != -1) {
+		(void)unlinkat(dirfd, "sessions", 0);
+		(void)unlinkat(dirfd, "prog", 0);
+	} else {
+		snprintf(path, sizeof(path), "%s/sessions", pindir);
+		(void)unlink(path);
+		snprintf(path, sizeof(path), "%s/prog", pindir);
+		(void)unlink(path);
+	}
+	(void)rmdir(pindir);
+}
+
+/*
+ * What a master holds of the pinned program, opened while it may: the
+ * map (for the workers it starts: they get it at exec, and need no
+ * privilege to write it), the program (for a master that takes over and
+ * checks the filters) and the pin directory (to unpin at the stop).
+ * uid and gid (-1: as they are): who the directory is for.
+ */
+int
+kfwd_hold(const char *pindir, uid_t uid, gid_t gid, struct kfwd_fds *f)
+{
+	char path[256];
+
+	f->map = f->prog = f->dir = -1;
+	snprintf(path, sizeof(path), "%s/sessions", pindir);
+	if ((f->map = bpf_obj_get(path)) < 0)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/prog", pindir);
+	if ((f->prog = bpf_obj_get(path)) < 0)
+		goto fail;
+	if ((f->dir = open(pindir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		goto fail;
+	if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+	    fchown(f->dir, uid, gid) == -1)
+		goto fail;
+	if (fcntl(f->map, F_SETFD, FD_CLOEXEC) == -1 ||
+	    fcntl(f->prog, F_SETFD, FD_CLOEXEC) == -1)
+		goto fail;
+	return 0;
+fail:
+	kfwd_release(f);
+	return -1;
+}
+
+void
+kfwd_release(struct kfwd_fds *f)
+{
+	if (f->map >= 0)
+		close(f->map);
+	if (f->prog >= 0)
+		close(f->prog);
+	if (f->dir >= 0)
+		close(f->dir);
+	f->map = f->prog = f->dir = -1;
+}
+
+/*
+ * Descriptors a master before us handed over (kfwd_hold's, across the
+ * exec): 0 if they are what they say they are, else -1 and none.
+ */
+int
+kfwd_adopt_fds(struct kfwd_fds *f)
+{
+	struct bpf_prog_info	pi;
+	__u32			len = sizeof(pi);
+	struct stat		st;
+
+	memset(&pi, 0, sizeof(pi));
+	if (kfwd_map_check(f->map) == -1 ||
+	    bpf_obj_get_info_by_fd(f->prog, &pi, &len) != 0 ||
+	    pi.type != BPF_PROG_TYPE_SCHED_CLS ||
+	    fstat(f->dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		f->map = f->prog = f->dir = -1;
+		return -1;
+	}
+	(void)fcntl(f->map, F_SETFD, FD_CLOEXEC);
+	(void)fcntl(f->prog, F_SETFD, FD_CLOEXEC);
+	(void)fcntl(f->dir, F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
+/* 0 if fd is a map of ours (a worker's KFWD_FD), else -1. */
+int
+kfwd_map_check(int fd)
+{
+	struct bpf_map_info	mi;
+	__u32			len = sizeof(mi);
+
+	memset(&mi, 0, sizeof(mi));
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &mi, &len) != 0)
+		return -1;
+	if (mi.type != BPF_MAP_TYPE_HASH ||
+	    mi.key_size != sizeof(struct kfwd_key) ||
+	    mi.value_size != sizeof(struct kfwd_val) ||
+	    strcmp(mi.name, "kfwd_sessions") != 0)
+		return -1;
+	return 0;
 }
 
 int
@@ -330,16 +432,37 @@ kfwd_cleanup(const char *pindir, const char *shm_name)
 }
 int
 kfwd_start(const char *pindir, const char *shm_name, char *const *ifnames,
-    int nif, int adopt, char *why, size_t len)
+    int nif, int adopt, int prog, char *why, size_t len)
 {
 	snprintf(why, len, "%s", KFWD_NOT_BUILT);
 	errno = ENOSYS;
 	return -1;
 }
 void
-kfwd_stop(const char *pindir, const char *shm_name, char *const *ifnames,
-    int nif)
+kfwd_stop(const char *pindir, const char *shm_name, int dirfd)
 {
+}
+int
+kfwd_hold(const char *pindir, uid_t uid, gid_t gid, struct kfwd_fds *f)
+{
+	f->map = f->prog = f->dir = -1;
+	errno = ENOSYS;
+	return -1;
+}
+void
+kfwd_release(struct kfwd_fds *f)
+{
+}
+int
+kfwd_adopt_fds(struct kfwd_fds *f)
+{
+	f->map = f->prog = f->dir = -1;
+	return -1;
+}
+int
+kfwd_map_check(int fd)
+{
+	return -1;
 }
 int
 kfwd_map_open(const char *pindir)

@@ -8,6 +8,8 @@
 #ifndef RTPPROXYD_KFWD_H
 #define RTPPROXYD_KFWD_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,10 +20,21 @@ struct kfwd_val;
 
 int	kfwd_pindir(const char *, char *, size_t);
 int	kfwd_verify(char *, size_t);
-int	kfwd_start(const char *, const char *, char *const *, int, int,
+int	kfwd_start(const char *, const char *, char *const *, int, int, int,
 	    char *, size_t);
-void	kfwd_stop(const char *, const char *, char *const *, int);
+void	kfwd_stop(const char *, const char *, int);
 void	kfwd_cleanup(const char *, const char *);
+
+/* What a master holds of what it pinned: -1 each when nothing. */
+struct kfwd_fds {
+	int	map;
+	int	prog;
+	int	dir;
+};
+int	kfwd_hold(const char *, uid_t, gid_t, struct kfwd_fds *);
+void	kfwd_release(struct kfwd_fds *);
+int	kfwd_adopt_fds(struct kfwd_fds *);
+int	kfwd_map_check(int);
 int	kfwd_map_open(const char *);
 int	kfwd_map_put(int, const struct kfwd_key *, const struct kfwd_val *);
 int	kfwd_map_del(int, const struct kfwd_key *);

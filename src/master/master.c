@@ -9,10 +9,14 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <linux/capability.h>
+
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -194,6 +198,11 @@ static void
 master_cleanup(struct master *m)
 {
 	workers_cleanup();
+	/* Set up before the table, which then failed: nothing relays yet. */
+	if (m->kfwd && !m->handed_off && !m->adopting)
+		kfwd_stop(m->kfwd_dir, m->conf->shm_name, m->kf.dir);
+	m->kfwd = 0;
+	kfwd_release(&m->kf);
 	if (m->shm.hdr != NULL) {
 		if (!m->handed_off && shm_unlink_table(&m->shm) == -1)
 			log_warn("shm_unlink %s", m->shm.name);
@@ -314,6 +323,8 @@ master_prepare(struct master *m)
  * old one let go; otherwise a port in use is refused first, so that two
  * daemons never share one.  0, or -1 (logged).
  */
+static int	master_kfwd(struct master *);
+
 static int
 master_listen(struct master *m)
 {
@@ -321,6 +332,7 @@ master_listen(struct master *m)
 	char		 err[512];
 	const char	*low = NULL;
 	int		 api_up, metrics_up, keep_bind;
+	uint32_t	 keep;
 
 	if (m->takeover_fd == -1 &&
 	    takeover_probe_listen(conf, err, sizeof(err)) == -1) {
@@ -332,7 +344,22 @@ master_listen(struct master *m)
 	if (!metrics_up && m->takeover_fd == -1)
 		return -1;
 	keep_bind = conf->user != NULL && takeover_privileged(conf, &low);
-	if (daemon_drop_privileges(conf->user, conf->group, keep_bind, err,
+	keep = keep_bind ? CAP_TO_MASK(CAP_NET_BIND_SERVICE) : 0;
+	/*
+	 * The kernel fast path as `user`: loaded, attached and pinned while
+	 * root, what the workers need held (they get the map at exec and
+	 * need no privilege); the master keeps CAP_NET_ADMIN alone, for its
+	 * filters (a new master's check, the stop).  A new master started
+	 * as user has what the one before it held.
+	 */
+	if (conf->user != NULL && conf->kernel_fwd != CONF_KFWD_OFF) {
+		if (geteuid() == 0 && m->takeover_fd == -1 &&
+		    master_kfwd(m) == -1)
+			return -1;
+		if (m->kfwd || m->kf.prog != -1)
+			keep |= CAP_TO_MASK(CAP_NET_ADMIN);
+	}
+	if (daemon_drop_privileges(conf->user, conf->group, keep, err,
 	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		return -1;
@@ -340,6 +367,10 @@ master_listen(struct master *m)
 	if (keep_bind)
 		log_info("running as user %s with CAP_NET_BIND_SERVICE, so that "
 		    "a new master can bind %s again", conf->user, low);
+	if (keep & CAP_TO_MASK(CAP_NET_ADMIN))
+		log_info("running as user %s with CAP_NET_ADMIN, for the kernel "
+		    "fast path's filters; the workers with no capability",
+		    conf->user);
 	if (m->takeover_fd == -1)
 		return 0;
 
@@ -402,12 +433,43 @@ master_table(struct master *m)
 }
 
 /*
+ * What the master holds of the pinned program (kfwd_hold), the pin
+ * directory made over to `user` when it runs as that: 0, or -1 and why.
+ */
+static int
+master_kfwd_hold(struct master *m, char *why, size_t len)
+{
+	struct config	*conf = m->conf;
+	struct passwd	*pw;
+	struct group	*gr;
+	uid_t		 uid = (uid_t)-1;
+	gid_t		 gid = (gid_t)-1;
+
+	if (conf->user != NULL && geteuid() == 0) {
+		if ((pw = getpwnam(conf->user)) == NULL) {
+			snprintf(why, len, "user %s: no such user", conf->user);
+			return -1;
+		}
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+		if (conf->group != NULL && (gr = getgrnam(conf->group)) != NULL)
+			gid = gr->gr_gid;
+	}
+	if (kfwd_hold(m->kfwd_dir, uid, gid, &m->kf) == -1) {
+		snprintf(why, len, "cannot hold the pinned map and program: %s",
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * The kernel fast path (kernel-forwarding): the program attached and
- * pinned before any worker starts, the workers open its map.  A master
+ * pinned before any worker starts, the workers get its map.  A master
  * that adopts the table keeps what its predecessor pinned; one that
  * starts afresh removes what a daemon of this table left first.  auto
  * falls back to userspace with one line that says why; on refuses to
- * start.
+ * start.  With `user`, master_listen calls it before the privileges go.
  */
 static int
 master_kfwd(struct master *m)
@@ -415,6 +477,8 @@ master_kfwd(struct master *m)
 	struct config	*conf = m->conf;
 	char		 why[256];
 
+	if (m->kfwd)
+		return 0;	/* set up before the privileges went */
 	if (kfwd_pindir(conf->shm_name, m->kfwd_dir, sizeof(m->kfwd_dir)) ==
 	    -1)
 		return -1;
@@ -431,18 +495,22 @@ master_kfwd(struct master *m)
 	}
 	if (conf->nkernel_ifs == 0)
 		snprintf(why, sizeof(why), "no kernel-interfaces given");
-	else if (conf->user != NULL || conf->group != NULL)
-		snprintf(why, sizeof(why), "the workers run as user/group %s "
-		    "and cannot write the map (needs CAP_BPF)", conf->user ?
-		    conf->user : conf->group);
+	else if (conf->user != NULL && geteuid() != 0 && m->kf.prog == -1)
+		snprintf(why, sizeof(why), "started as user %s, with nothing "
+		    "of the kernel fast path from a master before (start "
+		    "rtpproxyd as root: it sets it up, then runs as %s)",
+		    conf->user, conf->user);
 	else if (kfwd_start(m->kfwd_dir, conf->shm_name, conf->kernel_ifs,
-	    conf->nkernel_ifs, m->adopting, why, sizeof(why)) == 0) {
+	    conf->nkernel_ifs, m->adopting, m->kf.prog, why, sizeof(why)) ==
+	    0 && (m->kf.map != -1 || master_kfwd_hold(m, why,
+	    sizeof(why)) == 0)) {
 		m->kfwd = 1;
 		log_info("kernel forwarding on %d interface%s (pinned at %s)",
 		    conf->nkernel_ifs, conf->nkernel_ifs == 1 ? "" : "s",
 		    m->kfwd_dir);
 		return 0;
 	}
+	kfwd_release(&m->kf);
 	kfwd_cleanup(m->kfwd_dir, conf->shm_name);
 	if (conf->kernel_fwd == CONF_KFWD_ON) {
 		log_warnx("kernel-forwarding on: %s", why);
@@ -474,6 +542,7 @@ master_layers(struct master *m, int foreground)
 	wenv.self = m->self;
 	wenv.foreground = foreground;
 	wenv.nworkers = m->nworkers;
+	wenv.kfwd_map = m->kfwd ? m->kf.map : -1;
 	wenv.ops.all_ready = master_all_ready;
 	wenv.ops.all_stopped = master_all_stopped;
 	wenv.ops.ready = session_worker_ready;
@@ -548,8 +617,8 @@ master_run(struct master *m)
 		/* Reap what is left: a worker must not outlive us. */
 		workers_wait_all();
 		if (m->kfwd)
-			kfwd_stop(m->kfwd_dir, conf->shm_name,
-			    conf->kernel_ifs, conf->nkernel_ifs);
+			kfwd_stop(m->kfwd_dir, conf->shm_name, m->kf.dir);
+		m->kfwd = 0;
 	}
 	/*
 	 * Freeing a signal event puts back the handler from before it was
@@ -590,6 +659,7 @@ master_main(struct config *conf, int foreground,
 	m.takeover_fd = takeover_from_env();
 	daemon_close_inherited(m.takeover_fd);
 	log_init(1, conf->log_level, conf->log_facility, "rtpproxyd");
+	takeover_kfwd_from_env(&m.kf);
 
 	table = master_prepare(&m);
 	m.adopting = table == TABLE_LIVE || table == TABLE_ORPHANED;

@@ -10,6 +10,7 @@
 #include "common.h"
 #include "conf.h"
 #include "ipc.h"
+#include "kfwd.h"
 #include "peer.h"
 #include "shm.h"
 
@@ -60,6 +61,7 @@ struct master {
 	int			 handed_off;
 	int			 kfwd;		/* the kernel fast path runs */
 	char			 kfwd_dir[256];	/* where it is pinned */
+	struct kfwd_fds		 kf;		/* its map, program, pin dir */
 };
 
 int	master_main(struct config *, int, void (*)(struct config *), char **);
@@ -71,6 +73,7 @@ void	reload_check_ephemeral(uint16_t, uint16_t, const char *);
 
 /* takeover.c: a master that takes over from another, without loss */
 int	takeover_from_env(void);
+void	takeover_kfwd_from_env(struct kfwd_fds *);
 int	takeover_may_listen(const struct config *, char *, size_t);
 int	takeover_privileged(const struct config *, const char **);
 int	takeover_handshake(struct master *, int *, char *, size_t);

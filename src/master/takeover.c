@@ -45,6 +45,7 @@
 #include "sessions.h"
 
 #define TAKEOVER_ENV		"RTPPROXYD_TAKEOVER"
+#define TAKEOVER_KFWD_ENV	"RTPPROXYD_KFWD_FDS"	/* map,prog,dir */
 #define TAKEOVER_WAIT_MS	60000	/* for the old master to let go */
 #define TAKEOVER_EXIT_MS	10000	/* for it to exit then */
 #define TAKEOVER_NEW_S		120	/* the new master has this long */
@@ -75,6 +76,24 @@ takeover_from_env(void)
 	(void)set_cloexec((int)fd, 1);
 	takeover_old = getppid();
 	return (int)fd;
+}
+
+/*
+ * What the master before us held of the kernel fast path (its map,
+ * program and pin directory, across the exec): a master that runs as
+ * `user` could not open them itself.  -1 each when none or not ours.
+ */
+void
+takeover_kfwd_from_env(struct kfwd_fds *f)
+{
+	const char	*v = getenv(TAKEOVER_KFWD_ENV);
+
+	f->map = f->prog = f->dir = -1;
+	if (v != NULL && (sscanf(v, "%d,%d,%d", &f->map, &f->prog,
+	    &f->dir) != 3 || kfwd_adopt_fds(f) == -1))
+		log_warnx("%s: not the kernel fast path's descriptors: "
+		    "ignored", TAKEOVER_KFWD_ENV);
+	unsetenv(TAKEOVER_KFWD_ENV);
 }
 
 /*
@@ -541,7 +560,7 @@ void
 takeover_begin(struct master *m)
 {
 	struct timeval	 tv = { TAKEOVER_NEW_S, 0 };
-	char		 var[64], **envp;
+	char		 var[64], kvar[96], **envp;
 	sigset_t	 none;
 	size_t		 n, i, k;
 	int		 sv[2];
@@ -559,14 +578,20 @@ takeover_begin(struct master *m)
 	}
 	/* Its environment is ours but for where the channel is. */
 	snprintf(var, sizeof(var), TAKEOVER_ENV "=%d", sv[1]);
+	/* and what it cannot open itself when it runs as `user` */
+	snprintf(kvar, sizeof(kvar), TAKEOVER_KFWD_ENV "=%d,%d,%d",
+	    m->kf.map, m->kf.prog, m->kf.dir);
 	for (n = 0; environ[n] != NULL; n++)
 		;
-	envp = xcalloc(n + 2, sizeof(*envp));
+	envp = xcalloc(n + 3, sizeof(*envp));
 	for (i = 0, k = 0; i < n; i++)
 		if (strncmp(environ[i], TAKEOVER_ENV "=",
-		    sizeof(TAKEOVER_ENV)) != 0)
+		    sizeof(TAKEOVER_ENV)) != 0 && strncmp(environ[i],
+		    TAKEOVER_KFWD_ENV "=", sizeof(TAKEOVER_KFWD_ENV)) != 0)
 			envp[k++] = environ[i];
 	envp[k++] = var;
+	if (m->kfwd && m->kf.map != -1)
+		envp[k++] = kvar;
 	envp[k] = NULL;
 	sigemptyset(&none);
 	if ((pid = fork()) == -1) {
@@ -579,6 +604,10 @@ takeover_begin(struct master *m)
 	if (pid == 0) {
 		/* Only async-signal-safe calls until exec: gRPC has threads. */
 		if (fcntl(sv[1], F_SETFD, 0) == -1)
+			_exit(127);
+		if (m->kfwd && m->kf.map != -1 && (fcntl(m->kf.map, F_SETFD,
+		    0) == -1 || fcntl(m->kf.prog, F_SETFD, 0) == -1 ||
+		    fcntl(m->kf.dir, F_SETFD, 0) == -1))
 			_exit(127);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		execve(m->self, m->argv, envp);

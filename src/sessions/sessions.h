@@ -234,6 +234,7 @@ struct workers_env {
 	const char		*self;		/* the binary to exec */
 	int			 foreground;
 	int			 nworkers;
+	int			 kfwd_map;	/* -1, or for IPC_KFWD_FD */
 	struct workers_ops	 ops;
 };
 

@@ -39,6 +39,7 @@ static struct {
 	struct shm_table	*shm;
 	const char		*self;		/* the binary to exec */
 	int			 foreground;
+	int			 kfwd_map;	/* -1, or for IPC_KFWD_FD */
 	struct workers_ops	 ops;
 	struct worker_proc	*w;
 	int			 n;
@@ -60,6 +61,7 @@ workers_init(const struct workers_env *env)
 	W.shm = env->shm;
 	W.self = env->self;
 	W.foreground = env->foreground;
+	W.kfwd_map = env->kfwd_map;
 	W.ops = env->ops;
 	W.n = env->nworkers;
 	W.w = xcalloc((size_t)W.n, sizeof(*W.w));
@@ -329,7 +331,7 @@ workers_spawn(struct worker_proc *mw)
 	char		*argv[9];
 	struct shm_worker *sw;
 	sigset_t	 all;
-	int		 sv[2], bufsz = 4 * 1024 * 1024;
+	int		 sv[2], bufsz = 4 * 1024 * 1024, kfd;
 	pid_t		 pid;
 
 	if (W.stopping)
@@ -367,10 +369,23 @@ workers_spawn(struct worker_proc *mw)
 	}
 	if (pid == 0) {
 		/* Only async-signal-safe calls until exec: gRPC has threads. */
+		kfd = W.kfwd_map;
+		if (kfd == IPC_FD && (kfd = fcntl(kfd, F_DUPFD, IPC_KFWD_FD +
+		    1)) == -1)
+			_exit(127);
 		if (sv[1] == IPC_FD) {
 			if (fcntl(IPC_FD, F_SETFD, 0) == -1)
 				_exit(127);
 		} else if (dup2(sv[1], IPC_FD) == -1)
+			_exit(127);
+		/*
+		 * The kernel fast path's map, opened by the master while it
+		 * could: the worker writes it without any privilege.
+		 */
+		if (kfd == IPC_KFWD_FD) {
+			if (fcntl(kfd, F_SETFD, 0) == -1)
+				_exit(127);
+		} else if (kfd != -1 && dup2(kfd, IPC_KFWD_FD) == -1)
 			_exit(127);
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);

@@ -27,6 +27,7 @@
 #include <linux/bpf.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -443,7 +444,12 @@ kfwd_tick(evutil_socket_t fd, short what, void *arg)
 		}
 }
 
-/* The pinned map of the master's program, if it runs one: kfd >= 0. */
+/*
+ * The map of the master's program, if it runs one: kfd >= 0.  The master
+ * hands it over at exec (IPC_KFWD_FD), so that a worker that runs as
+ * `user`, with no capability at all, writes it (a map's descriptor is all
+ * that bpf() asks for); else, from a master that did not, by its pin.
+ */
 void
 relay_kfwd_init(struct relay *r)
 {
@@ -451,8 +457,12 @@ relay_kfwd_init(struct relay *r)
 
 	r->kfd = -1;
 	LIST_INIT(&r->kf_list);
-	if (kfwd_pindir(r->shm->name, dir, sizeof(dir)) == -1 ||
-	    (r->kfd = kfwd_map_open(dir)) == -1)
+	if (kfwd_pindir(r->shm->name, dir, sizeof(dir)) == -1)
+		return;
+	if (kfwd_map_check(IPC_KFWD_FD) == 0) {
+		r->kfd = IPC_KFWD_FD;
+		(void)fcntl(r->kfd, F_SETFD, FD_CLOEXEC);
+	} else if ((r->kfd = kfwd_map_open(dir)) == -1)
 		return;
 	r->kf_acl_seq = wctx_acl(&r->ctx)->seq;
 	if ((r->ev_kfwd = event_new(r->base, -1, EV_PERSIST, kfwd_tick,
@@ -466,7 +476,8 @@ relay_kfwd_init(struct relay *r)
 		r->kfd = -1;
 		return;
 	}
-	log_debug("kernel forwarding: map %s/sessions", dir);
+	log_debug("kernel forwarding: map %s/sessions%s", dir,
+	    r->kfd == IPC_KFWD_FD ? " (from the master)" : "");
 }
 
 void
