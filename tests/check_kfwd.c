@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1231,11 +1232,69 @@ ns_udp(const char *ns, const char *addr, uint16_t *port)
 }
 
 /*
- * Caller and callee in namespaces of their own, over veth: the kernel
- * relays between the two interfaces (bpf_redirect_neigh) both ways, byte
- * for byte, with the worker stopped.
+ * fd sends its packets with TTL (hop limit) ttl, and tells what the ones
+ * it receives came with.
  */
-/* One session from caller to callee through the relay's two sides. */
+static void
+ttl_set(int fd, int v6, int ttl)
+{
+	int on = 1;
+
+	if (v6) {
+		ck_assert_int_eq(setsockopt(fd, IPPROTO_IPV6,
+		    IPV6_UNICAST_HOPS, &ttl, sizeof(ttl)), 0);
+		ck_assert_int_eq(setsockopt(fd, IPPROTO_IPV6,
+		    IPV6_RECVHOPLIMIT, &on, sizeof(on)), 0);
+	} else {
+		ck_assert_int_eq(setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl,
+		    sizeof(ttl)), 0);
+		ck_assert_int_eq(setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &on,
+		    sizeof(on)), 0);
+	}
+}
+
+/* One RTP packet from fd to addr:port, taken at rfd: the TTL it had. */
+static int
+ttl_one(int fd, const char *addr, uint16_t port, int rfd, uint16_t seq,
+    uint32_t ssrc)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int)) * 2];
+	}			 cb;
+	struct msghdr		 mh;
+	struct iovec		 iov;
+	struct cmsghdr		*cm;
+	struct pollfd		 pfd = { .fd = rfd, .events = POLLIN };
+	uint8_t			 b[256], got[256];
+	size_t			 len;
+	int			 ttl = -1;
+
+	len = harness_rtp(b, seq, 160u * seq, ssrc, 40);
+	ck_assert_int_eq(harness_send(fd, addr, port, b, len), 0);
+	ck_assert_int_eq(poll(&pfd, 1, 3000 * harness_slow()), 1);
+	memset(&mh, 0, sizeof(mh));
+	iov.iov_base = got;
+	iov.iov_len = sizeof(got);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cb.buf;
+	mh.msg_controllen = sizeof(cb.buf);
+	ck_assert_int_eq(recvmsg(rfd, &mh, 0), (ssize_t)len);
+	for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm))
+		if ((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TTL) ||
+		    (cm->cmsg_level == IPPROTO_IPV6 &&
+		    cm->cmsg_type == IPV6_HOPLIMIT))
+			memcpy(&ttl, CMSG_DATA(cm), sizeof(ttl));
+	ck_assert_int_ne(ttl, -1);
+	return ttl;
+}
+
+/*
+ * One session from caller to callee through the relay's two sides.  The
+ * caller and the callee send with TTL 17: the worker sends new packets
+ * with the relay's default TTL (hop limit), and so does the kernel.
+ */
 static void
 netns_session(struct rpc_client *c, const char *id, const char *caller,
     const char *relay_c, const char *relay_d, const char *callee)
@@ -1249,8 +1308,13 @@ netns_session(struct rpc_client *c, const char *id, const char *caller,
 	int				 cal, dst;
 	pid_t				 w;
 
+	int			 v6 = strchr(caller, ':') != NULL;
+	int			 tu[2], tk[2];
+
 	cal = ns_udp(ns_c, caller, &cport);
 	dst = ns_udp(ns_d, callee, &dport);
+	ttl_set(cal, v6, 17);
+	ttl_set(dst, v6, 17);
 	a.dport = dport;
 	ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) == 0,
 	    "%s: %s", id, det);
@@ -1258,19 +1322,28 @@ netns_session(struct rpc_client *c, const char *id, const char *caller,
 	fp = (uint16_t)resp->session->forward->port;
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 
+	tu[0] = ttl_one(cal, relay_c, lp, dst, 0, 0x1111);
+	tu[1] = ttl_one(dst, relay_d, fp, cal, 0, 0x2222);
 	exchange_at(cal, relay_c, lp, dst, fp, 1, 0x1111, 12);
 	exchange_at(dst, relay_d, fp, cal, lp, 1, 0x2222, 12);
 	ck_assert_msg(wait_in_kernel(c, id, 1) == 0, "%s not in the kernel",
 	    id);
 	ck_assert_int_gt(w = harness_worker_pid(&d, 0), 0);
 	ck_assert_int_eq(kill(w, SIGSTOP), 0);
-	exchange_at(cal, relay_c, lp, dst, fp, 13, 0x1111, 200);
-	exchange_at(dst, relay_d, fp, cal, lp, 13, 0x2222, 200);
+	tk[0] = ttl_one(cal, relay_c, lp, dst, 13, 0x1111);
+	tk[1] = ttl_one(dst, relay_d, fp, cal, 13, 0x2222);
+	exchange_at(cal, relay_c, lp, dst, fp, 14, 0x1111, 199);
+	exchange_at(dst, relay_d, fp, cal, lp, 14, 0x2222, 199);
 	ck_assert_int_eq(kill(w, SIGCONT), 0);
+	/* what the relay originates, not what the caller sent */
+	ck_assert_int_ne(tu[0], 17);
+	ck_assert_int_ne(tu[1], 17);
+	ck_assert_int_eq(tk[0], tu[0]);
+	ck_assert_int_eq(tk[1], tu[1]);
 	sleep_ms(1500 * harness_slow());
 	ck_assert_int_eq(harness_status(c, id, &i), 0);
-	ck_assert_uint_eq(i->forward_stats->packets_sent, 212);
-	ck_assert_uint_eq(i->reverse_stats->packets_sent, 212);
+	ck_assert_uint_eq(i->forward_stats->packets_sent, 213);
+	ck_assert_uint_eq(i->reverse_stats->packets_sent, 213);
 	ck_assert_uint_ge(i->forward_stats->kernel_packets, 200);
 	ck_assert_uint_ge(i->reverse_stats->kernel_packets, 200);
 	harness_info_free(i);

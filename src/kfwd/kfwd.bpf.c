@@ -4,7 +4,9 @@
  * A packet whose local address and port are in the map, from the sender
  * the entry allows, that looks like what the entry carries (RTP, or
  * RTCP), has its addresses and ports rewritten to those the worker would
- * have sent it with, its checksums fixed, and goes on: delivered here
+ * have sent it with, its TTL (hop limit) set to the one the worker's
+ * socket would have sent it with (the entry's), its checksums fixed, and
+ * goes on: delivered here
  * when the new destination is local, else out of the interface the
  * route names (bpf_redirect_neigh).  The entry's figures (packets,
  * bytes, RFC 3550 sequence, loss and jitter) are kept as the worker
@@ -35,6 +37,8 @@
 #define AF_INET		2
 
 #define IP_CSUM_OFF	(ETH_HLEN + offsetof(struct iphdr, check))
+#define IP_TTL_OFF	(ETH_HLEN + offsetof(struct iphdr, ttl))
+#define IP6_HOPS_OFF	(ETH_HLEN + offsetof(struct ipv6hdr, hop_limit))
 #define IP_SRC_OFF	(ETH_HLEN + offsetof(struct iphdr, saddr))
 #define IP_DST_OFF	(ETH_HLEN + offsetof(struct iphdr, daddr))
 #define UDP_OFF		(ETH_HLEN + sizeof(struct iphdr))
@@ -232,7 +236,7 @@ kfwd_ipv4(struct __sk_buff *skb)
 	struct udphdr		*udp;
 	void			*data, *end;
 	__u32			 len, old_saddr, old_daddr, ifindex = 0;
-	__u16			 old_sport, old_dport;
+	__u16			 old_sport, old_dport, old_ttl, new_ttl;
 	int			 act;
 
 	data = (void *)(long)skb->data;
@@ -271,6 +275,10 @@ kfwd_ipv4(struct __sk_buff *skb)
 	old_daddr = ip->daddr;
 	old_sport = udp->source;
 	old_dport = udp->dest;
+	/* the TTL's word of the header, with the protocol, for the sum */
+	old_ttl = bpf_htons((__u16)((__u16)ip->ttl << 8 | IPPROTO_UDP));
+	new_ttl = v->ttl != 0 ? bpf_htons((__u16)((__u16)v->ttl << 8 |
+	    IPPROTO_UDP)) : old_ttl;
 	if (kfwd_check(skb, v, PAY_OFF, len, &h) != 0)
 		return TC_ACT_UNSPEC;
 	if ((act = kfwd_where(skb, v, 0, len, &ifindex)) == TC_ACT_UNSPEC)
@@ -289,6 +297,10 @@ kfwd_ipv4(struct __sk_buff *skb)
 	    4) != 0 ||
 	    bpf_l3_csum_replace(skb, IP_CSUM_OFF, old_daddr, v->new_daddr[0],
 	    4) != 0 ||
+	    /* the TTL the worker's socket would send with, not the caller's */
+	    (new_ttl != old_ttl && (bpf_l3_csum_replace(skb, IP_CSUM_OFF,
+	    old_ttl, new_ttl, 2) != 0 || bpf_skb_store_bytes(skb, IP_TTL_OFF,
+	    &v->ttl, 1, 0) != 0)) ||
 	    bpf_skb_store_bytes(skb, IP_SRC_OFF, &v->new_saddr[0], 4, 0) != 0 ||
 	    bpf_skb_store_bytes(skb, IP_DST_OFF, &v->new_daddr[0], 4, 0) != 0 ||
 	    bpf_skb_store_bytes(skb, UDP_SRC_OFF, &v->new_sport, 2, 0) != 0 ||
@@ -368,6 +380,8 @@ kfwd_ipv6(struct __sk_buff *skb)
 			bad = 1;
 	}
 	if (bad ||
+	    (v->ttl != 0 && bpf_skb_store_bytes(skb, IP6_HOPS_OFF, &v->ttl, 1,
+	    0) != 0) ||
 	    bpf_l4_csum_replace(skb, UDP6_CSUM_OFF, old_sport, v->new_sport,
 	    2) != 0 ||
 	    bpf_l4_csum_replace(skb, UDP6_CSUM_OFF, old_dport, v->new_dport,

@@ -512,3 +512,24 @@ kfwd_pindir(const char *shm_name, char *buf, size_t len)
 			buf[n] = '_';
 	return 0;
 }
+
+/*
+ * The TTL (IPv4) or hop limit (IPv6) a socket of ours sends with, that
+ * sets none: net.ipv4.ip_default_ttl, net.ipv6.conf.all.hop_limit.  The
+ * kernel path sets it on what it relays, as the worker's packets have it.
+ * 0 when it cannot be read (the kernel path then leaves it as it came).
+ */
+int
+kfwd_default_ttl(int v6)
+{
+	FILE	*fp;
+	int	 v = 0;
+
+	if ((fp = fopen(v6 ? "/proc/sys/net/ipv6/conf/all/hop_limit" :
+	    "/proc/sys/net/ipv4/ip_default_ttl", "r")) == NULL)
+		return 0;
+	if (fscanf(fp, "%d", &v) != 1 || v < 1 || v > 255)
+		v = 0;
+	fclose(fp);
+	return v;
+}

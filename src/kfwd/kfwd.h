@@ -36,6 +36,7 @@ void	kfwd_release(struct kfwd_fds *);
 int	kfwd_adopt_fds(struct kfwd_fds *);
 int	kfwd_map_check(int);
 int	kfwd_map_open(const char *);
+int	kfwd_default_ttl(int);
 int	kfwd_map_put(int, const struct kfwd_key *, const struct kfwd_val *);
 int	kfwd_map_del(int, const struct kfwd_key *);
 int	kfwd_map_get(int, const struct kfwd_key *, struct kfwd_val *);

@@ -43,7 +43,8 @@ struct kfwd_val {
 	__u32	dyn_rate;	/* clock rate of dynamic payload types */
 	__s64	clock_off;	/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 	struct bpf_spin_lock lock;
-	__u32	pad0;
+	__u8	ttl;		/* TTL / hop limit to send with; 0: as it came */
+	__u8	pad0[3];
 	/* the program writes, under lock */
 	__u64	packets;	/* taken, RTP or RTCP */
 	__u64	bytes;		/* UDP payload */

@@ -219,6 +219,7 @@ struct relay {
 
 	/* the kernel fast path (relay_kfwd.c): its map, -1 when not used */
 	int			  kfd;
+	uint8_t			  kf_ttl[2];	/* IPv4 TTL, IPv6 hop limit */
 	uint32_t		  kf_acl_seq;	/* the rules the entries obey */
 	struct event		 *ev_kfwd;
 	LIST_HEAD(, relay_sess)	  kf_list;	/* sessions with entries */

@@ -325,6 +325,7 @@ relay_kfwd_offer(struct relay_sess *rs, int role)
 	v.new_dport = rs->kf_v6 ? dst->sin6.sin6_port : dst->sin.sin_port;
 	v.dyn_rate = rs->clock_rate;
 	v.clock_off = kfwd_clock_off();
+	v.ttl = r->kf_ttl[rs->kf_v6];
 	if (!rtcp)
 		v.rtp = d->src;
 	kfwd_key_of(rs, role, &k);
@@ -464,6 +465,8 @@ relay_kfwd_init(struct relay *r)
 		(void)fcntl(r->kfd, F_SETFD, FD_CLOEXEC);
 	} else if ((r->kfd = kfwd_map_open(dir)) == -1)
 		return;
+	r->kf_ttl[0] = (uint8_t)kfwd_default_ttl(0);
+	r->kf_ttl[1] = (uint8_t)kfwd_default_ttl(1);
 	r->kf_acl_seq = wctx_acl(&r->ctx)->seq;
 	if ((r->ev_kfwd = event_new(r->base, -1, EV_PERSIST, kfwd_tick,
 	    r)) == NULL || event_add(r->ev_kfwd, &(struct timeval){ 0,
