@@ -113,6 +113,9 @@ int	 target_start(struct target *, int, const char *,
 	    const struct bopts *, int);
 int	 target_sessions(struct target *, const char *,
 	    const struct sockaddr_storage *, socklen_t, struct bsession *, int);
+int	 target_ref_add(struct target *, const char *, const char *,
+	    unsigned, struct bsession *);
+int	 target_ref_ready(struct target *);
 void	 target_stop(struct target *);
 void	 target_stop_all(void);
 int	 bench_pin(int);

@@ -15,7 +15,9 @@
 # 10.201.2.1) with IPv4 forwarding on.  For each sessions:pps (default
 # 1000:20 4000:10) rtpbench runs, from the relay's namespace, with its
 # callers and destinations in the other two: the direct path (callers
-# send to the destinations, the relay's namespace only routes), then
+# send to the destinations, the relay's namespace only routes), the
+# reference relay (tests/bench/refrelay, the bare epoll relay rtpbench -C
+# compares with; rtpbench -Y starts it in the relay's namespace), then
 # rtpproxyd with kernel-forwarding off and on; each paced (pps per
 # session) and as fast as possible (-r 0, 8 packets a session in flight).
 set -eu
@@ -33,8 +35,10 @@ done
 top=$(pwd)
 daemon=${RTPPROXYD:-$top/src/rtpproxyd}
 bench=$top/tests/bench/rtpbench
-if ! [ -x "$daemon" ] || ! [ -x "$bench" ]; then
-	echo "$0: build first (src/rtpproxyd, tests/bench/rtpbench)" >&2
+ref=$top/tests/bench/refrelay
+if ! [ -x "$daemon" ] || ! [ -x "$bench" ] || ! [ -x "$ref" ]; then
+	echo "$0: build first (src/rtpproxyd, tests/bench/rtpbench," \
+	    "tests/bench/refrelay)" >&2
 	exit 1
 fi
 
@@ -168,6 +172,9 @@ for spec in "$@"; do
 	run "direct path (routed by the relay's namespace)" "$n" "$r" -0
 	run "direct path (routed by the relay's namespace)" "$n" 0 -0
 	[ $search = no ] || maxrate "direct path" "$n" -0
+	run "reference relay (refrelay)" "$n" "$r" -Y "$ref"
+	run "reference relay (refrelay)" "$n" 0 -Y "$ref"
+	[ $search = no ] || maxrate "reference relay" "$n" -Y "$ref"
 	run "userspace (kernel-forwarding off)" "$n" "$r" -p "$dpid"
 	run "userspace (kernel-forwarding off)" "$n" 0 -p "$dpid"
 	[ $search = no ] || maxrate "userspace" "$n" -p "$dpid"

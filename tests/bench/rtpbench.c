@@ -66,9 +66,13 @@ static double			 px_lat_sum, px_lat_max;
  * addresses on the relay's side, the destinations' address; NULL: -a.
  * direct: no relay, the callers send to the destinations themselves
  * (through whatever routes between them), for the cost of the path alone.
+ * o_ref (-Y): the reference relay, started here (in our namespace,
+ * unpinned, as the daemon of this mode is), instead of a daemon's
+ * sessions.
  */
 static const char		*o_caller_ns, *o_dest_ns;
 static const char		*o_listen, *o_forward, *o_dest;
+static const char		*o_ref;
 static int			 o_direct;
 
 static __dead void
@@ -80,7 +84,7 @@ usage(void)
 	    "[-p daemon_pid]\n"
 	    "                [-x caller_netns] [-y dest_netns] [-L listen_addr] "
 	    "[-f forward_addr]\n"
-	    "                [-A dest_addr] [-0] [-W]\n"
+	    "                [-A dest_addr] [-0 | -Y refrelay] [-W]\n"
 	    "       rtpbench -C -X rtpproxyd -Y refrelay [-B] [-N n,n,...] "
 	    "[-R pps] [-t step_s]\n"
 	    "                [-d seconds] [-G burst] [-T tries] [-c cpu] "
@@ -405,7 +409,11 @@ classic_run(const char *server, const char *addr, uint32_t pps,
 	double			 cpu, wall;
 	int			 ep, i, gone, rc = 0;
 	uint16_t		 dport;
+	static struct target	 rt;
+	struct bopts		 ro;
+	struct bsession		 rb;
 
+	rt.pid = -1;
 	if (parse_ip(addr, 0, &media, &medialen) == -1 ||
 	    parse_ip(o_dest != NULL ? o_dest : addr, 0, &dmedia,
 	    &dmedialen) == -1) {
@@ -423,6 +431,14 @@ classic_run(const char *server, const char *addr, uint32_t pps,
 		perror("rtpbench");
 		return 1;
 	}
+	if (o_ref != NULL) {
+		memset(&ro, 0, sizeof(ro));
+		ro.relay_cpu = -1;
+		if (target_start(&rt, T_REF, o_ref, &ro, (int)n) == -1)
+			return 1;
+		if (dpid <= 0)
+			dpid = rt.pid;
+	}
 	for (i = 0; i < (int)n && !bench_stop; i++) {
 		ss[i].caller = bind_udp_ns(o_caller_ns, &media, medialen, NULL);
 		ss[i].dest = bind_udp_ns(o_dest_ns, &dmedia, dmedialen, &dport);
@@ -439,6 +455,15 @@ classic_run(const char *server, const char *addr, uint32_t pps,
 				rc = 1;
 				break;
 			}
+		} else if (o_ref != NULL) {
+			if (target_ref_add(&rt, o_listen != NULL ? o_listen :
+			    addr, o_dest != NULL ? o_dest : addr, dport,
+			    &rb) == -1) {
+				rc = 1;
+				break;
+			}
+			ss[i].listen = rb.listen;
+			ss[i].listenlen = rb.listenlen;
 		} else if (create_session(c, addr, &ss[i], dport) == -1) {
 			rc = 1;
 			break;
@@ -451,6 +476,9 @@ classic_run(const char *server, const char *addr, uint32_t pps,
 			break;
 		}
 	}
+	if (rc == 0 && !bench_stop && o_ref != NULL &&
+	    target_ref_ready(&rt) == -1)
+		rc = 1;
 	if (rc != 0 || bench_stop)
 		goto out;
 
@@ -611,6 +639,8 @@ out:
 		    px_sent, px_dropped);
 	free(ss);
 	rpc_client_free(c);
+	if (o_ref != NULL && rt.pid != -1)
+		target_stop(&rt);
 	return rc;
 }
 
@@ -799,7 +829,7 @@ main(int argc, char *argv[])
 			o.rtpproxyd = optarg;
 			break;
 		case 'Y':
-			o.refrelay = optarg;
+			o.refrelay = o_ref = optarg;
 			break;
 		default:
 			usage();

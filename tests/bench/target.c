@@ -463,7 +463,7 @@ spawn(struct target *t, char *const argv[], int in, int out)
 			_exit(1);
 		setpgid(0, 0);
 		signal(SIGPIPE, SIG_DFL);
-		if (bench_pin(t->cpu) == -1) {
+		if (t->cpu >= 0 && bench_pin(t->cpu) == -1) {
 			dprintf(logfd, "rtpbench: cannot pin to CPU %d: %s\n",
 			    t->cpu, strerror(errno));
 			_exit(126);
@@ -681,38 +681,27 @@ ref_line(struct target *t, char *buf, size_t len)
 	return 0;
 }
 
-static int
-ref_sessions(struct target *t, const char *addr, const char *dhost,
-    unsigned dport, struct bsession *bs, int n)
+/* One session of the reference relay from addr to dhost:dport, into *b. */
+int
+target_ref_add(struct target *t, const char *addr, const char *dhost,
+    unsigned dport, struct bsession *b)
 {
 	char		line[256];
 	unsigned	lp, fp;
-	int		i, len;
+	int		len;
 
-	for (i = 0; i < n && !bench_stop; i++) {
-		len = snprintf(line, sizeof(line), "%s 0 0 %s %u\n", addr,
-		    dhost, dport);
-		if (write(t->in, line, (size_t)len) != len ||
-		    ref_line(t, line, sizeof(line)) == -1)
-			goto dead;
-		if (sscanf(line, "ports %u %u", &lp, &fp) != 2) {
-			fprintf(stderr, "rtpbench: reference relay: %s\n",
-			    line);
-			return -1;
-		}
-		if (parse_ip(addr, (uint16_t)lp, &bs[i].listen,
-		    &bs[i].listenlen) == -1 ||
-		    parse_ip(addr, (uint16_t)fp, &bs[i].forward,
-		    &bs[i].forwardlen) == -1)
-			return -1;
-	}
-	if (bench_stop || write(t->in, "\n", 1) != 1 ||
+	len = snprintf(line, sizeof(line), "%s 0 0 %s %u\n", addr, dhost,
+	    dport);
+	if (write(t->in, line, (size_t)len) != len ||
 	    ref_line(t, line, sizeof(line)) == -1)
 		goto dead;
-	if (strcmp(line, "ready") != 0) {
+	if (sscanf(line, "ports %u %u", &lp, &fp) != 2) {
 		fprintf(stderr, "rtpbench: reference relay: %s\n", line);
 		return -1;
 	}
+	if (parse_ip(addr, (uint16_t)lp, &b->listen, &b->listenlen) == -1 ||
+	    parse_ip(addr, (uint16_t)fp, &b->forward, &b->forwardlen) == -1)
+		return -1;
 	return 0;
 dead:
 	if (!bench_stop) {
@@ -720,6 +709,40 @@ dead:
 		log_tail(t);
 	}
 	return -1;
+}
+
+/* No more sessions: 0 once the reference relay relays them. */
+int
+target_ref_ready(struct target *t)
+{
+	char line[256];
+
+	if (bench_stop || write(t->in, "\n", 1) != 1 ||
+	    ref_line(t, line, sizeof(line)) == -1) {
+		if (!bench_stop) {
+			fprintf(stderr, "rtpbench: the reference relay went "
+			    "away\n");
+			log_tail(t);
+		}
+		return -1;
+	}
+	if (strcmp(line, "ready") != 0) {
+		fprintf(stderr, "rtpbench: reference relay: %s\n", line);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+ref_sessions(struct target *t, const char *addr, const char *dhost,
+    unsigned dport, struct bsession *bs, int n)
+{
+	int i;
+
+	for (i = 0; i < n && !bench_stop; i++)
+		if (target_ref_add(t, addr, dhost, dport, &bs[i]) == -1)
+			return -1;
+	return target_ref_ready(t);
 }
 
 static int
