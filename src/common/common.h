@@ -110,7 +110,7 @@ int	daemon_pidfile_write(int);
 void	daemon_pidfile_close(int, const char *);
 int	daemon_detach(int *);
 void	daemon_detach_done(int, int);
-void	daemon_close_inherited(int);
+void	daemon_close_inherited(const int *, int);
 int	daemon_drop_privileges(const char *, const char *, uint32_t, char *,
 	    size_t);
 void	daemon_clear_ambient(void);

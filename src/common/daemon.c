@@ -217,23 +217,32 @@ daemon_pidfile_close(int fd, const char *path)
 
 
 /*
- * Close every descriptor above stderr that we inherited, but keep (the
- * channel from a master we take over from, or -1).  A parent's lock file
- * or socket held for the daemon's whole life keeps the parent's lock
- * taken and its peer from seeing EOF; nothing we are handed at exec is
- * ours but the three standard ones and keep.
+ * Close every descriptor above stderr that we inherited, but keep[0 ..
+ * nkeep - 1] (-1s ignored): the channel from a master we take over from,
+ * and what it holds of the kernel fast path.  A parent's lock file or
+ * socket held for the daemon's whole life keeps the parent's lock taken
+ * and its peer from seeing EOF; nothing we are handed at exec is ours but
+ * the three standard ones and keep.
  */
 void
-daemon_close_inherited(int keep)
+daemon_close_inherited(const int *keep, int nkeep)
 {
-	unsigned int	from = 3;
+	unsigned int	from = 3, next;
 	long		max, fd;
+	int		i, k;
 
-	if (keep >= 3) {
-		if (keep > 3 && syscall(SYS_close_range, 3U,
-		    (unsigned int)keep - 1, 0U) == -1)
+	/* the lowest kept descriptor at or above from, each time */
+	for (;;) {
+		next = ~0U;
+		for (i = 0; i < nkeep; i++)
+			if (keep[i] >= (int)from && (unsigned int)keep[i] < next)
+				next = (unsigned int)keep[i];
+		if (next == ~0U)
+			break;
+		if (next > from && syscall(SYS_close_range, from, next - 1,
+		    0U) == -1)
 			goto slow;
-		from = (unsigned int)keep + 1;
+		from = next + 1;
 	}
 	if (syscall(SYS_close_range, from, ~0U, 0U) == 0)
 		return;
@@ -241,10 +250,14 @@ slow:
 	/* Before Linux 5.9: one by one, up to the limit. */
 	if ((max = sysconf(_SC_OPEN_MAX)) < 0 || max > 1 << 20)
 		max = 1 << 20;
-	for (fd = 3; fd < max; fd++)
-		if (fd != keep)
+	for (fd = 3; fd < max; fd++) {
+		for (k = 0, i = 0; i < nkeep; i++)
+			k |= keep[i] == fd;
+		if (!k)
 			(void)close((int)fd);
+	}
 }
+
 /*
  * The parent stays until the child says whether it came up, so whoever
  * started us gets the real outcome as our exit status.  A socketpair

@@ -645,7 +645,7 @@ master_main(struct config *conf, int foreground,
     void (*overrides)(struct config *), char **argv)
 {
 	static struct master	m;
-	int			rc = 1, table;
+	int			rc = 1, table, keep[4], kfwd_env;
 
 	memset(&m, 0, sizeof(m));
 	master_self = &m;
@@ -657,9 +657,16 @@ master_main(struct config *conf, int foreground,
 	peer_init(&m.up);
 	m.overrides = overrides;
 	m.takeover_fd = takeover_from_env();
-	daemon_close_inherited(m.takeover_fd);
+	kfwd_env = takeover_kfwd_from_env(&m.kf);
+	keep[0] = m.takeover_fd;
+	keep[1] = m.kf.map;
+	keep[2] = m.kf.prog;
+	keep[3] = m.kf.dir;
+	daemon_close_inherited(keep, 4);
 	log_init(1, conf->log_level, conf->log_facility, "rtpproxyd");
-	takeover_kfwd_from_env(&m.kf);
+	if (kfwd_env == -1)
+		log_warnx("RTPPROXYD_KFWD_FDS: not the kernel fast path's "
+		    "descriptors: ignored");
 
 	table = master_prepare(&m);
 	m.adopting = table == TABLE_LIVE || table == TABLE_ORPHANED;

@@ -73,7 +73,7 @@ void	reload_check_ephemeral(uint16_t, uint16_t, const char *);
 
 /* takeover.c: a master that takes over from another, without loss */
 int	takeover_from_env(void);
-void	takeover_kfwd_from_env(struct kfwd_fds *);
+int	takeover_kfwd_from_env(struct kfwd_fds *);
 int	takeover_may_listen(const struct config *, char *, size_t);
 int	takeover_privileged(const struct config *, const char **);
 int	takeover_handshake(struct master *, int *, char *, size_t);

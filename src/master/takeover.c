@@ -81,19 +81,23 @@ takeover_from_env(void)
 /*
  * What the master before us held of the kernel fast path (its map,
  * program and pin directory, across the exec): a master that runs as
- * `user` could not open them itself.  -1 each when none or not ours.
+ * `user` could not open them itself.  -1 each when none or not ours;
+ * then -1 when there were some (before the log is up: the caller says).
  */
-void
+int
 takeover_kfwd_from_env(struct kfwd_fds *f)
 {
 	const char	*v = getenv(TAKEOVER_KFWD_ENV);
+	int		 rc = 0;
 
 	f->map = f->prog = f->dir = -1;
 	if (v != NULL && (sscanf(v, "%d,%d,%d", &f->map, &f->prog,
-	    &f->dir) != 3 || kfwd_adopt_fds(f) == -1))
-		log_warnx("%s: not the kernel fast path's descriptors: "
-		    "ignored", TAKEOVER_KFWD_ENV);
+	    &f->dir) != 3 || kfwd_adopt_fds(f) == -1)) {
+		f->map = f->prog = f->dir = -1;
+		rc = -1;
+	}
 	unsetenv(TAKEOVER_KFWD_ENV);
+	return rc;
 }
 
 /*
