@@ -338,7 +338,7 @@ _Static_assert(sizeof(struct shm_dtmf) == 64, "a cache line");
  * merges only what is new.
  */
 struct shm_kbase {
-	uint64_t	packets, bytes, sent, bytes_sent;
+	uint64_t	packets, bytes, sent, bytes_sent, limited;
 };
 
 #define SHM_DIR_FWD	0	/* caller -> destination */

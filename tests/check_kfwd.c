@@ -240,7 +240,8 @@ drain(int fd, int ms)
 
 /*
  * One stream, with gaps and timestamps that wander, to two sessions: one
- * the kernel relays, one with a rate limit (which keeps it in the worker).
+ * the kernel relays, one with drop_dtmf (which keeps it in the worker; the
+ * stream has no DTMF to drop).
  * The same counts and loss, and jitter within 1 %, whichever path.
  */
 START_TEST(test_same_figures)
@@ -264,7 +265,7 @@ START_TEST(test_same_figures)
 	mksess(c, "kf", dk, &lk, &fk);
 	a.id = "us";
 	a.dport = du;
-	a.rate_pps = 100000;
+	a.drop_dtmf = 1;
 	ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) == 0,
 	    "%s", det);
 	lu = (uint16_t)resp->session->listen->port;
@@ -290,7 +291,7 @@ START_TEST(test_same_figures)
 	ck_assert_msg(k.kernel > 400, "kernel path: %llu packets",
 	    (unsigned long long)k.kernel);
 	ck_assert_int_eq(k.in_kernel, 1);
-	/* the rate-limited session stays in the worker */
+	/* the drop_dtmf session stays in the worker */
 	ck_assert_uint_eq(u.kernel, 0);
 	ck_assert_int_eq(u.in_kernel, 0);
 	ck_assert_uint_eq(k.sent, u.sent);
@@ -306,6 +307,76 @@ START_TEST(test_same_figures)
 	close(cu);
 	close(dsk);
 	close(dsu);
+}
+END_TEST
+
+/*
+ * A rate-limited session goes to the kernel with its limit: a burst with
+ * the worker stopped is cut where the worker's token bucket would cut it
+ * (GCRA, 50 pkt/s, 1 s of burst: at most 1 + (elapsed + 1 s) / 20 ms
+ * packets relayed since the first), the rest dropped and counted in
+ * dropped_rate_limited; every packet is either relayed or counted.
+ */
+START_TEST(test_rate_limit)
+{
+	struct harness_session	 a = { .laddr = "127.0.0.1",
+	    .faddr = "127.0.0.1", .daddr = "127.0.0.1", .nortcp = 1,
+	    .id = "kr", .rate_pps = 50 };
+	Rtpproxy__CreateSessionResponse *resp = NULL;
+	Rtpproxy__SessionInfo	*i;
+	struct rpc_client	*c;
+	char			 det[256];
+	uint8_t			 b[256];
+	uint16_t		 dport, lp, fp, seq;
+	int64_t			 t0, t1;
+	uint64_t		 relayed, most;
+	size_t			 len;
+	int			 cal, dst, got, n = 300;
+	pid_t			 w;
+
+	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
+	ck_assert_int_ne(cal = harness_udp(0, NULL), -1);
+	ck_assert_int_ne(dst = harness_udp(0, &dport), -1);
+	a.dport = dport;
+	ck_assert_msg(harness_create(c, &a, &resp, det, sizeof(det)) == 0,
+	    "%s", det);
+	lp = (uint16_t)resp->session->listen->port;
+	fp = (uint16_t)resp->session->forward->port;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+
+	t0 = harness_now_ms();
+	exchange(cal, lp, dst, fp, 1, 0x3131, 12);
+	ck_assert_int_eq(wait_in_kernel(c, "kr", 0), 0);
+	ck_assert_int_gt(w = harness_worker_pid(&d, 0), 0);
+	ck_assert_int_eq(kill(w, SIGSTOP), 0);
+	for (seq = 13; seq < 13 + n; seq++) {
+		len = harness_rtp(b, seq, 160u * seq, 0x3131, 40);
+		ck_assert_int_eq(harness_send(cal, "127.0.0.1", lp, b, len),
+		    0);
+	}
+	t1 = harness_now_ms();
+	got = drain(dst, 500 * harness_slow());
+	ck_assert_int_eq(kill(w, SIGCONT), 0);
+	harness_sleep_ms(1500 * harness_slow());
+	ck_assert_int_eq(harness_status(c, "kr", &i), 0);
+	ck_assert_int_eq(i->forward_stats->rtp_in_kernel, 1);
+	ck_assert_uint_ge(i->forward_stats->kernel_packets, (uint64_t)n);
+	ck_assert_uint_eq(i->forward_stats->packets_received, 12 + n);
+	ck_assert_uint_eq(i->forward_stats->packets_sent, 12 + (uint64_t)got);
+	ck_assert_uint_eq(i->forward_stats->dropped_rate_limited,
+	    (uint64_t)(n - got));
+	relayed = 12 + (uint64_t)got;
+	most = 1 + (uint64_t)(t1 - t0 + 1000) / 20;
+	ck_assert_msg(relayed <= most, "%llu relayed in %lld ms, at most "
+	    "%llu", (unsigned long long)relayed, (long long)(t1 - t0),
+	    (unsigned long long)most);
+	/* a burst well under the 6 s that 300 packets take at 50 pkt/s */
+	if (t1 - t0 < 3000)
+		ck_assert_int_lt(got, n);
+	harness_info_free(i);
+	rpc_client_free(c);
+	close(cal);
+	close(dst);
 }
 END_TEST
 
@@ -716,7 +787,11 @@ mkrr(uint8_t *b, uint32_t ssrc, uint8_t tag)
 	return 32;
 }
 
-/* RTCP both ways in the kernel too, byte for byte, on port + 1. */
+/*
+ * RTCP both ways in the kernel too, byte for byte, on port + 1; _i == 1:
+ * with a rate limit (generous: nothing is over it), whose bucket the RTCP
+ * entry takes from the RTP one.
+ */
 START_TEST(test_rtcp)
 {
 	struct harness_session		 a = { .id = "kr", .laddr = "127.0.0.1",
@@ -732,6 +807,7 @@ START_TEST(test_rtcp)
 	size_t				 len;
 	pid_t				 w;
 
+	a.rate_pps = _i ? 1000 : 0;
 	c = up("kernel-forwarding on\nkernel-interfaces lo\n");
 	/* even ports with RTCP on the next: bound by the harness's peers */
 	for (n = 0; n < 50 && !ok; n++) {
@@ -774,6 +850,13 @@ START_TEST(test_rtcp)
 		    len), 0);
 		ck_assert_int_eq(harness_recv(cal1, got, sizeof(got), 3000,
 		    NULL), (ssize_t)len);
+		/*
+		 * RTP goes on as RTCP latches (which takes the entries out):
+		 * with a rate limit RTCP goes in only after RTP, whose entry
+		 * holds the bucket.
+		 */
+		exchange(cal, lp, dst, fp, (uint16_t)(13 + n), 0x31, 1);
+		exchange(dst, fp, cal, lp, (uint16_t)(13 + n), 0x32, 1);
 	}
 	for (n = 0, ok = 0; n < 100 && !ok; n++) {
 		ck_assert_int_eq(harness_status(c, "kr", &i), 0);
@@ -1410,8 +1493,9 @@ kfwd_suite(void)
 	tcase_add_test(tc, test_loopback_both_ways);
 	tcase_add_test(tc, test_same_figures);
 	tcase_add_test(tc, test_fallbacks);
+	tcase_add_test(tc, test_rate_limit);
 	tcase_add_test(tc, test_auto_no_privilege);
-	tcase_add_test(tc, test_rtcp);
+	tcase_add_loop_test(tc, test_rtcp, 0, 2);
 	tcase_add_test(tc, test_rule_change);
 	tcase_add_test(tc, test_update_destination);
 	tcase_add_test(tc, test_idle_timeout);

@@ -160,11 +160,49 @@ kfwd_check(struct __sk_buff *skb, struct kfwd_val *v, __u32 pay, __u32 len,
 	return kfwd_rtp_parse(skb, pay, len, h);
 }
 
+/*
+ * The rate limit, as the worker's relay_conform: 1 if a packet of len
+ * octets at ns conforms (and is counted in the bucket), 0 if not, -1
+ * when the RTP entry that holds the bucket is gone (up to the worker).
+ */
+static __always_inline int
+kfwd_conform(struct kfwd_val *v, __u32 len, __s64 ns)
+{
+	struct kfwd_val	*b = v;
+	__s64		 cost;
+	int		 ok = 1;
+
+	if (!(v->flags & KFWD_F_LIMIT))
+		return 1;
+	if ((v->flags & KFWD_F_RTCP) &&
+	    (b = bpf_map_lookup_elem(&kfwd_sessions, &v->bucket)) == NULL)
+		return -1;
+	bpf_spin_lock(&b->lock);
+	/* The clock was stepped back: start the bucket afresh. */
+	if (ns < b->tat_last - 1000000000)
+		b->tat_pkt = b->tat_bit = ns;
+	b->tat_last = ns;
+	if (b->pkt_ns != 0 && b->tat_pkt - ns > b->tau_ns)
+		ok = 0;
+	else if (b->byte_ns_q16 != 0 && b->tat_bit - ns > b->tau_ns)
+		ok = 0;
+	else {
+		if (b->pkt_ns != 0)
+			b->tat_pkt = (b->tat_pkt > ns ? b->tat_pkt : ns) +
+			    b->pkt_ns;
+		if (b->byte_ns_q16 != 0) {
+			cost = (__s64)(((__u64)len * b->byte_ns_q16) >> 16);
+			b->tat_bit = (b->tat_bit > ns ? b->tat_bit : ns) + cost;
+		}
+	}
+	bpf_spin_unlock(&b->lock);
+	return ok;
+}
+
 static __always_inline void
 kfwd_account(struct kfwd_val *v, const struct kfwd_hdr *h, __u32 len,
-    int act)
+    int act, __s64 ns, int limited)
 {
-	__s64	ns = (__s64)bpf_ktime_get_ns() + v->clock_off;
 	__u32	rate = 0;
 
 	if (!(v->flags & KFWD_F_RTCP))
@@ -178,6 +216,8 @@ kfwd_account(struct kfwd_val *v, const struct kfwd_hdr *h, __u32 len,
 	}
 	if (ns > v->last_ns)
 		v->last_ns = ns;
+	if (limited)
+		v->limited++;
 	/* the worker's statistics, the same code (src/common/rfc3550.h) */
 	if (!(v->flags & KFWD_F_RTCP) && act != TC_ACT_SHOT &&
 	    (rfc3550_packet(&v->rtp, h->ssrc, h->seq, h->ts, ns, rate) &
@@ -237,7 +277,8 @@ kfwd_ipv4(struct __sk_buff *skb)
 	void			*data, *end;
 	__u32			 len, old_saddr, old_daddr, ifindex = 0;
 	__u16			 old_sport, old_dport, old_ttl, new_ttl;
-	int			 act;
+	__s64			 ns;
+	int			 act, ok;
 
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
@@ -283,6 +324,13 @@ kfwd_ipv4(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	if ((act = kfwd_where(skb, v, 0, len, &ifindex)) == TC_ACT_UNSPEC)
 		return TC_ACT_UNSPEC;
+	ns = (__s64)bpf_ktime_get_ns() + v->clock_off;
+	if ((ok = kfwd_conform(v, len, ns)) < 0)
+		return TC_ACT_UNSPEC;
+	if (!ok) {
+		kfwd_account(v, &h, len, TC_ACT_SHOT, ns, 1);
+		return TC_ACT_SHOT;
+	}
 
 	/* The pseudo header, then the IP header, then the ports. */
 	if (bpf_l4_csum_replace(skb, UDP_CSUM_OFF, old_saddr, v->new_saddr[0],
@@ -308,7 +356,7 @@ kfwd_ipv4(struct __sk_buff *skb)
 		act = TC_ACT_SHOT;	/* half rewritten: it can go nowhere */
 	else if (act != TC_ACT_OK)
 		act = (int)bpf_redirect_neigh(ifindex, NULL, 0, 0);
-	kfwd_account(v, &h, len, act);
+	kfwd_account(v, &h, len, act, ns, 0);
 	return act;
 }
 
@@ -328,7 +376,8 @@ kfwd_ipv6(struct __sk_buff *skb)
 	void			*data, *end;
 	__u32			 len, old_s[4], old_d[4], ifindex = 0;
 	__u16			 old_sport, old_dport;
-	int			 act, i, bad = 0;
+	__s64			 ns;
+	int			 act, i, ok, bad = 0;
 
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
@@ -371,6 +420,13 @@ kfwd_ipv6(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	if ((act = kfwd_where(skb, v, 1, len, &ifindex)) == TC_ACT_UNSPEC)
 		return TC_ACT_UNSPEC;
+	ns = (__s64)bpf_ktime_get_ns() + v->clock_off;
+	if ((ok = kfwd_conform(v, len, ns)) < 0)
+		return TC_ACT_UNSPEC;
+	if (!ok) {
+		kfwd_account(v, &h, len, TC_ACT_SHOT, ns, 1);
+		return TC_ACT_SHOT;
+	}
 
 	for (i = 0; i < 4; i++) {
 		if (bpf_l4_csum_replace(skb, UDP6_CSUM_OFF, old_s[i],
@@ -393,7 +449,7 @@ kfwd_ipv6(struct __sk_buff *skb)
 		act = TC_ACT_SHOT;
 	else if (act != TC_ACT_OK)
 		act = (int)bpf_redirect_neigh(ifindex, NULL, 0, 0);
-	kfwd_account(v, &h, len, act);
+	kfwd_account(v, &h, len, act, ns, 0);
 	return act;
 }
 

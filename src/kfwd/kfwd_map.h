@@ -23,6 +23,7 @@
 #define KFWD_F_SRC_ADDR	0x02	/* only from src_addr */
 #define KFWD_F_SRC_PORT	0x04	/* ... and src_port */
 #define KFWD_F_LOCAL	0x08	/* new_daddr is this host's: deliver here */
+#define KFWD_F_LIMIT	0x10	/* rate-limited: pkt_ns, byte_ns_q16, tau_ns */
 
 /* IPv4: addr[0], the rest 0; IPv6: all 16 octets. */
 struct kfwd_key {
@@ -42,6 +43,15 @@ struct kfwd_val {
 	__u16	new_dport;
 	__u32	dyn_rate;	/* clock rate of dynamic payload types */
 	__s64	clock_off;	/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
+	/*
+	 * The session's rate limit, with KFWD_F_LIMIT: a token bucket as the
+	 * worker's (GCRA, struct relay_bucket), one per direction, in the
+	 * RTP entry; the RTCP entry uses that one (bucket: its key).
+	 */
+	__s64	pkt_ns;		/* 0: no packet rate limit */
+	__u64	byte_ns_q16;	/* 0: no bit rate limit */
+	__s64	tau_ns;
+	struct kfwd_key bucket;
 	struct bpf_spin_lock lock;
 	__u8	ttl;		/* TTL / hop limit to send with; 0: as it came */
 	__u8	pad0[3];
@@ -52,6 +62,10 @@ struct kfwd_val {
 	__u64	bytes_sent;
 	__u64	ssrc_changes;
 	__s64	last_ns;	/* CLOCK_REALTIME, 0: none yet */
+	__u64	limited;	/* of packets: dropped over the rate limit */
+	__s64	tat_pkt;	/* the bucket (RTP entries), ns */
+	__s64	tat_bit;
+	__s64	tat_last;
 	struct rfc3550_src rtp; /* as the session table's struct shm_dir */
 };
 

@@ -132,14 +132,19 @@ kfwd_merge(struct relay_sess *rs, int role, const struct kfwd_val *v)
 	struct shm_slot		*s = rs->slot;
 	struct shm_dir		*d = &s->dir[role & 1];
 	struct shm_kbase	*b = &s->kbase[role];
-	uint64_t		 dp, db, ds, dbs;
+	uint64_t		 dp, db, ds, dbs, dl;
 
-	if (v->packets < b->packets || v->sent < b->sent)
+	if (v->packets < b->packets || v->sent < b->sent ||
+	    v->limited < b->limited)
 		memset(b, 0, sizeof(*b));	/* a new entry */
 	dp = v->packets - b->packets;
 	db = v->bytes - b->bytes;
 	ds = v->sent - b->sent;
 	dbs = v->bytes_sent - b->bytes_sent;
+	dl = v->limited - b->limited;
+	/* dropped over the rate limit: received, as the worker counts them */
+	if (dl != 0)
+		SHM_ADD(&d->dropped_rate_limited, dl);
 	if (role >= SK_LISTEN_RTCP) {
 		if (dp != 0)
 			SHM_ADD(&d->rtcp_received, dp);
@@ -172,6 +177,7 @@ kfwd_merge(struct relay_sess *rs, int role, const struct kfwd_val *v)
 	b->bytes = v->bytes;
 	b->sent = v->sent;
 	b->bytes_sent = v->bytes_sent;
+	b->limited = v->limited;
 }
 
 /* Per direction, what is in the kernel: for the status. */
@@ -205,10 +211,19 @@ relay_kfwd_drop(struct relay_sess *rs, int role)
 
 	if (!(rs->kf & (1u << role)))
 		return;
+	/* RTCP uses the bucket of the RTP entry: out first */
+	if (role < SK_LISTEN_RTCP && rs->limited)
+		relay_kfwd_drop(rs, role + SK_LISTEN_RTCP);
 	kfwd_key_of(rs, role, &k);
-	if (kfwd_map_take(r->kfd, &k, &v) == 0)
+	if (kfwd_map_take(r->kfd, &k, &v) == 0) {
 		kfwd_merge(rs, role, &v);
-	else if (errno != ENOENT)
+		/* the rate limit goes on here where the kernel left it */
+		if ((v.flags & KFWD_F_LIMIT) && !(v.flags & KFWD_F_RTCP)) {
+			rs->bucket[role & 1].tat_pkt = v.tat_pkt;
+			rs->bucket[role & 1].tat_bit = v.tat_bit;
+			rs->bucket[role & 1].last = v.tat_last;
+		}
+	} else if (errno != ENOENT)
 		log_warn("slot %u: kernel forwarding: remove", rs->idx);
 	memset(&rs->slot->kbase[role], 0, sizeof(rs->slot->kbase[role]));
 	rs->kf &= (uint8_t)~(1u << role);
@@ -268,7 +283,7 @@ kfwd_route(struct relay_sess *rs, int role, const union relay_sa **src,
 
 /*
  * relay.c offers role's direction after a batch it relayed: into the
- * kernel if it is established, not rate-limited and allowed.
+ * kernel if it is established and allowed; a rate limit goes with it.
  */
 void
 relay_kfwd_offer(struct relay_sess *rs, int role)
@@ -285,9 +300,12 @@ relay_kfwd_offer(struct relay_sess *rs, int role)
 	 * drop_dtmf: the kernel would relay what the session must drop; a
 	 * recorded session stays here, where the copies are made.
 	 */
-	if (rs->limited || rs->drop_dtmf || rs->recording ||
+	if (rs->drop_dtmf || rs->recording ||
 	    (rs->kf_failed & (1u << role)) ||
 	    role >= rs->nsock)
+		return;
+	/* a rate limit's bucket is the RTP entry's: RTCP goes in after it */
+	if (rtcp && rs->limited && !(rs->kf & (1u << (role - SK_LISTEN_RTCP))))
 		return;
 	if (rtcp ? SHM_LOAD(&d->rtcp_sent) < KFWD_MIN_RTCP :
 	    !d->src.valid || d->src.received < KFWD_MIN_RTP)
@@ -326,6 +344,19 @@ relay_kfwd_offer(struct relay_sess *rs, int role)
 	v.dyn_rate = rs->clock_rate;
 	v.clock_off = kfwd_clock_off();
 	v.ttl = r->kf_ttl[rs->kf_v6];
+	if (rs->limited) {
+		v.flags |= KFWD_F_LIMIT;
+		v.pkt_ns = rs->pkt_ns;
+		v.byte_ns_q16 = rs->byte_ns_q16;
+		v.tau_ns = rs->tau_ns;
+		if (rtcp)
+			kfwd_key_of(rs, role - SK_LISTEN_RTCP, &v.bucket);
+		else {
+			v.tat_pkt = rs->bucket[role & 1].tat_pkt;
+			v.tat_bit = rs->bucket[role & 1].tat_bit;
+			v.tat_last = rs->bucket[role & 1].last;
+		}
+	}
 	if (!rtcp)
 		v.rtp = d->src;
 	kfwd_key_of(rs, role, &k);
@@ -380,7 +411,11 @@ relay_kfwd_adopt(struct relay_sess *rs)
 		kfwd_addr(dst, daddr);
 		if (rs->recording || memcmp(daddr, v.new_daddr,
 		    sizeof(daddr)) != 0 || v.new_dport != (rs->kf_v6 ?
-		    dst->sin6.sin6_port : dst->sin.sin_port))
+		    dst->sin6.sin6_port : dst->sin.sin_port) ||
+		    rs->limited != ((v.flags & KFWD_F_LIMIT) != 0) ||
+		    (rs->limited && (v.pkt_ns != rs->pkt_ns ||
+		    v.byte_ns_q16 != rs->byte_ns_q16 ||
+		    v.tau_ns != rs->tau_ns)))
 			relay_kfwd_drop(rs, role);
 	}
 	if (rs->kf != 0) {
