@@ -852,6 +852,284 @@ START_TEST(restart)
 }
 END_TEST
 
+/* --- a recording session restored --------------------------------------- */
+
+static char	recdir[192];
+
+/* A node that records into its test directory's rec/. */
+static void
+up_rec(void)
+{
+	char line[256];
+
+	up_redis(NULL);
+	snprintf(recdir, sizeof(recdir), "%s/rec", d.dir);
+	if (mkdir(recdir, 0755) == -1)
+		fprintf(stderr, "check_redis: mkdir %s failed\n", recdir);
+	snprintf(line, sizeof(line), "recording-dir %s", recdir);
+	if (harness_conf_add(&d, line) == -1)
+		fprintf(stderr, "check_redis: cannot set recording-dir\n");
+}
+
+/* CreateSession with record, from any port to dest; its listen port. */
+static uint16_t
+create_rec(struct rpc_client *rc, const char *id, uint16_t dport)
+{
+	Rtpproxy__CreateSessionRequest	 req =
+	    RTPPROXY__CREATE_SESSION_REQUEST__INIT;
+	Rtpproxy__CreateSessionResponse	*resp = NULL;
+	Rtpproxy__Endpoint		 l = RTPPROXY__ENDPOINT__INIT;
+	Rtpproxy__Endpoint		 ds = RTPPROXY__ENDPOINT__INIT;
+	char				 det[512];
+	uint16_t			 port;
+
+	req.session_id = (char *)id;
+	l.address = (char *)"127.0.0.1";
+	ds.address = (char *)"127.0.0.1";
+	ds.port = dport;
+	req.listen = &l;
+	req.destination = &ds;
+	req.disable_rtcp = 1;
+	req.record = 1;
+	ck_assert_int_eq(rpc_unary(rc, M_CREATE, &req.base,
+	    &rtpproxy__create_session_response__descriptor,
+	    (ProtobufCMessage **)&resp, det, sizeof(det), harness_ms(10000)),
+	    RP_OK);
+	port = (uint16_t)resp->session->listen->port;
+	rtpproxy__create_session_response__free_unpacked(resp, NULL);
+	return port;
+}
+
+/*
+ * Wait until id's recording is active with at least packets written in
+ * part parts; its file name into file.  0 or -1 (the last seen in file).
+ */
+static int
+rec_wait(struct rpc_client *rc, const char *id, uint32_t parts,
+    uint64_t packets, char *file, size_t len)
+{
+	Rtpproxy__SessionInfo	*si;
+	int			 i, ok = 0;
+
+	snprintf(file, len, "(no recording)");
+	for (i = 0; i < 200 && !ok; i++) {
+		if (harness_status(rc, id, &si) != RP_OK)
+			return -1;
+		if (si->recording != NULL) {
+			snprintf(file, len, "%s active %d parts %u packets "
+			    "%llu", si->recording->file,
+			    si->recording->active, si->recording->parts,
+			    (unsigned long long)si->recording->packets);
+			if (si->recording->active &&
+			    si->recording->parts == parts &&
+			    si->recording->packets >= packets) {
+				snprintf(file, len, "%s", si->recording->file);
+				ok = 1;
+			}
+		}
+		harness_info_free(si);
+		if (!ok)
+			msleep(50 * harness_slow());
+	}
+	return ok ? 0 : -1;
+}
+
+/* tshark: RTP packets of ssrc in the file, -1 when tshark failed. */
+static int
+rec_count(const char *file, uint32_t ssrc)
+{
+	char	 cmd[768], line[64];
+	FILE	*p;
+	int	 k = 0;
+
+	snprintf(cmd, sizeof(cmd), "tshark -n -r '%s/%s' -o "
+	    "rtp.heuristic_rtp:TRUE -Y 'rtp.ssrc == 0x%08x' -T fields -e "
+	    "rtp.seq 2>/dev/null", recdir, file, ssrc);
+	if ((p = popen(cmd, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), p) != NULL)
+		k++;
+	return pclose(p) == 0 ? k : -1;
+}
+
+static off_t
+rec_size(const char *file)
+{
+	char		path[512];
+	struct stat	st;
+
+	snprintf(path, sizeof(path), "%s/%s", recdir, file);
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* count packets of ssrc through the session, each one received. */
+static void
+rec_media(int caller, int dest, uint16_t lport, uint16_t seq0, int count,
+    uint32_t ssrc)
+{
+	uint8_t	pkt[256], got[256];
+	size_t	n;
+	int	i;
+
+	for (i = 0; i < count; i++) {
+		n = harness_rtp(pkt, (uint16_t)(seq0 + i), 160u * (uint32_t)i,
+		    ssrc, 100);
+		ck_assert_int_eq(harness_send(caller, "127.0.0.1", lport, pkt,
+		    n), 0);
+		ck_assert_int_eq(harness_recv(dest, got, sizeof(got), 3000,
+		    NULL), (ssize_t)n);
+	}
+}
+
+/*
+ * A recording session, the whole daemon killed and started again: it
+ * records again, in the part after the last, and the old file stays as
+ * it was.  A part's name taken already is skipped, never overwritten.
+ */
+START_TEST(rec_restart)
+{
+	struct rpc_client	*rc;
+	uint16_t		 lport, cport, dport;
+	char			 f1[256], f2[256], f3[256], f4[256], want[64];
+	char			 path[512], *dash;
+	off_t			 size1, size3;
+	int			 caller, dest, fd, ready, i;
+
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	rc = client();
+	ck_assert_int_ge(caller = harness_udp(0, &cport), 0);
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	lport = create_rec(rc, "rr-1", dport);
+	rec_media(caller, dest, lport, 100, 10, 0x1111);
+	ck_assert_msg(rec_wait(rc, "rr-1", 1, 10, f1, sizeof(f1)) == 0, "%s",
+	    f1);
+	/* The record says it records, and its part, with the counters. */
+	ck_assert_int_eq(rwait("rr-1", "parts", "1", 5000), 0);
+	ck_assert(atoi(rfield("rr-1", "flags")) & 0x400);
+	snprintf(want, sizeof(want), "127.0.0.1:%u", cport);
+	ck_assert_int_eq(rwait("rr-1", "latched", want, 5000), 0);
+	rpc_client_free(rc);
+
+	/* On disk within half a second of the last packet: all of it. */
+	for (i = 0; i < 100 && rec_count(f1, 0x1111) != 10; i++)
+		msleep(100);
+	ck_assert_int_eq(rec_count(f1, 0x1111), 10);
+	kill_all();
+	size1 = rec_size(f1);
+
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	/* (the first start restored none) */
+	ck_assert_int_eq(harness_wait_log(&d, "sessions restored", 2, 10000),
+	    0);
+	ck_assert_int_eq(harness_log_count(&d, "1 sessions restored, 0 "
+	    "skipped"), 1);
+	rc = client();
+	/* Recording again, part 2, and the media after the restart in it. */
+	rec_media(caller, dest, lport, 200, 5, 0x2222);
+	ck_assert_msg(rec_wait(rc, "rr-1", 2, 5, f2, sizeof(f2)) == 0, "%s",
+	    f2);
+	ck_assert_msg(strncmp(f2, "rr-1-", 5) == 0 && strstr(f2, "-2.pcap") !=
+	    NULL, "%s", f2);
+	ck_assert_int_eq(rwait("rr-1", "parts", "2", 5000), 0);
+	/* The old file is as it was; the new one has what came since. */
+	ck_assert_str_ne(f1, f2);
+	ck_assert_int_eq(rec_size(f1), size1);
+	ck_assert_int_eq(rec_count(f1, 0x1111), 10);
+	ck_assert_int_eq(rec_count(f1, 0x2222), 0);
+
+	/*
+	 * The next part's name taken (as by a part begun before a crash
+	 * and never written to Redis): a worker killed begins a new part,
+	 * which skips it.
+	 */
+	snprintf(f3, sizeof(f3), "%s", f2);
+	ck_assert_ptr_nonnull(dash = strrchr(f3, '-'));
+	snprintf(dash, sizeof(f3) - (size_t)(dash - f3), "-3.pcap");
+	snprintf(path, sizeof(path), "%s/%s", recdir, f3);
+	ck_assert_int_ge(fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640),
+	    0);
+	ck_assert_int_eq(write(fd, "not ours", 8), 8);
+	close(fd);
+	size3 = rec_size(f3);
+	ready = harness_log_count(&d, "worker 0 ready");
+	harness_kill_workers(&d, SIGKILL);
+	ck_assert_int_eq(harness_wait_log(&d, "worker 0 ready", ready + 1,
+	    10000), 0);
+	rec_media(caller, dest, lport, 300, 5, 0x3333);
+	ck_assert_msg(rec_wait(rc, "rr-1", 4, 5, f4, sizeof(f4)) == 0, "%s",
+	    f4);
+	ck_assert_msg(strstr(f4, "-4.pcap") != NULL, "%s", f4);
+	ck_assert_int_eq(harness_log_count(&d, "-3.pcap exists, the next "
+	    "part instead"), 1);
+	ck_assert_int_eq(rec_size(f3), size3);
+	ck_assert_int_eq(rwait("rr-1", "parts", "4", 5000), 0);
+
+	/* Everything written: each file has its own packets. */
+	ck_assert_int_eq(harness_destroy(rc, "rr-1"), RP_OK);
+	ck_assert_int_eq(harness_wait_log(&d, "-4.pcap closed", 1, 10000), 0);
+	ck_assert_int_eq(rec_count(f2, 0x2222), 5);
+	ck_assert_int_eq(rec_count(f2, 0x1111), 0);
+	ck_assert_int_eq(rec_count(f4, 0x3333), 5);
+	rpc_client_free(rc);
+	close(caller);
+	close(dest);
+}
+END_TEST
+
+/*
+ * The same on a node without recording-dir: the session comes back, its
+ * media flows, it does not record, and the log says why.
+ */
+START_TEST(rec_norecdir)
+{
+	struct rpc_client	*rc;
+	Rtpproxy__SessionInfo	*si;
+	uint16_t		 lport, cport, dport;
+	char			 f1[256];
+	int			 caller, dest, i;
+
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	rc = client();
+	ck_assert_int_ge(caller = harness_udp(0, &cport), 0);
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	lport = create_rec(rc, "rn-1", dport);
+	rec_media(caller, dest, lport, 100, 10, 0x1111);
+	ck_assert_msg(rec_wait(rc, "rn-1", 1, 10, f1, sizeof(f1)) == 0, "%s",
+	    f1);
+	ck_assert_int_eq(rwait("rn-1", "parts", "1", 5000), 0);
+	for (i = 0; i < 100 && rec_count(f1, 0x1111) != 10; i++)
+		msleep(100);
+	rpc_client_free(rc);
+
+	kill_all();
+	ck_assert_int_eq(harness_conf_set(&d, "recording-dir none"), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	/* (the first start restored none) */
+	ck_assert_int_eq(harness_wait_log(&d, "sessions restored", 2, 10000),
+	    0);
+	ck_assert_int_eq(harness_log_count(&d, "1 sessions restored, 0 "
+	    "skipped"), 1);
+	ck_assert_int_eq(harness_log_count(&d, "session rn-1 restored without "
+	    "its recording: no recording-dir is configured on this node"), 1);
+	rc = client();
+	rec_media(caller, dest, lport, 200, 5, 0x2222);
+	ck_assert_int_eq(harness_status(rc, "rn-1", &si), RP_OK);
+	/* The parts it had are known; none is active. */
+	ck_assert_ptr_nonnull(si->recording);
+	ck_assert(!si->recording->active);
+	ck_assert_uint_eq(si->recording->parts, 1);
+	ck_assert_uint_eq(si->forward_stats->packets_received, 15);
+	harness_info_free(si);
+	ck_assert_int_eq(rec_count(f1, 0x1111), 10);
+	ck_assert_int_eq(rec_count(f1, 0x2222), 0);
+	rpc_client_free(rc);
+	close(caller);
+	close(dest);
+}
+END_TEST
+
 /* --- a standby takes over ------------------------------------------------ */
 
 static struct rpc_client *
@@ -1698,6 +1976,8 @@ main(void)
 	const TTest *const t_wt[] = { write_through, NULL };
 	const TTest *const t_out[] = { outage, NULL };
 	const TTest *const t_restart[] = { restart, NULL };
+	const TTest *const t_rec[] = { rec_restart, NULL };
+	const TTest *const t_norec[] = { rec_norecdir, NULL };
 	const TTest *const t_take[] = { takeover, NULL };
 	const TTest *const t_tans[] = { takeover_answer, NULL };
 	const TTest *const t_mirror[] = { mirror, NULL };
@@ -1711,6 +1991,8 @@ main(void)
 	harness_tcase(s, "write-through", up, down, 60, t_wt);
 	harness_tcase(s, "outage", up, down, 120, t_out);
 	harness_tcase(s, "restart", up, down, 90, t_restart);
+	harness_tcase(s, "recording", up_rec, down, 120, t_rec);
+	harness_tcase(s, "recording-off", up_rec, down, 90, t_norec);
 	harness_tcase(s, "takeover", up_pair, down, 90, t_take);
 	harness_tcase(s, "takeover-answer", up_pair, down, 120, t_tans);
 	harness_tcase(s, "mirror", up_pair, down, 120, t_mirror);

@@ -446,6 +446,7 @@ redis_event(const struct session_event *ev)
 		rd_mark(sn->slot, sn->slot_gen, RD_FULL);
 		break;
 	case SEV_STATS_UPDATE:
+	case SEV_RECORDING:	/* a part begun: its count, without delay */
 		rd_mark(sn->slot, sn->slot_gen, RD_COUNTERS);
 		break;
 	case SEV_CLOSED:

@@ -15,7 +15,7 @@
 
 #define RR_F_KNOWN	(SHM_F_UNIDIR | SHM_F_NORTCP | SHM_F_TCP | \
 			    SHM_F_IDLE_DEF | SHM_F_SRC_ADDR | SHM_F_SRC_PORT | \
-			    SHM_F_DROP_DTMF)
+			    SHM_F_DROP_DTMF | SHM_F_RECORD)
 
 void
 redis_rec_from_snap(struct redis_rec *r, const struct session_snapshot *s,
@@ -43,6 +43,7 @@ redis_rec_from_snap(struct redis_rec *r, const struct session_snapshot *s,
 	r->rate_bps = s->rate_bps;
 	r->latch_policy = s->latch_policy;
 	r->relatches = s->relatches;
+	r->rec_parts = s->rec_parts;
 	r->created_ms = s->created_ms;
 	r->written_ms = now;
 	for (d = 0; d < 2; d++)
@@ -74,6 +75,7 @@ redis_rec_to_snap(const struct redis_rec *r, struct session_snapshot *s)
 	s->latch_policy = r->latch_policy != 0 ? r->latch_policy :
 	    SHM_LATCH_LEARN;
 	s->relatches = r->relatches;
+	s->rec_parts = r->rec_parts;
 	s->repl_inc = r->inc;
 	s->repl_epoch = r->epoch;
 	s->created_ms = r->created_ms;
@@ -155,6 +157,8 @@ redis_rec_argv(struct redis_rec *r, const char **argv, int what)
 		RR_PUT("created", "%lld", (long long)r->created_ms);
 	}
 	RR_PUT("relatches", "%u", r->relatches);
+	/* A part begun is a counter too: a restore goes on after it. */
+	RR_PUT("parts", "%u", r->rec_parts);
 	RR_PUT("written", "%lld", (long long)r->written_ms);
 	rr_counters(r->text[t], REDIS_REC_TEXT, &r->c[0]);
 	argv[n++] = "c0";
@@ -363,6 +367,10 @@ redis_rec_parse(struct redis_rec *r, size_t n, const char *const *kv,
 			    -1;
 		else if (strcmp(f, "relatches") == 0)
 			bad = rr_u32(v, UINT32_MAX, &r->relatches) == -1;
+		else if (strcmp(f, "parts") == 0)
+			/* Not in records of older builds: 0, none begun. */
+			bad = rr_u32(v, REDIS_REC_PARTS_MAX, &r->rec_parts) ==
+			    -1;
 		else if (strcmp(f, "created") == 0) {
 			bad = rr_u64(v, INT64_MAX, &u) == -1;
 			r->created_ms = (int64_t)u;

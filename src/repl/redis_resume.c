@@ -171,6 +171,8 @@ rs_params(struct session_params *p, struct session_resume *res,
 	p->clock_rate = r->clock_rate;
 	p->dtmf_pt = r->dtmf_pt;
 	p->drop_dtmf = (r->flags & SHM_F_DROP_DTMF) != 0 && !p->tcp;
+	/* Recording goes on in a new part: rs_create, recording-dir. */
+	p->record = (r->flags & SHM_F_RECORD) != 0 && !p->tcp;
 	p->reverse_source = (r->flags & SHM_F_SRC_PORT) ?
 	    CONF_RS_ADDRESS_PORT : (r->flags & SHM_F_SRC_ADDR) ?
 	    CONF_RS_ADDRESS : CONF_RS_ANY;
@@ -182,6 +184,7 @@ rs_params(struct session_params *p, struct session_resume *res,
 	res->latched = r->latched;
 	res->latched_rtcp = r->latched_rtcp;
 	res->relatches = r->relatches;
+	res->rec_parts = r->rec_parts;
 	res->c[0] = r->c[0];
 	res->c[1] = r->c[1];
 	p->resume = res;
@@ -212,10 +215,20 @@ rs_create(const struct redis_rec *rec, uint32_t epoch, const char *what,
 	struct session_resume	res;
 	struct rp_error		err;
 	char			why[320];
+	int			norec = 0;
 
 	rs_params(&p, &res, rec);
 	p.repl_epoch = epoch;
 	p.prebound = pre;
+	/*
+	 * The media matters more than its recording: a node without a
+	 * recording-dir resumes the session unrecorded, and says so.
+	 */
+	if (p.record && (rc.conf->recording_dir == NULL ||
+	    rc.conf->recording_dir[0] == '\0')) {
+		p.record = 0;
+		norec = 1;
+	}
 	if (session_create(&p, NULL, &err) == -1) {
 		snprintf(why, sizeof(why), "%s (left in Redis)", err.msg);
 		rs_skip(rec->id, what, why);
@@ -223,6 +236,9 @@ rs_create(const struct redis_rec *rec, uint32_t epoch, const char *what,
 	}
 	log_info("redis: session %s %s (epoch %u)%s", rec->id, what, epoch,
 	    pre != NULL ? " on its sockets bound in advance" : "");
+	if (norec)
+		log_warnx("redis: session %s %s without its recording: no "
+		    "recording-dir is configured on this node", rec->id, what);
 	return 0;
 }
 

@@ -18,6 +18,7 @@ struct event_base;
 #define REDIS_REC_VERSION	1
 #define REDIS_REC_FIELDS	26	/* at most, in a record */
 #define REDIS_REC_TEXT		512	/* bytes of one field's value */
+#define REDIS_REC_PARTS_MAX	1000000	/* recording parts a record may say */
 #define REDIS_REC_ALL		0	/* redis_rec_argv: every field */
 #define REDIS_REC_COUNTERS	1	/* ... the counters and the time */
 #define REDIS_REC_NCOUNT	(sizeof(struct shm_totals) / sizeof(uint64_t))
@@ -38,6 +39,7 @@ struct redis_rec {
 	uint64_t	 rate_bps;
 	uint32_t	 latch_policy;
 	uint32_t	 relatches;
+	uint32_t	 rec_parts;	/* recording files begun; 0 in old ones */
 	int64_t		 created_ms;
 	int64_t		 written_ms;
 	struct shm_totals c[2];

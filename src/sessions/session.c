@@ -439,6 +439,8 @@ session_fill_resume(struct shm_slot *s, const struct session_resume *r)
 		s->latch.seen_ms = now;
 	}
 	atomic_store(&s->latch.moves, r->relatches);
+	/* Its next recording file is the part after those begun before. */
+	s->rec.parts = r->rec_parts;
 	shm_dir_load(&s->dir[0], &r->c[0]);
 	shm_dir_load(&s->dir[1], &r->c[1]);
 	atomic_store_explicit(&s->latched, bits, memory_order_release);

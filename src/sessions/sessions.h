@@ -20,6 +20,7 @@ struct session_resume {
 	struct shm_addr		latched, latched_rtcp;	/* family 0: none */
 	uint32_t		relatches;
 	struct shm_totals	c[2];
+	uint32_t		rec_parts;	/* recording files begun */
 };
 
 struct session_params {

@@ -42,6 +42,7 @@
 #define REC_BUF		65536		/* a file's write buffer */
 #define REC_IDLE_NS	5000000		/* the writer's nap when idle */
 #define REC_FLUSH_NS	500000000LL	/* buffered at most this long */
+#define REC_NAME_TRIES	100		/* parts skipped when names exist */
 
 enum { REC_PKT = 1, REC_OPEN, REC_CLOSE, REC_PAD, REC_QUIT };
 
@@ -61,18 +62,21 @@ struct rec_open {
 	struct rec_hdr	h;
 	uint32_t	gen;
 	uint32_t	serial;
+	uint32_t	part;		/* the number in path */
+	uint32_t	stem;		/* path's length before it */
 	struct shm_addr	listen, forward;
 	char		path[512];
 };
 
 /*
- * A file as the writer keeps it.  serial, state, packets and error are
- * what the relay's thread reads: serial is stored last (release), so a
- * reader that sees the serial it started sees that file's figures.
+ * A file as the writer keeps it.  serial, state, part, packets and error
+ * are what the relay's thread reads: serial is stored last (release), so
+ * a reader that sees the serial it started sees that file's figures.
  */
 struct rec_file {
 	_Atomic uint32_t serial;	/* of the OPEN done */
 	_Atomic uint32_t state;		/* SHM_REC_* */
+	_Atomic uint32_t part;		/* the part opened: a name was free */
 	_Atomic uint64_t packets;	/* written to this file */
 	char		 error[128];
 	int		 fd;		/* -1: none */
@@ -289,6 +293,7 @@ rec_do_open(struct rec *r, const struct rec_open *o)
 	f->error[0] = '\0';
 	atomic_store_explicit(&f->packets, 0, memory_order_relaxed);
 	atomic_store_explicit(&f->state, SHM_REC_ACTIVE, memory_order_relaxed);
+	atomic_store_explicit(&f->part, o->part, memory_order_relaxed);
 	atomic_store_explicit(&f->serial, o->serial, memory_order_release);
 	snprintf(f->path, sizeof(f->path), "%s", o->path);
 	for (k = 0; k < 4; k++) {
@@ -300,9 +305,26 @@ rec_do_open(struct rec *r, const struct rec_open *o)
 		rec_fail(r, o->h.slot, f, "no memory for", ENOMEM);
 		return;
 	}
-	/* Not readable by others: media is personal data. */
-	f->fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW, 0640);
+	/*
+	 * Not readable by others: media is personal data.  A name taken
+	 * already is another's part (the session's own before a restart or
+	 * a takeover, begun after its record was last written): never
+	 * overwritten, the next part's name instead, as the slot learns
+	 * (rec_status).
+	 */
+	for (k = 0;; k++) {
+		f->fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+		    O_NOFOLLOW, 0640);
+		if (f->fd != -1 || errno != EEXIST || o->stem == 0 ||
+		    k + 1 >= REC_NAME_TRIES || o->part + (uint32_t)k + 1 == 0)
+			break;
+		log_info("recording of slot %u: %s exists, the next part "
+		    "instead", o->h.slot, f->path);
+		snprintf(f->path + o->stem, sizeof(f->path) - o->stem,
+		    "%u.pcap", o->part + (uint32_t)k + 1);
+		atomic_store_explicit(&f->part, o->part + (uint32_t)k + 1,
+		    memory_order_release);
+	}
 	if (f->fd == -1) {
 		rec_fail(r, o->h.slot, f, "cannot create", errno);
 		return;
@@ -632,6 +654,18 @@ rec_free(struct rec *r)
 }
 
 /*
+ * A part's file name: dir/ID-CREATED-PART.pcap, or without the directory
+ * when dir is NULL.
+ */
+void
+rec_name(char *buf, size_t len, const char *dir, const struct shm_slot *s,
+    uint32_t part)
+{
+	snprintf(buf, len, "%s%s%s-%lld-%u.pcap", dir != NULL ? dir : "",
+	    dir != NULL ? "/" : "", s->id, (long long)s->created_ms, part);
+}
+
+/*
  * Begin a file (a new part) for slot: path in dir, named after the
  * session, its creation and the part.  The file's serial for rec_status,
  * or 0 when there is no directory or the ring stays full.
@@ -643,6 +677,7 @@ rec_start(struct rec *r, uint32_t slot, uint32_t gen)
 	struct rec_open	 o;
 	char		 dir[sizeof(r->shm->hdr->rec_dir)];
 	const char	*base;
+	int		 n;
 
 	if (s == NULL)
 		return 0;
@@ -658,8 +693,12 @@ rec_start(struct rec *r, uint32_t slot, uint32_t gen)
 		r->serial = 1;
 	o.serial = r->serial;
 	s->rec.parts++;
-	snprintf(o.path, sizeof(o.path), "%s/%s-%lld-%u.pcap", dir, s->id,
-	    (long long)s->created_ms, s->rec.parts);
+	o.part = s->rec.parts;
+	n = snprintf(o.path, sizeof(o.path), "%s/%s-%lld-", dir, s->id,
+	    (long long)s->created_ms);
+	/* A path cut short has no part to change: it fails as it is. */
+	o.stem = n > 0 && (size_t)n + 16 < sizeof(o.path) ? (uint32_t)n : 0;
+	rec_name(o.path, sizeof(o.path), dir, s, o.part);
 	base = strrchr(o.path, '/') != NULL ? strrchr(o.path, '/') + 1 :
 	    o.path;
 	rec_copy(s->rec.file, sizeof(s->rec.file), base);
@@ -676,13 +715,13 @@ rec_start(struct rec *r, uint32_t slot, uint32_t gen)
 }
 
 /*
- * How the file of that serial goes: 0 with its state, packets written
- * and error (len octets), or -1 when the writer has not opened it yet
- * (or has gone on to another).
+ * How the file of that serial goes: 0 with its state, part, packets
+ * written and error (len octets), or -1 when the writer has not opened
+ * it yet (or has gone on to another).
  */
 int
 rec_status(struct rec *r, uint32_t slot, uint32_t serial, uint32_t *state,
-    uint64_t *packets, char *err, size_t len)
+    uint32_t *part, uint64_t *packets, char *err, size_t len)
 {
 	struct rec_file *f;
 
@@ -692,6 +731,7 @@ rec_status(struct rec *r, uint32_t slot, uint32_t serial, uint32_t *state,
 	if (atomic_load_explicit(&f->serial, memory_order_acquire) != serial)
 		return -1;
 	*state = atomic_load_explicit(&f->state, memory_order_acquire);
+	*part = atomic_load_explicit(&f->part, memory_order_acquire);
 	*packets = atomic_load_explicit(&f->packets, memory_order_relaxed);
 	rec_copy(err, len, f->error);
 	return atomic_load_explicit(&f->serial, memory_order_acquire) ==

@@ -259,13 +259,18 @@ relay_rec_pull(struct relay_sess *rs)
 	struct relay	*r = rs->relay;
 	struct shm_slot	*s = rs->slot;
 	uint64_t	 packets;
-	uint32_t	 st;
+	uint32_t	 st, part;
 	char		 err[sizeof(s->rec.error)];
 
 	if (rs->rec_serial == 0 || r->rec == NULL ||
-	    rec_status(r->rec, rs->idx, rs->rec_serial, &st, &packets, err,
-	    sizeof(err)) == -1)
+	    rec_status(r->rec, rs->idx, rs->rec_serial, &st, &part, &packets,
+	    err, sizeof(err)) == -1)
 		return;
+	/* The writer went past names taken (rec_do_open): the one it has. */
+	if (part > s->rec.parts) {
+		s->rec.parts = part;
+		rec_name(s->rec.file, sizeof(s->rec.file), NULL, s, part);
+	}
 	atomic_store_explicit(&s->rec.packets, rs->rec_base + packets,
 	    memory_order_relaxed);
 	memcpy(s->rec.error, err, sizeof(err));

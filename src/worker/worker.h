@@ -67,9 +67,11 @@ struct rec;
 struct rec	*rec_new(struct shm_table *);
 void		 rec_free(struct rec *);
 uint32_t	 rec_start(struct rec *, uint32_t, uint32_t);
+void		 rec_name(char *, size_t, const char *,
+		    const struct shm_slot *, uint32_t);
 void		 rec_stop(struct rec *, uint32_t, int, uint64_t);
 int		 rec_status(struct rec *, uint32_t, uint32_t, uint32_t *,
-		    uint64_t *, char *, size_t);
+		    uint32_t *, uint64_t *, char *, size_t);
 struct iovec;
 void		 rec_put_batch(struct rec *, struct shm_slot *, uint32_t, int,
 		    const struct iovec *, const uint8_t *, const int64_t *, int,
