@@ -5,7 +5,9 @@
  * (its record, its latch, its counters, its delete), a Redis that is
  * absent, killed, restarted and stopped (SIGSTOP) while sessions are
  * created, and a daemon killed with SIGKILL that restores its sessions
- * from Redis when it starts again, skipping records it cannot use.
+ * from Redis when it starts again, skipping records it cannot use;
+ * a recording session that records on after a restart and a takeover
+ * (tshark reads the files), or resumes unrecorded without recording-dir.
  */
 #include <sys/mman.h>
 #include <sched.h>
@@ -356,12 +358,21 @@ down(void)
 }
 
 /* node-a, and node-b on the same port range to take over from it. */
+static void up_pair_b(void);
+
 static void
 up_pair(void)
 {
+	up_redis(NULL);
+	up_pair_b();
+}
+
+/* node-b, the standby of node-a (prepared already). */
+static void
+up_pair_b(void)
+{
 	char line[64], extra[256];
 
-	up_redis(NULL);
 	mport2 = harness_tcp_port();
 	/* TEST-NET-1: an address never on this host. */
 	snprintf(extra, sizeof(extra), "redis 127.0.0.1:%u\nredis-prefix t:\n"
@@ -854,7 +865,7 @@ END_TEST
 
 /* --- a recording session restored --------------------------------------- */
 
-static char	recdir[192];
+static char	recdir[192], recdir2[192];	/* node-a's, node-b's */
 
 /* A node that records into its test directory's rec/. */
 static void
@@ -868,6 +879,22 @@ up_rec(void)
 		fprintf(stderr, "check_redis: mkdir %s failed\n", recdir);
 	snprintf(line, sizeof(line), "recording-dir %s", recdir);
 	if (harness_conf_add(&d, line) == -1)
+		fprintf(stderr, "check_redis: cannot set recording-dir\n");
+}
+
+/* The pair, each node with a recording-dir of its own. */
+static void
+up_rec_pair(void)
+{
+	char line[256];
+
+	up_rec();
+	up_pair_b();
+	snprintf(recdir2, sizeof(recdir2), "%s/rec", d2.dir);
+	if (mkdir(recdir2, 0755) == -1)
+		fprintf(stderr, "check_redis: mkdir %s failed\n", recdir2);
+	snprintf(line, sizeof(line), "recording-dir %s", recdir2);
+	if (harness_conf_add(&d2, line) == -1)
 		fprintf(stderr, "check_redis: cannot set recording-dir\n");
 }
 
@@ -934,9 +961,9 @@ rec_wait(struct rpc_client *rc, const char *id, uint32_t parts,
 	return ok ? 0 : -1;
 }
 
-/* tshark: RTP packets of ssrc in the file, -1 when tshark failed. */
+/* tshark: RTP packets of ssrc in dir/file, -1 when tshark failed. */
 static int
-rec_count(const char *file, uint32_t ssrc)
+rec_count_in(const char *dir, const char *file, uint32_t ssrc)
 {
 	char	 cmd[768], line[64];
 	FILE	*p;
@@ -944,12 +971,18 @@ rec_count(const char *file, uint32_t ssrc)
 
 	snprintf(cmd, sizeof(cmd), "tshark -n -r '%s/%s' -o "
 	    "rtp.heuristic_rtp:TRUE -Y 'rtp.ssrc == 0x%08x' -T fields -e "
-	    "rtp.seq 2>/dev/null", recdir, file, ssrc);
+	    "rtp.seq 2>/dev/null", dir, file, ssrc);
 	if ((p = popen(cmd, "r")) == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), p) != NULL)
 		k++;
 	return pclose(p) == 0 ? k : -1;
+}
+
+static int
+rec_count(const char *file, uint32_t ssrc)
+{
+	return rec_count_in(recdir, file, ssrc);
 }
 
 static off_t
@@ -1125,6 +1158,67 @@ START_TEST(rec_norecdir)
 	ck_assert_int_eq(rec_count(f1, 0x1111), 10);
 	ck_assert_int_eq(rec_count(f1, 0x2222), 0);
 	rpc_client_free(rc);
+	close(caller);
+	close(dest);
+}
+END_TEST
+
+/*
+ * A recording session taken over: the standby records on, in the next
+ * part, into its own recording-dir; the old node's file stays.
+ */
+START_TEST(rec_takeover)
+{
+	struct rpc_client	*ra, *rb;
+	uint16_t		 lport, cport, dport;
+	char			 f1[256], f2[256], cmd[512], out[512];
+	char			 path[512];
+	struct stat		 st;
+	off_t			 size1;
+	int			 caller, dest, i;
+
+	ck_assert_int_eq(redis_up(), 0);
+	ck_assert_int_eq(harness_launch(&d, 1), 0);
+	ck_assert_int_eq(harness_launch(&d2, 1), 0);
+	ck_assert_ptr_nonnull(ra = rpc_client_new(d.grpc));
+	ck_assert_int_ge(caller = harness_udp(0, &cport), 0);
+	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
+	lport = create_rec(ra, "rt-1", dport);
+	rec_media(caller, dest, lport, 100, 10, 0x1111);
+	ck_assert_msg(rec_wait(ra, "rt-1", 1, 10, f1, sizeof(f1)) == 0, "%s",
+	    f1);
+	ck_assert_int_eq(rwait("rt-1", "parts", "1", 5000), 0);
+	for (i = 0; i < 100 && strncmp(rfield("rt-1", "c0"), "10 ", 3) != 0;
+	    i++)
+		msleep(50);
+	for (i = 0; i < 100 && rec_count(f1, 0x1111) != 10; i++)
+		msleep(100);
+	ck_assert_int_eq(rec_count(f1, 0x1111), 10);
+	rpc_client_free(ra);
+
+	kill_daemon(&d);
+	size1 = rec_size(f1);
+	snprintf(cmd, sizeof(cmd), "%s -s %s takeover node-a 2>&1",
+	    getenv("RTPPROXYCTL"), d2.grpc);
+	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 0);
+	ck_assert_msg(strstr(out, "1 sessions resumed, 0 skipped, 0 failed") !=
+	    NULL, "%s", out);
+	ck_assert_ptr_nonnull(rb = rpc_client_new(d2.grpc));
+	rec_media(caller, dest, lport, 200, 5, 0x2222);
+	ck_assert_msg(rec_wait(rb, "rt-1", 2, 5, f2, sizeof(f2)) == 0, "%s",
+	    f2);
+	ck_assert_msg(strncmp(f2, "rt-1-", 5) == 0 && strstr(f2, "-2.pcap") !=
+	    NULL, "%s", f2);
+	ck_assert_int_eq(rwait("rt-1", "parts", "2", 5000), 0);
+	ck_assert_int_eq(harness_destroy(rb, "rt-1"), RP_OK);
+	ck_assert_int_eq(harness_wait_log(&d2, "-2.pcap closed", 1, 10000), 0);
+	/* node-b's file is in its own directory, none in node-a's. */
+	ck_assert_int_eq(rec_count_in(recdir2, f2, 0x2222), 5);
+	snprintf(path, sizeof(path), "%s/%s", recdir, f2);
+	ck_assert_int_eq(stat(path, &st), -1);
+	ck_assert_int_eq(rec_size(f1), size1);
+	ck_assert_int_eq(rec_count(f1, 0x1111), 10);
+	rpc_client_free(rb);
 	close(caller);
 	close(dest);
 }
@@ -1978,6 +2072,7 @@ main(void)
 	const TTest *const t_restart[] = { restart, NULL };
 	const TTest *const t_rec[] = { rec_restart, NULL };
 	const TTest *const t_norec[] = { rec_norecdir, NULL };
+	const TTest *const t_rectake[] = { rec_takeover, NULL };
 	const TTest *const t_take[] = { takeover, NULL };
 	const TTest *const t_tans[] = { takeover_answer, NULL };
 	const TTest *const t_mirror[] = { mirror, NULL };
@@ -1993,6 +2088,8 @@ main(void)
 	harness_tcase(s, "restart", up, down, 90, t_restart);
 	harness_tcase(s, "recording", up_rec, down, 120, t_rec);
 	harness_tcase(s, "recording-off", up_rec, down, 90, t_norec);
+	harness_tcase(s, "recording-takeover", up_rec_pair, down, 90,
+	    t_rectake);
 	harness_tcase(s, "takeover", up_pair, down, 90, t_take);
 	harness_tcase(s, "takeover-answer", up_pair, down, 120, t_tans);
 	harness_tcase(s, "mirror", up_pair, down, 120, t_mirror);
