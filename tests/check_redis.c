@@ -1132,6 +1132,11 @@ START_TEST(rec_norecdir)
 	ck_assert_msg(rec_wait(rc, "rn-1", 1, 10, f1, sizeof(f1)) == 0, "%s",
 	    f1);
 	ck_assert_int_eq(rwait("rn-1", "parts", "1", 5000), 0);
+	/* The counters' snapshot has all 10 before the kill. */
+	for (i = 0; i < 100 && strncmp(rfield("rn-1", "c0"), "10 ", 3) != 0;
+	    i++)
+		msleep(50);
+	ck_assert_int_eq(strncmp(rfield("rn-1", "c0"), "10 ", 3), 0);
 	for (i = 0; i < 100 && rec_count(f1, 0x1111) != 10; i++)
 		msleep(100);
 	rpc_client_free(rc);
