@@ -45,23 +45,6 @@ static char		rhost[32] = "127.0.0.1";
 
 /* --- helpers ------------------------------------------------------------ */
 
-static int64_t
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 static pid_t
 redis_pid(void)
 {
@@ -150,11 +133,11 @@ redis_up(void)
 			if (r != NULL) {
 				freeReplyObject(r);
 				for (; i < 200 && redis_pid() == -1; i++)
-					msleep(20);
+					harness_sleep_ms(20);
 				return 0;
 			}
 		}
-		msleep(50);
+		harness_sleep_ms(50);
 	}
 	return -1;
 }
@@ -171,7 +154,7 @@ redis_down(void)
 	kill(pid, SIGKILL);
 	for (i = 0; i < 300 && harness_alive(pid); i++) {
 		(void)waitpid(pid, NULL, WNOHANG);
-		msleep(10);
+		harness_sleep_ms(10);
 	}
 	(void)waitpid(pid, NULL, WNOHANG);
 	(void)unlink(rpidfile);
@@ -230,61 +213,25 @@ rexists(const char *id)
 static int
 rwait(const char *id, const char *field, const char *want, int ms)
 {
-	int64_t until = mono() + ms * harness_slow();
+	int64_t until = harness_now_ms() + ms * harness_slow();
 
 	do {
 		if (want[0] == '\0' ? rexists(id) == 0 :
 		    strcmp(rfield(id, field), want) == 0)
 			return 0;
-		msleep(50);
-	} while (mono() < until);
+		harness_sleep_ms(50);
+	} while (harness_now_ms() < until);
 	return -1;
 }
 
-static long long metric_at(uint16_t, const char *);
 
 static long long
 metric(const char *name)
 {
-	return metric_at(mport, name);
+	return harness_metric(mport, name);
 }
 
 /* The value of a metric line starting with name (and a space); -1. */
-static long long
-metric_at(uint16_t port, const char *name)
-{
-	struct sockaddr_in	 sin;
-	static char		 buf[256 * 1024];
-	char			 req[128], pat[128], *p;
-	size_t			 n = 0;
-	ssize_t			 r;
-	long long		 v = -1;
-	int			 fd;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		return -1;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons(port);
-	snprintf(req, sizeof(req), "GET /metrics HTTP/1.1\r\nHost: x\r\n"
-	    "Connection: close\r\n\r\n");
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-	    write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
-		close(fd);
-		return -1;
-	}
-	while (n < sizeof(buf) - 1 &&
-	    (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
-		n += (size_t)r;
-	close(fd);
-	buf[n] = '\0';
-	snprintf(pat, sizeof(pat), "\n%s ", name);
-	if ((p = strstr(buf, pat)) != NULL)
-		v = atoll(p + strlen(pat));
-	return v;
-}
-
 static struct rpc_client *
 client(void)
 {
@@ -532,7 +479,7 @@ START_TEST(write_through)
 		c0 = rfield("wt-1", "c0");
 		if (strncmp(c0, "10 ", 3) == 0)
 			break;
-		msleep(50);
+		harness_sleep_ms(50);
 	}
 	/* packets received, bytes received, packets sent, bytes sent */
 	snprintf(want, sizeof(want), "10 %zu 10 %zu ", 10 * n, 10 * n);
@@ -573,7 +520,7 @@ START_TEST(write_through)
 	freeReplyObject(r);
 	for (i = 0; i < 100 && metric("rtpproxyd_redis_deletes_total") < 1;
 	    i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	ck_assert_int_eq(metric("rtpproxyd_redis_deletes_total"), 1);
 	close(caller);
 	close(dest);
@@ -587,7 +534,7 @@ END_TEST
 static int
 consistent(char ids[][32], const int *alive, int n, int ms)
 {
-	int64_t	until = mono() + ms * harness_slow();
+	int64_t	until = harness_now_ms() + ms * harness_slow();
 	int	i, ok;
 
 	do {
@@ -595,8 +542,8 @@ consistent(char ids[][32], const int *alive, int n, int ms)
 			ok = rexists(ids[i]) == alive[i];
 		if (ok)
 			return 0;
-		msleep(100);
-	} while (mono() < until);
+		harness_sleep_ms(100);
+	} while (harness_now_ms() < until);
 	for (i = 0; i < n; i++)
 		if (rexists(ids[i]) != alive[i])
 			fprintf(stderr, "check_redis: %s: %s in Redis\n",
@@ -650,7 +597,7 @@ START_TEST(outage)
 		}
 	}
 	for (i = 0; i < 200 && metric("rtpproxyd_redis_up") != 0; i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 0);
 	ck_assert_int_eq(redis_up(), 0);
 	ck_assert_int_eq(consistent(ids, alive, n, 15000), 0);
@@ -671,12 +618,12 @@ START_TEST(outage)
 	/* Long enough for the daemon to give up on it and try again. */
 	for (i = 0; i < 200 && metric("rtpproxyd_redis_timeouts_total") < 1;
 	    i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	ck_assert_int_ge(metric("rtpproxyd_redis_timeouts_total"), 1);
 	kill(rp, SIGCONT);
 	ck_assert_int_eq(consistent(ids, alive, n, 20000), 0);
 	for (i = 0; i < 200 && metric("rtpproxyd_redis_up") != 1; i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	ck_assert_int_eq(metric("rtpproxyd_redis_up"), 1);
 	ck_assert_int_eq(consistent(ids, alive, n, 20000), 0);
 	close(dest);
@@ -694,7 +641,7 @@ kill_daemon(struct daemon *x)
 	(void)waitpid(x->pid, NULL, 0);
 	x->pid = -1;
 	harness_kill_workers(x, SIGKILL);
-	msleep(200);
+	harness_sleep_ms(200);
 	(void)shm_unlink(x->shm);
 }
 
@@ -752,7 +699,7 @@ START_TEST(restart)
 	ck_assert_int_eq(rwait("rs-1", "latched", want, 5000), 0);
 	for (i = 0; i < 100 && strncmp(rfield("rs-1", "c0"), "10 ", 3) != 0;
 	    i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	snprintf(c0, sizeof(c0), "%s", rfield("rs-1", "c0"));
 	ck_assert_int_eq(strncmp(c0, "10 ", 3), 0);
 	ck_assert_int_eq(rwait("rs-3", "v", "", 5000), 0);
@@ -831,7 +778,7 @@ START_TEST(restart)
 	    (ssize_t)n);
 	for (i = 0; i < 100 && strncmp(rfield("rs-1", "c0"), "11 ", 3) != 0;
 	    i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	ck_assert_int_eq(strncmp(rfield("rs-1", "c0"), "11 ", 3), 0);
 	ck_assert_int_eq(harness_destroy(rc, "rs-1"), RP_OK);
 	ck_assert_int_eq(rwait("rs-1", "v", "", 5000), 0);
@@ -956,7 +903,7 @@ rec_wait(struct rpc_client *rc, const char *id, uint32_t parts,
 		}
 		harness_info_free(si);
 		if (!ok)
-			msleep(50 * harness_slow());
+			harness_sleep_ms(50 * harness_slow());
 	}
 	return ok ? 0 : -1;
 }
@@ -1046,7 +993,7 @@ START_TEST(rec_restart)
 
 	/* On disk within half a second of the last packet: all of it. */
 	for (i = 0; i < 100 && rec_count(f1, 0x1111) != 10; i++)
-		msleep(100);
+		harness_sleep_ms(100);
 	ck_assert_int_eq(rec_count(f1, 0x1111), 10);
 	kill_all();
 	size1 = rec_size(f1);
@@ -1135,10 +1082,10 @@ START_TEST(rec_norecdir)
 	/* The counters' snapshot has all 10 before the kill. */
 	for (i = 0; i < 100 && strncmp(rfield("rn-1", "c0"), "10 ", 3) != 0;
 	    i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	ck_assert_int_eq(strncmp(rfield("rn-1", "c0"), "10 ", 3), 0);
 	for (i = 0; i < 100 && rec_count(f1, 0x1111) != 10; i++)
-		msleep(100);
+		harness_sleep_ms(100);
 	rpc_client_free(rc);
 
 	kill_all();
@@ -1195,9 +1142,9 @@ START_TEST(rec_takeover)
 	ck_assert_int_eq(rwait("rt-1", "parts", "1", 5000), 0);
 	for (i = 0; i < 100 && strncmp(rfield("rt-1", "c0"), "10 ", 3) != 0;
 	    i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	for (i = 0; i < 100 && rec_count(f1, 0x1111) != 10; i++)
-		msleep(100);
+		harness_sleep_ms(100);
 	ck_assert_int_eq(rec_count(f1, 0x1111), 10);
 	rpc_client_free(ra);
 
@@ -1274,15 +1221,15 @@ START_TEST(takeover)
 	}
 	for (i = 0; i < 100 && strncmp(rfield("tk-1", "c0"), "10 ", 3) != 0;
 	    i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	ck_assert_int_eq(strncmp(rfield("tk-1", "c0"), "10 ", 3), 0);
 	ck_assert_int_eq(rwait("tk-3", "v", "", 5000), 0);
 	rpc_client_free(ra);
 	/* What the standby would take over, as it follows Redis. */
-	for (i = 0; i < 100 && metric_at(mport2, "rtpproxyd_redis_standby_"
+	for (i = 0; i < 100 && harness_metric(mport2, "rtpproxyd_redis_standby_"
 	    "sessions{node=\"node-a\"}") != 2; i++)
-		msleep(50);
-	ck_assert_int_eq(metric_at(mport2, "rtpproxyd_redis_standby_sessions"
+		harness_sleep_ms(50);
+	ck_assert_int_eq(harness_metric(mport2, "rtpproxyd_redis_standby_sessions"
 	    "{node=\"node-a\"}"), 2);
 
 	/* node-a is gone; node-b is told to take over (rtpproxyctl). */
@@ -1324,7 +1271,7 @@ START_TEST(takeover)
 	    (ssize_t)n);
 	for (i = 0; i < 100 && strncmp(rfield("tk-1", "c0"), "11 ", 3) != 0;
 	    i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	ck_assert_int_eq(strncmp(rfield("tk-1", "c0"), "11 ", 3), 0);
 
 	/* Asked again, or for itself: refused. */
@@ -1392,9 +1339,9 @@ metric_wait(uint16_t port, const char *name, long long want, int ms)
 	int		i;
 
 	for (i = 0; i < ms / 50; i++) {
-		if ((v = metric_at(port, name)) == want)
+		if ((v = harness_metric(port, name)) == want)
 			break;
-		msleep(50);
+		harness_sleep_ms(50);
 	}
 	return v;
 }
@@ -1479,10 +1426,10 @@ START_TEST(takeover_answer)
 	    strstr(out, "not connected to Redis") != NULL, "%s", out);
 
 	/* A client that gives up: the daemon answers into nothing. */
-	for (i = 0; i < 200 && metric_at(mport2, "rtpproxyd_redis_up") != 1;
+	for (i = 0; i < 200 && harness_metric(mport2, "rtpproxyd_redis_up") != 1;
 	    i++)
-		msleep(50);
-	ck_assert_int_eq(metric_at(mport2, "rtpproxyd_redis_up"), 1);
+		harness_sleep_ms(50);
+	ck_assert_int_eq(harness_metric(mport2, "rtpproxyd_redis_up"), 1);
 	kill(rp, SIGSTOP);
 	snprintf(cmd, sizeof(cmd), "%s -t 1 -s %s takeover node-y 2>&1",
 	    getenv("RTPPROXYCTL"), d2.grpc);
@@ -1491,23 +1438,23 @@ START_TEST(takeover_answer)
 	ck_assert_msg(st == 4, "exit %d: %s", st, out);
 	for (i = 0; i < 200 && harness_log_count(&d2, "takeover of node "
 	    "node-y") < 1; i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	snprintf(cmd, sizeof(cmd), "%s -s %s takeover node-y 2>&1",
 	    getenv("RTPPROXYCTL"), d2.grpc);
 	for (i = 0; i < 100; i++) {
 		st = harness_run(cmd, out, sizeof(out));
 		if (st == 0 || strstr(out, "is running") == NULL)
 			break;
-		msleep(100);
+		harness_sleep_ms(100);
 	}
 	ck_assert_msg(st == 0, "exit %d: %s", st, out);
 	ck_assert(harness_alive(d2.pid));
 
 	/* Redis gone: refused at once. */
 	redis_down();
-	for (i = 0; i < 200 && metric_at(mport2, "rtpproxyd_redis_up") != 0;
+	for (i = 0; i < 200 && harness_metric(mport2, "rtpproxyd_redis_up") != 0;
 	    i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	snprintf(cmd, sizeof(cmd), "%s -s %s takeover node-a 2>&1",
 	    getenv("RTPPROXYCTL"), d2.grpc);
 	ck_assert_int_eq(harness_run(cmd, out, sizeof(out)), 14);
@@ -1533,7 +1480,7 @@ START_TEST(mirror)
 	ck_assert_int_eq(redis_up(), 0);
 	ck_assert_int_eq(harness_launch(&d2, 1), 0);
 	ck_assert_int_eq(metric_wait(mport2, RESYNCS, 1, 10000), 1);
-	ck_assert_int_eq(metric_at(mport2, MIRRORED), 0);
+	ck_assert_int_eq(harness_metric(mport2, MIRRORED), 0);
 	ck_assert_int_eq(harness_launch(&d, 1), 0);
 	ra = client_of(&d);
 	ck_assert_int_ge(dest = harness_udp(0, &dport), 0);
@@ -1545,7 +1492,7 @@ START_TEST(mirror)
 	ck_assert_int_eq(harness_destroy(ra, "mi-5"), RP_OK);
 	ck_assert_int_eq(metric_wait(mport2, MIRRORED, 5, 10000), 5);
 	/* Nothing was read of node-a's set but at the start. */
-	ck_assert_int_eq(metric_at(mport2, RESYNCS), 1);
+	ck_assert_int_eq(harness_metric(mport2, RESYNCS), 1);
 
 	/* Redis restarted (empty): node-a writes again, the mirror too. */
 	redis_down();
@@ -1648,7 +1595,7 @@ START_TEST(list_nodes)
 	redis_down();
 	for (i = 0; i < 200 && harness_log_count(&d, "sessions are written "
 	    "again") < 1; i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	snprintf(cmd, sizeof(cmd), "%s -s %s list --node node-b 2>&1",
 	    getenv("RTPPROXYCTL"), d.grpc);
 	ck_assert_int_ne(harness_run(cmd, out, sizeof(out)), 0);
@@ -1987,7 +1934,7 @@ START_TEST(floating)
 	 */
 	for (i = 0; i < 200 && sh("ip netns exec %s ss -Hunl | grep -q "
 	    "'" NS_FLOAT ":%u '", ns[1], lport) != 0; i++)
-		msleep(50);
+		harness_sleep_ms(50);
 	ck_assert_msg(sh("ip netns exec %s ss -Hunl | grep -q '" NS_FLOAT
 	    ":%u '", ns[1], lport) == 0, "node-b has not bound %s:%u in "
 	    "advance", NS_FLOAT, lport);
@@ -1999,8 +1946,8 @@ START_TEST(floating)
 	 * killed, and the address moved to node-b as keepalived does (and
 	 * its gratuitous ARP: the clients forget node-a's MAC).
 	 */
-	t0 = mono();
-	while (mono() - t0 < 30000 * harness_slow()) {
+	t0 = harness_now_ms();
+	while (harness_now_ms() - t0 < 30000 * harness_slow()) {
 		n = harness_rtp(pkt, (uint16_t)seq, (uint32_t)seq * 160,
 		    0x55, 100);
 		seq++;
