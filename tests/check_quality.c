@@ -308,11 +308,11 @@ call_up(struct rpc_client *c, const char *id, struct call *k,
 	/* RTP both ways: the caller's latch, and each side's SSRC known */
 	n = harness_rtp(b, 1, 160, 0xca11e7, 160);
 	tx(k->cal[0], k->lp, b, n);
-	ck_assert_int_eq(harness_recv(k->dst[0], b, sizeof(b), harness_ms(3000),
+	ck_assert_int_eq(harness_recv(k->dst[0], b, sizeof(b), 3000,
 	    NULL), (ssize_t)n);
 	n = harness_rtp(b, 1, 160, 0xde57, 160);
 	tx(k->dst[0], k->fp, b, n);
-	ck_assert_int_eq(harness_recv(k->cal[0], b, sizeof(b), harness_ms(3000),
+	ck_assert_int_eq(harness_recv(k->cal[0], b, sizeof(b), 3000,
 	    NULL), (ssize_t)n);
 }
 
@@ -404,11 +404,11 @@ START_TEST(quality_rtt)
 		round_trip(k.cal[1], k.lp + 1, 0xca11e7, k.dst[1], k.fp + 1,
 		    0xde57, 300, &fwd);
 		ck_assert_int_ge(harness_recv(k.cal[1], (uint8_t[256]){ 0 },
-		    256, harness_ms(3000), NULL), 8);
+		    256, 3000, NULL), 8);
 		round_trip(k.dst[1], k.fp + 1, 0xde57, k.cal[1], k.lp + 1,
 		    0xca11e7, 150, &rev);
 		ck_assert_int_ge(harness_recv(k.dst[1], (uint8_t[256]){ 0 },
-		    256, harness_ms(3000), NULL), 8);
+		    256, 3000, NULL), 8);
 	}
 	si = status_until(c, "q-rtt", two_rtt_each);
 	rtt = si->forward_stats->rtt_ms;
@@ -489,7 +489,7 @@ START_TEST(quality_mos)
 		n = harness_rtp(b, (uint16_t)i, (uint32_t)i * 160, 0xca11e7,
 		    160);
 		tx(k.cal[0], k.lp, b, n);
-		if (harness_recv(k.dst[0], b, sizeof(b), harness_ms(3000), NULL) ==
+		if (harness_recv(k.dst[0], b, sizeof(b), 3000, NULL) ==
 		    (ssize_t)n && i % 10 != 0)
 			got++;
 	}
@@ -509,7 +509,7 @@ START_TEST(quality_mos)
 		    160);
 		tx(k.dst[0], k.fp, b, n);
 		ck_assert_int_eq(harness_recv(k.cal[0], b, sizeof(b),
-		    harness_ms(3000), NULL), (ssize_t)n);
+		    3000, NULL), (ssize_t)n);
 	}
 	si = status_until(c, "q-mos", have_reports);
 	ck_assert_uint_eq(si->forward_stats->rtcp_reports, 1);
@@ -564,14 +564,14 @@ START_TEST(quality_malformed)
 	/* an RR from the caller about reverse media: 5 blocks, 1 there */
 	n = mkrr(b, 0xca11e7, &blk, 5);
 	tx(k.cal[1], k.lp + 1, b, n);
-	ck_assert_int_eq(harness_recv(k.dst[1], b, sizeof(b), harness_ms(3000),
+	ck_assert_int_eq(harness_recv(k.dst[1], b, sizeof(b), 3000,
 	    NULL), (ssize_t)n);
 	/* an SR too short for its sender info */
 	n = mksr(b, 0xca11e7, ntp_now());
 	b[3] = 1;
 	n = 8;
 	tx(k.cal[1], k.lp + 1, b, n);
-	ck_assert_int_eq(harness_recv(k.dst[1], b, sizeof(b), harness_ms(3000),
+	ck_assert_int_eq(harness_recv(k.dst[1], b, sizeof(b), 3000,
 	    NULL), (ssize_t)n);
 	si = status_until(c, "q-bad", one_sent);
 	ck_assert_uint_eq(si->forward_stats->rtcp_packets_sent, 2);
@@ -667,7 +667,7 @@ START_TEST(quality_events_metrics)
 	round_trip(k.cal[1], k.lp + 1, 0xca11e7, k.dst[1], k.fp + 1, 0xde57,
 	    120, &blk);
 	ck_assert_int_ge(harness_recv(k.cal[1], (uint8_t[256]){ 0 }, 256,
-	    harness_ms(3000), NULL), 8);
+	    3000, NULL), 8);
 	round_trip(k.dst[1], k.fp + 1, 0xde57, k.cal[1], k.lp + 1, 0xca11e7,
 	    40, &blk);
 	si = status_until(c, "q-ev", one_rtt_each);
@@ -959,7 +959,7 @@ START_TEST(dtmf_drop)
 	voice(&fw, 3);
 	expect_dtmf(st, "7", 200, "forward", 1, t0);
 	/* the destination got the voice, not the digit */
-	while (harness_recv(k.dst[0], b, sizeof(b), harness_ms(500), NULL) > 0) {
+	while (harness_recv(k.dst[0], b, sizeof(b), 500, NULL) > 0) {
 		if ((b[1] & 0x7f) == 96)
 			pt96++;
 		else

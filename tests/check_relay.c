@@ -2203,7 +2203,7 @@ START_TEST(e2e_overflow_stopped)
 	n = mkrtp(b, 0, 0, 0x5150, 160);
 	tx(cal[0], 0, lp, b, n);
 	sent++;
-	ck_assert_int_eq(harness_recv(dst[0], got, sizeof(got), harness_ms(3000),
+	ck_assert_int_eq(harness_recv(dst[0], got, sizeof(got), 3000,
 	    NULL), (ssize_t)n);
 
 	ck_assert_int_eq(kill(wpid, SIGSTOP), 0);
@@ -2232,7 +2232,7 @@ START_TEST(e2e_overflow_stopped)
 	/* The next datagram's count is the same drops: not added again. */
 	tx(cal[0], 0, lp, b, n);
 	sent++;
-	ck_assert_int_eq(harness_recv(dst[0], got, sizeof(got), harness_ms(3000),
+	ck_assert_int_eq(harness_recv(dst[0], got, sizeof(got), 3000,
 	    NULL), (ssize_t)n);
 	si = e2e_status_until(c, "ovfl", rcvd + 1, 0, 0);
 	ck_assert_uint_eq(si->forward_stats->packets_received, rcvd + 1);

@@ -233,7 +233,7 @@ START_TEST(destination_midstream)
 	/* Reverse media from the new destination reaches the caller. */
 	n = harness_rtp(b, 7, 7, 0x4321, 20);
 	ck_assert_int_eq(harness_send(fb, "127.0.0.1", fport, b, n), 0);
-	ck_assert_int_eq(harness_recv(fc, b, sizeof(b), harness_ms(3000), NULL),
+	ck_assert_int_eq(harness_recv(fc, b, sizeof(b), 3000, NULL),
 	    (ssize_t)n);
 	/* Nothing changed: nothing to say, no count. */
 	ck_assert_int_eq(update_dest(c, "mid", "127.0.0.1", pb, NULL, 0), 0);
@@ -347,7 +347,7 @@ START_TEST(direction_and_rate)
 	/* latch the caller */
 	n = harness_rtp(b, 1, 1, 0x11, 20);
 	harness_send(fc, "127.0.0.1", lport, b, n);
-	ck_assert_int_eq(harness_recv(fa, b, sizeof(b), harness_ms(3000), NULL),
+	ck_assert_int_eq(harness_recv(fa, b, sizeof(b), 3000, NULL),
 	    (ssize_t)n);
 
 	req.session_id = (char *)"dir";
@@ -373,7 +373,7 @@ START_TEST(direction_and_rate)
 	ck_assert_int_eq(drain(fc, 300, NULL, NULL), 0);
 	n = harness_rtp(b, 2, 2, 0x11, 20);
 	harness_send(fc, "127.0.0.1", lport, b, n);
-	ck_assert_int_eq(harness_recv(fa, b, sizeof(b), harness_ms(3000), NULL),
+	ck_assert_int_eq(harness_recv(fa, b, sizeof(b), 3000, NULL),
 	    (ssize_t)n);
 
 	req.direction = RTPPROXY__UPDATE_DIRECTION__UPDATE_DIRECTION_BOTH;

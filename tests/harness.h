@@ -99,7 +99,8 @@ int	harness_udp_bind(int v6, uint16_t port);
 void	harness_sa_loopback(struct sockaddr_storage *, socklen_t *, int v6,
 	    uint16_t port);
 uint16_t harness_sa_port(const struct sockaddr_storage *);
-/* Wait up to ms for a datagram; returns its length or -1. */
+/* Wait up to ms (scaled by harness_slow() here: pass it unscaled) for a
+ * datagram; returns its length or -1. */
 ssize_t	harness_recv(int fd, void *buf, size_t len, int ms,
 	    struct sockaddr_storage *from);
 int	harness_send(int fd, const char *addr, uint16_t port, const void *,
