@@ -1455,7 +1455,12 @@ START_TEST(test_netns_both_ways)
 }
 END_TEST
 
-/* Pins of our daemons that a failed test killed: test tables only. */
+/*
+ * Pins and filters of our daemons that a failed test's end killed (check
+ * kills its process group with SIGKILL, before the teardown): test
+ * tables only, before each test (the next would find the filter on lo)
+ * and at the end.
+ */
 static void
 pins_left(void)
 {
@@ -1475,6 +1480,7 @@ pins_left(void)
 		kfwd_cleanup(dir, shm);
 	}
 	closedir(dp);
+	harness_sweep_tables();
 }
 
 static Suite *
@@ -1489,7 +1495,7 @@ kfwd_suite(void)
 
 	tc = tcase_create("relay");
 	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, NULL, down);
+	tcase_add_checked_fixture(tc, pins_left, down);
 	tcase_add_test(tc, test_loopback_both_ways);
 	tcase_add_test(tc, test_same_figures);
 	tcase_add_test(tc, test_fallbacks);
@@ -1506,7 +1512,7 @@ kfwd_suite(void)
 
 	tc = tcase_create("restart");
 	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, NULL, down);
+	tcase_add_checked_fixture(tc, pins_left, down);
 	tcase_add_test(tc, test_worker_killed);
 	tcase_add_test(tc, test_master_usr2);
 	tcase_add_test(tc, test_leftovers_removed);
@@ -1515,7 +1521,7 @@ kfwd_suite(void)
 
 	tc = tcase_create("netns");
 	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, NULL, down);
+	tcase_add_checked_fixture(tc, pins_left, down);
 	tcase_add_unchecked_fixture(tc, NULL, ns_down);
 	tcase_add_test(tc, test_netns_both_ways);
 	suite_add_tcase(s, tc);

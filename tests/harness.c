@@ -948,6 +948,26 @@ harness_tcase(Suite *s, const char *name, void (*setup)(void),
 	return tc;
 }
 
+void
+harness_sweep_tables(void)
+{
+	struct dirent	*e;
+	DIR		*dp;
+	char		 name[300];
+	long		 pid;
+
+	if ((dp = opendir("/dev/shm")) == NULL)
+		return;
+	while ((e = readdir(dp)) != NULL) {
+		if (sscanf(e->d_name, "rtpproxyd-test-%ld-", &pid) != 1 ||
+		    pid <= 1 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(name, sizeof(name), "/%s", e->d_name);
+		(void)shm_unlink(name);
+	}
+	closedir(dp);
+}
+
 int
 harness_run_suite(Suite *s)
 {
@@ -955,7 +975,9 @@ harness_run_suite(Suite *s)
 	int	 failed;
 
 	harness_parent = getpid();
+	harness_sweep_tables();
 	srunner_run_all(sr, CK_NORMAL);
+	harness_sweep_tables();
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	if (harness_reports > 0)

@@ -99,6 +99,14 @@ int	harness_udp_bind(int v6, uint16_t port);
 void	harness_sa_loopback(struct sockaddr_storage *, socklen_t *, int v6,
 	    uint16_t port);
 uint16_t harness_sa_port(const struct sockaddr_storage *);
+/*
+ * Session tables that the daemons of failed tests left in /dev/shm: check
+ * ends a failed test's process with _exit() and kills its process group
+ * (its daemons with it, by SIGKILL) before any teardown runs.  A test
+ * table is named for the test's process; once that is gone, so is the
+ * table.  harness_run_suite sweeps before and after its tests.
+ */
+void	harness_sweep_tables(void);
 /* Wait up to ms (scaled by harness_slow() here: pass it unscaled) for a
  * datagram; returns its length or -1. */
 ssize_t	harness_recv(int fd, void *buf, size_t len, int ms,
