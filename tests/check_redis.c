@@ -1100,18 +1100,7 @@ START_TEST(rec_norecdir)
 	    "its recording: no recording-dir is configured on this node"), 1);
 	rc = client();
 	rec_media(caller, dest, lport, 200, 5, 0x2222);
-	/*
-	 * The worker adds a batch's counts once it has sent the batch: the
-	 * last packet may be at dest a moment before it is counted.
-	 */
-	for (i = 0; ; i++) {
-		ck_assert_int_eq(harness_status(rc, "rn-1", &si), RP_OK);
-		if (si->forward_stats->packets_received >= 15 ||
-		    i >= harness_ms(5000) / 50)
-			break;
-		harness_info_free(si);
-		harness_sleep_ms(50);
-	}
+	ck_assert_int_eq(harness_status_counted(rc, "rn-1", 15, &si), RP_OK);
 	/* The parts it had are known; none is active. */
 	ck_assert_ptr_nonnull(si->recording);
 	ck_assert(!si->recording->active);

@@ -784,7 +784,7 @@ START_TEST(framed_rtp)
 		have += (size_t)k;
 	ck_assert_uint_eq(have, n);
 	ck_assert_int_eq(memcmp(got, stream, n), 0);
-	ck_assert_int_eq(harness_status(c, "tcp-4571", &si), 0);
+	ck_assert_int_eq(harness_status_counted(c, "tcp-4571", 198, &si), 0);
 	ck_assert_uint_eq(si->forward_stats->packets_received, 198);
 	ck_assert_int_eq(si->forward_stats->packets_lost, 2);
 	ck_assert_uint_eq(si->forward_stats->ssrc, 0xabcdef);

@@ -1053,6 +1053,25 @@ harness_status(struct rpc_client *c, const char *id,
 	return rc;
 }
 
+int
+harness_status_counted(struct rpc_client *c, const char *id, uint64_t n,
+    Rtpproxy__SessionInfo **info)
+{
+	int64_t	end = harness_now_ms() + harness_ms(5000);
+	int	rc;
+
+	for (;;) {
+		if ((rc = harness_status(c, id, info)) != 0)
+			return rc;
+		if ((*info)->forward_stats == NULL ||
+		    (*info)->forward_stats->packets_received >= n ||
+		    harness_now_ms() >= end)
+			return 0;
+		harness_info_free(*info);
+		harness_sleep_ms(20);
+	}
+}
+
 void
 harness_info_free(Rtpproxy__SessionInfo *i)
 {

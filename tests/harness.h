@@ -121,6 +121,14 @@ size_t	harness_rtp(uint8_t *, uint16_t seq, uint32_t ts, uint32_t ssrc,
 /* GetSessionStatus of id: its session (free with harness_info_free). */
 int	harness_status(struct rpc_client *, const char *id,
 	    Rtpproxy__SessionInfo **);
+/*
+ * The same once its forward direction has counted n packets received, or
+ * after 5 s (scaled): a worker adds a batch's counts after it has sent
+ * the batch, so the last packet may be at its destination a moment
+ * before the status shows it.  The caller holds the figures to account.
+ */
+int	harness_status_counted(struct rpc_client *, const char *id,
+	    uint64_t n, Rtpproxy__SessionInfo **);
 void	harness_info_free(Rtpproxy__SessionInfo *);
 /* SIGHUP, and wait for the log to say the reload is done (or refused). */
 int	harness_reload(struct daemon *);
