@@ -40,25 +40,9 @@ static struct daemon	d;
 static int
 tcp_listen_on(const char *addr, uint16_t *port)
 {
-	struct sockaddr_in	sin;
-	socklen_t		len = sizeof(sin);
-	int			fd, tries;
+	int fd;
 
-	for (tries = 0; tries < 64; tries++) {
-		ck_assert_int_ge(fd = socket(AF_INET, SOCK_STREAM, 0), 0);
-		memset(&sin, 0, sizeof(sin));
-		sin.sin_family = AF_INET;
-		inet_pton(AF_INET, addr, &sin.sin_addr);
-		ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin,
-		    sizeof(sin)), 0);
-		ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin,
-		    &len), 0);
-		if (!harness_media_port(ntohs(sin.sin_port)))
-			break;
-		close(fd);
-	}
-	ck_assert_int_eq(listen(fd, 8), 0);
-	*port = ntohs(sin.sin_port);
+	ck_assert_int_ge(fd = harness_tcp_listen(addr, port), 0);
 	return fd;
 }
 

@@ -659,6 +659,33 @@ harness_udp_bind(int v6, uint16_t port)
 	}
 }
 
+int
+harness_tcp_listen(const char *addr, uint16_t *port)
+{
+	struct sockaddr_in	sin;
+	int			fd, tries;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
+		return -1;
+	for (tries = 0; tries < 1000; tries++) {
+		if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) ==
+		    -1)
+			return -1;
+		sin.sin_port = htons(harness_next_port());
+		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+		    listen(fd, 8) == 0) {
+			*port = ntohs(sin.sin_port);
+			return fd;
+		}
+		close(fd);
+		if (errno != EADDRINUSE)
+			return -1;
+	}
+	return -1;
+}
+
 /*
  * The ports the tests' own sockets use when any will do: below the media
  * ranges of harness daemons and the kernel's choice, so that a test's

@@ -84,6 +84,12 @@ long long harness_metric(uint16_t port, const char *sample);
 #define HARNESS_API_MIN		60000
 #define HARNESS_API_MAX		60999
 uint16_t harness_next_port(void);
+/*
+ * A listening TCP socket on addr (IPv4) at a port of the peer range (a
+ * session's TCP destination: never one of a daemon's media ports); its
+ * port in *port.  The descriptor or -1.
+ */
+int	harness_tcp_listen(const char *addr, uint16_t *port);
 /* A free TCP port of the API range, for a daemon's listen or metrics. */
 uint16_t harness_tcp_port(void);
 /* In extra: do not allow loopback destinations as harness_prepare does. */
@@ -107,8 +113,10 @@ uint16_t harness_sa_port(const struct sockaddr_storage *);
  * table.  harness_run_suite sweeps before and after its tests.
  */
 void	harness_sweep_tables(void);
-/* Wait up to ms (scaled by harness_slow() here: pass it unscaled) for a
- * datagram; returns its length or -1. */
+/*
+ * Wait up to ms for a datagram (scaled by harness_slow() here: pass it
+ * unscaled); returns its length or -1.
+ */
 ssize_t	harness_recv(int fd, void *buf, size_t len, int ms,
 	    struct sockaddr_storage *from);
 int	harness_send(int fd, const char *addr, uint16_t port, const void *,
