@@ -106,14 +106,6 @@ void	harness_sa_loopback(struct sockaddr_storage *, socklen_t *, int v6,
 	    uint16_t port);
 uint16_t harness_sa_port(const struct sockaddr_storage *);
 /*
- * Session tables that the daemons of failed tests left in /dev/shm: check
- * ends a failed test's process with _exit() and kills its process group
- * (its daemons with it, by SIGKILL) before any teardown runs.  A test
- * table is named for the test's process; once that is gone, so is the
- * table.  harness_run_suite sweeps before and after its tests.
- */
-void	harness_sweep_tables(void);
-/*
  * Wait up to ms for a datagram (scaled by harness_slow() here: pass it
  * unscaled); returns its length or -1.
  */
@@ -197,5 +189,13 @@ TCase	*harness_tcase(Suite *, const char *name, void (*setup)(void),
 	    void (*teardown)(void), int timeout_s, const TTest *const *tests);
 /* Run every test (CK_NORMAL); 0 if all passed, otherwise 1. */
 int	harness_run_suite(Suite *);
+/*
+ * Session tables that the daemons of failed tests left in /dev/shm: check
+ * ends a failed test's process with _exit() and kills its process group
+ * (its daemons with it, by SIGKILL) before any teardown runs.  A test
+ * table is named for the test's process; once that is gone, so is the
+ * table.  harness_run_suite sweeps before and after its tests.
+ */
+void	harness_sweep_tables(void);
 
 #endif
